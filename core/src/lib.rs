@@ -1,0 +1,15 @@
+//! The pure core of sanlock-rs: what sanlock 3.8.5 writes on disk, and (later) the delta and paxos
+//! lease state machines. Nothing here reads a clock, touches a file, spawns a thread or draws
+//! entropy; callers hand in bytes and times and get bytes and decisions back.
+//!
+//! Start with [`ondisk`]: every record of `shared/spec/ondisk.md`, with encode and decode, and the
+//! lease geometry that says where each record lives.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod fuzzing;
+pub mod ids;
+pub mod ondisk;
+
+pub use ids::{Generation, HostId, Lver};
