@@ -1,0 +1,183 @@
+//! `direct init -s LOCKSPACE [-o t] [-Z -A]` and `direct init -r RESOURCE [-n N] [-z 1] [-Z -A]`
+//! (main.c `do_direct_init`, delta_lease.c `delta_lease_init`, paxos_lease.c
+//! `paxos_lease_init`).
+//!
+//! Before any write we check what sanlock does not: the offset is a multiple of the align size,
+//! the area fits on a block device, and the device's logical sectors are not larger than the
+//! lease's. A refusal writes nothing.
+
+use sanlock_core::ondisk::{lockspace_init, resource_init, Geometry, Name, ResourceInit};
+
+use super::{geometry_from_options, monotime_s, EINVAL, ENODEV};
+use crate::cli::locators::ResourceArg;
+use crate::cli::options::Options;
+use crate::disk::{AlignedBuf, Disk, DiskKind};
+
+/// -ENOSPC: the area does not fit on the device.
+const ENOSPC: i32 = -28;
+
+/// Runs `direct init` and prints `init done <rv>`.
+pub fn run(options: &Options, out: &mut Vec<u8>) -> i32 {
+    let rv = if !options.lockspace.path.is_empty() {
+        init_lockspace(options)
+    } else if let Some(res) = options.resources.first() {
+        init_resource(options, res)
+    } else {
+        EINVAL
+    };
+    out.extend_from_slice(format!("init done {rv}\n").as_bytes());
+    rv
+}
+
+fn init_lockspace(options: &Options) -> i32 {
+    let ls = &options.lockspace;
+    let given = match geometry_from_options(options) {
+        Ok(given) => given,
+        Err(rv) => return rv,
+    };
+    // sanlock reports any open failure of a lockspace as -ENODEV.
+    let disk = match Disk::open(&ls.path) {
+        Ok(disk) => disk,
+        Err(e) => {
+            eprintln!("sanlock: {e}");
+            return ENODEV;
+        }
+    };
+    let geometry = match given.or_else(|| disk.sector_size().map(Geometry::legacy)) {
+        Some(geometry) => geometry,
+        None => {
+            return refuse(
+                &disk,
+                "its logical sector size is neither 512 nor 4096",
+                EINVAL,
+            )
+        }
+    };
+    if let Err(rv) = check_area(&disk, ls.offset, geometry, "lockspace", &ls.name) {
+        return rv;
+    }
+    // delta_lease_init stores the int io_timeout in a u16 field.
+    let init = lockspace_init(geometry, ls.name, options.io_timeout_arg as u16);
+    let result = disk
+        .write(ls.offset, &AlignedBuf::from_slice(&init.area))
+        .and_then(|()| disk.write(ls.offset, &AlignedBuf::from_slice(&init.commit_sector)));
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("sanlock: {e}");
+            e.rv()
+        }
+    }
+}
+
+fn init_resource(options: &Options, res: &ResourceArg) -> i32 {
+    if res.disks.is_empty() || res.disks[0].path.is_empty() {
+        return ENODEV;
+    }
+    let given = match geometry_from_options(options) {
+        Ok(given) => given,
+        Err(rv) => return rv,
+    };
+    let mut disks = Vec::with_capacity(res.disks.len());
+    for d in &res.disks {
+        match Disk::open(&d.path) {
+            Ok(disk) => disks.push(disk),
+            Err(e) => {
+                // Every disk must open before anything is written; sanlock would write the
+                // ones it could open.
+                eprintln!("sanlock: {e}");
+                return e.rv();
+            }
+        }
+    }
+    let geometry = match given.or_else(|| disks[0].sector_size().map(Geometry::legacy)) {
+        Some(geometry) => geometry,
+        None => {
+            return refuse(
+                &disks[0],
+                "its logical sector size is neither 512 nor 4096",
+                EINVAL,
+            )
+        }
+    };
+    for (disk, d) in disks.iter().zip(&res.disks) {
+        if let Err(rv) = check_area(disk, d.offset, geometry, "resource", &res.name) {
+            return rv;
+        }
+    }
+    // paxos_lease_init keeps n only when 1 <= n <= max_hosts; a negative -n would be stored as
+    // a huge u64 by 3.8.5, which no reader could use, so it means max_hosts here.
+    let num_hosts = u64::try_from(options.num_hosts).unwrap_or(0);
+    let area = AlignedBuf::from_slice(&resource_init(&ResourceInit {
+        geometry,
+        space_name: res.lockspace_name,
+        resource_name: res.name,
+        num_hosts,
+        clear_at_s: options.clear.then(monotime_s),
+    }));
+    for (disk, d) in disks.iter().zip(&res.disks) {
+        if let Err(e) = disk.write(d.offset, &area) {
+            eprintln!("sanlock: {e}");
+            return e.rv();
+        }
+    }
+    0
+}
+
+/// Refuses an area that would not be a well-formed lease on this disk, before any write.
+fn check_area(
+    disk: &Disk,
+    offset: u64,
+    geometry: Geometry,
+    what: &str,
+    name: &Name,
+) -> Result<(), i32> {
+    let area = geometry.area_bytes();
+    let label = format!("{what} {name}");
+    if offset % area != 0 {
+        return Err(refuse(
+            disk,
+            &format!(
+                "{label}: offset {offset} is not a multiple of the align size {area} \
+                 (geometry {geometry})"
+            ),
+            EINVAL,
+        ));
+    }
+    if let DiskKind::Block {
+        logical_sector,
+        size,
+    } = disk.kind()
+    {
+        let sector = geometry.sector_size().bytes();
+        if logical_sector > sector || sector % logical_sector != 0 {
+            return Err(refuse(
+                disk,
+                &format!(
+                    "{label}: the device has {logical_sector}-byte logical sectors, \
+                     the lease {sector}-byte ones"
+                ),
+                EINVAL,
+            ));
+        }
+        if offset.checked_add(area).is_none_or(|end| end > size) {
+            return Err(refuse(
+                disk,
+                &format!(
+                    "{label}: the area {offset}..{} does not fit on the device of {size} bytes",
+                    offset.saturating_add(area)
+                ),
+                ENOSPC,
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn refuse(disk: &Disk, why: &str, rv: i32) -> i32 {
+    eprintln!(
+        "sanlock: init refused for {}: {why}; nothing was written",
+        String::from_utf8_lossy(disk.path())
+    );
+    rv
+}

@@ -1,0 +1,67 @@
+//! The `sanlock` program: command line, `direct` actions and (later) the daemon, as a library
+//! so that tests can call its parts.
+
+pub mod cli;
+pub mod direct;
+pub mod disk;
+
+use cli::options::{self, ClientAction, DirectAction, Mode};
+use cli::usage::USAGE;
+
+/// What a run of `sanlock` printed and how it ends.
+pub struct Outcome {
+    /// Bytes for stdout.
+    pub stdout: Vec<u8>,
+    /// The exit status.
+    pub code: i32,
+}
+
+/// Runs `sanlock` with `argv` (program name first): parse, then carry out the action.
+pub fn run(argv: &[Vec<u8>]) -> Outcome {
+    let cl = match options::parse(argv) {
+        Ok(cl) => cl,
+        Err(exit) => {
+            let mut stdout = Vec::new();
+            if exit.usage {
+                stdout.extend_from_slice(USAGE.as_bytes());
+            }
+            stdout.extend_from_slice(&exit.stdout);
+            return Outcome {
+                stdout,
+                code: exit.code,
+            };
+        }
+    };
+    let mut stdout = cl.notes.concat();
+    let rv = match cl.mode {
+        Mode::Direct(DirectAction::Init) => direct::init::run(&cl.options, &mut stdout),
+        Mode::Direct(DirectAction::ReadLeader) => {
+            direct::read_leader::run(&cl.options, &mut stdout)
+        }
+        Mode::Direct(DirectAction::Dump) => direct::dump::run(&cl.options, &mut stdout),
+        other => {
+            eprintln!(
+                "sanlock: {} is not implemented yet in sanlock-rs",
+                describe(&other)
+            );
+            1
+        }
+    };
+    // sanlock exits 0 only when the action's result is exactly 0.
+    Outcome {
+        stdout,
+        code: i32::from(rv != 0),
+    }
+}
+
+fn describe(mode: &Mode) -> String {
+    match mode {
+        Mode::Daemon => "`sanlock daemon`".to_string(),
+        Mode::Client(a) => format!("`sanlock client {}`", action_name_client(*a)),
+        Mode::Direct(a) => format!("`sanlock direct {a:?}`").to_lowercase(),
+    }
+}
+
+fn action_name_client(a: ClientAction) -> String {
+    format!("{a:?}").to_lowercase()
+}
