@@ -36,7 +36,7 @@ fn g512() -> Geometry {
 
 /// A leader alone in its sector, as sanlock writes a paxos leader: zeros after it.
 fn leader_sector(leader: &LeaderRecord) -> Vec<u8> {
-    let mut sector = vec![0u8; leader.sector_size().len()];
+    let mut sector = vec![0u8; leader.sector_size().as_usize()];
     sector[..200].copy_from_slice(&leader.encode());
     sector
 }

@@ -85,7 +85,7 @@ proptest! {
     fn delta_sectors_round_trip(leader in delta_leader(), bitmap in bitmap()) {
         let sector = DeltaSector { leader, bitmap };
         let bytes = sector.encode();
-        prop_assert_eq!(bytes.len(), leader.sector_size().len());
+        prop_assert_eq!(bytes.len(), leader.sector_size().as_usize());
         prop_assert_eq!(DeltaSector::decode(&bytes, 0).unwrap(), sector);
     }
 

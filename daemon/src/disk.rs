@@ -219,9 +219,10 @@ impl AlignedBuf {
         buf.as_mut().copy_from_slice(data);
         buf
     }
+}
 
-    /// The bytes, mutably.
-    pub fn as_mut(&mut self) -> &mut [u8] {
+impl AsMut<[u8]> for AlignedBuf {
+    fn as_mut(&mut self) -> &mut [u8] {
         &mut self.storage[self.start..self.start + self.len]
     }
 }

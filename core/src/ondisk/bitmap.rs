@@ -106,14 +106,14 @@ impl DeltaSector {
 
     /// The whole sector to write; every byte outside the leader and the bitmap is zero.
     pub fn encode(&self) -> Vec<u8> {
-        let mut sector = vec![0u8; self.leader.sector_size().len()];
+        let mut sector = vec![0u8; self.leader.sector_size().as_usize()];
         self.encode_into(&mut sector);
         sector
     }
 
     /// Writes the sector into `sector`, which must be exactly one sector long.
     pub fn encode_into(&self, sector: &mut [u8]) {
-        assert_eq!(sector.len(), self.leader.sector_size().len());
+        assert_eq!(sector.len(), self.leader.sector_size().as_usize());
         sector.fill(0);
         let leader = self.leader.encode();
         sector[..leader.len()].copy_from_slice(&leader);

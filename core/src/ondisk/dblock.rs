@@ -242,7 +242,7 @@ impl DblockSector {
 
     /// The whole sector to write.
     pub fn encode(&self, sector_size: SectorSize) -> Vec<u8> {
-        let mut sector = vec![0u8; sector_size.len()];
+        let mut sector = vec![0u8; sector_size.as_usize()];
         sector[..PAXOS_DBLOCK_SIZE].copy_from_slice(&self.dblock.encode());
         sector[MBLOCK_OFFSET..MBLOCK_OFFSET + MODE_BLOCK_SIZE].copy_from_slice(&self.mode.encode());
         sector

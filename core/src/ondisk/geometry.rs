@@ -33,7 +33,7 @@ impl SectorSize {
     }
 
     /// The bytes as a buffer length.
-    pub const fn len(self) -> usize {
+    pub const fn as_usize(self) -> usize {
         self.bytes() as usize
     }
 

@@ -22,7 +22,7 @@ pub struct LockspaceInit {
 pub fn lockspace_init(geometry: Geometry, space_name: Name, io_timeout: u16) -> LockspaceInit {
     let leader = LeaderRecord::delta_init(geometry, space_name, io_timeout);
     let record = leader.encode();
-    let sector_len = geometry.sector_size().len();
+    let sector_len = geometry.sector_size().as_usize();
     let mut area = vec![0u8; geometry.area_bytes() as usize];
     for host in 0..usize::from(geometry.max_hosts()) {
         let at = host * sector_len;
@@ -121,7 +121,7 @@ mod tests {
                 num_hosts: 0,
                 clear_at_s: None,
             });
-            let ss = g.sector_size().len();
+            let ss = g.sector_size().as_usize();
             assert_eq!(area.len() as u64, g.area_bytes());
             assert!(area[200..ss].iter().all(|&b| b == 0));
             assert!(area[ss + 24..].iter().all(|&b| b == 0));

@@ -693,7 +693,8 @@ mod tests {
     #[test]
     fn verify_refuses_what_no_sanlock_host_writes() {
         let good = LeaderRecord::paxos_init(g512(), name("LS"), name("R"), 0).to_raw();
-        let cases: [(&str, fn(&mut RawLeader)); 4] = [
+        type Mutation = fn(&mut RawLeader);
+        let cases: [(&str, Mutation); 4] = [
             ("sector_size", |r| r.sector_size = 1024),
             ("combination", |r| {
                 r.flags = AlignSize::Align2M.leader_flag()

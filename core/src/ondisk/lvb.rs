@@ -20,7 +20,7 @@ pub struct LvbTooLong {
 impl Lvb {
     /// Use when the holder sets a value; fails when it is longer than a sector.
     pub fn new(data: &[u8], sector_size: SectorSize) -> Result<Self, LvbTooLong> {
-        if data.len() > sector_size.len() {
+        if data.len() > sector_size.as_usize() {
             return Err(LvbTooLong {
                 len: data.len(),
                 sector_size: sector_size.bytes(),
@@ -42,10 +42,10 @@ impl Lvb {
     /// The sector to write: the bytes, then zeros.
     pub fn encode(&self, sector_size: SectorSize) -> Vec<u8> {
         assert!(
-            self.0.len() <= sector_size.len(),
+            self.0.len() <= sector_size.as_usize(),
             "LVB longer than its sector"
         );
-        let mut sector = vec![0u8; sector_size.len()];
+        let mut sector = vec![0u8; sector_size.as_usize()];
         sector[..self.0.len()].copy_from_slice(&self.0);
         sector
     }

@@ -509,13 +509,11 @@ pub fn parse(argv: &[Vec<u8>]) -> Result<CommandLine, Exit> {
 fn check_sizes(options: &Options, notes: &[Vec<u8>]) -> Result<(), Exit> {
     let sector = options.sector_size;
     let align = options.align_size.map_or(0, |a| a.bytes());
-    let valid = match (sector, options.align_size) {
-        (0, None) => true,
-        (_, None) => true,
-        (512, Some(AlignSize::Align1M)) => true,
-        (4096, Some(_)) => true,
-        _ => false,
-    };
+    // -Z alone (any value) passes; -A needs -Z 512 with 1M, or -Z 4096.
+    let valid = matches!(
+        (sector, options.align_size),
+        (_, None) | (512, Some(AlignSize::Align1M)) | (4096, Some(_))
+    );
     if valid {
         return Ok(());
     }

@@ -150,7 +150,7 @@ fn dump_delta(
     force_mode: u32,
     out: &mut Vec<u8>,
 ) {
-    let ss = sizes.sector.len();
+    let ss = sizes.sector.as_usize();
     for (i, sector) in data.chunks_exact(ss).enumerate() {
         let lr = RawLeader::parse(sector).expect("a sector holds a leader");
         if lr.magic == 0 || (lr.owner_id == 0 && lr.owner_generation == 0) {
@@ -175,7 +175,7 @@ fn dump_paxos(
     force_mode: u32,
     out: &mut Vec<u8>,
 ) {
-    let ss = sizes.sector.len();
+    let ss = sizes.sector.as_usize();
     let lr = RawLeader::parse(data).expect("a chunk holds a leader");
     leader_columns(chunk_offset, &lr, out);
     out.extend_from_slice(format!(" {}", lr.lver).as_bytes());
@@ -218,7 +218,7 @@ fn dump_rindex(
     force_mode: u32,
     out: &mut Vec<u8>,
 ) {
-    let ss = sizes.sector.len();
+    let ss = sizes.sector.as_usize();
     let rh = RawRindexHeader::parse(data).expect("a chunk holds an rindex header");
     out.extend_from_slice(format!("{chunk_offset:08} ").as_bytes());
     right_aligned(out, &rh.lockspace_name, 36);

@@ -200,7 +200,7 @@ fn probe_sizes(disk: &Disk, offset: u64) -> Result<u32, i32> {
 }
 
 fn read_raw_leader(disk: &Disk, offset: u64, sector: SectorSize) -> Result<RawLeader, i32> {
-    let buf = disk.read(offset, sector.len()).map_err(|e| e.rv())?;
+    let buf = disk.read(offset, sector.as_usize()).map_err(|e| e.rv())?;
     RawLeader::parse(buf.as_ref()).map_err(|_| -1)
 }
 

@@ -1,0 +1,334 @@
+//! Helpers shared by the tests in this folder: scratch space on a file system that takes
+//! O_DIRECT, running our `sanlock` and Debian's, loop devices, guard bytes, C daemons.
+#![allow(dead_code)] // each test file uses a different part
+
+use std::ffi::OsStr;
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Our binary, built by cargo for this test.
+pub fn ours() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_sanlock"))
+}
+
+/// Debian's sanlock 3.8.5 (or `SANLOCK_C` if set), when it is installed and is 3.8.5.
+pub fn c_sanlock() -> Option<PathBuf> {
+    let path = std::env::var_os("SANLOCK_C")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/sbin/sanlock"));
+    let out = Command::new(&path).arg("version").output().ok()?;
+    (out.stdout == b"3.8.5\n").then_some(path)
+}
+
+/// Returns the C binary, or prints one line saying why the test is skipped and returns.
+#[macro_export]
+macro_rules! require_c_sanlock {
+    () => {
+        match common::c_sanlock() {
+            Some(path) => path,
+            None => {
+                eprintln!("skipped: sanlock 3.8.5 is not installed (apt-get install sanlock)");
+                return;
+            }
+        }
+    };
+}
+
+/// Whether loop devices can be made here (root, losetup, a free device).
+pub fn loop_devices_available() -> Result<(), String> {
+    if !rustix::process::geteuid().is_root() {
+        return Err("needs root for loop devices".into());
+    }
+    match Command::new("losetup").arg("-f").output() {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(_) => Err("no free loop device".into()),
+        Err(_) => Err("losetup is not installed".into()),
+    }
+}
+
+/// Returns from the test with a one-line reason when loop devices cannot be made.
+#[macro_export]
+macro_rules! require_loop_devices {
+    () => {
+        if let Err(why) = common::loop_devices_available() {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+}
+
+/// A scratch folder under /var/tmp (tmpfs refuses O_DIRECT), removed when dropped.
+pub struct Scratch {
+    dir: PathBuf,
+}
+
+impl Scratch {
+    /// A fresh folder whose name says which test made it.
+    pub fn new(label: &str) -> Scratch {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, Ordering::Relaxed);
+        let dir = PathBuf::from(format!(
+            "/var/tmp/sanlock-rs-tests/{label}-{}-{n}",
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create a scratch folder under /var/tmp");
+        Scratch { dir }
+    }
+
+    /// A path inside the folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What a run printed and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    pub stdout: String,
+    pub stderr: String,
+    pub code: i32,
+}
+
+/// Runs `bin` with `args` (no shell), in `cwd` when given.
+pub fn run<S: AsRef<OsStr>>(bin: &Path, args: &[S], cwd: Option<&Path>) -> Run {
+    let mut cmd = Command::new(bin);
+    cmd.args(args);
+    if let Some(cwd) = cwd {
+        cmd.current_dir(cwd);
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", bin.display()));
+    Run {
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code: out
+            .status
+            .code()
+            .unwrap_or(128 + out.status.signal_number()),
+    }
+}
+
+trait SignalNumber {
+    fn signal_number(&self) -> i32;
+}
+
+impl SignalNumber for std::process::ExitStatus {
+    fn signal_number(&self) -> i32 {
+        std::os::unix::process::ExitStatusExt::signal(self).unwrap_or(0)
+    }
+}
+
+/// The byte sanlock's own tests use for guard areas.
+pub const GUARD: u8 = b'X';
+/// The size of a guard area.
+pub const GUARD_SIZE: usize = 4096;
+
+/// Makes a file of `size` bytes (zeros) followed by a guard area, as sanlock's tests do.
+pub fn create_file(path: &Path, size: u64) {
+    let f = fs::File::create(path).unwrap();
+    f.set_len(size).unwrap();
+    write_guard(path, size);
+}
+
+/// Fills `GUARD_SIZE` bytes at `offset` with the guard byte.
+pub fn write_guard(path: &Path, offset: u64) {
+    fill(path, offset, GUARD_SIZE, GUARD);
+}
+
+/// Asserts the guard area at `offset` is untouched.
+pub fn check_guard(path: &Path, offset: u64) {
+    assert_eq!(
+        read_at(path, offset, GUARD_SIZE),
+        vec![GUARD; GUARD_SIZE],
+        "guard at {offset} of {} was overwritten",
+        path.display()
+    );
+}
+
+/// Writes `len` copies of `byte` at `offset`.
+pub fn fill(path: &Path, offset: u64, len: usize, byte: u8) {
+    let mut f = OpenOptions::new().write(true).open(path).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.write_all(&vec![byte; len]).unwrap();
+}
+
+/// Reads `len` bytes at `offset` (through the page cache; our writes are O_DIRECT|O_SYNC, so
+/// they are visible).
+pub fn read_at(path: &Path, offset: u64, len: usize) -> Vec<u8> {
+    let mut f = fs::File::open(path).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    let mut buf = vec![0u8; len];
+    f.read_exact(&mut buf).unwrap();
+    buf
+}
+
+/// The whole content of a file or device.
+pub fn read_all(path: &Path) -> Vec<u8> {
+    let mut f = fs::File::open(path).unwrap();
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).unwrap();
+    buf
+}
+
+/// Index of the first differing byte, for readable failures.
+pub fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
+    a.iter()
+        .zip(b)
+        .position(|(x, y)| x != y)
+        .or_else(|| (a.len() != b.len()).then(|| a.len().min(b.len())))
+}
+
+/// Asserts two byte strings are equal, naming the first difference instead of printing them.
+#[track_caller]
+pub fn assert_same_bytes(left: &[u8], right: &[u8], what: &str) {
+    if let Some(at) = first_difference(left, right) {
+        panic!(
+            "{what}: first difference at byte {at} (sector {} of 512, {} of 4096); \
+             lengths {} and {}; bytes there {:02x?} vs {:02x?}",
+            at / 512,
+            at / 4096,
+            left.len(),
+            right.len(),
+            &left[at.min(left.len())..(at + 16).min(left.len())],
+            &right[at.min(right.len())..(at + 16).min(right.len())],
+        );
+    }
+}
+
+/// A loop device over a backing file, detached when dropped.
+pub struct LoopDevice {
+    pub device: PathBuf,
+}
+
+impl LoopDevice {
+    /// Attaches `backing` with the given logical sector size.
+    pub fn attach(backing: &Path, sector_size: u32) -> LoopDevice {
+        let out = Command::new("losetup")
+            .args(["--find", "--show", "--sector-size"])
+            .arg(sector_size.to_string())
+            .arg(backing)
+            .output()
+            .expect("run losetup");
+        assert!(
+            out.status.success(),
+            "losetup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let device = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+        assert!(fs::metadata(&device).unwrap().file_type().is_block_device());
+        LoopDevice { device }
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").arg("-d").arg(&self.device).status();
+    }
+}
+
+/// A C sanlock daemon acting as one host: its own run directory and host name, no watchdog,
+/// unprivileged. Killed (with everything it started) when dropped.
+pub struct CDaemon {
+    bin: PathBuf,
+    run_dir: PathBuf,
+    daemon: Child,
+    holders: Vec<Child>,
+}
+
+impl CDaemon {
+    /// Starts `sanlock daemon` as host `name` with its run directory under `scratch`.
+    pub fn start(bin: &Path, scratch: &Scratch, name: &str) -> CDaemon {
+        let run_dir = scratch.path(&format!("run-{name}"));
+        fs::create_dir_all(&run_dir).unwrap();
+        let daemon = Command::new(bin)
+            .args([
+                "daemon", "-D", "-w", "0", "-l", "0", "-h", "0", "-U", "root", "-G", "root", "-e",
+                name,
+            ])
+            .env("SANLOCK_RUN_DIR", &run_dir)
+            .env("SANLOCK_PRIVILEGED", "0")
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(run_dir.join("daemon.log")).unwrap())
+            .spawn()
+            .expect("start the C sanlock daemon");
+        let socket = run_dir.join("sanlock.sock");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !socket.exists() {
+            assert!(Instant::now() < deadline, "C daemon {name} made no socket");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        CDaemon {
+            bin: bin.to_path_buf(),
+            run_dir,
+            daemon,
+            holders: Vec::new(),
+        }
+    }
+
+    /// `sanlock client ARGS` against this daemon.
+    pub fn client(&self, args: &[&str]) -> Run {
+        let out = Command::new(&self.bin)
+            .arg("client")
+            .args(args)
+            .env("SANLOCK_RUN_DIR", &self.run_dir)
+            .output()
+            .unwrap();
+        Run {
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            code: out.status.code().unwrap_or(-1),
+        }
+    }
+
+    /// Starts `client command -r RES -c /bin/sleep 600`: a process holding RES until dropped.
+    pub fn hold(&mut self, resource: &str) {
+        let child = Command::new(&self.bin)
+            .args([
+                "client",
+                "command",
+                "-r",
+                resource,
+                "-c",
+                "/bin/sleep",
+                "600",
+            ])
+            .env("SANLOCK_RUN_DIR", &self.run_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.holders.push(child);
+    }
+}
+
+impl Drop for CDaemon {
+    fn drop(&mut self) {
+        for h in &mut self.holders {
+            let _ = h.kill();
+            let _ = h.wait();
+        }
+        // A daemon holding a lockspace ignores SIGTERM; these hosts are throwaway.
+        let pid = self.daemon.id().to_string();
+        let _ = Command::new("pkill").args(["-9", "-P", &pid]).status();
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+    }
+}
