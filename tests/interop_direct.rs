@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{
     assert_same_bytes, create_file, fill, ours, read_all, run, CDaemon, LoopDevice, Run, Scratch,
@@ -545,10 +545,8 @@ fn areas_held_by_two_c_daemons_read_the_same_with_both_binaries() {
     });
     host1.hold(&format!("LS:R0:{rp}:0"));
     host1.hold(&format!("LS:R1:{rp}:1M:SH"));
-    wait_for(&host1, 2);
     host2.hold(&format!("LS:R1:{rp}:1M:SH"));
     host2.hold(&format!("LS:R2:{rp}:2M"));
-    wait_for(&host2, 2);
     let ev = host2.client(&["set_event", "-s", "LS", "-i", "1", "-e", "77", "-d", "1234"]);
     assert!(ev.stdout.ends_with("set_event done 0\n"), "{ev:?}");
     // Let a renewal write the event and the bitmap bit (renewals come every 2 s here).
@@ -597,26 +595,4 @@ fn areas_held_by_two_c_daemons_read_the_same_with_both_binaries() {
             vec!["direct", "read_leader", "-r", "LS:R2:{F}:2M"],
         ],
     );
-}
-
-/// Waits until the daemon's status lists `count` resources held.
-fn wait_for(host: &CDaemon, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let status = host.client(&["status"]);
-        if status
-            .stdout
-            .lines()
-            .filter(|l| l.starts_with("r "))
-            .count()
-            >= count
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "holders never got their leases: {status:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }

@@ -298,24 +298,50 @@ impl CDaemon {
         }
     }
 
-    /// Starts `client command -r RES -c /bin/sleep 600`: a process holding RES until dropped.
+    /// Makes a process hold RES (`client command -r RES -c /bin/sleep 600`) and returns once
+    /// the daemon lists it as held. An acquire that loses a race with another host's (the
+    /// process exits) is tried again, for up to a minute.
     pub fn hold(&mut self, resource: &str) {
-        let child = Command::new(&self.bin)
-            .args([
-                "client",
-                "command",
-                "-r",
-                resource,
-                "-c",
-                "/bin/sleep",
-                "600",
-            ])
-            .env("SANLOCK_RUN_DIR", &self.run_dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.holders.push(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut child = Command::new(&self.bin)
+                .args([
+                    "client",
+                    "command",
+                    "-r",
+                    resource,
+                    "-c",
+                    "/bin/sleep",
+                    "600",
+                ])
+                .env("SANLOCK_RUN_DIR", &self.run_dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let held = format!(" p {}", child.id());
+            loop {
+                let status = self.client(&["status"]);
+                if status
+                    .stdout
+                    .lines()
+                    .any(|l| l.starts_with("r ") && l.ends_with(&held))
+                {
+                    self.holders.push(child);
+                    return;
+                }
+                if child.try_wait().unwrap().is_some() {
+                    break; // the acquire failed; try again
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{resource} was never held: {status:?}"
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            assert!(Instant::now() < deadline, "{resource} was never held");
+            std::thread::sleep(Duration::from_secs(1));
+        }
     }
 }
 
