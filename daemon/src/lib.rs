@@ -32,6 +32,9 @@ pub fn run(argv: &[Vec<u8>]) -> Outcome {
             };
         }
     };
+    for warning in &cl.warnings {
+        eprintln!("sanlock: {warning}");
+    }
     let mut stdout = cl.notes.concat();
     let rv = match cl.mode {
         Mode::Direct(DirectAction::Init) => direct::init::run(&cl.options, &mut stdout),

@@ -13,6 +13,24 @@ pub const MAX_DISKS: usize = 4;
 /// -ENXIO: a RESOURCE shorter than 3 bytes.
 const ENXIO: i32 = 6;
 
+/// Why a RESOURCE string was refused: sanlock's result number, and our words for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceError {
+    /// What sanlock prints in `resource arg parse error <rv>`.
+    pub rv: i32,
+    /// What was wrong, for stderr.
+    pub reason: String,
+}
+
+impl ResourceError {
+    fn new(rv: i32, reason: impl Into<String>) -> Self {
+        ResourceError {
+            rv,
+            reason: reason.into(),
+        }
+    }
+}
+
 /// `-s name:host_id:path:offset`. Missing parts are 0 or empty.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LockspaceArg {
@@ -91,21 +109,44 @@ pub struct DumpPath {
 }
 
 /// Parses `-s` as the CLI does: the `M` pre-step, then a split at the first three unescaped
-/// colons (main.c `parse_arg_lockspace`, client.c `sanlock_str_to_lockspace`).
-pub fn parse_lockspace(arg: &[u8]) -> LockspaceArg {
+/// colons (main.c `parse_arg_lockspace`, client.c `sanlock_str_to_lockspace`). sanlock refuses
+/// nothing here; what it silently reads as 0 or cuts short is listed in the warnings.
+pub fn parse_lockspace(arg: &[u8]) -> (LockspaceArg, Vec<String>) {
     let arg = apply_megabyte_suffix(arg, false);
     let [name, host_id, path, offset] = split_unescaped(&arg, 3);
-    LockspaceArg {
-        name: Name::truncated(name.unwrap_or_default()),
+    let mut warnings = Vec::new();
+    let name = name.unwrap_or_default();
+    if name.len() > sanlock_core::ondisk::NAME_LEN {
+        warnings.push(format!(
+            "lockspace name is {} bytes; only the first 48 are used",
+            name.len()
+        ));
+    }
+    for (field, text) in [("host_id", host_id), ("offset", offset)] {
+        if let Some(text) = text.filter(|t| scan_llu(t).is_none() || !is_number(t)) {
+            warnings.push(format!(
+                "{field} '{}' is not a number; it is read as {} (as sanlock 3.8.5 does)",
+                String::from_utf8_lossy(text),
+                atoll(text)
+            ));
+        }
+    }
+    let parsed = LockspaceArg {
+        name: Name::truncated(name),
         host_id: host_id.map_or(0, |t| atoll(t) as u64),
         path: path.map(import_path).unwrap_or_default(),
         offset: offset.map_or(0, |t| atoll(t) as u64),
-    }
+    };
+    (parsed, warnings)
 }
 
-/// Parses `-r` as the CLI does: the `M` pre-step, then client.c `sanlock_str_to_res`. The error
-/// is the number sanlock prints in `resource arg parse error <rv>`.
-pub fn parse_resource(arg: &[u8]) -> Result<ResourceArg, i32> {
+/// Decimal digits only (what a well-formed host_id or offset is).
+fn is_number(text: &[u8]) -> bool {
+    !text.is_empty() && text.iter().all(u8::is_ascii_digit)
+}
+
+/// Parses `-r` as the CLI does: the `M` pre-step, then client.c `sanlock_str_to_res`.
+pub fn parse_resource(arg: &[u8]) -> Result<ResourceArg, ResourceError> {
     let arg = apply_megabyte_suffix(arg, true);
     str_to_res(&arg)
 }
@@ -249,9 +290,10 @@ fn split_unescaped_upto(arg: &[u8], n: usize) -> [Option<&[u8]>; 4] {
 }
 
 /// client.c `sanlock_str_to_res`.
-fn str_to_res(s: &[u8]) -> Result<ResourceArg, i32> {
+fn str_to_res(s: &[u8]) -> Result<ResourceArg, ResourceError> {
+    const FORM: &str = "expected lockspace:resource:path:offset[:path:offset]...[:lver|:SH]";
     if s.len() < 3 {
-        return Err(-ENXIO);
+        return Err(ResourceError::new(-ENXIO, format!("too short; {FORM}")));
     }
     let mut colons = 0usize;
     let mut i = 0;
@@ -264,12 +306,18 @@ fn str_to_res(s: &[u8]) -> Result<ResourceArg, i32> {
         i += 1;
     }
     if colons == 0 || colons == 2 {
-        return Err(-1);
+        return Err(ResourceError::new(
+            -1,
+            format!("{colons} separating colons; {FORM}"),
+        ));
     }
     let num_disks = (colons - 1) / 2;
     let have_lver = (colons - 1) % 2 == 1;
     if num_disks > MAX_DISKS {
-        return Err(-2);
+        return Err(ResourceError::new(
+            -2,
+            format!("{num_disks} disks; at most {MAX_DISKS}"),
+        ));
     }
 
     let mut res = ResourceArg {
@@ -284,8 +332,14 @@ fn str_to_res(s: &[u8]) -> Result<ResourceArg, i32> {
     let mut i = 0;
     while i <= s.len() {
         if i < s.len() && s[i] == b'\\' {
-            if i == s.len() - 1 || sub.len() >= PATH_LEN {
-                return Err(-1);
+            if i == s.len() - 1 {
+                return Err(ResourceError::new(-1, "ends with a lone backslash"));
+            }
+            if sub.len() >= PATH_LEN {
+                return Err(ResourceError::new(
+                    -1,
+                    format!("a field is longer than {PATH_LEN} bytes"),
+                ));
             }
             i += 1;
             sub.push(s[i]);
@@ -294,7 +348,10 @@ fn str_to_res(s: &[u8]) -> Result<ResourceArg, i32> {
         }
         if i < s.len() && s[i] != b':' {
             if sub.len() >= PATH_LEN {
-                return Err(-1);
+                return Err(ResourceError::new(
+                    -1,
+                    format!("a field is longer than {PATH_LEN} bytes"),
+                ));
             }
             sub.push(s[i]);
             i += 1;
@@ -303,10 +360,27 @@ fn str_to_res(s: &[u8]) -> Result<ResourceArg, i32> {
         // A field ends at a colon or at the end of the string. C's strlen stops at a NUL.
         let field = &sub[..sub.iter().position(|&b| b == 0).unwrap_or(sub.len())];
         if sub_count < 2 && field.len() > sanlock_core::ondisk::NAME_LEN {
-            return Err(-1);
+            let what = if sub_count == 0 {
+                "lockspace"
+            } else {
+                "resource"
+            };
+            return Err(ResourceError::new(
+                -1,
+                format!("{what} name is {} bytes; at most 48", field.len()),
+            ));
         }
-        if sub_count >= 2 && (field.len() > PATH_LEN - 1 || field.is_empty()) {
-            return Err(-1);
+        if sub_count >= 2 && field.is_empty() {
+            return Err(ResourceError::new(
+                -1,
+                format!("field {} is empty; {FORM}", sub_count + 1),
+            ));
+        }
+        if sub_count >= 2 && field.len() > PATH_LEN - 1 {
+            return Err(ResourceError::new(
+                -1,
+                format!("a path is longer than {} bytes", PATH_LEN - 1),
+            ));
         }
         match sub_count {
             0 => res.lockspace_name = Name::truncated(field),
@@ -323,7 +397,15 @@ fn str_to_res(s: &[u8]) -> Result<ResourceArg, i32> {
                 }
             }
             _ => {
-                let offset = scan_llu(field).ok_or(-1)?;
+                let offset = scan_llu(field).ok_or_else(|| {
+                    ResourceError::new(
+                        -1,
+                        format!(
+                            "offset '{}' is not a number",
+                            String::from_utf8_lossy(field)
+                        ),
+                    )
+                })?;
                 let path = pending_path.take().unwrap_or_default();
                 res.disks.push(DiskArg { path, offset });
             }
@@ -340,32 +422,38 @@ mod tests {
     use super::*;
 
     fn res(s: &str) -> Result<ResourceArg, i32> {
-        parse_resource(s.as_bytes())
+        parse_resource(s.as_bytes()).map_err(|e| e.rv)
     }
 
     #[test]
     fn lockspace_parts_and_escapes() {
         // wire.md §6.3: split at unescaped colons, path unescaped, atoll numbers.
-        let ls = parse_lockspace(br"LS:2:/a\:b/f:4096");
+        let (ls, warnings) = parse_lockspace(br"LS:2:/a\:b/f:4096");
+        assert!(warnings.is_empty());
         assert_eq!(ls.name.as_bytes(), b"LS");
         assert_eq!(ls.host_id, 2);
         assert_eq!(ls.path, b"/a:b/f");
         assert_eq!(ls.offset, 4096);
-        let bare = parse_lockspace(b"NAME");
+        let (bare, warnings) = parse_lockspace(b"NAME");
+        assert!(warnings.is_empty());
         assert_eq!(bare.name.as_bytes(), b"NAME");
         assert_eq!((bare.host_id, bare.path.len(), bare.offset), (0, 0, 0));
     }
 
     #[test]
     fn lockspace_name_is_cut_to_48_silently() {
-        let ls = parse_lockspace(format!("{}:1:/p:0", "n".repeat(60)).as_bytes());
+        let (ls, warnings) = parse_lockspace(format!("{}:1:/p:0", "n".repeat(60)).as_bytes());
         assert_eq!(ls.name.as_bytes().len(), 48);
+        assert_eq!(
+            warnings,
+            vec!["lockspace name is 60 bytes; only the first 48 are used"]
+        );
     }
 
     #[test]
     fn lockspace_offset_takes_an_m_suffix() {
-        assert_eq!(parse_lockspace(b"LS:1:/p:3M").offset, 3 << 20);
-        assert_eq!(parse_lockspace(b"LS:1:/p:3M:junk").offset, 3 << 20);
+        assert_eq!(parse_lockspace(b"LS:1:/p:3M").0.offset, 3 << 20);
+        assert_eq!(parse_lockspace(b"LS:1:/p:3M:junk").0.offset, 3 << 20);
     }
 
     #[test]
@@ -391,6 +479,31 @@ mod tests {
             ResourceSuffix::Shared
         );
         assert_eq!(res("LS:R:/p:0:/q:512").unwrap().disks.len(), 2);
+    }
+
+    #[test]
+    fn malformed_lockspace_numbers_are_read_as_sanlock_reads_them_with_a_warning() {
+        let (ls, warnings) = parse_lockspace(b"LS:abc:/p:12x");
+        assert_eq!((ls.host_id, ls.offset), (0, 12));
+        assert_eq!(
+            warnings,
+            vec![
+                "host_id 'abc' is not a number; it is read as 0 (as sanlock 3.8.5 does)",
+                "offset '12x' is not a number; it is read as 12 (as sanlock 3.8.5 does)",
+            ]
+        );
+    }
+
+    #[test]
+    fn resource_errors_say_what_was_wrong() {
+        let reason = |s: &str| parse_resource(s.as_bytes()).unwrap_err().reason;
+        assert_eq!(reason("LS:R:/p:x"), "offset 'x' is not a number");
+        assert!(reason("LS:R:/p").starts_with("2 separating colons; expected"));
+        assert!(reason("LS:R::0").starts_with("field 3 is empty"));
+        assert_eq!(
+            reason(&format!("LS:{}:/p:0", "r".repeat(49))),
+            "resource name is 49 bytes; at most 48"
+        );
     }
 
     #[test]

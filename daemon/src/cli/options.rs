@@ -258,6 +258,8 @@ pub struct CommandLine {
     /// Lines printed while parsing (`resource arg parse error …`), which sanlock prints on
     /// stdout before the action's own output.
     pub notes: Vec<Vec<u8>>,
+    /// What was wrong with a LOCKSPACE or RESOURCE string, in words, for stderr.
+    pub warnings: Vec<String>,
 }
 
 /// Parsing stopped the program: print `stdout` and exit with `code`.
@@ -351,6 +353,7 @@ pub fn parse(argv: &[Vec<u8>]) -> Result<CommandLine, Exit> {
 
     let mut options = Options::default();
     let mut notes = Vec::new();
+    let mut warnings = Vec::new();
 
     if matches!(
         mode,
@@ -450,7 +453,16 @@ pub fn parse(argv: &[Vec<u8>]) -> Result<CommandLine, Exit> {
                 }
             }
             b'f' => o.force_mode = strtoull0(value) as u32,
-            b's' => o.lockspace = parse_lockspace(value),
+            b's' => {
+                let (lockspace, problems) = parse_lockspace(value);
+                o.lockspace = lockspace;
+                let text = String::from_utf8_lossy(value);
+                warnings.extend(
+                    problems
+                        .into_iter()
+                        .map(|p| format!("LOCKSPACE '{text}': {p}")),
+                );
+            }
             b'r' => {
                 if o.resources.len() >= MAX_RESOURCES {
                     notes.push(format!("resource args over max {MAX_RESOURCES}\n").into_bytes());
@@ -458,8 +470,15 @@ pub fn parse(argv: &[Vec<u8>]) -> Result<CommandLine, Exit> {
                     match parse_resource(value) {
                         Ok(res) => o.resources.push(res),
                         // sanlock's format string ends in "\n", and log_tool adds another.
-                        Err(rv) => {
-                            notes.push(format!("resource arg parse error {rv}\n\n").into_bytes())
+                        Err(e) => {
+                            notes.push(
+                                format!("resource arg parse error {}\n\n", e.rv).into_bytes(),
+                            );
+                            warnings.push(format!(
+                                "RESOURCE '{}' is malformed: {}; it is ignored",
+                                String::from_utf8_lossy(value),
+                                e.reason
+                            ));
                         }
                     }
                 }
@@ -501,6 +520,7 @@ pub fn parse(argv: &[Vec<u8>]) -> Result<CommandLine, Exit> {
         mode,
         options,
         notes,
+        warnings,
     })
 }
 
