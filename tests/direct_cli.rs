@@ -77,35 +77,17 @@ fn init_refuses_an_offset_that_is_not_a_multiple_of_the_align_size() {
     create_file(&f, 16 * MIB);
     fill(&f, 0, 16 * MIB as usize, 0xA5);
     let before = read_all(&f);
-    for args in [
-        vec![
-            "direct".to_string(),
-            "init".into(),
-            "-s".into(),
-            format!("LS:0:{}:4096", p(&f)),
-        ],
-        vec![
-            "direct".into(),
-            "init".into(),
-            "-r".into(),
-            format!("LS:R:{}:1M", p(&f)),
-            "-Z".into(),
-            "4096".into(),
-            "-A".into(),
-            "8M".into(),
-        ],
-        vec![
-            "direct".into(),
-            "init".into(),
-            "-r".into(),
-            format!("LS:R:{}:512", p(&f)),
-        ],
+    let path = p(&f);
+    for line in [
+        format!("direct init -s LS:0:{path}:4096"),
+        format!("direct init -r LS:R:{path}:1M -Z 4096 -A 8M"),
+        format!("direct init -r LS:R:{path}:512"),
     ] {
-        let out = run(&ours(), &args, None);
+        let out = sanlock(&line.split_whitespace().collect::<Vec<_>>());
         assert_eq!(
             (out.stdout.as_str(), out.code),
             ("init done -22\n", 1),
-            "{args:?}"
+            "{line}"
         );
         assert!(
             out.stderr.contains("is not a multiple of the align size"),

@@ -22,6 +22,11 @@ struct Case<'a> {
     clock_bytes: Option<std::ops::Range<usize>>,
 }
 
+/// A command line written as one string; no argument here contains a space.
+fn argv(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
 fn case<'a>(args: &'a [&'a str]) -> Case<'a> {
     Case {
         args,
@@ -122,126 +127,37 @@ fn init_writes_the_bytes_sanlock_writes_for_every_geometry() {
     let long_name = "n".repeat(48);
     let ls_long = format!("{long_name}:0:{{F}}:0");
     let res_long = format!("LS:{long_name}:{{F}}:0");
-    let cases: Vec<Vec<&str>> = vec![
-        vec!["direct", "init", "-s", "LS:0:{F}:0"],
-        vec!["direct", "init", "-s", "LS:0:{F}:0", "-o", "1"],
-        vec!["direct", "init", "-s", "LS:7:{F}:3145728", "-o", "300"],
-        vec!["direct", "init", "-s", &ls_long],
-        vec![
-            "direct",
-            "init",
-            "-s",
-            "LS:0:{F}:0",
-            "-Z",
-            "512",
-            "-A",
-            "1M",
-        ],
-        vec![
-            "direct",
-            "init",
-            "-s",
-            "LS:0:{F}:0",
-            "-Z",
-            "4096",
-            "-A",
-            "1M",
-        ],
-        vec![
-            "direct",
-            "init",
-            "-s",
-            "LS:0:{F}:2097152",
-            "-Z",
-            "4096",
-            "-A",
-            "2M",
-        ],
-        vec![
-            "direct",
-            "init",
-            "-s",
-            "LS:0:{F}:4194304",
-            "-Z",
-            "4096",
-            "-A",
-            "4M",
-        ],
-        vec![
-            "direct",
-            "init",
-            "-s",
-            "LS:0:{F}:8388608",
-            "-Z",
-            "4096",
-            "-A",
-            "8M",
-        ],
-        vec!["direct", "init", "-s", "LS:0:{F}:0", "-Z", "1024"],
-        vec!["direct", "init", "-s", "LS:0:{F}:0", "-Z", "4096"],
-        vec!["direct", "init", "-r", "LS:R:{F}:0"],
-        vec!["direct", "init", "-r", "LS:R:{F}:5M", "-n", "4"],
-        vec!["direct", "init", "-r", "LS:R:{F}:0", "-n", "5000"],
-        vec!["direct", "init", "-r", &res_long],
-        vec!["direct", "init", "-r", "LS:R:{F}:0:7"],
-        vec!["direct", "init", "-r", "LS:R:{F}:0:SH"],
-        vec![
-            "direct",
-            "init",
-            "-r",
-            "LS:R:{F}:0",
-            "-Z",
-            "512",
-            "-A",
-            "1M",
-        ],
-        vec![
-            "direct",
-            "init",
-            "-r",
-            "LS:R:{F}:1M",
-            "-Z",
-            "4096",
-            "-A",
-            "1M",
-        ],
-        vec![
-            "direct",
-            "init",
-            "-r",
-            "LS:R:{F}:2M",
-            "-Z",
-            "4096",
-            "-A",
-            "2M",
-            "-n",
-            "3",
-        ],
-        vec![
-            "direct",
-            "init",
-            "-r",
-            "LS:R:{F}:4M",
-            "-Z",
-            "4096",
-            "-A",
-            "4M",
-        ],
-        vec![
-            "direct",
-            "init",
-            "-r",
-            "LS:R:{F}:8M",
-            "-Z",
-            "4096",
-            "-A",
-            "8M",
-        ],
-        vec!["direct", "init", "-r", "LS:R:{F}:1M:{G}:2097152"],
-        vec!["direct", "init", "-r", "LS:R:{F}:0", "-Z", "4096"],
+    let cases = [
+        "direct init -s LS:0:{F}:0",
+        "direct init -s LS:0:{F}:0 -o 1",
+        "direct init -s LS:7:{F}:3145728 -o 300",
+        "direct init -s {LSLONG}",
+        "direct init -s LS:0:{F}:0 -Z 512 -A 1M",
+        "direct init -s LS:0:{F}:0 -Z 4096 -A 1M",
+        "direct init -s LS:0:{F}:2097152 -Z 4096 -A 2M",
+        "direct init -s LS:0:{F}:4194304 -Z 4096 -A 4M",
+        "direct init -s LS:0:{F}:8388608 -Z 4096 -A 8M",
+        "direct init -s LS:0:{F}:0 -Z 1024",
+        "direct init -s LS:0:{F}:0 -Z 4096",
+        "direct init -r LS:R:{F}:0",
+        "direct init -r LS:R:{F}:5M -n 4",
+        "direct init -r LS:R:{F}:0 -n 5000",
+        "direct init -r {RESLONG}",
+        "direct init -r LS:R:{F}:0:7",
+        "direct init -r LS:R:{F}:0:SH",
+        "direct init -r LS:R:{F}:0 -Z 512 -A 1M",
+        "direct init -r LS:R:{F}:1M -Z 4096 -A 1M",
+        "direct init -r LS:R:{F}:2M -Z 4096 -A 2M -n 3",
+        "direct init -r LS:R:{F}:4M -Z 4096 -A 4M",
+        "direct init -r LS:R:{F}:8M -Z 4096 -A 8M",
+        "direct init -r LS:R:{F}:1M:{G}:2097152",
+        "direct init -r LS:R:{F}:0 -Z 4096",
     ];
-    for args in &cases {
-        twin.check(&c_bin, &case(args));
+    for line in cases {
+        let line = line
+            .replace("{LSLONG}", &ls_long)
+            .replace("{RESLONG}", &res_long);
+        twin.check(&c_bin, &case(&argv(&line)));
     }
     // The M pre-step applies to the first offset only, so a second disk's "2M" is 2 bytes:
     // 3.8.5 writes a lease at byte 2 of {G}; we refuse the misaligned area and write nothing.
@@ -277,61 +193,52 @@ fn command_line_errors_and_corner_cases_match_sanlock() {
     // wire.md §6.1, §6.3, §6.5: the same words, exit codes and (no) writes.
     let c_bin = require_c_sanlock!();
     let twin = Twin::new("cli-cases", 4 * MIB);
-    let same: Vec<Vec<&str>> = vec![
-        vec!["version"],
-        vec!["direct", "bogus"],
-        vec!["bogus"],
-        vec!["direct", "init"],
-        vec!["direct", "init", "-A", "1M"],
-        vec!["direct", "init", "-Z", "512", "-A", "2M"],
-        vec![
-            "direct",
-            "init",
-            "-Z",
-            "4096",
-            "-A",
-            "3M",
-            "-s",
-            "LS:0:{F}:0",
-        ],
-        vec!["direct", "init", "-DD"],
-        vec!["direct", "init", "foo"],
-        vec!["direct", "init", "-s"],
-        vec!["direct", "init", "-y", "1"],
-        vec!["direct", "init", "-r", "ab"],
-        vec!["direct", "init", "-r", "LS:R:{F}"],
-        vec!["direct", "init", "-r", "LS:R:{F}:x"],
-        vec!["direct", "init", "-r", "LS:R"],
-        vec!["direct", "init", "-r", "LS:R::0"],
-        vec!["direct", "init", "-r", "LS:R:/no/such/file:0"],
-        vec!["direct", "init", "-s", "LS:0:/no/such/file:0"],
-        vec!["direct", "init", "-r", "LS:R:{F}\\:x:1M"],
-        vec!["direct", "init", "-r", "LS:R:{F}:2M", "-r", "LS:Q:{F}:0"],
-        vec!["direct", "dump"],
-        vec!["direct", "dump", "/no/such/file"],
-        vec!["direct", "dump", "{F}"],
-        vec!["direct", "dump", "{F}:4096:1M"],
-        vec!["direct", "dump", "{F}:0:2M", "-Z", "512", "-A", "1M"],
-        vec!["direct", "read_leader", "-s", "LS:1:{F}:0"],
-        vec!["direct", "read_leader", "-r", "LS:R:{F}:0"],
-        vec!["direct", "read_leader", "-r", "LS:R:{F}:0", "-Z", "512"],
+    let same = [
+        "version",
+        "direct bogus",
+        "bogus",
+        "direct init",
+        "direct init -A 1M",
+        "direct init -Z 512 -A 2M",
+        "direct init -Z 4096 -A 3M -s LS:0:{F}:0",
+        "direct init -DD",
+        "direct init foo",
+        "direct init -s",
+        "direct init -y 1",
+        "direct init -r ab",
+        "direct init -r LS:R:{F}",
+        "direct init -r LS:R:{F}:x",
+        "direct init -r LS:R",
+        "direct init -r LS:R::0",
+        "direct init -r LS:R:/no/such/file:0",
+        "direct init -s LS:0:/no/such/file:0",
+        "direct init -r LS:R:{F}\\:x:1M",
+        "direct init -r LS:R:{F}:2M -r LS:Q:{F}:0",
+        "direct dump",
+        "direct dump /no/such/file",
+        "direct dump {F}",
+        "direct dump {F}:4096:1M",
+        "direct dump {F}:0:2M -Z 512 -A 1M",
+        "direct read_leader -s LS:1:{F}:0",
+        "direct read_leader -r LS:R:{F}:0",
+        "direct read_leader -r LS:R:{F}:0 -Z 512",
     ];
-    for args in &same {
-        twin.check(&c_bin, &case(args));
+    for line in same {
+        twin.check(&c_bin, &case(&argv(line)));
     }
     // Where 3.8.5 prints an uninitialised record, only the verdict line can match.
-    let verdict_only: Vec<Vec<&str>> = vec![
-        vec!["direct", "read_leader"],
-        vec!["direct", "read_leader", "-s", "LS:0:{F}:0"],
-        vec!["direct", "read_leader", "-r", "LS:R"],
-        vec!["direct", "read_leader", "-r", "LS:R:/no/such/file:0"],
-        vec!["direct", "read_leader", "-s", "LS:1:/no/such/file:0"],
+    let verdict_only = [
+        "direct read_leader",
+        "direct read_leader -s LS:0:{F}:0",
+        "direct read_leader -r LS:R",
+        "direct read_leader -r LS:R:/no/such/file:0",
+        "direct read_leader -s LS:1:/no/such/file:0",
     ];
-    for args in &verdict_only {
+    for line in verdict_only {
         twin.check(
             &c_bin,
             &Case {
-                args,
+                args: &argv(line),
                 first_line_only: true,
                 clock_bytes: None,
             },
@@ -349,58 +256,46 @@ fn command_line_errors_and_corner_cases_match_sanlock() {
 /// The reading commands compared on a set of areas: `{F}` is the area file. LOCKSPACE offsets
 /// are in bytes: 3.8.5's `M` suffix on `-s` reads an unterminated stack buffer (see
 /// docs/COMPATIBILITY.md), so its result is not reproducible.
-fn reading_commands() -> Vec<Vec<&'static str>> {
+fn reading_commands() -> Vec<&'static str> {
     vec![
-        vec!["direct", "dump", "{F}"],
-        vec!["direct", "dump", "{F}:0:16M"],
-        vec!["direct", "dump", "{F}:0:16M", "-f", "1"],
-        vec!["direct", "dump", "{F}:0:16M", "-f", "2"],
-        vec!["direct", "dump", "{F}:1M:4M", "-f", "1"],
-        vec!["direct", "dump", "{F}:8M:8M", "-f", "2"],
-        vec!["direct", "dump", "{F}:0:16M", "-Z", "4096", "-A", "8M"],
-        vec!["direct", "read_leader", "-s", "LS:1:{F}:0"],
-        vec!["direct", "read_leader", "-s", "LS:2000:{F}:0"],
-        vec!["direct", "read_leader", "-s", "XX:1:{F}:0"],
-        vec!["direct", "read_leader", "-r", "LS:R1:{F}:1M"],
-        vec!["direct", "read_leader", "-r", "LS:R2:{F}:2M"],
-        vec!["direct", "read_leader", "-r", "LS:nope:{F}:2M"],
-        vec!["direct", "read_leader", "-r", "XX:R2:{F}:2M"],
-        vec!["direct", "read_leader", "-r", "LS:R8:{F}:8M"],
-        vec![
-            "direct",
-            "read_leader",
-            "-r",
-            "LS:R8:{F}:8M",
-            "-Z",
-            "4096",
-            "-A",
-            "8M",
-        ],
-        vec!["direct", "read_leader", "-s", "LS:1:{F}:8388608"],
+        "direct dump {F}",
+        "direct dump {F}:0:16M",
+        "direct dump {F}:0:16M -f 1",
+        "direct dump {F}:0:16M -f 2",
+        "direct dump {F}:1M:4M -f 1",
+        "direct dump {F}:8M:8M -f 2",
+        "direct dump {F}:0:16M -Z 4096 -A 8M",
+        "direct read_leader -s LS:1:{F}:0",
+        "direct read_leader -s LS:2000:{F}:0",
+        "direct read_leader -s XX:1:{F}:0",
+        "direct read_leader -r LS:R1:{F}:1M",
+        "direct read_leader -r LS:R2:{F}:2M",
+        "direct read_leader -r LS:R3:{F}:3M",
+        "direct read_leader -r LS:nope:{F}:2M",
+        "direct read_leader -r XX:R2:{F}:2M",
+        "direct read_leader -r LS:R8:{F}:8M",
+        "direct read_leader -r LS:R8:{F}:8M -Z 4096 -A 8M",
+        "direct read_leader -s LS:1:{F}:8388608",
     ]
 }
 
-/// Runs `args` with `bin` against `file`, returning its stdout with the path replaced.
-fn read_with(bin: &Path, file: &Path, args: &[&str]) -> Run {
+/// Runs the command `line` with `bin` against `file` (`{F}`), returning its output with the
+/// path replaced back.
+fn read_with(bin: &Path, file: &Path, line: &str) -> Run {
     let path = file.to_str().unwrap();
-    let args: Vec<String> = args.iter().map(|a| a.replace("{F}", path)).collect();
+    let args: Vec<String> = argv(line).iter().map(|a| a.replace("{F}", path)).collect();
     let mut out = run(bin, &args, None);
     out.stdout = out.stdout.replace(path, "{F}");
     out
 }
 
 /// Asserts both binaries print the same for `file`, for every reading command.
-fn assert_both_read_alike(c_bin: &Path, file: &Path, commands: &[Vec<&str>]) {
-    for args in commands {
-        let c = read_with(c_bin, file, args);
-        let r = read_with(&ours(), file, args);
-        assert_eq!(c.stdout, r.stdout, "{args:?} on {}", file.display());
-        assert_eq!(
-            c.code,
-            r.code,
-            "exit code of {args:?} on {}",
-            file.display()
-        );
+fn assert_both_read_alike(c_bin: &Path, file: &Path, commands: &[&str]) {
+    for line in commands {
+        let c = read_with(c_bin, file, line);
+        let r = read_with(&ours(), file, line);
+        assert_eq!(c.stdout, r.stdout, "{line} on {}", file.display());
+        assert_eq!(c.code, r.code, "exit code of {line} on {}", file.display());
     }
 }
 
@@ -410,44 +305,37 @@ fn each_binary_reads_the_others_areas_as_it_reads_its_own() {
     // 4K/8M resource, built once by each binary.
     let c_bin = require_c_sanlock!();
     let s = Scratch::new("cross-read");
-    let inits: [&[&str]; 5] = [
-        &["direct", "init", "-s", "LS:0:{F}:0", "-o", "1"],
-        &["direct", "init", "-r", "LS:R1:{F}:1M", "-n", "8"],
-        &["direct", "init", "-r", "LS:R2:{F}:2M"],
-        &["direct", "init", "-r", "LS:R3:{F}:3M", "-z", "1"],
-        &[
-            "direct",
-            "init",
-            "-r",
-            "LS:R8:{F}:8M",
-            "-Z",
-            "4096",
-            "-A",
-            "8M",
-        ],
+    let inits = [
+        "direct init -s LS:0:{F}:0 -o 1",
+        "direct init -r LS:R1:{F}:1M -n 8",
+        "direct init -r LS:R2:{F}:2M",
+        "direct init -r LS:R3:{F}:3M -z 1",
+        "direct init -r LS:R8:{F}:8M -Z 4096 -A 8M",
     ];
     let mut files = Vec::new();
     for (label, bin) in [("c", c_bin.clone()), ("rs", ours())] {
         let f = s.path(label);
         create_file(&f, 16 * MIB);
-        for args in inits {
-            let out = read_with(&bin, &f, args);
-            assert_eq!(out.stdout, "init done 0\n", "{label}: {args:?}");
+        for line in inits {
+            let out = read_with(&bin, &f, line);
+            assert_eq!(out.stdout, "init done 0\n", "{label}: {line}");
         }
         files.push(f);
     }
     for file in &files {
         assert_both_read_alike(&c_bin, file, &reading_commands());
     }
-    // And the C binary prints the same for both files (not only for the cleared lease's
-    // clock, which the dump does not show).
-    for args in reading_commands() {
-        let a = read_with(&c_bin, &files[0], &args);
-        let b = read_with(&c_bin, &files[1], &args);
-        if args.contains(&"LS:R3:{F}:3M") {
+    // And the C binary prints the same for both files, except the cleared lease's
+    // write_timestamp: each writer stamped its own clock.
+    for line in reading_commands() {
+        let a = read_with(&c_bin, &files[0], line);
+        let b = read_with(&c_bin, &files[1], line);
+        if line.contains("LS:R3:") {
+            assert_eq!(a.stdout.lines().next(), Some("read_leader done -223"));
+            assert_eq!(a.stdout.lines().count(), b.stdout.lines().count());
             continue;
         }
-        assert_eq!(a.stdout, b.stdout, "C reading {args:?}");
+        assert_eq!(a.stdout, b.stdout, "C reading {line}");
     }
 }
 
@@ -466,30 +354,29 @@ fn init_on_512_and_4k_loop_devices_matches_sanlock() {
         }
         // Without sizes the device decides (512 → 1M, 4096 → 8M); then each 4K geometry
         // given explicitly, each area at a multiple of its own align size.
-        let inits: Vec<Vec<&str>> = if sector == 512 {
+        let inits: Vec<&str> = if sector == 512 {
             vec![
-                vec!["-s", "LS:0:{D}:0"],
-                vec!["-r", "LS:R:{D}:1M"],
-                vec!["-r", "LS:S:{D}:16M", "-n", "2"],
-                vec!["-r", "LS:T:{D}:2M", "-Z", "4096", "-A", "1M"],
+                "-s LS:0:{D}:0",
+                "-r LS:R:{D}:1M",
+                "-r LS:S:{D}:16M -n 2",
+                "-r LS:T:{D}:2M -Z 4096 -A 1M",
             ]
         } else {
             vec![
-                vec!["-s", "LS:0:{D}:0"],
-                vec!["-r", "LS:R:{D}:8M"],
-                vec!["-s", "L1:0:{D}:16777216", "-Z", "4096", "-A", "1M"],
-                vec!["-r", "LS:S:{D}:17M", "-Z", "4096", "-A", "1M", "-n", "2"],
-                vec!["-r", "LS:T:{D}:18M", "-Z", "4096", "-A", "2M"],
-                vec!["-r", "LS:U:{D}:20M", "-Z", "4096", "-A", "4M"],
+                "-s LS:0:{D}:0",
+                "-r LS:R:{D}:8M",
+                "-s L1:0:{D}:16777216 -Z 4096 -A 1M",
+                "-r LS:S:{D}:17M -Z 4096 -A 1M -n 2",
+                "-r LS:T:{D}:18M -Z 4096 -A 2M",
+                "-r LS:U:{D}:20M -Z 4096 -A 4M",
             ]
         };
         for (bin, dev) in [(&c_bin, &devices[0]), (&ours(), &devices[1])] {
             let d = dev.device.to_str().unwrap();
             for init in &inits {
-                let mut args = vec!["direct".to_string(), "init".to_string()];
-                args.extend(init.iter().map(|a| a.replace("{D}", d)));
-                let out = run(bin, &args, None);
-                assert_eq!(out.stdout, "init done 0\n", "{sector}: {args:?} {out:?}");
+                let line = format!("direct init {}", init.replace("{D}", d));
+                let out = run(bin, &argv(&line), None);
+                assert_eq!(out.stdout, "init done 0\n", "{sector}: {line} {out:?}");
             }
         }
         assert_same_bytes(
@@ -502,35 +389,15 @@ fn init_on_512_and_4k_loop_devices_matches_sanlock() {
                 &c_bin,
                 &dev.device,
                 &[
-                    vec!["direct", "dump", "{F}:0:24M", "-f", "2"],
-                    vec!["direct", "dump", "{F}:16M:2M", "-f", "1"],
-                    vec![
-                        "direct",
-                        "dump",
-                        "{F}:18M:2M",
-                        "-f",
-                        "2",
-                        "-Z",
-                        "4096",
-                        "-A",
-                        "2M",
-                    ],
-                    vec![
-                        "direct",
-                        "dump",
-                        "{F}:20M:4M",
-                        "-f",
-                        "2",
-                        "-Z",
-                        "4096",
-                        "-A",
-                        "4M",
-                    ],
-                    vec!["direct", "read_leader", "-s", "LS:1:{F}:0"],
-                    vec!["direct", "read_leader", "-s", "L1:250:{F}:16777216"],
-                    vec!["direct", "read_leader", "-r", "LS:S:{F}:16M"],
-                    vec!["direct", "read_leader", "-r", "LS:S:{F}:17M"],
-                    vec!["direct", "read_leader", "-r", "LS:U:{F}:20M"],
+                    "direct dump {F}:0:24M -f 2",
+                    "direct dump {F}:16M:2M -f 1",
+                    "direct dump {F}:18M:2M -f 2 -Z 4096 -A 2M",
+                    "direct dump {F}:20M:4M -f 2 -Z 4096 -A 4M",
+                    "direct read_leader -s LS:1:{F}:0",
+                    "direct read_leader -s L1:250:{F}:16777216",
+                    "direct read_leader -r LS:S:{F}:16M",
+                    "direct read_leader -r LS:S:{F}:17M",
+                    "direct read_leader -r LS:U:{F}:20M",
                 ],
             );
         }
@@ -538,11 +405,7 @@ fn init_on_512_and_4k_loop_devices_matches_sanlock() {
             // Walking 16M..24M in the first lease's 1M chunks, 3.8.5 reads the 2M lease's mode
             // blocks past its buffer, prints garbage SH lines and loses the 4M lease; we stop
             // at the chunk's end and list all three (wire.md §6.5, "do not copy").
-            let out = read_with(
-                &ours(),
-                &devices[1].device,
-                &["direct", "dump", "{F}:16M:8M"],
-            );
+            let out = read_with(&ours(), &devices[1].device, "direct dump {F}:16M:8M");
             let names: Vec<&str> = out
                 .stdout
                 .lines()
@@ -591,7 +454,7 @@ fn areas_held_by_two_c_daemons_read_the_same_with_both_binaries() {
     host1.hold(&format!("LS:R1:{rp}:1M:SH"));
     host2.hold(&format!("LS:R1:{rp}:1M:SH"));
     host2.hold(&format!("LS:R2:{rp}:2M"));
-    let ev = host2.client(&["set_event", "-s", "LS", "-i", "1", "-e", "77", "-d", "1234"]);
+    let ev = host2.client(&argv("set_event -s LS -i 1 -e 77 -d 1234"));
     assert!(ev.stdout.ends_with("set_event done 0\n"), "{ev:?}");
     // Let a renewal write the event and the bitmap bit (renewals come every 2 s here).
     std::thread::sleep(Duration::from_secs(5));
@@ -604,39 +467,35 @@ fn areas_held_by_two_c_daemons_read_the_same_with_both_binaries() {
     drop(host1);
     drop(host2);
 
-    let ls_dump = read_with(&c_bin, &snap_ls, &["direct", "dump", "{F}:0:1M", "-f", "1"]);
+    let ls_dump = read_with(&c_bin, &snap_ls, "direct dump {F}:0:1M -f 1");
     assert!(
         ls_dump.stdout.contains(" host2 ") && ls_dump.stdout.contains(" 1\n"),
         "{ls_dump:?}"
     );
-    let res_dump = read_with(
-        &c_bin,
-        &snap_res,
-        &["direct", "dump", "{F}:0:3M", "-f", "2"],
-    );
+    let res_dump = read_with(&c_bin, &snap_res, "direct dump {F}:0:3M -f 2");
     assert_eq!(res_dump.stdout.matches(" SH\n").count(), 2, "{res_dump:?}");
 
     assert_both_read_alike(
         &c_bin,
         &snap_ls,
         &[
-            vec!["direct", "dump", "{F}"],
-            vec!["direct", "dump", "{F}:0:1M", "-f", "1"],
-            vec!["direct", "read_leader", "-s", "LS:1:{F}:0"],
-            vec!["direct", "read_leader", "-s", "LS:2:{F}:0"],
-            vec!["direct", "read_leader", "-s", "LS:3:{F}:0"],
+            "direct dump {F}",
+            "direct dump {F}:0:1M -f 1",
+            "direct read_leader -s LS:1:{F}:0",
+            "direct read_leader -s LS:2:{F}:0",
+            "direct read_leader -s LS:3:{F}:0",
         ],
     );
     assert_both_read_alike(
         &c_bin,
         &snap_res,
         &[
-            vec!["direct", "dump", "{F}"],
-            vec!["direct", "dump", "{F}:0:3M", "-f", "1"],
-            vec!["direct", "dump", "{F}:0:3M", "-f", "2"],
-            vec!["direct", "read_leader", "-r", "LS:R0:{F}:0"],
-            vec!["direct", "read_leader", "-r", "LS:R1:{F}:1M"],
-            vec!["direct", "read_leader", "-r", "LS:R2:{F}:2M"],
+            "direct dump {F}",
+            "direct dump {F}:0:3M -f 1",
+            "direct dump {F}:0:3M -f 2",
+            "direct read_leader -r LS:R0:{F}:0",
+            "direct read_leader -r LS:R1:{F}:1M",
+            "direct read_leader -r LS:R2:{F}:2M",
         ],
     );
 }

@@ -94,10 +94,15 @@ pub fn run(options: &Options, out: &mut Vec<u8>) -> i32 {
         let magic = data
             .get(..4)
             .map_or(0, |m| u32::from_le_bytes(m.try_into().unwrap()));
+        let chunk = Chunk {
+            data,
+            offset: chunk_offset,
+            sizes,
+        };
         match magic {
-            DELTA_DISK_MAGIC => dump_delta(data, chunk_offset, sizes, force_mode, out),
-            PAXOS_DISK_MAGIC => dump_paxos(data, chunk_offset, sizes, force_mode, out),
-            RINDEX_DISK_MAGIC => dump_rindex(data, chunk_offset, sizes, force_mode, out),
+            DELTA_DISK_MAGIC => chunk.dump_delta(force_mode, out),
+            PAXOS_DISK_MAGIC => chunk.dump_paxos(force_mode, out),
+            RINDEX_DISK_MAGIC => chunk.dump_rindex(force_mode, out),
             _ if end_sector == 0 => break,
             _ => {}
         }
@@ -143,108 +148,103 @@ fn find_sizes(disk: &Disk, dump: &DumpPath, options: &Options) -> Result<DumpSiz
     Err(rv)
 }
 
-fn dump_delta(
-    data: &[u8],
-    chunk_offset: u64,
+/// One align-size chunk read from the dump range, and where it was read.
+#[derive(Clone, Copy)]
+struct Chunk<'a> {
+    data: &'a [u8],
+    offset: u64,
     sizes: DumpSizes,
-    force_mode: u32,
-    out: &mut Vec<u8>,
-) {
-    let ss = sizes.sector.as_usize();
-    for (i, sector) in data.chunks_exact(ss).enumerate() {
-        let lr = RawLeader::parse(sector).expect("a sector holds a leader");
-        if lr.magic == 0 || (lr.owner_id == 0 && lr.owner_generation == 0) {
-            continue;
-        }
-        leader_columns(chunk_offset + (i * ss) as u64, &lr, out);
-        if force_mode != 0 {
-            let mut bits = [0u8; 256];
-            bits.copy_from_slice(&sector[HOSTID_BITMAP_OFFSET..HOSTID_BITMAP_OFFSET + 256]);
-            for host in HostBitmap::from_bytes(bits).hosts(sizes.max_hosts()) {
-                out.extend_from_slice(format!(" {host}").as_bytes());
-            }
-        }
-        out.push(b'\n');
-    }
 }
 
-fn dump_paxos(
-    data: &[u8],
-    chunk_offset: u64,
-    sizes: DumpSizes,
-    force_mode: u32,
-    out: &mut Vec<u8>,
-) {
-    let ss = sizes.sector.as_usize();
-    let lr = RawLeader::parse(data).expect("a chunk holds a leader");
-    leader_columns(chunk_offset, &lr, out);
-    out.extend_from_slice(format!(" {}", lr.lver).as_bytes());
-    if force_mode != 0 {
-        let rr = RawRequest::parse(&data[ss..]).expect("a chunk holds a request record");
-        out.extend_from_slice(format!("/{}/{}", rr.lver, rr.force_mode).as_bytes());
+impl Chunk<'_> {
+    fn dump_delta(&self, force_mode: u32, out: &mut Vec<u8>) {
+        let (data, chunk_offset, sizes) = (self.data, self.offset, self.sizes);
+        let ss = sizes.sector.as_usize();
+        for (i, sector) in data.chunks_exact(ss).enumerate() {
+            let lr = RawLeader::parse(sector).expect("a sector holds a leader");
+            if lr.magic == 0 || (lr.owner_id == 0 && lr.owner_generation == 0) {
+                continue;
+            }
+            leader_columns(chunk_offset + (i * ss) as u64, &lr, out);
+            if force_mode != 0 {
+                let mut bits = [0u8; 256];
+                bits.copy_from_slice(&sector[HOSTID_BITMAP_OFFSET..HOSTID_BITMAP_OFFSET + 256]);
+                for host in HostBitmap::from_bytes(bits).hosts(sizes.max_hosts()) {
+                    out.extend_from_slice(format!(" {host}").as_bytes());
+                }
+            }
+            out.push(b'\n');
+        }
     }
-    out.push(b'\n');
 
-    // Host i's sector is 2 + i; stop where the chunk ends, whatever num_hosts claims.
-    let hosts = lr.num_hosts.min(sizes.sector_count().saturating_sub(2));
-    for i in 0..hosts as usize {
-        let sector = &data[(2 + i) * ss..(3 + i) * ss];
-        if force_mode > 1 {
-            let d = RawDblock::parse(sector).expect("a sector holds a dblock");
-            if d.mbal != 0 || d.inp != 0 || d.lver != 0 {
-                out.extend_from_slice(
-                    format!(
+    fn dump_paxos(&self, force_mode: u32, out: &mut Vec<u8>) {
+        let (data, chunk_offset, sizes) = (self.data, self.offset, self.sizes);
+        let ss = sizes.sector.as_usize();
+        let lr = RawLeader::parse(data).expect("a chunk holds a leader");
+        leader_columns(chunk_offset, &lr, out);
+        out.extend_from_slice(format!(" {}", lr.lver).as_bytes());
+        if force_mode != 0 {
+            let rr = RawRequest::parse(&data[ss..]).expect("a chunk holds a request record");
+            out.extend_from_slice(format!("/{}/{}", rr.lver, rr.force_mode).as_bytes());
+        }
+        out.push(b'\n');
+
+        // Host i's sector is 2 + i; stop where the chunk ends, whatever num_hosts claims.
+        let hosts = lr.num_hosts.min(sizes.sector_count().saturating_sub(2));
+        for i in 0..hosts as usize {
+            let sector = &data[(2 + i) * ss..(3 + i) * ss];
+            if force_mode > 1 {
+                let d = RawDblock::parse(sector).expect("a sector holds a dblock");
+                if d.mbal != 0 || d.inp != 0 || d.lver != 0 {
+                    out.extend_from_slice(
+                        format!(
                         "dblock[{i:04}] mbal {} bal {} inp {} inp2 {} inp3 {} lver {} sum {:x}\n",
                         d.mbal, d.bal, d.inp, d.inp2, d.inp3, d.lver, d.checksum
                     )
-                    .as_bytes(),
+                        .as_bytes(),
+                    );
+                }
+            }
+            let mb =
+                RawModeBlock::parse(&sector[MBLOCK_OFFSET..]).expect("a sector holds a mode block");
+            if mb.flags & MBLOCK_SHARED != 0 {
+                out.extend_from_slice(
+                    format!("{:106}{:04} {:04} SH\n", "", i + 1, mb.generation).as_bytes(),
                 );
             }
         }
-        let mb =
-            RawModeBlock::parse(&sector[MBLOCK_OFFSET..]).expect("a sector holds a mode block");
-        if mb.flags & MBLOCK_SHARED != 0 {
-            out.extend_from_slice(
-                format!("{:106}{:04} {:04} SH\n", "", i + 1, mb.generation).as_bytes(),
-            );
-        }
     }
-}
 
-fn dump_rindex(
-    data: &[u8],
-    chunk_offset: u64,
-    sizes: DumpSizes,
-    force_mode: u32,
-    out: &mut Vec<u8>,
-) {
-    let ss = sizes.sector.as_usize();
-    let rh = RawRindexHeader::parse(data).expect("a chunk holds an rindex header");
-    out.extend_from_slice(format!("{chunk_offset:08} ").as_bytes());
-    right_aligned(out, &rh.lockspace_name, 36);
-    out.extend_from_slice(
-        format!(
-            " rindex_header 0x{:x} {} {} {}\n",
-            rh.flags, rh.sector_size as i32, rh.max_resources, rh.rx_offset
-        )
-        .as_bytes(),
-    );
-    if force_mode == 0 {
-        return;
-    }
-    // Sector 0 holds the header; entries fill the sectors after it.
-    for (i, sector) in data.chunks_exact(ss).enumerate().skip(1) {
-        for (j, bytes) in sector.chunks_exact(RINDEX_ENTRY_SIZE).enumerate() {
-            let entry = RindexEntry::decode(bytes, 0).expect("64 bytes hold an entry");
-            if entry.is_free() {
-                continue;
+    fn dump_rindex(&self, force_mode: u32, out: &mut Vec<u8>) {
+        let (data, chunk_offset, sizes) = (self.data, self.offset, self.sizes);
+        let ss = sizes.sector.as_usize();
+        let rh = RawRindexHeader::parse(data).expect("a chunk holds an rindex header");
+        out.extend_from_slice(format!("{chunk_offset:08} ").as_bytes());
+        right_aligned(out, &rh.lockspace_name, 36);
+        out.extend_from_slice(
+            format!(
+                " rindex_header 0x{:x} {} {} {}\n",
+                rh.flags, rh.sector_size as i32, rh.max_resources, rh.rx_offset
+            )
+            .as_bytes(),
+        );
+        if force_mode == 0 {
+            return;
+        }
+        // Sector 0 holds the header; entries fill the sectors after it.
+        for (i, sector) in data.chunks_exact(ss).enumerate().skip(1) {
+            for (j, bytes) in sector.chunks_exact(RINDEX_ENTRY_SIZE).enumerate() {
+                let entry = RindexEntry::decode(bytes, 0).expect("64 bytes hold an entry");
+                if entry.is_free() {
+                    continue;
+                }
+                let at = chunk_offset + (i * ss + j * RINDEX_ENTRY_SIZE) as u64;
+                out.extend_from_slice(format!("{at:08} ").as_bytes());
+                right_aligned(out, &rh.lockspace_name, 36);
+                out.extend_from_slice(b" rentry ");
+                out.extend_from_slice(entry.name.as_bytes());
+                out.extend_from_slice(format!(" {}\n", entry.res_offset).as_bytes());
             }
-            let at = chunk_offset + (i * ss + j * RINDEX_ENTRY_SIZE) as u64;
-            out.extend_from_slice(format!("{at:08} ").as_bytes());
-            right_aligned(out, &rh.lockspace_name, 36);
-            out.extend_from_slice(b" rentry ");
-            out.extend_from_slice(entry.name.as_bytes());
-            out.extend_from_slice(format!(" {}\n", entry.res_offset).as_bytes());
         }
     }
 }
