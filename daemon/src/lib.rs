@@ -5,7 +5,7 @@ pub mod cli;
 pub mod direct;
 pub mod disk;
 
-use cli::options::{self, ClientAction, DirectAction, Mode};
+use cli::options::{self, DirectAction, Mode};
 use cli::usage::USAGE;
 
 /// What a run of `sanlock` printed and how it ends.
@@ -59,12 +59,8 @@ pub fn run(argv: &[Vec<u8>]) -> Outcome {
 
 fn describe(mode: &Mode) -> String {
     match mode {
-        Mode::Daemon => "`sanlock daemon`".to_string(),
-        Mode::Client(a) => format!("`sanlock client {}`", action_name_client(*a)),
-        Mode::Direct(a) => format!("`sanlock direct {a:?}`").to_lowercase(),
+        Mode::Daemon => "`daemon`".to_string(),
+        Mode::Client(a) => format!("`client {}`", a.name()),
+        Mode::Direct(a) => format!("`direct {}`", a.name()),
     }
-}
-
-fn action_name_client(a: ClientAction) -> String {
-    format!("{a:?}").to_lowercase()
 }

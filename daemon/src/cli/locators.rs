@@ -153,7 +153,7 @@ pub fn parse_resource(arg: &[u8]) -> Result<ResourceArg, ResourceError> {
 
 /// Parses `-x` (main.c `parse_arg_rindex`).
 pub fn parse_rindex(arg: &[u8]) -> RindexArg {
-    let [name, path, offset, _] = split_unescaped_upto(arg, 2);
+    let [name, path, offset, _] = split_unescaped(arg, 2);
     RindexArg {
         lockspace_name: Name::truncated(name.unwrap_or_default()),
         path: path.map(import_path).unwrap_or_default(),
@@ -175,7 +175,7 @@ pub fn parse_rentry(arg: &[u8]) -> RentryArg {
 
 /// Parses the path argument of `direct dump` and `next_free` (direct.c `direct_dump`).
 pub fn parse_dump_path(arg: &[u8]) -> DumpPath {
-    let [path, offset, size, _] = split_unescaped_upto(arg, 2);
+    let [path, offset, size, _] = split_unescaped(arg, 2);
     DumpPath {
         path: import_path(path.unwrap_or_default()),
         offset: offset.map_or(0, megabyte_number),
@@ -261,13 +261,10 @@ fn apply_megabyte_suffix(arg: &[u8], keep_tail: bool) -> Vec<u8> {
     out
 }
 
-/// Splits at the first `n` unescaped colons; the last part runs to the end (escape-aware, as
-/// sanlock_str_to_lockspace). Parts after the last colon found are `None`.
+/// Splits at the first `n` (at most 3) unescaped colons, a backslash escaping the next byte,
+/// as sanlock_str_to_lockspace does; the last part runs to the end. Parts past the last colon
+/// found are `None`.
 fn split_unescaped(arg: &[u8], n: usize) -> [Option<&[u8]>; 4] {
-    split_unescaped_upto(arg, n)
-}
-
-fn split_unescaped_upto(arg: &[u8], n: usize) -> [Option<&[u8]>; 4] {
     debug_assert!(n <= 3);
     let mut parts: [Option<&[u8]>; 4] = [None; 4];
     let mut start = 0;

@@ -81,40 +81,78 @@ pub enum DirectAction {
     Update,
 }
 
+/// `client` action names as sanlock spells them; `write` is an alias of `init`.
+const CLIENT_ACTIONS: &[(&str, ClientAction)] = {
+    use ClientAction::*;
+    &[
+        ("status", Status),
+        ("host_status", HostStatus),
+        ("renewal", Renewal),
+        ("gets", Gets),
+        ("log_dump", LogDump),
+        ("shutdown", Shutdown),
+        ("add_lockspace", AddLockspace),
+        ("inq_lockspace", InqLockspace),
+        ("rem_lockspace", RemLockspace),
+        ("command", Command),
+        ("acquire", Acquire),
+        ("convert", Convert),
+        ("release", Release),
+        ("inquire", Inquire),
+        ("request", Request),
+        ("examine", Examine),
+        ("align", Align),
+        ("init", Init),
+        ("write", Init),
+        ("read", Read),
+        ("version", Version),
+        ("set_event", SetEvent),
+        ("set_config", SetConfig),
+        ("format", Format),
+        ("rebuild", Rebuild),
+        ("create", Create),
+        ("delete", Delete),
+        ("lookup", Lookup),
+        ("update", Update),
+    ]
+};
+
+/// `direct` action names as sanlock spells them.
+const DIRECT_ACTIONS: &[(&str, DirectAction)] = {
+    use DirectAction::*;
+    &[
+        ("init", Init),
+        ("dump", Dump),
+        ("next_free", NextFree),
+        ("read_leader", ReadLeader),
+        ("write_leader", WriteLeader),
+        ("acquire", Acquire),
+        ("release", Release),
+        ("acquire_id", AcquireId),
+        ("release_id", ReleaseId),
+        ("renew_id", RenewId),
+        ("format", Format),
+        ("rebuild", Rebuild),
+        ("lookup", Lookup),
+        ("update", Update),
+    ]
+};
+
 impl ClientAction {
     fn from_name(name: &[u8]) -> Option<Self> {
-        use ClientAction::*;
-        Some(match name {
-            b"status" => Status,
-            b"host_status" => HostStatus,
-            b"renewal" => Renewal,
-            b"gets" => Gets,
-            b"log_dump" => LogDump,
-            b"shutdown" => Shutdown,
-            b"add_lockspace" => AddLockspace,
-            b"inq_lockspace" => InqLockspace,
-            b"rem_lockspace" => RemLockspace,
-            b"command" => Command,
-            b"acquire" => Acquire,
-            b"convert" => Convert,
-            b"release" => Release,
-            b"inquire" => Inquire,
-            b"request" => Request,
-            b"examine" => Examine,
-            b"align" => Align,
-            b"init" | b"write" => Init,
-            b"read" => Read,
-            b"version" => Version,
-            b"set_event" => SetEvent,
-            b"set_config" => SetConfig,
-            b"format" => Format,
-            b"rebuild" => Rebuild,
-            b"create" => Create,
-            b"delete" => Delete,
-            b"lookup" => Lookup,
-            b"update" => Update,
-            _ => return None,
-        })
+        CLIENT_ACTIONS
+            .iter()
+            .find(|(n, _)| n.as_bytes() == name)
+            .map(|&(_, a)| a)
+    }
+
+    /// The name sanlock's command line uses for this action.
+    pub fn name(self) -> &'static str {
+        CLIENT_ACTIONS
+            .iter()
+            .find(|&&(_, a)| a == self)
+            .map(|&(n, _)| n)
+            .expect("every action is in the table")
     }
 
     fn is_rindex(self) -> bool {
@@ -125,24 +163,19 @@ impl ClientAction {
 
 impl DirectAction {
     fn from_name(name: &[u8]) -> Option<Self> {
-        use DirectAction::*;
-        Some(match name {
-            b"init" => Init,
-            b"dump" => Dump,
-            b"next_free" => NextFree,
-            b"read_leader" => ReadLeader,
-            b"write_leader" => WriteLeader,
-            b"acquire" => Acquire,
-            b"release" => Release,
-            b"acquire_id" => AcquireId,
-            b"release_id" => ReleaseId,
-            b"renew_id" => RenewId,
-            b"format" => Format,
-            b"rebuild" => Rebuild,
-            b"lookup" => Lookup,
-            b"update" => Update,
-            _ => return None,
-        })
+        DIRECT_ACTIONS
+            .iter()
+            .find(|(n, _)| n.as_bytes() == name)
+            .map(|&(_, a)| a)
+    }
+
+    /// The name sanlock's command line uses for this action.
+    pub fn name(self) -> &'static str {
+        DIRECT_ACTIONS
+            .iter()
+            .find(|&&(_, a)| a == self)
+            .map(|&(n, _)| n)
+            .expect("every action is in the table")
     }
 
     fn is_rindex(self) -> bool {
@@ -569,6 +602,19 @@ mod tests {
     fn exit_text(args: &str) -> (String, i32) {
         let exit = parse(&argv(args)).unwrap_err();
         (String::from_utf8(exit.stdout).unwrap(), exit.code)
+    }
+
+    #[test]
+    fn every_action_parses_from_and_prints_as_its_sanlock_name() {
+        for &(name, action) in CLIENT_ACTIONS {
+            assert_eq!(ClientAction::from_name(name.as_bytes()), Some(action));
+            let expected = if name == "write" { "init" } else { name };
+            assert_eq!(action.name(), expected);
+        }
+        for &(name, action) in DIRECT_ACTIONS {
+            assert_eq!(DirectAction::from_name(name.as_bytes()), Some(action));
+            assert_eq!(action.name(), name);
+        }
     }
 
     #[test]
