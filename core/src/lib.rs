@@ -8,8 +8,15 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod delta;
 pub mod fuzzing;
 pub mod ids;
+pub mod io;
+pub mod memdisk;
 pub mod ondisk;
+pub mod time;
+pub mod timeouts;
 
 pub use ids::{Generation, HostId, Lver};
+pub use time::Time;
+pub use timeouts::Timeouts;

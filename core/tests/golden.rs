@@ -5,7 +5,7 @@
 
 use sanlock_core::ondisk::rindex::RINDEX_ENTRY_SIZE;
 use sanlock_core::ondisk::{
-    AlignSize, DblockSector, DeltaEvent, DeltaSector, ForceMode, Geometry, HostBitmap, LeaderKind,
+    AlignSize, DblockSector, DeltaSector, ForceMode, Geometry, HostBitmap, HostEvent, LeaderKind,
     LeaderMagic, LeaderRecord, Mbal, ModeBlock, Name, PaxosDblock, Problem, RawLeader,
     RequestRecord, RindexEntry, RindexHeader, SectorSize,
 };
@@ -127,7 +127,7 @@ fn live_delta_lease_of_a_c_daemon() {
     assert_eq!(l.timestamp, 2240);
     assert_eq!(l.io_timeout, 1);
     assert_eq!((l.num_hosts, l.max_hosts, l.lver), (0, 1, Lver(0)));
-    assert_eq!(l.event(), DeltaEvent::default());
+    assert_eq!(l.event(), HostEvent::default());
     assert_eq!(sector.bitmap, HostBitmap::EMPTY);
     assert_eq!(sector.encode(), bytes);
 }
@@ -142,7 +142,7 @@ fn delta_lease_carrying_an_event_for_host_1() {
     assert_eq!(sector.leader.resource_name, name("host2"));
     assert_eq!(
         sector.leader.event(),
-        DeltaEvent {
+        HostEvent {
             generation: 0,
             event: 77,
             data: 1234

@@ -5,7 +5,7 @@ use proptest::prelude::*;
 
 use sanlock_core::fuzzing::decode_sector;
 use sanlock_core::ondisk::{
-    DblockSector, DeltaEvent, DeltaSector, ForceMode, Geometry, HostBitmap, LeaderKind,
+    DblockSector, DeltaSector, ForceMode, Geometry, HostBitmap, HostEvent, LeaderKind,
     LeaderRecord, Mbal, ModeBlock, Name, PaxosDblock, RequestRecord, RindexEntry, RindexHeader,
     SectorSize,
 };
@@ -34,7 +34,7 @@ prop_compose! {
         l.owner_id = owner;
         l.owner_generation = Generation(generation);
         l.timestamp = timestamp;
-        l.set_event(DeltaEvent { generation: event.0, event: event.1, data: event.2 });
+        l.set_event(HostEvent { generation: event.0, event: event.1, data: event.2 });
         l
     }
 }

@@ -98,10 +98,10 @@ impl LeaderMagic {
     }
 }
 
-/// The event a delta lease carries in its write_* fields (ondisk.md §4.4). The target host is
-/// not stored here; the bitmap bit names it.
+/// The host event a delta lease carries in its write_* fields (ondisk.md §4.4; sanlock's
+/// `sanlk_host_event`). The target host is not stored here; the bitmap bit names it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct DeltaEvent {
+pub struct HostEvent {
     /// `write_id`: the target host's generation, or 0.
     pub generation: u64,
     /// `write_generation`: the event; non-zero means an event is present.
@@ -242,6 +242,46 @@ impl RawLeader {
         let record = self.trusting_magic(magic)?;
         debug_assert_eq!(record.to_raw(), *self);
         Ok(record)
+    }
+
+    /// The checks a sanlock reader makes before acting on a leader, in sanlock's order, with its
+    /// result codes (delta_lease.c / paxos_lease.c `verify_leader`): cleared (paxos), magic,
+    /// major version, lockspace name, resource name (when given), num_hosts ≥ the reader's
+    /// host id (paxos, when given), checksum. Use it where sanlock's result must be reproduced;
+    /// [`RawLeader::verify`] then adds the checks sanlock leaves out.
+    pub fn check_as_sanlock(
+        &self,
+        kind: LeaderKind,
+        space_name: &Name,
+        resource_name: Option<&Name>,
+        reader: Option<HostId>,
+    ) -> Result<(), i32> {
+        use super::error::{
+            SANLK_LEADER_CHECKSUM, SANLK_LEADER_LOCKSPACE, SANLK_LEADER_MAGIC,
+            SANLK_LEADER_NUMHOSTS, SANLK_LEADER_RESOURCE, SANLK_LEADER_VERSION,
+        };
+        if kind == LeaderKind::Paxos && self.magic == PAXOS_DISK_CLEAR {
+            return Err(SANLK_LEADER_MAGIC);
+        }
+        if self.magic != kind.magic() {
+            return Err(SANLK_LEADER_MAGIC);
+        }
+        if self.version & VERSION_MAJOR_MASK != kind.version() & VERSION_MAJOR_MASK {
+            return Err(SANLK_LEADER_VERSION);
+        }
+        if !self.space_name.matches(space_name) {
+            return Err(SANLK_LEADER_LOCKSPACE);
+        }
+        if resource_name.is_some_and(|r| !self.resource_name.matches(r)) {
+            return Err(SANLK_LEADER_RESOURCE);
+        }
+        if kind == LeaderKind::Paxos && reader.is_some_and(|h| self.num_hosts < h.get()) {
+            return Err(SANLK_LEADER_NUMHOSTS);
+        }
+        if self.checksum != self.computed_checksum() {
+            return Err(SANLK_LEADER_CHECKSUM);
+        }
+        Ok(())
     }
 
     /// Converts a cleared paxos leader (after its checksum was checked by the caller) so that
@@ -421,8 +461,8 @@ impl LeaderRecord {
     }
 
     /// The delta lease's event fields.
-    pub fn event(&self) -> DeltaEvent {
-        DeltaEvent {
+    pub fn event(&self) -> HostEvent {
+        HostEvent {
             generation: self.write_id,
             event: self.write_generation,
             data: self.write_timestamp,
@@ -430,7 +470,7 @@ impl LeaderRecord {
     }
 
     /// Stores an event in a delta lease's write_* fields (outside the checksum).
-    pub fn set_event(&mut self, event: DeltaEvent) {
+    pub fn set_event(&mut self, event: HostEvent) {
         assert_eq!(
             self.magic,
             LeaderMagic::Delta,
@@ -595,7 +635,7 @@ mod tests {
         // ondisk.md §4.4 / §7.5: event 77, data 1234, target generation 1.
         let mut leader = LeaderRecord::delta_init(g512(), name("LS"), 10);
         let before = leader.to_raw().checksum;
-        leader.set_event(DeltaEvent {
+        leader.set_event(HostEvent {
             generation: 1,
             event: 77,
             data: 1234,

@@ -32,7 +32,7 @@ pub use dblock::{DblockSector, Mbal, ModeBlock, PaxosDblock, RawDblock, RawModeB
 pub use error::{DecodeError, Problem, RecordKind};
 pub use geometry::{AlignSize, Geometry, GeometryError, SectorNr, SectorSize};
 pub use init::{lockspace_init, resource_init, LockspaceInit, ResourceInit};
-pub use leader::{DeltaEvent, LeaderKind, LeaderMagic, LeaderRecord, RawLeader};
+pub use leader::{HostEvent, LeaderKind, LeaderMagic, LeaderRecord, RawLeader};
 pub use lvb::Lvb;
 pub use name::{Name, NameTooLong, NAME_LEN};
 pub use request::{ForceMode, RawRequest, RequestRecord};

@@ -5,13 +5,7 @@
 //! Where 3.8.5 prints an uninitialised stack record (the disk did not open, the read failed)
 //! we print zeros.
 
-use sanlock_core::ondisk::error::{
-    SANLK_LEADER_CHECKSUM, SANLK_LEADER_LOCKSPACE, SANLK_LEADER_MAGIC, SANLK_LEADER_RESOURCE,
-    SANLK_LEADER_VERSION,
-};
-use sanlock_core::ondisk::leader::{
-    DELTA_DISK_MAGIC, PAXOS_DISK_CLEAR, PAXOS_DISK_MAGIC, VERSION_MAJOR_MASK,
-};
+use sanlock_core::ondisk::leader::{DELTA_DISK_MAGIC, PAXOS_DISK_MAGIC};
 use sanlock_core::ondisk::{LeaderKind, Name, RawLeader, SectorSize};
 
 use super::{given_sizes, EINVAL, ENODEV};
@@ -204,34 +198,17 @@ fn read_raw_leader(disk: &Disk, offset: u64, sector: SectorSize) -> Result<RawLe
     RawLeader::parse(buf.as_ref()).map_err(|_| -1)
 }
 
-/// The checks a sanlock reader makes before using a leader, in its order: cleared, magic, major
-/// version, lockspace name, resource name, checksum (delta_lease.c / paxos_lease.c
-/// `verify_leader`). The host id is 0 here, so the num_hosts check cannot fail.
+/// sanlock's checks of a leader it is about to use, in its order; the host id is 0 here, so the
+/// num_hosts check cannot fail.
 fn verify_in_sanlock_order(
     raw: &RawLeader,
     kind: LeaderKind,
     space: &Name,
     resource: Option<&Name>,
 ) -> i32 {
-    if kind == LeaderKind::Paxos && raw.magic == PAXOS_DISK_CLEAR {
-        return SANLK_LEADER_MAGIC;
-    }
-    if raw.magic != kind.magic() {
-        return SANLK_LEADER_MAGIC;
-    }
-    if raw.version & VERSION_MAJOR_MASK != kind.version() & VERSION_MAJOR_MASK {
-        return SANLK_LEADER_VERSION;
-    }
-    if !raw.space_name.matches(space) {
-        return SANLK_LEADER_LOCKSPACE;
-    }
-    if resource.is_some_and(|r| !raw.resource_name.matches(r)) {
-        return SANLK_LEADER_RESOURCE;
-    }
-    if raw.checksum != raw.computed_checksum() {
-        return SANLK_LEADER_CHECKSUM;
-    }
-    0
+    raw.check_as_sanlock(kind, space, resource, None)
+        .err()
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

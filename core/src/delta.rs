@@ -1,0 +1,756 @@
+//! The delta lease: one host's hold on its host_id in one lockspace (Chockler & Malkhi's light-
+//! weight lease, as sanlock 3.8.5 runs it: delta_lease.c, lockspace.c `lockspace_thread`).
+//!
+//! One [`DeltaLease`] is one host_id of one host. It is a pure state machine: hand it the time
+//! and I/O completions, take I/O requests, events and its next deadline back.
+//!
+//! I/O sequences (H = our host_id, ss = sector size, N = our io_timeout, N' = the io_timeout in
+//! the lease on disk, algorithms.md §3-4):
+//!
+//! | operation | I/O | waits |
+//! | --- | --- | --- |
+//! | acquire, lease free or last held by us (same host name) | read 1 sector @ (H−1)·ss; write it; read it back | 2N' between the write and the read |
+//! | acquire, lease held by another host name | read; read again; write; read back | 8N'+60 before the second read, 2N' before the last |
+//! | renew | read the whole area (align bytes); write our sector (timeout 8N+60) | due 2N + 0.5 s after the last success, 0.5 s after a failure |
+//! | release | write our sector with timestamp 0 (only if the last renewal succeeded) | — |
+//!
+//! Every read is checked as sanlock checks it (magic, major version, space name, checksum) and
+//! every record we write is decoded again before it leaves, so what we write is what we trust.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::ids::{Generation, HostId};
+use crate::io::{IoError, IoId, IoOp, IoRequest, IoResult};
+use crate::ondisk::error::SANLK_LEADER_READ;
+use crate::ondisk::{DeltaSector, Geometry, HostBitmap, HostEvent, LeaderKind, Name, RawLeader};
+use crate::time::Time;
+use crate::timeouts::Timeouts;
+
+/// sanlock_rv.h: the operation was stopped (the lockspace is being removed, the daemon stops).
+pub const SANLK_ERROR: i32 = -201;
+/// sanlock_rv.h: our record changed owner under us.
+pub const SANLK_RENEW_OWNER: i32 = -260;
+/// sanlock_rv.h: our record is not what we last wrote.
+pub const SANLK_RENEW_DIFF: i32 = -261;
+/// sanlock_rv.h: another host holds or just took the host_id.
+pub const SANLK_HOSTID_BUSY: i32 = -262;
+
+/// What a delta lease is: whose, where, and with which timeouts.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DeltaConfig {
+    /// The lockspace name.
+    pub space_name: Name,
+    /// Our host_id.
+    pub host_id: HostId,
+    /// Our host name, unique per host instance (`-e`); at most 47 bytes reach the disk.
+    pub host_name: Name,
+    /// The lockspace's geometry.
+    pub geometry: Geometry,
+    /// Byte offset of the lockspace area on its disk.
+    pub offset: u64,
+    /// Our timeouts (from our io_timeout N).
+    pub timeouts: Timeouts,
+}
+
+impl DeltaConfig {
+    /// Byte offset of our sector on the disk.
+    pub fn sector_offset(&self) -> u64 {
+        self.offset
+            + self
+                .geometry
+                .sector_offset(self.geometry.delta_sector(self.host_id))
+    }
+}
+
+/// What the machine reports.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// We own the host_id with this generation; `timestamp_s` is the acquire's timestamp.
+    Acquired {
+        /// Our generation of the host_id.
+        generation: Generation,
+        /// The timestamp written, our monotonic seconds.
+        timestamp_s: u64,
+    },
+    /// The acquire failed with this sanlock result; nothing is held.
+    AcquireFailed {
+        /// SANLK_* or -errno.
+        rv: i32,
+    },
+    /// A renewal wrote `timestamp_s`; `lockspace` is the whole area it read, for watching the
+    /// other hosts.
+    Renewed {
+        /// The timestamp written.
+        timestamp_s: u64,
+        /// Every host's delta sector, as read at the start of this renewal.
+        lockspace: Vec<u8>,
+    },
+    /// A renewal failed; the lease is still ours until it expires. `corrupt` failures (our
+    /// record is not what we wrote) expire the lease at once.
+    RenewalFailed {
+        /// SANLK_* or -errno.
+        rv: i32,
+        /// Our record on disk is wrong: the lockspace fails now, not at 8N.
+        corrupt: bool,
+    },
+    /// The last successful renewal is 6N old.
+    RenewalWarning,
+    /// The last successful renewal is 8N old, or our record was corrupt: the lockspace has
+    /// failed. Recovery must start, and the watchdog is no longer fed for it.
+    Expired,
+    /// Released: our record on disk says timestamp 0 (or nothing was written because the last
+    /// renewal had failed). The machine is done.
+    Released,
+}
+
+/// One host's delta lease on one host_id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DeltaLease {
+    config: DeltaConfig,
+    phase: Phase,
+    held: Option<Held>,
+    bitmap: HostBitmap,
+    host_event: HostEvent,
+    release_requested: bool,
+    next_io: u64,
+    /// Ids of I/Os given up at their deadline; their completions are counted and dropped.
+    abandoned: Vec<IoId>,
+    late_completions: u64,
+    last_now: Time,
+    io_out: VecDeque<IoRequest>,
+    events: VecDeque<Event>,
+}
+
+/// What we know while we own the host_id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Held {
+    generation: Generation,
+    /// The sector we last wrote (acquire or renewal).
+    last_written: DeltaSector,
+    /// When the last successful write's timestamp was taken.
+    last_success: Time,
+    /// Whether the last renewal attempt succeeded (release writes only then).
+    last_renewal_ok: bool,
+    warned: bool,
+    expired: bool,
+}
+
+/// An I/O in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Pending {
+    id: IoId,
+    deadline: Time,
+}
+
+/// Where the machine is; each phase holds only what it knows.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Phase {
+    /// Not started.
+    Idle,
+    /// Step 1 of the acquire: our sector as it is.
+    ReadLeader { io: Pending },
+    /// The lease was held under another host name: wait until that host is certainly dead or
+    /// has renewed.
+    WaitLongDelay { first: RawLeader, until: Time },
+    /// After the long wait: has anyone renewed it?
+    RereadLeader { io: Pending, first: RawLeader },
+    /// Our claim, on its way to disk; `short_delay` comes from the io_timeout that was on disk
+    /// before it, `taken` is when its timestamp was read from the clock.
+    WriteLeader {
+        io: Pending,
+        written: DeltaSector,
+        short_delay: Duration,
+        taken: Time,
+    },
+    /// Give a racing host time to overwrite our claim.
+    WaitShortDelay {
+        written: DeltaSector,
+        until: Time,
+        taken: Time,
+    },
+    /// Did our claim survive?
+    VerifyLeader {
+        io: Pending,
+        written: DeltaSector,
+        taken: Time,
+    },
+    /// Held; the next renewal is due at `due`.
+    Held { due: Time },
+    /// Renewal step 1: the whole lockspace.
+    RenewRead { io: Pending },
+    /// Renewal step 2: our new timestamp.
+    RenewWrite {
+        io: Pending,
+        written: DeltaSector,
+        taken: Time,
+        lockspace: Vec<u8>,
+    },
+    /// Our sector with timestamp 0.
+    ReleaseWrite { io: Pending },
+    /// Terminal: released, failed or stopped.
+    Done,
+}
+
+impl DeltaLease {
+    /// A machine for `config`, not yet acquiring.
+    pub fn new(config: DeltaConfig) -> Self {
+        DeltaLease {
+            config,
+            phase: Phase::Idle,
+            held: None,
+            bitmap: HostBitmap::EMPTY,
+            host_event: HostEvent::default(),
+            release_requested: false,
+            next_io: 0,
+            abandoned: Vec::new(),
+            late_completions: 0,
+            last_now: Time::ZERO,
+            io_out: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Starts the acquire (add_lockspace). Call once, on a new machine.
+    pub fn acquire(&mut self, now: Time) {
+        self.tick(now);
+        assert_eq!(self.phase, Phase::Idle, "acquire on a started delta lease");
+        let io = self.read(now, self.config.sector_offset(), self.sector_len());
+        self.phase = Phase::ReadLeader { io };
+    }
+
+    /// Asks for the release (rem_lockspace): done at once when idle between renewals, else
+    /// after the renewal in flight. Ignored unless the lease is held.
+    pub fn release(&mut self, now: Time) {
+        self.tick(now);
+        if self.held.is_none() {
+            return;
+        }
+        self.release_requested = true;
+        if let Phase::Held { .. } = self.phase {
+            self.start_release(now);
+        }
+    }
+
+    /// Stops whatever is going on, in any phase, without writing: an acquire fails with
+    /// SANLK_ERROR; a held lease is abandoned on disk (it expires for the other hosts). I/O in
+    /// flight is abandoned.
+    pub fn abort(&mut self, now: Time) {
+        self.tick(now);
+        if let Some(io) = self.pending() {
+            self.abandoned.push(io.id);
+        }
+        if self.is_acquiring() {
+            self.events
+                .push_back(Event::AcquireFailed { rv: SANLK_ERROR });
+        }
+        self.held = None;
+        self.phase = Phase::Done;
+    }
+
+    /// Sets the bitmap the next renewals write (the hosts we want attention from).
+    pub fn set_bitmap(&mut self, bitmap: HostBitmap) {
+        self.bitmap = bitmap;
+    }
+
+    /// Sets the host event the next renewals write (zeros when cleared).
+    pub fn set_host_event(&mut self, event: HostEvent) {
+        self.host_event = event;
+    }
+
+    /// Hands in the completion of request `id`. A completion at or after the I/O's deadline
+    /// counts as a timeout (and as late), even if `handle_timeout` was not called in between;
+    /// one for an I/O already given up is counted and ignored.
+    pub fn handle_io(&mut self, now: Time, id: IoId, result: IoResult) {
+        self.tick(now);
+        if let Some(at) = self.abandoned.iter().position(|&a| a == id) {
+            self.abandoned.swap_remove(at);
+            self.late_completions += 1;
+            return;
+        }
+        match self.pending() {
+            // Past its deadline the I/O has failed, whatever it returned: a host that stalled
+            // must not act on bytes that are now stale.
+            Some(io) if io.id == id && now >= io.deadline => {
+                self.late_completions += 1;
+                self.io_done(now, Err(IoError::TimedOut));
+            }
+            Some(io) if io.id == id => self.io_done(now, result),
+            _ => panic!("completion for {id}, which this delta lease did not ask for"),
+        }
+    }
+
+    /// Hands in the passing of time: expired I/O deadlines, waits, renewals due, the warn and
+    /// expiry ages. Extra calls are harmless.
+    pub fn handle_timeout(&mut self, now: Time) {
+        self.tick(now);
+        if let Some(io) = self.pending().filter(|io| now >= io.deadline) {
+            self.abandoned.push(io.id);
+            self.io_done(now, Err(IoError::TimedOut));
+        }
+        match &self.phase {
+            Phase::WaitLongDelay { first, until } if now >= *until => {
+                let first = *first;
+                let io = self.read(now, self.config.sector_offset(), self.sector_len());
+                self.phase = Phase::RereadLeader { io, first };
+            }
+            Phase::WaitShortDelay {
+                written,
+                until,
+                taken,
+            } if now >= *until => {
+                let (written, taken) = (*written, *taken);
+                let io = self.read(now, self.config.sector_offset(), self.sector_len());
+                self.phase = Phase::VerifyLeader { io, written, taken };
+            }
+            Phase::Held { due } if now >= *due => self.start_renewal(now),
+            _ => {}
+        }
+        self.check_age(now);
+    }
+
+    /// The next I/O to run.
+    pub fn poll_io(&mut self) -> Option<IoRequest> {
+        self.io_out.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`DeltaLease::handle_timeout`] must be called next, if ever.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        let phase = match &self.phase {
+            Phase::WaitLongDelay { until, .. } | Phase::WaitShortDelay { until, .. } => {
+                Some(*until)
+            }
+            Phase::Held { due } => Some(*due),
+            _ => self.pending().map(|io| io.deadline),
+        };
+        let age = self.held.as_ref().and_then(|h| {
+            let t = self.config.timeouts;
+            if !h.warned {
+                Some(h.last_success + t.id_renewal_warn())
+            } else if !h.expired {
+                Some(h.last_success + t.id_renewal_fail())
+            } else {
+                None
+            }
+        });
+        [phase, age].into_iter().flatten().min()
+    }
+
+    /// Our generation of the host_id, once acquired.
+    pub fn generation(&self) -> Option<Generation> {
+        self.held.as_ref().map(|h| h.generation)
+    }
+
+    /// When the timestamp of the last successful acquire or renewal was taken.
+    pub fn last_success(&self) -> Option<Time> {
+        self.held.as_ref().map(|h| h.last_success)
+    }
+
+    /// Whether the lease is held and has not expired: the window in which this host may act
+    /// on leases of the lockspace.
+    pub fn is_live(&self) -> bool {
+        self.held.as_ref().is_some_and(|h| !h.expired)
+    }
+
+    /// Whether an acquire is under way.
+    pub fn is_acquiring(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::ReadLeader { .. }
+                | Phase::WaitLongDelay { .. }
+                | Phase::RereadLeader { .. }
+                | Phase::WriteLeader { .. }
+                | Phase::WaitShortDelay { .. }
+                | Phase::VerifyLeader { .. }
+        )
+    }
+
+    /// Whether the machine has finished (released, failed or aborted).
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    /// Completions that arrived after their I/O was given up.
+    pub fn late_completions(&self) -> u64 {
+        self.late_completions
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DeltaConfig {
+        &self.config
+    }
+
+    fn tick(&mut self, now: Time) {
+        assert!(
+            now >= self.last_now,
+            "time went backwards: {now} < {}",
+            self.last_now
+        );
+        self.last_now = now;
+    }
+
+    fn sector_len(&self) -> usize {
+        self.config.geometry.sector_size().as_usize()
+    }
+
+    fn pending(&self) -> Option<Pending> {
+        match &self.phase {
+            Phase::ReadLeader { io }
+            | Phase::RereadLeader { io, .. }
+            | Phase::WriteLeader { io, .. }
+            | Phase::VerifyLeader { io, .. }
+            | Phase::RenewRead { io }
+            | Phase::RenewWrite { io, .. }
+            | Phase::ReleaseWrite { io } => Some(*io),
+            _ => None,
+        }
+    }
+
+    fn read(&mut self, now: Time, offset: u64, len: usize) -> Pending {
+        let timeout = self.config.timeouts.io_timeout();
+        self.submit(now, offset, IoOp::Read { len }, timeout)
+    }
+
+    fn write(&mut self, now: Time, sector: &DeltaSector, timeout: Duration) -> Pending {
+        let data = sector.encode();
+        // Pair assertion: what we write must decode to what we meant.
+        debug_assert_eq!(DeltaSector::decode(&data, 0).as_ref(), Ok(sector));
+        self.submit(
+            now,
+            self.config.sector_offset(),
+            IoOp::Write { data },
+            timeout,
+        )
+    }
+
+    fn submit(&mut self, now: Time, offset: u64, op: IoOp, timeout: Duration) -> Pending {
+        let id = IoId(self.next_io);
+        self.next_io += 1;
+        let deadline = now + timeout;
+        self.io_out.push_back(IoRequest {
+            id,
+            offset,
+            op,
+            deadline,
+        });
+        Pending { id, deadline }
+    }
+
+    fn io_done(&mut self, now: Time, result: IoResult) {
+        let phase = std::mem::replace(&mut self.phase, Phase::Done);
+        self.phase = match phase {
+            Phase::ReadLeader { .. } => self.after_first_read(now, result),
+            Phase::RereadLeader { first, .. } => self.after_reread(now, first, result),
+            Phase::WriteLeader {
+                written,
+                short_delay,
+                taken,
+                ..
+            } => match result {
+                Ok(_) => Phase::WaitShortDelay {
+                    written,
+                    until: now + short_delay,
+                    taken,
+                },
+                Err(e) => self.acquire_failed(e.rv()),
+            },
+            Phase::VerifyLeader { written, taken, .. } => {
+                self.after_verify(now, written, taken, result)
+            }
+            Phase::RenewRead { .. } => self.after_renew_read(now, result),
+            Phase::RenewWrite {
+                written,
+                taken,
+                lockspace,
+                ..
+            } => self.after_renew_write(now, written, taken, lockspace, result),
+            Phase::ReleaseWrite { .. } => {
+                // Released either way: a failed write leaves the lease to expire on disk.
+                self.held = None;
+                self.events.push_back(Event::Released);
+                Phase::Done
+            }
+            other => unreachable!("completion in phase {other:?}"),
+        };
+    }
+
+    /// delta_lease_acquire steps 1-3.
+    fn after_first_read(&mut self, now: Time, result: IoResult) -> Phase {
+        let raw = match self.check_read(result) {
+            Ok(raw) => raw,
+            Err(rv) => return self.acquire_failed(rv),
+        };
+        let free = raw.timestamp == 0;
+        let ours = raw.resource_name.matches(&self.disk_host_name());
+        if free || ours {
+            return self.write_claim(now, &raw);
+        }
+        let wait = self.config.timeouts.of_other(u64::from(raw.io_timeout));
+        Phase::WaitLongDelay {
+            first: raw,
+            until: now + wait.delta_acquire_wait(),
+        }
+    }
+
+    /// Steps 5-6: unchanged (or freed) after the long wait means its holder is gone.
+    fn after_reread(&mut self, now: Time, first: RawLeader, result: IoResult) -> Phase {
+        let raw = match self.check_read(result) {
+            Ok(raw) => raw,
+            Err(rv) => return self.acquire_failed(rv),
+        };
+        if raw.to_bytes() == first.to_bytes() || raw.timestamp == 0 {
+            self.write_claim(now, &raw)
+        } else {
+            self.acquire_failed(SANLK_HOSTID_BUSY)
+        }
+    }
+
+    /// Step 7: the record as read, with us as owner, the generation bumped, our timestamp.
+    fn write_claim(&mut self, now: Time, raw: &RawLeader) -> Phase {
+        let mut leader = match raw.verify(LeaderKind::Delta) {
+            Ok(leader) => leader,
+            Err(problem) => {
+                return self
+                    .acquire_failed(problem.sanlk_code(crate::ondisk::RecordKind::DeltaLeader))
+            }
+        };
+        leader.timestamp = now.secs();
+        leader.io_timeout = (self.config.timeouts.io_timeout_s() & 0xFF) as u16;
+        leader.owner_id = Some(self.config.host_id);
+        leader.owner_generation = Generation(leader.owner_generation.0.wrapping_add(1));
+        leader.resource_name = self.disk_host_name();
+        let written = DeltaSector {
+            leader,
+            bitmap: HostBitmap::EMPTY,
+        };
+        let short_delay = self
+            .config
+            .timeouts
+            .of_other(u64::from(raw.io_timeout))
+            .delta_short_delay();
+        let io = self.write(now, &written, self.config.timeouts.io_timeout());
+        Phase::WriteLeader {
+            io,
+            written,
+            short_delay,
+            taken: now,
+        }
+    }
+
+    /// Step 9: the claim must read back unchanged.
+    fn after_verify(
+        &mut self,
+        now: Time,
+        written: DeltaSector,
+        taken: Time,
+        result: IoResult,
+    ) -> Phase {
+        let raw = match self.check_read(result) {
+            Ok(raw) => raw,
+            Err(rv) => return self.acquire_failed(rv),
+        };
+        if raw.to_bytes() != written.leader.encode() {
+            return self.acquire_failed(SANLK_HOSTID_BUSY);
+        }
+        let generation = written.leader.owner_generation;
+        self.held = Some(Held {
+            generation,
+            last_written: written,
+            last_success: taken,
+            last_renewal_ok: true,
+            warned: false,
+            expired: false,
+        });
+        self.events.push_back(Event::Acquired {
+            generation,
+            timestamp_s: written.leader.timestamp,
+        });
+        // The acquire itself counts as the first renewal; the next one is 2N after it, which
+        // may already be now (the free-lease acquire takes 2N).
+        let due = self.renewal_due(taken);
+        self.check_age(now);
+        if self.release_requested {
+            self.start_release_phase(now)
+        } else {
+            Phase::Held { due }
+        }
+    }
+
+    fn start_renewal(&mut self, now: Time) {
+        let len = self.config.geometry.area_bytes() as usize;
+        let io = self.read(now, self.config.offset, len);
+        self.phase = Phase::RenewRead { io };
+    }
+
+    /// delta_lease_renew steps 3-6.
+    fn after_renew_read(&mut self, now: Time, result: IoResult) -> Phase {
+        let held = self.held.as_ref().expect("renewing a held lease");
+        let area = match result {
+            Ok(area) => area,
+            Err(e) => return self.renewal_failed(now, e.rv(), false),
+        };
+        let at = self
+            .config
+            .geometry
+            .sector_offset(self.config.geometry.delta_sector(self.config.host_id))
+            as usize;
+        let ours = match area.get(at..at + self.sector_len()) {
+            Some(sector) => RawLeader::parse(sector),
+            None => return self.renewal_failed(now, SANLK_LEADER_READ, false),
+        };
+        let Ok(raw) = ours else {
+            return self.renewal_failed(now, SANLK_LEADER_READ, false);
+        };
+        if let Err(rv) =
+            raw.check_as_sanlock(LeaderKind::Delta, &self.config.space_name, None, None)
+        {
+            return self.renewal_failed(now, rv, true);
+        }
+        let last = held.last_written.leader;
+        if raw.owner_id != last.owner_id.map_or(0, HostId::get)
+            || raw.owner_generation != last.owner_generation.0
+            || !raw.resource_name.matches(&last.resource_name)
+        {
+            return self.renewal_failed(now, SANLK_RENEW_OWNER, true);
+        }
+        // After a failed write the record may or may not hold it; only the owner is checked.
+        if held.last_renewal_ok && raw.to_bytes() != last.encode() {
+            return self.renewal_failed(now, SANLK_RENEW_DIFF, true);
+        }
+        let mut leader = last;
+        leader.timestamp = now.secs();
+        leader.io_timeout = (self.config.timeouts.io_timeout_s() & 0xFF) as u16;
+        leader.set_event(self.host_event);
+        let written = DeltaSector {
+            leader,
+            bitmap: self.bitmap,
+        };
+        let timeout = self.config.timeouts.renewal_write_timeout();
+        let io = self.write(now, &written, timeout);
+        Phase::RenewWrite {
+            io,
+            written,
+            taken: now,
+            lockspace: area,
+        }
+    }
+
+    fn after_renew_write(
+        &mut self,
+        now: Time,
+        written: DeltaSector,
+        taken: Time,
+        lockspace: Vec<u8>,
+        result: IoResult,
+    ) -> Phase {
+        if let Err(e) = result {
+            return self.renewal_failed(now, e.rv(), false);
+        }
+        let held = self.held.as_mut().expect("renewing a held lease");
+        assert!(taken >= held.last_success, "renewal timestamps go forward");
+        held.last_written = written;
+        held.last_success = taken;
+        held.last_renewal_ok = true;
+        held.warned = false;
+        let timestamp_s = written.leader.timestamp;
+        self.events.push_back(Event::Renewed {
+            timestamp_s,
+            lockspace,
+        });
+        if self.release_requested {
+            return self.start_release_phase(now);
+        }
+        Phase::Held {
+            due: self.renewal_due(taken),
+        }
+    }
+
+    fn renewal_failed(&mut self, now: Time, rv: i32, corrupt: bool) -> Phase {
+        let held = self.held.as_mut().expect("renewing a held lease");
+        held.last_renewal_ok = false;
+        self.events.push_back(Event::RenewalFailed { rv, corrupt });
+        if corrupt && !held.expired {
+            held.expired = true;
+            self.events.push_back(Event::Expired);
+        }
+        if self.release_requested {
+            return self.start_release_phase(now);
+        }
+        Phase::Held {
+            due: now + self.config.timeouts.renewal_pause(),
+        }
+    }
+
+    fn start_release(&mut self, now: Time) {
+        self.phase = self.start_release_phase(now);
+    }
+
+    /// delta_lease_release: only after a successful last renewal; the last record with
+    /// timestamp 0 and no bitmap.
+    fn start_release_phase(&mut self, now: Time) -> Phase {
+        let held = self.held.as_ref().expect("releasing a held lease");
+        if !held.last_renewal_ok {
+            self.held = None;
+            self.events.push_back(Event::Released);
+            return Phase::Done;
+        }
+        let mut leader = held.last_written.leader;
+        leader.timestamp = 0;
+        let sector = DeltaSector {
+            leader,
+            bitmap: HostBitmap::EMPTY,
+        };
+        let io = self.write(now, &sector, self.config.timeouts.io_timeout());
+        Phase::ReleaseWrite { io }
+    }
+
+    /// Emits the warning at 6N and the expiry at 8N after the last success.
+    fn check_age(&mut self, now: Time) {
+        let t = self.config.timeouts;
+        let Some(held) = self.held.as_mut() else {
+            return;
+        };
+        let age = now.saturating_since(held.last_success);
+        if !held.warned && age >= t.id_renewal_warn() {
+            held.warned = true;
+            self.events.push_back(Event::RenewalWarning);
+        }
+        if !held.expired && age >= t.id_renewal_fail() {
+            held.expired = true;
+            self.events.push_back(Event::Expired);
+        }
+    }
+
+    fn renewal_due(&self, last_success: Time) -> Time {
+        let t = self.config.timeouts;
+        last_success + t.id_renewal() + t.renewal_pause()
+    }
+
+    fn acquire_failed(&mut self, rv: i32) -> Phase {
+        self.events.push_back(Event::AcquireFailed { rv });
+        Phase::Done
+    }
+
+    /// A read's result checked as sanlock checks a delta leader it will act on.
+    fn check_read(&self, result: IoResult) -> Result<RawLeader, i32> {
+        let sector = result.map_err(IoError::rv)?;
+        let raw = RawLeader::parse(&sector).map_err(|_| SANLK_LEADER_READ)?;
+        raw.check_as_sanlock(LeaderKind::Delta, &self.config.space_name, None, None)?;
+        Ok(raw)
+    }
+
+    /// Our host name as it reaches the disk: at most 47 bytes (a bounded print with its NUL).
+    fn disk_host_name(&self) -> Name {
+        let bytes = self.config.host_name.as_bytes();
+        Name::truncated(&bytes[..bytes.len().min(47)])
+    }
+}
+
+#[cfg(test)]
+#[path = "delta_tests.rs"]
+mod tests;
