@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::ids::{Generation, HostId};
-use crate::io::{IoError, IoId, IoOp, IoRequest, IoResult};
+use crate::io::{DiskRef, IoError, IoId, IoOp, IoRequest, IoResult};
 use crate::ondisk::error::SANLK_LEADER_READ;
 use crate::ondisk::{DeltaSector, Geometry, HostBitmap, HostEvent, LeaderKind, Name, RawLeader};
 use crate::time::Time;
@@ -434,6 +434,7 @@ impl DeltaLease {
         let deadline = now + timeout;
         self.io_out.push_back(IoRequest {
             id,
+            disk: DiskRef::Lockspace,
             offset,
             op,
             deadline,

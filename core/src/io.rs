@@ -31,11 +31,22 @@ pub enum IoOp {
     },
 }
 
-/// One I/O the driver should run on the machine's disk.
+/// Which of a machine's disks an I/O is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DiskRef {
+    /// The lockspace's disk (delta leases; a paxos acquire reads the owner's delta lease there).
+    Lockspace,
+    /// The resource lease's disk.
+    Lease,
+}
+
+/// One I/O the driver should run.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct IoRequest {
     /// Returned with the completion.
     pub id: IoId,
+    /// Which disk.
+    pub disk: DiskRef,
     /// Byte offset from the start of the disk.
     pub offset: u64,
     /// What to do.

@@ -10,10 +10,13 @@
 
 pub mod delta;
 pub mod fuzzing;
+pub mod hosts;
 pub mod ids;
 pub mod io;
 pub mod memdisk;
 pub mod ondisk;
+pub mod paxos;
+pub mod rng;
 pub mod time;
 pub mod timeouts;
 

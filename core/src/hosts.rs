@@ -1,0 +1,352 @@
+//! What one host knows of the others in a lockspace: a table fed by every successful renewal's
+//! read of the whole lockspace (algorithms.md §5; sanlock 3.8.5 lockspace.c
+//! `check_other_leases`, `get_host_flag`).
+//!
+//! Other hosts' timestamps are their own clocks, never compared with ours: a host is alive when
+//! its (owner_id, owner_generation, timestamp) *changes* between our scans, and the times kept
+//! here are our own readings of when we saw that.
+
+use std::time::Duration;
+
+use crate::ids::{Generation, HostId};
+use crate::ondisk::bitmap::HOSTID_BITMAP_OFFSET;
+use crate::ondisk::leader::DELTA_DISK_MAGIC;
+use crate::ondisk::{Geometry, HostBitmap, HostEvent, Name, RawLeader};
+use crate::time::Time;
+use crate::timeouts::Timeouts;
+
+/// What we last saw of one host_id's delta lease, and when.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HostStatus {
+    /// Our time of the first scan.
+    pub first_check: Time,
+    /// Our time of the latest scan.
+    pub last_check: Time,
+    /// Our time of the latest scan in which (owner_id, owner_generation, timestamp) changed;
+    /// `None` until a change after the first scan... or at the first scan itself.
+    pub last_live: Option<Time>,
+    /// Our time when we last acted on a request bit from this host.
+    pub last_req: Option<Time>,
+    /// The slot's owner.
+    pub owner_id: u64,
+    /// The owner's generation.
+    pub owner_generation: Generation,
+    /// The slot's timestamp (the owner's clock; 0 = free).
+    pub timestamp: u64,
+    /// The owner's io_timeout.
+    pub io_timeout: u16,
+    /// The owner's host name.
+    pub owner_name: Name,
+    /// Scans in which the slot had a wrong magic or lockspace name.
+    pub lease_bad: u32,
+}
+
+/// A host's state as get_hosts reports it (SANLK_HOST_*).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HostState {
+    /// Seen once, not yet seen changing (1).
+    Unknown,
+    /// Its delta lease is free (2).
+    Free,
+    /// Renewing (3).
+    Live,
+    /// Has not renewed for 8N (4).
+    Fail,
+    /// Has not renewed for 8N + 60: its watchdog has reset it (5).
+    Dead,
+}
+
+impl HostState {
+    /// The SANLK_HOST_* number.
+    pub const fn value(self) -> u32 {
+        match self {
+            HostState::Unknown => 1,
+            HostState::Free => 2,
+            HostState::Live => 3,
+            HostState::Fail => 4,
+            HostState::Dead => 5,
+        }
+    }
+}
+
+/// Something a scan found aimed at us.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Notice {
+    /// A host set our bit and carries an event: deliver it to local listeners.
+    Event {
+        /// The sender's host_id (its slot's owner_id).
+        from: u64,
+        /// The sender's generation.
+        from_generation: Generation,
+        /// The event as carried (its generation is not compared with ours).
+        event: HostEvent,
+    },
+    /// A host set our bit and the per-sender throttle allows: examine the resources we hold.
+    Examine {
+        /// The sender's host_id.
+        from: u64,
+    },
+}
+
+/// The table of one lockspace, indexed by host_id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HostTable {
+    space_name: Name,
+    our_host_id: HostId,
+    geometry: Geometry,
+    timeouts: Timeouts,
+    set_bitmap: Duration,
+    slots: Vec<Option<HostStatus>>,
+}
+
+impl HostTable {
+    /// An empty table for our host in a lockspace; `set_bitmap` throttles request examines.
+    pub fn new(
+        space_name: Name,
+        our_host_id: HostId,
+        geometry: Geometry,
+        timeouts: Timeouts,
+        set_bitmap: Duration,
+    ) -> Self {
+        HostTable {
+            space_name,
+            our_host_id,
+            geometry,
+            timeouts,
+            set_bitmap,
+            slots: vec![None; usize::from(geometry.max_hosts())],
+        }
+    }
+
+    /// Scans the whole lockspace as a renewal read it (algorithms.md §5 steps 1-4). Leaders are
+    /// not checksummed here, as in sanlock: a torn or bad slot only counts as bad.
+    pub fn scan(&mut self, now: Time, area: &[u8]) -> Vec<Notice> {
+        let ss = self.geometry.sector_size().as_usize();
+        let mut notices = Vec::new();
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let Some(sector) = area.get(i * ss..(i + 1) * ss) else {
+                break;
+            };
+            let Ok(raw) = RawLeader::parse(sector) else {
+                break;
+            };
+            let status = slot.get_or_insert_with(|| HostStatus {
+                first_check: now,
+                last_check: now,
+                last_live: None,
+                last_req: None,
+                owner_id: raw.owner_id,
+                owner_generation: Generation(raw.owner_generation),
+                timestamp: raw.timestamp,
+                io_timeout: raw.io_timeout,
+                owner_name: raw.resource_name,
+                lease_bad: 0,
+            });
+            status.last_check = now;
+            let bad = raw.magic != DELTA_DISK_MAGIC || !raw.space_name.matches(&self.space_name);
+            if bad {
+                // Keep following the timestamp so a renewing host is not declared dead.
+                status.lease_bad += 1;
+                if raw.timestamp != status.timestamp {
+                    status.timestamp = raw.timestamp;
+                    status.last_live = Some(now);
+                }
+                continue;
+            }
+            let unchanged = raw.owner_id == status.owner_id
+                && raw.owner_generation == status.owner_generation.0
+                && raw.timestamp == status.timestamp;
+            if unchanged && status.first_check != now {
+                continue;
+            }
+            if !unchanged {
+                status.owner_id = raw.owner_id;
+                status.owner_generation = Generation(raw.owner_generation);
+                status.timestamp = raw.timestamp;
+                status.io_timeout = raw.io_timeout;
+                status.owner_name = raw.resource_name;
+                status.last_live = Some(now);
+            }
+            if i == self.our_host_id.index() {
+                continue;
+            }
+            let mut bits = [0u8; 256];
+            bits.copy_from_slice(&sector[HOSTID_BITMAP_OFFSET..HOSTID_BITMAP_OFFSET + 256]);
+            if !HostBitmap::from_bytes(bits).test(self.our_host_id) {
+                continue;
+            }
+            if raw.write_generation != 0 {
+                notices.push(Notice::Event {
+                    from: raw.owner_id,
+                    from_generation: Generation(raw.owner_generation),
+                    event: HostEvent {
+                        generation: raw.write_id,
+                        event: raw.write_generation,
+                        data: raw.write_timestamp,
+                    },
+                });
+            }
+            let throttled = status
+                .last_req
+                .is_some_and(|last| now.saturating_since(last) < self.set_bitmap);
+            if !throttled {
+                status.last_req = Some(now);
+                notices.push(Notice::Examine { from: raw.owner_id });
+            }
+        }
+        notices
+    }
+
+    /// What we know of `host`, if it was ever scanned.
+    pub fn status(&self, host: HostId) -> Option<&HostStatus> {
+        self.slots.get(host.index()).and_then(Option::as_ref)
+    }
+
+    /// Whether any scan has happened (get_hosts fails with -EAGAIN before).
+    pub fn scanned(&self) -> bool {
+        self.slots.iter().any(Option::is_some)
+    }
+
+    /// `host`'s state now (lockspace.c `get_host_flag`), judged with its own io_timeout.
+    pub fn state(&self, host: HostId, now: Time) -> Option<HostState> {
+        let s = self.status(host)?;
+        let t = self.timeouts.of_other(u64::from(s.io_timeout));
+        let last = s.last_live.unwrap_or(s.first_check);
+        let age = now.saturating_since(last);
+        Some(if s.timestamp == 0 {
+            HostState::Free
+        } else if s.owner_id == self.our_host_id.get() {
+            HostState::Live
+        } else if age <= t.id_renewal_fail() && s.last_live.is_none_or(|l| l == s.first_check) {
+            HostState::Unknown
+        } else if age <= t.id_renewal_fail() {
+            HostState::Live
+        } else if age > t.host_dead() {
+            HostState::Dead
+        } else {
+            HostState::Fail
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ondisk::{lockspace_init, DeltaSector, SectorSize};
+
+    fn host(n: u64) -> HostId {
+        HostId::new(n).unwrap()
+    }
+
+    fn area() -> Vec<u8> {
+        let init = lockspace_init(
+            Geometry::legacy(SectorSize::Bytes512),
+            Name::new(b"LS").unwrap(),
+            10,
+        );
+        let mut bytes = init.area;
+        bytes[..512].copy_from_slice(&init.commit_sector);
+        bytes
+    }
+
+    fn renew(area: &mut [u8], h: u64, timestamp: u64, bitmap: HostBitmap, event: HostEvent) {
+        let at = (h as usize - 1) * 512;
+        let mut s = DeltaSector::decode(&area[at..at + 512], at as u64).unwrap();
+        s.leader.owner_id = Some(host(h));
+        s.leader.owner_generation = Generation(1);
+        s.leader.timestamp = timestamp;
+        s.leader.set_event(event);
+        s.bitmap = bitmap;
+        area[at..at + 512].copy_from_slice(&s.encode());
+    }
+
+    fn table() -> HostTable {
+        HostTable::new(
+            Name::new(b"LS").unwrap(),
+            host(1),
+            Geometry::legacy(SectorSize::Bytes512),
+            Timeouts::new(10),
+            Duration::from_secs(60),
+        )
+    }
+
+    fn t(s: u64) -> Time {
+        Time::from_secs(s)
+    }
+
+    #[test]
+    fn a_host_is_unknown_until_seen_changing_then_live_fail_dead_by_its_silence() {
+        // algorithms.md §5 state table with N = 10: fail after 80 s, dead after 140 s.
+        let mut a = area();
+        let mut tab = table();
+        renew(&mut a, 2, 500, HostBitmap::EMPTY, HostEvent::default());
+        tab.scan(t(1000), &a);
+        assert_eq!(tab.state(host(2), t(1000)), Some(HostState::Unknown));
+        assert_eq!(tab.state(host(3), t(1000)), Some(HostState::Free));
+        renew(&mut a, 2, 520, HostBitmap::EMPTY, HostEvent::default());
+        tab.scan(t(1020), &a);
+        assert_eq!(tab.state(host(2), t(1020)), Some(HostState::Live));
+        assert_eq!(tab.state(host(2), t(1100)), Some(HostState::Live));
+        assert_eq!(tab.state(host(2), t(1101)), Some(HostState::Fail));
+        assert_eq!(tab.state(host(2), t(1160)), Some(HostState::Fail));
+        assert_eq!(tab.state(host(2), t(1161)), Some(HostState::Dead));
+        // Scans that see no change keep last_live where it was.
+        tab.scan(t(1150), &a);
+        assert_eq!(tab.status(host(2)).unwrap().last_live, Some(t(1020)));
+        assert_eq!(tab.status(host(2)).unwrap().last_check, t(1150));
+    }
+
+    #[test]
+    fn our_bit_with_an_event_is_delivered_on_each_change_and_examines_are_throttled() {
+        // §5 step 4 and §11.3: event per sender renewal; examine at most once per 60 s.
+        let mut a = area();
+        let mut tab = table();
+        let mut bits = HostBitmap::EMPTY;
+        bits.set(host(1));
+        let ev = HostEvent {
+            generation: 1,
+            event: 77,
+            data: 1234,
+        };
+        renew(&mut a, 2, 100, bits, ev);
+        let first = tab.scan(t(10), &a);
+        assert_eq!(
+            first,
+            vec![
+                Notice::Event {
+                    from: 2,
+                    from_generation: Generation(1),
+                    event: ev
+                },
+                Notice::Examine { from: 2 }
+            ]
+        );
+        assert!(tab.scan(t(12), &a).is_empty(), "unchanged: nothing again");
+        renew(&mut a, 2, 120, bits, ev);
+        assert_eq!(
+            tab.scan(t(30), &a).len(),
+            1,
+            "event again, examine throttled"
+        );
+        renew(&mut a, 2, 180, bits, ev);
+        assert_eq!(
+            tab.scan(t(70), &a).len(),
+            2,
+            "60 s later the examine is allowed"
+        );
+    }
+
+    #[test]
+    fn a_slot_with_a_bad_magic_still_follows_its_timestamp() {
+        let mut a = area();
+        let mut tab = table();
+        renew(&mut a, 2, 100, HostBitmap::EMPTY, HostEvent::default());
+        tab.scan(t(10), &a);
+        a[512] ^= 0xff; // break host 2's magic
+        a[512 + 152] = 0x99; // and change its timestamp
+        tab.scan(t(30), &a);
+        let s = tab.status(host(2)).unwrap();
+        assert_eq!((s.lease_bad, s.last_live), (1, Some(t(30))));
+        assert_eq!(s.owner_id, 2, "owner fields are not taken from a bad slot");
+    }
+}
