@@ -1,0 +1,367 @@
+//! Scripted runs of one paxos lease over in-memory disks: the exact I/O sequence, the waits,
+//! the events and the bytes written, each pinned to algorithms.md §7-8.
+
+use std::time::Duration;
+
+use super::*;
+use crate::memdisk::MemDisk;
+use crate::ondisk::{lockspace_init, resource_init, DeltaSector, ResourceInit, SectorSize};
+
+const N: u64 = 10;
+
+fn name(s: &str) -> Name {
+    Name::new(s.as_bytes()).unwrap()
+}
+
+fn g512() -> Geometry {
+    Geometry::legacy(SectorSize::Bytes512)
+}
+
+fn config(host: u64, generation: u64) -> PaxosConfig {
+    PaxosConfig {
+        space_name: name("LS"),
+        resource_name: name("R"),
+        geometry: g512(),
+        offset: 0,
+        host_id: HostId::new(host).unwrap(),
+        generation: Generation(generation),
+        timeouts: Timeouts::new(N),
+        lockspace_geometry: g512(),
+        lockspace_offset: 0,
+        rng_seed: 7,
+    }
+}
+
+struct World {
+    lease_disk: MemDisk,
+    lockspace: MemDisk,
+    lease: PaxosLease,
+    now: Time,
+    log: Vec<(DiskRef, &'static str, u64, usize)>,
+}
+
+impl World {
+    fn new(host: u64, generation: u64, start_s: u64) -> World {
+        let ls = lockspace_init(g512(), name("LS"), 10);
+        let mut lockspace = ls.area;
+        lockspace[..512].copy_from_slice(&ls.commit_sector);
+        let lease = resource_init(&ResourceInit {
+            geometry: g512(),
+            space_name: name("LS"),
+            resource_name: name("R"),
+            num_hosts: 0,
+            clear_at_s: None,
+        });
+        World {
+            lease_disk: MemDisk::from_bytes(lease),
+            lockspace: MemDisk::from_bytes(lockspace),
+            lease: PaxosLease::new(config(host, generation)),
+            now: Time::from_secs(start_s),
+            log: Vec::new(),
+        }
+    }
+
+    /// Runs every pending I/O now, in order, until the machine asks for nothing more.
+    fn run_io(&mut self) {
+        while let Some(req) = self.lease.poll_io() {
+            let (kind, len) = match &req.op {
+                IoOp::Read { len } => ("read", *len),
+                IoOp::Write { data } => ("write", data.len()),
+            };
+            self.log.push((req.disk, kind, req.offset, len));
+            let disk = match req.disk {
+                DiskRef::Lease => &mut self.lease_disk,
+                DiskRef::Lockspace => &mut self.lockspace,
+            };
+            let result = disk.apply(&req);
+            self.lease.handle_io(self.now, req.id, result);
+        }
+    }
+
+    fn events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.lease.poll_event()).collect()
+    }
+
+    fn leader(&self) -> LeaderRecord {
+        LeaderRecord::decode(&self.lease_disk.bytes()[..512], LeaderKind::Paxos, 0).unwrap()
+    }
+
+    fn dblock(&self, host: u64) -> DblockSector {
+        let at = (host as usize + 1) * 512;
+        DblockSector::decode(&self.lease_disk.bytes()[at..at + 512], at as u64).unwrap()
+    }
+
+    /// Writes a live delta lease for `host` (generation 1) with this timestamp.
+    fn delta(&mut self, host: u64, timestamp: u64) {
+        let at = (host as usize - 1) * 512;
+        let mut s = DeltaSector::decode(&self.lockspace.bytes()[at..at + 512], 0).unwrap();
+        s.leader.owner_id = HostId::new(host);
+        s.leader.owner_generation = Generation(1);
+        s.leader.timestamp = timestamp;
+        self.lockspace.bytes_mut()[at..at + 512].copy_from_slice(&s.encode());
+    }
+}
+
+#[test]
+fn a_free_lease_is_taken_with_exactly_six_ios() {
+    // algorithms.md §7.6 [run]: read lease, write dblock, read, write dblock, read, write leader.
+    let mut w = World::new(1, 1, 764);
+    w.lease.acquire(w.now, AcquireRequest::default());
+    w.run_io();
+    let phase_read = 2002 * 512; // num_hosts + 2 sectors
+    assert_eq!(
+        w.log,
+        vec![
+            (DiskRef::Lease, "read", 0, 1 << 20),
+            (DiskRef::Lease, "write", 1024, 512),
+            (DiskRef::Lease, "read", 0, phase_read),
+            (DiskRef::Lease, "write", 1024, 512),
+            (DiskRef::Lease, "read", 0, phase_read),
+            (DiskRef::Lease, "write", 0, 512),
+        ]
+    );
+    let leader = w.leader();
+    assert_eq!(w.events(), vec![Event::Acquired { leader }]);
+    // ondisk.md §7.4: lver 1, owner 1/1, timestamp 764, write_* 1/1/764.
+    assert_eq!(
+        (leader.lver, leader.owner_id, leader.timestamp),
+        (Lver(1), HostId::new(1), 764)
+    );
+    assert_eq!(
+        (
+            leader.write_id,
+            leader.write_generation,
+            leader.write_timestamp
+        ),
+        (1, 1, 764)
+    );
+    let d = w.dblock(1).dblock;
+    assert_eq!(
+        (d.mbal, d.bal, d.inp, d.inp2, d.inp3, d.lver),
+        (Mbal(1), Mbal(1), 1, 1, 764, Lver(1))
+    );
+}
+
+#[test]
+fn release_writes_the_released_dblock_then_frees_the_leader() {
+    // §8.1 [run]: PWRITE dblock, PREAD leader, PWRITE leader; timestamp 0, owner kept,
+    // dblock identical except flags = RELEASED.
+    let mut w = World::new(1, 1, 764);
+    w.lease.acquire(w.now, AcquireRequest::default());
+    w.run_io();
+    w.events();
+    let held = w.dblock(1).dblock;
+    w.log.clear();
+    w.now = Time::from_secs(800);
+    w.lease.release(w.now);
+    w.run_io();
+    assert_eq!(
+        w.log,
+        vec![
+            (DiskRef::Lease, "write", 1024, 512),
+            (DiskRef::Lease, "read", 0, 512),
+            (DiskRef::Lease, "write", 0, 512),
+        ]
+    );
+    assert_eq!(w.events(), vec![Event::Released]);
+    let l = w.leader();
+    assert_eq!(
+        (l.timestamp, l.owner_id, l.write_timestamp),
+        (0, HostId::new(1), 800)
+    );
+    let d = w.dblock(1).dblock;
+    assert_eq!(
+        d,
+        PaxosDblock {
+            flags: DBLOCK_FL_RELEASED,
+            ..held
+        }
+    );
+}
+
+#[test]
+fn ballot_numbers_go_1_2001_4001_for_host_1() {
+    // ondisk.md §5.4 [run]: (max − max mod 2000) + 2000 + H.
+    let mut w = World::new(1, 1, 100);
+    let mut seen = Vec::new();
+    for round in 0..3 {
+        w.lease = PaxosLease::new(config(1, 1));
+        w.lease.acquire(w.now, AcquireRequest::default());
+        w.run_io();
+        seen.push(w.dblock(1).dblock.mbal.0);
+        assert_eq!(w.leader().lver, Lver(round + 1));
+        w.lease.release(w.now);
+        w.run_io();
+    }
+    assert_eq!(seen, vec![1, 2001, 4001]);
+}
+
+#[test]
+fn a_required_version_that_does_not_match_fails_with_acquire_lver() {
+    // §7.7 [run]: L = 5 on a lease at another version → -240.
+    let mut w = World::new(1, 1, 100);
+    w.lease.acquire(
+        w.now,
+        AcquireRequest {
+            lver: Some(Lver(5)),
+            owner_nowait: false,
+        },
+    );
+    w.run_io();
+    assert_eq!(
+        w.events(),
+        vec![Event::AcquireFailed {
+            rv: SANLK_ACQUIRE_LVER
+        }]
+    );
+    assert_eq!(w.log.len(), 1, "nothing written");
+}
+
+#[test]
+fn a_cleared_lease_or_a_bad_dblock_ends_the_acquire() {
+    // §7.1: CLEAR magic → -223; any dblock failing its checksum → -214.
+    let mut w = World::new(1, 1, 100);
+    let cleared = LeaderRecord::paxos_init(g512(), name("LS"), name("R"), 0).cleared(5);
+    w.lease_disk.bytes_mut()[..200].copy_from_slice(&cleared.encode());
+    w.lease.acquire(w.now, AcquireRequest::default());
+    w.run_io();
+    assert_eq!(w.events(), vec![Event::AcquireFailed { rv: -223 }]);
+
+    let mut w = World::new(1, 1, 100);
+    w.lease_disk.bytes_mut()[5 * 512] = 9; // host 4's dblock: mbal 9, checksum 0
+    w.lease.acquire(w.now, AcquireRequest::default());
+    w.run_io();
+    assert_eq!(
+        w.events(),
+        vec![Event::AcquireFailed {
+            rv: SANLK_DBLOCK_CHECKSUM
+        }]
+    );
+}
+
+/// A world where host 2 holds the lease (lver 1, generation 1) and its delta lease reads
+/// `ts`; we are host 1.
+fn owned_by_host_2(ts: u64) -> World {
+    let mut other = World::new(2, 1, ts);
+    other.delta(2, ts);
+    other.lease.acquire(other.now, AcquireRequest::default());
+    other.run_io();
+    let mut w = World::new(1, 1, 1000);
+    w.lease_disk = other.lease_disk;
+    w.lockspace = other.lockspace;
+    w
+}
+
+fn status(timestamp: u64, first: u64, last_live: Option<u64>, last_check: u64) -> HostStatus {
+    HostStatus {
+        first_check: Time::from_secs(first),
+        last_check: Time::from_secs(last_check),
+        last_live: last_live.map(Time::from_secs),
+        last_req: None,
+        owner_id: 2,
+        owner_generation: Generation(1),
+        timestamp,
+        io_timeout: N as u16,
+        owner_name: Name::EMPTY,
+        lease_bad: 0,
+    }
+}
+
+#[test]
+fn an_owner_our_monitor_just_saw_renewing_is_alive_at_once() {
+    // §7.3 e [run]: "paxos_acquire owner 1 delta 1 1 845 alive", -243 immediately.
+    let mut w = owned_by_host_2(500);
+    w.lease.acquire(w.now, AcquireRequest::default());
+    w.run_io();
+    assert_eq!(
+        w.events(),
+        vec![Event::NeedOwnerStatus {
+            host_id: HostId::new(2).unwrap()
+        }]
+    );
+    w.lease
+        .owner_status(w.now, Some(&status(500, 900, Some(998), 998)));
+    w.run_io();
+    assert_eq!(
+        w.events(),
+        vec![Event::AcquireFailed {
+            rv: SANLK_ACQUIRE_IDLIVE
+        }]
+    );
+    assert_eq!(
+        w.log.last().unwrap(),
+        &(DiskRef::Lockspace, "read", 512, 512)
+    );
+}
+
+#[test]
+fn a_silent_owner_is_waited_for_from_our_monitors_last_change_then_its_lease_is_taken() {
+    // §7.3 f with the "optimize paxos wait" start: dead once now − last_live > 8N + 60, the
+    // monitor's time counting; each second: owner's delta sector, then our leader.
+    let mut w = owned_by_host_2(500);
+    w.lease.acquire(w.now, AcquireRequest::default());
+    w.run_io();
+    w.events();
+    // The monitor last saw host 2 change at 900; now is 1000: 40 s still to wait.
+    w.lease
+        .owner_status(w.now, Some(&status(500, 850, Some(900), 990)));
+    w.run_io();
+    let mut sleeps = 0;
+    while w.events().is_empty() {
+        let next = w.lease.poll_timeout().unwrap();
+        assert_eq!(next, w.now + Duration::from_secs(1));
+        w.now = next;
+        w.lease.handle_timeout(w.now);
+        w.run_io();
+        sleeps += 1;
+        assert!(sleeps < 100);
+        if w.lease.held().is_some() {
+            break;
+        }
+    }
+    assert_eq!(
+        w.now,
+        Time::from_secs(1041),
+        "waited until 1041 − 900 > 140"
+    );
+    let leader = w.leader();
+    assert_eq!((leader.owner_id, leader.lver), (HostId::new(1), Lver(2)));
+    assert_eq!(w.dblock(1).dblock.mbal.0, 2001, "above host 2's ballot 2");
+}
+
+#[test]
+fn an_owner_whose_host_id_was_released_loses_its_lease_at_once() {
+    // §7.3 b: the owner's delta lease is free → ballot without waiting.
+    let mut w = owned_by_host_2(500);
+    w.delta(2, 0);
+    w.lease.acquire(w.now, AcquireRequest::default());
+    w.run_io();
+    w.events();
+    w.lease.owner_status(w.now, None);
+    w.run_io();
+    assert_eq!(w.leader().owner_id, HostId::new(1));
+}
+
+#[test]
+fn owner_nowait_fails_with_owned_retry_instead_of_waiting() {
+    // §7.3 f: SANLK_ACQUIRE_OWNER_NOWAIT → -247.
+    let mut w = owned_by_host_2(500);
+    w.lease.acquire(
+        w.now,
+        AcquireRequest {
+            lver: None,
+            owner_nowait: true,
+        },
+    );
+    w.run_io();
+    w.events();
+    w.lease
+        .owner_status(w.now, Some(&status(500, 850, Some(900), 990)));
+    w.run_io();
+    assert_eq!(
+        w.events(),
+        vec![Event::AcquireFailed {
+            rv: SANLK_ACQUIRE_OWNED_RETRY
+        }]
+    );
+}

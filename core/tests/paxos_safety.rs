@@ -1,0 +1,494 @@
+//! Several hosts contend for one resource over one shared lease disk, each with a live delta
+//! lease that the driver renews every 2 s, with random I/O latencies (some past their
+//! deadline), stalls (a stalled host stops renewing and is reset by its watchdog 8N + 60 after
+//! its last renewal) and crashes (the host's I/O in flight still lands). After every step:
+//! never two exclusive holders, and one owner per lease version: every acquire of version L
+//! names the same (host_id, generation) (Disk Paxos agreement, one instance per lver).
+//!
+//! The leader's lver *on disk* can go back: a commit write that timed out (its machine gave
+//! up) may land after a later commit, as a timed-out aio write can in sanlock. The value it
+//! carries was already chosen by Paxos for that lver, so no second holder follows (the owner
+//! of the newer version may re-learn it as its own); the runs count these regressions and one
+//! test shows they happen.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use sanlock_core::io::{DiskRef, IoRequest, IoResult};
+use sanlock_core::memdisk::MemDisk;
+use sanlock_core::ondisk::{
+    lockspace_init, resource_init, DeltaSector, Geometry, LeaderKind, LeaderRecord, Name,
+    ResourceInit, SectorSize,
+};
+use sanlock_core::paxos::{AcquireRequest, Event, PaxosConfig, PaxosLease};
+use sanlock_core::rng::Rng;
+use sanlock_core::{Generation, HostId, Time, Timeouts};
+
+const N: u64 = 1;
+
+fn g512() -> Geometry {
+    Geometry::legacy(SectorSize::Bytes512)
+}
+
+fn name(s: &str) -> Name {
+    Name::new(s.as_bytes()).unwrap()
+}
+
+#[derive(Debug)]
+enum Action {
+    Start,
+    Complete {
+        incarnation: u32,
+        request: IoRequest,
+    },
+    Deliver {
+        incarnation: u32,
+        request: IoRequest,
+        result: IoResult,
+    },
+    Tick {
+        incarnation: u32,
+    },
+    Release {
+        incarnation: u32,
+    },
+    Renew,
+    Pause {
+        length: Duration,
+    },
+    Crash,
+}
+
+struct Host {
+    clock_offset: Duration,
+    generation: u64,
+    lease: Option<PaxosLease>,
+    incarnation: u32,
+    paused_until: Duration,
+    last_renewal: Duration,
+    alive: bool,
+    holding: bool,
+}
+
+struct Sim {
+    now: Duration,
+    lease_disk: MemDisk,
+    lockspace: MemDisk,
+    hosts: Vec<Host>,
+    queue: BinaryHeap<Reverse<(Duration, usize, usize)>>,
+    actions: Vec<Option<Action>>,
+    rng: Rng,
+    timeline: Vec<String>,
+    last_lver_on_disk: u64,
+    lver_regressions_on_disk: u32,
+    last_acquired_lver: u64,
+    /// The owner each acquired version went to.
+    decided: BTreeMap<u64, (u64, u64)>,
+    acquisitions: u32,
+    takeovers_from_dead: u32,
+}
+
+impl Sim {
+    fn new(seed: u64, hosts: usize) -> Sim {
+        let ls = lockspace_init(g512(), name("LS"), N as u16);
+        let mut lockspace = ls.area;
+        lockspace[..512].copy_from_slice(&ls.commit_sector);
+        let lease = resource_init(&ResourceInit {
+            geometry: g512(),
+            space_name: name("LS"),
+            resource_name: name("R"),
+            num_hosts: 8,
+            clear_at_s: None,
+        });
+        let mut rng = Rng::new(seed);
+        let hosts = (0..hosts)
+            .map(|_| Host {
+                clock_offset: Duration::from_secs(1000 + rng.below(10_000)),
+                generation: 1,
+                lease: None,
+                incarnation: 0,
+                paused_until: Duration::ZERO,
+                last_renewal: Duration::ZERO,
+                alive: true,
+                holding: false,
+            })
+            .collect();
+        let mut sim = Sim {
+            now: Duration::ZERO,
+            lease_disk: MemDisk::from_bytes(lease),
+            lockspace: MemDisk::from_bytes(lockspace),
+            hosts,
+            queue: BinaryHeap::new(),
+            actions: Vec::new(),
+            rng,
+            timeline: Vec::new(),
+            last_lver_on_disk: 0,
+            lver_regressions_on_disk: 0,
+            last_acquired_lver: 0,
+            decided: BTreeMap::new(),
+            acquisitions: 0,
+            takeovers_from_dead: 0,
+        };
+        for h in 0..sim.hosts.len() {
+            sim.renew_delta(h);
+        }
+        sim
+    }
+
+    fn millis(&mut self, max: u64) -> Duration {
+        Duration::from_millis(self.rng.below(max + 1))
+    }
+
+    fn schedule(&mut self, at: Duration, host: usize, action: Action) {
+        let key = self.actions.len();
+        self.actions.push(Some(action));
+        self.queue.push(Reverse((at, key, host)));
+    }
+
+    fn local(&self, h: usize) -> Time {
+        Time::new(self.now + self.hosts[h].clock_offset)
+    }
+
+    fn host_id(h: usize) -> HostId {
+        HostId::new(h as u64 + 1).unwrap()
+    }
+
+    /// The driver's stand-in for the delta lease: a new timestamp in host h's sector.
+    fn renew_delta(&mut self, h: usize) {
+        let at = h * 512;
+        let mut s = DeltaSector::decode(&self.lockspace.bytes()[at..at + 512], 0).unwrap();
+        s.leader.owner_id = Some(Self::host_id(h));
+        s.leader.owner_generation = Generation(self.hosts[h].generation);
+        s.leader.timestamp = self.local(h).secs();
+        s.leader.io_timeout = N as u16;
+        self.lockspace.bytes_mut()[at..at + 512].copy_from_slice(&s.encode());
+        self.hosts[h].last_renewal = self.now;
+    }
+
+    fn run(&mut self, until: Duration) -> Result<(), String> {
+        for h in 0..self.hosts.len() {
+            let at = self.millis(3_000);
+            self.schedule(at, h, Action::Start);
+            self.schedule(Duration::from_secs(2 * N), h, Action::Renew);
+            for _ in 0..2 {
+                let at = self.millis(until.as_millis() as u64);
+                let length = self.millis(120_000);
+                self.schedule(at, h, Action::Pause { length });
+            }
+            if self.rng.below(3) == 0 {
+                let at = self.millis(until.as_millis() as u64);
+                self.schedule(at, h, Action::Crash);
+            }
+        }
+        while let Some(Reverse((at, key, h))) = self.queue.pop() {
+            if at > until {
+                break;
+            }
+            self.now = at;
+            self.reset_silent_hosts();
+            let action = self.actions[key].take().expect("each action runs once");
+            if !self.hosts[h].alive && !matches!(action, Action::Complete { .. }) {
+                continue;
+            }
+            if self.hosts[h].paused_until > at && !matches!(action, Action::Complete { .. }) {
+                let resume = self.hosts[h].paused_until;
+                self.schedule(resume, h, action);
+                continue;
+            }
+            self.step(h, action)?;
+            self.check_disk()?;
+        }
+        Ok(())
+    }
+
+    /// A host that has not renewed for 8N + 60 has been reset by its watchdog.
+    fn reset_silent_hosts(&mut self) {
+        let dead_after = Timeouts::new(N).host_dead();
+        for h in 0..self.hosts.len() {
+            if self.hosts[h].alive && self.now >= self.hosts[h].last_renewal + dead_after {
+                self.timeline
+                    .push(format!("{:?} host{h} reset by its watchdog", self.now));
+                self.hosts[h].alive = false;
+                self.hosts[h].holding = false;
+                self.hosts[h].lease = None;
+            }
+        }
+    }
+
+    fn step(&mut self, h: usize, action: Action) -> Result<(), String> {
+        let now = self.local(h);
+        match action {
+            Action::Renew => {
+                self.renew_delta(h);
+                self.schedule(self.now + Duration::from_secs(2 * N), h, Action::Renew);
+                return Ok(());
+            }
+            Action::Pause { length } => {
+                self.hosts[h].paused_until = self.now + length;
+                self.timeline
+                    .push(format!("{:?} host{h} pauses {length:?}", self.now));
+                return Ok(());
+            }
+            Action::Crash => {
+                // Process and host gone; I/O already submitted still lands.
+                self.timeline
+                    .push(format!("{:?} host{h} crashes", self.now));
+                self.hosts[h].alive = false;
+                self.hosts[h].holding = false;
+                self.hosts[h].lease = None;
+                return Ok(());
+            }
+            Action::Start => {
+                self.hosts[h].incarnation += 1;
+                let config = PaxosConfig {
+                    space_name: name("LS"),
+                    resource_name: name("R"),
+                    geometry: g512(),
+                    offset: 0,
+                    host_id: Self::host_id(h),
+                    generation: Generation(self.hosts[h].generation),
+                    timeouts: Timeouts::new(N),
+                    lockspace_geometry: g512(),
+                    lockspace_offset: 0,
+                    rng_seed: self.rng.below(u64::MAX),
+                };
+                let mut lease = PaxosLease::new(config);
+                lease.acquire(now, AcquireRequest::default());
+                self.hosts[h].lease = Some(lease);
+            }
+            Action::Complete {
+                incarnation,
+                request,
+            } => {
+                let disk = match request.disk {
+                    DiskRef::Lease => &mut self.lease_disk,
+                    DiskRef::Lockspace => &mut self.lockspace,
+                };
+                let result = disk.apply(&request);
+                if !self.hosts[h].alive || incarnation != self.hosts[h].incarnation {
+                    return Ok(());
+                }
+                let at = self.now.max(self.hosts[h].paused_until);
+                self.schedule(
+                    at,
+                    h,
+                    Action::Deliver {
+                        incarnation,
+                        request,
+                        result,
+                    },
+                );
+                return Ok(());
+            }
+            Action::Deliver {
+                incarnation,
+                request,
+                result,
+            } => {
+                if incarnation != self.hosts[h].incarnation {
+                    return Ok(());
+                }
+                if let Some(lease) = self.hosts[h].lease.as_mut() {
+                    lease.handle_io(now, request.id, result);
+                }
+            }
+            Action::Tick { incarnation } | Action::Release { incarnation } => {
+                if incarnation != self.hosts[h].incarnation {
+                    return Ok(());
+                }
+                let release = matches!(action, Action::Release { .. });
+                if let Some(lease) = self.hosts[h].lease.as_mut() {
+                    if release {
+                        lease.release(now);
+                        self.hosts[h].holding = false;
+                        self.timeline
+                            .push(format!("{:?} host{h} releases", self.now));
+                    } else {
+                        lease.handle_timeout(now);
+                    }
+                }
+            }
+        }
+        self.drain(h)
+    }
+
+    fn drain(&mut self, h: usize) -> Result<(), String> {
+        let incarnation = self.hosts[h].incarnation;
+        let Some(mut lease) = self.hosts[h].lease.take() else {
+            return Ok(());
+        };
+        let mut result = Ok(());
+        while let Some(request) = lease.poll_io() {
+            self.submit(h, incarnation, request);
+        }
+        while let Some(event) = lease.poll_event() {
+            self.timeline.push(
+                format!("{:?} host{h} {event:?}", self.now)
+                    .chars()
+                    .take(160)
+                    .collect(),
+            );
+            match event {
+                Event::NeedOwnerStatus { .. } => lease.owner_status(self.local(h), None),
+                Event::Acquired { leader } => {
+                    self.acquisitions += 1;
+                    for (other, host) in self.hosts.iter().enumerate() {
+                        if other != h && host.holding {
+                            result = Err(format!(
+                                "host{h} acquired lver {} while host{other} holds the lease",
+                                leader.lver
+                            ));
+                        }
+                    }
+                    let owner = (
+                        leader.owner_id.map_or(0, HostId::get),
+                        leader.owner_generation.0,
+                    );
+                    if let Some(&first) = self.decided.get(&leader.lver.0) {
+                        if first != owner {
+                            result = Err(format!(
+                                "lver {} acquired by {owner:?} after it went to {first:?}",
+                                leader.lver
+                            ));
+                        }
+                    }
+                    self.decided.insert(leader.lver.0, owner);
+                    if self.hosts.iter().any(|host| !host.alive) {
+                        self.takeovers_from_dead += 1;
+                    }
+                    self.last_acquired_lver = self.last_acquired_lver.max(leader.lver.0);
+                    self.hosts[h].holding = true;
+                    let at = self.now + self.millis(20_000);
+                    self.schedule(at, h, Action::Release { incarnation });
+                }
+                Event::AcquireFailed { .. } | Event::Released | Event::ReleaseFailed { .. } => {
+                    let at = self.now + self.millis(5_000);
+                    self.schedule(at, h, Action::Start);
+                }
+            }
+        }
+        // Answering NeedOwnerStatus may have produced I/O.
+        while let Some(request) = lease.poll_io() {
+            self.submit(h, incarnation, request);
+        }
+        if let Some(next) = lease.poll_timeout() {
+            let at = next
+                .since_boot()
+                .saturating_sub(self.hosts[h].clock_offset)
+                .max(self.now);
+            self.schedule(at, h, Action::Tick { incarnation });
+        }
+        self.hosts[h].lease = Some(lease);
+        result
+    }
+
+    /// Runs `request` after a random latency (some past the machine's deadline of N).
+    fn submit(&mut self, h: usize, incarnation: u32, request: IoRequest) {
+        let at = self.now + self.millis(1200 * N);
+        let kind = match &request.op {
+            sanlock_core::io::IoOp::Read { len } => format!("read {len}"),
+            sanlock_core::io::IoOp::Write { .. } => "write".to_string(),
+        };
+        self.timeline.push(format!(
+            "{:?} host{h} {} {:?} {kind} @{} lands at {at:?}",
+            self.now, request.id, request.disk, request.offset
+        ));
+        self.schedule(
+            at,
+            h,
+            Action::Complete {
+                incarnation,
+                request,
+            },
+        );
+    }
+
+    fn check_disk(&mut self) -> Result<(), String> {
+        let leader = LeaderRecord::decode(&self.lease_disk.bytes()[..512], LeaderKind::Paxos, 0)
+            .map_err(|e| format!("leader unreadable: {e}"))?;
+        if leader.lver.0 < self.last_lver_on_disk {
+            self.lver_regressions_on_disk += 1;
+            self.timeline.push(format!(
+                "{:?} a late commit took the leader back from lver {} to {}",
+                self.now, self.last_lver_on_disk, leader.lver
+            ));
+        }
+        self.last_lver_on_disk = leader.lver.0;
+        Ok(())
+    }
+}
+
+fn run_one(seed: u64, hosts: usize) -> Sim {
+    let mut sim = Sim::new(seed, hosts);
+    if let Err(violation) = sim.run(Duration::from_secs(900)) {
+        let tail: Vec<&String> = sim.timeline.iter().rev().take(40).collect();
+        panic!(
+            "seed {seed}, {hosts} hosts: {violation}\nlast steps, newest first:\n{}",
+            tail.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    sim
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn never_two_exclusive_holders_and_one_owner_per_lver(seed in any::<u64>(), hosts in 2usize..=4) {
+        run_one(seed, hosts);
+    }
+}
+
+#[test]
+fn a_late_commit_write_can_take_the_leader_back_without_a_second_holder() {
+    // Found by this driver (seed below): host1's commit of lver 16 timed out and landed late;
+    // host0's ballot for 16 had adopted host1's value, and its own commit of 16 landed after
+    // host1 re-acquired as 17. The run passes (no second holder) and records the regression.
+    let sim = run_one(10824462551876812792, 2);
+    assert!(sim.lver_regressions_on_disk > 0);
+}
+
+#[test]
+fn leases_change_hands_and_dead_owners_are_replaced_in_these_runs() {
+    let (mut acquisitions, mut takeovers) = (0, 0);
+    for seed in 1..=16 {
+        let sim = run_one(seed, 3);
+        acquisitions += sim.acquisitions;
+        takeovers += sim.takeovers_from_dead;
+        assert!(
+            sim.last_lver_on_disk >= u64::from(sim.acquisitions),
+            "one acquire per lver"
+        );
+    }
+    assert!(acquisitions > 100, "only {acquisitions} acquisitions");
+    assert!(
+        takeovers > 0,
+        "no lease was taken from a dead or reset host"
+    );
+}
+
+/// Replays one run and prints its whole timeline:
+/// `SEED=… HOSTS=… cargo test -p sanlock-core --test paxos_safety replay -- --ignored --nocapture`
+#[test]
+#[ignore]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a replay hook: the seed comes from the shell"
+)]
+fn replay() {
+    let seed: u64 = std::env::var("SEED").unwrap().parse().unwrap();
+    let hosts: usize = std::env::var("HOSTS").unwrap().parse().unwrap();
+    let mut sim = Sim::new(seed, hosts);
+    let r = sim.run(Duration::from_secs(900));
+    for line in &sim.timeline {
+        println!("{line}");
+    }
+    println!("{r:?}");
+    assert!(r.is_ok());
+}
