@@ -2,7 +2,8 @@
 //! (Gafni & Lamport) as sanlock 3.8.5 runs it (paxos_lease.c `paxos_lease_acquire`,
 //! `run_ballot`, `paxos_lease_release`; algorithms.md §7-8).
 //!
-//! One [`PaxosLease`] is one acquire-hold-release of one resource by one host. It is a pure
+//! One [`PaxosLease`] is one acquire-hold-release of one resource by one host, exclusive or
+//! shared. It is a pure
 //! state machine: time and I/O completions in, I/O requests, events and a deadline out. It asks
 //! its driver for what only the host knows with [`Event::NeedOwnerStatus`] (the monitor's view
 //! of the current owner's delta lease), answered with [`PaxosLease::owner_status`].
@@ -17,6 +18,9 @@
 //! | ballot phase 1 / phase 2 | write our dblock sector; read (n + 2) sectors |
 //! | commit | write the leader sector |
 //! | release | write our dblock sector (RELEASED); read the leader; write it with timestamp 0 unless another host wrote it last |
+//! | shared acquire (§9.1) | the exclusive acquire with SHORT_HOLD in the commit; our dblock sector (RELEASED + SHARED mode block); then the release's leader steps |
+//! | exclusive acquire over shared holders (§9.2) | after the commit, per host whose mode block said SHARED: read its dblock sector, zero it if the host is dead; release again with -EAGAIN if one is alive |
+//! | shared release (§9.3) | our dblock sector, RELEASED, mode block zero |
 //!
 //! A free, uncontended lease costs 6 I/Os, as in sanlock: read, write, read, write, read,
 //! write. The phase reads cover n + 2 sectors instead of sanlock's next power of two: the same
@@ -31,8 +35,8 @@ use crate::io::{DiskRef, IoError, IoId, IoOp, IoRequest, IoResult};
 use crate::ondisk::dblock::{DBLOCK_FL_RELEASED, MBLOCK_OFFSET};
 use crate::ondisk::leader::{LEADER_RECORD_SIZE, LFL_SHORT_HOLD};
 use crate::ondisk::{
-    DblockSector, Geometry, LeaderKind, LeaderRecord, Mbal, ModeBlock, Name, PaxosDblock,
-    RawLeader, RecordKind, SectorNr,
+    DblockSector, Geometry, HostBitmap, LeaderKind, LeaderRecord, Mbal, ModeBlock, Name,
+    PaxosDblock, RawLeader, RecordKind, SectorNr,
 };
 use crate::rng::Rng;
 use crate::time::Time;
@@ -99,11 +103,26 @@ pub struct AcquireRequest {
     pub lver: Option<Lver>,
     /// SANLK_ACQUIRE_OWNER_NOWAIT: fail rather than wait for a possibly dead owner.
     pub owner_nowait: bool,
+    /// SANLK_RES_SHARED: hold the lease shared (a mode block), not exclusively.
+    pub shared: bool,
 }
+
+/// sanlock_rv.h: shared acquire retries used up while others passed through.
+pub const SANLK_ACQUIRE_SHRETRY: i32 = -246;
+/// -EAGAIN: an exclusive acquire found live shared holders.
+pub const EAGAIN: i32 = -11;
+/// Shared acquires retried when another host is passing through (config `sh_retries`).
+pub const SH_RETRIES: u32 = 8;
 
 /// What the machine reports.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Event {
+    /// Answer with [`PaxosLease::host_statuses`]: the monitor's status of these shared
+    /// holders, in this order.
+    NeedHostStatus {
+        /// Hosts whose mode blocks said SHARED during our ballot.
+        hosts: Vec<HostId>,
+    },
     /// Answer with [`PaxosLease::owner_status`]: the monitor's status of this host_id.
     NeedOwnerStatus {
         /// The current owner's host_id.
@@ -128,11 +147,12 @@ pub enum Event {
     },
 }
 
-/// One host's exclusive paxos lease on one resource.
+/// One host's paxos lease on one resource, exclusive or shared.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PaxosLease {
     config: PaxosConfig,
     request: AcquireRequest,
+    sh_retries_left: u32,
     phase: Step,
     rng: Rng,
     next_io: u64,
@@ -169,6 +189,21 @@ struct Ballot {
     cur: Current,
     next_lver: Lver,
     mbal: Mbal,
+    /// Other hosts whose mode blocks said SHARED in phase 1.
+    shared_seen: HostBitmap,
+}
+
+/// What freeing the leader leads to (the release steps are shared by several paths).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum AfterFree {
+    /// A plain release: report Released (or ReleaseFailed).
+    Released,
+    /// The end of a shared acquire: we hold it shared with this ballot's dblock.
+    HeldShared { dblock: PaxosDblock },
+    /// An exclusive acquire that found live shared holders: fail with -EAGAIN.
+    Eagain,
+    /// An acquire that failed after the lease became ours on disk: fail with this result.
+    Failed { rv: i32 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -240,17 +275,69 @@ enum Step {
     Held {
         leader: LeaderRecord,
         dblock: PaxosDblock,
+        shared: bool,
+    },
+    /// Another host is passing through a shared acquire: try again shortly.
+    ShRetryDelay {
+        until: Time,
+    },
+    /// After a shared commit: our dblock RELEASED plus a SHARED mode block.
+    SharedDblockWrite {
+        io: Pending,
+        committed: LeaderRecord,
+        dblock: PaxosDblock,
+    },
+    /// After an exclusive commit that saw SHARED mode blocks.
+    AwaitHostStatus {
+        leader: LeaderRecord,
+        dblock: PaxosDblock,
+        holders: Vec<HostId>,
+    },
+    /// Reading shared holder `queue[0]`'s dblock sector.
+    ReadHolder {
+        io: Pending,
+        leader: LeaderRecord,
+        dblock: PaxosDblock,
+        queue: Vec<(HostId, Option<HostStatus>)>,
+        live: u32,
+    },
+    /// Clearing a dead shared holder's sector.
+    ClearHolder {
+        io: Pending,
+        leader: LeaderRecord,
+        dblock: PaxosDblock,
+        queue: Vec<(HostId, Option<HostStatus>)>,
+        live: u32,
+    },
+    /// Another host committed our value: look for shared holders before calling it ours.
+    ReadModesAfterAdoption {
+        io: Pending,
+        ballot: Ballot,
+        value: PaxosDblock,
+        leader: LeaderRecord,
+    },
+    /// Undoing a shared acquire that failed after its commit.
+    UndoShared {
+        io: Pending,
+        rv: i32,
     },
     ReleaseDblock {
         io: Pending,
         leader: LeaderRecord,
+        then: AfterFree,
+    },
+    ReleaseSharedDblock {
+        io: Pending,
     },
     ReleaseReadLeader {
         io: Pending,
         leader: LeaderRecord,
+        then: AfterFree,
     },
     ReleaseWriteLeader {
         io: Pending,
+        committed: LeaderRecord,
+        then: AfterFree,
     },
     Done,
 }
@@ -262,6 +349,7 @@ impl PaxosLease {
         PaxosLease {
             config,
             request: AcquireRequest::default(),
+            sh_retries_left: SH_RETRIES,
             phase: Step::Idle,
             rng,
             next_io: 0,
@@ -314,10 +402,36 @@ impl PaxosLease {
         self.phase = self.read_owner_delta(now, cur, wait);
     }
 
-    /// Releases a held lease (§8.1). Ignored unless held.
+    /// Answers [`Event::NeedHostStatus`] with the monitor's statuses, in the order asked.
+    pub fn host_statuses(&mut self, now: Time, statuses: Vec<Option<HostStatus>>) {
+        self.tick(now);
+        let Step::AwaitHostStatus {
+            leader,
+            dblock,
+            holders,
+        } = self.phase.clone()
+        else {
+            panic!("host_statuses without a NeedHostStatus");
+        };
+        assert_eq!(
+            statuses.len(),
+            holders.len(),
+            "one status per host asked for"
+        );
+        let queue = holders.into_iter().zip(statuses).collect();
+        self.phase = self.check_next_holder(now, leader, dblock, queue, 0);
+    }
+
+    /// Releases a held lease (§8.1; a shared one only rewrites our dblock, §9.3). Ignored
+    /// unless held.
     pub fn release(&mut self, now: Time) {
         self.tick(now);
-        let Step::Held { leader, dblock } = self.phase.clone() else {
+        let Step::Held {
+            leader,
+            dblock,
+            shared,
+        } = self.phase.clone()
+        else {
             return;
         };
         let released = PaxosDblock {
@@ -325,7 +439,15 @@ impl PaxosLease {
             ..dblock
         };
         let io = self.write_dblock(now, &released, ModeBlock::default());
-        self.phase = Step::ReleaseDblock { io, leader };
+        self.phase = if shared {
+            Step::ReleaseSharedDblock { io }
+        } else {
+            Step::ReleaseDblock {
+                io,
+                leader,
+                then: AfterFree::Released,
+            }
+        };
     }
 
     /// Stops an acquire in any phase (SANLK_ERROR), without writing; I/O in flight is
@@ -372,6 +494,9 @@ impl PaxosLease {
                 let io = self.read_leader(now);
                 self.phase = Step::RereadOwnerLeader { io, cur, wait };
             }
+            Step::ShRetryDelay { until } if now >= until => {
+                self.phase = self.read_lease(now);
+            }
             Step::RetryDelay { ballot, until } if now >= until => {
                 let io = self.read_leader(now);
                 self.phase = Step::RereadBeforeBallot { io, ballot };
@@ -393,7 +518,9 @@ impl PaxosLease {
     /// When [`PaxosLease::handle_timeout`] must be called next, if ever.
     pub fn poll_timeout(&self) -> Option<Time> {
         match &self.phase {
-            Step::SleepOwner { until, .. } | Step::RetryDelay { until, .. } => Some(*until),
+            Step::SleepOwner { until, .. }
+            | Step::RetryDelay { until, .. }
+            | Step::ShRetryDelay { until } => Some(*until),
             _ => self.pending().map(|io| io.deadline),
         }
     }
@@ -413,6 +540,7 @@ impl PaxosLease {
             Step::Idle
                 | Step::Held { .. }
                 | Step::ReleaseDblock { .. }
+                | Step::ReleaseSharedDblock { .. }
                 | Step::ReleaseReadLeader { .. }
                 | Step::ReleaseWriteLeader { .. }
                 | Step::Done
@@ -454,9 +582,15 @@ impl PaxosLease {
             | Step::Phase2Write { io, .. }
             | Step::Phase2Read { io, .. }
             | Step::Commit { io, .. }
+            | Step::SharedDblockWrite { io, .. }
+            | Step::ReadHolder { io, .. }
+            | Step::ClearHolder { io, .. }
+            | Step::UndoShared { io, .. }
+            | Step::ReadModesAfterAdoption { io, .. }
             | Step::ReleaseDblock { io, .. }
+            | Step::ReleaseSharedDblock { io }
             | Step::ReleaseReadLeader { io, .. }
-            | Step::ReleaseWriteLeader { io } => Some(*io),
+            | Step::ReleaseWriteLeader { io, .. } => Some(*io),
             _ => None,
         }
     }
@@ -537,7 +671,11 @@ impl PaxosLease {
             Step::ReadOwnerDblock { cur, .. } => match result {
                 Ok(sector) => match PaxosDblock::decode(&sector, 0) {
                     Ok(d) if d.released() => self.start_ballot(now, cur, true),
-                    Ok(_) => self.acquire_failed(SANLK_ACQUIRE_IDLIVE),
+                    Ok(_) => self.acquire_failed_or_retry(
+                        now,
+                        SANLK_ACQUIRE_IDLIVE,
+                        cur.leader.short_hold(),
+                    ),
                     Err(_) => self.acquire_failed(SANLK_DBLOCK_CHECKSUM),
                 },
                 Err(e) => self.acquire_failed(e.rv()),
@@ -575,23 +713,107 @@ impl PaxosLease {
             } => match result {
                 Ok(_) if leader.owner_id == Some(self.config.host_id) => {
                     assert!(leader.lver > ballot.cur.leader.lver, "lver goes forward");
-                    self.events.push_back(Event::Acquired { leader });
-                    Step::Held {
-                        leader,
-                        dblock: value,
-                    }
+                    self.after_commit(now, ballot, value, leader)
                 }
                 // We completed another host's ballot: it owns the lease now.
-                Ok(_) => self.acquire_failed(SANLK_ACQUIRE_OTHER),
+                Ok(_) => {
+                    self.acquire_failed_or_retry(now, SANLK_ACQUIRE_OTHER, leader.short_hold())
+                }
                 Err(_) => self.acquire_failed(SANLK_LEADER_WRITE),
             },
-            Step::ReleaseDblock { leader, .. } => {
+            Step::SharedDblockWrite {
+                committed, dblock, ..
+            } => match result {
+                // §9.1 step 5: free the leader; the mode block says we hold it shared.
+                Ok(_) => {
+                    let io = self.read_leader(now);
+                    Step::ReleaseReadLeader {
+                        io,
+                        leader: committed,
+                        then: AfterFree::HeldShared { dblock },
+                    }
+                }
+                Err(_) => self.undo_shared(now, dblock, SANLK_DBLOCK_WRITE),
+            },
+            Step::ReadHolder {
+                leader,
+                dblock,
+                mut queue,
+                live,
+                ..
+            } => {
+                let (q, status) = queue.remove(0);
+                let mode = result.ok().and_then(|sector| {
+                    sector
+                        .get(MBLOCK_OFFSET..)
+                        .and_then(|m| ModeBlock::decode(m, 0).ok())
+                });
+                match mode {
+                    // Unreadable: counted as alive, to be safe.
+                    None => self.check_next_holder(now, leader, dblock, queue, live + 1),
+                    // No longer shared, or no generation (logged by sanlock): not counted.
+                    Some(m) if !m.shared || m.generation.0 == 0 => {
+                        self.check_next_holder(now, leader, dblock, queue, live)
+                    }
+                    Some(m) if self.holder_alive(now, status.as_ref(), m.generation) => {
+                        self.check_next_holder(now, leader, dblock, queue, live + 1)
+                    }
+                    Some(_) => {
+                        // A dead holder's SH lease: clear its whole sector.
+                        let g = self.config.geometry;
+                        let offset = self.config.offset + g.sector_offset(g.dblock_sector(q));
+                        let data = vec![0u8; self.ss()];
+                        let io = self.submit(now, DiskRef::Lease, offset, IoOp::Write { data });
+                        Step::ClearHolder {
+                            io,
+                            leader,
+                            dblock,
+                            queue,
+                            live,
+                        }
+                    }
+                }
+            }
+            Step::ClearHolder {
+                leader,
+                dblock,
+                queue,
+                live,
+                ..
+            } => self.check_next_holder(now, leader, dblock, queue, live),
+            Step::UndoShared { rv, .. } => self.acquire_failed(rv),
+            Step::ReadModesAfterAdoption {
+                mut ballot,
+                value,
+                leader,
+                ..
+            } => match result {
+                Ok(area) => {
+                    ballot.shared_seen = self.shared_mode_blocks(&area, &ballot.cur);
+                    self.after_commit(now, ballot, value, leader)
+                }
+                // The lease is ours on disk but we cannot tell who shares it: give it back.
+                Err(_) => {
+                    let released = PaxosDblock {
+                        flags: DBLOCK_FL_RELEASED,
+                        ..value
+                    };
+                    let io = self.write_dblock(now, &released, ModeBlock::default());
+                    Step::ReleaseDblock {
+                        io,
+                        leader,
+                        then: AfterFree::Failed {
+                            rv: SANLK_DBLOCK_READ,
+                        },
+                    }
+                }
+            },
+            Step::ReleaseDblock { leader, then, .. } => {
                 // An error writing our dblock is only logged by sanlock; the leader decides.
                 let io = self.read_leader(now);
-                Step::ReleaseReadLeader { io, leader }
+                Step::ReleaseReadLeader { io, leader, then }
             }
-            Step::ReleaseReadLeader { leader, .. } => self.after_release_read(now, leader, result),
-            Step::ReleaseWriteLeader { .. } => match result {
+            Step::ReleaseSharedDblock { .. } => match result {
                 Ok(_) => {
                     self.events.push_back(Event::Released);
                     Step::Done
@@ -601,6 +823,17 @@ impl PaxosLease {
                     Step::Done
                 }
             },
+            Step::ReleaseReadLeader { leader, then, .. } => {
+                self.after_release_read(now, leader, then, result)
+            }
+            Step::ReleaseWriteLeader {
+                committed, then, ..
+            } => self.after_free(
+                now,
+                then,
+                committed,
+                result.map(|_| ()).map_err(IoError::rv),
+            ),
             other => unreachable!("completion in phase {other:?}"),
         };
     }
@@ -701,7 +934,11 @@ impl PaxosLease {
                 let io = self.submit(now, DiskRef::Lease, offset, IoOp::Read { len });
                 return Step::ReadOwnerDblock { io, cur };
             }
-            return self.acquire_failed(SANLK_ACQUIRE_IDLIVE);
+            return self.acquire_failed_or_retry(
+                now,
+                SANLK_ACQUIRE_IDLIVE,
+                cur.leader.short_hold(),
+            );
         } else if now.saturating_since(wait.wait_start) > wait.dead_after {
             return self.start_ballot(now, cur, true);
         } else if self.request.owner_nowait {
@@ -728,6 +965,7 @@ impl PaxosLease {
             cur,
             next_lver: Lver(cur.leader.lver.0 + 1),
             mbal: Mbal(mbal),
+            shared_seen: HostBitmap::EMPTY,
         };
         if reread {
             let io = self.read_leader(now);
@@ -741,8 +979,9 @@ impl PaxosLease {
         if tmp.lver == ballot.next_lver {
             let me = (Some(self.config.host_id), self.config.generation);
             if (tmp.owner_id, tmp.owner_generation) == me {
-                // Another host completed our ballot and committed us.
-                self.events.push_back(Event::Acquired { leader: tmp });
+                // Another host completed our ballot and committed us. Before it is ours, read
+                // the mode blocks as our own phase 1 would have (§9.2): shared holders may
+                // have come since, or this attempt may not have run a phase 1 at all.
                 let value = PaxosDblock {
                     mbal: ballot.mbal,
                     bal: ballot.mbal,
@@ -752,12 +991,15 @@ impl PaxosLease {
                     lver: ballot.next_lver,
                     flags: 0,
                 };
-                return Step::Held {
+                let io = self.read_dblocks(now, &ballot.cur);
+                return Step::ReadModesAfterAdoption {
+                    io,
+                    ballot,
+                    value,
                     leader: tmp,
-                    dblock: value,
                 };
             }
-            return self.acquire_failed(SANLK_ACQUIRE_OWNED);
+            return self.acquire_failed_or_retry(now, SANLK_ACQUIRE_OWNED, tmp.short_hold());
         }
         if tmp.lver > ballot.next_lver || tmp != ballot.cur.leader {
             return self.read_lease(now);
@@ -783,6 +1025,8 @@ impl PaxosLease {
             Ok(area) => area,
             Err(_) => return self.acquire_failed(SANLK_DBLOCK_READ),
         };
+        let mut ballot = ballot;
+        ballot.shared_seen = self.shared_mode_blocks(&area, &ballot.cur);
         let mut best: Option<PaxosDblock> = None;
         for bk in self.dblocks(&area, &ballot.cur) {
             if bk.lver < ballot.next_lver {
@@ -855,7 +1099,11 @@ impl PaxosLease {
         leader.write_generation = self.config.generation.0;
         leader.write_timestamp = now.secs();
         if leader.owner_id == Some(self.config.host_id) {
-            leader.flags &= !LFL_SHORT_HOLD;
+            if self.request.shared {
+                leader.flags |= LFL_SHORT_HOLD;
+            } else {
+                leader.flags &= !LFL_SHORT_HOLD;
+            }
         }
         let io = self.write_leader(now, &leader);
         Step::Commit {
@@ -864,6 +1112,26 @@ impl PaxosLease {
             value,
             leader,
         }
+    }
+
+    /// Hosts other than us whose dblock checks out and whose mode block says SHARED.
+    fn shared_mode_blocks(&self, area: &[u8], cur: &Current) -> HostBitmap {
+        let ss = self.ss();
+        let mut seen = HostBitmap::EMPTY;
+        for q in 1..=cur.leader.num_hosts {
+            let Some(host) = HostId::new(q) else { break };
+            let at = (q as usize + 1) * ss;
+            let Some(sector) = area.get(at..at + ss) else {
+                break;
+            };
+            if host == self.config.host_id || PaxosDblock::decode(sector, 0).is_err() {
+                continue;
+            }
+            if ModeBlock::decode(&sector[MBLOCK_OFFSET..], 0).is_ok_and(|m| m.shared) {
+                seen.set(host);
+            }
+        }
+        seen
     }
 
     /// The dblocks of hosts 1 … num_hosts in a phase read, skipping bad checksums.
@@ -887,18 +1155,20 @@ impl PaxosLease {
     }
 
     /// §8.1 steps 3-6.
-    fn after_release_read(&mut self, now: Time, committed: LeaderRecord, result: IoResult) -> Step {
+    fn after_release_read(
+        &mut self,
+        now: Time,
+        committed: LeaderRecord,
+        then: AfterFree,
+        result: IoResult,
+    ) -> Step {
         let leader = match self.check_leader(result) {
             Ok(leader) => leader,
-            Err(rv) => {
-                self.events.push_back(Event::ReleaseFailed { rv });
-                return Step::Done;
-            }
+            Err(rv) => return self.after_free(now, then, committed, Err(rv)),
         };
         if leader.write_id != self.config.host_id.get() {
             // Another host wrote the leader last; our RELEASED dblock tells readers we let go.
-            self.events.push_back(Event::Released);
-            return Step::Done;
+            return self.after_free(now, then, committed, Ok(()));
         }
         let me = (Some(self.config.host_id), self.config.generation);
         let rv = if leader.lver != committed.lver {
@@ -912,8 +1182,7 @@ impl PaxosLease {
             None
         };
         if let Some(rv) = rv {
-            self.events.push_back(Event::ReleaseFailed { rv });
-            return Step::Done;
+            return self.after_free(now, then, committed, Err(rv));
         }
         let mut freed = leader;
         freed.timestamp = 0;
@@ -922,7 +1191,177 @@ impl PaxosLease {
         freed.write_timestamp = now.secs();
         freed.flags &= !LFL_SHORT_HOLD;
         let io = self.write_leader(now, &freed);
-        Step::ReleaseWriteLeader { io }
+        Step::ReleaseWriteLeader {
+            io,
+            committed,
+            then,
+        }
+    }
+
+    /// Where a leader release ends, by what it was for.
+    fn after_free(
+        &mut self,
+        now: Time,
+        then: AfterFree,
+        committed: LeaderRecord,
+        result: Result<(), i32>,
+    ) -> Step {
+        match (then, result) {
+            (AfterFree::Released, Ok(())) => {
+                self.events.push_back(Event::Released);
+                Step::Done
+            }
+            (AfterFree::Released, Err(rv)) => {
+                self.events.push_back(Event::ReleaseFailed { rv });
+                Step::Done
+            }
+            (AfterFree::HeldShared { dblock }, Ok(())) => {
+                self.events.push_back(Event::Acquired { leader: committed });
+                Step::Held {
+                    leader: committed,
+                    dblock,
+                    shared: true,
+                }
+            }
+            (AfterFree::HeldShared { dblock, .. }, Err(rv)) => self.undo_shared(now, dblock, rv),
+            (AfterFree::Eagain, _) => self.acquire_failed(EAGAIN),
+            (AfterFree::Failed { rv }, _) => self.acquire_failed(rv),
+        }
+    }
+
+    /// §9.1 step 4 / §9.2: what follows our own commit.
+    fn after_commit(
+        &mut self,
+        now: Time,
+        ballot: Ballot,
+        value: PaxosDblock,
+        leader: LeaderRecord,
+    ) -> Step {
+        if self.request.shared {
+            let dblock = PaxosDblock {
+                flags: DBLOCK_FL_RELEASED,
+                ..value
+            };
+            let mode = ModeBlock {
+                shared: true,
+                generation: self.config.generation,
+            };
+            let io = self.write_dblock(now, &dblock, mode);
+            return Step::SharedDblockWrite {
+                io,
+                committed: leader,
+                dblock,
+            };
+        }
+        let holders: Vec<HostId> = ballot.shared_seen.hosts(HostId::MAX).collect();
+        if holders.is_empty() {
+            self.events.push_back(Event::Acquired { leader });
+            return Step::Held {
+                leader,
+                dblock: value,
+                shared: false,
+            };
+        }
+        self.events.push_back(Event::NeedHostStatus {
+            hosts: holders.clone(),
+        });
+        Step::AwaitHostStatus {
+            leader,
+            dblock: value,
+            holders,
+        }
+    }
+
+    /// §9.2 step 2, one holder at a time; then the exclusive lease is ours, or released
+    /// again with -EAGAIN when a live shared holder remains.
+    fn check_next_holder(
+        &mut self,
+        now: Time,
+        leader: LeaderRecord,
+        dblock: PaxosDblock,
+        queue: Vec<(HostId, Option<HostStatus>)>,
+        live: u32,
+    ) -> Step {
+        if let Some(&(q, _)) = queue.first() {
+            let g = self.config.geometry;
+            let offset = self.config.offset + g.sector_offset(g.dblock_sector(q));
+            let len = self.ss();
+            let io = self.submit(now, DiskRef::Lease, offset, IoOp::Read { len });
+            return Step::ReadHolder {
+                io,
+                leader,
+                dblock,
+                queue,
+                live,
+            };
+        }
+        if live == 0 {
+            self.events.push_back(Event::Acquired { leader });
+            return Step::Held {
+                leader,
+                dblock,
+                shared: false,
+            };
+        }
+        let released = PaxosDblock {
+            flags: dblock.flags | DBLOCK_FL_RELEASED,
+            ..dblock
+        };
+        let io = self.write_dblock(now, &released, ModeBlock::default());
+        Step::ReleaseDblock {
+            io,
+            leader,
+            then: AfterFree::Eagain,
+        }
+    }
+
+    /// Whether a shared holder with this mode-block generation is alive (§9.2 table).
+    fn holder_alive(&self, now: Time, status: Option<&HostStatus>, generation: Generation) -> bool {
+        let Some(s) = status else {
+            return true;
+        };
+        let dead_after = self
+            .config
+            .timeouts
+            .of_other(u64::from(s.io_timeout))
+            .host_dead();
+        if s.timestamp == 0 || s.owner_generation > generation {
+            return false;
+        }
+        match s.last_live {
+            None => now.saturating_since(s.first_check) <= dead_after,
+            Some(last) => now.saturating_since(last) <= dead_after,
+        }
+    }
+
+    /// A shared acquire that failed after its commit: our dblock RELEASED, no mode block.
+    fn undo_shared(&mut self, now: Time, dblock: PaxosDblock, rv: i32) -> Step {
+        let released = PaxosDblock {
+            flags: DBLOCK_FL_RELEASED,
+            ..dblock
+        };
+        let io = self.write_dblock(now, &released, ModeBlock::default());
+        Step::UndoShared { io, rv }
+    }
+
+    /// §9.1 step 3: a shared acquire that met a host only passing through (its leader has
+    /// SHORT_HOLD) tries again after 0-1 s, up to SH_RETRIES times.
+    fn acquire_failed_or_retry(&mut self, now: Time, rv: i32, short_hold: bool) -> Step {
+        let passing = matches!(
+            rv,
+            SANLK_ACQUIRE_IDLIVE | SANLK_ACQUIRE_OWNED | SANLK_ACQUIRE_OTHER
+        );
+        if !(self.request.shared && passing && short_hold) {
+            return self.acquire_failed(rv);
+        }
+        if self.sh_retries_left == 0 {
+            return self.acquire_failed(SANLK_ACQUIRE_SHRETRY);
+        }
+        self.sh_retries_left -= 1;
+        let jitter = Duration::from_micros(self.rng.below(1_000_000));
+        Step::ShRetryDelay {
+            until: now + jitter,
+        }
     }
 
     /// A leader read checked as sanlock does, then verified.

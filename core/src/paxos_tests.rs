@@ -204,7 +204,7 @@ fn a_required_version_that_does_not_match_fails_with_acquire_lver() {
         w.now,
         AcquireRequest {
             lver: Some(Lver(5)),
-            owner_nowait: false,
+            ..AcquireRequest::default()
         },
     );
     w.run_io();
@@ -349,8 +349,8 @@ fn owner_nowait_fails_with_owned_retry_instead_of_waiting() {
     w.lease.acquire(
         w.now,
         AcquireRequest {
-            lver: None,
             owner_nowait: true,
+            ..AcquireRequest::default()
         },
     );
     w.run_io();
@@ -364,4 +364,128 @@ fn owner_nowait_fails_with_owned_retry_instead_of_waiting() {
             rv: SANLK_ACQUIRE_OWNED_RETRY
         }]
     );
+}
+
+fn shared() -> AcquireRequest {
+    AcquireRequest {
+        shared: true,
+        ..AcquireRequest::default()
+    }
+}
+
+#[test]
+fn a_shared_acquire_commits_with_short_hold_then_frees_the_leader_behind_a_mode_block() {
+    // §9.1: commit (SHORT_HOLD), our dblock RELEASED + SHARED/G, then the leader is freed.
+    // ondisk.md §7.3: the leader ends with timestamp 0 and flags 0x10, SHORT_HOLD cleared.
+    let mut w = World::new(2, 1, 1416);
+    w.lease.acquire(w.now, shared());
+    w.run_io();
+    let kinds: Vec<(&str, u64)> = w.log.iter().map(|(_, k, off, _)| (*k, *off)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("read", 0),
+            ("write", 1536),
+            ("read", 0),
+            ("write", 1536),
+            ("read", 0),
+            ("write", 0),
+            ("write", 1536),
+            ("read", 0),
+            ("write", 0),
+        ]
+    );
+    let events = w.events();
+    assert!(matches!(&events[..], [Event::Acquired { leader }] if leader.short_hold()));
+    let l = w.leader();
+    assert_eq!(
+        (l.timestamp, l.flags, l.owner_id),
+        (0, 0x10, HostId::new(2))
+    );
+    let s = w.dblock(2);
+    assert!(s.dblock.released());
+    assert_eq!(
+        s.mode,
+        ModeBlock {
+            shared: true,
+            generation: Generation(1)
+        }
+    );
+    // Releasing a shared lease rewrites only our dblock: mode block gone, leader untouched.
+    w.log.clear();
+    w.lease.release(w.now);
+    w.run_io();
+    assert_eq!(w.log, vec![(DiskRef::Lease, "write", 1536, 512)]);
+    assert_eq!(w.events(), vec![Event::Released]);
+    assert_eq!(w.dblock(2).mode, ModeBlock::default());
+    assert_eq!(w.leader(), l);
+}
+
+#[test]
+fn two_hosts_hold_the_same_lease_shared() {
+    let mut first = World::new(1, 1, 100);
+    first.lease.acquire(first.now, shared());
+    first.run_io();
+    let mut second = World::new(2, 1, 200);
+    second.lease_disk = first.lease_disk.clone();
+    second.lease.acquire(second.now, shared());
+    second.run_io();
+    assert!(matches!(second.events()[..], [Event::Acquired { .. }]));
+    assert!(second.dblock(1).mode.shared);
+    assert!(second.dblock(2).mode.shared);
+    assert_eq!(second.leader().lver, Lver(2));
+}
+
+/// Host 1 holds the lease shared; host 2 asks for it exclusively.
+fn exclusive_over_shared() -> World {
+    let mut first = World::new(1, 1, 100);
+    first.lease.acquire(first.now, shared());
+    first.run_io();
+    let mut w = World::new(2, 1, 300);
+    w.lease_disk = first.lease_disk;
+    w.lease.acquire(w.now, AcquireRequest::default());
+    w.run_io();
+    assert_eq!(
+        w.events(),
+        vec![Event::NeedHostStatus {
+            hosts: vec![HostId::new(1).unwrap()]
+        }]
+    );
+    w
+}
+
+#[test]
+fn an_exclusive_acquire_over_a_live_shared_holder_commits_then_releases_with_eagain() {
+    // §9.2 [run]: "host 2 EX while host 1 held SH → lease committed as lver 6 then released,
+    // result -11".
+    let mut w = exclusive_over_shared();
+    w.log.clear();
+    w.lease.host_statuses(w.now, vec![None]);
+    w.run_io();
+    assert_eq!(w.events(), vec![Event::AcquireFailed { rv: EAGAIN }]);
+    let kinds: Vec<(&str, u64)> = w.log.iter().map(|(_, k, off, _)| (*k, *off)).collect();
+    assert_eq!(
+        kinds,
+        vec![("read", 1024), ("write", 1536), ("read", 0), ("write", 0)]
+    );
+    let l = w.leader();
+    assert_eq!(
+        (l.lver, l.timestamp, l.owner_id),
+        (Lver(2), 0, HostId::new(2))
+    );
+    assert!(w.dblock(1).mode.shared, "the shared holder keeps its lease");
+}
+
+#[test]
+fn an_exclusive_acquire_clears_the_mode_block_of_a_dead_shared_holder() {
+    // §9.2: a holder silent for 8N + 60 loses its shared lease; its sector is zeroed.
+    let mut w = exclusive_over_shared();
+    let mut s = status(500, 100, Some(120), 290);
+    s.owner_id = 1;
+    w.lease.host_statuses(w.now, vec![Some(s)]);
+    w.run_io();
+    assert!(matches!(w.events()[..], [Event::Acquired { .. }]));
+    assert_eq!(w.lease_disk.bytes()[1024..1536], [0u8; 512]);
+    assert_eq!(w.leader().owner_id, HostId::new(2));
+    assert_ne!(w.leader().timestamp, 0);
 }

@@ -1,15 +1,17 @@
 //! Several hosts contend for one resource over one shared lease disk, each with a live delta
 //! lease that the driver renews every 2 s, with random I/O latencies (some past their
 //! deadline), stalls (a stalled host stops renewing and is reset by its watchdog 8N + 60 after
-//! its last renewal) and crashes (the host's I/O in flight still lands). After every step:
-//! never two exclusive holders, and one owner per lease version: every acquire of version L
+//! its last renewal) and crashes (the host's I/O in flight still lands); each attempt is
+//! exclusive or shared at random. After every step: an exclusive holder is alone (no other
+//! exclusive or shared holder), and one owner per lease version: every acquire of version L
 //! names the same (host_id, generation) (Disk Paxos agreement, one instance per lver).
 //!
 //! The leader's lver *on disk* can go back: a commit write that timed out (its machine gave
 //! up) may land after a later commit, as a timed-out aio write can in sanlock. The value it
 //! carries was already chosen by Paxos for that lver, so no second holder follows (the owner
-//! of the newer version may re-learn it as its own); the runs count these regressions and one
-//! test shows they happen.
+//! of the newer version may re-learn it as its own); the runs count these regressions instead
+//! of failing on them (seed 10824462551876812792 showed one before exclusive acquires adopted
+//! by another host's commit learned to check the mode blocks; it has been rare since).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -70,7 +72,10 @@ struct Host {
     paused_until: Duration,
     last_renewal: Duration,
     alive: bool,
-    holding: bool,
+    /// `Some(shared)` while it holds the lease.
+    holding: Option<bool>,
+    /// The mode of the current attempt.
+    wants_shared: bool,
 }
 
 struct Sim {
@@ -113,7 +118,8 @@ impl Sim {
                 paused_until: Duration::ZERO,
                 last_renewal: Duration::ZERO,
                 alive: true,
-                holding: false,
+                holding: None,
+                wants_shared: false,
             })
             .collect();
         let mut sim = Sim {
@@ -212,7 +218,7 @@ impl Sim {
                 self.timeline
                     .push(format!("{:?} host{h} reset by its watchdog", self.now));
                 self.hosts[h].alive = false;
-                self.hosts[h].holding = false;
+                self.hosts[h].holding = None;
                 self.hosts[h].lease = None;
             }
         }
@@ -237,7 +243,7 @@ impl Sim {
                 self.timeline
                     .push(format!("{:?} host{h} crashes", self.now));
                 self.hosts[h].alive = false;
-                self.hosts[h].holding = false;
+                self.hosts[h].holding = None;
                 self.hosts[h].lease = None;
                 return Ok(());
             }
@@ -256,7 +262,15 @@ impl Sim {
                     rng_seed: self.rng.below(u64::MAX),
                 };
                 let mut lease = PaxosLease::new(config);
-                lease.acquire(now, AcquireRequest::default());
+                let shared = self.rng.below(5) < 2;
+                lease.acquire(
+                    now,
+                    AcquireRequest {
+                        shared,
+                        ..AcquireRequest::default()
+                    },
+                );
+                self.hosts[h].wants_shared = shared;
                 self.hosts[h].lease = Some(lease);
             }
             Action::Complete {
@@ -303,7 +317,7 @@ impl Sim {
                 if let Some(lease) = self.hosts[h].lease.as_mut() {
                     if release {
                         lease.release(now);
-                        self.hosts[h].holding = false;
+                        self.hosts[h].holding = None;
                         self.timeline
                             .push(format!("{:?} host{h} releases", self.now));
                     } else {
@@ -333,13 +347,29 @@ impl Sim {
             );
             match event {
                 Event::NeedOwnerStatus { .. } => lease.owner_status(self.local(h), None),
+                // Unknown status counts as alive: safe, and shared holders that crashed then
+                // block exclusive acquires for good in these runs.
+                Event::NeedHostStatus { hosts } => {
+                    lease.host_statuses(self.local(h), vec![None; hosts.len()])
+                }
                 Event::Acquired { leader } => {
                     self.acquisitions += 1;
+                    let shared = self.hosts[h].wants_shared;
                     for (other, host) in self.hosts.iter().enumerate() {
-                        if other != h && host.holding {
+                        let conflict = match host.holding {
+                            Some(other_shared) => !(shared && other_shared),
+                            None => false,
+                        };
+                        if other != h && conflict {
                             result = Err(format!(
-                                "host{h} acquired lver {} while host{other} holds the lease",
-                                leader.lver
+                                "host{h} acquired lver {} ({}) while host{other} holds it ({})",
+                                leader.lver,
+                                if shared { "SH" } else { "EX" },
+                                if host.holding == Some(true) {
+                                    "SH"
+                                } else {
+                                    "EX"
+                                },
                             ));
                         }
                     }
@@ -360,7 +390,7 @@ impl Sim {
                         self.takeovers_from_dead += 1;
                     }
                     self.last_acquired_lver = self.last_acquired_lver.max(leader.lver.0);
-                    self.hosts[h].holding = true;
+                    self.hosts[h].holding = Some(shared);
                     let at = self.now + self.millis(20_000);
                     self.schedule(at, h, Action::Release { incarnation });
                 }
@@ -443,15 +473,6 @@ proptest! {
     fn never_two_exclusive_holders_and_one_owner_per_lver(seed in any::<u64>(), hosts in 2usize..=4) {
         run_one(seed, hosts);
     }
-}
-
-#[test]
-fn a_late_commit_write_can_take_the_leader_back_without_a_second_holder() {
-    // Found by this driver (seed below): host1's commit of lver 16 timed out and landed late;
-    // host0's ballot for 16 had adopted host1's value, and its own commit of 16 landed after
-    // host1 re-acquired as 17. The run passes (no second holder) and records the regression.
-    let sim = run_one(10824462551876812792, 2);
-    assert!(sim.lver_regressions_on_disk > 0);
 }
 
 #[test]
