@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::ids::{Generation, HostId};
-use crate::io::{DiskRef, IoError, IoId, IoOp, IoRequest, IoResult};
+use crate::io::{Completion, DiskRef, IoBook, IoError, IoId, IoOp, IoRequest, IoResult, Pending};
 use crate::ondisk::error::SANLK_LEADER_READ;
 use crate::ondisk::{DeltaSector, Geometry, HostBitmap, HostEvent, LeaderKind, Name, RawLeader};
 use crate::time::Time;
@@ -113,12 +113,7 @@ pub struct DeltaLease {
     bitmap: HostBitmap,
     host_event: HostEvent,
     release_requested: bool,
-    next_io: u64,
-    /// Ids of I/Os given up at their deadline; their completions are counted and dropped.
-    abandoned: Vec<IoId>,
-    late_completions: u64,
-    last_now: Time,
-    io_out: VecDeque<IoRequest>,
+    io: IoBook,
     events: VecDeque<Event>,
 }
 
@@ -134,13 +129,6 @@ struct Held {
     last_renewal_ok: bool,
     warned: bool,
     expired: bool,
-}
-
-/// An I/O in flight.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct Pending {
-    id: IoId,
-    deadline: Time,
 }
 
 /// Where the machine is; each phase holds only what it knows.
@@ -202,11 +190,7 @@ impl DeltaLease {
             bitmap: HostBitmap::EMPTY,
             host_event: HostEvent::default(),
             release_requested: false,
-            next_io: 0,
-            abandoned: Vec::new(),
-            late_completions: 0,
-            last_now: Time::ZERO,
-            io_out: VecDeque::new(),
+            io: IoBook::default(),
             events: VecDeque::new(),
         }
     }
@@ -237,9 +221,8 @@ impl DeltaLease {
     /// flight is abandoned.
     pub fn abort(&mut self, now: Time) {
         self.tick(now);
-        if let Some(io) = self.pending() {
-            self.abandoned.push(io.id);
-        }
+        let waiting = self.pending();
+        self.io.abandon(waiting);
         if self.is_acquiring() {
             self.events
                 .push_back(Event::AcquireFailed { rv: SANLK_ERROR });
@@ -263,20 +246,9 @@ impl DeltaLease {
     /// one for an I/O already given up is counted and ignored.
     pub fn handle_io(&mut self, now: Time, id: IoId, result: IoResult) {
         self.tick(now);
-        if let Some(at) = self.abandoned.iter().position(|&a| a == id) {
-            self.abandoned.swap_remove(at);
-            self.late_completions += 1;
-            return;
-        }
-        match self.pending() {
-            // Past its deadline the I/O has failed, whatever it returned: a host that stalled
-            // must not act on bytes that are now stale.
-            Some(io) if io.id == id && now >= io.deadline => {
-                self.late_completions += 1;
-                self.io_done(now, Err(IoError::TimedOut));
-            }
-            Some(io) if io.id == id => self.io_done(now, result),
-            _ => panic!("completion for {id}, which this delta lease did not ask for"),
+        let waiting = self.pending();
+        if let Completion::Deliver(result) = self.io.complete(now, id, waiting, result) {
+            self.io_done(now, result);
         }
     }
 
@@ -284,8 +256,8 @@ impl DeltaLease {
     /// expiry ages. Extra calls are harmless.
     pub fn handle_timeout(&mut self, now: Time) {
         self.tick(now);
-        if let Some(io) = self.pending().filter(|io| now >= io.deadline) {
-            self.abandoned.push(io.id);
+        let waiting = self.pending();
+        if self.io.expired(now, waiting) {
             self.io_done(now, Err(IoError::TimedOut));
         }
         match &self.phase {
@@ -311,7 +283,7 @@ impl DeltaLease {
 
     /// The next I/O to run.
     pub fn poll_io(&mut self) -> Option<IoRequest> {
-        self.io_out.pop_front()
+        self.io.poll()
     }
 
     /// The next event.
@@ -377,7 +349,7 @@ impl DeltaLease {
 
     /// Completions that arrived after their I/O was given up.
     pub fn late_completions(&self) -> u64 {
-        self.late_completions
+        self.io.late_completions()
     }
 
     /// The configuration.
@@ -386,12 +358,7 @@ impl DeltaLease {
     }
 
     fn tick(&mut self, now: Time) {
-        assert!(
-            now >= self.last_now,
-            "time went backwards: {now} < {}",
-            self.last_now
-        );
-        self.last_now = now;
+        self.io.tick(now);
     }
 
     fn sector_len(&self) -> usize {
@@ -429,17 +396,7 @@ impl DeltaLease {
     }
 
     fn submit(&mut self, now: Time, offset: u64, op: IoOp, timeout: Duration) -> Pending {
-        let id = IoId(self.next_io);
-        self.next_io += 1;
-        let deadline = now + timeout;
-        self.io_out.push_back(IoRequest {
-            id,
-            disk: DiskRef::Lockspace,
-            offset,
-            op,
-            deadline,
-        });
-        Pending { id, deadline }
+        self.io.submit(now, DiskRef::Lockspace, offset, op, timeout)
     }
 
     fn io_done(&mut self, now: Time, result: IoResult) {

@@ -82,3 +82,116 @@ pub const SANLK_AIO_TIMEOUT: i32 = -202;
 
 /// A completion: the bytes read (empty for a write), or the failure.
 pub type IoResult = Result<Vec<u8>, IoError>;
+
+/// An I/O a machine is waiting for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Pending {
+    pub(crate) id: IoId,
+    pub(crate) deadline: Time,
+}
+
+/// What a completion means to the machine that asked for it.
+pub(crate) enum Completion {
+    /// Act on this result (a completion at or past the deadline arrives as a timeout).
+    Deliver(IoResult),
+    /// A completion for an I/O already given up: counted, nothing else.
+    Ignore,
+}
+
+/// The I/O bookkeeping every machine shares: ids, deadlines, I/Os given up at their deadline,
+/// late completions, the outgoing queue, and the rule that `now` never goes back.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct IoBook {
+    next_io: u64,
+    abandoned: Vec<IoId>,
+    late_completions: u64,
+    last_now: Time,
+    out: std::collections::VecDeque<IoRequest>,
+}
+
+impl IoBook {
+    /// Asserts time goes forward and remembers it.
+    pub(crate) fn tick(&mut self, now: Time) {
+        assert!(
+            now >= self.last_now,
+            "time went backwards: {now} < {}",
+            self.last_now
+        );
+        self.last_now = now;
+    }
+
+    /// Queues an I/O due `timeout` from now.
+    pub(crate) fn submit(
+        &mut self,
+        now: Time,
+        disk: DiskRef,
+        offset: u64,
+        op: IoOp,
+        timeout: std::time::Duration,
+    ) -> Pending {
+        let id = IoId(self.next_io);
+        self.next_io += 1;
+        let deadline = now + timeout;
+        self.out.push_back(IoRequest {
+            id,
+            disk,
+            offset,
+            op,
+            deadline,
+        });
+        Pending { id, deadline }
+    }
+
+    /// Judges a completion against the I/O the machine waits for. Past its deadline the I/O
+    /// has failed, whatever it returned: a host that stalled must not act on stale bytes.
+    /// Panics on a completion nobody asked for (a driver bug).
+    pub(crate) fn complete(
+        &mut self,
+        now: Time,
+        id: IoId,
+        waiting: Option<Pending>,
+        result: IoResult,
+    ) -> Completion {
+        if let Some(at) = self.abandoned.iter().position(|&a| a == id) {
+            self.abandoned.swap_remove(at);
+            self.late_completions += 1;
+            return Completion::Ignore;
+        }
+        match waiting {
+            Some(io) if io.id == id && now >= io.deadline => {
+                self.late_completions += 1;
+                Completion::Deliver(Err(IoError::TimedOut))
+            }
+            Some(io) if io.id == id => Completion::Deliver(result),
+            _ => panic!("completion for {id}, which this machine did not ask for"),
+        }
+    }
+
+    /// Whether the I/O waited for has passed its deadline; if so it is given up.
+    pub(crate) fn expired(&mut self, now: Time, waiting: Option<Pending>) -> bool {
+        match waiting {
+            Some(io) if now >= io.deadline => {
+                self.abandoned.push(io.id);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Gives up the I/O waited for (abort).
+    pub(crate) fn abandon(&mut self, waiting: Option<Pending>) {
+        if let Some(io) = waiting {
+            self.abandoned.push(io.id);
+        }
+    }
+
+    /// The next queued I/O.
+    pub(crate) fn poll(&mut self) -> Option<IoRequest> {
+        self.out.pop_front()
+    }
+
+    /// Completions that arrived after their I/O was given up or past its deadline.
+    pub(crate) fn late_completions(&self) -> u64 {
+        self.late_completions
+    }
+}

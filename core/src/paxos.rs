@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use crate::hosts::HostStatus;
 use crate::ids::{Generation, HostId, Lver};
-use crate::io::{DiskRef, IoError, IoId, IoOp, IoRequest, IoResult};
+use crate::io::{Completion, DiskRef, IoBook, IoError, IoId, IoOp, IoRequest, IoResult, Pending};
 use crate::ondisk::dblock::{DBLOCK_FL_RELEASED, MBLOCK_OFFSET};
 use crate::ondisk::leader::{LEADER_RECORD_SIZE, LFL_SHORT_HOLD};
 use crate::ondisk::{
@@ -155,11 +155,7 @@ pub struct PaxosLease {
     sh_retries_left: u32,
     phase: Step,
     rng: Rng,
-    next_io: u64,
-    abandoned: Vec<IoId>,
-    late_completions: u64,
-    last_now: Time,
-    io_out: VecDeque<IoRequest>,
+    io: IoBook,
     events: VecDeque<Event>,
 }
 
@@ -193,6 +189,31 @@ struct Ballot {
     shared_seen: HostBitmap,
 }
 
+/// What a ballot makes of another host's dblock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Seen {
+    /// For an earlier lease version: irrelevant.
+    Older,
+    /// A later version, or a larger ballot for ours: this ballot is lost (SANLK_DBLOCK_LVER /
+    /// SANLK_DBLOCK_MBAL).
+    Beaten,
+    /// Same version, no larger ballot: its value may have to be adopted (phase 1).
+    Contender,
+}
+
+impl Ballot {
+    /// The rule both phases apply to every dblock (run_ballot, Disk Paxos).
+    fn judge(&self, bk: &PaxosDblock) -> Seen {
+        if bk.lver < self.next_lver {
+            Seen::Older
+        } else if bk.lver > self.next_lver || bk.mbal > self.mbal {
+            Seen::Beaten
+        } else {
+            Seen::Contender
+        }
+    }
+}
+
 /// What freeing the leader leads to (the release steps are shared by several paths).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum AfterFree {
@@ -204,12 +225,6 @@ enum AfterFree {
     Eagain,
     /// An acquire that failed after the lease became ours on disk: fail with this result.
     Failed { rv: i32 },
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct Pending {
-    id: IoId,
-    deadline: Time,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -352,11 +367,7 @@ impl PaxosLease {
             sh_retries_left: SH_RETRIES,
             phase: Step::Idle,
             rng,
-            next_io: 0,
-            abandoned: Vec::new(),
-            late_completions: 0,
-            last_now: Time::ZERO,
-            io_out: VecDeque::new(),
+            io: IoBook::default(),
             events: VecDeque::new(),
         }
     }
@@ -454,9 +465,8 @@ impl PaxosLease {
     /// abandoned. A held lease is left as it is on disk (as when the lockspace fails).
     pub fn abort(&mut self, now: Time) {
         self.tick(now);
-        if let Some(io) = self.pending() {
-            self.abandoned.push(io.id);
-        }
+        let waiting = self.pending();
+        self.io.abandon(waiting);
         if self.is_acquiring() {
             self.events.push_back(Event::AcquireFailed { rv: -201 });
         }
@@ -466,26 +476,17 @@ impl PaxosLease {
     /// Hands in the completion of request `id`; past its deadline it counts as a timeout.
     pub fn handle_io(&mut self, now: Time, id: IoId, result: IoResult) {
         self.tick(now);
-        if let Some(at) = self.abandoned.iter().position(|&a| a == id) {
-            self.abandoned.swap_remove(at);
-            self.late_completions += 1;
-            return;
-        }
-        match self.pending() {
-            Some(io) if io.id == id && now >= io.deadline => {
-                self.late_completions += 1;
-                self.io_done(now, Err(IoError::TimedOut));
-            }
-            Some(io) if io.id == id => self.io_done(now, result),
-            _ => panic!("completion for {id}, which this paxos lease did not ask for"),
+        let waiting = self.pending();
+        if let Completion::Deliver(result) = self.io.complete(now, id, waiting, result) {
+            self.io_done(now, result);
         }
     }
 
     /// Hands in the passing of time. Extra calls are harmless.
     pub fn handle_timeout(&mut self, now: Time) {
         self.tick(now);
-        if let Some(io) = self.pending().filter(|io| now >= io.deadline) {
-            self.abandoned.push(io.id);
+        let waiting = self.pending();
+        if self.io.expired(now, waiting) {
             self.io_done(now, Err(IoError::TimedOut));
             return;
         }
@@ -507,7 +508,7 @@ impl PaxosLease {
 
     /// The next I/O to run.
     pub fn poll_io(&mut self) -> Option<IoRequest> {
-        self.io_out.pop_front()
+        self.io.poll()
     }
 
     /// The next event.
@@ -554,16 +555,11 @@ impl PaxosLease {
 
     /// Completions that arrived after their I/O was given up.
     pub fn late_completions(&self) -> u64 {
-        self.late_completions
+        self.io.late_completions()
     }
 
     fn tick(&mut self, now: Time) {
-        assert!(
-            now >= self.last_now,
-            "time went backwards: {now} < {}",
-            self.last_now
-        );
-        self.last_now = now;
+        self.io.tick(now);
     }
 
     fn ss(&self) -> usize {
@@ -596,17 +592,8 @@ impl PaxosLease {
     }
 
     fn submit(&mut self, now: Time, disk: DiskRef, offset: u64, op: IoOp) -> Pending {
-        let id = IoId(self.next_io);
-        self.next_io += 1;
-        let deadline = now + self.config.timeouts.io_timeout();
-        self.io_out.push_back(IoRequest {
-            id,
-            disk,
-            offset,
-            op,
-            deadline,
-        });
-        Pending { id, deadline }
+        let timeout = self.config.timeouts.io_timeout();
+        self.io.submit(now, disk, offset, op, timeout)
     }
 
     fn read_lease(&mut self, now: Time) -> Step {
@@ -1029,14 +1016,10 @@ impl PaxosLease {
         ballot.shared_seen = self.shared_mode_blocks(&area, &ballot.cur);
         let mut best: Option<PaxosDblock> = None;
         for bk in self.dblocks(&area, &ballot.cur) {
-            if bk.lver < ballot.next_lver {
-                continue;
-            }
-            if bk.lver > ballot.next_lver {
-                return self.ballot_lost(now, ballot);
-            }
-            if bk.mbal > ballot.mbal {
-                return self.ballot_lost(now, ballot);
+            match ballot.judge(&bk) {
+                Seen::Older => continue,
+                Seen::Beaten => return self.ballot_lost(now, ballot),
+                Seen::Contender => {}
             }
             if bk.inp == 0 || bk.bal.0 == 0 {
                 continue;
@@ -1078,16 +1061,12 @@ impl PaxosLease {
             Ok(area) => area,
             Err(_) => return self.acquire_failed(SANLK_DBLOCK_READ),
         };
-        for bk in self.dblocks(&area, &ballot.cur) {
-            if bk.lver < ballot.next_lver {
-                continue;
-            }
-            if bk.lver > ballot.next_lver {
-                return self.ballot_lost(now, ballot);
-            }
-            if bk.mbal > ballot.mbal {
-                return self.ballot_lost(now, ballot);
-            }
+        if self
+            .dblocks(&area, &ballot.cur)
+            .iter()
+            .any(|bk| ballot.judge(bk) == Seen::Beaten)
+        {
+            return self.ballot_lost(now, ballot);
         }
         // §7.6: the committed leader is `cur` with the chosen value as owner.
         let mut leader = ballot.cur.leader;
