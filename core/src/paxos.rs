@@ -331,6 +331,12 @@ enum Step {
         value: PaxosDblock,
         leader: LeaderRecord,
     },
+    /// Undoing an acquire that failed after our value may have been accepted (§8.3).
+    RetractDblock {
+        io: Pending,
+        committed: Option<LeaderRecord>,
+        rv: i32,
+    },
     /// Undoing a shared acquire that failed after its commit.
     UndoShared {
         io: Pending,
@@ -582,6 +588,7 @@ impl PaxosLease {
             | Step::ReadHolder { io, .. }
             | Step::ClearHolder { io, .. }
             | Step::UndoShared { io, .. }
+            | Step::RetractDblock { io, .. }
             | Step::ReadModesAfterAdoption { io, .. }
             | Step::ReleaseDblock { io, .. }
             | Step::ReleaseSharedDblock { io }
@@ -689,7 +696,8 @@ impl PaxosLease {
                     let io = self.read_dblocks(now, &ballot.cur);
                     Step::Phase2Read { io, ballot, value }
                 }
-                Err(_) => self.acquire_failed(SANLK_DBLOCK_WRITE),
+                // The write may have landed: our value may be chosen; retract it (§8.3).
+                Err(_) => self.retract(now, value, None, SANLK_DBLOCK_WRITE),
             },
             Step::Phase2Read { ballot, value, .. } => self.after_phase2(now, ballot, value, result),
             Step::Commit {
@@ -706,7 +714,19 @@ impl PaxosLease {
                 Ok(_) => {
                     self.acquire_failed_or_retry(now, SANLK_ACQUIRE_OTHER, leader.short_hold())
                 }
-                Err(_) => self.acquire_failed(SANLK_LEADER_WRITE),
+                // The commit may have landed: retract, and free the leader if it did.
+                Err(_) => self.retract(now, value, Some(leader), SANLK_LEADER_WRITE),
+            },
+            Step::RetractDblock { committed, rv, .. } => match committed {
+                Some(leader) => {
+                    let io = self.read_leader(now);
+                    Step::ReleaseReadLeader {
+                        io,
+                        leader,
+                        then: AfterFree::Failed { rv },
+                    }
+                }
+                None => self.acquire_failed(rv),
             },
             Step::SharedDblockWrite {
                 committed, dblock, ..
@@ -1059,7 +1079,7 @@ impl PaxosLease {
     ) -> Step {
         let area = match result {
             Ok(area) => area,
-            Err(_) => return self.acquire_failed(SANLK_DBLOCK_READ),
+            Err(_) => return self.retract(now, value, None, SANLK_DBLOCK_READ),
         };
         if self
             .dblocks(&area, &ballot.cur)
@@ -1311,6 +1331,26 @@ impl PaxosLease {
             None => now.saturating_since(s.first_check) <= dead_after,
             Some(last) => now.saturating_since(last) <= dead_after,
         }
+    }
+
+    /// §8.3: an acquire that failed in phase 2 or at the commit may still see its value chosen
+    /// (the write may have landed, and another host may complete the ballot). Write our dblock
+    /// RELEASED, so a host finding us owner knows we let go (§7.3 e); after a failed commit,
+    /// also free the leader if we turn out to have written it. sanlock writes an all-zero
+    /// dblock here; we keep our ballot values, so no accepted value is erased.
+    fn retract(
+        &mut self,
+        now: Time,
+        value: PaxosDblock,
+        committed: Option<LeaderRecord>,
+        rv: i32,
+    ) -> Step {
+        let released = PaxosDblock {
+            flags: DBLOCK_FL_RELEASED,
+            ..value
+        };
+        let io = self.write_dblock(now, &released, ModeBlock::default());
+        Step::RetractDblock { io, committed, rv }
     }
 
     /// A shared acquire that failed after its commit: our dblock RELEASED, no mode block.

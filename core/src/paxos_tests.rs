@@ -489,3 +489,68 @@ fn an_exclusive_acquire_clears_the_mode_block_of_a_dead_shared_holder() {
     assert_eq!(w.leader().owner_id, HostId::new(2));
     assert_ne!(w.leader().timestamp, 0);
 }
+
+/// Runs a free acquire, failing the `fail_at`-th I/O (0-based) with EIO.
+fn acquire_failing_io(fail_at: usize) -> World {
+    let mut w = World::new(1, 1, 764);
+    w.lease.acquire(w.now, AcquireRequest::default());
+    let mut n = 0;
+    while let Some(req) = w.lease.poll_io() {
+        let (kind, len) = match &req.op {
+            IoOp::Read { len } => ("read", *len),
+            IoOp::Write { data } => ("write", data.len()),
+        };
+        w.log.push((req.disk, kind, req.offset, len));
+        let result = if n == fail_at {
+            Err(IoError::Failed(5))
+        } else {
+            w.lease_disk.apply(&req)
+        };
+        w.lease.handle_io(w.now, req.id, result);
+        n += 1;
+    }
+    w
+}
+
+#[test]
+fn a_failed_phase_2_write_retracts_our_value_with_a_released_dblock() {
+    // §8.3: the write may have landed; our dblock says RELEASED so no host waits for us.
+    let mut w = acquire_failing_io(3);
+    assert_eq!(
+        w.events(),
+        vec![Event::AcquireFailed {
+            rv: SANLK_DBLOCK_WRITE
+        }]
+    );
+    assert_eq!(w.log.last().unwrap(), &(DiskRef::Lease, "write", 1024, 512));
+    let d = w.dblock(1).dblock;
+    assert!(d.released());
+    assert_eq!(
+        (d.bal, d.inp, d.lver),
+        (Mbal(1), 1, Lver(1)),
+        "our accepted value is kept"
+    );
+    assert_eq!(w.leader().timestamp, 0, "the leader was never written");
+}
+
+#[test]
+fn a_failed_commit_write_retracts_and_frees_the_leader_if_it_landed() {
+    // Here the commit did not land: after the RELEASED dblock, the leader read shows another
+    // writer (nobody), so nothing more is written.
+    let mut w = acquire_failing_io(5);
+    assert_eq!(
+        w.events(),
+        vec![Event::AcquireFailed {
+            rv: SANLK_LEADER_WRITE
+        }]
+    );
+    let kinds: Vec<(&str, u64)> = w
+        .log
+        .iter()
+        .skip(5)
+        .map(|(_, k, off, _)| (*k, *off))
+        .collect();
+    assert_eq!(kinds, vec![("write", 0), ("write", 1024), ("read", 0)]);
+    assert!(w.dblock(1).dblock.released());
+    assert_eq!(w.leader().lver, Lver(0));
+}
