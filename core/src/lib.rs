@@ -16,6 +16,7 @@ pub mod io;
 pub mod memdisk;
 pub mod ondisk;
 pub mod paxos;
+pub mod requests;
 pub mod rng;
 pub mod time;
 pub mod timeouts;
