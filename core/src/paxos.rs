@@ -35,7 +35,7 @@ use crate::io::{Completion, DiskRef, IoBook, IoError, IoId, IoOp, IoRequest, IoR
 use crate::ondisk::dblock::{DBLOCK_FL_RELEASED, MBLOCK_OFFSET};
 use crate::ondisk::leader::{LEADER_RECORD_SIZE, LFL_SHORT_HOLD};
 use crate::ondisk::{
-    DblockSector, Geometry, HostBitmap, LeaderKind, LeaderRecord, Mbal, ModeBlock, Name,
+    DblockSector, Geometry, HostBitmap, LeaderKind, LeaderRecord, Lvb, Mbal, ModeBlock, Name,
     PaxosDblock, RawLeader, RecordKind, SectorNr,
 };
 use crate::rng::Rng;
@@ -105,6 +105,8 @@ pub struct AcquireRequest {
     pub owner_nowait: bool,
     /// SANLK_RES_SHARED: hold the lease shared (a mode block), not exclusively.
     pub shared: bool,
+    /// SANLK_ACQUIRE_LVB: read the lock value block once the lease is ours.
+    pub lvb: bool,
 }
 
 /// sanlock_rv.h: shared acquire retries used up while others passed through.
@@ -132,6 +134,8 @@ pub enum Event {
     Acquired {
         /// The committed leader.
         leader: LeaderRecord,
+        /// The lock value block, when the acquire asked for it.
+        lvb: Option<Lvb>,
     },
     /// The acquire failed with this sanlock result.
     AcquireFailed {
@@ -153,6 +157,8 @@ pub struct PaxosLease {
     config: PaxosConfig,
     request: AcquireRequest,
     sh_retries_left: u32,
+    /// An LVB value set by the holder, written before the release.
+    dirty_lvb: Option<Lvb>,
     phase: Step,
     rng: Rng,
     io: IoBook,
@@ -287,10 +293,23 @@ enum Step {
         ballot: Ballot,
         until: Time,
     },
+    /// Reading the LVB after a successful acquire that asked for it.
+    ReadLvb {
+        io: Pending,
+        leader: LeaderRecord,
+        dblock: PaxosDblock,
+        shared: bool,
+    },
     Held {
         leader: LeaderRecord,
         dblock: PaxosDblock,
         shared: bool,
+    },
+    /// Writing the LVB the holder set, before the release.
+    ReleaseLvb {
+        io: Pending,
+        leader: LeaderRecord,
+        dblock: PaxosDblock,
     },
     /// Another host is passing through a shared acquire: try again shortly.
     ShRetryDelay {
@@ -371,6 +390,7 @@ impl PaxosLease {
             config,
             request: AcquireRequest::default(),
             sh_retries_left: SH_RETRIES,
+            dirty_lvb: None,
             phase: Step::Idle,
             rng,
             io: IoBook::default(),
@@ -451,12 +471,42 @@ impl PaxosLease {
         else {
             return;
         };
+        if let Some(lvb) = self.dirty_lvb.take().filter(|_| !shared) {
+            let offset = self.config.offset + self.config.geometry.sector_offset(SectorNr::LVB);
+            let data = lvb.encode(self.config.geometry.sector_size());
+            let io = self.submit(now, DiskRef::Lease, offset, IoOp::Write { data });
+            self.phase = Step::ReleaseLvb { io, leader, dblock };
+            return;
+        }
+        self.phase = self.release_dblock(now, leader, dblock, shared);
+    }
+
+    /// Sets the LVB value to write before the release (SANLK set_lvb). Only an exclusive holder
+    /// writes the LVB; the value must fit in one sector of the lease.
+    pub fn set_lvb(&mut self, lvb: Lvb) {
+        assert!(
+            lvb.bytes().len() <= self.ss(),
+            "an LVB longer than a sector of this lease"
+        );
+        if matches!(self.phase, Step::Held { shared: false, .. }) {
+            self.dirty_lvb = Some(lvb);
+        }
+    }
+
+    /// §8.1 step 2 onwards (or §9.3 for a shared hold).
+    fn release_dblock(
+        &mut self,
+        now: Time,
+        leader: LeaderRecord,
+        dblock: PaxosDblock,
+        shared: bool,
+    ) -> Step {
         let released = PaxosDblock {
             flags: dblock.flags | DBLOCK_FL_RELEASED,
             ..dblock
         };
         let io = self.write_dblock(now, &released, ModeBlock::default());
-        self.phase = if shared {
+        if shared {
             Step::ReleaseSharedDblock { io }
         } else {
             Step::ReleaseDblock {
@@ -464,7 +514,7 @@ impl PaxosLease {
                 leader,
                 then: AfterFree::Released,
             }
-        };
+        }
     }
 
     /// Stops an acquire in any phase (SANLK_ERROR), without writing; I/O in flight is
@@ -546,6 +596,7 @@ impl PaxosLease {
             self.phase,
             Step::Idle
                 | Step::Held { .. }
+                | Step::ReleaseLvb { .. }
                 | Step::ReleaseDblock { .. }
                 | Step::ReleaseSharedDblock { .. }
                 | Step::ReleaseReadLeader { .. }
@@ -589,6 +640,8 @@ impl PaxosLease {
             | Step::ClearHolder { io, .. }
             | Step::UndoShared { io, .. }
             | Step::RetractDblock { io, .. }
+            | Step::ReadLvb { io, .. }
+            | Step::ReleaseLvb { io, .. }
             | Step::ReadModesAfterAdoption { io, .. }
             | Step::ReleaseDblock { io, .. }
             | Step::ReleaseSharedDblock { io }
@@ -789,6 +842,27 @@ impl PaxosLease {
                 ..
             } => self.check_next_holder(now, leader, dblock, queue, live),
             Step::UndoShared { rv, .. } => self.acquire_failed(rv),
+            Step::ReadLvb {
+                leader,
+                dblock,
+                shared,
+                ..
+            } => {
+                let sector = result.unwrap_or_else(|_| vec![0u8; self.ss()]);
+                self.events.push_back(Event::Acquired {
+                    leader,
+                    lvb: Some(Lvb::from_sector(&sector)),
+                });
+                Step::Held {
+                    leader,
+                    dblock,
+                    shared,
+                }
+            }
+            // A failed LVB write is only logged by sanlock; the release goes on.
+            Step::ReleaseLvb { leader, dblock, .. } => {
+                self.release_dblock(now, leader, dblock, false)
+            }
             Step::ReadModesAfterAdoption {
                 mut ballot,
                 value,
@@ -1197,6 +1271,34 @@ impl PaxosLease {
         }
     }
 
+    /// Every successful acquire ends here: read the LVB if asked (a failed read is only
+    /// logged by sanlock: the value reads as zeros), report, hold.
+    fn become_held(
+        &mut self,
+        now: Time,
+        leader: LeaderRecord,
+        dblock: PaxosDblock,
+        shared: bool,
+    ) -> Step {
+        if self.request.lvb {
+            let offset = self.config.offset + self.config.geometry.sector_offset(SectorNr::LVB);
+            let len = self.ss();
+            let io = self.submit(now, DiskRef::Lease, offset, IoOp::Read { len });
+            return Step::ReadLvb {
+                io,
+                leader,
+                dblock,
+                shared,
+            };
+        }
+        self.events.push_back(Event::Acquired { leader, lvb: None });
+        Step::Held {
+            leader,
+            dblock,
+            shared,
+        }
+    }
+
     /// Where a leader release ends, by what it was for.
     fn after_free(
         &mut self,
@@ -1215,12 +1317,7 @@ impl PaxosLease {
                 Step::Done
             }
             (AfterFree::HeldShared { dblock }, Ok(())) => {
-                self.events.push_back(Event::Acquired { leader: committed });
-                Step::Held {
-                    leader: committed,
-                    dblock,
-                    shared: true,
-                }
+                self.become_held(now, committed, dblock, true)
             }
             (AfterFree::HeldShared { dblock, .. }, Err(rv)) => self.undo_shared(now, dblock, rv),
             (AfterFree::Eagain, _) => self.acquire_failed(EAGAIN),
@@ -1254,12 +1351,7 @@ impl PaxosLease {
         }
         let holders: Vec<HostId> = ballot.shared_seen.hosts(HostId::MAX).collect();
         if holders.is_empty() {
-            self.events.push_back(Event::Acquired { leader });
-            return Step::Held {
-                leader,
-                dblock: value,
-                shared: false,
-            };
+            return self.become_held(now, leader, value, false);
         }
         self.events.push_back(Event::NeedHostStatus {
             hosts: holders.clone(),
@@ -1295,12 +1387,7 @@ impl PaxosLease {
             };
         }
         if live == 0 {
-            self.events.push_back(Event::Acquired { leader });
-            return Step::Held {
-                leader,
-                dblock,
-                shared: false,
-            };
+            return self.become_held(now, leader, dblock, false);
         }
         let released = PaxosDblock {
             flags: dblock.flags | DBLOCK_FL_RELEASED,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::memdisk::MemDisk;
+use crate::ondisk::Lvb;
 use crate::ondisk::{lockspace_init, resource_init, DeltaSector, ResourceInit, SectorSize};
 
 const N: u64 = 10;
@@ -121,7 +122,7 @@ fn a_free_lease_is_taken_with_exactly_six_ios() {
         ]
     );
     let leader = w.leader();
-    assert_eq!(w.events(), vec![Event::Acquired { leader }]);
+    assert_eq!(w.events(), vec![Event::Acquired { leader, lvb: None }]);
     // ondisk.md §7.4: lver 1, owner 1/1, timestamp 764, write_* 1/1/764.
     assert_eq!(
         (leader.lver, leader.owner_id, leader.timestamp),
@@ -396,7 +397,7 @@ fn a_shared_acquire_commits_with_short_hold_then_frees_the_leader_behind_a_mode_
         ]
     );
     let events = w.events();
-    assert!(matches!(&events[..], [Event::Acquired { leader }] if leader.short_hold()));
+    assert!(matches!(&events[..], [Event::Acquired { leader, .. }] if leader.short_hold()));
     let l = w.leader();
     assert_eq!(
         (l.timestamp, l.flags, l.owner_id),
@@ -553,4 +554,40 @@ fn a_failed_commit_write_retracts_and_frees_the_leader_if_it_landed() {
     assert_eq!(kinds, vec![("write", 0), ("write", 1024), ("read", 0)]);
     assert!(w.dblock(1).dblock.released());
     assert_eq!(w.leader().lver, Lver(0));
+}
+
+#[test]
+fn the_lvb_is_read_after_the_acquire_and_written_before_the_release() {
+    // ondisk.md §5.6 [run]: set_lvb(b"hello-lvb-data") then release → those bytes at
+    // 1,025,024 (sector 2002 of a 512/1M lease), written first.
+    let mut w = World::new(1, 1, 100);
+    w.lease.acquire(
+        w.now,
+        AcquireRequest {
+            lvb: true,
+            ..AcquireRequest::default()
+        },
+    );
+    w.run_io();
+    assert_eq!(
+        w.log.last().unwrap(),
+        &(DiskRef::Lease, "read", 1_025_024, 512)
+    );
+    let events = w.events();
+    let [Event::Acquired { lvb: Some(lvb), .. }] = &events[..] else {
+        panic!("{events:?}");
+    };
+    assert_eq!(lvb.bytes(), &[0u8; 512][..]);
+    w.lease
+        .set_lvb(Lvb::new(b"hello-lvb-data", SectorSize::Bytes512).unwrap());
+    w.log.clear();
+    w.lease.release(w.now);
+    w.run_io();
+    assert_eq!(w.log[0], (DiskRef::Lease, "write", 1_025_024, 512));
+    assert_eq!(w.log.len(), 4, "then dblock, leader read, leader write");
+    assert_eq!(
+        &w.lease_disk.bytes()[1_025_024..1_025_038],
+        b"hello-lvb-data"
+    );
+    assert_eq!(w.events(), vec![Event::Released]);
 }

@@ -185,7 +185,7 @@ fn a_c_owner_silent_for_host_dead_seconds_loses_its_lease() {
     let mut lease = w.machine();
     lease.acquire(w.now, AcquireRequest::default());
     let outcome = w.drive(&mut lease, &mut |_| {});
-    let Event::Acquired { leader } = outcome else {
+    let Event::Acquired { leader, .. } = outcome else {
         panic!("expected the lease, got {outcome:?}");
     };
     assert_eq!(

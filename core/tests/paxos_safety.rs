@@ -352,7 +352,7 @@ impl Sim {
                 Event::NeedHostStatus { hosts } => {
                     lease.host_statuses(self.local(h), vec![None; hosts.len()])
                 }
-                Event::Acquired { leader } => {
+                Event::Acquired { leader, .. } => {
                     self.acquisitions += 1;
                     let shared = self.hosts[h].wants_shared;
                     for (other, host) in self.hosts.iter().enumerate() {
