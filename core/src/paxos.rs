@@ -113,6 +113,8 @@ pub struct AcquireRequest {
 pub const SANLK_ACQUIRE_SHRETRY: i32 = -246;
 /// -EAGAIN: an exclusive acquire found live shared holders.
 pub const EAGAIN: i32 = -11;
+/// -EALREADY: a convert to the mode already held.
+pub const EALREADY: i32 = -114;
 /// Shared acquires retried when another host is passing through (config `sh_retries`).
 pub const SH_RETRIES: u32 = 8;
 
@@ -137,6 +139,16 @@ pub enum Event {
         /// The lock value block, when the acquire asked for it.
         lvb: Option<Lvb>,
     },
+    /// A convert finished: we now hold the lease in this mode.
+    Converted {
+        /// Shared (after EX→SH) or exclusive (after SH→EX).
+        shared: bool,
+    },
+    /// A convert failed with this result; the lease is still held in its old mode.
+    ConvertFailed {
+        /// SANLK_*, -EAGAIN (live shared holders), -EALREADY, or an I/O result.
+        rv: i32,
+    },
     /// The acquire failed with this sanlock result.
     AcquireFailed {
         /// SANLK_* or -errno.
@@ -159,6 +171,11 @@ pub struct PaxosLease {
     sh_retries_left: u32,
     /// An LVB value set by the holder, written before the release.
     dirty_lvb: Option<Lvb>,
+    /// While converting SH→EX: the shared hold to return to if the convert fails.
+    converting: Option<(LeaderRecord, PaxosDblock)>,
+    /// The lease version this attempt's phase 2 proposed us for: the only committed value
+    /// naming us that we may adopt (an older attempt's value may have been retracted).
+    proposed_lver: Option<Lver>,
     phase: Step,
     rng: Rng,
     io: IoBook,
@@ -231,6 +248,10 @@ enum AfterFree {
     Eagain,
     /// An acquire that failed after the lease became ours on disk: fail with this result.
     Failed { rv: i32 },
+    /// EX→SH: the leader is freed behind our SHARED mode block.
+    ConvertedShared { dblock: PaxosDblock },
+    /// SH→EX could not finish (live shared holders: -EAGAIN): back to shared with `rv`.
+    BackToShared { dblock: PaxosDblock, rv: i32 },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -304,6 +325,23 @@ enum Step {
         leader: LeaderRecord,
         dblock: PaxosDblock,
         shared: bool,
+    },
+    /// SH→EX: our sector rewritten with the ballot values and no mode block.
+    ConvertExclusiveDblock {
+        io: Pending,
+        leader: LeaderRecord,
+        dblock: PaxosDblock,
+    },
+    /// EX→SH: the LVB the holder set, then our dblock RELEASED + SHARED.
+    ConvertLvb {
+        io: Pending,
+        leader: LeaderRecord,
+        dblock: PaxosDblock,
+    },
+    ConvertSharedDblock {
+        io: Pending,
+        leader: LeaderRecord,
+        dblock: PaxosDblock,
     },
     /// Writing the LVB the holder set, before the release.
     ReleaseLvb {
@@ -391,6 +429,8 @@ impl PaxosLease {
             request: AcquireRequest::default(),
             sh_retries_left: SH_RETRIES,
             dirty_lvb: None,
+            converting: None,
+            proposed_lver: None,
             phase: Step::Idle,
             rng,
             io: IoBook::default(),
@@ -479,6 +519,35 @@ impl PaxosLease {
             return;
         }
         self.phase = self.release_dblock(now, leader, dblock, shared);
+    }
+
+    /// Converts a held lease to the other mode (§9.4-9.5): reports [`Event::Converted`] or
+    /// [`Event::ConvertFailed`] (still held in the old mode). Ignored unless held.
+    pub fn convert(&mut self, now: Time, to_shared: bool) {
+        self.tick(now);
+        let Step::Held {
+            leader,
+            dblock,
+            shared,
+        } = self.phase.clone()
+        else {
+            return;
+        };
+        if shared == to_shared {
+            self.events.push_back(Event::ConvertFailed { rv: EALREADY });
+            return;
+        }
+        if to_shared {
+            self.phase = self.convert_to_shared(now, leader, dblock);
+            return;
+        }
+        // SH→EX runs the exclusive acquire; every dblock write carries our SHARED mode block
+        // so that a failure leaves the shared lease in place (§9.4).
+        self.converting = Some((leader, dblock));
+        self.request.shared = false;
+        self.request.lvb = false;
+        self.request.lver = None;
+        self.phase = self.read_lease(now);
     }
 
     /// Sets the LVB value to write before the release (SANLK set_lvb). Only an exclusive holder
@@ -641,6 +710,9 @@ impl PaxosLease {
             | Step::UndoShared { io, .. }
             | Step::RetractDblock { io, .. }
             | Step::ReadLvb { io, .. }
+            | Step::ConvertExclusiveDblock { io, .. }
+            | Step::ConvertLvb { io, .. }
+            | Step::ConvertSharedDblock { io, .. }
             | Step::ReleaseLvb { io, .. }
             | Step::ReadModesAfterAdoption { io, .. }
             | Step::ReleaseDblock { io, .. }
@@ -859,6 +931,39 @@ impl PaxosLease {
                     shared,
                 }
             }
+            // The committed leader already makes us the exclusive owner; this write only drops
+            // our SHARED mode block. If it failed (or may land late) we stay exclusive: a stale
+            // mode block can only make others wait, and our release rewrites the sector. Giving
+            // the leader back here could let a host in while we still count as shared.
+            Step::ConvertExclusiveDblock { leader, dblock, .. } => {
+                self.converting = None;
+                self.events.push_back(Event::Converted { shared: false });
+                Step::Held {
+                    leader,
+                    dblock,
+                    shared: false,
+                }
+            }
+            // A failed LVB write is only logged by sanlock; the convert goes on.
+            Step::ConvertLvb { leader, dblock, .. } => self.convert_to_shared(now, leader, dblock),
+            Step::ConvertSharedDblock { leader, dblock, .. } => match result {
+                Ok(_) => {
+                    let io = self.read_leader(now);
+                    Step::ReleaseReadLeader {
+                        io,
+                        leader,
+                        then: AfterFree::ConvertedShared { dblock },
+                    }
+                }
+                Err(e) => {
+                    self.events.push_back(Event::ConvertFailed { rv: e.rv() });
+                    Step::Held {
+                        leader,
+                        dblock,
+                        shared: false,
+                    }
+                }
+            },
             // A failed LVB write is only logged by sanlock; the release goes on.
             Step::ReleaseLvb { leader, dblock, .. } => {
                 self.release_dblock(now, leader, dblock, false)
@@ -870,8 +975,18 @@ impl PaxosLease {
                 ..
             } => match result {
                 Ok(area) => {
-                    ballot.shared_seen = self.shared_mode_blocks(&area, &ballot.cur);
-                    self.after_commit(now, ballot, value, leader)
+                    let g = self.config.geometry;
+                    let at = g.sector_offset(g.dblock_sector(self.config.host_id)) as usize;
+                    let ours = area
+                        .get(at..at + self.ss())
+                        .and_then(|sector| PaxosDblock::decode(sector, 0).ok());
+                    if ours.is_some_and(|d| d.released() && d.lver >= leader.lver) {
+                        // We have already told other hosts we let this version go.
+                        self.acquire_failed(SANLK_ACQUIRE_OWNED)
+                    } else {
+                        ballot.shared_seen = self.shared_mode_blocks(&area, &ballot.cur);
+                        self.after_commit(now, ballot, value, leader)
+                    }
                 }
                 // The lease is ours on disk but we cannot tell who shares it: give it back.
                 Err(_) => {
@@ -1072,6 +1187,12 @@ impl PaxosLease {
                     lver: ballot.next_lver,
                     flags: 0,
                 };
+                if self.proposed_lver != Some(ballot.next_lver) {
+                    // The value came from an earlier attempt of ours, which may have retracted
+                    // it (RELEASED) — other hosts may take this lease. Never hold it: mark it
+                    // released (in case that attempt did not) and report it owned.
+                    return self.retract(now, value, None, SANLK_ACQUIRE_OWNED);
+                }
                 let io = self.read_dblocks(now, &ballot.cur);
                 return Step::ReadModesAfterAdoption {
                     io,
@@ -1095,7 +1216,8 @@ impl PaxosLease {
             lver: ballot.next_lver,
             ..PaxosDblock::default()
         };
-        let io = self.write_dblock(now, &dblock, ModeBlock::default());
+        let mode = self.ballot_mode();
+        let io = self.write_dblock(now, &dblock, mode);
         Step::Phase1Write { io, ballot }
     }
 
@@ -1139,7 +1261,9 @@ impl PaxosLease {
             lver: ballot.next_lver,
             flags: 0,
         };
-        let io = self.write_dblock(now, &value, ModeBlock::default());
+        let mode = self.ballot_mode();
+        self.proposed_lver = Some(ballot.next_lver);
+        let io = self.write_dblock(now, &value, mode);
         Step::Phase2Write { io, ballot, value }
     }
 
@@ -1271,6 +1395,42 @@ impl PaxosLease {
         }
     }
 
+    /// The mode block our ballot writes carry: SHARED while converting SH→EX.
+    fn ballot_mode(&self) -> ModeBlock {
+        match self.converting {
+            Some(_) => ModeBlock {
+                shared: true,
+                generation: self.config.generation,
+            },
+            None => ModeBlock::default(),
+        }
+    }
+
+    /// EX→SH (§9.5): the LVB if set, our dblock RELEASED with a SHARED mode block, then the
+    /// leader freed.
+    fn convert_to_shared(&mut self, now: Time, leader: LeaderRecord, dblock: PaxosDblock) -> Step {
+        if let Some(lvb) = self.dirty_lvb.take() {
+            let offset = self.config.offset + self.config.geometry.sector_offset(SectorNr::LVB);
+            let data = lvb.encode(self.config.geometry.sector_size());
+            let io = self.submit(now, DiskRef::Lease, offset, IoOp::Write { data });
+            return Step::ConvertLvb { io, leader, dblock };
+        }
+        let shared = PaxosDblock {
+            flags: DBLOCK_FL_RELEASED,
+            ..dblock
+        };
+        let mode = ModeBlock {
+            shared: true,
+            generation: self.config.generation,
+        };
+        let io = self.write_dblock(now, &shared, mode);
+        Step::ConvertSharedDblock {
+            io,
+            leader,
+            dblock: shared,
+        }
+    }
+
     /// Every successful acquire ends here: read the LVB if asked (a failed read is only
     /// logged by sanlock: the value reads as zeros), report, hold.
     fn become_held(
@@ -1280,6 +1440,11 @@ impl PaxosLease {
         dblock: PaxosDblock,
         shared: bool,
     ) -> Step {
+        if self.converting.is_some() {
+            // Now exclusive: our sector with the ballot values, flags 0, no mode block.
+            let io = self.write_dblock(now, &dblock, ModeBlock::default());
+            return Step::ConvertExclusiveDblock { io, leader, dblock };
+        }
         if self.request.lvb {
             let offset = self.config.offset + self.config.geometry.sector_offset(SectorNr::LVB);
             let len = self.ss();
@@ -1322,6 +1487,35 @@ impl PaxosLease {
             (AfterFree::HeldShared { dblock, .. }, Err(rv)) => self.undo_shared(now, dblock, rv),
             (AfterFree::Eagain, _) => self.acquire_failed(EAGAIN),
             (AfterFree::Failed { rv }, _) => self.acquire_failed(rv),
+            (AfterFree::ConvertedShared { dblock }, Ok(())) => {
+                self.events.push_back(Event::Converted { shared: true });
+                Step::Held {
+                    leader: committed,
+                    dblock,
+                    shared: true,
+                }
+            }
+            // Our SHARED mode block is on disk; whether the leader was freed is not known (a
+            // timed-out write may still land). Believing we are still exclusive could meet a
+            // shared holder let in by that late write, so we are shared now: the worst a leader
+            // left held can do is keep others waiting until we release or die.
+            (AfterFree::ConvertedShared { dblock }, Err(_)) => {
+                self.events.push_back(Event::Converted { shared: true });
+                Step::Held {
+                    leader: committed,
+                    dblock,
+                    shared: true,
+                }
+            }
+            (AfterFree::BackToShared { dblock, rv }, _) => {
+                self.converting = None;
+                self.events.push_back(Event::ConvertFailed { rv });
+                Step::Held {
+                    leader: committed,
+                    dblock,
+                    shared: true,
+                }
+            }
         }
     }
 
@@ -1389,6 +1583,15 @@ impl PaxosLease {
         if live == 0 {
             return self.become_held(now, leader, dblock, false);
         }
+        if self.converting.is_some() {
+            // Others still hold it shared: give the leader back, keeping our SHARED mode block.
+            let io = self.read_leader(now);
+            return Step::ReleaseReadLeader {
+                io,
+                leader,
+                then: AfterFree::BackToShared { dblock, rv: EAGAIN },
+            };
+        }
         let released = PaxosDblock {
             flags: dblock.flags | DBLOCK_FL_RELEASED,
             ..dblock
@@ -1436,7 +1639,8 @@ impl PaxosLease {
             flags: DBLOCK_FL_RELEASED,
             ..value
         };
-        let io = self.write_dblock(now, &released, ModeBlock::default());
+        let mode = self.ballot_mode();
+        let io = self.write_dblock(now, &released, mode);
         Step::RetractDblock { io, committed, rv }
     }
 
@@ -1485,6 +1689,15 @@ impl PaxosLease {
     }
 
     fn acquire_failed(&mut self, rv: i32) -> Step {
+        if let Some((leader, dblock)) = self.converting.take() {
+            // A failed SH→EX leaves the shared lease: our mode block still says SHARED.
+            self.events.push_back(Event::ConvertFailed { rv });
+            return Step::Held {
+                leader,
+                dblock,
+                shared: true,
+            };
+        }
         self.events.push_back(Event::AcquireFailed { rv });
         Step::Done
     }

@@ -591,3 +591,93 @@ fn the_lvb_is_read_after_the_acquire_and_written_before_the_release() {
     );
     assert_eq!(w.events(), vec![Event::Released]);
 }
+
+#[test]
+fn converting_exclusive_to_shared_writes_a_shared_mode_block_and_frees_the_leader() {
+    // §9.5 [run]: leader timestamp 0, dblock flags 1, mode block 1/1.
+    let mut w = World::new(1, 1, 100);
+    w.lease.acquire(w.now, AcquireRequest::default());
+    w.run_io();
+    w.events();
+    w.log.clear();
+    w.lease.convert(w.now, true);
+    w.run_io();
+    assert_eq!(w.events(), vec![Event::Converted { shared: true }]);
+    let kinds: Vec<(&str, u64)> = w.log.iter().map(|(_, k, off, _)| (*k, *off)).collect();
+    assert_eq!(kinds, vec![("write", 1024), ("read", 0), ("write", 0)]);
+    assert_eq!(w.leader().timestamp, 0);
+    let s = w.dblock(1);
+    assert!(s.dblock.released());
+    assert_eq!(
+        s.mode,
+        ModeBlock {
+            shared: true,
+            generation: Generation(1)
+        }
+    );
+    w.lease.convert(w.now, true);
+    assert_eq!(w.events(), vec![Event::ConvertFailed { rv: EALREADY }]);
+}
+
+#[test]
+fn converting_shared_to_exclusive_alone_runs_a_ballot_that_keeps_our_mode_block() {
+    // §9.4 [run]: afterwards the dblock has the ballot values, flags 0, mode block 0.
+    let mut w = World::new(1, 1, 100);
+    w.lease.acquire(w.now, shared());
+    w.run_io();
+    w.events();
+    w.log.clear();
+    w.lease.convert(w.now, false);
+    // Run the ballot I/O one at a time, checking our mode block stays SHARED until the end.
+    while let Some(req) = w.lease.poll_io() {
+        let result = w.lease_disk.apply(&req);
+        if w.lease.poll_io().is_none() && matches!(req.op, IoOp::Write { .. }) && req.offset == 1024
+        {
+            // the last write may be the one that drops the mode block
+        } else {
+            assert!(
+                w.dblock(1).mode.shared,
+                "our shared lease survives every ballot write"
+            );
+        }
+        w.lease.handle_io(w.now, req.id, result);
+    }
+    assert_eq!(w.events(), vec![Event::Converted { shared: false }]);
+    let s = w.dblock(1);
+    assert_eq!((s.dblock.flags, s.mode), (0, ModeBlock::default()));
+    assert_eq!(s.dblock.mbal.0, 2001);
+    let l = w.leader();
+    assert_eq!((l.owner_id, l.lver), (HostId::new(1), Lver(2)));
+    assert_ne!(l.timestamp, 0);
+}
+
+#[test]
+fn converting_to_exclusive_beside_a_live_shared_holder_fails_with_eagain_and_stays_shared() {
+    let mut first = World::new(1, 1, 100);
+    first.lease.acquire(first.now, shared());
+    first.run_io();
+    let mut w = World::new(2, 1, 200);
+    w.lease_disk = first.lease_disk;
+    w.lease.acquire(w.now, shared());
+    w.run_io();
+    w.events();
+    w.lease.convert(w.now, false);
+    w.run_io();
+    assert_eq!(
+        w.events(),
+        vec![Event::NeedHostStatus {
+            hosts: vec![HostId::new(1).unwrap()]
+        }]
+    );
+    w.lease.host_statuses(w.now, vec![None]);
+    w.run_io();
+    assert_eq!(w.events(), vec![Event::ConvertFailed { rv: EAGAIN }]);
+    assert!(w.dblock(2).mode.shared, "still shared");
+    assert!(w.dblock(1).mode.shared, "the other holder too");
+    assert_eq!(w.leader().timestamp, 0, "the leader was given back");
+    // And the shared lease releases as usual.
+    w.lease.release(w.now);
+    w.run_io();
+    assert_eq!(w.events(), vec![Event::Released]);
+    assert!(!w.dblock(2).mode.shared);
+}

@@ -2,7 +2,9 @@
 //! lease that the driver renews every 2 s, with random I/O latencies (some past their
 //! deadline), stalls (a stalled host stops renewing and is reset by its watchdog 8N + 60 after
 //! its last renewal) and crashes (the host's I/O in flight still lands); each attempt is
-//! exclusive or shared at random. After every step: an exclusive holder is alone (no other
+//! exclusive or shared at random, and a holder may convert before releasing (counted as shared
+//! from the start of an EX→SH convert, as exclusive only once an SH→EX convert is done). After
+//! every step: an exclusive holder is alone (no other
 //! exclusive or shared holder), and one owner per lease version: every acquire of version L
 //! names the same (host_id, generation) (Disk Paxos agreement, one instance per lver).
 //!
@@ -55,6 +57,9 @@ enum Action {
         incarnation: u32,
     },
     Release {
+        incarnation: u32,
+    },
+    Convert {
         incarnation: u32,
     },
     Renew,
@@ -309,6 +314,22 @@ impl Sim {
                     lease.handle_io(now, request.id, result);
                 }
             }
+            Action::Convert { incarnation } => {
+                if incarnation != self.hosts[h].incarnation {
+                    return Ok(());
+                }
+                let holding = self.hosts[h].holding;
+                if let (Some(lease), Some(shared)) = (self.hosts[h].lease.as_mut(), holding) {
+                    lease.convert(now, !shared);
+                    if !shared {
+                        // Asking to downgrade gives up exclusive use at once: the caller cannot
+                        // know when the convert lands. SH→EX stays shared until Converted.
+                        self.hosts[h].holding = Some(true);
+                    }
+                    self.timeline
+                        .push(format!("{:?} host{h} converts", self.now));
+                }
+            }
             Action::Tick { incarnation } | Action::Release { incarnation } => {
                 if incarnation != self.hosts[h].incarnation {
                     return Ok(());
@@ -391,9 +412,37 @@ impl Sim {
                     }
                     self.last_acquired_lver = self.last_acquired_lver.max(leader.lver.0);
                     self.hosts[h].holding = Some(shared);
+                    if self.rng.below(2) == 0 {
+                        let at = self.now + self.millis(10_000);
+                        self.schedule(at, h, Action::Convert { incarnation });
+                    }
                     let at = self.now + self.millis(20_000);
                     self.schedule(at, h, Action::Release { incarnation });
                 }
+                Event::Converted { shared } => {
+                    for (other, host) in self.hosts.iter().enumerate() {
+                        let conflict = match host.holding {
+                            Some(other_shared) => !(shared && other_shared),
+                            None => false,
+                        };
+                        if other != h && conflict {
+                            result = Err(format!(
+                                "host{h} converted to {} while host{other} holds it ({})",
+                                if shared { "SH" } else { "EX" },
+                                if host.holding == Some(true) {
+                                    "SH"
+                                } else {
+                                    "EX"
+                                },
+                            ));
+                        }
+                    }
+                    // Only a real holder converts; a release may already be on its way.
+                    if self.hosts[h].holding.is_some() {
+                        self.hosts[h].holding = Some(shared);
+                    }
+                }
+                Event::ConvertFailed { .. } => {}
                 Event::AcquireFailed { .. } | Event::Released | Event::ReleaseFailed { .. } => {
                     let at = self.now + self.millis(5_000);
                     self.schedule(at, h, Action::Start);
