@@ -988,13 +988,15 @@ impl PaxosLease {
                         self.after_commit(now, ballot, value, leader)
                     }
                 }
-                // The lease is ours on disk but we cannot tell who shares it: give it back.
+                // The lease is ours on disk but we cannot tell who shares it: give it back
+                // (keeping our SHARED mode block if we are converting from shared).
                 Err(_) => {
                     let released = PaxosDblock {
                         flags: DBLOCK_FL_RELEASED,
                         ..value
                     };
-                    let io = self.write_dblock(now, &released, ModeBlock::default());
+                    let mode = self.ballot_mode();
+                    let io = self.write_dblock(now, &released, mode);
                     Step::ReleaseDblock {
                         io,
                         leader,

@@ -524,6 +524,23 @@ proptest! {
     }
 }
 
+/// Runs that once found holes (each fixed in paxos.rs): a late commit taking the leader back,
+/// shared/exclusive mixes around converts with late writes, an adopted value we had retracted,
+/// and a convert's error path that dropped our SHARED mode block.
+#[test]
+fn runs_that_found_holes_pass() {
+    for (seed, hosts) in [
+        (10824462551876812792, 2),
+        (18009679816571169567, 4),
+        (15022192263306395326, 4),
+        (14021092245745091695, 4),
+        (16718577593517751085, 3),
+        (16601404064318955352, 2),
+    ] {
+        run_one(seed, hosts);
+    }
+}
+
 #[test]
 fn leases_change_hands_and_dead_owners_are_replaced_in_these_runs() {
     let (mut acquisitions, mut takeovers) = (0, 0);
