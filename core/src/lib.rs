@@ -10,6 +10,7 @@
 
 pub mod delta;
 pub mod fuzzing;
+pub mod host;
 pub mod hosts;
 pub mod ids;
 pub mod io;

@@ -1,0 +1,646 @@
+//! One host: all its lockspaces (a delta lease and the table of the other hosts each), all its
+//! resource leases, and the recovery timeline, behind one handle/poll API. The daemon, the
+//! simulator and the model checker drive this type and nothing below it.
+//!
+//! Recovery decisions are outputs, at the times of algorithms.md §6 (T = the last successful
+//! renewal, N = io_timeout, grace = kill_grace_seconds):
+//!
+//! | when | output |
+//! | --- | --- |
+//! | after every successful renewal | `WatchdogArm { renewal: T, expire: T + 8N }` (what wdmd is fed) |
+//! | T + 6N | `RenewalWarning` |
+//! | T + 8N, or a corrupt renewal | `LockspaceFailed`, then `StopHolders { graceful: true }` (killpath or SIGTERM) every second |
+//! | T + 8N + grace | `StopHolders { graceful: false }` (SIGKILL) every second, until `holders_gone` |
+//! | lockspace removed with holders | `StopHolders { graceful: false }` at once |
+//! | lockspace stopped (released, or failed and emptied) | `WatchdogDisarm` |
+//!
+//! A failed lockspace's resources are dropped without disk I/O (§6.1): other hosts take them
+//! once this host's delta lease is seen released or dead.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use crate::delta::{self, DeltaConfig, DeltaLease};
+use crate::hosts::{HostTable, Notice};
+use crate::ids::{Generation, HostId};
+use crate::io::{IoId, IoRequest, IoResult};
+use crate::ondisk::{Geometry, LeaderRecord, Lvb, Name};
+use crate::paxos::{self, AcquireRequest, PaxosConfig, PaxosLease};
+use crate::time::Time;
+use crate::timeouts::{Timeouts, DEFAULT_KILL_GRACE_S};
+
+/// What the host is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HostConfig {
+    /// Our host name, unique per host instance (`-e`).
+    pub host_name: Name,
+    /// Seconds between the graceful and the forceful stop of holders (`-g`, 0..=60).
+    pub kill_grace_s: u64,
+    /// Seeds every machine's PRNG.
+    pub rng_seed: u64,
+}
+
+impl HostConfig {
+    /// A host named `host_name` with sanlock's defaults.
+    pub fn new(host_name: Name) -> Self {
+        HostConfig {
+            host_name,
+            kill_grace_s: DEFAULT_KILL_GRACE_S,
+            rng_seed: 1,
+        }
+    }
+}
+
+/// Where a lockspace is, and who we are in it (add_lockspace).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct JoinRequest {
+    /// The lockspace name.
+    pub space_name: Name,
+    /// Our host_id in it.
+    pub host_id: HostId,
+    /// Its geometry (from the size probe of §3.1, done by the driver).
+    pub geometry: Geometry,
+    /// Byte offset of the lockspace area on its disk.
+    pub offset: u64,
+    /// Our io_timeout N for it.
+    pub io_timeout_s: u64,
+}
+
+/// Which machine an I/O belongs to; the driver maps it to a disk and hands it back.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Target {
+    /// A lockspace's delta lease (its disk).
+    Lockspace(Name),
+    /// A resource lease: (lockspace, resource). Its I/O is for the lease's disk, or for the
+    /// lockspace's disk when [`IoRequest::disk`] says so.
+    Resource(Name, Name),
+}
+
+/// What the host reports.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "outputs are drained as soon as they are made; boxing would allocate for each"
+)]
+pub enum Output {
+    /// We joined the lockspace with this generation.
+    Joined {
+        /// The lockspace.
+        space_name: Name,
+        /// Our generation of the host_id.
+        generation: Generation,
+    },
+    /// Joining failed; the lockspace is forgotten.
+    JoinFailed {
+        /// The lockspace.
+        space_name: Name,
+        /// SANLK_* or -errno.
+        rv: i32,
+    },
+    /// Feed the watchdog for this lockspace: it must fire if not re-armed by `expire`.
+    WatchdogArm {
+        /// The lockspace.
+        space_name: Name,
+        /// Last successful renewal (our clock).
+        renewal: Time,
+        /// Renewal + 8N.
+        expire: Time,
+    },
+    /// Stop watching this lockspace: nothing of it is held any more.
+    WatchdogDisarm {
+        /// The lockspace.
+        space_name: Name,
+    },
+    /// The last renewal is 6N old.
+    RenewalWarning {
+        /// The lockspace.
+        space_name: Name,
+    },
+    /// The lockspace has failed (8N without renewal, or a corrupt record): recovery starts.
+    LockspaceFailed {
+        /// The lockspace.
+        space_name: Name,
+    },
+    /// Make the processes holding leases in this lockspace stop: gracefully (killpath, else
+    /// SIGTERM) or not (SIGKILL). Repeated every second until [`Host::holders_gone`].
+    StopHolders {
+        /// The lockspace.
+        space_name: Name,
+        /// Within the grace period.
+        graceful: bool,
+    },
+    /// We left the lockspace (its delta lease released when its last renewal had succeeded).
+    Left {
+        /// The lockspace.
+        space_name: Name,
+    },
+    /// A host event aimed at us arrived (deliver to reg_event listeners).
+    HostEvent {
+        /// The lockspace.
+        space_name: Name,
+        /// What the scan found.
+        notice: Notice,
+    },
+    /// A resource operation finished (acquire, release, convert), with the paxos machine's
+    /// report.
+    Resource {
+        /// The lockspace.
+        space_name: Name,
+        /// The resource.
+        resource_name: Name,
+        /// What happened.
+        event: paxos::Event,
+    },
+}
+
+/// One host.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Host {
+    config: HostConfig,
+    lockspaces: BTreeMap<Name, Lockspace>,
+    resources: BTreeMap<(Name, Name), PaxosLease>,
+    outputs: VecDeque<Output>,
+    io: VecDeque<(Target, IoRequest)>,
+    last_now: Time,
+    seeds: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Lockspace {
+    delta: DeltaLease,
+    table: HostTable,
+    timeouts: Timeouts,
+    geometry: Geometry,
+    offset: u64,
+    /// Set once the lockspace has failed: when, and whether holders are still running.
+    failed: Option<Time>,
+    /// The next time to repeat StopHolders, while holders run.
+    next_stop: Option<Time>,
+    removing: bool,
+}
+
+impl Host {
+    /// A host with no lockspaces.
+    pub fn new(config: HostConfig) -> Self {
+        let seeds = config.rng_seed;
+        Host {
+            config,
+            lockspaces: BTreeMap::new(),
+            resources: BTreeMap::new(),
+            outputs: VecDeque::new(),
+            io: VecDeque::new(),
+            last_now: Time::ZERO,
+            seeds,
+        }
+    }
+
+    /// add_lockspace: starts the delta lease acquire. A lockspace already known is refused
+    /// (-EEXIST).
+    pub fn join(&mut self, now: Time, join: JoinRequest) {
+        self.tick(now);
+        if self.lockspaces.contains_key(&join.space_name) {
+            self.outputs.push_back(Output::JoinFailed {
+                space_name: join.space_name,
+                rv: -17,
+            });
+            return;
+        }
+        let timeouts = Timeouts::new(join.io_timeout_s);
+        let mut delta = DeltaLease::new(DeltaConfig {
+            space_name: join.space_name,
+            host_id: join.host_id,
+            host_name: self.config.host_name,
+            geometry: join.geometry,
+            offset: join.offset,
+            timeouts,
+        });
+        delta.acquire(now);
+        let table = HostTable::new(
+            join.space_name,
+            join.host_id,
+            join.geometry,
+            timeouts,
+            timeouts.set_bitmap(),
+        );
+        self.lockspaces.insert(
+            join.space_name,
+            Lockspace {
+                delta,
+                table,
+                timeouts,
+                geometry: join.geometry,
+                offset: join.offset,
+                failed: None,
+                next_stop: None,
+                removing: false,
+            },
+        );
+        self.drain(now);
+    }
+
+    /// rem_lockspace: holders are stopped with SIGKILL (§12); with none, the delta lease is
+    /// released and the watchdog disarmed.
+    pub fn leave(&mut self, now: Time, space_name: Name) {
+        self.tick(now);
+        let has_holders = self.holders_in(space_name);
+        let Some(ls) = self.lockspaces.get_mut(&space_name) else {
+            return;
+        };
+        ls.removing = true;
+        if has_holders {
+            self.outputs.push_back(Output::StopHolders {
+                space_name,
+                graceful: false,
+            });
+            ls.next_stop = Some(now + Duration::from_secs(1));
+        } else {
+            self.stop_lockspace(now, space_name);
+        }
+        self.drain(now);
+    }
+
+    /// The driver reports that no process holds leases in this lockspace any more (the
+    /// holders exited or were killed): recovery ends, the lockspace stops if failing or
+    /// being removed.
+    pub fn holders_gone(&mut self, now: Time, space_name: Name) {
+        self.tick(now);
+        let resources: Vec<(Name, Name)> = self
+            .resources
+            .keys()
+            .filter(|(ls, _)| *ls == space_name)
+            .cloned()
+            .collect();
+        let Some(ls) = self.lockspaces.get_mut(&space_name) else {
+            return;
+        };
+        ls.next_stop = None;
+        let stop = ls.failed.is_some() || ls.removing;
+        if stop {
+            // A failed lockspace's leases are forgotten without disk I/O (§6.1).
+            for key in resources {
+                if let Some(mut lease) = self.resources.remove(&key) {
+                    lease.abort(now);
+                }
+            }
+            self.stop_lockspace(now, space_name);
+        }
+        self.drain(now);
+    }
+
+    /// Acquires a resource lease in a joined, live lockspace. The lease's own geometry and
+    /// offset come with the request (from the RESOURCE string).
+    pub fn acquire(
+        &mut self,
+        now: Time,
+        space_name: Name,
+        resource_name: Name,
+        offset: u64,
+        request: AcquireRequest,
+    ) {
+        self.tick(now);
+        let key = (space_name, resource_name);
+        let refuse = |rv| Output::Resource {
+            space_name,
+            resource_name,
+            event: paxos::Event::AcquireFailed { rv },
+        };
+        let Some(ls) = self.lockspaces.get(&space_name) else {
+            // SANLK_ACQUIRE_LOCKSPACE: not joined.
+            self.outputs.push_back(refuse(-241));
+            return;
+        };
+        let (Some(generation), true) = (ls.delta.generation(), ls.delta.is_live()) else {
+            self.outputs.push_back(refuse(-241));
+            return;
+        };
+        if self.resources.get(&key).is_some_and(|l| !l.is_done()) {
+            // Busy locally (sanlock: -EEXIST when held, -EBUSY/-EAGAIN while in progress).
+            self.outputs.push_back(refuse(-17));
+            return;
+        }
+        self.seeds = self.seeds.wrapping_mul(6364136223846793005).wrapping_add(1);
+        let mut lease = PaxosLease::new(PaxosConfig {
+            space_name,
+            resource_name,
+            geometry: ls.geometry,
+            offset,
+            host_id: ls.delta.config().host_id,
+            generation,
+            timeouts: ls.timeouts,
+            lockspace_geometry: ls.geometry,
+            lockspace_offset: ls.offset,
+            rng_seed: self.seeds,
+        });
+        lease.acquire(now, request);
+        self.resources.insert(key, lease);
+        self.drain(now);
+    }
+
+    /// Releases a held resource lease; on a failed lockspace it is only forgotten (no I/O).
+    pub fn release(&mut self, now: Time, space_name: Name, resource_name: Name) {
+        self.tick(now);
+        let failed = self
+            .lockspaces
+            .get(&space_name)
+            .is_none_or(|ls| ls.failed.is_some());
+        if let Some(lease) = self.resources.get_mut(&(space_name, resource_name)) {
+            if failed {
+                lease.abort(now);
+                self.outputs.push_back(Output::Resource {
+                    space_name,
+                    resource_name,
+                    event: paxos::Event::Released,
+                });
+            } else {
+                lease.release(now);
+            }
+        }
+        self.drain(now);
+    }
+
+    /// Converts a held resource lease to shared or exclusive.
+    pub fn convert(&mut self, now: Time, space_name: Name, resource_name: Name, to_shared: bool) {
+        self.tick(now);
+        if let Some(lease) = self.resources.get_mut(&(space_name, resource_name)) {
+            lease.convert(now, to_shared);
+        }
+        self.drain(now);
+    }
+
+    /// Sets the LVB a held resource writes on release.
+    pub fn set_lvb(&mut self, space_name: Name, resource_name: Name, lvb: Lvb) {
+        if let Some(lease) = self.resources.get_mut(&(space_name, resource_name)) {
+            lease.set_lvb(lvb);
+        }
+    }
+
+    /// Hands in the completion of an I/O of `target`.
+    pub fn handle_io(&mut self, now: Time, target: &Target, id: IoId, result: IoResult) {
+        self.tick(now);
+        match target {
+            Target::Lockspace(name) => {
+                if let Some(ls) = self.lockspaces.get_mut(name) {
+                    ls.delta.handle_io(now, id, result);
+                }
+            }
+            Target::Resource(ls, res) => {
+                if let Some(lease) = self.resources.get_mut(&(*ls, *res)) {
+                    lease.handle_io(now, id, result);
+                }
+            }
+        }
+        self.drain(now);
+    }
+
+    /// Hands in the passing of time. Extra calls are harmless.
+    pub fn handle_timeout(&mut self, now: Time) {
+        self.tick(now);
+        for ls in self.lockspaces.values_mut() {
+            ls.delta.handle_timeout(now);
+        }
+        for lease in self.resources.values_mut() {
+            lease.handle_timeout(now);
+        }
+        let grace = Duration::from_secs(self.config.kill_grace_s);
+        for (name, ls) in &mut self.lockspaces {
+            let Some(next) = ls.next_stop.filter(|&t| now >= t) else {
+                continue;
+            };
+            let graceful = match (ls.failed, ls.delta.last_success()) {
+                _ if ls.removing => false,
+                (Some(_), Some(last)) => {
+                    grace > Duration::ZERO && now < last + ls.timeouts.id_renewal_fail() + grace
+                }
+                _ => false,
+            };
+            self.outputs.push_back(Output::StopHolders {
+                space_name: *name,
+                graceful,
+            });
+            // Once a second, as sanlock's kill loop signals each pid.
+            ls.next_stop = Some(next.max(now) + Duration::from_secs(1));
+        }
+        self.drain(now);
+    }
+
+    /// The next I/O to run, and whose it is.
+    pub fn poll_io(&mut self) -> Option<(Target, IoRequest)> {
+        self.io.pop_front()
+    }
+
+    /// The next output.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`Host::handle_timeout`] must be called next, if ever.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        let deltas = self
+            .lockspaces
+            .values()
+            .filter_map(|ls| ls.delta.poll_timeout());
+        let stops = self.lockspaces.values().filter_map(|ls| ls.next_stop);
+        let leases = self.resources.values().filter_map(|l| l.poll_timeout());
+        deltas.chain(stops).chain(leases).min()
+    }
+
+    /// The resource lease's committed leader while held.
+    pub fn held(&self, space_name: Name, resource_name: Name) -> Option<&LeaderRecord> {
+        self.resources.get(&(space_name, resource_name))?.held()
+    }
+
+    /// Our generation in a joined lockspace.
+    pub fn generation(&self, space_name: Name) -> Option<Generation> {
+        self.lockspaces.get(&space_name)?.delta.generation()
+    }
+
+    /// The table of other hosts in a lockspace.
+    pub fn hosts(&self, space_name: Name) -> Option<&HostTable> {
+        self.lockspaces.get(&space_name).map(|ls| &ls.table)
+    }
+
+    fn tick(&mut self, now: Time) {
+        assert!(
+            now >= self.last_now,
+            "time went backwards: {now} < {}",
+            self.last_now
+        );
+        self.last_now = now;
+    }
+
+    fn holders_in(&self, space_name: Name) -> bool {
+        self.resources
+            .iter()
+            .any(|((ls, _), lease)| *ls == space_name && lease.held().is_some())
+    }
+
+    /// Releases the delta lease (the machine writes only after a good renewal) and disarms
+    /// the watchdog.
+    fn stop_lockspace(&mut self, now: Time, space_name: Name) {
+        if let Some(ls) = self.lockspaces.get_mut(&space_name) {
+            self.outputs
+                .push_back(Output::WatchdogDisarm { space_name });
+            if ls.delta.generation().is_some() && !ls.delta.is_done() {
+                ls.delta.release(now);
+            } else {
+                ls.delta.abort(now);
+                self.lockspaces.remove(&space_name);
+                self.outputs.push_back(Output::Left { space_name });
+            }
+        }
+    }
+
+    /// Collects every machine's I/O and events, answers what the host knows (owner and
+    /// holder status from the tables), and turns delta events into the recovery timeline.
+    fn drain(&mut self, now: Time) {
+        let names: Vec<Name> = self.lockspaces.keys().cloned().collect();
+        for name in names {
+            self.drain_lockspace(now, name);
+        }
+        let keys: Vec<(Name, Name)> = self.resources.keys().cloned().collect();
+        for key in keys {
+            self.drain_resource(now, key);
+        }
+    }
+
+    fn drain_lockspace(&mut self, now: Time, name: Name) {
+        let has_holders = self.holders_in(name);
+        let Some(ls) = self.lockspaces.get_mut(&name) else {
+            return;
+        };
+        while let Some(req) = ls.delta.poll_io() {
+            self.io.push_back((Target::Lockspace(name), req));
+        }
+        let mut gone = false;
+        let mut stop = false;
+        while let Some(event) = ls.delta.poll_event() {
+            match event {
+                delta::Event::Acquired { generation, .. } => {
+                    self.outputs.push_back(Output::Joined {
+                        space_name: name,
+                        generation,
+                    });
+                    let renewal = ls.delta.last_success().expect("acquired");
+                    self.outputs.push_back(Output::WatchdogArm {
+                        space_name: name,
+                        renewal,
+                        expire: renewal + ls.timeouts.id_renewal_fail(),
+                    });
+                    if ls.removing {
+                        ls.delta.release(now);
+                    }
+                }
+                delta::Event::AcquireFailed { rv } => {
+                    self.outputs.push_back(Output::JoinFailed {
+                        space_name: name,
+                        rv,
+                    });
+                    gone = true;
+                }
+                delta::Event::Renewed { lockspace, .. } => {
+                    for notice in ls.table.scan(now, &lockspace) {
+                        self.outputs.push_back(Output::HostEvent {
+                            space_name: name,
+                            notice,
+                        });
+                    }
+                    // A failed lockspace stays failed: a later success does not feed wdmd.
+                    if ls.failed.is_none() {
+                        let renewal = ls.delta.last_success().expect("renewed");
+                        self.outputs.push_back(Output::WatchdogArm {
+                            space_name: name,
+                            renewal,
+                            expire: renewal + ls.timeouts.id_renewal_fail(),
+                        });
+                    }
+                }
+                delta::Event::RenewalFailed { .. } => {}
+                delta::Event::RenewalWarning => {
+                    self.outputs
+                        .push_back(Output::RenewalWarning { space_name: name });
+                }
+                delta::Event::Expired => {
+                    if ls.failed.is_none() {
+                        ls.failed = Some(now);
+                        self.outputs
+                            .push_back(Output::LockspaceFailed { space_name: name });
+                        if has_holders {
+                            self.outputs.push_back(Output::StopHolders {
+                                space_name: name,
+                                graceful: self.config.kill_grace_s > 0,
+                            });
+                            ls.next_stop = Some(now + Duration::from_secs(1));
+                        } else {
+                            // Nothing uses it: it stops at once (§6.3).
+                            stop = true;
+                        }
+                    }
+                }
+                delta::Event::Released => {
+                    self.outputs.push_back(Output::Left { space_name: name });
+                    gone = true;
+                }
+            }
+        }
+        if gone {
+            self.lockspaces.remove(&name);
+        } else if stop {
+            self.stop_lockspace(now, name);
+            // The delta machine reports its release (no write after a failed renewal).
+            self.drain_lockspace(now, name);
+        }
+    }
+
+    fn drain_resource(&mut self, now: Time, key: (Name, Name)) {
+        let (space_name, resource_name) = key;
+        let Some(lease) = self.resources.get_mut(&key) else {
+            return;
+        };
+        while let Some(req) = lease.poll_io() {
+            self.io
+                .push_back((Target::Resource(space_name, resource_name), req));
+        }
+        let table = self.lockspaces.get(&space_name).map(|ls| &ls.table);
+        let mut finished = false;
+        while let Some(event) = lease.poll_event() {
+            match event {
+                paxos::Event::NeedOwnerStatus { host_id } => {
+                    let status = table.and_then(|t| t.status(host_id)).cloned();
+                    lease.owner_status(now, status.as_ref());
+                }
+                paxos::Event::NeedHostStatus { hosts } => {
+                    let statuses = hosts
+                        .iter()
+                        .map(|&h| table.and_then(|t| t.status(h)).cloned())
+                        .collect();
+                    lease.host_statuses(now, statuses);
+                }
+                event => {
+                    finished |= matches!(
+                        event,
+                        paxos::Event::AcquireFailed { .. }
+                            | paxos::Event::Released
+                            | paxos::Event::ReleaseFailed { .. }
+                    );
+                    self.outputs.push_back(Output::Resource {
+                        space_name,
+                        resource_name,
+                        event,
+                    });
+                }
+            }
+        }
+        // Answering a status request may have produced I/O.
+        while let Some(req) = lease.poll_io() {
+            self.io
+                .push_back((Target::Resource(space_name, resource_name), req));
+        }
+        if finished && lease.is_done() {
+            self.resources.remove(&key);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "host_tests.rs"]
+mod tests;
