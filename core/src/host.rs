@@ -159,10 +159,25 @@ pub struct Host {
     config: HostConfig,
     lockspaces: BTreeMap<Name, Lockspace>,
     resources: BTreeMap<(Name, Name), PaxosLease>,
+    /// Which machine instance each I/O handed out belongs to, by host-wide id.
+    in_flight: BTreeMap<u64, InFlight>,
+    next_io: u64,
+    /// Numbers each machine created, so that a completion for a finished machine is not
+    /// handed to its successor (machine-local ids start again at 0).
+    next_instance: u64,
+    instances: BTreeMap<Target, u64>,
+    late_completions: u64,
     outputs: VecDeque<Output>,
     io: VecDeque<(Target, IoRequest)>,
     last_now: Time,
     seeds: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct InFlight {
+    target: Target,
+    instance: u64,
+    id: IoId,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -187,6 +202,11 @@ impl Host {
             config,
             lockspaces: BTreeMap::new(),
             resources: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+            next_io: 0,
+            next_instance: 0,
+            instances: BTreeMap::new(),
+            late_completions: 0,
             outputs: VecDeque::new(),
             io: VecDeque::new(),
             last_now: Time::ZERO,
@@ -215,6 +235,7 @@ impl Host {
             timeouts,
         });
         delta.acquire(now);
+        self.new_instance(Target::Lockspace(join.space_name));
         let table = HostTable::new(
             join.space_name,
             join.host_id,
@@ -281,6 +302,7 @@ impl Host {
                 if let Some(mut lease) = self.resources.remove(&key) {
                     lease.abort(now);
                 }
+                self.instances.remove(&Target::Resource(key.0, key.1));
             }
             self.stop_lockspace(now, space_name);
         }
@@ -333,6 +355,7 @@ impl Host {
         });
         lease.acquire(now, request);
         self.resources.insert(key, lease);
+        self.new_instance(Target::Resource(space_name, resource_name));
         self.drain(now);
     }
 
@@ -374,22 +397,36 @@ impl Host {
         }
     }
 
-    /// Hands in the completion of an I/O of `target`.
-    pub fn handle_io(&mut self, now: Time, target: &Target, id: IoId, result: IoResult) {
+    /// Hands in the completion of an I/O [`Host::poll_io`] gave out. A completion for a
+    /// machine that has finished since is counted and dropped.
+    pub fn handle_io(&mut self, now: Time, id: IoId, result: IoResult) {
         self.tick(now);
-        match target {
+        let flight = self
+            .in_flight
+            .remove(&id.0)
+            .unwrap_or_else(|| panic!("completion for {id}, which this host did not give out"));
+        if self.instances.get(&flight.target) != Some(&flight.instance) {
+            self.late_completions += 1;
+            return;
+        }
+        match &flight.target {
             Target::Lockspace(name) => {
                 if let Some(ls) = self.lockspaces.get_mut(name) {
-                    ls.delta.handle_io(now, id, result);
+                    ls.delta.handle_io(now, flight.id, result);
                 }
             }
             Target::Resource(ls, res) => {
                 if let Some(lease) = self.resources.get_mut(&(*ls, *res)) {
-                    lease.handle_io(now, id, result);
+                    lease.handle_io(now, flight.id, result);
                 }
             }
         }
         self.drain(now);
+    }
+
+    /// Completions dropped because their machine had finished.
+    pub fn late_completions(&self) -> u64 {
+        self.late_completions
     }
 
     /// Hands in the passing of time. Extra calls are harmless.
@@ -468,6 +505,31 @@ impl Host {
         self.last_now = now;
     }
 
+    fn new_instance(&mut self, target: Target) {
+        self.next_instance += 1;
+        self.instances.insert(target, self.next_instance);
+    }
+
+    /// Gives a machine's request a host-wide id and remembers whose it is.
+    fn hand_out(&mut self, target: Target, mut request: IoRequest) {
+        let instance = *self
+            .instances
+            .get(&target)
+            .expect("a machine has an instance");
+        let id = IoId(self.next_io);
+        self.next_io += 1;
+        self.in_flight.insert(
+            id.0,
+            InFlight {
+                target: target.clone(),
+                instance,
+                id: request.id,
+            },
+        );
+        request.id = id;
+        self.io.push_back((target, request));
+    }
+
     fn holders_in(&self, space_name: Name) -> bool {
         self.resources
             .iter()
@@ -485,6 +547,7 @@ impl Host {
             } else {
                 ls.delta.abort(now);
                 self.lockspaces.remove(&space_name);
+                self.instances.remove(&Target::Lockspace(space_name));
                 self.outputs.push_back(Output::Left { space_name });
             }
         }
@@ -508,8 +571,9 @@ impl Host {
         let Some(ls) = self.lockspaces.get_mut(&name) else {
             return;
         };
+        let mut requests = Vec::new();
         while let Some(req) = ls.delta.poll_io() {
-            self.io.push_back((Target::Lockspace(name), req));
+            requests.push(req);
         }
         let mut gone = false;
         let mut stop = false;
@@ -582,8 +646,12 @@ impl Host {
                 }
             }
         }
+        for req in requests {
+            self.hand_out(Target::Lockspace(name), req);
+        }
         if gone {
             self.lockspaces.remove(&name);
+            self.instances.remove(&Target::Lockspace(name));
         } else if stop {
             self.stop_lockspace(now, name);
             // The delta machine reports its release (no write after a failed renewal).
@@ -596,9 +664,9 @@ impl Host {
         let Some(lease) = self.resources.get_mut(&key) else {
             return;
         };
+        let mut requests = Vec::new();
         while let Some(req) = lease.poll_io() {
-            self.io
-                .push_back((Target::Resource(space_name, resource_name), req));
+            requests.push(req);
         }
         let table = self.lockspaces.get(&space_name).map(|ls| &ls.table);
         let mut finished = false;
@@ -632,11 +700,16 @@ impl Host {
         }
         // Answering a status request may have produced I/O.
         while let Some(req) = lease.poll_io() {
-            self.io
-                .push_back((Target::Resource(space_name, resource_name), req));
+            requests.push(req);
         }
-        if finished && lease.is_done() {
+        let done = finished && lease.is_done();
+        for req in requests {
+            self.hand_out(Target::Resource(space_name, resource_name), req);
+        }
+        if done {
             self.resources.remove(&key);
+            self.instances
+                .remove(&Target::Resource(space_name, resource_name));
         }
     }
 }

@@ -66,7 +66,7 @@ impl World {
                 disk.apply(&req)
             };
             assert!(matches!(req.op, IoOp::Read { .. } | IoOp::Write { .. }));
-            self.host.handle_io(self.now, &target, req.id, result);
+            self.host.handle_io(self.now, req.id, result);
         }
         while let Some(out) = self.host.poll_output() {
             self.log.push((self.now, out));
