@@ -512,9 +512,7 @@ impl PaxosLease {
             return;
         };
         if let Some(lvb) = self.dirty_lvb.take().filter(|_| !shared) {
-            let offset = self.config.offset + self.config.geometry.sector_offset(SectorNr::LVB);
-            let data = lvb.encode(self.config.geometry.sector_size());
-            let io = self.submit(now, DiskRef::Lease, offset, IoOp::Write { data });
+            let io = self.write_lvb(now, &lvb);
             self.phase = Step::ReleaseLvb { io, leader, dblock };
             return;
         }
@@ -570,10 +568,7 @@ impl PaxosLease {
         dblock: PaxosDblock,
         shared: bool,
     ) -> Step {
-        let released = PaxosDblock {
-            flags: dblock.flags | DBLOCK_FL_RELEASED,
-            ..dblock
-        };
+        let released = released(dblock);
         let io = self.write_dblock(now, &released, ModeBlock::default());
         if shared {
             Step::ReleaseSharedDblock { io }
@@ -991,10 +986,7 @@ impl PaxosLease {
                 // The lease is ours on disk but we cannot tell who shares it: give it back
                 // (keeping our SHARED mode block if we are converting from shared).
                 Err(_) => {
-                    let released = PaxosDblock {
-                        flags: DBLOCK_FL_RELEASED,
-                        ..value
-                    };
+                    let released = released(value);
                     let mode = self.ballot_mode();
                     let io = self.write_dblock(now, &released, mode);
                     Step::ReleaseDblock {
@@ -1397,13 +1389,25 @@ impl PaxosLease {
         }
     }
 
+    /// Our SHARED mode block: the record of a shared hold.
+    fn shared_mode(&self) -> ModeBlock {
+        ModeBlock {
+            shared: true,
+            generation: self.config.generation,
+        }
+    }
+
+    /// Writes the LVB sector (sector 2002 of the lease, whatever the geometry, as 3.8.5).
+    fn write_lvb(&mut self, now: Time, lvb: &Lvb) -> Pending {
+        let offset = self.config.offset + self.config.geometry.sector_offset(SectorNr::LVB);
+        let data = lvb.encode(self.config.geometry.sector_size());
+        self.submit(now, DiskRef::Lease, offset, IoOp::Write { data })
+    }
+
     /// The mode block our ballot writes carry: SHARED while converting SH→EX.
     fn ballot_mode(&self) -> ModeBlock {
         match self.converting {
-            Some(_) => ModeBlock {
-                shared: true,
-                generation: self.config.generation,
-            },
+            Some(_) => self.shared_mode(),
             None => ModeBlock::default(),
         }
     }
@@ -1412,19 +1416,11 @@ impl PaxosLease {
     /// leader freed.
     fn convert_to_shared(&mut self, now: Time, leader: LeaderRecord, dblock: PaxosDblock) -> Step {
         if let Some(lvb) = self.dirty_lvb.take() {
-            let offset = self.config.offset + self.config.geometry.sector_offset(SectorNr::LVB);
-            let data = lvb.encode(self.config.geometry.sector_size());
-            let io = self.submit(now, DiskRef::Lease, offset, IoOp::Write { data });
+            let io = self.write_lvb(now, &lvb);
             return Step::ConvertLvb { io, leader, dblock };
         }
-        let shared = PaxosDblock {
-            flags: DBLOCK_FL_RELEASED,
-            ..dblock
-        };
-        let mode = ModeBlock {
-            shared: true,
-            generation: self.config.generation,
-        };
+        let shared = released(dblock);
+        let mode = self.shared_mode();
         let io = self.write_dblock(now, &shared, mode);
         Step::ConvertSharedDblock {
             io,
@@ -1530,14 +1526,8 @@ impl PaxosLease {
         leader: LeaderRecord,
     ) -> Step {
         if self.request.shared {
-            let dblock = PaxosDblock {
-                flags: DBLOCK_FL_RELEASED,
-                ..value
-            };
-            let mode = ModeBlock {
-                shared: true,
-                generation: self.config.generation,
-            };
+            let dblock = released(value);
+            let mode = self.shared_mode();
             let io = self.write_dblock(now, &dblock, mode);
             return Step::SharedDblockWrite {
                 io,
@@ -1594,10 +1584,7 @@ impl PaxosLease {
                 then: AfterFree::BackToShared { dblock, rv: EAGAIN },
             };
         }
-        let released = PaxosDblock {
-            flags: dblock.flags | DBLOCK_FL_RELEASED,
-            ..dblock
-        };
+        let released = released(dblock);
         let io = self.write_dblock(now, &released, ModeBlock::default());
         Step::ReleaseDblock {
             io,
@@ -1637,10 +1624,7 @@ impl PaxosLease {
         committed: Option<LeaderRecord>,
         rv: i32,
     ) -> Step {
-        let released = PaxosDblock {
-            flags: DBLOCK_FL_RELEASED,
-            ..value
-        };
+        let released = released(value);
         let mode = self.ballot_mode();
         let io = self.write_dblock(now, &released, mode);
         Step::RetractDblock { io, committed, rv }
@@ -1648,10 +1632,7 @@ impl PaxosLease {
 
     /// A shared acquire that failed after its commit: our dblock RELEASED, no mode block.
     fn undo_shared(&mut self, now: Time, dblock: PaxosDblock, rv: i32) -> Step {
-        let released = PaxosDblock {
-            flags: DBLOCK_FL_RELEASED,
-            ..dblock
-        };
+        let released = released(dblock);
         let io = self.write_dblock(now, &released, ModeBlock::default());
         Step::UndoShared { io, rv }
     }
@@ -1702,6 +1683,14 @@ impl PaxosLease {
         }
         self.events.push_back(Event::AcquireFailed { rv });
         Step::Done
+    }
+}
+
+/// The same dblock with DBLOCK_FL_RELEASED set: what we write when we let a value go.
+fn released(dblock: PaxosDblock) -> PaxosDblock {
+    PaxosDblock {
+        flags: dblock.flags | DBLOCK_FL_RELEASED,
+        ..dblock
     }
 }
 
