@@ -826,7 +826,13 @@ impl PaxosLease {
                 leader,
                 ..
             } => match result {
-                Ok(_) if leader.owner_id == Some(self.config.host_id) => {
+                // Ours only if it names this instance: a value of our previous incarnation
+                // (an older generation) adopted in phase 1 belongs to a dead owner, whose lease
+                // other hosts may take at once (3.8.5 compares the host_id alone).
+                Ok(_)
+                    if (leader.owner_id, leader.owner_generation)
+                        == (Some(self.config.host_id), self.config.generation) =>
+                {
                     assert!(leader.lver > ballot.cur.leader.lver, "lver goes forward");
                     self.after_commit(now, ballot, value, leader)
                 }
@@ -1289,7 +1295,9 @@ impl PaxosLease {
         leader.write_id = self.config.host_id.get();
         leader.write_generation = self.config.generation.0;
         leader.write_timestamp = now.secs();
-        if leader.owner_id == Some(self.config.host_id) {
+        if (leader.owner_id, leader.owner_generation)
+            == (Some(self.config.host_id), self.config.generation)
+        {
             if self.request.shared {
                 leader.flags |= LFL_SHORT_HOLD;
             } else {
