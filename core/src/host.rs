@@ -24,7 +24,7 @@ use crate::delta::{self, DeltaConfig, DeltaLease};
 use crate::hosts::{HostTable, Notice};
 use crate::ids::{Generation, HostId};
 use crate::io::{IoId, IoRequest, IoResult};
-use crate::ondisk::{Geometry, LeaderRecord, Lvb, Name};
+use crate::ondisk::{Geometry, HostBitmap, HostEvent, LeaderRecord, Lvb, Name};
 use crate::paxos::{self, AcquireRequest, PaxosConfig, PaxosLease};
 use crate::time::Time;
 use crate::timeouts::{Timeouts, DEFAULT_KILL_GRACE_S};
@@ -192,6 +192,26 @@ struct Lockspace {
     /// The next time to repeat StopHolders, while holders run.
     next_stop: Option<Time>,
     removing: bool,
+    /// The event our renewals carry (§11), and when it was set.
+    host_event: HostEvent,
+    event_set_at: Option<Time>,
+    /// When we asked each host for attention; a bit stays set for set_bitmap seconds.
+    bit_times: BTreeMap<HostId, Time>,
+}
+
+/// The flags of set_event (SANLK_SETEV_*).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SetEventFlags {
+    /// CUR_GENERATION: a generation of 0 means the target's current one.
+    pub cur_generation: bool,
+    /// CLEAR_HOSTID: only clear the target's bit.
+    pub clear_hostid: bool,
+    /// CLEAR_EVENT: only clear the event.
+    pub clear_event: bool,
+    /// REPLACE_EVENT: skip the busy check.
+    pub replace_event: bool,
+    /// ALL_HOSTS: set every host's bit.
+    pub all_hosts: bool,
 }
 
 impl Host {
@@ -254,6 +274,9 @@ impl Host {
                 failed: None,
                 next_stop: None,
                 removing: false,
+                host_event: HostEvent::default(),
+                event_set_at: None,
+                bit_times: BTreeMap::new(),
             },
         );
         self.drain(now);
@@ -390,6 +413,61 @@ impl Host {
         self.drain(now);
     }
 
+    /// set_event (algorithms.md §11.1): the event our next renewals carry, and the bit of
+    /// `target` (or of every host) in our bitmap for set_bitmap seconds. Errors: -ENOENT for an
+    /// unknown lockspace, -EINVAL for a host_id outside it, -EBUSY while a different event set
+    /// less than set_bitmap seconds ago is pending (unless replace_event).
+    pub fn set_event(
+        &mut self,
+        now: Time,
+        space_name: Name,
+        target: u64,
+        mut event: HostEvent,
+        flags: SetEventFlags,
+    ) -> Result<(), i32> {
+        self.tick(now);
+        let Some(ls) = self.lockspaces.get_mut(&space_name) else {
+            return Err(-2);
+        };
+        let Some(target) = HostId::new(target).filter(|&h| ls.geometry.contains_host(h)) else {
+            return Err(-22);
+        };
+        if flags.clear_event {
+            ls.host_event = HostEvent::default();
+            ls.delta.set_host_event(ls.host_event);
+            return Ok(());
+        }
+        if flags.clear_hostid {
+            ls.bit_times.remove(&target);
+            refresh_bitmap(ls, now);
+            return Ok(());
+        }
+        if flags.cur_generation && event.generation == 0 {
+            event.generation = ls.table.status(target).map_or(0, |s| s.owner_generation.0);
+        }
+        let pending = ls.host_event.event != 0
+            && ls
+                .event_set_at
+                .is_some_and(|at| now.saturating_since(at) < ls.timeouts.set_bitmap());
+        if pending && event.event != 0 && event != ls.host_event && !flags.replace_event {
+            return Err(-16);
+        }
+        ls.host_event = event;
+        ls.event_set_at = Some(now);
+        ls.delta.set_host_event(event);
+        let ours = ls.delta.config().host_id;
+        ls.bit_times.insert(target, now);
+        if flags.all_hosts {
+            for h in (1..=u64::from(ls.geometry.max_hosts())).filter_map(HostId::new) {
+                if h != ours {
+                    ls.bit_times.insert(h, now);
+                }
+            }
+        }
+        refresh_bitmap(ls, now);
+        Ok(())
+    }
+
     /// Sets the LVB a held resource writes on release.
     pub fn set_lvb(&mut self, space_name: Name, resource_name: Name, lvb: Lvb) {
         if let Some(lease) = self.resources.get_mut(&(space_name, resource_name)) {
@@ -433,6 +511,8 @@ impl Host {
     pub fn handle_timeout(&mut self, now: Time) {
         self.tick(now);
         for ls in self.lockspaces.values_mut() {
+            // Bits older than set_bitmap seconds go before the renewal that is due.
+            refresh_bitmap(ls, now);
             ls.delta.handle_timeout(now);
         }
         for lease in self.resources.values_mut() {
@@ -712,6 +792,20 @@ impl Host {
                 .remove(&Target::Resource(space_name, resource_name));
         }
     }
+}
+
+/// Puts the bits asked for within set_bitmap seconds (never ours) into the delta lease's next
+/// renewals, forgetting older ones (lockspace.c `create_bitmap_and_extra`).
+fn refresh_bitmap(ls: &mut Lockspace, now: Time) {
+    let window = ls.timeouts.set_bitmap();
+    ls.bit_times
+        .retain(|_, at| now.saturating_since(*at) < window);
+    let ours = ls.delta.config().host_id;
+    let mut bitmap = HostBitmap::EMPTY;
+    for &h in ls.bit_times.keys().filter(|&&h| h != ours) {
+        bitmap.set(h);
+    }
+    ls.delta.set_bitmap(bitmap);
 }
 
 #[cfg(test)]

@@ -359,3 +359,60 @@ fn a_failed_lockspace_nobody_uses_stops_at_once() {
     );
     assert_eq!(w.host.poll_timeout(), None, "nothing left to do");
 }
+
+#[test]
+fn set_event_goes_out_with_the_next_renewals_and_its_bit_expires() {
+    // §11.1-11.2 with N = 1 (set_bitmap 6 s): event in write_*, target's bit set, the bit gone
+    // 6 s later while the event stays until cleared.
+    let mut w = World::new();
+    w.join();
+    let ev = crate::ondisk::HostEvent {
+        generation: 0,
+        event: 77,
+        data: 1234,
+    };
+    let ls = name("LS");
+    assert_eq!(
+        w.host.set_event(w.now, ls, 2, ev, SetEventFlags::default()),
+        Ok(())
+    );
+    let other = crate::ondisk::HostEvent { event: 78, ..ev };
+    assert_eq!(
+        w.host
+            .set_event(w.now, ls, 2, other, SetEventFlags::default()),
+        Err(-16)
+    );
+    assert_eq!(
+        w.host
+            .set_event(w.now, ls, 3000, ev, SetEventFlags::default()),
+        Err(-22)
+    );
+    assert_eq!(
+        w.host
+            .set_event(w.now, name("NO"), 2, ev, SetEventFlags::default()),
+        Err(-2)
+    );
+    let sector =
+        |w: &World| crate::ondisk::DeltaSector::decode(&w.lockspace.bytes()[..512], 0).unwrap();
+    w.run_until(w.now + Duration::from_secs(3));
+    let s = sector(&w);
+    assert_eq!(s.leader.event(), ev);
+    assert_eq!(
+        s.bitmap.hosts(2000).collect::<Vec<_>>(),
+        vec![HostId::new(2).unwrap()]
+    );
+    w.run_until(w.now + Duration::from_secs(6));
+    let s = sector(&w);
+    assert_eq!(s.leader.event(), ev, "the event persists");
+    assert_eq!(s.bitmap.hosts(2000).count(), 0, "the bit expired");
+    let clear = SetEventFlags {
+        clear_event: true,
+        ..SetEventFlags::default()
+    };
+    assert_eq!(w.host.set_event(w.now, ls, 2, ev, clear), Ok(()));
+    w.run_until(w.now + Duration::from_secs(3));
+    assert_eq!(
+        sector(&w).leader.event(),
+        crate::ondisk::HostEvent::default()
+    );
+}
