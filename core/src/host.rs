@@ -26,6 +26,7 @@ use crate::ids::{Generation, HostId};
 use crate::io::{IoId, IoRequest, IoResult};
 use crate::ondisk::{Geometry, HostBitmap, HostEvent, LeaderRecord, Lvb, Name};
 use crate::paxos::{self, AcquireRequest, PaxosConfig, PaxosLease};
+use crate::rng::Rng;
 use crate::time::Time;
 use crate::timeouts::{Timeouts, DEFAULT_KILL_GRACE_S};
 
@@ -170,7 +171,8 @@ pub struct Host {
     outputs: VecDeque<Output>,
     io: VecDeque<(Target, IoRequest)>,
     last_now: Time,
-    seeds: u64,
+    /// Seeds each new machine's own PRNG.
+    rng: Rng,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -217,7 +219,7 @@ pub struct SetEventFlags {
 impl Host {
     /// A host with no lockspaces.
     pub fn new(config: HostConfig) -> Self {
-        let seeds = config.rng_seed;
+        let rng = Rng::new(config.rng_seed);
         Host {
             config,
             lockspaces: BTreeMap::new(),
@@ -230,7 +232,7 @@ impl Host {
             outputs: VecDeque::new(),
             io: VecDeque::new(),
             last_now: Time::ZERO,
-            seeds,
+            rng,
         }
     }
 
@@ -363,7 +365,6 @@ impl Host {
             self.outputs.push_back(refuse(-17));
             return;
         }
-        self.seeds = self.seeds.wrapping_mul(6364136223846793005).wrapping_add(1);
         let mut lease = PaxosLease::new(PaxosConfig {
             space_name,
             resource_name,
@@ -374,7 +375,7 @@ impl Host {
             timeouts: ls.timeouts,
             lockspace_geometry: ls.geometry,
             lockspace_offset: ls.offset,
-            rng_seed: self.seeds,
+            rng_seed: self.rng.next_u64(),
         });
         lease.acquire(now, request);
         self.resources.insert(key, lease);

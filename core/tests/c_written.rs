@@ -15,16 +15,7 @@ use sanlock_core::ondisk::{
 use sanlock_core::paxos::{AcquireRequest, Event, PaxosConfig, PaxosLease, SANLK_ACQUIRE_IDLIVE};
 use sanlock_core::{Generation, HostId, Lver, Time, Timeouts};
 
-macro_rules! golden {
-    ($name:literal) => {
-        include_bytes!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/testdata/",
-            $name,
-            ".sector"
-        ))
-    };
-}
+mod support;
 
 fn name(s: &str) -> Name {
     Name::new(s.as_bytes()).unwrap()

@@ -7,8 +7,6 @@
 //! is reset by the watchdog (last successful renewal + host_dead_seconds, algorithms.md §6.4).
 //! Expiry alone does not end it: a stalled host still believes it holds the lease until reset.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -17,29 +15,13 @@ use sanlock_core::delta::{DeltaConfig, DeltaLease, Event};
 use sanlock_core::io::{IoOp, IoRequest, IoResult};
 use sanlock_core::memdisk::MemDisk;
 use sanlock_core::ondisk::{lockspace_init, Geometry, Name, SectorSize};
+use sanlock_core::rng::Rng;
 use sanlock_core::{HostId, Time, Timeouts};
 
+mod support;
+use support::{millis, Queue};
+
 const N: u64 = 1;
-
-/// A small deterministic generator (xorshift64*), seeded by proptest.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn millis(&mut self, max_ms: u64) -> Duration {
-        Duration::from_millis(self.below(max_ms + 1))
-    }
-}
 
 #[derive(Debug)]
 enum Action {
@@ -79,16 +61,12 @@ struct Sim {
     now: Duration,
     disk: MemDisk,
     hosts: Vec<Host>,
-    queue: BinaryHeap<Reverse<(Duration, u64, usize, ActionKey)>>,
-    actions: Vec<Option<Action>>,
+    queue: Queue<Action>,
     rng: Rng,
     timeline: Vec<String>,
     acquisitions: u32,
     resets: u32,
 }
-
-/// Index into `Sim::actions` (the heap needs an orderable key).
-type ActionKey = usize;
 
 impl Sim {
     fn new(seed: u64, hosts: usize) -> Sim {
@@ -96,7 +74,7 @@ impl Sim {
         let init = lockspace_init(geometry, Name::new(b"LS").unwrap(), N as u16);
         let mut bytes = init.area;
         bytes[..512].copy_from_slice(&init.commit_sector);
-        let mut rng = Rng(seed | 1);
+        let mut rng = Rng::new(seed);
         let hosts = (0..hosts)
             .map(|i| Host {
                 name: Name::new(format!("host{i}").as_bytes()).unwrap(),
@@ -111,8 +89,7 @@ impl Sim {
             now: Duration::ZERO,
             disk: MemDisk::from_bytes(bytes),
             hosts,
-            queue: BinaryHeap::new(),
-            actions: Vec::new(),
+            queue: Queue::new(),
             rng,
             timeline: Vec::new(),
             acquisitions: 0,
@@ -121,9 +98,7 @@ impl Sim {
     }
 
     fn schedule(&mut self, at: Duration, host: usize, action: Action) {
-        let key = self.actions.len();
-        self.actions.push(Some(action));
-        self.queue.push(Reverse((at, key as u64, host, key)));
+        self.queue.schedule(at, host, action);
     }
 
     fn local(&self, host: usize) -> Time {
@@ -149,21 +124,20 @@ impl Sim {
 
     fn run(&mut self, until: Duration) -> Result<(), String> {
         for h in 0..self.hosts.len() {
-            let at = self.rng.millis(5_000);
+            let at = millis(&mut self.rng, 5_000);
             self.schedule(at, h, Action::Start);
             for _ in 0..3 {
-                let at = self.rng.millis(until.as_millis() as u64);
-                let length = self.rng.millis(150_000);
+                let at = millis(&mut self.rng, until.as_millis() as u64);
+                let length = millis(&mut self.rng, 150_000);
                 self.schedule(at, h, Action::Pause { length });
             }
         }
-        while let Some(Reverse((at, _, host, key))) = self.queue.pop() {
+        while let Some((at, host, action)) = self.queue.pop() {
             if at > until {
                 break;
             }
             self.now = at;
             self.reset_dead_hosts();
-            let action = self.actions[key].take().expect("each action runs once");
             // A paused host does nothing until it resumes; its disk I/O still completes.
             if self.hosts[host].paused_until > at && !matches!(action, Action::Complete { .. }) {
                 let resume = self.hosts[host].paused_until;
@@ -193,7 +167,7 @@ impl Sim {
                 self.hosts[h].holding_since = None;
                 self.hosts[h].incarnation += 1;
                 self.resets += 1;
-                let at = self.now + self.rng.millis(20_000);
+                let at = self.now + millis(&mut self.rng, 20_000);
                 self.schedule(at, h, Action::Start);
             }
         }
@@ -283,7 +257,7 @@ impl Sim {
         };
         while let Some(request) = lease.poll_io() {
             // Up to 1.5 N: some reads miss their deadline of N.
-            let latency = self.rng.millis(1500 * N);
+            let latency = millis(&mut self.rng, 1500 * N);
             let kind = match request.op {
                 IoOp::Read { len } => format!("read {len}"),
                 IoOp::Write { .. } => "write".to_string(),
@@ -322,16 +296,16 @@ impl Sim {
                     }
                     self.hosts[h].holding_since = Some(self.now);
                     // Hold for a while, then release (or be reset first).
-                    let at = self.now + self.rng.millis(200_000);
+                    let at = self.now + millis(&mut self.rng, 200_000);
                     self.schedule(at, h, Action::Release { incarnation });
                 }
                 Event::AcquireFailed { .. } => {
-                    let at = self.now + self.rng.millis(30_000);
+                    let at = self.now + millis(&mut self.rng, 30_000);
                     self.schedule(at, h, Action::Start);
                 }
                 Event::Released => {
                     self.hosts[h].holding_since = None;
-                    let at = self.now + self.rng.millis(30_000);
+                    let at = self.now + millis(&mut self.rng, 30_000);
                     self.schedule(at, h, Action::Start);
                 }
                 _ => {}

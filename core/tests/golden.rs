@@ -11,16 +11,7 @@ use sanlock_core::ondisk::{
 };
 use sanlock_core::{Generation, HostId, Lver};
 
-macro_rules! golden {
-    ($name:literal) => {
-        include_bytes!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/testdata/",
-            $name,
-            ".sector"
-        ))
-    };
-}
+mod support;
 
 fn name(s: &str) -> Name {
     Name::new(s.as_bytes()).unwrap()

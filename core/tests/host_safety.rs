@@ -6,8 +6,7 @@
 //! `WatchdogArm` unless disarmed. After every step: an exclusive holder of a resource is alone,
 //! and every acquire of a lease version names the same owner.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -20,8 +19,11 @@ use sanlock_core::ondisk::{
 };
 use sanlock_core::paxos::{self, AcquireRequest};
 use sanlock_core::rng::Rng;
+
+mod support;
 use sanlock_core::timeouts::WATCHDOG_FIRE_TIMEOUT_S;
 use sanlock_core::{HostId, Time};
+use support::{millis, Queue};
 
 const N: u64 = 1;
 const RESOURCES: [&str; 2] = ["R0", "R1"];
@@ -86,8 +88,7 @@ struct Sim {
     lockspace: MemDisk,
     leases: MemDisk,
     nodes: Vec<Node>,
-    queue: BinaryHeap<Reverse<(Duration, usize, usize)>>,
-    actions: Vec<Option<Action>>,
+    queue: Queue<Action>,
     rng: Rng,
     decided: [BTreeMap<u64, u64>; 2],
     timeline: Vec<String>,
@@ -128,8 +129,7 @@ impl Sim {
             lockspace: MemDisk::from_bytes(lockspace),
             leases: MemDisk::from_bytes(leases),
             nodes,
-            queue: BinaryHeap::new(),
-            actions: Vec::new(),
+            queue: Queue::new(),
             rng,
             decided: [BTreeMap::new(), BTreeMap::new()],
             timeline: Vec::new(),
@@ -138,14 +138,8 @@ impl Sim {
         }
     }
 
-    fn millis(&mut self, max: u64) -> Duration {
-        Duration::from_millis(self.rng.below(max + 1))
-    }
-
     fn schedule(&mut self, at: Duration, node: usize, action: Action) {
-        let key = self.actions.len();
-        self.actions.push(Some(action));
-        self.queue.push(Reverse((at, key, node)));
+        self.queue.schedule(at, node, action);
     }
 
     fn local(&self, n: usize) -> Time {
@@ -158,25 +152,24 @@ impl Sim {
 
     fn run(&mut self, until: Duration) -> Result<(), String> {
         for n in 0..self.nodes.len() {
-            let at = self.millis(3_000);
+            let at = millis(&mut self.rng, 3_000);
             self.schedule(at, n, Action::Join);
             for _ in 0..2 {
-                let at = self.millis(until.as_millis() as u64);
-                let length = self.millis(100_000);
+                let at = millis(&mut self.rng, until.as_millis() as u64);
+                let length = millis(&mut self.rng, 100_000);
                 self.schedule(at, n, Action::Pause { length });
             }
             if self.rng.below(4) == 0 {
-                let at = self.millis(until.as_millis() as u64);
+                let at = millis(&mut self.rng, until.as_millis() as u64);
                 self.schedule(at, n, Action::Crash);
             }
         }
-        while let Some(Reverse((at, key, n))) = self.queue.pop() {
+        while let Some((at, n, action)) = self.queue.pop() {
             if at > until {
                 break;
             }
             self.now = at;
             self.watchdogs();
-            let action = self.actions[key].take().expect("each action runs once");
             let io_completion = matches!(action, Action::Complete { .. });
             if !self.nodes[n].alive && !io_completion {
                 continue;
@@ -377,7 +370,7 @@ impl Sim {
             let mut progressed = false;
             while let Some((target, request)) = host.poll_io() {
                 progressed = true;
-                let at = self.now + self.millis(1200 * N);
+                let at = self.now + millis(&mut self.rng, 1200 * N);
                 self.schedule(
                     at,
                     n,
@@ -406,7 +399,7 @@ impl Sim {
                 match out {
                     Output::Joined { .. } => {
                         for r in 0..RESOURCES.len() {
-                            let at = self.now + self.millis(3_000);
+                            let at = self.now + millis(&mut self.rng, 3_000);
                             self.schedule(
                                 at,
                                 n,
@@ -420,7 +413,7 @@ impl Sim {
                     Output::JoinFailed { .. } | Output::Left { .. } => {
                         // Start over with a new host instance.
                         self.nodes[n].holding = [None; 2];
-                        let at = self.now + self.millis(10_000);
+                        let at = self.now + millis(&mut self.rng, 10_000);
                         self.nodes[n].host = None;
                         self.schedule(at, n, Action::Join);
                         self.nodes[n].incarnation += 1;
@@ -458,7 +451,7 @@ impl Sim {
                                 }
                                 self.decided[r].insert(leader.lver.0, owner);
                                 self.nodes[n].holding[r] = Some(shared);
-                                let at = self.now + self.millis(15_000);
+                                let at = self.now + millis(&mut self.rng, 15_000);
                                 if self.rng.below(2) == 0 {
                                     self.schedule(
                                         at,
@@ -469,7 +462,7 @@ impl Sim {
                                         },
                                     );
                                 }
-                                let at = at + self.millis(10_000);
+                                let at = at + millis(&mut self.rng, 10_000);
                                 self.schedule(
                                     at,
                                     n,
@@ -492,7 +485,7 @@ impl Sim {
                             | paxos::Event::Released
                             | paxos::Event::ReleaseFailed { .. } => {
                                 self.nodes[n].holding[r] = None;
-                                let at = self.now + self.millis(5_000);
+                                let at = self.now + millis(&mut self.rng, 5_000);
                                 self.schedule(
                                     at,
                                     n,

@@ -15,8 +15,7 @@
 //! of failing on them (seed 10824462551876812792 showed one before exclusive acquires adopted
 //! by another host's commit learned to check the mode blocks; it has been rare since).
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -29,7 +28,10 @@ use sanlock_core::ondisk::{
 };
 use sanlock_core::paxos::{AcquireRequest, Event, PaxosConfig, PaxosLease};
 use sanlock_core::rng::Rng;
+
+mod support;
 use sanlock_core::{Generation, HostId, Time, Timeouts};
+use support::{millis, Queue};
 
 const N: u64 = 1;
 
@@ -88,8 +90,7 @@ struct Sim {
     lease_disk: MemDisk,
     lockspace: MemDisk,
     hosts: Vec<Host>,
-    queue: BinaryHeap<Reverse<(Duration, usize, usize)>>,
-    actions: Vec<Option<Action>>,
+    queue: Queue<Action>,
     rng: Rng,
     timeline: Vec<String>,
     last_lver_on_disk: u64,
@@ -132,8 +133,7 @@ impl Sim {
             lease_disk: MemDisk::from_bytes(lease),
             lockspace: MemDisk::from_bytes(lockspace),
             hosts,
-            queue: BinaryHeap::new(),
-            actions: Vec::new(),
+            queue: Queue::new(),
             rng,
             timeline: Vec::new(),
             last_lver_on_disk: 0,
@@ -149,14 +149,8 @@ impl Sim {
         sim
     }
 
-    fn millis(&mut self, max: u64) -> Duration {
-        Duration::from_millis(self.rng.below(max + 1))
-    }
-
     fn schedule(&mut self, at: Duration, host: usize, action: Action) {
-        let key = self.actions.len();
-        self.actions.push(Some(action));
-        self.queue.push(Reverse((at, key, host)));
+        self.queue.schedule(at, host, action);
     }
 
     fn local(&self, h: usize) -> Time {
@@ -181,26 +175,25 @@ impl Sim {
 
     fn run(&mut self, until: Duration) -> Result<(), String> {
         for h in 0..self.hosts.len() {
-            let at = self.millis(3_000);
+            let at = millis(&mut self.rng, 3_000);
             self.schedule(at, h, Action::Start);
             self.schedule(Duration::from_secs(2 * N), h, Action::Renew);
             for _ in 0..2 {
-                let at = self.millis(until.as_millis() as u64);
-                let length = self.millis(120_000);
+                let at = millis(&mut self.rng, until.as_millis() as u64);
+                let length = millis(&mut self.rng, 120_000);
                 self.schedule(at, h, Action::Pause { length });
             }
             if self.rng.below(3) == 0 {
-                let at = self.millis(until.as_millis() as u64);
+                let at = millis(&mut self.rng, until.as_millis() as u64);
                 self.schedule(at, h, Action::Crash);
             }
         }
-        while let Some(Reverse((at, key, h))) = self.queue.pop() {
+        while let Some((at, h, action)) = self.queue.pop() {
             if at > until {
                 break;
             }
             self.now = at;
             self.reset_silent_hosts();
-            let action = self.actions[key].take().expect("each action runs once");
             if !self.hosts[h].alive && !matches!(action, Action::Complete { .. }) {
                 continue;
             }
@@ -413,10 +406,10 @@ impl Sim {
                     self.last_acquired_lver = self.last_acquired_lver.max(leader.lver.0);
                     self.hosts[h].holding = Some(shared);
                     if self.rng.below(2) == 0 {
-                        let at = self.now + self.millis(10_000);
+                        let at = self.now + millis(&mut self.rng, 10_000);
                         self.schedule(at, h, Action::Convert { incarnation });
                     }
-                    let at = self.now + self.millis(20_000);
+                    let at = self.now + millis(&mut self.rng, 20_000);
                     self.schedule(at, h, Action::Release { incarnation });
                 }
                 Event::Converted { shared } => {
@@ -444,7 +437,7 @@ impl Sim {
                 }
                 Event::ConvertFailed { .. } => {}
                 Event::AcquireFailed { .. } | Event::Released | Event::ReleaseFailed { .. } => {
-                    let at = self.now + self.millis(5_000);
+                    let at = self.now + millis(&mut self.rng, 5_000);
                     self.schedule(at, h, Action::Start);
                 }
             }
@@ -466,7 +459,7 @@ impl Sim {
 
     /// Runs `request` after a random latency (some past the machine's deadline of N).
     fn submit(&mut self, h: usize, incarnation: u32, request: IoRequest) {
-        let at = self.now + self.millis(1200 * N);
+        let at = self.now + millis(&mut self.rng, 1200 * N);
         let kind = match &request.op {
             sanlock_core::io::IoOp::Read { len } => format!("read {len}"),
             sanlock_core::io::IoOp::Write { .. } => "write".to_string(),
