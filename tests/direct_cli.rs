@@ -267,3 +267,34 @@ fn init_of_512_byte_sectors_on_a_4k_device_is_refused() {
     let sector = DeltaSector::decode(&read_at(&dev.device, 8 * MIB, 4096), 8 * MIB).unwrap();
     assert_eq!(sector.leader.geometry.area_bytes(), 8 * MIB);
 }
+
+#[test]
+fn read_leader_of_two_disks_that_disagree_is_leader_diff() {
+    // paxos_lease.c _leader_read_num: no leader on a majority of disks → SANLK_LEADER_DIFF,
+    // -222 (3.8.5 prints the same; an earlier copy of the code here said -221).
+    let s = Scratch::new("leader-diff");
+    let (a, b) = (s.path("a"), s.path("b"));
+    create_file(&a, MIB);
+    create_file(&b, MIB);
+    assert_eq!(
+        sanlock(&["direct", "init", "-r", &format!("LS:R:{}:0", p(&a))]).code,
+        0
+    );
+    let out = sanlock(&[
+        "direct",
+        "init",
+        "-r",
+        &format!("LS:R:{}:0", p(&b)),
+        "-n",
+        "4",
+    ]);
+    assert_eq!(out.code, 0);
+    let out = sanlock(&[
+        "direct",
+        "read_leader",
+        "-r",
+        &format!("LS:R:{}:0:{}:0", p(&a), p(&b)),
+    ]);
+    assert_eq!(out.stdout.lines().next(), Some("read_leader done -222"));
+    assert_eq!(out.code, 1);
+}

@@ -27,14 +27,7 @@ use crate::ondisk::{DeltaSector, Geometry, HostBitmap, HostEvent, LeaderKind, Na
 use crate::time::Time;
 use crate::timeouts::Timeouts;
 
-/// sanlock_rv.h: the operation was stopped (the lockspace is being removed, the daemon stops).
-pub const SANLK_ERROR: i32 = -201;
-/// sanlock_rv.h: our record changed owner under us.
-pub const SANLK_RENEW_OWNER: i32 = -260;
-/// sanlock_rv.h: our record is not what we last wrote.
-pub const SANLK_RENEW_DIFF: i32 = -261;
-/// sanlock_rv.h: another host holds or just took the host_id.
-pub const SANLK_HOSTID_BUSY: i32 = -262;
+pub use crate::rv::{SANLK_ERROR, SANLK_HOSTID_BUSY, SANLK_RENEW_DIFF, SANLK_RENEW_OWNER};
 
 /// What a delta lease is: whose, where, and with which timeouts.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

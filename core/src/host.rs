@@ -27,6 +27,7 @@ use crate::io::{IoId, IoRequest, IoResult};
 use crate::ondisk::{Geometry, HostBitmap, HostEvent, LeaderRecord, Lvb, Name};
 use crate::paxos::{self, AcquireRequest, PaxosConfig, PaxosLease};
 use crate::rng::Rng;
+use crate::rv::SANLK_ACQUIRE_LOCKSPACE;
 use crate::time::Time;
 use crate::timeouts::{Timeouts, DEFAULT_KILL_GRACE_S};
 
@@ -353,11 +354,11 @@ impl Host {
         };
         let Some(ls) = self.lockspaces.get(&space_name) else {
             // SANLK_ACQUIRE_LOCKSPACE: not joined.
-            self.outputs.push_back(refuse(-241));
+            self.outputs.push_back(refuse(SANLK_ACQUIRE_LOCKSPACE));
             return;
         };
         let (Some(generation), true) = (ls.delta.generation(), ls.delta.is_live()) else {
-            self.outputs.push_back(refuse(-241));
+            self.outputs.push_back(refuse(SANLK_ACQUIRE_LOCKSPACE));
             return;
         };
         if self.resources.get(&key).is_some_and(|l| !l.is_done()) {

@@ -6,6 +6,8 @@ use std::fmt;
 
 use crate::time::Time;
 
+pub use crate::rv::SANLK_AIO_TIMEOUT;
+
 /// Names one I/O request of one state machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct IoId(pub u64);
@@ -76,9 +78,6 @@ impl IoError {
         }
     }
 }
-
-/// sanlock_rv.h: an I/O did not complete in time.
-pub const SANLK_AIO_TIMEOUT: i32 = -202;
 
 /// A completion: the bytes read (empty for a write), or the failure.
 pub type IoResult = Result<Vec<u8>, IoError>;

@@ -19,6 +19,7 @@ pub mod ondisk;
 pub mod paxos;
 pub mod requests;
 pub mod rng;
+pub mod rv;
 pub mod time;
 pub mod timeouts;
 

@@ -42,34 +42,12 @@ use crate::rng::Rng;
 use crate::time::Time;
 use crate::timeouts::Timeouts;
 
-/// sanlock_rv.h: a dblock read failed.
-pub const SANLK_DBLOCK_READ: i32 = -210;
-/// sanlock_rv.h: a dblock write failed.
-pub const SANLK_DBLOCK_WRITE: i32 = -211;
-/// sanlock_rv.h: a dblock carries a later lease version: someone else got this one.
-pub const SANLK_DBLOCK_LVER: i32 = -212;
-/// sanlock_rv.h: a dblock carries a larger ballot number.
-pub const SANLK_DBLOCK_MBAL: i32 = -213;
-/// sanlock_rv.h: a dblock failed its checksum.
-pub const SANLK_DBLOCK_CHECKSUM: i32 = -214;
-/// sanlock_rv.h: the leader read failed.
-pub const SANLK_LEADER_READ: i32 = -220;
-/// sanlock_rv.h: the leader write failed.
-pub const SANLK_LEADER_WRITE: i32 = -221;
-/// sanlock_rv.h: the lease has another version than the one asked for.
-pub const SANLK_ACQUIRE_LVER: i32 = -240;
-/// sanlock_rv.h: the owner's host is alive.
-pub const SANLK_ACQUIRE_IDLIVE: i32 = -243;
-/// sanlock_rv.h: another host committed the version we were after.
-pub const SANLK_ACQUIRE_OWNED: i32 = -244;
-/// sanlock_rv.h: our ballot committed another host's value.
-pub const SANLK_ACQUIRE_OTHER: i32 = -245;
-/// sanlock_rv.h: owned by a host that may be dead; not waiting (OWNER_NOWAIT).
-pub const SANLK_ACQUIRE_OWNED_RETRY: i32 = -247;
-/// sanlock_rv.h: release found another lease version.
-pub const SANLK_RELEASE_LVER: i32 = -250;
-/// sanlock_rv.h: release found another owner.
-pub const SANLK_RELEASE_OWNER: i32 = -251;
+pub use crate::rv::{
+    SANLK_ACQUIRE_IDLIVE, SANLK_ACQUIRE_LVER, SANLK_ACQUIRE_OTHER, SANLK_ACQUIRE_OWNED,
+    SANLK_ACQUIRE_OWNED_RETRY, SANLK_ACQUIRE_SHRETRY, SANLK_DBLOCK_CHECKSUM, SANLK_DBLOCK_LVER,
+    SANLK_DBLOCK_MBAL, SANLK_DBLOCK_READ, SANLK_DBLOCK_WRITE, SANLK_LEADER_READ,
+    SANLK_LEADER_WRITE, SANLK_RELEASE_LVER, SANLK_RELEASE_OWNER,
+};
 
 /// Which resource lease, and who we are in its lockspace.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -109,8 +87,6 @@ pub struct AcquireRequest {
     pub lvb: bool,
 }
 
-/// sanlock_rv.h: shared acquire retries used up while others passed through.
-pub const SANLK_ACQUIRE_SHRETRY: i32 = -246;
 /// -EAGAIN: an exclusive acquire found live shared holders.
 pub const EAGAIN: i32 = -11;
 /// -EALREADY: a convert to the mode already held.

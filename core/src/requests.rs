@@ -22,14 +22,9 @@ use crate::ondisk::{
 use crate::time::Time;
 use crate::timeouts::Timeouts;
 
-/// sanlock_rv.h: the request record has a bad magic.
-pub const SANLK_REQUEST_MAGIC: i32 = -270;
-/// sanlock_rv.h: the request record has a bad major version.
-pub const SANLK_REQUEST_VERSION: i32 = -271;
-/// sanlock_rv.h: the lease is already at (or past) the version requested.
-pub const SANLK_REQUEST_OLD: i32 = -272;
-/// sanlock_rv.h: a request for a later version is already recorded.
-pub const SANLK_REQUEST_LVER: i32 = -273;
+pub use crate::rv::{
+    SANLK_REQUEST_LVER, SANLK_REQUEST_MAGIC, SANLK_REQUEST_OLD, SANLK_REQUEST_VERSION,
+};
 
 /// Where the resource lease is.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -5,6 +5,11 @@ use std::fmt;
 
 use super::geometry::GeometryError;
 
+pub use crate::rv::{
+    SANLK_DBLOCK_CHECKSUM, SANLK_LEADER_CHECKSUM, SANLK_LEADER_LOCKSPACE, SANLK_LEADER_MAGIC,
+    SANLK_LEADER_NUMHOSTS, SANLK_LEADER_READ, SANLK_LEADER_RESOURCE, SANLK_LEADER_VERSION,
+};
+
 /// A record read from disk that cannot be trusted, with where it was read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{record} at offset {offset}: {problem}")]
@@ -132,23 +137,6 @@ impl Problem {
 const fn libc_einval() -> i32 {
     22
 }
-
-/// sanlock_rv.h: lease checksum error in a dblock.
-pub const SANLK_DBLOCK_CHECKSUM: i32 = -214;
-/// sanlock_rv.h: leader read error.
-pub const SANLK_LEADER_READ: i32 = -220;
-/// sanlock_rv.h: the lease does not exist on storage (bad or cleared magic).
-pub const SANLK_LEADER_MAGIC: i32 = -223;
-/// sanlock_rv.h: unsupported leader version.
-pub const SANLK_LEADER_VERSION: i32 = -224;
-/// sanlock_rv.h: the leader names another lockspace.
-pub const SANLK_LEADER_LOCKSPACE: i32 = -226;
-/// sanlock_rv.h: the leader names another resource.
-pub const SANLK_LEADER_RESOURCE: i32 = -227;
-/// sanlock_rv.h: the lease's num_hosts is below the local host_id.
-pub const SANLK_LEADER_NUMHOSTS: i32 = -228;
-/// sanlock_rv.h: leader checksum mismatch.
-pub const SANLK_LEADER_CHECKSUM: i32 = -229;
 
 #[cfg(test)]
 mod tests {

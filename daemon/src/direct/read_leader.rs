@@ -7,16 +7,12 @@
 
 use sanlock_core::ondisk::leader::{DELTA_DISK_MAGIC, PAXOS_DISK_MAGIC};
 use sanlock_core::ondisk::{LeaderKind, Name, RawLeader, SectorSize};
+use sanlock_core::rv::{SANLK_LEADER_DIFF, SANLK_LEADER_READ};
 
 use super::{given_sizes, EINVAL, ENODEV};
 use crate::cli::locators::ResourceArg;
 use crate::cli::options::Options;
 use crate::disk::Disk;
-
-/// SANLK_LEADER_READ: no majority of disks could be read.
-const SANLK_LEADER_READ: i32 = -220;
-/// SANLK_LEADER_DIFF: the disks disagree.
-const SANLK_LEADER_DIFF: i32 = -221;
 
 /// Runs `direct read_leader`, printing `read_leader done <rv>` and the record.
 pub fn run(options: &Options, out: &mut Vec<u8>) -> i32 {
