@@ -26,6 +26,7 @@ use crate::ids::{Generation, HostId};
 use crate::io::{IoId, IoRequest, IoResult};
 use crate::ondisk::{Geometry, HostBitmap, HostEvent, LeaderRecord, Lvb, Name};
 use crate::paxos::{self, AcquireRequest, PaxosConfig, PaxosLease};
+use crate::requests::{Examination, Examined, LeaseAddress, Request, RequestArgs, RequestOutcome};
 use crate::rng::Rng;
 use crate::rv::SANLK_ACQUIRE_LOCKSPACE;
 use crate::time::Time;
@@ -76,6 +77,22 @@ pub enum Target {
     /// A resource lease: (lockspace, resource). Its I/O is for the lease's disk, or for the
     /// lockspace's disk when [`IoRequest::disk`] says so.
     Resource(Name, Name),
+    /// A request (§10.1) on a resource lease: its I/O is for the lease's disk.
+    Request(Name, Name),
+    /// The examine of a held resource's request record (§10.2): the lease's disk.
+    Examine(Name, Name),
+}
+
+impl Target {
+    /// The (lockspace, resource) whose lease disk the I/O is for, unless it is a lockspace's.
+    pub fn lease(&self) -> Option<(&Name, &Name)> {
+        match self {
+            Target::Lockspace(_) => None,
+            Target::Resource(ls, res) | Target::Request(ls, res) | Target::Examine(ls, res) => {
+                Some((ls, res))
+            }
+        }
+    }
 }
 
 /// What the host reports.
@@ -143,6 +160,26 @@ pub enum Output {
         /// What the scan found.
         notice: Notice,
     },
+    /// A request (§10.1) finished: 0, or a SANLK_* / -errno result.
+    RequestDone {
+        /// The lockspace.
+        space_name: Name,
+        /// The resource.
+        resource_name: Name,
+        /// 0 or the error.
+        rv: i32,
+    },
+    /// Another host asked, through the request record, for a resource we hold (§10.2): make
+    /// its holder stop, gracefully (killpath, else SIGTERM) or not (SIGKILL). Its lease is
+    /// then released as for any exiting holder.
+    StopHolder {
+        /// The lockspace.
+        space_name: Name,
+        /// The resource.
+        resource_name: Name,
+        /// GRACEFUL (force_mode 2) rather than FORCE (1).
+        graceful: bool,
+    },
     /// A resource operation finished (acquire, release, convert), with the paxos machine's
     /// report.
     Resource {
@@ -161,6 +198,9 @@ pub struct Host {
     config: HostConfig,
     lockspaces: BTreeMap<Name, Lockspace>,
     resources: BTreeMap<(Name, Name), PaxosLease>,
+    /// Requests we make on other hosts' leases, and examines of the ones we hold.
+    requests: BTreeMap<(Name, Name), Request>,
+    examines: BTreeMap<(Name, Name), Examination>,
     /// Which machine instance each I/O handed out belongs to, by host-wide id.
     in_flight: BTreeMap<u64, InFlight>,
     next_io: u64,
@@ -225,6 +265,8 @@ impl Host {
             config,
             lockspaces: BTreeMap::new(),
             resources: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            examines: BTreeMap::new(),
             in_flight: BTreeMap::new(),
             next_io: 0,
             next_instance: 0,
@@ -330,6 +372,7 @@ impl Host {
                 }
                 self.instances.remove(&Target::Resource(key.0, key.1));
             }
+            self.forget_requests(now, space_name);
             self.stop_lockspace(now, space_name);
         }
         self.drain(now);
@@ -477,6 +520,62 @@ impl Host {
         }
     }
 
+    /// request (§10.1): asks the holder of a lease at `offset` (with the lockspace's geometry)
+    /// to give it up; reported by [`Output::RequestDone`]. The lockspace must be joined and
+    /// live (else -ENOSPC, as sanlock); one request per resource at a time (else -EBUSY).
+    /// When it asked for something, the owner's bit goes out in our renewals for set_bitmap
+    /// seconds.
+    pub fn request(
+        &mut self,
+        now: Time,
+        space_name: Name,
+        resource_name: Name,
+        offset: u64,
+        args: RequestArgs,
+    ) {
+        self.tick(now);
+        let key = (space_name, resource_name);
+        let live = self
+            .lockspaces
+            .get(&space_name)
+            .filter(|ls| ls.failed.is_none() && !ls.removing && ls.delta.is_live());
+        let rv = match live {
+            None => Some(-28),
+            Some(_) if self.requests.contains_key(&key) => Some(-16),
+            Some(_) => None,
+        };
+        if let Some(rv) = rv {
+            self.outputs.push_back(Output::RequestDone {
+                space_name,
+                resource_name,
+                rv,
+            });
+            return;
+        }
+        let ls = live.expect("checked");
+        let lease = LeaseAddress {
+            space_name,
+            resource_name,
+            geometry: ls.geometry,
+            offset,
+            timeouts: ls.timeouts,
+        };
+        self.requests.insert(key, Request::start(now, lease, args));
+        self.new_instance(Target::Request(space_name, resource_name));
+        self.drain(now);
+    }
+
+    /// examine (§10.2): reads the request record of every resource we hold in the lockspace
+    /// (or only `resource_name`), and reports [`Output::StopHolder`] for those asked for a
+    /// later version. Returns how many were marked, as sanlock's examine does. A renewal that
+    /// finds our bit set in another host's lease does the same for the whole lockspace.
+    pub fn examine(&mut self, now: Time, space_name: Name, resource_name: Option<Name>) -> usize {
+        self.tick(now);
+        let count = self.start_examines(now, space_name, resource_name);
+        self.drain(now);
+        count
+    }
+
     /// Hands in the completion of an I/O [`Host::poll_io`] gave out. A completion for a
     /// machine that has finished since is counted and dropped.
     pub fn handle_io(&mut self, now: Time, id: IoId, result: IoResult) {
@@ -500,6 +599,16 @@ impl Host {
                     lease.handle_io(now, flight.id, result);
                 }
             }
+            Target::Request(ls, res) => {
+                if let Some(request) = self.requests.get_mut(&(*ls, *res)) {
+                    request.handle_io(now, flight.id, result);
+                }
+            }
+            Target::Examine(ls, res) => {
+                if let Some(examination) = self.examines.get_mut(&(*ls, *res)) {
+                    examination.handle_io(now, flight.id, result);
+                }
+            }
         }
         self.drain(now);
     }
@@ -519,6 +628,12 @@ impl Host {
         }
         for lease in self.resources.values_mut() {
             lease.handle_timeout(now);
+        }
+        for request in self.requests.values_mut() {
+            request.handle_timeout(now);
+        }
+        for examination in self.examines.values_mut() {
+            examination.handle_timeout(now);
         }
         let grace = Duration::from_secs(self.config.kill_grace_s);
         for (name, ls) in &mut self.lockspaces {
@@ -560,7 +675,14 @@ impl Host {
             .filter_map(|ls| ls.delta.poll_timeout());
         let stops = self.lockspaces.values().filter_map(|ls| ls.next_stop);
         let leases = self.resources.values().filter_map(|l| l.poll_timeout());
-        deltas.chain(stops).chain(leases).min()
+        let requests = self.requests.values().filter_map(|r| r.poll_timeout());
+        let examines = self.examines.values().filter_map(|e| e.poll_timeout());
+        deltas
+            .chain(stops)
+            .chain(leases)
+            .chain(requests)
+            .chain(examines)
+            .min()
     }
 
     /// The resource lease's committed leader while held.
@@ -646,6 +768,155 @@ impl Host {
         for key in keys {
             self.drain_resource(now, key);
         }
+        let keys: Vec<(Name, Name)> = self.requests.keys().cloned().collect();
+        for key in keys {
+            self.drain_request(now, key);
+        }
+        let keys: Vec<(Name, Name)> = self.examines.keys().cloned().collect();
+        for key in keys {
+            self.drain_examine(key);
+        }
+    }
+
+    /// Starts an examine of each held resource in the lockspace (or the one named) that is
+    /// not being examined already.
+    fn start_examines(&mut self, now: Time, space_name: Name, only: Option<Name>) -> usize {
+        let Some(ls) = self.lockspaces.get(&space_name) else {
+            return 0;
+        };
+        let timeouts = ls.timeouts;
+        let mut started = Vec::new();
+        let mut count = 0;
+        for ((lsn, res), lease) in &self.resources {
+            if *lsn != space_name || only.is_some_and(|o| o != *res) {
+                continue;
+            }
+            let Some(leader) = lease.held() else {
+                continue;
+            };
+            count += 1;
+            if self.examines.contains_key(&(*lsn, *res)) {
+                continue;
+            }
+            let config = lease.config();
+            let address = LeaseAddress {
+                space_name,
+                resource_name: *res,
+                geometry: config.geometry,
+                offset: config.offset,
+                timeouts,
+            };
+            started.push((*res, Examination::start(now, &address, leader.lver)));
+        }
+        for (res, examination) in started {
+            self.examines.insert((space_name, res), examination);
+            self.new_instance(Target::Examine(space_name, res));
+        }
+        count
+    }
+
+    /// Drops the requests and examines of a lockspace that stopped (no I/O left to wait for).
+    fn forget_requests(&mut self, now: Time, space_name: Name) {
+        let keys: Vec<(Name, Name)> = self
+            .requests
+            .keys()
+            .chain(self.examines.keys())
+            .filter(|(ls, _)| *ls == space_name)
+            .cloned()
+            .collect();
+        for key in keys {
+            if let Some(mut request) = self.requests.remove(&key) {
+                request.abort(now);
+                self.outputs.push_back(Output::RequestDone {
+                    space_name: key.0,
+                    resource_name: key.1,
+                    rv: request
+                        .outcome()
+                        .map_or(crate::rv::SANLK_ERROR, |o| match o {
+                            RequestOutcome::Done { .. } => 0,
+                            RequestOutcome::Failed { rv } => rv,
+                        }),
+                });
+                self.instances.remove(&Target::Request(key.0, key.1));
+            }
+            if let Some(mut examination) = self.examines.remove(&key) {
+                examination.abort();
+                self.instances.remove(&Target::Examine(key.0, key.1));
+            }
+        }
+    }
+
+    fn drain_request(&mut self, now: Time, key: (Name, Name)) {
+        let (space_name, resource_name) = key;
+        let Some(request) = self.requests.get_mut(&key) else {
+            return;
+        };
+        let mut ios = Vec::new();
+        while let Some(req) = request.poll_io() {
+            ios.push(req);
+        }
+        let outcome = request.outcome();
+        for req in ios {
+            self.hand_out(Target::Request(space_name, resource_name), req);
+        }
+        let Some(outcome) = outcome else {
+            return;
+        };
+        self.requests.remove(&key);
+        self.instances
+            .remove(&Target::Request(space_name, resource_name));
+        let rv = match outcome {
+            RequestOutcome::Done { notify } => {
+                // §10.1 step 6: the owner learns of it from our renewals.
+                if let (Some(owner), Some(ls)) = (notify, self.lockspaces.get_mut(&space_name)) {
+                    if ls.geometry.contains_host(owner) {
+                        ls.bit_times.insert(owner, now);
+                        refresh_bitmap(ls, now);
+                    }
+                }
+                0
+            }
+            RequestOutcome::Failed { rv } => rv,
+        };
+        self.outputs.push_back(Output::RequestDone {
+            space_name,
+            resource_name,
+            rv,
+        });
+    }
+
+    fn drain_examine(&mut self, key: (Name, Name)) {
+        let (space_name, resource_name) = key;
+        let Some(examination) = self.examines.get_mut(&key) else {
+            return;
+        };
+        let mut ios = Vec::new();
+        while let Some(req) = examination.poll_io() {
+            ios.push(req);
+        }
+        let verdict = examination.verdict();
+        for req in ios {
+            self.hand_out(Target::Examine(space_name, resource_name), req);
+        }
+        let Some(verdict) = verdict else {
+            return;
+        };
+        self.examines.remove(&key);
+        self.instances
+            .remove(&Target::Examine(space_name, resource_name));
+        // The lease may have gone while the record was read.
+        let graceful = match verdict {
+            Examined::Nothing => return,
+            Examined::Kill => false,
+            Examined::Graceful => true,
+        };
+        if self.resources.get(&key).is_some_and(|l| l.held().is_some()) {
+            self.outputs.push_back(Output::StopHolder {
+                space_name,
+                resource_name,
+                graceful,
+            });
+        }
     }
 
     fn drain_lockspace(&mut self, now: Time, name: Name) {
@@ -659,6 +930,7 @@ impl Host {
         }
         let mut gone = false;
         let mut stop = false;
+        let mut examine = false;
         while let Some(event) = ls.delta.poll_event() {
             match event {
                 delta::Event::Acquired { generation, .. } => {
@@ -685,10 +957,13 @@ impl Host {
                 }
                 delta::Event::Renewed { lockspace, .. } => {
                     for notice in ls.table.scan(now, &lockspace) {
-                        self.outputs.push_back(Output::HostEvent {
-                            space_name: name,
-                            notice,
-                        });
+                        match notice {
+                            Notice::Examine { .. } => examine = true,
+                            notice => self.outputs.push_back(Output::HostEvent {
+                                space_name: name,
+                                notice,
+                            }),
+                        }
                     }
                     // A failed lockspace stays failed: a later success does not feed wdmd.
                     if ls.failed.is_none() {
@@ -730,6 +1005,9 @@ impl Host {
         }
         for req in requests {
             self.hand_out(Target::Lockspace(name), req);
+        }
+        if examine && !gone && !stop {
+            self.start_examines(now, name, None);
         }
         if gone {
             self.lockspaces.remove(&name);

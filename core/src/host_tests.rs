@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::ids::Lver;
 use crate::io::{DiskRef, IoError, IoOp};
 use crate::memdisk::MemDisk;
 use crate::ondisk::{lockspace_init, resource_init, ResourceInit, SectorSize};
@@ -415,4 +416,212 @@ fn set_event_goes_out_with_the_next_renewals_and_its_bit_expires() {
         sector(&w).leader.event(),
         crate::ondisk::HostEvent::default()
     );
+}
+
+/// Two hosts (host_ids 1 and 2) over the same in-memory disks, every I/O completed at once.
+struct Pair {
+    hosts: [Host; 2],
+    lockspace: MemDisk,
+    lease_disk: MemDisk,
+    now: Time,
+    log: Vec<(usize, Time, Output)>,
+    /// (host index, target, write?, offset) of every I/O, in order.
+    ios: Vec<(usize, Target, bool, u64)>,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        let w = World::new();
+        let host = |n: &str| {
+            let mut config = HostConfig::new(name(n));
+            config.kill_grace_s = 5;
+            Host::new(config)
+        };
+        let mut p = Pair {
+            hosts: [host("host1"), host("host2")],
+            lockspace: w.lockspace,
+            lease_disk: w.lease_disk,
+            now: w.now,
+            log: Vec::new(),
+            ios: Vec::new(),
+        };
+        for (i, id) in [(0, 1), (1, 2)] {
+            p.hosts[i].join(
+                p.now,
+                JoinRequest {
+                    space_name: name("LS"),
+                    host_id: HostId::new(id).unwrap(),
+                    geometry: g512(),
+                    offset: 0,
+                    io_timeout_s: N,
+                },
+            );
+        }
+        p.run_until(p.now + Duration::from_secs(2 * N));
+        p.log.clear();
+        p.hosts[0].acquire(p.now, name("LS"), name("R"), 0, AcquireRequest::default());
+        p.settle();
+        assert!(p.hosts[0].held(name("LS"), name("R")).is_some());
+        p.log.clear();
+        p.ios.clear();
+        p
+    }
+
+    fn settle(&mut self) {
+        for (i, host) in self.hosts.iter_mut().enumerate() {
+            while let Some((target, req)) = host.poll_io() {
+                let disk = match target.lease() {
+                    Some(_) if req.disk == DiskRef::Lease => &mut self.lease_disk,
+                    _ => &mut self.lockspace,
+                };
+                let write = matches!(req.op, IoOp::Write { .. });
+                self.ios.push((i, target, write, req.offset));
+                let result = disk.apply(&req);
+                host.handle_io(self.now, req.id, result);
+            }
+            while let Some(out) = host.poll_output() {
+                self.log.push((i, self.now, out));
+            }
+        }
+    }
+
+    fn run_until(&mut self, until: Time) {
+        self.settle();
+        loop {
+            let next = self.hosts.iter().filter_map(Host::poll_timeout).min();
+            match next {
+                Some(next) if next <= until => {
+                    self.now = next;
+                    for host in &mut self.hosts {
+                        host.handle_timeout(next);
+                    }
+                    self.settle();
+                }
+                _ => break,
+            }
+        }
+        self.now = until;
+    }
+
+    fn request(&mut self, force_mode: crate::ondisk::ForceMode) {
+        let args = RequestArgs {
+            lver: None,
+            force_mode,
+            next_lver: true,
+        };
+        self.hosts[1].request(self.now, name("LS"), name("R"), 0, args);
+        self.settle();
+    }
+
+    fn stop_holder_outputs(&self) -> Vec<(Time, bool)> {
+        self.log
+            .iter()
+            .filter_map(|(i, at, out)| match out {
+                Output::StopHolder {
+                    resource_name,
+                    graceful,
+                    ..
+                } if *i == 0 && *resource_name == name("R") => Some((*at, *graceful)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn a_force_request_reaches_the_holder_through_the_bitmap_and_stops_it() {
+    // §10.1-10.2 with N = 1: host 2 asks for lver 2 (FORCE); its renewals carry host 1's bit;
+    // host 1's next renewal finds it, reads the request record and says SIGKILL the holder.
+    let mut p = Pair::new();
+    let asked_at = p.now;
+    p.request(crate::ondisk::ForceMode::Force);
+    let req = Target::Request(name("LS"), name("R"));
+    assert_eq!(
+        p.ios,
+        vec![
+            (1, req.clone(), false, 0),
+            (1, req.clone(), false, 512),
+            (1, req.clone(), true, 512),
+        ],
+        "read leader, read request, write request"
+    );
+    assert!(p.log.iter().any(|(i, _, out)| *i == 1
+        && *out
+            == Output::RequestDone {
+                space_name: name("LS"),
+                resource_name: name("R"),
+                rv: 0
+            }));
+    let record =
+        crate::ondisk::RequestRecord::decode(&p.lease_disk.bytes()[512..1024], 512).unwrap();
+    assert_eq!(record.lver, Lver(2));
+    assert_eq!(record.force_mode, crate::ondisk::ForceMode::Force);
+
+    p.run_until(asked_at + Duration::from_secs(3 * 2 * N));
+    // Host 2's renewal wrote host 1's bit (byte 256 of its delta sector).
+    assert_eq!(p.lockspace.bytes()[512 + 256], 0x01);
+    let stops = p.stop_holder_outputs();
+    assert!(!stops.is_empty(), "host 1 never examined: {:?}", p.log);
+    let (at, graceful) = stops[0];
+    assert!(!graceful);
+    // Within two renewal intervals: host 2's renewal, then host 1's scan of it.
+    assert!(at <= asked_at + Duration::from_secs(2 * 2 * N), "{at}");
+    let examine = Target::Examine(name("LS"), name("R"));
+    assert_eq!(
+        p.ios
+            .iter()
+            .filter(|(_, t, _, _)| *t == examine)
+            .map(|(i, _, w, off)| (*i, *w, *off))
+            .collect::<Vec<_>>()[..1],
+        [(0, false, 512)],
+        "the examine is one read of the request sector"
+    );
+    // The per-sender throttle (set_bitmap = 6N) holds further examines back while the bit stays.
+    assert_eq!(stops.len(), 1, "{stops:?}");
+}
+
+#[test]
+fn a_graceful_request_asks_for_the_killpath_and_a_stale_one_for_nothing() {
+    let mut p = Pair::new();
+    p.request(crate::ondisk::ForceMode::Graceful);
+    p.run_until(p.now + Duration::from_secs(2 * 2 * N));
+    assert_eq!(p.stop_holder_outputs().len(), 1);
+    assert!(p.stop_holder_outputs()[0].1, "graceful");
+
+    // A request for a version we already hold means nothing to the holder.
+    let mut p = Pair::new();
+    let record = crate::ondisk::RequestRecord {
+        version: crate::ondisk::request::REQ_DISK_VERSION,
+        lver: Lver(1),
+        force_mode: crate::ondisk::ForceMode::Force,
+    };
+    p.lease_disk.bytes_mut()[512..536].copy_from_slice(&record.encode());
+    assert_eq!(p.hosts[0].examine(p.now, name("LS"), None), 1);
+    p.settle();
+    assert!(p.stop_holder_outputs().is_empty());
+    assert_eq!(p.hosts[0].examine(p.now, name("LS"), Some(name("NO"))), 0);
+}
+
+#[test]
+fn a_request_needs_a_live_lockspace_and_a_free_lease_writes_nothing() {
+    let mut p = Pair::new();
+    let args = RequestArgs {
+        lver: None,
+        force_mode: crate::ondisk::ForceMode::Force,
+        next_lver: true,
+    };
+    p.hosts[1].request(p.now, name("NO"), name("R"), 0, args);
+    p.settle();
+    assert!(p
+        .log
+        .iter()
+        .any(|(_, _, out)| matches!(out, Output::RequestDone { rv: -28, .. })));
+    p.hosts[0].release(p.now, name("LS"), name("R"));
+    p.settle();
+    p.ios.clear();
+    p.log.clear();
+    p.request(crate::ondisk::ForceMode::Force);
+    assert_eq!(p.ios.len(), 1, "only the leader read: {:?}", p.ios);
+    p.run_until(p.now + Duration::from_secs(3 * 2 * N));
+    assert_eq!(p.lockspace.bytes()[512 + 256], 0, "nobody to notify");
 }

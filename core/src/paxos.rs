@@ -622,6 +622,11 @@ impl PaxosLease {
         }
     }
 
+    /// What the machine was made for.
+    pub fn config(&self) -> &PaxosConfig {
+        &self.config
+    }
+
     /// The committed leader while held.
     pub fn held(&self) -> Option<&LeaderRecord> {
         match &self.phase {

@@ -10,7 +10,7 @@
 //! | --- | --- |
 //! | request with an lver or force_mode | read the leader sector (a free lease ends here, nothing written); read the request sector; write it |
 //! | request with neither (clears a request) | read the request sector; write it |
-//! | examine | read the request sector |
+//! | examine ([`Examination`]) | read the request sector |
 
 use crate::ids::{HostId, Lver};
 use crate::io::{Completion, DiskRef, IoBook, IoError, IoId, IoOp, IoRequest, IoResult, Pending};
@@ -143,6 +143,20 @@ impl Request {
         if self.io.expired(now, waiting) {
             self.io_done(now, Err(IoError::TimedOut));
         }
+    }
+
+    /// Gives up the request in whatever phase (SANLK_ERROR, as an aborted acquire reports); a
+    /// write already handed out may still land.
+    pub fn abort(&mut self, now: Time) {
+        self.io.tick(now);
+        let waiting = self.pending();
+        self.io.abandon(waiting);
+        if self.outcome.is_none() {
+            self.outcome = Some(RequestOutcome::Failed {
+                rv: crate::rv::SANLK_ERROR,
+            });
+        }
+        self.step = RequestStep::Done;
     }
 
     /// The next I/O to run.
@@ -310,6 +324,80 @@ pub fn examine(record_sector: &[u8], held_lver: Lver) -> Examined {
         Some(ForceMode::Force) => Examined::Kill,
         Some(ForceMode::Graceful) => Examined::Graceful,
         _ => Examined::Nothing,
+    }
+}
+
+/// The holder's read of a request record (§10.2 steps 1-3): one sector, one deadline. A read
+/// that fails or times out means nothing to do, as in sanlock (it only logs).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Examination {
+    held_lver: Lver,
+    io: IoBook,
+    pending: Option<Pending>,
+    verdict: Option<Examined>,
+}
+
+impl Examination {
+    /// Starts reading the request record of a lease we hold at `held_lver`.
+    pub fn start(now: Time, lease: &LeaseAddress, held_lver: Lver) -> Self {
+        let mut io = IoBook::default();
+        io.tick(now);
+        let len = lease.sector_len();
+        let pending = io.submit(
+            now,
+            DiskRef::Lease,
+            lease.request_offset(),
+            IoOp::Read { len },
+            lease.timeouts.io_timeout(),
+        );
+        Examination {
+            held_lver,
+            io,
+            pending: Some(pending),
+            verdict: None,
+        }
+    }
+
+    /// Hands in the completion of the read.
+    pub fn handle_io(&mut self, now: Time, id: IoId, result: IoResult) {
+        self.io.tick(now);
+        if let Completion::Deliver(result) = self.io.complete(now, id, self.pending, result) {
+            self.pending = None;
+            self.verdict = Some(match result {
+                Ok(sector) => examine(&sector, self.held_lver),
+                Err(_) => Examined::Nothing,
+            });
+        }
+    }
+
+    /// Hands in the passing of time: past its deadline the read means nothing.
+    pub fn handle_timeout(&mut self, now: Time) {
+        self.io.tick(now);
+        if self.io.expired(now, self.pending) {
+            self.pending = None;
+            self.verdict = Some(Examined::Nothing);
+        }
+    }
+
+    /// Gives up the read (the lease went away).
+    pub fn abort(&mut self) {
+        self.io.abandon(self.pending.take());
+        self.verdict.get_or_insert(Examined::Nothing);
+    }
+
+    /// The read to run.
+    pub fn poll_io(&mut self) -> Option<IoRequest> {
+        self.io.poll()
+    }
+
+    /// The read's deadline while it runs.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.pending.map(|io| io.deadline)
+    }
+
+    /// What the holder must suffer, once read.
+    pub fn verdict(&self) -> Option<Examined> {
+        self.verdict
     }
 }
 
@@ -492,5 +580,71 @@ mod tests {
             Examined::Nothing
         );
         assert_eq!(examine(&[0u8; 24], Lver(0)), Examined::Nothing, "bad magic");
+    }
+    #[test]
+    fn an_examine_read_that_fails_or_times_out_means_nothing_and_abort_stops_it() {
+        let now = Time::from_secs(1000);
+        let mut disk = disk(true);
+        let forced = RequestRecord {
+            version: REQ_DISK_VERSION,
+            lver: Lver(4),
+            force_mode: ForceMode::Force,
+        };
+        disk.bytes_mut()[512..536].copy_from_slice(&forced.encode());
+
+        // Completed in time: one read of sector 1, deadline N = 10 s.
+        let mut e = Examination::start(now, &address(), Lver(3));
+        let req = e.poll_io().unwrap();
+        assert_eq!(
+            (req.offset, req.deadline),
+            (512, now + Timeouts::new(10).io_timeout())
+        );
+        assert_eq!(e.poll_timeout(), Some(req.deadline));
+        e.handle_io(now, req.id, disk.apply(&req));
+        assert_eq!(e.verdict(), Some(Examined::Kill));
+        assert_eq!(e.poll_timeout(), None);
+
+        // An error.
+        let mut e = Examination::start(now, &address(), Lver(3));
+        let req = e.poll_io().unwrap();
+        e.handle_io(now, req.id, Err(IoError::Failed(5)));
+        assert_eq!(e.verdict(), Some(Examined::Nothing));
+
+        // The deadline passes; the late completion is dropped.
+        let mut e = Examination::start(now, &address(), Lver(3));
+        let req = e.poll_io().unwrap();
+        e.handle_timeout(req.deadline);
+        assert_eq!(e.verdict(), Some(Examined::Nothing));
+        e.handle_io(req.deadline, req.id, disk.apply(&req));
+        assert_eq!(e.verdict(), Some(Examined::Nothing));
+
+        // Aborted before the read completes.
+        let mut e = Examination::start(now, &address(), Lver(3));
+        let req = e.poll_io().unwrap();
+        e.abort();
+        e.handle_io(now, req.id, disk.apply(&req));
+        assert_eq!(e.verdict(), Some(Examined::Nothing));
+    }
+
+    #[test]
+    fn a_request_aborted_midway_reports_an_error_and_ignores_its_completion() {
+        let now = Time::from_secs(1000);
+        let mut disk = disk(true);
+        let args = RequestArgs {
+            lver: None,
+            force_mode: ForceMode::Force,
+            next_lver: true,
+        };
+        let mut r = Request::start(now, address(), args);
+        let req = r.poll_io().unwrap();
+        r.abort(now);
+        r.handle_io(now, req.id, disk.apply(&req));
+        assert_eq!(
+            r.outcome(),
+            Some(RequestOutcome::Failed {
+                rv: crate::rv::SANLK_ERROR
+            })
+        );
+        assert_eq!((r.poll_io(), r.poll_timeout()), (None, None));
     }
 }

@@ -1,10 +1,11 @@
 //! 2-4 whole hosts (core::host::Host) share one lockspace and two resources on in-memory disks:
 //! each joins with its own host_id, then acquires (exclusive or shared), converts and releases
-//! at random, with random I/O latencies (some past their deadline), stalls and crashes. The
-//! driver plays the parts outside core: processes holding leases die when the host says
-//! `StopHolders`, and the watchdog resets a host 60 s after the `expire` of its last
-//! `WatchdogArm` unless disarmed. After every step: an exclusive holder of a resource is alone,
-//! and every acquire of a lease version names the same owner.
+//! at random, asks for busy leases with requests (§10), with random I/O latencies (some past
+//! their deadline), stalls and crashes. The driver plays the parts outside core: processes
+//! holding leases die when the host says `StopHolders` or `StopHolder`, and the watchdog resets
+//! a host 60 s after the `expire` of its last `WatchdogArm` unless disarmed. After every step:
+//! an exclusive holder of a resource is alone, and every acquire of a lease version names the
+//! same owner.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,10 +15,12 @@ use proptest::prelude::*;
 use sanlock_core::host::{Host, HostConfig, JoinRequest, Output, Target};
 use sanlock_core::io::{DiskRef, IoRequest, IoResult};
 use sanlock_core::memdisk::MemDisk;
+use sanlock_core::ondisk::ForceMode;
 use sanlock_core::ondisk::{
     lockspace_init, resource_init, Geometry, Name, ResourceInit, SectorSize,
 };
 use sanlock_core::paxos::{self, AcquireRequest};
+use sanlock_core::requests::RequestArgs;
 use sanlock_core::rng::Rng;
 
 mod support;
@@ -64,6 +67,11 @@ enum Action {
         incarnation: u32,
         r: usize,
     },
+    /// Ask the holder of `r` to give it up (§10.1).
+    Request {
+        incarnation: u32,
+        r: usize,
+    },
     Pause {
         length: Duration,
     },
@@ -94,6 +102,8 @@ struct Sim {
     timeline: Vec<String>,
     acquisitions: u32,
     resets: u32,
+    /// Holders stopped because another host asked for their lease (§10.2).
+    stopped_by_request: u32,
 }
 
 impl Sim {
@@ -135,6 +145,7 @@ impl Sim {
             timeline: Vec::new(),
             acquisitions: 0,
             resets: 0,
+            stopped_by_request: 0,
         }
     }
 
@@ -334,6 +345,24 @@ impl Sim {
                     host.convert(now, name("LS"), name(RESOURCES[r]), !shared);
                 }
             }
+            Action::Request { incarnation, r } => {
+                if incarnation != inc {
+                    return Ok(());
+                }
+                let force_mode = if self.rng.below(2) == 0 {
+                    ForceMode::Force
+                } else {
+                    ForceMode::Graceful
+                };
+                if let Some(host) = self.nodes[n].host.as_mut() {
+                    let args = RequestArgs {
+                        lver: None,
+                        force_mode,
+                        next_lver: true,
+                    };
+                    host.request(now, name("LS"), name(RESOURCES[r]), (r as u64) << 20, args);
+                }
+            }
         }
         self.drain(n)
     }
@@ -419,6 +448,18 @@ impl Sim {
                         self.nodes[n].incarnation += 1;
                         return result;
                     }
+                    Output::StopHolder { resource_name, .. } => {
+                        // Asked for by another host: the holder exits and its lease is
+                        // released as for any exiting process (§8.4).
+                        let r = RESOURCES
+                            .iter()
+                            .position(|&x| name(x) == resource_name)
+                            .unwrap();
+                        if self.nodes[n].holding[r].take().is_some() {
+                            self.stopped_by_request += 1;
+                            host.release(self.local(n), name("LS"), resource_name);
+                        }
+                    }
                     Output::StopHolders { space_name, .. } => {
                         // The processes die at once.
                         self.nodes[n].holding = [None; 2];
@@ -480,6 +521,29 @@ impl Sim {
                                     result = Err(e);
                                 }
                                 self.nodes[n].holding[r] = Some(shared);
+                            }
+                            paxos::Event::AcquireFailed { rv }
+                                if rv != -17 && self.rng.below(3) == 0 =>
+                            {
+                                // Busy elsewhere: ask its holder to give it up, then retry.
+                                let at = self.now + millis(&mut self.rng, 2_000);
+                                self.schedule(
+                                    at,
+                                    n,
+                                    Action::Request {
+                                        incarnation: inc,
+                                        r,
+                                    },
+                                );
+                                let at = at + millis(&mut self.rng, 20_000);
+                                self.schedule(
+                                    at,
+                                    n,
+                                    Action::Acquire {
+                                        incarnation: inc,
+                                        r,
+                                    },
+                                );
                             }
                             paxos::Event::AcquireFailed { .. }
                             | paxos::Event::Released
@@ -547,14 +611,16 @@ fn runs_that_found_holes_pass() {
 
 #[test]
 fn leases_change_hands_between_whole_hosts_and_watchdogs_fire() {
-    let (mut acquisitions, mut resets) = (0, 0);
+    let (mut acquisitions, mut resets, mut stopped) = (0, 0, 0);
     for seed in 1..=12 {
         let sim = run_one(seed, 3);
         acquisitions += sim.acquisitions;
         resets += sim.resets;
+        stopped += sim.stopped_by_request;
     }
     assert!(acquisitions > 100, "only {acquisitions} acquisitions");
     assert!(resets > 0, "no watchdog reset was exercised");
+    assert!(stopped > 0, "no holder was stopped by a request");
 }
 
 /// Replays one run and prints its timeline:
