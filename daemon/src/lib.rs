@@ -3,7 +3,7 @@
 
 pub mod cli;
 pub mod direct;
-pub mod disk;
+pub use sanlock_backends::disk;
 
 use cli::options::{self, DirectAction, Mode};
 use cli::usage::USAGE;

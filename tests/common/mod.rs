@@ -221,7 +221,17 @@ pub struct LoopDevice {
 impl LoopDevice {
     /// Attaches `backing` with the given logical sector size.
     pub fn attach(backing: &Path, sector_size: u32) -> LoopDevice {
+        LoopDevice::attach_with(backing, sector_size, &[])
+    }
+
+    /// Attaches `backing` read-only (`losetup -r`).
+    pub fn attach_read_only(backing: &Path, sector_size: u32) -> LoopDevice {
+        LoopDevice::attach_with(backing, sector_size, &["--read-only"])
+    }
+
+    fn attach_with(backing: &Path, sector_size: u32, extra: &[&str]) -> LoopDevice {
         let out = Command::new("losetup")
+            .args(extra)
             .args(["--find", "--show", "--sector-size"])
             .arg(sector_size.to_string())
             .arg(backing)

@@ -16,7 +16,7 @@ use sanlock_core::ondisk::{
 use super::ENODEV;
 use crate::cli::locators::DumpPath;
 use crate::cli::options::Options;
-use crate::disk::Disk;
+use sanlock_backends::disk::Disk;
 
 const MIB: u64 = 1 << 20;
 /// How far the size search looks: one probe per MiB, 1024 of them.

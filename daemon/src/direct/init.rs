@@ -11,7 +11,7 @@ use sanlock_core::ondisk::{lockspace_init, resource_init, Geometry, Name, Resour
 use super::{geometry_from_options, monotime_s, EINVAL, ENODEV};
 use crate::cli::locators::ResourceArg;
 use crate::cli::options::Options;
-use crate::disk::{AlignedBuf, Disk, DiskKind};
+use sanlock_backends::disk::{AlignedBuf, Disk, DiskKind};
 
 /// -ENOSPC: the area does not fit on the device.
 const ENOSPC: i32 = -28;

@@ -12,7 +12,7 @@ use sanlock_core::rv::{SANLK_LEADER_DIFF, SANLK_LEADER_READ};
 use super::{given_sizes, EINVAL, ENODEV};
 use crate::cli::locators::ResourceArg;
 use crate::cli::options::Options;
-use crate::disk::Disk;
+use sanlock_backends::disk::Disk;
 
 /// Runs `direct read_leader`, printing `read_leader done <rv>` and the record.
 pub fn run(options: &Options, out: &mut Vec<u8>) -> i32 {

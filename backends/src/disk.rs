@@ -2,8 +2,9 @@
 //! actions: `O_RDWR | O_DIRECT | O_SYNC`, page-aligned buffers, files treated as 512-byte
 //! sectors, block devices asked for their logical sector size.
 //!
-//! This is plain blocking I/O for the command line. The daemon's I/O, with deadlines, goes
-//! through the storage backends.
+//! [`Disk::read`] and [`Disk::write`] are plain blocking I/O, for the command line's `direct`
+//! actions and for the file backend's worker threads; the daemon's I/O, with deadlines, goes
+//! through a [`crate::Storage`].
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -23,6 +24,7 @@ pub struct Disk {
     fd: OwnedFd,
     path: Vec<u8>,
     kind: DiskKind,
+    read_only: bool,
 }
 
 /// What sits behind a path.
@@ -72,11 +74,21 @@ impl fmt::Display for DiskError {
 }
 
 /// EMSGSIZE: sanlock's result for a read or write that moved fewer bytes than asked.
-const EMSGSIZE: i32 = 90;
+pub const EMSGSIZE: i32 = 90;
 
 impl Disk {
     /// Opens `path` as sanlock does (diskio.c `open_disk`) and learns its kind.
     pub fn open(path: &[u8]) -> Result<Disk, DiskError> {
+        Disk::open_with(path, OFlags::RDWR)
+    }
+
+    /// Opens `path` for reading only (O_RDONLY | O_DIRECT), for readers of disks they may not
+    /// write.
+    pub fn open_read_only(path: &[u8]) -> Result<Disk, DiskError> {
+        Disk::open_with(path, OFlags::RDONLY)
+    }
+
+    fn open_with(path: &[u8], access: OFlags) -> Result<Disk, DiskError> {
         let fail = |op, e: Errno| DiskError {
             op,
             path: path.to_vec(),
@@ -87,7 +99,7 @@ impl Disk {
         let os_path = OsStr::from_bytes(path);
         let fd = fs::open(
             os_path,
-            OFlags::RDWR | OFlags::DIRECT | OFlags::SYNC | OFlags::CLOEXEC,
+            access | OFlags::DIRECT | OFlags::SYNC | OFlags::CLOEXEC,
             Mode::empty(),
         )
         .map_err(|e| fail("open", e))?;
@@ -112,11 +124,26 @@ impl Disk {
                 })
             }
         };
+        // A read-only block device (`losetup -r`, a write-protected LUN) opens read-write and
+        // fails each write; say so up front.
+        let device_read_only = matches!(kind, DiskKind::Block { .. }) && block_read_only(&fd);
         Ok(Disk {
             fd,
             path: path.to_vec(),
             kind,
+            read_only: access == OFlags::RDONLY || device_read_only,
         })
+    }
+
+    /// Whether it was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// The open file descriptor (for a backend's own submission path).
+    pub fn fd(&self) -> rustix::fd::BorrowedFd<'_> {
+        use rustix::fd::AsFd;
+        self.fd.as_fd()
     }
 
     /// The path it was opened with.
@@ -144,6 +171,13 @@ impl Disk {
     /// EMSGSIZE, as sanlock's aio path reports it.
     pub fn read(&self, offset: u64, len: usize) -> Result<AlignedBuf, DiskError> {
         let mut buf = AlignedBuf::zeroed(len);
+        self.read_into(offset, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// Fills `buf` from `offset` (see [`Disk::read`]).
+    pub fn read_into(&self, offset: u64, buf: &mut AlignedBuf) -> Result<(), DiskError> {
+        let len = buf.as_ref().len();
         let mut done = 0;
         while done < len {
             match rustix::io::pread(&self.fd, &mut buf.as_mut()[done..], offset + done as u64) {
@@ -153,7 +187,7 @@ impl Disk {
                 Err(e) => return Err(self.errno("read", offset, e)),
             }
         }
-        Ok(buf)
+        Ok(())
     }
 
     /// Writes all of `data` at `offset`; the open is O_SYNC, so it is on disk on return.
@@ -190,6 +224,15 @@ impl Disk {
             reason: format!("only {done} of {len} bytes (past the end of the disk?)"),
         }
     }
+}
+
+/// BLKROGET: whether a block device is read-only (an error counts as writable; writes will say).
+fn block_read_only(fd: &OwnedFd) -> bool {
+    const BLKROGET: rustix::ioctl::Opcode = 0x125e; // _IO(0x12, 94)
+                                                    // SAFETY: BLKROGET writes one C int through the pointer the getter provides.
+    let getter = unsafe { rustix::ioctl::Getter::<BLKROGET, std::ffi::c_int>::new() };
+    // SAFETY: the fd is an open block device and the getter matches the ioctl's ABI.
+    unsafe { rustix::ioctl::ioctl(fd, getter) }.is_ok_and(|ro| ro != 0)
 }
 
 /// A zero-initialised buffer whose start is 4096-byte aligned, as O_DIRECT wants. Built from an

@@ -1,0 +1,209 @@
+//! The O_DIRECT file backend: lease files on local file systems and on kernel-mounted NFS
+//! (and block devices, when io_uring is not wanted). Each I/O is a blocking `pread`/`pwrite`
+//! on `O_DIRECT | O_SYNC`, as sanlock's diskio does without aio, run on a worker thread so
+//! that a hung file system stalls only that thread: the I/O is reported timed out at its
+//! deadline and its buffer stays with the thread until the kernel returns.
+//!
+//! Files use 512-byte sectors, as sanlock assumes (`FileStorage::open_with_sector_size` says
+//! otherwise); block devices their logical sector size.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use sanlock_core::io::{IoError, IoId, IoOp, IoResult};
+use sanlock_core::ondisk::SectorSize;
+
+use crate::disk::{AlignedBuf, Disk, DiskError, DiskKind, EMSGSIZE};
+use crate::storage::{check, Completed, DiskId, DiskInfo, Inbox, Io, Stats, Storage};
+
+/// Threads the backend may grow to. Beyond it I/Os wait for a thread (and time out at their
+/// deadline if none frees up): a hung file system cannot make the daemon spawn without end.
+pub const MAX_WORKERS: usize = 64;
+
+/// The O_DIRECT file backend.
+pub struct FileStorage {
+    disks: Vec<(DiskInfo, Arc<Disk>)>,
+    inbox: Inbox,
+    jobs: mpsc::Sender<Job>,
+    queue: Arc<Mutex<mpsc::Receiver<Job>>>,
+    idle: Arc<AtomicUsize>,
+    /// Jobs sent and not yet taken by a thread.
+    queued: Arc<AtomicUsize>,
+    /// Jobs handed to threads and not yet returned by the kernel.
+    running: Arc<AtomicUsize>,
+    workers: usize,
+}
+
+struct Job {
+    id: IoId,
+    disk: Arc<Disk>,
+    offset: u64,
+    write: bool,
+    buf: AlignedBuf,
+    done: tokio::sync::mpsc::UnboundedSender<(IoId, IoResult)>,
+}
+
+impl Default for FileStorage {
+    fn default() -> Self {
+        FileStorage::new()
+    }
+}
+
+impl FileStorage {
+    /// A backend with no disks and no threads yet.
+    pub fn new() -> Self {
+        let (jobs, queue) = mpsc::channel();
+        FileStorage {
+            disks: Vec::new(),
+            inbox: Inbox::default(),
+            jobs,
+            queue: Arc::new(Mutex::new(queue)),
+            idle: Arc::new(AtomicUsize::new(0)),
+            queued: Arc::new(AtomicUsize::new(0)),
+            running: Arc::new(AtomicUsize::new(0)),
+            workers: 0,
+        }
+    }
+
+    /// Opens a lease file or block device (read-write, or read-only when that is all the
+    /// permissions allow). Files get 512-byte sectors.
+    pub fn open(&mut self, path: &str) -> Result<DiskId, DiskError> {
+        self.open_with_sector_size(path, None)
+    }
+
+    /// As [`FileStorage::open`], with the sector size of a file given (4096 for a file made
+    /// for 4K leases).
+    pub fn open_with_sector_size(
+        &mut self,
+        path: &str,
+        file_sector: Option<SectorSize>,
+    ) -> Result<DiskId, DiskError> {
+        let disk = match Disk::open(path.as_bytes()) {
+            // EACCES, EROFS, or EPERM (an immutable file): read what we may.
+            Err(e) if matches!(e.errno, 1 | 13 | 30) => Disk::open_read_only(path.as_bytes())?,
+            other => other?,
+        };
+        let (sector_size, size) = match disk.kind() {
+            DiskKind::File => (file_sector.unwrap_or(SectorSize::Bytes512), None),
+            DiskKind::Block { size, .. } => {
+                let ss = disk.sector_size().ok_or_else(|| DiskError {
+                    op: "open",
+                    path: path.as_bytes().to_vec(),
+                    offset: None,
+                    errno: 22,
+                    reason: "logical sector size is neither 512 nor 4096".into(),
+                })?;
+                (ss, Some(size))
+            }
+        };
+        let info = DiskInfo {
+            name: path.to_string(),
+            sector_size,
+            size,
+            read_only: disk.is_read_only(),
+        };
+        self.disks.push((info, Arc::new(disk)));
+        Ok(DiskId(self.disks.len() - 1))
+    }
+
+    fn ensure_worker(&mut self) {
+        // One idle thread per queued job, so that a batch runs concurrently.
+        if self.idle.load(Ordering::Acquire) > self.queued.load(Ordering::Acquire)
+            || self.workers >= MAX_WORKERS
+        {
+            return;
+        }
+        let queue = Arc::clone(&self.queue);
+        let idle = Arc::clone(&self.idle);
+        let queued = Arc::clone(&self.queued);
+        let running = Arc::clone(&self.running);
+        // Counted idle before it starts, so that the next job does not spawn another.
+        idle.fetch_add(1, Ordering::AcqRel);
+        std::thread::Builder::new()
+            .name(format!("sanlock-io-{}", self.workers))
+            .spawn(move || worker(&queue, &idle, &queued, &running))
+            .expect("spawning an I/O thread");
+        self.workers += 1;
+    }
+}
+
+fn worker(
+    queue: &Mutex<mpsc::Receiver<Job>>,
+    idle: &AtomicUsize,
+    queued: &AtomicUsize,
+    running: &AtomicUsize,
+) {
+    loop {
+        let job = queue.lock().expect("no worker panics holding it").recv();
+        let Ok(mut job) = job else {
+            return; // the backend is gone
+        };
+        queued.fetch_sub(1, Ordering::AcqRel);
+        idle.fetch_sub(1, Ordering::AcqRel);
+        let result = if job.write {
+            job.disk.write(job.offset, &job.buf).map(|()| Vec::new())
+        } else {
+            job.disk
+                .read_into(job.offset, &mut job.buf)
+                .map(|()| job.buf.as_ref().to_vec())
+        };
+        let result = result.map_err(|e| match e.errno {
+            EMSGSIZE => IoError::Short,
+            errno => IoError::Failed(errno),
+        });
+        running.fetch_sub(1, Ordering::AcqRel);
+        // The backend may be gone; a late completion has nowhere to go, which is fine.
+        let _ = job.done.send((job.id, result));
+        idle.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+#[async_trait]
+impl Storage for FileStorage {
+    fn disk(&self, disk: DiskId) -> Option<&DiskInfo> {
+        self.disks.get(disk.0).map(|(info, _)| info)
+    }
+
+    fn submit(&mut self, ios: Vec<Io>) {
+        for io in ios {
+            let refusal = check(&io, self.disk(io.disk));
+            if !self.inbox.deadlines.start(&io, refusal) {
+                continue;
+            }
+            let disk = Arc::clone(&self.disks[io.disk.0].1);
+            let (write, buf) = match &io.op {
+                IoOp::Read { len } => (false, AlignedBuf::zeroed(*len)),
+                IoOp::Write { data } => (true, AlignedBuf::from_slice(data)),
+            };
+            self.ensure_worker();
+            self.queued.fetch_add(1, Ordering::AcqRel);
+            self.running.fetch_add(1, Ordering::AcqRel);
+            let job = Job {
+                id: io.id,
+                disk,
+                offset: io.offset,
+                write,
+                buf,
+                done: self.inbox.sender(),
+            };
+            self.jobs
+                .send(job)
+                .expect("workers hold the queue while the backend lives");
+        }
+    }
+
+    async fn completions(&mut self) -> Vec<Completed> {
+        self.inbox.completions().await
+    }
+
+    fn stats(&self) -> Stats {
+        let mut stats = self.inbox.deadlines.stats();
+        stats.abandoned_buffers = self
+            .running
+            .load(Ordering::Acquire)
+            .saturating_sub(stats.in_flight);
+        stats
+    }
+}
