@@ -13,9 +13,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{LoopDevice, Scratch};
+use common::{Ganesha, LoopDevice, Scratch};
 use sanlock_backends::faults::{Fault, FaultKind, Faulty};
 use sanlock_backends::file::FileStorage;
+use sanlock_backends::nfs::{NfsStorage, NfsTarget};
 use sanlock_backends::storage::{EINVAL, ENOSPC, EROFS};
 use sanlock_backends::uring::UringStorage;
 use sanlock_backends::{clock, Completed, DiskId, Io, Storage};
@@ -94,7 +95,7 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn file_rig(scratch: &Scratch) -> Option<Rig> {
+async fn file_rig(scratch: &Scratch) -> Option<Rig> {
     let path = scratch.path("disk");
     std::fs::File::create(&path)
         .unwrap()
@@ -113,7 +114,7 @@ fn file_rig(scratch: &Scratch) -> Option<Rig> {
     })
 }
 
-fn uring_rig(scratch: &Scratch, ss: u32) -> Option<Rig> {
+async fn uring_rig(scratch: &Scratch, ss: u32) -> Option<Rig> {
     if let Err(why) = common::loop_devices_available() {
         eprintln!("skipped: {why}");
         return None;
@@ -139,6 +140,44 @@ fn uring_rig(scratch: &Scratch, ss: u32) -> Option<Rig> {
     })
 }
 
+/// One NFS server at a time: ganesha keeps some state in fixed places.
+static NFS_SERVER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[allow(
+    clippy::await_holding_lock,
+    reason = "a test-wide lock that serialises NFS servers across test threads, each with its own runtime"
+)]
+async fn nfs_rig(scratch: &Scratch) -> Option<Rig> {
+    if let Some(why) = Ganesha::unavailable() {
+        eprintln!("skipped: {why}");
+        return None;
+    }
+    let serial = NFS_SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Ganesha::start(scratch);
+    let local = server.export.join("disk");
+    std::fs::File::create(&local)
+        .unwrap()
+        .set_len(DISK_SIZE)
+        .unwrap();
+    let mut target = NfsTarget::new("127.0.0.1", server.export.to_str().unwrap(), "disk");
+    target.ports = Some((server.mount_port, server.nfs_port));
+    let mut storage = NfsStorage::new();
+    let disk = storage
+        .open(&target, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(!storage.disk(disk).unwrap().read_only);
+    Some(Rig {
+        storage: Box::new(storage),
+        disk,
+        local,
+        ss: 512,
+        fixed: false,
+        next_id: 0,
+        _keep: vec![Box::new(server), Box::new(serial)],
+    })
+}
+
 /// Every case, for one rig maker.
 macro_rules! conformance {
     ($module:ident, $make:expr) => {
@@ -149,7 +188,7 @@ macro_rules! conformance {
                 let scratch = Scratch::new(label);
                 let rt = runtime();
                 rt.block_on(async {
-                    let Some(mut rig) = ($make)(&scratch) else {
+                    let Some(mut rig) = ($make)(&scratch).await else {
                         return;
                     };
                     case(&mut rig, &scratch).await;
@@ -201,8 +240,9 @@ macro_rules! conformance {
 }
 
 conformance!(file, file_rig);
-conformance!(uring_512, |s: &Scratch| uring_rig(s, 512));
-conformance!(uring_4096, |s: &Scratch| uring_rig(s, 4096));
+conformance!(uring_512, async |s: &Scratch| uring_rig(s, 512).await);
+conformance!(uring_4096, async |s: &Scratch| uring_rig(s, 4096).await);
+conformance!(nfs, nfs_rig);
 
 async fn writes_are_read_back(rig: &mut Rig) {
     let ss = rig.ss;
@@ -549,5 +589,91 @@ fn a_read_only_loop_device_opens_for_reading_and_refuses_writes() {
         got.sort_by_key(|c| c.id);
         assert_eq!(got[0].result, Ok(vec![9u8; 512]));
         assert_eq!(got[1].result, Err(IoError::Failed(EROFS)));
+    });
+}
+
+#[test]
+fn a_hung_nfs_server_fails_ios_at_their_deadline_and_the_caller_stays_responsive() {
+    if let Some(why) = Ganesha::unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let _serial = NFS_SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("nfs-hang");
+    let server = Ganesha::start(&scratch);
+    std::fs::File::create(server.export.join("disk"))
+        .unwrap()
+        .set_len(DISK_SIZE)
+        .unwrap();
+    let mut target = NfsTarget::new("127.0.0.1", server.export.to_str().unwrap(), "disk");
+    target.ports = Some((server.mount_port, server.nfs_port));
+    runtime().block_on(async {
+        let mut storage = NfsStorage::new();
+        let disk = storage
+            .open(&target, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let io = |id, offset, op, ms| Io {
+            id: IoId(id),
+            disk,
+            offset,
+            op,
+            deadline: clock::now() + Duration::from_millis(ms),
+        };
+        storage.submit(vec![io(1, 0, IoOp::Write { data: vec![5; 512] }, 5000)]);
+        assert_eq!(storage.completions().await[0].result, Ok(Vec::new()));
+
+        server.stop();
+        // A task that should run every 10 ms, to see that waiting on NFS blocks nothing.
+        let ticker = tokio::spawn(async {
+            let mut worst = Duration::ZERO;
+            let mut last = std::time::Instant::now();
+            for _ in 0..200 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                worst = worst.max(last.elapsed());
+                last = std::time::Instant::now();
+            }
+            worst
+        });
+        let start = clock::now();
+        storage.submit(vec![
+            io(2, 0, IoOp::Read { len: 1 << 20 }, 1000),
+            io(3, 512, IoOp::Write { data: vec![6; 512] }, 1500),
+        ]);
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            for c in storage.completions().await {
+                got.push((c.id.0, c.result, clock::now().saturating_since(start)));
+            }
+        }
+        got.sort_by_key(|g| g.0);
+        for ((id, result, at), due) in got.iter().zip([1000u64, 1500]) {
+            assert_eq!(*result, Err(IoError::TimedOut), "io {id}");
+            let due = Duration::from_millis(due);
+            assert!(
+                *at >= due && *at < due + Duration::from_millis(300),
+                "io {id} at {at:?}"
+            );
+        }
+        let worst = ticker.await.unwrap();
+        assert!(
+            worst < Duration::from_millis(100),
+            "the runtime stalled {worst:?}"
+        );
+
+        // A new mount against the hung server gives up at its timeout too.
+        let t0 = std::time::Instant::now();
+        let err = NfsStorage::new()
+            .open(&target, Duration::from_millis(500))
+            .await
+            .unwrap_err();
+        assert!(t0.elapsed() < Duration::from_millis(800), "{err}");
+        assert!(err.to_string().contains("no answer within"), "{err}");
+
+        // The server comes back: the next I/O reconnects and works.
+        server.resume();
+        storage.submit(vec![io(4, 0, IoOp::Read { len: 512 }, 10_000)]);
+        assert_eq!(storage.completions().await[0].result, Ok(vec![5; 512]));
+        assert_eq!(storage.stats().timed_out, 2);
     });
 }

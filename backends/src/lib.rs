@@ -11,6 +11,7 @@ pub mod clock;
 pub mod disk;
 pub mod faults;
 pub mod file;
+pub mod nfs;
 
 pub mod storage;
 pub mod uring;

@@ -368,3 +368,119 @@ impl Drop for CDaemon {
         let _ = self.daemon.wait();
     }
 }
+
+/// An nfs-ganesha server on 127.0.0.1 exporting a scratch folder over NFSv3 (TCP), on ports of
+/// its own; stopped when dropped. Needs root, ganesha.nfsd and rpcbind (started if absent:
+/// ganesha will not serve without registering).
+pub struct Ganesha {
+    pub export: PathBuf,
+    pub mount_port: u16,
+    pub nfs_port: u16,
+    child: Child,
+}
+
+impl Ganesha {
+    /// Why a server cannot be started here, if it cannot.
+    pub fn unavailable() -> Option<String> {
+        if !rustix::process::geteuid().is_root() {
+            return Some("needs root for nfs-ganesha".into());
+        }
+        for bin in ["/usr/bin/ganesha.nfsd", "/usr/sbin/rpcbind"] {
+            if !Path::new(bin).exists() {
+                return Some(format!(
+                    "{bin} is not installed (apt-get install nfs-ganesha nfs-ganesha-vfs rpcbind)"
+                ));
+            }
+        }
+        None
+    }
+
+    /// Starts a server exporting `scratch`'s folder `export`, and waits until it answers.
+    pub fn start(scratch: &Scratch) -> Ganesha {
+        if std::net::TcpStream::connect("127.0.0.1:111").is_err() {
+            let status = Command::new("/usr/sbin/rpcbind")
+                .arg("-w")
+                .status()
+                .unwrap();
+            assert!(status.success(), "rpcbind did not start");
+        }
+        let export = scratch.path("export");
+        fs::create_dir_all(&export).unwrap();
+        // Ports of our own, so that servers of earlier runs do not answer for this one.
+        let base = 21000 + (std::process::id() % 400) as u16 * 4 + {
+            static N: AtomicUsize = AtomicUsize::new(0);
+            (N.fetch_add(1, Ordering::Relaxed) % 4) as u16 * 1600
+        };
+        let (nfs_port, mount_port) = (base, base + 1);
+        let conf = scratch.path("ganesha.conf");
+        fs::write(
+            &conf,
+            format!(
+                "NFS_CORE_PARAM {{ Protocols = 3; NFS_Port = {nfs_port}; MNT_Port = {mount_port};
+    NLM_Port = {}; Rquota_Port = {}; Bind_addr = 127.0.0.1;
+    Enable_NLM = false; Enable_RQUOTA = false; }}
+NFS_KRB5 {{ Active_krb5 = false; }}
+EXPORT {{ Export_Id = 1; Path = {p}; Pseudo = {p}; Access_Type = RW;
+    Squash = No_Root_Squash; Protocols = 3; Transports = TCP; SecType = sys;
+    FSAL {{ Name = VFS; }} }}
+",
+                base + 2,
+                base + 3,
+                p = export.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("/usr/bin/ganesha.nfsd")
+            .arg("-F")
+            .arg("-L")
+            .arg(scratch.path("ganesha.log"))
+            .arg("-f")
+            .arg(&conf)
+            .arg("-p")
+            .arg(scratch.path("ganesha.pid"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ganesha.nfsd");
+        let g = Ganesha {
+            export,
+            mount_port,
+            nfs_port,
+            child,
+        };
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", mount_port)).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "ganesha did not listen on {mount_port}: {}",
+                fs::read_to_string(scratch.path("ganesha.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        g
+    }
+
+    /// SIGSTOP: the server hangs, as a stalled NFS server does.
+    pub fn stop(&self) {
+        self.signal(rustix::process::Signal::STOP);
+    }
+
+    /// SIGCONT.
+    pub fn resume(&self) {
+        self.signal(rustix::process::Signal::CONT);
+    }
+
+    fn signal(&self, sig: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, sig).unwrap();
+    }
+}
+
+impl Drop for Ganesha {
+    fn drop(&mut self) {
+        self.resume();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
