@@ -76,7 +76,7 @@ impl Rig {
                     .iter()
                     .find(|c| c.id == *id)
                     .expect("each I/O completes");
-                c.result.clone()
+                c.result.clone().map(|b| b.to_vec())
             })
             .collect()
     }
@@ -587,7 +587,7 @@ fn a_read_only_loop_device_opens_for_reading_and_refuses_writes() {
             got.extend(storage.completions().await);
         }
         got.sort_by_key(|c| c.id);
-        assert_eq!(got[0].result, Ok(vec![9u8; 512]));
+        assert_eq!(got[0].result, Ok(vec![9u8; 512].into()));
         assert_eq!(got[1].result, Err(IoError::Failed(EROFS)));
     });
 }
@@ -621,7 +621,7 @@ fn a_hung_nfs_server_fails_ios_at_their_deadline_and_the_caller_stays_responsive
             deadline: clock::now() + Duration::from_millis(ms),
         };
         storage.submit(vec![io(1, 0, IoOp::Write { data: vec![5; 512] }, 5000)]);
-        assert_eq!(storage.completions().await[0].result, Ok(Vec::new()));
+        assert_eq!(storage.completions().await[0].result, Ok(Vec::new().into()));
 
         server.stop();
         // A task that should run every 10 ms, to see that waiting on NFS blocks nothing.
@@ -673,7 +673,10 @@ fn a_hung_nfs_server_fails_ios_at_their_deadline_and_the_caller_stays_responsive
         // The server comes back: the next I/O reconnects and works.
         server.resume();
         storage.submit(vec![io(4, 0, IoOp::Read { len: 512 }, 10_000)]);
-        assert_eq!(storage.completions().await[0].result, Ok(vec![5; 512]));
+        assert_eq!(
+            storage.completions().await[0].result,
+            Ok(vec![5; 512].into())
+        );
         assert_eq!(storage.stats().timed_out, 2);
     });
 }

@@ -256,6 +256,21 @@ impl AlignedBuf {
         }
     }
 
+    /// How many bytes it can hold without reallocating.
+    pub fn capacity(&self) -> usize {
+        self.storage.len() - self.start
+    }
+
+    /// Makes it `len` bytes long, keeping its memory (and whatever bytes it held: the caller
+    /// overwrites them). False, unchanged, when `len` exceeds its capacity.
+    pub fn reuse(&mut self, len: usize) -> bool {
+        if len > self.capacity() {
+            return false;
+        }
+        self.len = len;
+        true
+    }
+
     /// A copy of `data` in an aligned buffer.
     pub fn from_slice(data: &[u8]) -> Self {
         let mut buf = AlignedBuf::zeroed(data.len());

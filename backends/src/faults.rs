@@ -103,12 +103,13 @@ impl<S: Storage> Faulty<S> {
         let Some(&(_, disk, offset)) = self.corrupt.iter().find(|c| c.0 == completed.id) else {
             return;
         };
-        let Ok(bytes) = &mut completed.result else {
+        let Ok(read) = &completed.result else {
             return;
         };
         let Some(ss) = self.inner.disk(disk).map(|d| d.sector_size.as_usize()) else {
             return;
         };
+        let mut bytes = read.to_vec();
         for fault in self.faults.iter().filter(|f| f.kind == FaultKind::Corrupt) {
             for (i, sector) in bytes.chunks_mut(ss).enumerate() {
                 let at = offset + (i * ss) as u64;
@@ -117,6 +118,7 @@ impl<S: Storage> Faulty<S> {
                 }
             }
         }
+        completed.result = Ok(bytes.into());
     }
 
     fn take_own_ready(&mut self, now: Time) -> Vec<Completed> {

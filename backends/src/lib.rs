@@ -1,18 +1,21 @@
 //! Storage backends: they run sanlock-core's I/O requests against real disks, each bounded by
-//! its deadline, so that the daemon never hangs on storage.
+//! its deadline, so that the daemon never hangs on storage. All of them open disks as sanlock
+//! does (`O_DIRECT | O_SYNC`), check every I/O against the disk's sector size and size before it
+//! is queued, report each I/O exactly once (bytes, error, or timed out at its deadline), and
+//! keep a buffer the kernel or server may still use until it is done with it.
 //!
 //! | backend | for | how |
 //! | --- | --- | --- |
-//! | [`file::FileStorage`] | files on local or kernel-mounted NFS file systems | `pread`/`pwrite` on `O_DIRECT \| O_SYNC`, on worker threads |
-//! | [`uring::UringStorage`] | block devices (SAN LUNs, LVs, loop devices) | one io_uring, many I/Os in flight, linked timeouts |
+//! | [`uring::UringStorage`] | block devices (SAN LUNs, LVs, loop devices) and files | one io_uring, many I/Os in flight, linked timeouts |
+//! | [`file::FileStorage`] | the same, where io_uring is not allowed | `pread`/`pwrite` on `O_DIRECT \| O_SYNC`, on worker threads |
 //! | [`nfs::NfsStorage`] | files on an NFSv3 server, without a kernel mount | NFSv3 from user space, FILE_SYNC writes, a deadline per RPC |
 //! | [`faults::Faulty`] | tests | wraps any backend: delays, errors, hangs, corrupt sectors |
+pub mod buffers;
 pub mod clock;
 pub mod disk;
 pub mod faults;
 pub mod file;
 pub mod nfs;
-
 pub mod storage;
 pub mod uring;
 

@@ -291,7 +291,7 @@ async fn run_job(remote: &Remote, conn: &mut Option<Connection>, job: &Job) -> I
         IoOp::Read { len } => read(remote, c, job.offset, *len).await,
         IoOp::Write { data } => write(remote, c, job.offset, data)
             .await
-            .map(|()| Vec::new()),
+            .map(|()| bytes::Bytes::new()),
     }
 }
 
@@ -323,7 +323,7 @@ async fn read(remote: &Remote, c: &mut Connection, offset: u64, len: usize) -> I
             Err(_) => return Err(IoError::Failed(EIO)),
         }
     }
-    Ok(out)
+    Ok(bytes::Bytes::from(out))
 }
 
 async fn write(

@@ -187,8 +187,16 @@ impl Deadlines {
         }
     }
 
+    /// Whether `id` is still waited for (neither completed nor timed out).
+    pub fn is_pending(&self, id: IoId) -> bool {
+        self.pending.contains_key(&id)
+    }
+
     /// Reports every I/O whose deadline is at or before `now` as timed out.
     pub fn expire(&mut self, now: Time) {
+        if self.next_deadline().is_none_or(|d| d > now) {
+            return;
+        }
         let expired: Vec<IoId> = self
             .pending
             .iter()
@@ -367,10 +375,10 @@ mod tests {
         assert!(d.start(&b, Ok(())));
         assert!(d.start(&c, Ok(())));
         assert_eq!(d.next_deadline(), Some(Time::from_secs(10)));
-        d.finish(Time::from_secs(5), IoId(1), Ok(vec![1]));
+        d.finish(Time::from_secs(5), IoId(1), Ok(vec![1].into()));
         d.expire(Time::from_secs(10));
-        d.finish(Time::from_secs(11), IoId(2), Ok(vec![2]));
-        d.finish(Time::from_secs(20), IoId(3), Ok(vec![3]));
+        d.finish(Time::from_secs(11), IoId(2), Ok(vec![2].into()));
+        d.finish(Time::from_secs(20), IoId(3), Ok(vec![3].into()));
         let got: Vec<(u64, IoResult)> = d
             .take_ready()
             .into_iter()
@@ -380,7 +388,7 @@ mod tests {
             got,
             vec![
                 (1, Err(IoError::Failed(EINVAL))),
-                (1, Ok(vec![1])),
+                (1, Ok(vec![1].into())),
                 (2, Err(IoError::TimedOut)),
                 (3, Err(IoError::TimedOut)),
             ]

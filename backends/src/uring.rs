@@ -1,9 +1,10 @@
 //! The io_uring backend, for block devices (it runs files too): one ring per backend, many
-//! I/Os in flight, each read or write linked to a timeout at its deadline so the kernel tries
-//! to cancel it then. Whatever the kernel manages, the I/O is reported timed out at its
-//! deadline; its buffer stays in the backend's slot table until the kernel posts the
-//! completion (a device that never answers keeps the slot, as a pending aio keeps sanlock's
-//! buffer). The ring's file descriptor is polled by tokio, so waiting costs no thread.
+//! I/Os in flight. An I/O still in the ring at its deadline is reported timed out then, and an
+//! async cancel is sent for it (block I/O rarely can be cancelled; a linked timeout per I/O
+//! would cost every I/O a kernel timer for the rare one that needs it). Its buffer stays in
+//! the backend's slot table until the kernel posts the completion (a device that never
+//! answers keeps the slot, as a pending aio keeps sanlock's buffer). The ring's file
+//! descriptor is polled by tokio, so waiting costs no thread.
 //!
 //! Offsets and lengths are checked against the device's logical sector size (BLKSSZGET) and
 //! size before anything is queued.
@@ -16,17 +17,18 @@ use io_uring::{opcode, squeue, types, IoUring};
 use sanlock_core::io::{IoError, IoId, IoOp};
 use tokio::io::unix::AsyncFd;
 
+use crate::buffers::BufferPool;
 use crate::disk::{AlignedBuf, Disk, DiskError, DiskKind};
 use crate::storage::{check, Completed, Deadlines, DiskId, DiskInfo, Io, Stats, Storage};
 
-/// Submission queue entries; each I/O takes two (the I/O and its linked timeout).
+/// Submission queue entries; each I/O takes one, and one more if it has to be cancelled.
 const RING_ENTRIES: u32 = 256;
 /// I/Os in the ring at once; the rest wait in the backlog. Half the entries, so the completion
 /// queue (twice the entries) never overflows.
 const MAX_IN_RING: usize = (RING_ENTRIES / 2) as usize;
-/// user_data of a linked timeout's own completion, which says nothing we need.
-const TIMEOUT_TAG: u64 = u64::MAX;
-/// ECANCELED: the linked timeout cancelled the I/O at its deadline.
+/// user_data of a cancel request's own completion, which says nothing we need.
+const CANCEL_TAG: u64 = u64::MAX;
+/// ECANCELED: the I/O was cancelled after its deadline.
 const ECANCELED: i32 = 125;
 
 /// The io_uring backend.
@@ -38,6 +40,7 @@ pub struct UringStorage {
     slots: BTreeMap<u64, Slot>,
     next_slot: u64,
     backlog: VecDeque<Io>,
+    pool: BufferPool,
 }
 
 struct Slot {
@@ -45,8 +48,8 @@ struct Slot {
     len: usize,
     write: bool,
     buf: AlignedBuf,
-    /// The linked timeout's time; the kernel reads it when the entry is submitted.
-    _timeout: Box<types::Timespec>,
+    /// A cancel was sent after its deadline.
+    cancelled: bool,
 }
 
 impl UringStorage {
@@ -64,6 +67,7 @@ impl UringStorage {
             slots: BTreeMap::new(),
             next_slot: 0,
             backlog: VecDeque::new(),
+            pool: BufferPool::default(),
         })
     }
 
@@ -108,7 +112,7 @@ impl UringStorage {
                 // Never got into the ring: the deadline book reports it at its deadline.
                 continue;
             }
-            self.push(io, now);
+            self.push(io);
             queued = true;
         }
         let waiting = !self.ring.get_mut().submission().is_empty();
@@ -119,17 +123,11 @@ impl UringStorage {
         }
     }
 
-    fn push(&mut self, io: Io, now: sanlock_core::Time) {
+    fn push(&mut self, io: Io) {
         let (write, len, buf) = match io.op {
-            IoOp::Read { len } => (false, len, AlignedBuf::zeroed(len)),
-            IoOp::Write { data } => (true, data.len(), AlignedBuf::from_slice(&data)),
+            IoOp::Read { len } => (false, len, self.pool.take(len)),
+            IoOp::Write { data } => (true, data.len(), self.pool.copy_of(&data)),
         };
-        let left = io.deadline.saturating_since(now);
-        let timeout = Box::new(
-            types::Timespec::new()
-                .sec(left.as_secs())
-                .nsec(left.subsec_nanos()),
-        );
         let key = self.next_slot;
         self.next_slot += 1;
         let mut slot = Slot {
@@ -137,7 +135,7 @@ impl UringStorage {
             len,
             write,
             buf,
-            _timeout: timeout,
+            cancelled: false,
         };
         let fd = types::Fd(std::os::fd::AsRawFd::as_raw_fd(
             &self.disks[io.disk.0].1.fd(),
@@ -151,23 +149,48 @@ impl UringStorage {
         } else {
             opcode::Read::new(fd, ptr, len32).offset(io.offset).build()
         };
-        let entry = entry.user_data(key).flags(squeue::Flags::IO_LINK);
-        let timeout_entry = opcode::LinkTimeout::new(&*slot._timeout)
-            .build()
-            .user_data(TIMEOUT_TAG);
-        let ring = self.ring.get_mut();
-        // Two free entries: the ring has twice as many as I/Os it holds at once.
-        let mut sq = ring.submission();
-        // SAFETY: the buffer and the timespec live in `slot`, which stays in `self.slots`
-        // until the kernel posts this entry's completion (see `reap`), or is leaked by `Drop`
-        // if it never does; the fd belongs to a disk that lives as long as the ring.
-        unsafe {
-            sq.push(&entry).expect("room for the I/O entry");
-            sq.push(&timeout_entry)
-                .expect("room for its linked timeout");
-        }
-        drop(sq);
+        let entry = entry.user_data(key);
+        // SAFETY: the buffer lives in `slot`, which stays in `self.slots` until the kernel
+        // posts this entry's completion (see `reap`), or is leaked by `Drop` if it never does;
+        // the fd belongs to a disk that lives as long as the ring.
+        unsafe { self.push_entry(&entry) };
         self.slots.insert(key, slot);
+    }
+
+    /// Queues one entry, submitting first if the queue is full (the ring holds at most half
+    /// its entries in I/Os, so room comes back at once).
+    ///
+    /// # Safety
+    /// As for `io_uring::SubmissionQueue::push`: what the entry points at outlives its use.
+    unsafe fn push_entry(&mut self, entry: &squeue::Entry) {
+        let ring = self.ring.get_mut();
+        if ring.submission().is_full() {
+            let _ = ring.submit();
+        }
+        // SAFETY: passed on from the caller.
+        unsafe { ring.submission().push(entry) }.expect("room after submitting");
+    }
+
+    /// Sends an async cancel for each I/O whose deadline has passed (reported timed out
+    /// already), once.
+    fn cancel_overdue(&mut self) {
+        let overdue: Vec<u64> = self
+            .slots
+            .iter()
+            .filter(|(_, slot)| !slot.cancelled && !self.deadlines.is_pending(slot.id))
+            .map(|(&key, _)| key)
+            .collect();
+        for key in &overdue {
+            let cancel = opcode::AsyncCancel::new(*key).build().user_data(CANCEL_TAG);
+            // SAFETY: a cancel points at nothing in memory.
+            unsafe { self.push_entry(&cancel) };
+            if let Some(slot) = self.slots.get_mut(key) {
+                slot.cancelled = true;
+            }
+        }
+        if !overdue.is_empty() {
+            let _ = self.ring.get_mut().submit();
+        }
     }
 
     /// Takes every completion the kernel has posted.
@@ -175,7 +198,7 @@ impl UringStorage {
         let now = crate::clock::now();
         let mut done = Vec::new();
         for cqe in self.ring.get_mut().completion() {
-            if cqe.user_data() != TIMEOUT_TAG {
+            if cqe.user_data() != CANCEL_TAG {
                 done.push((cqe.user_data(), cqe.result()));
             }
         }
@@ -183,12 +206,18 @@ impl UringStorage {
             let Some(slot) = self.slots.remove(&key) else {
                 continue;
             };
-            let result = match res {
+            let outcome = match res {
                 n if n < 0 && -n == ECANCELED => Err(IoError::TimedOut),
                 n if n < 0 => Err(IoError::Failed(-n)),
                 n if usize::try_from(n).ok() != Some(slot.len) => Err(IoError::Short),
-                _ if slot.write => Ok(Vec::new()),
-                _ => Ok(slot.buf.as_ref().to_vec()),
+                _ => Ok(()),
+            };
+            let result = match outcome {
+                Ok(()) if !slot.write => Ok(self.pool.into_bytes(slot.buf)),
+                other => {
+                    self.pool.give(slot.buf);
+                    other.map(|()| bytes::Bytes::new())
+                }
             };
             self.deadlines.finish(now, slot.id, result);
         }
@@ -216,11 +245,13 @@ impl Storage for UringStorage {
             self.reap();
             self.fill_ring();
             self.deadlines.expire(crate::clock::now());
+            self.cancel_overdue();
             if self.deadlines.has_ready() || self.deadlines.is_idle() {
                 return self.deadlines.take_ready();
             }
             let deadline = self.deadlines.next_deadline().expect("not idle");
             tokio::select! {
+                biased;
                 guard = self.ring.readable() => {
                     // Cleared before reaping: a completion posted after this wakes us again.
                     guard.expect("polling the ring").clear_ready();

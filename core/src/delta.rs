@@ -77,7 +77,7 @@ pub enum Event {
         /// The timestamp written.
         timestamp_s: u64,
         /// Every host's delta sector, as read at the start of this renewal.
-        lockspace: Vec<u8>,
+        lockspace: bytes::Bytes,
     },
     /// A renewal failed; the lease is still ours until it expires. `corrupt` failures (our
     /// record is not what we wrote) expire the lease at once.
@@ -165,7 +165,7 @@ enum Phase {
         io: Pending,
         written: DeltaSector,
         taken: Time,
-        lockspace: Vec<u8>,
+        lockspace: bytes::Bytes,
     },
     /// Our sector with timestamp 0.
     ReleaseWrite { io: Pending },
@@ -596,7 +596,7 @@ impl DeltaLease {
         now: Time,
         written: DeltaSector,
         taken: Time,
-        lockspace: Vec<u8>,
+        lockspace: bytes::Bytes,
         result: IoResult,
     ) -> Phase {
         if let Err(e) = result {

@@ -79,8 +79,9 @@ impl IoError {
     }
 }
 
-/// A completion: the bytes read (empty for a write), or the failure.
-pub type IoResult = Result<Vec<u8>, IoError>;
+/// A completion: the bytes read (empty for a write), or the failure. `Bytes`, so that a
+/// backend can hand over its aligned I/O buffer without copying a megabyte per renewal.
+pub type IoResult = Result<bytes::Bytes, IoError>;
 
 /// An I/O a machine is waiting for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -31,14 +31,14 @@ impl MemDisk {
             IoOp::Read { len } => self
                 .bytes
                 .get(start..start + len)
-                .map(<[u8]>::to_vec)
+                .map(bytes::Bytes::copy_from_slice)
                 .ok_or(IoError::Short),
             IoOp::Write { data } => {
                 if self.bytes.len() < start + data.len() {
                     self.bytes.resize(start + data.len(), 0);
                 }
                 self.bytes[start..start + data.len()].copy_from_slice(data);
-                Ok(Vec::new())
+                Ok(bytes::Bytes::new())
             }
         }
     }

@@ -902,7 +902,7 @@ impl PaxosLease {
                 shared,
                 ..
             } => {
-                let sector = result.unwrap_or_else(|_| vec![0u8; self.ss()]);
+                let sector = result.unwrap_or_else(|_| bytes::Bytes::from(vec![0u8; self.ss()]));
                 self.events.push_back(Event::Acquired {
                     leader,
                     lvb: Some(Lvb::from_sector(&sector)),
