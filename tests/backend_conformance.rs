@@ -524,23 +524,34 @@ fn a_read_only_file_opens_for_reading_and_refuses_writes() {
     let rt = runtime();
     let result = std::panic::catch_unwind(|| {
         rt.block_on(async {
-            let mut storage = FileStorage::new();
-            let disk = storage.open(path.to_str().unwrap()).unwrap();
-            assert!(storage.disk(disk).unwrap().read_only);
-            let mut rig = Rig {
-                storage: Box::new(storage),
-                disk,
-                local: path.clone(),
-                ss: 512,
-                fixed: false,
-                next_id: 0,
-                _keep: Vec::new(),
-            };
-            let r = rig.read(0, 512);
-            let w = rig.write(0, vec![1; 512]);
-            let results = rig.run(vec![r, w]).await;
-            assert_eq!(results[0], Ok(vec![7u8; 512]));
-            assert_eq!(results[1], Err(IoError::Failed(EROFS)));
+            // The same for both backends that open files.
+            for uring in [false, true] {
+                let p = path.to_str().unwrap();
+                let (storage, disk): (Box<dyn Storage>, DiskId) = if uring {
+                    let mut s = UringStorage::new().unwrap();
+                    let d = s.open(p).unwrap();
+                    (Box::new(s), d)
+                } else {
+                    let mut s = FileStorage::new();
+                    let d = s.open(p).unwrap();
+                    (Box::new(s), d)
+                };
+                assert!(storage.disk(disk).unwrap().read_only);
+                let mut rig = Rig {
+                    storage,
+                    disk,
+                    local: path.clone(),
+                    ss: 512,
+                    fixed: false,
+                    next_id: 0,
+                    _keep: Vec::new(),
+                };
+                let r = rig.read(0, 512);
+                let w = rig.write(0, vec![1; 512]);
+                let results = rig.run(vec![r, w]).await;
+                assert_eq!(results[0], Ok(vec![7u8; 512]), "uring: {uring}");
+                assert_eq!(results[1], Err(IoError::Failed(EROFS)), "uring: {uring}");
+            }
         });
     });
     if immutable {
@@ -679,4 +690,55 @@ fn a_hung_nfs_server_fails_ios_at_their_deadline_and_the_caller_stays_responsive
         );
         assert_eq!(storage.stats().timed_out, 2);
     });
+}
+
+#[test]
+fn a_read_only_nfs_export_opens_for_reading_and_refuses_writes() {
+    if let Some(why) = Ganesha::unavailable() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let _serial = NFS_SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("nfs-ro");
+    std::fs::create_dir_all(scratch.path("export")).unwrap();
+    std::fs::write(scratch.path("export").join("disk"), vec![3u8; 4096]).unwrap();
+    let server = Ganesha::start_read_only(&scratch);
+    let mut target = NfsTarget::new("127.0.0.1", server.export.to_str().unwrap(), "disk");
+    target.ports = Some((server.mount_port, server.nfs_port));
+    runtime().block_on(async {
+        let mut storage = NfsStorage::new();
+        let disk = storage
+            .open(&target, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert!(storage.disk(disk).unwrap().read_only);
+        let deadline = clock::now() + Duration::from_secs(5);
+        storage.submit(vec![
+            Io {
+                id: IoId(1),
+                disk,
+                offset: 0,
+                op: IoOp::Read { len: 512 },
+                deadline,
+            },
+            Io {
+                id: IoId(2),
+                disk,
+                offset: 0,
+                op: IoOp::Write { data: vec![0; 512] },
+                deadline,
+            },
+        ]);
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            got.extend(storage.completions().await);
+        }
+        got.sort_by_key(|c| c.id);
+        assert_eq!(got[0].result, Ok(vec![3u8; 512].into()));
+        assert_eq!(got[1].result, Err(IoError::Failed(EROFS)));
+    });
+    assert_eq!(
+        std::fs::read(server.export.join("disk")).unwrap(),
+        vec![3u8; 4096]
+    );
 }

@@ -397,6 +397,15 @@ impl Ganesha {
 
     /// Starts a server exporting `scratch`'s folder `export`, and waits until it answers.
     pub fn start(scratch: &Scratch) -> Ganesha {
+        Ganesha::start_with(scratch, "RW")
+    }
+
+    /// The same, exported read-only.
+    pub fn start_read_only(scratch: &Scratch) -> Ganesha {
+        Ganesha::start_with(scratch, "RO")
+    }
+
+    fn start_with(scratch: &Scratch, access: &str) -> Ganesha {
         if std::net::TcpStream::connect("127.0.0.1:111").is_err() {
             let status = Command::new("/usr/sbin/rpcbind")
                 .arg("-w")
@@ -420,7 +429,7 @@ impl Ganesha {
     NLM_Port = {}; Rquota_Port = {}; Bind_addr = 127.0.0.1;
     Enable_NLM = false; Enable_RQUOTA = false; }}
 NFS_KRB5 {{ Active_krb5 = false; }}
-EXPORT {{ Export_Id = 1; Path = {p}; Pseudo = {p}; Access_Type = RW;
+EXPORT {{ Export_Id = 1; Path = {p}; Pseudo = {p}; Access_Type = {access};
     Squash = No_Root_Squash; Protocols = 3; Transports = TCP; SecType = sys;
     FSAL {{ Name = VFS; }} }}
 ",
