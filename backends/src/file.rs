@@ -45,6 +45,7 @@ pub struct FileStorage {
 
 struct Job {
     id: IoId,
+    deadline: sanlock_core::Time,
     disk: Arc<Disk>,
     offset: u64,
     write: bool,
@@ -150,6 +151,12 @@ fn worker(
             return; // the backend is gone
         };
         queued.fetch_sub(1, Ordering::AcqRel);
+        if crate::clock::now() >= job.deadline {
+            // Reported timed out already, while it waited for a thread: not worth starting.
+            job.pool.give(job.buf);
+            running.fetch_sub(1, Ordering::AcqRel);
+            continue;
+        }
         idle.fetch_sub(1, Ordering::AcqRel);
         let outcome = if job.write {
             job.disk.write(job.offset, &job.buf)
@@ -197,6 +204,7 @@ impl Storage for FileStorage {
             self.running.fetch_add(1, Ordering::AcqRel);
             let job = Job {
                 id: io.id,
+                deadline: io.deadline,
                 disk,
                 offset: io.offset,
                 write,
