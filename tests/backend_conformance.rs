@@ -521,6 +521,31 @@ async fn dumped_by_c(rig: &mut Rig, scratch: &Scratch) {
     );
 }
 
+/// A read returns `content`, and a write is refused with EROFS before it reaches the disk.
+async fn reads_but_refuses_writes(storage: &mut dyn Storage, disk: DiskId, content: u8) {
+    let deadline = clock::now() + Duration::from_secs(5);
+    let read = Io {
+        id: IoId(1),
+        disk,
+        offset: 0,
+        op: IoOp::Read { len: 512 },
+        deadline,
+    };
+    let write = Io {
+        id: IoId(2),
+        op: IoOp::Write { data: vec![0; 512] },
+        ..read.clone()
+    };
+    storage.submit(vec![read, write]);
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        got.extend(storage.completions().await);
+    }
+    got.sort_by_key(|c| c.id);
+    assert_eq!(got[0].result, Ok(vec![content; 512].into()));
+    assert_eq!(got[1].result, Err(IoError::Failed(EROFS)));
+}
+
 #[test]
 fn a_read_only_file_opens_for_reading_and_refuses_writes() {
     let scratch = Scratch::new("conf-ro");
@@ -555,21 +580,9 @@ fn a_read_only_file_opens_for_reading_and_refuses_writes() {
                     let d = s.open(p).unwrap();
                     (Box::new(s), d)
                 };
-                assert!(storage.disk(disk).unwrap().read_only);
-                let mut rig = Rig {
-                    storage,
-                    disk,
-                    local: path.clone(),
-                    ss: 512,
-                    fixed: false,
-                    next_id: 0,
-                    _keep: Vec::new(),
-                };
-                let r = rig.read(0, 512);
-                let w = rig.write(0, vec![1; 512]);
-                let results = rig.run(vec![r, w]).await;
-                assert_eq!(results[0], Ok(vec![7u8; 512]), "uring: {uring}");
-                assert_eq!(results[1], Err(IoError::Failed(EROFS)), "uring: {uring}");
+                let mut storage = storage;
+                assert!(storage.disk(disk).unwrap().read_only, "uring: {uring}");
+                reads_but_refuses_writes(&mut *storage, disk, 7).await;
             }
         });
     });
@@ -594,31 +607,7 @@ fn a_read_only_loop_device_opens_for_reading_and_refuses_writes() {
         let mut storage = UringStorage::new().unwrap();
         let disk = storage.open(dev.device.to_str().unwrap()).unwrap();
         assert!(storage.disk(disk).unwrap().read_only);
-        let now = clock::now();
-        let deadline = now + Duration::from_secs(5);
-        storage.submit(vec![
-            Io {
-                id: IoId(1),
-                disk,
-                offset: 0,
-                op: IoOp::Read { len: 512 },
-                deadline,
-            },
-            Io {
-                id: IoId(2),
-                disk,
-                offset: 0,
-                op: IoOp::Write { data: vec![0; 512] },
-                deadline,
-            },
-        ]);
-        let mut got = Vec::new();
-        while got.len() < 2 {
-            got.extend(storage.completions().await);
-        }
-        got.sort_by_key(|c| c.id);
-        assert_eq!(got[0].result, Ok(vec![9u8; 512].into()));
-        assert_eq!(got[1].result, Err(IoError::Failed(EROFS)));
+        reads_but_refuses_writes(&mut storage, disk, 9).await;
     });
 }
 
@@ -731,30 +720,7 @@ fn a_read_only_nfs_export_opens_for_reading_and_refuses_writes() {
             .await
             .unwrap();
         assert!(storage.disk(disk).unwrap().read_only);
-        let deadline = clock::now() + Duration::from_secs(5);
-        storage.submit(vec![
-            Io {
-                id: IoId(1),
-                disk,
-                offset: 0,
-                op: IoOp::Read { len: 512 },
-                deadline,
-            },
-            Io {
-                id: IoId(2),
-                disk,
-                offset: 0,
-                op: IoOp::Write { data: vec![0; 512] },
-                deadline,
-            },
-        ]);
-        let mut got = Vec::new();
-        while got.len() < 2 {
-            got.extend(storage.completions().await);
-        }
-        got.sort_by_key(|c| c.id);
-        assert_eq!(got[0].result, Ok(vec![3u8; 512].into()));
-        assert_eq!(got[1].result, Err(IoError::Failed(EROFS)));
+        reads_but_refuses_writes(&mut storage, disk, 3).await;
     });
     assert_eq!(
         std::fs::read(server.export.join("disk")).unwrap(),

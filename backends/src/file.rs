@@ -22,7 +22,7 @@ use sanlock_core::ondisk::SectorSize;
 
 use crate::buffers::BufferPool;
 use crate::disk::{AlignedBuf, Disk, DiskError, DiskKind, EMSGSIZE};
-use crate::storage::{check, Completed, DiskId, DiskInfo, Inbox, Io, Stats, Storage};
+use crate::storage::{Completed, DiskId, DiskInfo, Inbox, Io, Stats, Storage};
 
 /// Threads the backend may grow to. Beyond it I/Os wait for a thread (and time out at their
 /// deadline if none frees up): a hung file system cannot make the daemon spawn without end.
@@ -190,8 +190,8 @@ impl Storage for FileStorage {
 
     fn submit(&mut self, ios: Vec<Io>) {
         for io in ios {
-            let refusal = check(&io, self.disk(io.disk));
-            if !self.inbox.deadlines.start(&io, refusal) {
+            let info = self.disks.get(io.disk.0).map(|(info, _)| info);
+            if !self.inbox.deadlines.admit(&io, info) {
                 continue;
             }
             let disk = Arc::clone(&self.disks[io.disk.0].1);

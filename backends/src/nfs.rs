@@ -24,7 +24,7 @@ use sanlock_core::ondisk::SectorSize;
 use sanlock_core::Time;
 use tokio::sync::{mpsc, Mutex};
 
-use crate::storage::{check, Completed, DiskId, DiskInfo, Inbox, Io, Stats, Storage};
+use crate::storage::{Completed, DiskId, DiskInfo, Inbox, Io, Stats, Storage};
 
 /// Connections (and so RPCs in flight) per disk.
 pub const CONNECTIONS_PER_DISK: usize = 4;
@@ -380,8 +380,8 @@ impl Storage for NfsStorage {
 
     fn submit(&mut self, ios: Vec<Io>) {
         for io in ios {
-            let refusal = check(&io, self.disk(io.disk));
-            if !self.inbox.deadlines.start(&io, refusal) {
+            let info = self.disks.get(io.disk.0).map(|(info, _)| info);
+            if !self.inbox.deadlines.admit(&io, info) {
                 continue;
             }
             let job = Job {

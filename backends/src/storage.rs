@@ -170,6 +170,12 @@ impl Deadlines {
         true
     }
 
+    /// [`check`]s `io` against its disk and starts waiting for it if it passes; false when it
+    /// was refused (reported at once) and must not run.
+    pub fn admit(&mut self, io: &Io, disk: Option<&DiskInfo>) -> bool {
+        self.start(io, check(io, disk))
+    }
+
     /// A completion from the kernel or server at `now`. After its deadline it is a timeout,
     /// whatever it carries; after the timeout was reported it is dropped.
     pub fn finish(&mut self, now: Time, id: IoId, result: IoResult) {

@@ -19,7 +19,7 @@ use tokio::io::unix::AsyncFd;
 
 use crate::buffers::BufferPool;
 use crate::disk::{AlignedBuf, Disk, DiskError, DiskKind};
-use crate::storage::{check, Completed, Deadlines, DiskId, DiskInfo, Io, Stats, Storage};
+use crate::storage::{Completed, Deadlines, DiskId, DiskInfo, Io, Stats, Storage};
 
 /// Submission queue entries; each I/O takes one, and one more if it has to be cancelled.
 const RING_ENTRIES: u32 = 256;
@@ -232,8 +232,8 @@ impl Storage for UringStorage {
 
     fn submit(&mut self, ios: Vec<Io>) {
         for io in ios {
-            let refusal = check(&io, self.disk(io.disk));
-            if self.deadlines.start(&io, refusal) {
+            let info = self.disks.get(io.disk.0).map(|(info, _)| info);
+            if self.deadlines.admit(&io, info) {
                 self.backlog.push_back(io);
             }
         }
