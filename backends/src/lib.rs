@@ -13,6 +13,7 @@
 pub mod buffers;
 pub mod clock;
 pub mod disk;
+pub mod drive;
 pub mod faults;
 pub mod file;
 pub mod nfs;

@@ -122,6 +122,10 @@ struct Held {
     last_renewal_ok: bool,
     warned: bool,
     expired: bool,
+    /// The acquire's claim was already 6N old when it was verified (a previous owner's larger
+    /// io_timeout made the waits long): one renewal must succeed before the lease is reported
+    /// acquired. Nothing can use the lease meanwhile.
+    confirming: bool,
 }
 
 /// Where the machine is; each phase holds only what it knows.
@@ -293,7 +297,7 @@ impl DeltaLease {
             Phase::Held { due } => Some(*due),
             _ => self.pending().map(|io| io.deadline),
         };
-        let age = self.held.as_ref().and_then(|h| {
+        let age = self.held.as_ref().filter(|h| !h.confirming).and_then(|h| {
             let t = self.config.timeouts;
             if !h.warned {
                 Some(h.last_success + t.id_renewal_warn())
@@ -308,7 +312,10 @@ impl DeltaLease {
 
     /// Our generation of the host_id, once acquired.
     pub fn generation(&self) -> Option<Generation> {
-        self.held.as_ref().map(|h| h.generation)
+        self.held
+            .as_ref()
+            .filter(|h| !h.confirming)
+            .map(|h| h.generation)
     }
 
     /// When the timestamp of the last successful acquire or renewal was taken.
@@ -319,20 +326,23 @@ impl DeltaLease {
     /// Whether the lease is held and has not expired: the window in which this host may act
     /// on leases of the lockspace.
     pub fn is_live(&self) -> bool {
-        self.held.as_ref().is_some_and(|h| !h.expired)
+        self.held
+            .as_ref()
+            .is_some_and(|h| !h.expired && !h.confirming)
     }
 
     /// Whether an acquire is under way.
     pub fn is_acquiring(&self) -> bool {
-        matches!(
-            self.phase,
-            Phase::ReadLeader { .. }
-                | Phase::WaitLongDelay { .. }
-                | Phase::RereadLeader { .. }
-                | Phase::WriteLeader { .. }
-                | Phase::WaitShortDelay { .. }
-                | Phase::VerifyLeader { .. }
-        )
+        self.held.as_ref().is_some_and(|h| h.confirming)
+            || matches!(
+                self.phase,
+                Phase::ReadLeader { .. }
+                    | Phase::WaitLongDelay { .. }
+                    | Phase::RereadLeader { .. }
+                    | Phase::WriteLeader { .. }
+                    | Phase::WaitShortDelay { .. }
+                    | Phase::VerifyLeader { .. }
+            )
     }
 
     /// Whether the machine has finished (released, failed or aborted).
@@ -509,6 +519,11 @@ impl DeltaLease {
             return self.acquire_failed(SANLK_HOSTID_BUSY);
         }
         let generation = written.leader.owner_generation;
+        // With our N below the one on disk, the waits (2N' and more) can outlast our own 6N and
+        // 8N: renew first rather than report a lease that is already failing. (3.8.5 races its
+        // first renewal against its own 8N check, and arms the watchdog already expired.)
+        let confirming = now.saturating_since(taken) >= self.config.timeouts.id_renewal_warn()
+            && !self.release_requested;
         self.held = Some(Held {
             generation,
             last_written: written,
@@ -516,7 +531,13 @@ impl DeltaLease {
             last_renewal_ok: true,
             warned: false,
             expired: false,
+            confirming,
         });
+        if confirming {
+            let len = self.config.geometry.area_bytes() as usize;
+            let io = self.read(now, self.config.offset, len);
+            return Phase::RenewRead { io };
+        }
         self.events.push_back(Event::Acquired {
             generation,
             timestamp_s: written.leader.timestamp,
@@ -609,6 +630,13 @@ impl DeltaLease {
         held.last_renewal_ok = true;
         held.warned = false;
         let timestamp_s = written.leader.timestamp;
+        if std::mem::take(&mut held.confirming) {
+            let generation = held.generation;
+            self.events.push_back(Event::Acquired {
+                generation,
+                timestamp_s,
+            });
+        }
         self.events.push_back(Event::Renewed {
             timestamp_s,
             lockspace,
@@ -622,6 +650,11 @@ impl DeltaLease {
     }
 
     fn renewal_failed(&mut self, now: Time, rv: i32, corrupt: bool) -> Phase {
+        if self.held.as_ref().is_some_and(|h| h.confirming) {
+            // The join's own renewal failed: the join fails; our claim dies on disk unrenewed.
+            self.held = None;
+            return self.acquire_failed(rv);
+        }
         let held = self.held.as_mut().expect("renewing a held lease");
         held.last_renewal_ok = false;
         self.events.push_back(Event::RenewalFailed { rv, corrupt });
@@ -663,7 +696,7 @@ impl DeltaLease {
     /// Emits the warning at 6N and the expiry at 8N after the last success.
     fn check_age(&mut self, now: Time) {
         let t = self.config.timeouts;
-        let Some(held) = self.held.as_mut() else {
+        let Some(held) = self.held.as_mut().filter(|h| !h.confirming) else {
             return;
         };
         let age = now.saturating_since(held.last_success);

@@ -252,6 +252,59 @@ fn acquire_uses_the_io_timeout_found_on_disk_for_the_short_delay() {
 }
 
 #[test]
+fn a_claim_older_than_6n_when_verified_is_renewed_before_the_acquire_is_reported() {
+    // Our N = 2 over a lease last written with 10: the 20 s short delay outlasts our 6N = 12
+    // and 8N = 16. Reporting the lease then would report a failed lockspace (3.8.5 races its
+    // first renewal against that check); we renew at once and report the acquire after it.
+    let mut cfg = config(1, "me");
+    cfg.timeouts = Timeouts::new(2);
+    let mut w = World::new(fresh_disk(), cfg.clone(), 10);
+    w.lease.acquire(w.now);
+    w.io("read", 0, 512, 2);
+    w.io("write", 0, 512, 2);
+    w.wait(secs(20));
+    w.io("read", 0, 512, 2);
+    assert!(w.events().is_empty(), "not acquired before the renewal");
+    assert!(!w.lease.is_live() && w.lease.generation().is_none());
+    w.io("read", 0, 1 << 20, 2);
+    w.io("write", 0, 512, 8 * 2 + 60);
+    let events = w.events();
+    assert!(
+        matches!(
+            &events[..],
+            [
+                Event::Acquired {
+                    generation: Generation(1),
+                    timestamp_s: 30
+                },
+                Event::Renewed {
+                    timestamp_s: 30,
+                    ..
+                }
+            ]
+        ),
+        "{events:?}"
+    );
+    assert_eq!(w.lease.last_success(), Some(Time::from_secs(30)));
+    assert!(w.lease.is_live());
+    assert_eq!(w.sector(1).leader.timestamp, 30);
+    // The usual rhythm from there: next renewal 2N + 0.5 s later.
+    w.wait(secs(4) + Duration::from_millis(500));
+
+    // The same join whose renewal fails: the acquire fails, nothing is reported held.
+    let mut w = World::new(fresh_disk(), cfg, 10);
+    w.lease.acquire(w.now);
+    w.io("read", 0, 512, 2);
+    w.io("write", 0, 512, 2);
+    w.wait(secs(20));
+    w.io("read", 0, 512, 2);
+    let req = w.lease.poll_io().expect("the renewal read");
+    w.lease.handle_io(w.now, req.id, Err(IoError::Failed(5)));
+    assert_eq!(w.events(), vec![Event::AcquireFailed { rv: -5 }]);
+    assert!(w.lease.is_done());
+}
+
+#[test]
 fn an_abort_during_the_long_wait_fails_the_acquire_with_sanlk_error() {
     let mut disk = fresh_disk();
     let mut held = DeltaSector::decode(&disk.bytes()[0..512], 0).unwrap();
