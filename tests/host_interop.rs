@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{CDaemon, Scratch};
 use sanlock_backends::drive::HostDriver;
+use sanlock_backends::file::FileStorage;
 use sanlock_backends::uring::UringStorage;
 use sanlock_backends::{clock, Storage};
 use sanlock_core::host::{Host, HostConfig, JoinRequest, Output};
@@ -45,9 +46,19 @@ impl RustHost {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let mut storage = UringStorage::new().unwrap();
-                let ls_disk = storage.open(&lockspace).unwrap();
-                let lease_disk = storage.open(&lease).unwrap();
+                // io_uring where the kernel allows it, worker threads otherwise.
+                let (storage, ls_disk, lease_disk): (Box<dyn Storage>, _, _) =
+                    match UringStorage::new() {
+                        Ok(mut s) => {
+                            let (a, b) = (s.open(&lockspace).unwrap(), s.open(&lease).unwrap());
+                            (Box::new(s), a, b)
+                        }
+                        Err(_) => {
+                            let mut s = FileStorage::new();
+                            let (a, b) = (s.open(&lockspace).unwrap(), s.open(&lease).unwrap());
+                            (Box::new(s), a, b)
+                        }
+                    };
                 let host = Host::new(HostConfig::new(name("rust-host")));
                 let mut driver = HostDriver::new(host, storage);
                 driver.set_lockspace_disk(name("LS"), ls_disk);
