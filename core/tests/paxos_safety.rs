@@ -496,14 +496,7 @@ impl Sim {
 fn run_one(seed: u64, hosts: usize) -> Sim {
     let mut sim = Sim::new(seed, hosts);
     if let Err(violation) = sim.run(Duration::from_secs(900)) {
-        let tail: Vec<&String> = sim.timeline.iter().rev().take(40).collect();
-        panic!(
-            "seed {seed}, {hosts} hosts: {violation}\nlast steps, newest first:\n{}",
-            tail.iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
+        support::report_violation(seed, hosts, &violation, &sim.timeline, 40);
     }
     sim
 }

@@ -56,3 +56,24 @@ impl<A> Queue<A> {
 pub fn millis(rng: &mut Rng, max_ms: u64) -> Duration {
     Duration::from_millis(rng.below(max_ms + 1))
 }
+
+/// Fails a safety run: the seed to replay it, the violation, and the newest `tail` steps of
+/// its timeline, newest first.
+pub fn report_violation(
+    seed: u64,
+    hosts: usize,
+    violation: &str,
+    timeline: &[String],
+    tail: usize,
+) -> ! {
+    let steps: Vec<&str> = timeline
+        .iter()
+        .rev()
+        .take(tail)
+        .map(String::as_str)
+        .collect();
+    panic!(
+        "seed {seed}, {hosts} hosts: {violation}\nlast steps, newest first:\n{}",
+        steps.join("\n")
+    );
+}
