@@ -226,6 +226,40 @@ impl Disk {
     }
 }
 
+/// Opens a lease disk for a storage backend: read-write, or read-only when that is all the
+/// permissions allow (EACCES, EROFS, or EPERM for an immutable file); with what the backend
+/// checks I/O against. Files get `file_sector` (sanlock assumes 512), block devices their
+/// logical sector size and their size.
+pub fn open_for_backend(
+    path: &str,
+    file_sector: Option<SectorSize>,
+) -> Result<(Disk, crate::storage::DiskInfo), DiskError> {
+    let disk = match Disk::open(path.as_bytes()) {
+        Err(e) if matches!(e.errno, 1 | 13 | 30) => Disk::open_read_only(path.as_bytes())?,
+        other => other?,
+    };
+    let (sector_size, size) = match disk.kind() {
+        DiskKind::File => (file_sector.unwrap_or(SectorSize::Bytes512), None),
+        DiskKind::Block { size, .. } => {
+            let ss = disk.sector_size().ok_or_else(|| DiskError {
+                op: "open",
+                path: path.as_bytes().to_vec(),
+                offset: None,
+                errno: 22,
+                reason: "logical sector size is neither 512 nor 4096".into(),
+            })?;
+            (ss, Some(size))
+        }
+    };
+    let info = crate::storage::DiskInfo {
+        name: path.to_string(),
+        sector_size,
+        size,
+        read_only: disk.is_read_only(),
+    };
+    Ok((disk, info))
+}
+
 /// BLKROGET: whether a block device is read-only (an error counts as writable; writes will say).
 fn block_read_only(fd: &OwnedFd) -> bool {
     const BLKROGET: rustix::ioctl::Opcode = 0x125e; // _IO(0x12, 94)

@@ -21,7 +21,7 @@ use sanlock_core::io::{IoError, IoId, IoOp, IoResult};
 use sanlock_core::ondisk::SectorSize;
 
 use crate::buffers::BufferPool;
-use crate::disk::{AlignedBuf, Disk, DiskError, DiskKind, EMSGSIZE};
+use crate::disk::{AlignedBuf, Disk, DiskError, EMSGSIZE};
 use crate::storage::{Completed, DiskId, DiskInfo, Inbox, Io, Stats, Storage};
 
 /// Threads the backend may grow to. Beyond it I/Os wait for a thread (and time out at their
@@ -90,30 +90,7 @@ impl FileStorage {
         path: &str,
         file_sector: Option<SectorSize>,
     ) -> Result<DiskId, DiskError> {
-        let disk = match Disk::open(path.as_bytes()) {
-            // EACCES, EROFS, or EPERM (an immutable file): read what we may.
-            Err(e) if matches!(e.errno, 1 | 13 | 30) => Disk::open_read_only(path.as_bytes())?,
-            other => other?,
-        };
-        let (sector_size, size) = match disk.kind() {
-            DiskKind::File => (file_sector.unwrap_or(SectorSize::Bytes512), None),
-            DiskKind::Block { size, .. } => {
-                let ss = disk.sector_size().ok_or_else(|| DiskError {
-                    op: "open",
-                    path: path.as_bytes().to_vec(),
-                    offset: None,
-                    errno: 22,
-                    reason: "logical sector size is neither 512 nor 4096".into(),
-                })?;
-                (ss, Some(size))
-            }
-        };
-        let info = DiskInfo {
-            name: path.to_string(),
-            sector_size,
-            size,
-            read_only: disk.is_read_only(),
-        };
+        let (disk, info) = crate::disk::open_for_backend(path, file_sector)?;
         self.disks.push((info, Arc::new(disk)));
         Ok(DiskId(self.disks.len() - 1))
     }

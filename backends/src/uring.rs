@@ -18,7 +18,7 @@ use sanlock_core::io::{IoError, IoId, IoOp};
 use tokio::io::unix::AsyncFd;
 
 use crate::buffers::BufferPool;
-use crate::disk::{AlignedBuf, Disk, DiskError, DiskKind};
+use crate::disk::{AlignedBuf, Disk, DiskError};
 use crate::storage::{Completed, Deadlines, DiskId, DiskInfo, Io, Stats, Storage};
 
 /// Submission queue entries; each I/O takes one, and one more if it has to be cancelled.
@@ -74,28 +74,7 @@ impl UringStorage {
     /// Opens a block device (or a file: 512-byte sectors) read-write, or read-only when that is
     /// all the permissions allow.
     pub fn open(&mut self, path: &str) -> Result<DiskId, DiskError> {
-        let disk = match Disk::open(path.as_bytes()) {
-            // EACCES, EROFS, or EPERM (an immutable file): read what we may.
-            Err(e) if matches!(e.errno, 1 | 13 | 30) => Disk::open_read_only(path.as_bytes())?,
-            other => other?,
-        };
-        let sector_size = disk.sector_size().ok_or_else(|| DiskError {
-            op: "open",
-            path: path.as_bytes().to_vec(),
-            offset: None,
-            errno: 22,
-            reason: "logical sector size is neither 512 nor 4096".into(),
-        })?;
-        let size = match disk.kind() {
-            DiskKind::File => None,
-            DiskKind::Block { size, .. } => Some(size),
-        };
-        let info = DiskInfo {
-            name: path.to_string(),
-            sector_size,
-            size,
-            read_only: disk.is_read_only(),
-        };
+        let (disk, info) = crate::disk::open_for_backend(path, None)?;
         self.disks.push((info, disk));
         Ok(DiskId(self.disks.len() - 1))
     }
