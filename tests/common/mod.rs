@@ -470,9 +470,27 @@ EXPORT {{ Export_Id = 1; Path = {p}; Pseudo = {p}; Access_Type = {access};
         g
     }
 
-    /// SIGSTOP: the server hangs, as a stalled NFS server does.
+    /// SIGSTOP: the server hangs, as a stalled NFS server does. Returns once every thread of
+    /// it is stopped (a thread busy on another CPU may finish its request first).
     pub fn stop(&self) {
         self.signal(rustix::process::Signal::STOP);
+        let tasks = PathBuf::from(format!("/proc/{}/task", self.child.id()));
+        let stopped = || {
+            fs::read_dir(&tasks).unwrap().all(|t| {
+                let stat = fs::read_to_string(t.unwrap().path().join("stat")).unwrap_or_default();
+                // The state follows the command name in parentheses.
+                let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+                state.starts_with('T') || state.starts_with('t')
+            })
+        };
+        let t0 = Instant::now();
+        while !stopped() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "ganesha did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// SIGCONT.
