@@ -94,11 +94,6 @@ impl<S: Storage> Faulty<S> {
         self.faults = faults;
     }
 
-    /// The wrapped backend.
-    pub fn inner_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
     fn corrupt_read(&self, completed: &mut Completed) {
         let Some(&(_, disk, offset)) = self.corrupt.iter().find(|c| c.0 == completed.id) else {
             return;
@@ -208,28 +203,28 @@ impl<S: Storage> Storage for Faulty<S> {
             .into_iter()
             .flatten()
             .min();
-            let inner_busy = self.inner.stats().in_flight > 0;
-            match (inner_busy, next_own) {
-                (false, None) => return Vec::new(),
-                (false, Some(at)) => crate::storage::sleep_until(at).await,
-                (true, None) => {
-                    let got = self.inner.completions().await;
+            if self.inner.stats().in_flight == 0 {
+                match next_own {
+                    None => return Vec::new(),
+                    Some(at) => crate::storage::sleep_until(at).await,
+                }
+                continue;
+            }
+            // No own deadline: wait for the inner backend alone.
+            let own_wake = async {
+                match next_own {
+                    Some(at) => crate::storage::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                got = self.inner.completions() => {
                     let out = self.receive(crate::clock::now(), got);
                     if !out.is_empty() {
                         return out;
                     }
                 }
-                (true, Some(at)) => {
-                    tokio::select! {
-                        got = self.inner.completions() => {
-                            let out = self.receive(crate::clock::now(), got);
-                            if !out.is_empty() {
-                                return out;
-                            }
-                        }
-                        () = crate::storage::sleep_until(at) => {}
-                    }
-                }
+                () = own_wake => {}
             }
         }
     }
