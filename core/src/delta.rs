@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use crate::ids::{Generation, HostId};
 use crate::io::{Completion, DiskRef, IoBook, IoError, IoId, IoOp, IoRequest, IoResult, Pending};
+use crate::mutants::{Mutant, Mutations};
 use crate::ondisk::error::SANLK_LEADER_READ;
 use crate::ondisk::{DeltaSector, Geometry, HostBitmap, HostEvent, LeaderKind, Name, RawLeader};
 use crate::time::Time;
@@ -108,6 +109,7 @@ pub struct DeltaLease {
     release_requested: bool,
     io: IoBook,
     events: VecDeque<Event>,
+    mutants: Mutations,
 }
 
 /// What we know while we own the host_id.
@@ -189,7 +191,13 @@ impl DeltaLease {
             release_requested: false,
             io: IoBook::default(),
             events: VecDeque::new(),
+            mutants: Mutations::default(),
         }
+    }
+
+    /// The deliberate bug to run with (core::mutants).
+    pub(crate) fn set_mutations(&mut self, mutants: Mutations) {
+        self.mutants = mutants;
     }
 
     /// Starts the acquire (add_lockspace). Call once, on a new machine.
@@ -415,7 +423,11 @@ impl DeltaLease {
             } => match result {
                 Ok(_) => Phase::WaitShortDelay {
                     written,
-                    until: now + short_delay,
+                    until: if self.mutants.has(Mutant::SkipDeltaShortWait) {
+                        now
+                    } else {
+                        now + short_delay
+                    },
                     taken,
                 },
                 Err(e) => self.acquire_failed(e.rv()),

@@ -23,7 +23,8 @@ use std::time::Duration;
 use crate::delta::{self, DeltaConfig, DeltaLease};
 use crate::hosts::{HostTable, Notice};
 use crate::ids::{Generation, HostId};
-use crate::io::{IoId, IoRequest, IoResult};
+use crate::io::{DiskRef, IoId, IoOp, IoRequest, IoResult};
+use crate::mutants::{Mutant, Mutations};
 use crate::ondisk::{Geometry, HostBitmap, HostEvent, LeaderRecord, Lvb, Name};
 use crate::paxos::{self, AcquireRequest, PaxosConfig, PaxosLease};
 use crate::requests::{Examination, Examined, LeaseAddress, Request, RequestArgs, RequestOutcome};
@@ -41,6 +42,9 @@ pub struct HostConfig {
     pub kill_grace_s: u64,
     /// Seeds every machine's PRNG.
     pub rng_seed: u64,
+    /// A deliberate bug to run with (the simulator's mutant suite only).
+    #[cfg(feature = "mutants")]
+    pub mutant: Option<crate::mutants::Mutant>,
 }
 
 impl HostConfig {
@@ -50,6 +54,8 @@ impl HostConfig {
             host_name,
             kill_grace_s: DEFAULT_KILL_GRACE_S,
             rng_seed: 1,
+            #[cfg(feature = "mutants")]
+            mutant: None,
         }
     }
 }
@@ -211,6 +217,10 @@ pub struct Host {
     late_completions: u64,
     outputs: VecDeque<Output>,
     io: VecDeque<(Target, IoRequest)>,
+    /// Writes held back until an earlier write of ours to the same sectors has completed:
+    /// one we gave up on (timed out) may still land, and must not land after a newer one.
+    fenced: VecDeque<(Target, IoRequest)>,
+    fenced_dropped: u64,
     last_now: Time,
     /// Seeds each new machine's own PRNG.
     rng: Rng,
@@ -221,6 +231,47 @@ struct InFlight {
     target: Target,
     instance: u64,
     id: IoId,
+    /// For a write: the disk and byte range it changes.
+    write: Option<WriteRange>,
+}
+
+/// The disk an I/O goes to, as far as this host can tell them apart.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum DiskKey {
+    Lockspace(Name),
+    Lease(Name, Name),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct WriteRange {
+    disk: DiskKey,
+    start: u64,
+    end: u64,
+}
+
+impl WriteRange {
+    fn of(target: &Target, request: &IoRequest) -> Option<WriteRange> {
+        let IoOp::Write { data } = &request.op else {
+            return None;
+        };
+        let disk = match (target, request.disk) {
+            (Target::Lockspace(ls), _) => DiskKey::Lockspace(*ls),
+            (t, DiskRef::Lockspace) => DiskKey::Lockspace(*t.lease().expect("a lease target").0),
+            (t, DiskRef::Lease) => {
+                let (ls, res) = t.lease().expect("a lease target");
+                DiskKey::Lease(*ls, *res)
+            }
+        };
+        Some(WriteRange {
+            disk,
+            start: request.offset,
+            end: request.offset + data.len() as u64,
+        })
+    }
+
+    fn overlaps(&self, other: &WriteRange) -> bool {
+        self.disk == other.disk && self.start < other.end && other.start < self.end
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -274,6 +325,8 @@ impl Host {
             late_completions: 0,
             outputs: VecDeque::new(),
             io: VecDeque::new(),
+            fenced: VecDeque::new(),
+            fenced_dropped: 0,
             last_now: Time::ZERO,
             rng,
         }
@@ -299,6 +352,7 @@ impl Host {
             offset: join.offset,
             timeouts,
         });
+        delta.set_mutations(self.mutations());
         delta.acquire(now);
         self.new_instance(Target::Lockspace(join.space_name));
         let table = HostTable::new(
@@ -353,26 +407,13 @@ impl Host {
     /// being removed.
     pub fn holders_gone(&mut self, now: Time, space_name: Name) {
         self.tick(now);
-        let resources: Vec<(Name, Name)> = self
-            .resources
-            .keys()
-            .filter(|(ls, _)| *ls == space_name)
-            .cloned()
-            .collect();
         let Some(ls) = self.lockspaces.get_mut(&space_name) else {
             return;
         };
         ls.next_stop = None;
         let stop = ls.failed.is_some() || ls.removing;
         if stop {
-            // A failed lockspace's leases are forgotten without disk I/O (§6.1).
-            for key in resources {
-                if let Some(mut lease) = self.resources.remove(&key) {
-                    lease.abort(now);
-                }
-                self.instances.remove(&Target::Resource(key.0, key.1));
-            }
-            self.forget_requests(now, space_name);
+            self.drop_leases(now, space_name);
             self.stop_lockspace(now, space_name);
         }
         self.drain(now);
@@ -400,7 +441,7 @@ impl Host {
             self.outputs.push_back(refuse(SANLK_ACQUIRE_LOCKSPACE));
             return;
         };
-        let (Some(generation), true) = (ls.delta.generation(), ls.delta.is_live()) else {
+        let (Some(generation), true) = (ls.delta.generation(), ls.usable(now)) else {
             self.outputs.push_back(refuse(SANLK_ACQUIRE_LOCKSPACE));
             return;
         };
@@ -421,6 +462,7 @@ impl Host {
             lockspace_offset: ls.offset,
             rng_seed: self.rng.next_u64(),
         });
+        lease.set_mutations(self.mutations());
         lease.acquire(now, request);
         self.resources.insert(key, lease);
         self.new_instance(Target::Resource(space_name, resource_name));
@@ -584,6 +626,9 @@ impl Host {
             .in_flight
             .remove(&id.0)
             .unwrap_or_else(|| panic!("completion for {id}, which this host did not give out"));
+        if flight.write.is_some() && !self.fenced.is_empty() {
+            self.release_fenced(now);
+        }
         if self.instances.get(&flight.target) != Some(&flight.instance) {
             self.late_completions += 1;
             return;
@@ -621,6 +666,9 @@ impl Host {
     /// Hands in the passing of time. Extra calls are harmless.
     pub fn handle_timeout(&mut self, now: Time) {
         self.tick(now);
+        if !self.fenced.is_empty() {
+            self.release_fenced(now);
+        }
         for ls in self.lockspaces.values_mut() {
             // Bits older than set_bitmap seconds go before the renewal that is due.
             refresh_bitmap(ls, now);
@@ -690,6 +738,26 @@ impl Host {
         self.resources.get(&(space_name, resource_name))?.held()
     }
 
+    /// Whether a lease operation (acquire, release, convert) on the resource is under way or the
+    /// lease is held: the host still has a machine for it.
+    pub fn busy(&self, space_name: Name, resource_name: Name) -> bool {
+        self.resources
+            .get(&(space_name, resource_name))
+            .is_some_and(|l| !l.is_done())
+    }
+
+    /// Whether we hold our delta lease in the lockspace and, at `now`, its last renewal is less
+    /// than 8N old: the window in which this host may act on the lockspace's leases.
+    pub fn delta_live(&self, space_name: Name, now: Time) -> bool {
+        self.lockspaces.get(&space_name).is_some_and(|ls| {
+            ls.delta.is_live()
+                && ls
+                    .delta
+                    .last_success()
+                    .is_some_and(|t| now < t + ls.timeouts.id_renewal_fail())
+        })
+    }
+
     /// Our generation in a joined lockspace.
     pub fn generation(&self, space_name: Name) -> Option<Generation> {
         self.lockspaces.get(&space_name)?.delta.generation()
@@ -698,6 +766,17 @@ impl Host {
     /// The table of other hosts in a lockspace.
     pub fn hosts(&self, space_name: Name) -> Option<&HostTable> {
         self.lockspaces.get(&space_name).map(|ls| &ls.table)
+    }
+
+    fn mutations(&self) -> Mutations {
+        #[cfg(feature = "mutants")]
+        {
+            Mutations::new(self.config.mutant)
+        }
+        #[cfg(not(feature = "mutants"))]
+        {
+            Mutations::default()
+        }
     }
 
     fn tick(&mut self, now: Time) {
@@ -722,16 +801,69 @@ impl Host {
             .expect("a machine has an instance");
         let id = IoId(self.next_io);
         self.next_io += 1;
+        let write = WriteRange::of(&target, &request);
+        let blocked = write.as_ref().is_some_and(|w| self.write_pending(w, id));
         self.in_flight.insert(
             id.0,
             InFlight {
                 target: target.clone(),
                 instance,
                 id: request.id,
+                write,
             },
         );
         request.id = id;
-        self.io.push_back((target, request));
+        if blocked {
+            self.fenced.push_back((target, request));
+        } else {
+            self.io.push_back((target, request));
+        }
+    }
+
+    /// Whether a write of ours other than `except` to an overlapping range has not completed.
+    fn write_pending(&self, range: &WriteRange, except: IoId) -> bool {
+        self.in_flight
+            .iter()
+            .any(|(&id, f)| id != except.0 && f.write.as_ref().is_some_and(|w| w.overlaps(range)))
+    }
+
+    /// Lets held writes go once nothing they overlap is in flight; drops those whose machine
+    /// has given up on them (deadline passed: sending them now would make a stale write).
+    fn release_fenced(&mut self, now: Time) {
+        let mut keep = VecDeque::new();
+        while let Some((target, request)) = self.fenced.pop_front() {
+            if now >= request.deadline {
+                self.in_flight.remove(&request.id.0);
+                self.fenced_dropped += 1;
+                continue;
+            }
+            let range = self.in_flight[&request.id.0]
+                .write
+                .clone()
+                .expect("only writes are fenced");
+            let earlier_held = keep.iter().any(|(_, r): &(Target, IoRequest)| {
+                self.in_flight[&r.id.0]
+                    .write
+                    .as_ref()
+                    .is_some_and(|w| w.overlaps(&range))
+            });
+            let pending = self.in_flight.iter().any(|(&id, f)| {
+                id != request.id.0
+                    && f.write.as_ref().is_some_and(|w| w.overlaps(&range))
+                    && !self.fenced.iter().any(|(_, r)| r.id.0 == id)
+            });
+            if pending || earlier_held {
+                keep.push_back((target, request));
+            } else {
+                self.io.push_back((target, request));
+            }
+        }
+        self.fenced = keep;
+    }
+
+    /// Writes dropped unsent because an earlier write to their sectors outlived their deadline.
+    pub fn fenced_writes_dropped(&self) -> u64 {
+        self.fenced_dropped
     }
 
     fn holders_in(&self, space_name: Name) -> bool {
@@ -816,6 +948,41 @@ impl Host {
     }
 
     /// Drops the requests and examines of a lockspace that stopped (no I/O left to wait for).
+    /// Forgets every lease of a stopping lockspace without disk I/O (§6.1); an acquire or a
+    /// release under way is answered (failed, or released: nothing of it is ours any more).
+    fn drop_leases(&mut self, now: Time, space_name: Name) {
+        let keys: Vec<(Name, Name)> = self
+            .resources
+            .keys()
+            .filter(|(ls, _)| *ls == space_name)
+            .cloned()
+            .collect();
+        for key in keys {
+            let Some(mut lease) = self.resources.remove(&key) else {
+                continue;
+            };
+            let event = if lease.is_acquiring() {
+                Some(paxos::Event::AcquireFailed {
+                    rv: SANLK_ACQUIRE_LOCKSPACE,
+                })
+            } else if lease.held().is_none() && !lease.is_done() {
+                Some(paxos::Event::Released)
+            } else {
+                None
+            };
+            lease.abort(now);
+            if let Some(event) = event {
+                self.outputs.push_back(Output::Resource {
+                    space_name: key.0,
+                    resource_name: key.1,
+                    event,
+                });
+            }
+            self.instances.remove(&Target::Resource(key.0, key.1));
+        }
+        self.forget_requests(now, space_name);
+    }
+
     fn forget_requests(&mut self, now: Time, space_name: Name) {
         let keys: Vec<(Name, Name)> = self
             .requests
@@ -921,6 +1088,11 @@ impl Host {
 
     fn drain_lockspace(&mut self, now: Time, name: Name) {
         let has_holders = self.holders_in(name);
+        let late_expire = if self.mutations().has(Mutant::LateWatchdogExpire) {
+            Duration::from_secs(60)
+        } else {
+            Duration::ZERO
+        };
         let Some(ls) = self.lockspaces.get_mut(&name) else {
             return;
         };
@@ -942,7 +1114,7 @@ impl Host {
                     self.outputs.push_back(Output::WatchdogArm {
                         space_name: name,
                         renewal,
-                        expire: renewal + ls.timeouts.id_renewal_fail(),
+                        expire: renewal + ls.timeouts.id_renewal_fail() + late_expire,
                     });
                     if ls.removing {
                         ls.delta.release(now);
@@ -971,7 +1143,7 @@ impl Host {
                         self.outputs.push_back(Output::WatchdogArm {
                             space_name: name,
                             renewal,
-                            expire: renewal + ls.timeouts.id_renewal_fail(),
+                            expire: renewal + ls.timeouts.id_renewal_fail() + late_expire,
                         });
                     }
                 }
@@ -1010,9 +1182,11 @@ impl Host {
             self.start_examines(now, name, None);
         }
         if gone {
+            self.drop_leases(now, name);
             self.lockspaces.remove(&name);
             self.instances.remove(&Target::Lockspace(name));
         } else if stop {
+            self.drop_leases(now, name);
             self.stop_lockspace(now, name);
             // The delta machine reports its release (no write after a failed renewal).
             self.drain_lockspace(now, name);
@@ -1029,6 +1203,10 @@ impl Host {
             requests.push(req);
         }
         let table = self.lockspaces.get(&space_name).map(|ls| &ls.table);
+        let usable = self
+            .lockspaces
+            .get(&space_name)
+            .is_some_and(|ls| ls.usable(now));
         let mut finished = false;
         while let Some(event) = lease.poll_event() {
             match event {
@@ -1042,6 +1220,20 @@ impl Host {
                         .map(|&h| table.and_then(|t| t.status(h)).cloned())
                         .collect();
                     lease.host_statuses(now, statuses);
+                }
+                paxos::Event::Acquired { .. } if !usable => {
+                    // The lockspace failed or is going while we acquired (a stalled daemon
+                    // can resume to both at once): others may already count us dead, and
+                    // its holders may already be gone. Never hand out the lease.
+                    lease.abort(now);
+                    finished = true;
+                    self.outputs.push_back(Output::Resource {
+                        space_name,
+                        resource_name,
+                        event: paxos::Event::AcquireFailed {
+                            rv: SANLK_ACQUIRE_LOCKSPACE,
+                        },
+                    });
                 }
                 event => {
                     finished |= matches!(
@@ -1071,6 +1263,21 @@ impl Host {
             self.instances
                 .remove(&Target::Resource(space_name, resource_name));
         }
+    }
+}
+
+impl Lockspace {
+    /// Whether leases may be acquired in it at `now`: our delta lease is held, its last
+    /// renewal is less than 8N old (checked against the clock, not only the last timeout
+    /// handled), and it is neither failed nor being removed.
+    fn usable(&self, now: Time) -> bool {
+        self.failed.is_none()
+            && !self.removing
+            && self.delta.is_live()
+            && self
+                .delta
+                .last_success()
+                .is_some_and(|t| now < t + self.timeouts.id_renewal_fail())
     }
 }
 

@@ -118,8 +118,12 @@ impl HostTable {
         }
     }
 
-    /// Scans the whole lockspace as a renewal read it (algorithms.md §5 steps 1-4). Leaders are
-    /// not checksummed here, as in sanlock: a torn or bad slot only counts as bad.
+    /// Scans the whole lockspace as a renewal read it (algorithms.md §5 steps 1-4). A slot with
+    /// a wrong magic or space name only counts as bad, as in sanlock. Unlike sanlock, a slot
+    /// whose checksum fails is not believed either: it may show a renewal (a changed non-zero
+    /// timestamp) but never a free slot, a new owner or a new generation, which would let an
+    /// exclusive acquire clear a live host's shared hold (found by the simulator with a
+    /// corrupted read; docs/COMPATIBILITY.md).
     pub fn scan(&mut self, now: Time, area: &[u8]) -> Vec<Notice> {
         let ss = self.geometry.sector_size().as_usize();
         let mut notices = Vec::new();
@@ -130,6 +134,17 @@ impl HostTable {
             let Ok(raw) = RawLeader::parse(sector) else {
                 break;
             };
+            let bad = raw.magic != DELTA_DISK_MAGIC || !raw.space_name.matches(&self.space_name);
+            // The checksum matters only for a record that would change what we believe.
+            let same = slot.as_ref().is_some_and(|st| {
+                raw.owner_id == st.owner_id
+                    && raw.owner_generation == st.owner_generation.0
+                    && raw.timestamp == st.timestamp
+            });
+            let unverified = !bad && !same && raw.checksum != raw.computed_checksum();
+            if unverified && slot.is_none() {
+                continue;
+            }
             let status = slot.get_or_insert_with(|| HostStatus {
                 first_check: now,
                 last_check: now,
@@ -143,7 +158,14 @@ impl HostTable {
                 lease_bad: 0,
             });
             status.last_check = now;
-            let bad = raw.magic != DELTA_DISK_MAGIC || !raw.space_name.matches(&self.space_name);
+            if unverified {
+                status.lease_bad += 1;
+                if raw.timestamp != 0 && raw.timestamp != status.timestamp {
+                    status.timestamp = raw.timestamp;
+                    status.last_live = Some(now);
+                }
+                continue;
+            }
             if bad {
                 // Keep following the timestamp so a renewing host is not declared dead.
                 status.lease_bad += 1;

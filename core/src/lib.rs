@@ -15,6 +15,7 @@ pub mod hosts;
 pub mod ids;
 pub mod io;
 pub mod memdisk;
+pub mod mutants;
 pub mod ondisk;
 pub mod paxos;
 pub mod requests;

@@ -32,6 +32,7 @@ use std::time::Duration;
 use crate::hosts::HostStatus;
 use crate::ids::{Generation, HostId, Lver};
 use crate::io::{Completion, DiskRef, IoBook, IoError, IoId, IoOp, IoRequest, IoResult, Pending};
+use crate::mutants::{Mutant, Mutations};
 use crate::ondisk::dblock::{DBLOCK_FL_RELEASED, MBLOCK_OFFSET};
 use crate::ondisk::leader::{LEADER_RECORD_SIZE, LFL_SHORT_HOLD};
 use crate::ondisk::{
@@ -156,6 +157,7 @@ pub struct PaxosLease {
     rng: Rng,
     io: IoBook,
     events: VecDeque<Event>,
+    mutants: Mutations,
 }
 
 /// The lease as read at the start of an attempt ("cur" in paxos_lease.c).
@@ -202,10 +204,11 @@ enum Seen {
 
 impl Ballot {
     /// The rule both phases apply to every dblock (run_ballot, Disk Paxos).
-    fn judge(&self, bk: &PaxosDblock) -> Seen {
+    fn judge(&self, bk: &PaxosDblock, mutants: Mutations) -> Seen {
+        let larger_mbal = bk.mbal > self.mbal && !mutants.has(Mutant::IgnoreLargerMbal);
         if bk.lver < self.next_lver {
             Seen::Older
-        } else if bk.lver > self.next_lver || bk.mbal > self.mbal {
+        } else if bk.lver > self.next_lver || larger_mbal {
             Seen::Beaten
         } else {
             Seen::Contender
@@ -411,7 +414,13 @@ impl PaxosLease {
             rng,
             io: IoBook::default(),
             events: VecDeque::new(),
+            mutants: Mutations::default(),
         }
+    }
+
+    /// The deliberate bug to run with (core::mutants).
+    pub(crate) fn set_mutations(&mut self, mutants: Mutations) {
+        self.mutants = mutants;
     }
 
     /// Starts an exclusive acquire. Call once, on a new machine.
@@ -544,7 +553,11 @@ impl PaxosLease {
         dblock: PaxosDblock,
         shared: bool,
     ) -> Step {
-        let released = released(dblock);
+        let released = if self.mutants.has(Mutant::ReleaseWithoutDblockFlag) {
+            dblock
+        } else {
+            released(dblock)
+        };
         let io = self.write_dblock(now, &released, ModeBlock::default());
         if shared {
             Step::ReleaseSharedDblock { io }
@@ -785,6 +798,9 @@ impl PaxosLease {
                 Err(rv) => self.acquire_failed(rv),
             },
             Step::Phase1Write { ballot, .. } => match result {
+                Ok(_) if self.mutants.has(Mutant::SkipPhase1Read) => {
+                    self.propose(now, ballot, None)
+                }
                 Ok(_) => {
                     let io = self.read_dblocks(now, &ballot.cur);
                     Step::Phase1Read { io, ballot }
@@ -1022,6 +1038,7 @@ impl PaxosLease {
             Err(e) => return self.acquire_failed(e.rv()),
         };
         let raw = match RawLeader::parse(&area) {
+            Ok(raw) if self.mutants.has(Mutant::TrustBadChecksum) => raw.sealed(),
             Ok(raw) => raw,
             Err(_) => return self.acquire_failed(SANLK_LEADER_READ),
         };
@@ -1100,6 +1117,11 @@ impl PaxosLease {
         {
             return self.start_ballot(now, cur, true);
         }
+        if self.mutants.has(Mutant::OwnerDeadByLocalClock)
+            && now.secs().saturating_sub(raw.timestamp) > wait.dead_after.as_secs()
+        {
+            return self.start_ballot(now, cur, true);
+        }
         if wait.last_ts == 0 {
             wait.last_ts = raw.timestamp;
         } else if raw.timestamp != wait.last_ts || wait.monitor_saw_change {
@@ -1116,7 +1138,9 @@ impl PaxosLease {
                 SANLK_ACQUIRE_IDLIVE,
                 cur.leader.short_hold(),
             );
-        } else if now.saturating_since(wait.wait_start) > wait.dead_after {
+        } else if self.mutants.has(Mutant::NoOwnerDeadWait)
+            || now.saturating_since(wait.wait_start) > wait.dead_after
+        {
             return self.start_ballot(now, cur, true);
         } else if self.request.owner_nowait {
             return self.acquire_failed(SANLK_ACQUIRE_OWNED_RETRY);
@@ -1131,7 +1155,11 @@ impl PaxosLease {
     /// §7.4: the ballot number, then (unless the lease was free or ours) a fresh look at the
     /// leader before writing anything.
     fn start_ballot(&mut self, now: Time, cur: Current, reread: bool) -> Step {
-        let h = self.config.host_id.get();
+        let h = if self.mutants.has(Mutant::SameBallotForAllHosts) {
+            1
+        } else {
+            self.config.host_id.get()
+        };
         let max_hosts = cur.leader.max_hosts.max(1);
         let mbal = if cur.max_mbal == 0 {
             h
@@ -1213,7 +1241,7 @@ impl PaxosLease {
         ballot.shared_seen = self.shared_mode_blocks(&area, &ballot.cur);
         let mut best: Option<PaxosDblock> = None;
         for bk in self.dblocks(&area, &ballot.cur) {
-            match ballot.judge(&bk) {
+            match ballot.judge(&bk, self.mutants) {
                 Seen::Older => continue,
                 Seen::Beaten => return self.ballot_lost(now, ballot),
                 Seen::Contender => {}
@@ -1225,6 +1253,12 @@ impl PaxosLease {
                 best = Some(bk);
             }
         }
+        self.propose(now, ballot, best)
+    }
+
+    /// The end of phase 1: the value of the highest ballot seen, or ourselves, goes out in
+    /// phase 2.
+    fn propose(&mut self, now: Time, ballot: Ballot, best: Option<PaxosDblock>) -> Step {
         let (inp, inp2, inp3) = match best {
             Some(b) => (b.inp, b.inp2, b.inp3),
             None => (
@@ -1263,7 +1297,7 @@ impl PaxosLease {
         if self
             .dblocks(&area, &ballot.cur)
             .iter()
-            .any(|bk| ballot.judge(bk) == Seen::Beaten)
+            .any(|bk| ballot.judge(bk, self.mutants) == Seen::Beaten)
         {
             return self.ballot_lost(now, ballot);
         }
@@ -1298,6 +1332,9 @@ impl PaxosLease {
     fn shared_mode_blocks(&self, area: &[u8], cur: &Current) -> HostBitmap {
         let ss = self.ss();
         let mut seen = HostBitmap::EMPTY;
+        if self.mutants.has(Mutant::IgnoreModeBlocks) {
+            return seen;
+        }
         for q in 1..=cur.leader.num_hosts {
             let Some(host) = HostId::new(q) else { break };
             let at = (q as usize + 1) * ss;
@@ -1649,7 +1686,10 @@ impl PaxosLease {
     /// A leader read checked as sanlock does, then verified.
     fn check_leader(&self, result: IoResult) -> Result<LeaderRecord, i32> {
         let sector = result.map_err(IoError::rv)?;
-        let raw = RawLeader::parse(&sector).map_err(|_| SANLK_LEADER_READ)?;
+        let mut raw = RawLeader::parse(&sector).map_err(|_| SANLK_LEADER_READ)?;
+        if self.mutants.has(Mutant::TrustBadChecksum) {
+            raw = raw.sealed();
+        }
         raw.check_as_sanlock(
             LeaderKind::Paxos,
             &self.config.space_name,
