@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# All tests: formatting, clippy with warnings as errors, then every crate's tests. Tests that
-# need the C sanlock, root or loop devices print one "skipped: …" line where those are missing.
+# All tests: formatting, clippy with warnings as errors, then every crate's tests, then the
+# simulator's mutant suite (core built with its deliberate bugs). Tests that need the C
+# sanlock, root or loop devices print one "skipped: …" line where those are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo clippy -p sanlock-sim --features mutants --all-targets --quiet -- -D warnings
 cargo test --workspace
+cargo test -p sanlock-sim --features mutants --test mutants -- --nocapture

@@ -1,0 +1,179 @@
+//! The small worlds the exhaustive checker explores. Each names what its hosts do and which
+//! faults may happen; the state space is bounded by the number of acquires, the fault budget
+//! and a time horizon.
+
+/// One configuration to explore.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scenario {
+    /// Its name on the command line.
+    pub name: &'static str,
+    /// What it shows.
+    pub about: &'static str,
+    /// host_id of each host (equal ids: hosts racing for one delta lease).
+    pub host_ids: [u64; 3],
+    /// Boot time of each host's clock, in seconds before world time zero.
+    pub offsets_s: [u64; 3],
+    /// Acquires each host's process may make.
+    pub acquire_budget: [u8; 3],
+    /// Whether each host acquires shared.
+    pub shared_mode: [bool; 3],
+    /// The window of world time (s) in which each host's process may ask for the lease.
+    pub acquire_from_s: [u64; 3],
+    /// End of that window.
+    pub acquire_until_s: [u64; 3],
+    /// Whether a holder exits by itself (else only signals or a reset end it).
+    pub holders_exit: [bool; 3],
+    /// Faults allowed in one run.
+    pub faults: u8,
+    /// Fault kinds: failed I/O, hung I/O, corrupted leader reads, a lost disk.
+    pub fail: bool,
+    /// Hung I/O.
+    pub hang: bool,
+    /// Slow I/O (completing at a later instant, before its deadline).
+    pub slow: bool,
+    /// Corrupted reads.
+    pub corrupt: bool,
+    /// A holder's host losing its disk (before `lose_disk_by_s`).
+    pub lose_disk: bool,
+    /// No disk is lost after this world time (s).
+    pub lose_disk_by_s: u64,
+    /// Holders ignore every signal (only the watchdog ends them).
+    pub unkillable: bool,
+    /// io_timeout N.
+    pub io_timeout_s: u64,
+    /// No step after this world time.
+    pub horizon_s: u64,
+    /// The deliberate bug every host runs with.
+    #[cfg(feature = "mutants")]
+    pub mutant: Option<sanlock_core::mutants::Mutant>,
+}
+
+impl Scenario {
+    /// Two or three hosts join, race for one exclusive lease and release it, with no fault:
+    /// the default of `sanlock-sim check`.
+    pub const BASIC: Scenario = Scenario {
+        name: "basic",
+        about: "the hosts join, race for the lease once each and release it; no faults",
+        host_ids: [1, 2, 3],
+        offsets_s: [1000, 5000, 9000],
+        acquire_budget: [1, 1, 1],
+        shared_mode: [false, false, false],
+        acquire_from_s: [0, 0, 0],
+        acquire_until_s: [u64::MAX, u64::MAX, u64::MAX],
+        holders_exit: [true, true, true],
+        faults: 0,
+        fail: false,
+        hang: false,
+        slow: false,
+        corrupt: false,
+        lose_disk: false,
+        lose_disk_by_s: 0,
+        unkillable: false,
+        io_timeout_s: 2,
+        horizon_s: 7,
+        #[cfg(feature = "mutants")]
+        mutant: None,
+    };
+
+    /// Every scenario.
+    pub const ALL: [Scenario; 7] = [
+        Scenario::BASIC,
+        Scenario {
+            name: "reacquire",
+            about: "host0 acquires once, host1 twice, each releasing; no faults",
+            acquire_budget: [1, 2, 1],
+            horizon_s: 7,
+            ..Scenario::BASIC
+        },
+        Scenario {
+            name: "faults",
+            about: "one acquire each, and one I/O may fail, be slow, or hang past its deadline",
+            acquire_budget: [1, 1, 1],
+            faults: 1,
+            fail: true,
+            hang: true,
+            slow: true,
+            ..Scenario::BASIC
+        },
+        Scenario {
+            name: "shared",
+            about: "host0 holds the lease shared while host1 asks for it exclusively",
+            acquire_budget: [1, 2, 1],
+            shared_mode: [true, false, true],
+            ..Scenario::BASIC
+        },
+        Scenario {
+            name: "corrupt",
+            about: "one read of a leader may return it with its timestamp zeroed",
+            acquire_budget: [1, 1, 1],
+            holders_exit: [false, true, true],
+            faults: 1,
+            corrupt: true,
+            ..Scenario::BASIC
+        },
+        Scenario {
+            name: "same-host-id",
+            about: "two hosts with different names join on one host_id; one write may be slow",
+            host_ids: [1, 1, 1],
+            acquire_budget: [0, 0, 0],
+            faults: 1,
+            slow: true,
+            horizon_s: 8,
+            ..Scenario::BASIC
+        },
+        Scenario {
+            name: "watchdog",
+            about: "host0's holder cannot be killed and its host loses the disk; host1 then asks",
+            acquire_budget: [1, 1, 0],
+            acquire_from_s: [0, 12, 0],
+            acquire_until_s: [u64::MAX, 13, 0],
+            holders_exit: [false, false, false],
+            faults: 1,
+            lose_disk: true,
+            lose_disk_by_s: 10,
+            unkillable: true,
+            horizon_s: 100,
+            ..Scenario::BASIC
+        },
+    ];
+
+    /// The scenario called `name`.
+    pub fn from_name(name: &str) -> Option<Scenario> {
+        Scenario::ALL.into_iter().find(|s| s.name == name)
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// What it shows.
+    pub fn describe(&self) -> &'static str {
+        self.about
+    }
+
+    pub(crate) fn host_id(&self, h: usize) -> u64 {
+        self.host_ids[h]
+    }
+
+    pub(crate) fn offset_ms(&self, h: usize) -> u64 {
+        self.offsets_s[h] * 1000
+    }
+
+    pub(crate) fn acquires(&self, h: usize) -> u8 {
+        self.acquire_budget[h]
+    }
+
+    pub(crate) fn may_acquire_at(&self, h: usize, now_ms: u64) -> bool {
+        let s = now_ms / 1000;
+        self.acquire_from_s[h] <= s && s <= self.acquire_until_s[h]
+    }
+
+    pub(crate) fn shared(&self, h: usize) -> bool {
+        self.shared_mode[h]
+    }
+
+    pub(crate) fn releases(&self, h: usize) -> bool {
+        self.holders_exit[h]
+    }
+}

@@ -1,0 +1,260 @@
+//! What a run is: the knobs on the command line, and everything else drawn from the seed.
+
+use std::fmt;
+use std::time::Duration;
+
+use sanlock_core::rng::Rng;
+
+/// Which faults a run injects.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultSet {
+    /// I/Os that fail with EIO (a failed write may still have landed).
+    pub io_errors: bool,
+    /// I/Os that outlive their io_timeout (a hung write may land after it).
+    pub hangs: bool,
+    /// Reads that return a sector with its timestamp word zeroed and the checksum not matching.
+    pub corruption: bool,
+    /// The daemon stalls for a while (its processes and wdmd keep running).
+    pub pauses: bool,
+    /// The machine powers off and boots again later.
+    pub crashes: bool,
+    /// The host loses its path to the disk for a while (its I/O hangs or fails).
+    pub disk_loss: bool,
+    /// Clocks run up to 100 ppm fast or slow.
+    pub drift: bool,
+}
+
+impl FaultSet {
+    /// Every fault.
+    pub const ALL: FaultSet = FaultSet {
+        io_errors: true,
+        hangs: true,
+        corruption: true,
+        pauses: true,
+        crashes: true,
+        disk_loss: true,
+        drift: true,
+    };
+
+    const NAMES: [&'static str; 7] = [
+        "errors",
+        "hangs",
+        "corruption",
+        "pauses",
+        "crashes",
+        "disk-loss",
+        "drift",
+    ];
+
+    fn flag(&mut self, name: &str) -> Option<&mut bool> {
+        Some(match name {
+            "errors" => &mut self.io_errors,
+            "hangs" => &mut self.hangs,
+            "corruption" => &mut self.corruption,
+            "pauses" => &mut self.pauses,
+            "crashes" => &mut self.crashes,
+            "disk-loss" => &mut self.disk_loss,
+            "drift" => &mut self.drift,
+            _ => return None,
+        })
+    }
+
+    /// `all`, `none`, or a comma-separated list of fault names.
+    pub fn parse(text: &str) -> Result<FaultSet, String> {
+        match text {
+            "all" => return Ok(FaultSet::ALL),
+            "none" => return Ok(FaultSet::default()),
+            _ => {}
+        }
+        let mut set = FaultSet::default();
+        for name in text.split(',') {
+            let Some(flag) = set.flag(name.trim()) else {
+                return Err(format!(
+                    "unknown fault {name:?}: expected all, none or a list of {}",
+                    FaultSet::NAMES.join(", ")
+                ));
+            };
+            *flag = true;
+        }
+        Ok(set)
+    }
+
+    /// Whether any fault is on.
+    pub fn any(&self) -> bool {
+        *self != FaultSet::default()
+    }
+}
+
+impl fmt::Display for FaultSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut copy = *self;
+        let on: Vec<&str> = FaultSet::NAMES
+            .into_iter()
+            .filter(|n| copy.flag(n).is_some_and(|f| *f))
+            .collect();
+        if on.is_empty() {
+            write!(f, "none")
+        } else {
+            write!(f, "{}", on.join(","))
+        }
+    }
+}
+
+/// A run as asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimConfig {
+    /// Hosts, 1 to 2000.
+    pub hosts: usize,
+    /// Resource leases, each on its own 1 MiB after the lockspace.
+    pub resources: usize,
+    /// Picks every other parameter.
+    pub seed: u64,
+    /// Simulated seconds with faults and random work; a liveness phase follows.
+    pub seconds: u64,
+    /// Faults to inject.
+    pub faults: FaultSet,
+    /// Run the liveness phase after the faults stop.
+    pub liveness: bool,
+    /// Keep the whole timeline (not only the newest entries) to print it.
+    pub keep_timeline: bool,
+    /// The deliberate bug every host runs with.
+    #[cfg(feature = "mutants")]
+    pub mutant: Option<sanlock_core::mutants::Mutant>,
+}
+
+impl SimConfig {
+    /// A run of `hosts` hosts on `resources` resources for `seconds`, with every fault.
+    pub fn new(hosts: usize, resources: usize, seed: u64, seconds: u64) -> Self {
+        SimConfig {
+            hosts,
+            resources,
+            seed,
+            seconds,
+            faults: FaultSet::ALL,
+            liveness: true,
+            keep_timeline: false,
+            #[cfg(feature = "mutants")]
+            mutant: None,
+        }
+    }
+
+    /// Checks the ranges the simulator supports.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=2000).contains(&self.hosts) {
+            return Err(format!("--hosts {} is outside 1..=2000", self.hosts));
+        }
+        if !(1..=64).contains(&self.resources) {
+            return Err(format!("--resources {} is outside 1..=64", self.resources));
+        }
+        if self.seconds == 0 {
+            return Err("--seconds must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// Everything the seed picks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Params {
+    /// io_timeout N of the lockspace, in seconds.
+    pub io_timeout_s: u64,
+    /// kill_grace_seconds of every host.
+    pub kill_grace_s: u64,
+    /// An ordinary I/O takes up to this long.
+    pub latency: Duration,
+    /// Per million I/Os: slow but in time, failed, hung, corrupted reads.
+    pub slow_ppm: u64,
+    /// Failed I/Os per million.
+    pub error_ppm: u64,
+    /// Hung I/Os per million.
+    pub hang_ppm: u64,
+    /// Corrupted reads per million.
+    pub corrupt_ppm: u64,
+    /// Per host and hour: pauses, crashes, disk losses.
+    pub pauses_per_hour: u64,
+    /// Crashes per host and hour.
+    pub crashes_per_hour: u64,
+    /// Disk losses per host and hour.
+    pub losses_per_hour: u64,
+    /// Largest clock rate error, in ppm.
+    pub drift_ppm: i64,
+    /// Percent of acquires that ask for a shared lease.
+    pub shared_pct: u64,
+    /// Percent of holders that convert before they release.
+    pub convert_pct: u64,
+    /// Percent of refused acquires followed by a request to the holder.
+    pub request_pct: u64,
+    /// Percent of holders that ignore SIGTERM (they stop only on SIGKILL).
+    pub ignore_term_pct: u64,
+    /// Percent of holders that no signal stops (stuck in the kernel): only a reset ends them.
+    pub unkillable_pct: u64,
+    /// Longest hold, and longest pause between a host's acquires.
+    pub hold_max: Duration,
+    /// Longest think time between acquire attempts.
+    pub think_max: Duration,
+    /// Percent of boots that pick another host's host_id (a misconfigured host).
+    pub wrong_host_id_pct: u64,
+}
+
+impl Params {
+    /// The parameters seed and faults pick.
+    pub fn pick(seed: u64, faults: &FaultSet) -> Params {
+        let mut rng = Rng::new(seed ^ 0x5EED_5EED_5EED_5EED);
+        let mut pick = |values: &[u64]| values[rng.below(values.len() as u64) as usize];
+        // Not 1: with 8N = 8 s, wdmd's check at expire - 10 s fails on every pass and the
+        // watchdog resets the host 60 s after it joins (wdmd/main.c test_clients).
+        let io_timeout_s = pick(&[2, 2, 3, 5, 10]);
+        let on = |flag: bool, v: u64| if flag { v } else { 0 };
+        Params {
+            io_timeout_s,
+            kill_grace_s: pick(&[0, 3, 10, 40]),
+            latency: Duration::from_millis(pick(&[2, 10, 50, 200])),
+            slow_ppm: pick(&[1_000, 10_000, 50_000]),
+            error_ppm: on(faults.io_errors, pick(&[500, 2_000, 10_000])),
+            hang_ppm: on(faults.hangs, pick(&[500, 2_000, 10_000])),
+            corrupt_ppm: on(faults.corruption, pick(&[200, 1_000, 5_000])),
+            pauses_per_hour: on(faults.pauses, pick(&[1, 2, 4])),
+            crashes_per_hour: on(faults.crashes, pick(&[1, 2])),
+            losses_per_hour: on(faults.disk_loss, pick(&[1, 2, 4])),
+            drift_ppm: on(faults.drift, pick(&[20, 100])) as i64,
+            shared_pct: pick(&[0, 20, 40]),
+            convert_pct: pick(&[0, 20, 50]),
+            request_pct: pick(&[0, 10, 30]),
+            ignore_term_pct: pick(&[0, 20]),
+            unkillable_pct: on(faults.crashes || faults.pauses, pick(&[0, 5, 20])),
+            hold_max: Duration::from_secs(pick(&[5, 30, 120])),
+            think_max: Duration::from_secs(pick(&[2, 10, 30])),
+            wrong_host_id_pct: pick(&[0, 0, 5]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_lists_parse_and_print_back() {
+        assert_eq!(FaultSet::parse("all").unwrap(), FaultSet::ALL);
+        assert!(!FaultSet::parse("none").unwrap().any());
+        let set = FaultSet::parse("hangs,crashes").unwrap();
+        assert!(set.hangs && set.crashes && !set.io_errors);
+        assert_eq!(set.to_string(), "hangs,crashes");
+        let err = FaultSet::parse("hangs,fire").unwrap_err();
+        assert!(err.contains("\"fire\""), "{err}");
+    }
+
+    #[test]
+    fn the_seed_picks_the_parameters() {
+        assert_eq!(
+            Params::pick(7, &FaultSet::ALL),
+            Params::pick(7, &FaultSet::ALL)
+        );
+        let quiet = Params::pick(7, &FaultSet::default());
+        assert_eq!(quiet.error_ppm + quiet.hang_ppm + quiet.crashes_per_hour, 0);
+        let n: std::collections::BTreeSet<u64> = (0..64)
+            .map(|s| Params::pick(s, &FaultSet::ALL).io_timeout_s)
+            .collect();
+        assert!(n.len() > 3, "{n:?}");
+    }
+}

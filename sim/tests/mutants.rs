@@ -1,0 +1,70 @@
+//! The mutant suite: every deliberate bug of `sanlock_core::mutants` must be caught by the
+//! random simulator (within a few seeds) and by the exhaustive checker (in the scenario that
+//! exercises it). Run with `cargo test -p sanlock-sim --features mutants --test mutants`.
+
+use sanlock_core::mutants::Mutant;
+use sanlock_sim::check::{explore, Model, Scenario};
+use sanlock_sim::{SimConfig, World};
+
+/// The checker scenario that exercises each mutant.
+fn scenario(m: Mutant) -> &'static str {
+    match m {
+        Mutant::SkipPhase1Read
+        | Mutant::NoOwnerDeadWait
+        | Mutant::OwnerDeadByLocalClock
+        | Mutant::SameBallotForAllHosts
+        | Mutant::IgnoreLargerMbal => "basic",
+        Mutant::ReleaseWithoutDblockFlag => "reacquire",
+        Mutant::IgnoreModeBlocks => "shared",
+        Mutant::TrustBadChecksum => "corrupt",
+        Mutant::SkipDeltaShortWait => "same-host-id",
+        Mutant::LateWatchdogExpire => "watchdog",
+    }
+}
+
+/// The first seed (of 1..=`seeds`) whose run of the random simulator finds a violation.
+fn simulator_kill(m: Mutant, seeds: u64) -> Option<(u64, String)> {
+    (1..=seeds).find_map(|seed| {
+        let mut cfg = SimConfig::new(8, 4, seed, 900);
+        cfg.mutant = Some(m);
+        let (o, _) = World::new(cfg).run();
+        o.violation.map(|(v, _)| (seed, v))
+    })
+}
+
+fn checker_kill(m: Mutant) -> Option<(u64, String)> {
+    let mut s = Scenario::from_name(scenario(m)).expect("a scenario");
+    s.mutant = Some(m);
+    let report = explore(&Model::new(2, s), 5_000_000);
+    report
+        .counterexample
+        .map(|(v, path)| (report.states, format!("{v} (after {} steps)", path.len())))
+}
+
+#[test]
+fn the_random_simulator_and_the_checker_catch_every_mutant() {
+    let mut lines = Vec::new();
+    let mut sim_kills = 0;
+    let mut check_kills = 0;
+    for m in Mutant::ALL {
+        let sim = simulator_kill(m, 20);
+        let check = checker_kill(m);
+        sim_kills += usize::from(sim.is_some());
+        check_kills += usize::from(check.is_some());
+        lines.push(format!(
+            "{:<28} simulator: {:<60} checker ({}): {}",
+            m.name(),
+            sim.map_or("SURVIVED 20 seeds".into(), |(seed, v)| format!(
+                "seed {seed}: {v}"
+            )),
+            scenario(m),
+            check.map_or("SURVIVED".into(), |(states, v)| format!(
+                "{states} states: {v}"
+            ))
+        ));
+    }
+    let n = Mutant::ALL.len();
+    println!("{}", lines.join("\n"));
+    println!("kill count: simulator {sim_kills}/{n}, checker {check_kills}/{n}");
+    assert_eq!((sim_kills, check_kills), (n, n), "\n{}", lines.join("\n"));
+}
