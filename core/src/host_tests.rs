@@ -106,6 +106,11 @@ impl World {
     fn outputs(&mut self) -> Vec<(Time, Output)> {
         std::mem::take(&mut self.log)
     }
+
+    /// Outputs not yet collected by settle.
+    fn outputs_now(&mut self) -> Vec<Output> {
+        std::iter::from_fn(|| self.host.poll_output()).collect()
+    }
 }
 
 fn t(s: u64) -> Time {
@@ -319,6 +324,143 @@ fn leaving_with_holders_kills_them_first() {
     assert!(out.contains(&Output::Left {
         space_name: name("LS")
     }));
+}
+
+#[test]
+fn no_acquire_once_the_last_renewal_is_8n_old_even_before_the_timeout_is_handled() {
+    // Found by the simulator: a stalled daemon resumed to an acquire before the timeout that
+    // fails its lockspace, and won a lease while others counted it dead.
+    let mut w = World::new();
+    w.join();
+    w.outputs();
+    // The last renewal was taken at 1000 s (the join); 8N later nothing may be acquired.
+    w.now = t(1008);
+    w.host
+        .acquire(w.now, name("LS"), name("R"), 0, AcquireRequest::default());
+    assert!(w.host.poll_io().is_none(), "no I/O for a refused acquire");
+    assert_eq!(
+        w.outputs_now(),
+        vec![Output::Resource {
+            space_name: name("LS"),
+            resource_name: name("R"),
+            event: paxos::Event::AcquireFailed {
+                rv: SANLK_ACQUIRE_LOCKSPACE
+            },
+        }]
+    );
+}
+
+#[test]
+fn an_acquire_under_way_when_the_lockspace_stops_is_answered() {
+    // Found by the simulator: the acquire outlived its lockspace and committed the lease
+    // with the old generation after the host had joined again.
+    let mut w = World::new();
+    w.join();
+    w.outputs();
+    w.fail_io = true;
+    w.run_until(Time::new(Duration::from_millis(1_007_700)));
+    w.outputs();
+    w.host
+        .acquire(w.now, name("LS"), name("R"), 0, AcquireRequest::default());
+    let (_, first) = w.host.poll_io().expect("the lease read");
+    w.run_until(Time::new(Duration::from_millis(1_008_300)));
+    let out: Vec<Output> = w.outputs().into_iter().map(|(_, o)| o).collect();
+    assert!(
+        out.contains(&Output::Resource {
+            space_name: name("LS"),
+            resource_name: name("R"),
+            event: paxos::Event::AcquireFailed {
+                rv: SANLK_ACQUIRE_LOCKSPACE
+            },
+        }),
+        "{out:?}"
+    );
+    assert!(!w.host.busy(name("LS"), name("R")));
+    // Its read completing now changes nothing.
+    let late = w.host.late_completions();
+    w.host.handle_io(w.now, first.id, Err(IoError::TimedOut));
+    assert_eq!(w.host.late_completions(), late + 1);
+    assert!(w.host.poll_output().is_none());
+}
+
+/// Runs the host until `until`, completing every I/O at once except writes to the lease
+/// disk, which are handed back unsent.
+fn run_holding_lease_writes(w: &mut World, until: Time) -> Vec<IoRequest> {
+    let mut held = Vec::new();
+    loop {
+        while let Some((target, req)) = w.host.poll_io() {
+            let lease = !matches!(target, Target::Lockspace(_)) && req.disk == DiskRef::Lease;
+            if lease && matches!(req.op, IoOp::Write { .. }) {
+                held.push(req);
+                continue;
+            }
+            let disk = if lease {
+                &mut w.lease_disk
+            } else {
+                &mut w.lockspace
+            };
+            let result = disk.apply(&req);
+            w.host.handle_io(w.now, req.id, result);
+        }
+        while let Some(out) = w.host.poll_output() {
+            w.log.push((w.now, out));
+        }
+        match w.host.poll_timeout() {
+            Some(next) if next <= until => {
+                w.now = next.max(w.now);
+                w.host.handle_timeout(w.now);
+            }
+            _ => break,
+        }
+    }
+    w.now = until;
+    held
+}
+
+#[test]
+fn a_write_waits_until_our_earlier_write_to_the_same_sector_has_completed() {
+    // Found by the simulator: a dblock write given up on landed after a newer one. The next
+    // write to that sector is held until the first completes, and dropped unsent if its own
+    // deadline passes first.
+    let mut w = World::new();
+    w.join();
+    w.outputs();
+    let acquire = |w: &mut World| {
+        w.host
+            .acquire(w.now, name("LS"), name("R"), 0, AcquireRequest::default());
+    };
+    acquire(&mut w);
+    let until = w.now + Duration::from_secs(2);
+    let stuck = run_holding_lease_writes(&mut w, until);
+    assert_eq!(stuck.len(), 1, "the phase 1 write, given up on");
+    acquire(&mut w);
+    let until = w.now + Duration::from_secs(2);
+    let more = run_holding_lease_writes(&mut w, until);
+    assert!(
+        more.is_empty(),
+        "a second write to our dblock went out: {more:?}"
+    );
+    assert_eq!(w.host.fenced_writes_dropped(), 1);
+    let failed = w
+        .outputs()
+        .into_iter()
+        .filter(|(_, o)| {
+            matches!(
+                o,
+                Output::Resource {
+                    event: paxos::Event::AcquireFailed { .. },
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(failed, 2);
+    // The stuck write completes at last; the next acquire writes and wins.
+    let result = w.lease_disk.apply(&stuck[0]);
+    w.host.handle_io(w.now, stuck[0].id, result);
+    acquire(&mut w);
+    w.settle();
+    assert!(w.host.held(name("LS"), name("R")).is_some());
 }
 
 #[test]

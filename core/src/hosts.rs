@@ -319,6 +319,36 @@ mod tests {
     }
 
     #[test]
+    fn a_slot_with_a_bad_checksum_never_shows_a_free_slot_or_a_new_owner() {
+        // Found by the simulator: a read that zeroed a live host's timestamp made it FREE,
+        // and an exclusive acquire then cleared that host's shared hold.
+        let mut a = area();
+        let mut tab = table();
+        renew(&mut a, 2, 500, HostBitmap::EMPTY, HostEvent::default());
+        tab.scan(t(1000), &a);
+        renew(&mut a, 2, 520, HostBitmap::EMPTY, HostEvent::default());
+        tab.scan(t(1020), &a);
+        assert_eq!(tab.state(host(2), t(1020)), Some(HostState::Live));
+        let at = 512 + 152;
+        let mut bad = a.clone();
+        bad[at..at + 8].fill(0);
+        tab.scan(t(1030), &bad);
+        assert_eq!(tab.state(host(2), t(1030)), Some(HostState::Live));
+        assert_eq!(tab.status(host(2)).unwrap().timestamp, 520);
+        assert_eq!(tab.status(host(2)).unwrap().lease_bad, 1);
+        // A bad record with a new non-zero timestamp still counts as a renewal.
+        let mut moved = a.clone();
+        moved[at..at + 8].copy_from_slice(&540u64.to_le_bytes());
+        tab.scan(t(1040), &moved);
+        assert_eq!(tab.status(host(2)).unwrap().last_live, Some(t(1040)));
+        // A slot first seen with a bad checksum is not in the table at all.
+        let mut fresh = table();
+        fresh.scan(t(1000), &bad);
+        assert!(fresh.status(host(2)).is_none());
+        assert_eq!(fresh.state(host(3), t(1000)), Some(HostState::Free));
+    }
+
+    #[test]
     fn our_bit_with_an_event_is_delivered_on_each_change_and_examines_are_throttled() {
         // §5 step 4 and §11.3: event per sender renewal; examine at most once per 60 s.
         let mut a = area();
