@@ -281,21 +281,27 @@ fn bench(args: Args) -> Result<bool, String> {
         simulated / wall
     );
     let started = Instant::now();
-    let cfg = SimConfig::new(2000, 4, 1, 300);
+    let mut cfg = SimConfig::new(2000, 4, 1, 120);
+    cfg.liveness = false;
     let (o, _) = World::new(cfg).run();
     let wall = started.elapsed().as_secs_f64();
     println!(
-        "random simulator: 2000 hosts x 4 resources x 300 s: {} I/Os in {wall:.2}s = {:.0} I/Os per second",
+        "random simulator: 2000 hosts x 4 resources x 120 s (no liveness phase): {} I/Os in \
+         {wall:.2}s = {:.0} I/Os per second",
         o.stats.reads + o.stats.writes,
         (o.stats.reads + o.stats.writes) as f64 / wall
     );
-    let model = check::Model::new(2, Scenario::BASIC);
-    let report = check::explore(&model, 50_000_000);
-    println!(
-        "exhaustive checker (2 hosts, basic): {} states in {:.2}s = {:.0} states per second",
-        report.states,
-        report.seconds,
-        report.states as f64 / report.seconds
-    );
-    Ok(report.counterexample.is_none())
+    let mut ok = true;
+    for name in ["basic", "watchdog", "faults"] {
+        let scenario = Scenario::from_name(name).expect("a scenario");
+        let report = check::explore(&check::Model::new(2, scenario), 50_000_000);
+        println!(
+            "exhaustive checker (2 hosts, {name}): {} states in {:.2}s = {:.0} states per second",
+            report.states,
+            report.seconds,
+            report.states as f64 / report.seconds
+        );
+        ok &= report.counterexample.is_none();
+    }
+    Ok(ok)
 }
