@@ -135,13 +135,6 @@ pub fn explore(model: &Model, max_states: u64) -> Report {
                     via: Some(step),
                 });
                 report.max_depth = report.max_depth.max(stack.len() - 1);
-                if std::env::var_os("CHECK_DEBUG").is_some() && report.states % 50_000 == 0 {
-                    let path: Vec<String> = stack
-                        .iter()
-                        .filter_map(|f| f.via.as_ref().map(ToString::to_string))
-                        .collect();
-                    eprintln!("--- {} states:\n{}", report.states, path.join("\n"));
-                }
             }
         }
     }
