@@ -15,6 +15,7 @@ pub mod config;
 pub mod disk;
 pub mod invariants;
 pub mod queue;
+pub mod stats;
 pub mod timeline;
 pub mod world;
 

@@ -1,0 +1,723 @@
+//! The random simulator: hosts running the unchanged core `Host` on one shared disk, driven by a
+//! simulated daemon (the policy below), with faults drawn from the seed, and the checkers of
+//! [`crate::invariants`] run after every step.
+//!
+//! What each part stands for:
+//! - the daemon: hands I/O to the disk and completions, timeouts and client calls to `Host`;
+//!   a paused host's daemon does nothing until it resumes, but its processes and wdmd run on;
+//! - processes: one per held lease; SIGTERM or SIGKILL ends them after a short delay, unless
+//!   they ignore SIGTERM or are stuck where no signal reaches them;
+//! - wdmd and /dev/watchdog: wdmd checks every 10 s (every second after a failure) and pets the
+//!   device only while every armed lockspace's expire is more than 10 s away; the device resets
+//!   the host 60 s after its last pet. A reset, like a crash, ends the host and its processes;
+//! - the disk: [`SimDisk`], with random latencies, failed, hung and corrupted I/O.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use sanlock_core::host::{Host, HostConfig, JoinRequest, Output, Target};
+use sanlock_core::io::{IoError, IoId, IoOp, IoRequest, IoResult};
+use sanlock_core::ondisk::leader::{DELTA_DISK_MAGIC, PAXOS_DISK_MAGIC};
+use sanlock_core::ondisk::{
+    lockspace_init, resource_init, ForceMode, Geometry, LeaderKind, Name, RawLeader, ResourceInit,
+    SectorSize,
+};
+use sanlock_core::paxos::{self, AcquireRequest};
+use sanlock_core::requests::RequestArgs;
+use sanlock_core::rng::Rng;
+use sanlock_core::{HostId, Time, Timeouts};
+
+use crate::clock::HostClock;
+use crate::config::{Params, SimConfig};
+use crate::disk::SimDisk;
+use crate::invariants::{Broken, Invariants, Violation};
+use crate::queue::Agenda;
+pub use crate::stats::{Outcome, Stats};
+use crate::timeline::{Fate, Timeline, What};
+
+mod faults_io;
+mod liveness;
+mod outputs;
+mod policy;
+mod wdmd;
+
+const MIB: u64 = 1 << 20;
+/// Between telling every process to exit and the waiting acquires.
+const SETTLE: Duration = Duration::from_secs(30);
+const SECTOR: usize = 512;
+/// Byte offset of the timestamp in a leader sector: what a corrupted read zeroes.
+pub const TIMESTAMP_OFFSET: usize = 152;
+
+#[derive(Debug)]
+enum Ev {
+    Boot {
+        n: usize,
+    },
+    Tick {
+        n: usize,
+        inc: u32,
+    },
+    Land {
+        sector: usize,
+        data: Box<[u8]>,
+        issued: Duration,
+    },
+    Complete {
+        n: usize,
+        inc: u32,
+        io: Flight,
+    },
+    Deliver {
+        n: usize,
+        inc: u32,
+        id: IoId,
+        result: IoResult,
+    },
+    Wdmd {
+        n: usize,
+        inc: u32,
+    },
+    WatchdogFire {
+        n: usize,
+        inc: u32,
+        pets: u64,
+    },
+    Act {
+        n: usize,
+        inc: u32,
+        act: Act,
+    },
+    Exit {
+        n: usize,
+        inc: u32,
+        r: usize,
+        signalled: bool,
+    },
+    Reap {
+        n: usize,
+        inc: u32,
+        r: usize,
+    },
+    Pause {
+        n: usize,
+        length: Duration,
+    },
+    Crash {
+        n: usize,
+        down: Duration,
+    },
+    Loss {
+        n: usize,
+        length: Duration,
+        fail: bool,
+    },
+    EndFaults,
+    CalmOver,
+    LivenessStart,
+    LivenessDeadline,
+}
+
+#[derive(Debug)]
+struct Flight {
+    id: IoId,
+    offset: u64,
+    len: usize,
+    write: bool,
+    started: Duration,
+    result: Planned,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Planned {
+    Ok,
+    Failed,
+    Corrupt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Act {
+    Join,
+    Think,
+    Release { r: usize },
+    Convert { r: usize },
+    Request { r: usize },
+    Acquire { r: usize, shared: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Acquire { shared: bool },
+    Release,
+    Convert,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stubborn {
+    No,
+    IgnoresTerm,
+    Unkillable,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Holder {
+    stubborn: Stubborn,
+    exiting: bool,
+}
+
+#[derive(Debug)]
+struct Node {
+    name: Name,
+    host_id: HostId,
+    clock: HostClock,
+    host: Option<Host>,
+    inc: u32,
+    paused_until: Duration,
+    next_tick: Option<Duration>,
+    holders: BTreeMap<usize, Holder>,
+    ops: BTreeMap<usize, Op>,
+    stopping: bool,
+    /// The lockspace renews (joined and not failed).
+    joined: bool,
+    /// Armed lockspace: expire on our clock.
+    armed: Option<Time>,
+    last_pet: Duration,
+    pets: u64,
+    device_closed: bool,
+    loss: Option<(Duration, bool)>,
+    /// Resources whose current operation met an injected fault.
+    faulted: BTreeMap<usize, bool>,
+    /// Per resource: false once an operation on it met a fault in this generation (a fault
+    /// can leave a record behind that only this host's death clears).
+    clean: BTreeMap<usize, bool>,
+}
+
+/// One run of the random simulator.
+pub struct World {
+    cfg: SimConfig,
+    p: Params,
+    timeouts: Timeouts,
+    now: Duration,
+    agenda: Agenda<Ev>,
+    disk: SimDisk,
+    nodes: Vec<Node>,
+    rng: Rng,
+    inv: Invariants,
+    timeline: Timeline,
+    stats: Stats,
+    space: Name,
+    resources: Vec<Name>,
+    faults_on: bool,
+    calm_over: bool,
+    liveness: bool,
+    /// Liveness phase: per resource, the host that must get it, and whether it did.
+    waiting: BTreeMap<usize, (usize, bool)>,
+    violation: Option<(Violation, Vec<usize>)>,
+    /// Per leader sector: its resource, and the issue time of the newest write landed.
+    leader_writes: BTreeMap<usize, (usize, Duration)>,
+    /// Per resource: whether a stale leader write has landed (see [`Stats::lver_reuses`]).
+    regressed: Vec<bool>,
+}
+
+fn name(s: &str) -> Name {
+    Name::new(s.as_bytes()).expect("short names")
+}
+
+fn geometry() -> Geometry {
+    Geometry::legacy(SectorSize::Bytes512)
+}
+
+impl World {
+    /// A world for `cfg`, its parameters drawn from the seed.
+    pub fn new(cfg: SimConfig) -> World {
+        cfg.validate().expect("a valid configuration");
+        let p = Params::pick(cfg.seed, &cfg.faults);
+        let mut rng = Rng::new(cfg.seed);
+        let space = name("SIMLS");
+        let resources: Vec<Name> = (0..cfg.resources).map(|r| name(&format!("R{r}"))).collect();
+        let ls = lockspace_init(geometry(), space, p.io_timeout_s as u16);
+        let mut image = ls.area;
+        image[..SECTOR].copy_from_slice(&ls.commit_sector);
+        image.resize(MIB as usize, 0);
+        for r in &resources {
+            let mut lease = resource_init(&ResourceInit {
+                geometry: geometry(),
+                space_name: space,
+                resource_name: *r,
+                num_hosts: cfg.hosts as u64,
+                clear_at_s: None,
+            });
+            lease.resize(MIB as usize, 0);
+            image.extend(lease);
+        }
+        let timeouts = Timeouts::new(p.io_timeout_s);
+        let window = Duration::from_secs(4 * p.io_timeout_s);
+        let disk = SimDisk::new(image, SECTOR, window);
+        let nodes = (0..cfg.hosts)
+            .map(|n| {
+                let offset = Duration::from_millis(1_000 + rng.below(10_000_000));
+                let ppm = if p.drift_ppm > 0 {
+                    rng.below(2 * p.drift_ppm as u64 + 1) as i64 - p.drift_ppm
+                } else {
+                    0
+                };
+                Node {
+                    name: name(&format!("host{n}")),
+                    host_id: HostId::new(n as u64 + 1).expect("1..=2000"),
+                    clock: HostClock::new(offset, ppm),
+                    host: None,
+                    inc: 0,
+                    paused_until: Duration::ZERO,
+                    next_tick: None,
+                    holders: BTreeMap::new(),
+                    ops: BTreeMap::new(),
+                    stopping: false,
+                    joined: false,
+                    armed: None,
+                    last_pet: Duration::ZERO,
+                    pets: 0,
+                    device_closed: false,
+                    loss: None,
+                    faulted: BTreeMap::new(),
+                    clean: BTreeMap::new(),
+                }
+            })
+            .collect();
+        let resources_len = cfg.resources;
+        let timeline = Timeline::new(if cfg.keep_timeline {
+            usize::MAX
+        } else {
+            200_000
+        });
+        World {
+            inv: Invariants::new(cfg.resources),
+            liveness: cfg.liveness,
+            cfg,
+            p,
+            timeouts,
+            now: Duration::ZERO,
+            agenda: Agenda::default(),
+            disk,
+            nodes,
+            rng,
+            timeline,
+            stats: Stats::default(),
+            space,
+            resources,
+            faults_on: true,
+            calm_over: false,
+            waiting: BTreeMap::new(),
+            violation: None,
+            leader_writes: (0..resources_len)
+                .map(|r| {
+                    (
+                        ((r as u64 + 1) * MIB) as usize / SECTOR,
+                        (r, Duration::ZERO),
+                    )
+                })
+                .collect(),
+            regressed: vec![false; resources_len],
+        }
+    }
+
+    /// The parameters the seed picked.
+    pub fn params(&self) -> &Params {
+        &self.p
+    }
+
+    /// Runs to the end (or the first violation).
+    pub fn run(mut self) -> (Outcome, Timeline) {
+        let end = Duration::from_secs(self.cfg.seconds);
+        self.plan(end);
+        let limit = if self.liveness {
+            end + self.liveness_span() + Duration::from_secs(1)
+        } else {
+            end
+        };
+        while let Some((at, ev)) = self.agenda.pop() {
+            if at > limit || self.violation.is_some() {
+                break;
+            }
+            self.now = at;
+            self.stats.events += 1;
+            self.handle(ev);
+        }
+        let outcome = Outcome {
+            violation: self.violation,
+            checks: self.inv.checks(),
+            digest: self.timeline.digest(),
+            stats: self.stats,
+            simulated: self.now,
+            params: self.p,
+        };
+        (outcome, self.timeline)
+    }
+
+    fn host_dead(&self) -> Duration {
+        self.timeouts.host_dead()
+    }
+
+    /// After the faults: every host restarts and works on without faults for this long, so
+    /// that what the liveness phase sees was made by fault-free hosts.
+    fn calm(&self) -> Duration {
+        Duration::from_secs(600).max(4 * self.host_dead())
+    }
+
+    /// What a waiting acquire is given: the owner's host_dead, a restart's, and slack for the
+    /// retries.
+    fn patience(&self) -> Duration {
+        3 * self.host_dead() + Duration::from_secs(60)
+    }
+
+    fn liveness_span(&self) -> Duration {
+        self.calm() + SETTLE + self.patience()
+    }
+
+    /// Boots, faults and the end of the fault phase.
+    fn plan(&mut self, end: Duration) {
+        let hours = end.as_secs_f64() / 3600.0;
+        for n in 0..self.nodes.len() {
+            let at = self.millis(5_000);
+            self.agenda.schedule(at, Ev::Boot { n });
+            for _ in 0..self.count(self.p.pauses_per_hour as f64 * hours) {
+                let at = self.uniform(end);
+                let length = self.uniform(3 * self.host_dead());
+                self.agenda.schedule(at, Ev::Pause { n, length });
+            }
+            for _ in 0..self.count(self.p.crashes_per_hour as f64 * hours) {
+                let at = self.uniform(end);
+                let down = Duration::from_secs(5) + self.uniform(2 * self.host_dead());
+                self.agenda.schedule(at, Ev::Crash { n, down });
+            }
+            for _ in 0..self.count(self.p.losses_per_hour as f64 * hours) {
+                let at = self.uniform(end);
+                let length = self.uniform(2 * self.host_dead());
+                let fail = self.rng.below(2) == 0;
+                self.agenda.schedule(at, Ev::Loss { n, length, fail });
+            }
+        }
+        self.agenda.schedule(end, Ev::EndFaults);
+        if self.liveness {
+            self.agenda.schedule(end + self.calm(), Ev::CalmOver);
+            self.agenda
+                .schedule(end + self.calm() + SETTLE, Ev::LivenessStart);
+            let at = end + self.liveness_span();
+            self.agenda.schedule(at, Ev::LivenessDeadline);
+        }
+    }
+
+    /// A whole number of events for an expected count (the fraction drawn at random).
+    fn count(&mut self, expected: f64) -> u64 {
+        let whole = expected.floor() as u64;
+        let frac = ((expected - expected.floor()) * 1e6) as u64;
+        whole + u64::from(self.rng.below(1_000_000) < frac)
+    }
+
+    fn uniform(&mut self, max: Duration) -> Duration {
+        Duration::from_nanos(self.rng.below(max.as_nanos() as u64 + 1))
+    }
+
+    fn millis(&mut self, max: u64) -> Duration {
+        Duration::from_millis(self.rng.below(max + 1))
+    }
+
+    fn pct(&mut self, pct: u64) -> bool {
+        self.rng.below(100) < pct
+    }
+
+    fn note(&mut self, n: usize, text: String) {
+        self.timeline.push(self.now, n, What::Note(text));
+    }
+
+    fn fail(&mut self, violation: Violation, hosts: Vec<usize>) {
+        if self.violation.is_none() {
+            self.note(
+                hosts.first().copied().unwrap_or(0),
+                format!("VIOLATION: {violation}"),
+            );
+            self.violation = Some((violation, hosts));
+        }
+    }
+
+    fn local(&self, n: usize) -> Time {
+        self.nodes[n].clock.local(self.now)
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        // The daemon's own work waits while it is paused; processes, wdmd and the disk do not.
+        let deferred = match &ev {
+            Ev::Tick { n, .. } | Ev::Deliver { n, .. } | Ev::Act { n, .. } | Ev::Reap { n, .. } => {
+                Some(*n)
+            }
+            _ => None,
+        };
+        if let Some(n) = deferred {
+            let resume = self.nodes[n].paused_until;
+            if resume > self.now {
+                self.agenda.schedule(resume, ev);
+                return;
+            }
+        }
+        match ev {
+            Ev::Boot { n } => self.boot(n),
+            Ev::Tick { n, inc } => {
+                if self.nodes[n].inc == inc
+                    && self.nodes[n].next_tick.is_some_and(|t| t <= self.now)
+                {
+                    self.nodes[n].next_tick = None;
+                    let now = self.local(n);
+                    if let Some(host) = self.nodes[n].host.as_mut() {
+                        host.handle_timeout(now);
+                    }
+                    self.drain(n);
+                }
+            }
+            Ev::Land {
+                sector,
+                data,
+                issued,
+            } => {
+                // A leader write landing after one issued later takes the leader back.
+                if let Some((r, last)) = self.leader_writes.get_mut(&sector) {
+                    if issued < *last {
+                        self.stats.stale_leader_writes += 1;
+                        self.regressed[*r] = true;
+                    }
+                    *last = (*last).max(issued);
+                }
+                self.disk.land(self.now, sector, &data)
+            }
+            Ev::Complete { n, inc, io } => self.complete(n, inc, io),
+            Ev::Deliver { n, inc, id, result } => {
+                if self.nodes[n].inc == inc {
+                    let now = self.local(n);
+                    if let Some(host) = self.nodes[n].host.as_mut() {
+                        host.handle_io(now, id, result);
+                    }
+                    self.drain(n);
+                }
+            }
+            Ev::Wdmd { n, inc } => self.wdmd(n, inc),
+            Ev::WatchdogFire { n, inc, pets } => {
+                if self.nodes[n].inc == inc && self.nodes[n].pets == pets {
+                    self.stats.resets += 1;
+                    self.note(n, "reset by its watchdog".into());
+                    self.power_off(n);
+                    let at = self.now + Duration::from_secs(10) + self.millis(30_000);
+                    self.agenda.schedule(at, Ev::Boot { n });
+                }
+            }
+            Ev::Act { n, inc, act } => {
+                if self.nodes[n].inc == inc {
+                    self.act(n, act);
+                }
+            }
+            Ev::Exit {
+                n,
+                inc,
+                r,
+                signalled,
+            } => {
+                if self.nodes[n].inc == inc && self.nodes[n].holders.remove(&r).is_some() {
+                    self.inv.dropped(r, n);
+                    if signalled {
+                        self.stats.killed += 1;
+                    }
+                    self.note(n, format!("process holding R{r} exits"));
+                    self.agenda.schedule(self.now, Ev::Reap { n, inc, r });
+                }
+            }
+            Ev::Reap { n, inc, r } => {
+                if self.nodes[n].inc == inc {
+                    self.reap(n, r);
+                }
+            }
+            Ev::Pause { n, length } => {
+                if self.faults_on && self.nodes[n].host.is_some() {
+                    self.stats.pauses += 1;
+                    // Operations under way will see their I/O time out.
+                    let busy: Vec<usize> = self.nodes[n].ops.keys().copied().collect();
+                    for r in busy {
+                        self.nodes[n].faulted.insert(r, true);
+                    }
+                    let until = self.now + length;
+                    self.nodes[n].paused_until = self.nodes[n].paused_until.max(until);
+                    self.note(n, format!("daemon pauses for {:.1}s", length.as_secs_f64()));
+                }
+            }
+            Ev::Crash { n, down } => {
+                if self.faults_on && self.nodes[n].host.is_some() {
+                    self.stats.crashes += 1;
+                    self.note(n, format!("powers off for {:.1}s", down.as_secs_f64()));
+                    self.power_off(n);
+                    self.agenda.schedule(self.now + down, Ev::Boot { n });
+                }
+            }
+            Ev::Loss { n, length, fail } => {
+                if self.faults_on && self.nodes[n].host.is_some() {
+                    self.stats.disk_losses += 1;
+                    self.nodes[n].loss = Some((self.now + length, fail));
+                    let how = if fail { "fails" } else { "hangs" };
+                    let text = format!(
+                        "loses the disk for {:.1}s (I/O {how})",
+                        length.as_secs_f64()
+                    );
+                    self.note(n, text);
+                }
+            }
+            Ev::EndFaults => {
+                self.faults_on = false;
+                self.note(0, "faults stop; every host restarts".into());
+                for n in 0..self.nodes.len() {
+                    if self.nodes[n].host.is_some() {
+                        self.power_off(n);
+                        let at = self.now + self.millis(5_000);
+                        self.agenda.schedule(at, Ev::Boot { n });
+                    }
+                }
+            }
+            Ev::CalmOver => {
+                self.calm_over = true;
+                self.note(0, "random work stops; every process exits".into());
+                for n in 0..self.nodes.len() {
+                    let inc = self.nodes[n].inc;
+                    let held: Vec<usize> = self.nodes[n].holders.keys().copied().collect();
+                    for r in held {
+                        let at = self.now + self.millis(1_000);
+                        self.agenda.schedule(
+                            at,
+                            Ev::Act {
+                                n,
+                                inc,
+                                act: Act::Release { r },
+                            },
+                        );
+                    }
+                }
+            }
+            Ev::LivenessStart => self.liveness_start(),
+            Ev::LivenessDeadline => self.liveness_deadline(),
+        }
+    }
+
+    fn boot(&mut self, n: usize) {
+        if self.nodes[n].host.is_some() {
+            return;
+        }
+        let mut config = HostConfig::new(self.nodes[n].name);
+        config.kill_grace_s = self.p.kill_grace_s;
+        config.rng_seed = self.rng.next_u64();
+        #[cfg(feature = "mutants")]
+        {
+            config.mutant = self.cfg.mutant;
+        }
+        let wrong = self.faults_on && self.cfg.hosts > 1 && self.pct(self.p.wrong_host_id_pct);
+        let node = &mut self.nodes[n];
+        node.inc += 1;
+        node.host = Some(Host::new(config));
+        node.host_id = if wrong {
+            // A misconfigured host: it tries another host's host_id.
+            let other = (n + 1) % self.cfg.hosts;
+            HostId::new(other as u64 + 1).expect("1..=2000")
+        } else {
+            HostId::new(n as u64 + 1).expect("1..=2000")
+        };
+        node.paused_until = Duration::ZERO;
+        node.pets += 1;
+        node.last_pet = self.now;
+        node.device_closed = false;
+        let inc = node.inc;
+        let host_id = node.host_id;
+        self.note(n, format!("boots, host_id {host_id}"));
+        let at = self.now + self.millis(2_000);
+        self.agenda.schedule(
+            at,
+            Ev::Act {
+                n,
+                inc,
+                act: Act::Join,
+            },
+        );
+        let at = self.now + self.millis(10_000);
+        self.agenda.schedule(at, Ev::Wdmd { n, inc });
+    }
+
+    /// The machine stops: the daemon, its processes, wdmd. I/O already on its way still lands.
+    fn power_off(&mut self, n: usize) {
+        let held: Vec<usize> = self.nodes[n].holders.keys().copied().collect();
+        for r in held {
+            self.inv.dropped(r, n);
+        }
+        let node = &mut self.nodes[n];
+        node.host = None;
+        node.inc += 1;
+        node.holders.clear();
+        node.ops.clear();
+        node.stopping = false;
+        node.joined = false;
+        node.armed = None;
+        node.next_tick = None;
+        node.loss = None;
+        node.paused_until = Duration::ZERO;
+        node.faulted.clear();
+        node.clean.clear();
+    }
+
+    fn join(&mut self, n: usize) {
+        let now = self.local(n);
+        let join = JoinRequest {
+            space_name: self.space,
+            host_id: self.nodes[n].host_id,
+            geometry: geometry(),
+            offset: 0,
+            io_timeout_s: self.p.io_timeout_s,
+        };
+        if let Some(host) = self.nodes[n].host.as_mut() {
+            host.join(now, join);
+        }
+        self.drain(n);
+    }
+
+    /// Hands the host's I/O to the disk, acts on its outputs, schedules its next timeout.
+    fn drain(&mut self, n: usize) {
+        loop {
+            let Some(host) = self.nodes[n].host.as_mut() else {
+                return;
+            };
+            let mut progressed = false;
+            let mut ios = Vec::new();
+            while let Some(io) = host.poll_io() {
+                ios.push(io);
+            }
+            let mut outputs = Vec::new();
+            while let Some(out) = host.poll_output() {
+                outputs.push(out);
+            }
+            for (target, request) in ios {
+                progressed = true;
+                self.start_io(n, target, request);
+            }
+            for out in outputs {
+                progressed = true;
+                self.output(n, out);
+                if self.nodes[n].host.is_none() {
+                    return;
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        let Some(host) = self.nodes[n].host.as_ref() else {
+            return;
+        };
+        if let Some(next) = host.poll_timeout() {
+            let at = self.nodes[n].clock.global(next).max(self.now);
+            if self.nodes[n].next_tick.is_none_or(|t| at < t) {
+                self.nodes[n].next_tick = Some(at);
+                let inc = self.nodes[n].inc;
+                self.agenda.schedule(at, Ev::Tick { n, inc });
+            }
+        }
+    }
+}
