@@ -19,12 +19,10 @@ pub enum Fate {
         /// Whether a write reached the disk.
         landed: bool,
     },
-    /// Outlived its deadline: completes late, or never.
+    /// Outlived its deadline: completes long after it.
     Hung {
         /// Whether a write reached the disk (perhaps after the deadline).
         landed: bool,
-        /// Whether a completion ever comes back.
-        returns: bool,
     },
     /// A read that returns one sector with its timestamp word zeroed.
     Corrupted,
@@ -134,8 +132,7 @@ fn line(at: Duration, host: usize, what: &What) -> String {
             match fate {
                 Fate::Done(d) => format!("ok in {:.1} ms", d.as_secs_f64() * 1e3),
                 Fate::Failed { landed } => format!("EIO (landed: {landed})"),
-                Fate::Hung { landed, returns } =>
-                    format!("hangs past its deadline (landed: {landed}, returns: {returns})"),
+                Fate::Hung { landed } => format!("hangs past its deadline (landed: {landed})"),
                 Fate::Corrupted => "a corrupted sector".into(),
             }
         ),

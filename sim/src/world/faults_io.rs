@@ -27,37 +27,26 @@ impl World {
             Some((until, fail)) if until > self.now => {
                 if fail {
                     let at = t0 + self.millis(5);
-                    (Fate::Failed { landed: false }, Some(at), Planned::Failed)
+                    (Fate::Failed { landed: false }, at, Planned::Failed)
                 } else {
                     let at = until + self.millis(100);
-                    (
-                        Fate::Hung {
-                            landed: false,
-                            returns: true,
-                        },
-                        Some(at),
-                        Planned::Failed,
-                    )
+                    (Fate::Hung { landed: false }, at, Planned::Failed)
                 }
             }
             _ if draw < self.p.error_ppm => {
                 let landed = write && self.rng.below(2) == 0;
                 let at = t0 + self.uniform(self.p.latency);
-                (Fate::Failed { landed }, Some(at), Planned::Failed)
+                (Fate::Failed { landed }, at, Planned::Failed)
             }
             _ if draw < self.p.error_ppm + self.p.hang_ppm => {
                 // It completes, but long after its deadline; a write may land until then.
                 let landed = write && self.rng.below(4) != 0;
                 let at = t0 + n_timeout + self.uniform(2 * n_timeout);
-                let fate = Fate::Hung {
-                    landed,
-                    returns: true,
-                };
-                (fate, Some(at), Planned::Ok)
+                (Fate::Hung { landed }, at, Planned::Ok)
             }
             _ if !write && draw < self.p.error_ppm + self.p.hang_ppm + self.p.corrupt_ppm => {
                 let at = t0 + self.uniform(self.p.latency);
-                (Fate::Corrupted, Some(at), Planned::Corrupt)
+                (Fate::Corrupted, at, Planned::Corrupt)
             }
             _ => {
                 let slow = self.rng.below(1_000_000) < self.p.slow_ppm;
@@ -67,7 +56,7 @@ impl World {
                     self.p.latency
                 };
                 let latency = Duration::from_micros(50) + self.uniform(max);
-                (Fate::Done(latency), Some(t0 + latency), Planned::Ok)
+                (Fate::Done(latency), t0 + latency, Planned::Ok)
             }
         };
         match fate {
@@ -90,8 +79,7 @@ impl World {
         if let (true, Some(data)) = (landed, data) {
             // Each sector lands at its own instant before the completion (a hung write's
             // perhaps after the deadline).
-            let last = done_at.unwrap_or(t0 + 3 * n_timeout);
-            let span = last.saturating_sub(t0);
+            let span = done_at.saturating_sub(t0);
             let first = request.offset as usize / SECTOR;
             for (i, chunk) in data.chunks(SECTOR).enumerate() {
                 let at = t0 + self.uniform(span);
@@ -114,17 +102,15 @@ impl World {
                 fate,
             },
         );
-        if let Some(at) = done_at {
-            let io = Flight {
-                id: request.id,
-                offset: request.offset,
-                len,
-                write,
-                started: t0,
-                result: planned,
-            };
-            self.agenda.schedule(at, Ev::Complete { n, inc, io });
-        }
+        let io = Flight {
+            id: request.id,
+            offset: request.offset,
+            len,
+            write,
+            started: t0,
+            result: planned,
+        };
+        self.agenda.schedule(done_at, Ev::Complete { n, inc, io });
     }
 
     pub(super) fn complete(&mut self, n: usize, inc: u32, io: Flight) {

@@ -1,5 +1,5 @@
 //! The random simulator: hosts running the unchanged core `Host` on one shared disk, driven by a
-//! simulated daemon (the policy below), with faults drawn from the seed, and the checkers of
+//! simulated daemon (`policy.rs`, `outputs.rs`), with faults drawn from the seed, and the checkers of
 //! [`crate::invariants`] run after every step.
 //!
 //! What each part stands for:
