@@ -491,6 +491,22 @@ fn an_exclusive_acquire_clears_the_mode_block_of_a_dead_shared_holder() {
     assert_ne!(w.leader().timestamp, 0);
 }
 
+#[test]
+fn a_shared_holder_newer_than_our_monitor_knows_is_alive() {
+    // Found by the simulator: our monitor last saw host 1 as an older instance, silent for
+    // longer than 8N + 60 (our own renewals, and so our scans, had stopped), while host 1 had
+    // joined again and taken the lease shared. 3.8.5 judges it dead and clears its hold.
+    let mut w = exclusive_over_shared();
+    w.log.clear();
+    let mut s = status(500, 100, Some(120), 290);
+    s.owner_id = 1;
+    s.owner_generation = Generation(0);
+    w.lease.host_statuses(w.now, vec![Some(s)]);
+    w.run_io();
+    assert_eq!(w.events(), vec![Event::AcquireFailed { rv: EAGAIN }]);
+    assert!(w.dblock(1).mode.shared, "the shared holder keeps its lease");
+}
+
 /// Runs a free acquire, failing the `fail_at`-th I/O (0-based) with EIO.
 fn acquire_failing_io(fail_at: usize) -> World {
     let mut w = World::new(1, 1, 764);

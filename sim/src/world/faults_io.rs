@@ -39,10 +39,16 @@ impl World {
                 (Fate::Failed { landed }, at, Planned::Failed)
             }
             _ if draw < self.p.error_ppm + self.p.hang_ppm => {
-                // It completes, but long after its deadline; a write may land until then.
+                // It completes, but long after its deadline; a write may land until then. A
+                // write that did not land completes with an error: success means it landed.
                 let landed = write && self.rng.below(4) != 0;
                 let at = t0 + n_timeout + self.uniform(2 * n_timeout);
-                (Fate::Hung { landed }, at, Planned::Ok)
+                let planned = if write && !landed {
+                    Planned::Failed
+                } else {
+                    Planned::Ok
+                };
+                (Fate::Hung { landed }, at, planned)
             }
             _ if !write && draw < self.p.error_ppm + self.p.hang_ppm + self.p.corrupt_ppm => {
                 let at = t0 + self.uniform(self.p.latency);
