@@ -867,9 +867,10 @@ impl Host {
     }
 
     fn holders_in(&self, space_name: Name) -> bool {
-        self.resources
-            .iter()
-            .any(|((ls, _), lease)| *ls == space_name && lease.held().is_some())
+        self.resources.iter().any(|((ls, _), lease)| {
+            // A lease being converted is still held by its process.
+            *ls == space_name && (lease.held().is_some() || lease.is_converting())
+        })
     }
 
     /// Releases the delta lease (the machine writes only after a good renewal) and disarms
@@ -961,7 +962,11 @@ impl Host {
             let Some(mut lease) = self.resources.remove(&key) else {
                 continue;
             };
-            let event = if lease.is_acquiring() {
+            let event = if lease.is_converting() {
+                Some(paxos::Event::ConvertFailed {
+                    rv: SANLK_ACQUIRE_LOCKSPACE,
+                })
+            } else if lease.is_acquiring() {
                 Some(paxos::Event::AcquireFailed {
                     rv: SANLK_ACQUIRE_LOCKSPACE,
                 })

@@ -464,6 +464,35 @@ fn a_write_waits_until_our_earlier_write_to_the_same_sector_has_completed() {
 }
 
 #[test]
+fn a_lease_being_converted_still_has_a_holder_to_stop() {
+    // Found by the simulator: the lockspace failed during an EX→SH convert, was stopped at
+    // once as if unused, and the process went on holding the lease shared.
+    let mut w = World::new();
+    w.join();
+    w.host
+        .acquire(w.now, name("LS"), name("R"), 0, AcquireRequest::default());
+    w.settle();
+    w.outputs();
+    w.fail_io = true;
+    w.run_until(Time::new(Duration::from_millis(1_007_700)));
+    w.host.convert(w.now, name("LS"), name("R"), true);
+    let (_, stuck) = w.host.poll_io().expect("the convert's dblock write");
+    w.run_until(Time::new(Duration::from_millis(1_008_300)));
+    let out: Vec<Output> = w.outputs().into_iter().map(|(_, o)| o).collect();
+    assert!(
+        out.contains(&Output::StopHolders {
+            space_name: name("LS"),
+            graceful: true
+        }),
+        "{out:?}"
+    );
+    assert!(!out.contains(&Output::WatchdogDisarm {
+        space_name: name("LS")
+    }));
+    let _ = stuck;
+}
+
+#[test]
 fn a_failed_lockspace_nobody_uses_stops_at_once() {
     // §6.3: no holders → stopped at the failure: watchdog disarmed, nothing written.
     let mut w = World::new();

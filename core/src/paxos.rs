@@ -648,6 +648,26 @@ impl PaxosLease {
         }
     }
 
+    /// Whether a convert is under way, either way (its process holds the lease meanwhile).
+    pub fn is_converting(&self) -> bool {
+        let freeing_for_convert = |then: &AfterFree| {
+            matches!(
+                then,
+                AfterFree::ConvertedShared { .. } | AfterFree::BackToShared { .. }
+            )
+        };
+        self.converting.is_some()
+            || match &self.phase {
+                Step::ConvertExclusiveDblock { .. }
+                | Step::ConvertLvb { .. }
+                | Step::ConvertSharedDblock { .. } => true,
+                Step::ReleaseReadLeader { then, .. } | Step::ReleaseWriteLeader { then, .. } => {
+                    freeing_for_convert(then)
+                }
+                _ => false,
+            }
+    }
+
     /// Whether an acquire is under way.
     pub fn is_acquiring(&self) -> bool {
         !matches!(

@@ -194,6 +194,8 @@ pub struct Params {
     pub think_max: Duration,
     /// Percent of boots that pick another host's host_id (a misconfigured host).
     pub wrong_host_id_pct: u64,
+    /// Host 1 is a clone of host 0: both boot at one instant and join host_id 1 together.
+    pub clone_start: bool,
 }
 
 impl Params {
@@ -225,6 +227,7 @@ impl Params {
             hold_max: Duration::from_secs(pick(&[5, 30, 120])),
             think_max: Duration::from_secs(pick(&[2, 10, 30])),
             wrong_host_id_pct: pick(&[0, 0, 5]),
+            clone_start: pick(&[0, 1]) == 1,
         }
     }
 }

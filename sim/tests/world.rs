@@ -99,10 +99,13 @@ fn two_thousand_hosts_share_a_lockspace() {
 }
 
 /// Runs that found holes in core, kept as regressions: seed 88 (3 hosts) had an exclusive
-/// acquire clear a live shared hold whose generation its stale monitor had never seen.
+/// acquire clear a live shared hold whose generation its stale monitor had never seen; seed 395
+/// had a lockspace stop without stopping a holder whose lease was being converted.
 #[test]
 fn runs_that_found_holes_pass() {
-    for (hosts, resources, seed, seconds) in [(3, 1, 88, 1800), (8, 4, 295, 3600)] {
+    for (hosts, resources, seed, seconds) in
+        [(3, 1, 88, 1800), (8, 4, 295, 3600), (8, 4, 395, 3600)]
+    {
         sweep(hosts, resources, seed..=seed, seconds);
     }
 }

@@ -184,6 +184,8 @@ struct Node {
     last_pet: Duration,
     pets: u64,
     device_closed: bool,
+    /// Boots next as host 0's clone (same host_id, joining at the same instant).
+    clone_of_0: bool,
     loss: Option<(Duration, bool)>,
     /// Resources whose current operation met an injected fault.
     faulted: BTreeMap<usize, bool>,
@@ -277,6 +279,7 @@ impl World {
                     last_pet: Duration::ZERO,
                     pets: 0,
                     device_closed: false,
+                    clone_of_0: false,
                     loss: None,
                     faulted: BTreeMap::new(),
                     clean: BTreeMap::new(),
@@ -376,8 +379,21 @@ impl World {
     /// Boots, faults and the end of the fault phase.
     fn plan(&mut self, end: Duration) {
         let hours = end.as_secs_f64() / 3600.0;
+        let clone = self.p.clone_start && self.faults_on && self.nodes.len() > 1;
+        let mut first_boot = Duration::ZERO;
         for n in 0..self.nodes.len() {
-            let at = self.millis(5_000);
+            let at = if clone && n == 1 {
+                // A clone of host 0 (same configuration but the name) starts with it.
+                self.nodes[1].host_id = self.nodes[0].host_id;
+                self.nodes[1].clone_of_0 = true;
+                first_boot
+            } else {
+                self.millis(5_000)
+            };
+            if n == 0 {
+                first_boot = at;
+                self.nodes[0].clone_of_0 = clone;
+            }
             self.agenda.schedule(at, Ev::Boot { n });
             for _ in 0..self.count(self.p.pauses_per_hour as f64 * hours) {
                 let at = self.uniform(end);
@@ -612,10 +628,13 @@ impl World {
             config.mutant = self.cfg.mutant;
         }
         let wrong = self.faults_on && self.cfg.hosts > 1 && self.pct(self.p.wrong_host_id_pct);
+        let clone = std::mem::take(&mut self.nodes[n].clone_of_0);
         let node = &mut self.nodes[n];
         node.inc += 1;
         node.host = Some(Host::new(config));
-        node.host_id = if wrong {
+        node.host_id = if clone {
+            HostId::new(1).expect("1")
+        } else if wrong {
             // A misconfigured host: it tries another host's host_id.
             let other = (n + 1) % self.cfg.hosts;
             HostId::new(other as u64 + 1).expect("1..=2000")
@@ -629,7 +648,12 @@ impl World {
         let inc = node.inc;
         let host_id = node.host_id;
         self.note(n, format!("boots, host_id {host_id}"));
-        let at = self.now + self.millis(2_000);
+        let at = self.now
+            + if clone {
+                Duration::from_secs(1)
+            } else {
+                self.millis(2_000)
+            };
         self.agenda.schedule(
             at,
             Ev::Act {
