@@ -103,6 +103,18 @@ impl World {
         self.run_until(self.now + Duration::from_secs(2 * N));
     }
 
+    /// Joined, holding the resource exclusively, outputs so far collected.
+    fn holding() -> World {
+        let mut w = World::new();
+        w.join();
+        w.host
+            .acquire(w.now, name("LS"), name("R"), 0, AcquireRequest::default());
+        w.settle();
+        w.outputs();
+        assert!(w.host.held(name("LS"), name("R")).is_some());
+        w
+    }
+
     fn outputs(&mut self) -> Vec<(Time, Output)> {
         std::mem::take(&mut self.log)
     }
@@ -208,12 +220,7 @@ fn a_resource_is_acquired_and_released_through_the_host() {
 fn failed_renewals_lead_to_warning_failure_graceful_then_forceful_stops() {
     // §6.1-6.2 with N = 1, grace 5: warn at T+6, fail at T+8, SIGTERM each second until
     // T+8+5, SIGKILL each second after; holders gone → leases forgotten, watchdog disarmed.
-    let mut w = World::new();
-    w.join();
-    w.host
-        .acquire(w.now, name("LS"), name("R"), 0, AcquireRequest::default());
-    w.settle();
-    w.outputs();
+    let mut w = World::holding();
     let last = t(1000); // the acquire's timestamp; every renewal from now on fails
     w.fail_io = true;
     w.run_until(t(1016));
@@ -300,12 +307,7 @@ fn leaving_without_holders_releases_the_delta_lease() {
 #[test]
 fn leaving_with_holders_kills_them_first() {
     // §12: removal of a used lockspace kills its processes with SIGKILL, then stops it.
-    let mut w = World::new();
-    w.join();
-    w.host
-        .acquire(w.now, name("LS"), name("R"), 0, AcquireRequest::default());
-    w.settle();
-    w.outputs();
+    let mut w = World::holding();
     w.host.leave(w.now, name("LS"));
     w.settle();
     assert_eq!(
@@ -467,12 +469,7 @@ fn a_write_waits_until_our_earlier_write_to_the_same_sector_has_completed() {
 fn a_lease_being_converted_still_has_a_holder_to_stop() {
     // Found by the simulator: the lockspace failed during an EX→SH convert, was stopped at
     // once as if unused, and the process went on holding the lease shared.
-    let mut w = World::new();
-    w.join();
-    w.host
-        .acquire(w.now, name("LS"), name("R"), 0, AcquireRequest::default());
-    w.settle();
-    w.outputs();
+    let mut w = World::holding();
     w.fail_io = true;
     w.run_until(Time::new(Duration::from_millis(1_007_700)));
     w.host.convert(w.now, name("LS"), name("R"), true);

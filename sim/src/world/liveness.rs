@@ -54,10 +54,9 @@ impl World {
             let pick = candidates[self.rng.below(candidates.len() as u64) as usize];
             self.stats.liveness_checked += 1;
             self.waiting.insert(r, (pick, false));
-            let inc = self.nodes[pick].inc;
             let at = self.now + Duration::from_secs(1);
             let act = Act::Acquire { r, shared: false };
-            self.agenda.schedule(at, Ev::Act { n: pick, inc, act });
+            self.act_at(at, pick, act);
         }
     }
 

@@ -441,6 +441,19 @@ impl World {
         self.rng.below(100) < pct
     }
 
+    /// Runs `act` for host `n`'s current incarnation at `at` (dropped if the host is reset).
+    fn act_at(&mut self, at: Duration, n: usize, act: Act) {
+        let inc = self.nodes[n].inc;
+        self.agenda.schedule(at, Ev::Act { n, inc, act });
+    }
+
+    /// Fails the run on resource `r`, naming host `n` and every other host holding `r`.
+    fn fail_on_resource(&mut self, n: usize, r: usize, violation: Violation) {
+        let others = (0..self.nodes.len()).filter(|&o| o != n && self.inv.holding(r, o).is_some());
+        let hosts = std::iter::once(n).chain(others).collect();
+        self.fail(violation, hosts);
+    }
+
     fn note(&mut self, n: usize, text: String) {
         self.timeline.push(self.now, n, What::Note(text));
     }
@@ -596,18 +609,10 @@ impl World {
                 self.calm_over = true;
                 self.note(0, "random work stops; every process exits".into());
                 for n in 0..self.nodes.len() {
-                    let inc = self.nodes[n].inc;
                     let held: Vec<usize> = self.nodes[n].holders.keys().copied().collect();
                     for r in held {
                         let at = self.now + self.millis(1_000);
-                        self.agenda.schedule(
-                            at,
-                            Ev::Act {
-                                n,
-                                inc,
-                                act: Act::Release { r },
-                            },
-                        );
+                        self.act_at(at, n, Act::Release { r });
                     }
                 }
             }
@@ -654,14 +659,7 @@ impl World {
             } else {
                 self.millis(2_000)
             };
-        self.agenda.schedule(
-            at,
-            Ev::Act {
-                n,
-                inc,
-                act: Act::Join,
-            },
-        );
+        self.act_at(at, n, Act::Join);
         let at = self.now + self.millis(10_000);
         self.agenda.schedule(at, Ev::Wdmd { n, inc });
     }

@@ -38,26 +38,12 @@ impl World {
                     self.fail(v, hosts);
                 }
                 let at = self.now + self.uniform(self.p.think_max);
-                self.agenda.schedule(
-                    at,
-                    Ev::Act {
-                        n,
-                        inc,
-                        act: Act::Think,
-                    },
-                );
+                self.act_at(at, n, Act::Think);
             }
             Output::JoinFailed { .. } | Output::Left { .. } => {
                 self.nodes[n].joined = false;
                 let at = self.now + Duration::from_secs(1) + self.millis(20_000);
-                self.agenda.schedule(
-                    at,
-                    Ev::Act {
-                        n,
-                        inc,
-                        act: Act::Join,
-                    },
-                );
+                self.act_at(at, n, Act::Join);
             }
             Output::LockspaceFailed { .. } => {
                 self.stats.lockspace_failures += 1;
@@ -106,7 +92,6 @@ impl World {
     }
 
     pub(super) fn resource_event(&mut self, n: usize, r: usize, event: paxos::Event) {
-        let inc = self.nodes[n].inc;
         let op = self.nodes[n].ops.remove(&r);
         let clean = self.nodes[n].faulted.get(&r) != Some(&true)
             && !matches!(event, paxos::Event::ReleaseFailed { .. });
@@ -140,12 +125,7 @@ impl World {
                     Err(Broken::Version(v)) => Some(v),
                 };
                 if let Some(v) = broken {
-                    let others: Vec<usize> = (0..self.nodes.len())
-                        .filter(|&o| o != n && self.inv.holding(r, o).is_some())
-                        .collect();
-                    let mut hosts = vec![n];
-                    hosts.extend(others);
-                    self.fail(v, hosts);
+                    self.fail_on_resource(n, r, v);
                 }
                 let stubborn = if self.pct(self.p.unkillable_pct) {
                     Stubborn::Unkillable
@@ -169,53 +149,27 @@ impl World {
                     // Holders let go soon: the liveness phase needs them gone.
                     at = self.now + self.millis(1_000);
                 } else if self.pct(self.p.convert_pct) {
-                    self.agenda.schedule(
-                        at,
-                        Ev::Act {
-                            n,
-                            inc,
-                            act: Act::Convert { r },
-                        },
-                    );
+                    self.act_at(at, n, Act::Convert { r });
                     at += self.uniform(self.p.hold_max);
                 }
                 let release = Act::Release { r };
-                self.agenda.schedule(
-                    at,
-                    Ev::Act {
-                        n,
-                        inc,
-                        act: release,
-                    },
-                );
+                self.act_at(at, n, release);
             }
             paxos::Event::AcquireFailed { rv } => {
                 self.stats.refused += 1;
                 if self.waiting.get(&r).is_some_and(|&(h, _)| h == n) {
                     let at = self.now + Duration::from_secs(3);
                     let act = Act::Acquire { r, shared: false };
-                    self.agenda.schedule(at, Ev::Act { n, inc, act });
+                    self.act_at(at, n, act);
                 } else if rv != -17 && self.busy_phase() && self.pct(self.p.request_pct) {
                     let at = self.now + self.millis(2_000);
-                    self.agenda.schedule(
-                        at,
-                        Ev::Act {
-                            n,
-                            inc,
-                            act: Act::Request { r },
-                        },
-                    );
+                    self.act_at(at, n, Act::Request { r });
                 }
             }
             paxos::Event::Converted { shared } => {
                 self.stats.converted += 1;
                 if let Err(v) = self.inv.converted(r, n, shared) {
-                    let others: Vec<usize> = (0..self.nodes.len())
-                        .filter(|&o| o != n && self.inv.holding(r, o).is_some())
-                        .collect();
-                    let mut hosts = vec![n];
-                    hosts.extend(others);
-                    self.fail(v, hosts);
+                    self.fail_on_resource(n, r, v);
                 }
             }
             paxos::Event::ConvertFailed { .. } => {}

@@ -23,14 +23,7 @@ impl World {
                     self.act(n, Act::Acquire { r, shared });
                 }
                 let at = self.now + self.uniform(self.p.think_max);
-                self.agenda.schedule(
-                    at,
-                    Ev::Act {
-                        n,
-                        inc,
-                        act: Act::Think,
-                    },
-                );
+                self.act_at(at, n, Act::Think);
                 return;
             }
             Act::Acquire { r, shared } => {
@@ -56,7 +49,7 @@ impl World {
                 if busy {
                     // A convert is under way: let go once it has finished.
                     let at = self.now + Duration::from_secs(1);
-                    self.agenda.schedule(at, Ev::Act { n, inc, act });
+                    self.act_at(at, n, act);
                 } else if !h.exiting {
                     h.exiting = true;
                     let ev = Ev::Exit {
