@@ -2,7 +2,10 @@
 //! so that tests can call its parts.
 
 pub mod cli;
+pub mod client;
 pub mod direct;
+pub mod server;
+pub mod wire;
 pub use sanlock_backends::disk;
 
 use cli::options::{self, DirectAction, Mode};
@@ -42,6 +45,12 @@ pub fn run(argv: &[Vec<u8>]) -> Outcome {
             direct::read_leader::run(&cl.options, &mut stdout)
         }
         Mode::Direct(DirectAction::Dump) => direct::dump::run(&cl.options, &mut stdout),
+        Mode::Daemon => {
+            return Outcome {
+                stdout,
+                code: server::run(argv, &cl.options),
+            }
+        }
         other => {
             eprintln!(
                 "sanlock: {} is not implemented yet in sanlock-rs",

@@ -35,8 +35,23 @@ fn init_lockspace(options: &Options) -> i32 {
         Ok(given) => given,
         Err(rv) => return rv,
     };
+    // delta_lease_init stores the int io_timeout in a u16 field.
+    write_lockspace(&ls.path, ls.offset, ls.name, given, options.io_timeout_arg as u16)
+}
+
+/// Writes a fresh lockspace area (`direct init -s`, and the daemon's WRITE_LOCKSPACE): the
+/// geometry given, else the device's sector size with its legacy align. Refuses, writing
+/// nothing, an area that is misaligned, does not fit a block device or has sectors smaller
+/// than the device's.
+pub fn write_lockspace(
+    path: &[u8],
+    offset: u64,
+    name: Name,
+    given: Option<Geometry>,
+    io_timeout: u16,
+) -> i32 {
     // sanlock reports any open failure of a lockspace as -ENODEV.
-    let disk = match Disk::open(&ls.path) {
+    let disk = match Disk::open(path) {
         Ok(disk) => disk,
         Err(e) => {
             eprintln!("sanlock: {e}");
@@ -53,14 +68,13 @@ fn init_lockspace(options: &Options) -> i32 {
             )
         }
     };
-    if let Err(rv) = check_area(&disk, ls.offset, geometry, "lockspace", &ls.name) {
+    if let Err(rv) = check_area(&disk, offset, geometry, "lockspace", &name) {
         return rv;
     }
-    // delta_lease_init stores the int io_timeout in a u16 field.
-    let init = lockspace_init(geometry, ls.name, options.io_timeout_arg as u16);
+    let init = lockspace_init(geometry, name, io_timeout);
     let result = disk
-        .write(ls.offset, &AlignedBuf::from_slice(&init.area))
-        .and_then(|()| disk.write(ls.offset, &AlignedBuf::from_slice(&init.commit_sector)));
+        .write(offset, &AlignedBuf::from_slice(&init.area))
+        .and_then(|()| disk.write(offset, &AlignedBuf::from_slice(&init.commit_sector)));
     match result {
         Ok(()) => 0,
         Err(e) => {
@@ -78,9 +92,38 @@ fn init_resource(options: &Options, res: &ResourceArg) -> i32 {
         Ok(given) => given,
         Err(rv) => return rv,
     };
-    let mut disks = Vec::with_capacity(res.disks.len());
-    for d in &res.disks {
-        match Disk::open(&d.path) {
+    // paxos_lease_init keeps n only when 1 <= n <= max_hosts; a negative -n would be stored as
+    // a huge u64 by 3.8.5, which no reader could use, so it means max_hosts here.
+    let num_hosts = u64::try_from(options.num_hosts).unwrap_or(0);
+    let disks: Vec<(&[u8], u64)> = res
+        .disks
+        .iter()
+        .map(|d| (d.path.as_slice(), d.offset))
+        .collect();
+    write_resource(
+        res.lockspace_name,
+        res.name,
+        &disks,
+        given,
+        num_hosts,
+        options.clear,
+    )
+}
+
+/// Writes a fresh (or, with `clear`, a cleared) resource lease on every disk (`direct init -r`,
+/// and the daemon's WRITE_RESOURCE). Every disk must open, and every area pass the checks of
+/// [`write_lockspace`], before anything is written.
+pub fn write_resource(
+    lockspace_name: Name,
+    name: Name,
+    disk_areas: &[(&[u8], u64)],
+    given: Option<Geometry>,
+    num_hosts: u64,
+    clear: bool,
+) -> i32 {
+    let mut disks = Vec::with_capacity(disk_areas.len());
+    for (path, _) in disk_areas {
+        match Disk::open(path) {
             Ok(disk) => disks.push(disk),
             Err(e) => {
                 // Every disk must open before anything is written; sanlock would write the
@@ -100,23 +143,20 @@ fn init_resource(options: &Options, res: &ResourceArg) -> i32 {
             )
         }
     };
-    for (disk, d) in disks.iter().zip(&res.disks) {
-        if let Err(rv) = check_area(disk, d.offset, geometry, "resource", &res.name) {
+    for (disk, &(_, offset)) in disks.iter().zip(disk_areas) {
+        if let Err(rv) = check_area(disk, offset, geometry, "resource", &name) {
             return rv;
         }
     }
-    // paxos_lease_init keeps n only when 1 <= n <= max_hosts; a negative -n would be stored as
-    // a huge u64 by 3.8.5, which no reader could use, so it means max_hosts here.
-    let num_hosts = u64::try_from(options.num_hosts).unwrap_or(0);
     let area = AlignedBuf::from_slice(&resource_init(&ResourceInit {
         geometry,
-        space_name: res.lockspace_name,
-        resource_name: res.name,
+        space_name: lockspace_name,
+        resource_name: name,
         num_hosts,
-        clear_at_s: options.clear.then(monotime_s),
+        clear_at_s: clear.then(monotime_s),
     }));
-    for (disk, d) in disks.iter().zip(&res.disks) {
-        if let Err(e) = disk.write(d.offset, &area) {
+    for (disk, &(_, offset)) in disks.iter().zip(disk_areas) {
+        if let Err(e) = disk.write(offset, &area) {
             eprintln!("sanlock: {e}");
             return e.rv();
         }

@@ -1,0 +1,263 @@
+//! The client table (sanlock's `client[]`, wire.md §1.3, §4.1): one slot per connection, the
+//! registered ones with their pid, leases and kill state. A registered client's liveness is its
+//! connection and, in addition, a pidfd on its process; either ending releases its leases.
+//! Stopping holders during recovery (algorithms.md §6.2) lives here too.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use rustix::process::{pidfd_open, Pid, PidfdFlags, Signal};
+use sanlock_backends::clock;
+use sanlock_core::ondisk::Name;
+use sanlock_core::Time;
+use tokio::io::unix::AsyncFd;
+use tokio::net::UnixStream;
+
+use super::engine::{Engine, Job, Msg, MAX_CLIENTS};
+use super::log;
+
+/// RESTRICT_SIGKILL: use SIGTERM where SIGKILL would be sent.
+const RESTRICT_SIGKILL: u32 = 2;
+/// RESTRICT_SIGTERM: use SIGKILL where SIGTERM would be sent.
+const RESTRICT_SIGTERM: u32 = 4;
+/// Signals sent to one pid at most (main.c `kill_pids`).
+const MAX_KILL_COUNT: u32 = 100;
+
+/// One connection's slot.
+pub struct Client {
+    /// SO_PEERCRED pid of the connecting process.
+    pub pid: i32,
+    /// Shown in `status`: the pid until an ACQUIRE names an owner, or the command's name.
+    pub owner_name: Name,
+    /// REGISTER was sent: the connection is the process's liveness.
+    pub registered: bool,
+    /// The process died or its connection closed.
+    pub dead: bool,
+    /// RESTRICT flags.
+    pub restrict: u32,
+    /// Leases held, in acquisition order (inquire lists them so).
+    pub leases: Vec<(Name, Name)>,
+    /// The lease command under way for this client.
+    pub(super) job: Option<Job>,
+    /// Signals sent during recovery, and when the last was.
+    pub kill_count: u32,
+    pub last_kill: Option<Time>,
+}
+
+impl Engine {
+    /// A slot for a new connection, or `None` when the table is full.
+    pub(super) fn alloc_client(&mut self, stream: &UnixStream) -> Option<usize> {
+        let pid = stream
+            .peer_cred()
+            .ok()
+            .and_then(|c| c.pid())
+            .unwrap_or(-1);
+        let client = Client {
+            pid,
+            owner_name: Name::EMPTY,
+            registered: false,
+            dead: false,
+            restrict: 0,
+            leases: Vec::new(),
+            job: None,
+            kill_count: 0,
+            last_kill: None,
+        };
+        if let Some(i) = self.clients.iter().position(Option::is_none) {
+            self.clients[i] = Some(client);
+            return Some(i);
+        }
+        if self.clients.len() >= MAX_CLIENTS {
+            log::log(log::ERR, "client connection table full");
+            return None;
+        }
+        self.clients.push(Some(client));
+        Some(self.clients.len() - 1)
+    }
+
+    /// The slot `ci`, if used.
+    pub(super) fn client(&self, ci: usize) -> Option<&Client> {
+        self.clients.get(ci).and_then(Option::as_ref)
+    }
+
+    /// The slot `ci`, if used.
+    pub(super) fn client_mut(&mut self, ci: usize) -> Option<&mut Client> {
+        self.clients.get_mut(ci).and_then(Option::as_mut)
+    }
+
+    /// REGISTER: the connection becomes the process's liveness; no reply. A second REGISTER
+    /// changes nothing.
+    pub(super) fn register(&mut self, ci: usize) {
+        let Some(c) = self.client_mut(ci) else { return };
+        if c.registered {
+            return;
+        }
+        c.registered = true;
+        c.owner_name = Name::truncated(c.pid.to_string().as_bytes());
+        let pid = c.pid;
+        log::log(log::INFO, &format!("cmd_register ci {ci} pid {pid}"));
+        // The pidfd catches an exit even when a child inherited the connection.
+        if let Some(fd) = Pid::from_raw(pid).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok()) {
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                // SAFETY: the pidfd is moved into the AsyncFd and closed only when it drops.
+                if let Ok(afd) = unsafe { AsyncFd::register(fd) } {
+                    let _ = afd.readable().await;
+                    let _ = tx.send(Msg::ProcessExited { ci, pid });
+                }
+            });
+        }
+    }
+
+    /// Connection `ci` closed: an unregistered slot is freed; a registered client is dead and
+    /// its leases are released (§4.1).
+    pub(super) fn client_closed(&mut self, ci: usize) {
+        let Some(c) = self.client_mut(ci) else { return };
+        if !c.registered {
+            if c.job.is_none() {
+                self.clients[ci] = None;
+            }
+            return;
+        }
+        self.client_died(ci);
+    }
+
+    /// The pidfd of slot `ci`'s process fired. The slot may have been reused meanwhile.
+    pub(super) fn process_exited(&mut self, ci: usize, pid: i32) {
+        if self
+            .client(ci)
+            .is_some_and(|c| c.registered && c.pid == pid)
+        {
+            self.client_died(ci);
+        }
+    }
+
+    fn client_died(&mut self, ci: usize) {
+        let Some(c) = self.client_mut(ci) else { return };
+        if c.dead {
+            return;
+        }
+        c.dead = true;
+        log::log(
+            log::INFO,
+            &format!("client ci {ci} pid {} dead: releasing its leases", c.pid),
+        );
+        if c.job.is_some() {
+            // The command under way releases everything when it finishes.
+            return;
+        }
+        self.release_all(ci);
+    }
+
+    /// Releases every lease of a dead client; its slot is freed once nothing is left.
+    pub(super) fn release_all(&mut self, ci: usize) {
+        let leases = self.client(ci).map(|c| c.leases.clone()).unwrap_or_default();
+        for key in leases {
+            self.release_in_background(ci, key);
+        }
+        if self.client(ci).is_some_and(|c| c.leases.is_empty()) {
+            self.free_client(ci);
+        }
+        self.holders_check(clock::now());
+    }
+
+    fn release_in_background(&mut self, ci: usize, key: (Name, Name)) {
+        if let Some(c) = self.client_mut(ci) {
+            c.leases.retain(|k| *k != key);
+        }
+        let Some(t) = self.tokens.get_mut(&key) else {
+            return;
+        };
+        t.holders.retain(|&h| h != ci);
+        if t.holders.is_empty() {
+            self.tokens.remove(&key);
+            self.release_key(key);
+        }
+    }
+
+    /// Frees slot `ci`.
+    pub(super) fn free_client(&mut self, ci: usize) {
+        if let Some(slot) = self.clients.get_mut(ci) {
+            *slot = None;
+        }
+    }
+
+    /// Records that `ci` holds `key`.
+    pub(super) fn add_client_lease(&mut self, ci: usize, key: (Name, Name)) {
+        if let Some(c) = self.client_mut(ci) {
+            if !c.leases.contains(&key) {
+                c.leases.push(key);
+            }
+        }
+    }
+
+    /// The registered clients holding leases in `space`.
+    fn holders_of(&self, space: Name) -> Vec<usize> {
+        let mut out = BTreeSet::new();
+        for ((ls, _), t) in &self.tokens {
+            if *ls == space {
+                out.extend(t.holders.iter().copied());
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    /// StopHolders from the host: signal every holder in `space` (graceful: SIGTERM, else
+    /// SIGKILL; swapped by RESTRICT flags), at most once a second and 100 times per client.
+    /// With no holders left, the host hears so at once.
+    pub(super) fn stop_holders(&mut self, space: Name, graceful: bool) {
+        self.killing.insert(space);
+        let now = clock::now();
+        let holders = self.holders_of(space);
+        for ci in holders {
+            let Some(c) = self.client_mut(ci) else { continue };
+            if c.dead || c.kill_count >= MAX_KILL_COUNT {
+                continue;
+            }
+            if c.last_kill.is_some_and(|t| now < t + Duration::from_secs(1)) {
+                continue;
+            }
+            let mut sig = if graceful {
+                Signal::TERM
+            } else {
+                Signal::KILL
+            };
+            if sig == Signal::KILL && c.restrict & RESTRICT_SIGKILL != 0 {
+                sig = Signal::TERM;
+            } else if sig == Signal::TERM && c.restrict & RESTRICT_SIGTERM != 0 {
+                sig = Signal::KILL;
+            }
+            c.kill_count += 1;
+            c.last_kill = Some(now);
+            let pid = c.pid;
+            log::log(
+                log::ERR,
+                &format!(
+                    "kill {pid} sig {} count {}",
+                    sig.as_raw(),
+                    c.kill_count
+                ),
+            );
+            if let Some(p) = Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(p, sig);
+            }
+        }
+        self.holders_check(now);
+    }
+
+    /// Tells the host about lockspaces being stopped whose holders are all gone.
+    pub(super) fn holders_check(&mut self, now: Time) {
+        let spaces: Vec<Name> = self.killing.iter().copied().collect();
+        for space in spaces {
+            if self.holders_of(space).is_empty() {
+                self.killing.remove(&space);
+                self.driver.host_mut().holders_gone(now, space);
+            }
+        }
+    }
+
+    /// The once-a-second part of recovery.
+    pub(super) fn kill_check(&mut self, now: Time) {
+        self.holders_check(now);
+    }
+}

@@ -1,0 +1,92 @@
+//! The run directory and the pid file whose lock makes the daemon a single instance
+//! (sanlock 3.8.5 lockfile.c; wire.md §1.2 step 8).
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use rustix::fs::{fcntl_lock, FlockOperation};
+
+/// Why the daemon cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum LockfileError {
+    /// Another daemon holds the lock on `sanlock.pid`.
+    #[error("lockfile setlk error {path}: Resource temporarily unavailable")]
+    Held {
+        /// The pid file.
+        path: String,
+    },
+    /// The run directory or the pid file could not be made.
+    #[error("lockfile {what} error {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// On which path.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Creates the run directory (0775, EEXIST fine), chowns it, and takes the write lock on
+/// `sanlock.pid`, writing our pid. The returned file must stay open for the daemon's life.
+pub fn take(run_dir: &Path, uid: u32, gid: u32, privileged: bool) -> Result<File, LockfileError> {
+    let io = |what, path: &Path| {
+        let path = path.display().to_string();
+        move |source| LockfileError::Io { what, path, source }
+    };
+    match std::fs::create_dir(run_dir) {
+        Ok(()) => {
+            // mkdir under umask 0002 gives 0775.
+            std::fs::set_permissions(run_dir, std::fs::Permissions::from_mode(0o775))
+                .map_err(io("chmod", run_dir))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io("mkdir", run_dir)(e)),
+    }
+    // sanlock ignores a failed chown here (an unprivileged daemon usually cannot).
+    let _ = std::os::unix::fs::chown(run_dir, Some(uid), Some(if privileged { 0 } else { gid }));
+    let path = run_dir.join("sanlock.pid");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .mode(0o644)
+        .open(&path)
+        .map_err(io("open", &path))?;
+    // An OFD write lock conflicts with the POSIX lock a C sanlock daemon takes, so neither
+    // starts beside the other on one run directory.
+    if fcntl_lock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+        return Err(LockfileError::Held {
+            path: path.display().to_string(),
+        });
+    }
+    file.set_len(0).map_err(io("truncate", &path))?;
+    write!(file, "{}\n", std::process::id()).map_err(io("write", &path))?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_on_one_run_dir_is_refused_and_the_pid_written() {
+        let dir = std::env::temp_dir().join(format!("sanlock-lockfile-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let first = take(&dir, 0, 0, false).unwrap();
+        let text = std::fs::read_to_string(dir.join("sanlock.pid")).unwrap();
+        assert_eq!(text, format!("{}\n", std::process::id()));
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o775);
+        assert!(matches!(
+            take(&dir, 0, 0, false),
+            Err(LockfileError::Held { .. })
+        ));
+        drop(first);
+        let again = take(&dir, 0, 0, false);
+        assert!(again.is_ok(), "the lock goes with the file");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

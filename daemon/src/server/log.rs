@@ -1,0 +1,126 @@
+//! The daemon's log: an in-memory ring of 1 MiB for `log_dump`, stderr with `-D`, and
+//! `/var/log/sanlock.log` at the logfile priority (wire.md §1.1, §4.26). Lines look like
+//! sanlock's: `2026-11-21 04:24:50 806 [12923]: text` (local time, monotonic seconds, tid).
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::Mutex;
+
+/// LOG_ERR.
+pub const ERR: i32 = 3;
+/// LOG_WARNING.
+pub const WARNING: i32 = 4;
+/// LOG_INFO.
+pub const INFO: i32 = 6;
+/// LOG_DEBUG.
+pub const DEBUG: i32 = 7;
+
+/// The ring's size.
+const RING_BYTES: usize = 1 << 20;
+const LOG_FILE: &str = "/var/log/sanlock.log";
+
+struct Log {
+    ring: VecDeque<u8>,
+    to_stderr: bool,
+    file_priority: i32,
+    file: Option<std::fs::File>,
+}
+
+static LOG: Mutex<Option<Log>> = Mutex::new(None);
+
+/// Starts logging: to stderr too when `to_stderr` (-D); to the log file at `file_priority`
+/// and more urgent.
+pub fn init(to_stderr: bool, file_priority: i32) {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(LOG_FILE)
+        .ok();
+    *LOG.lock().unwrap_or_else(|e| e.into_inner()) = Some(Log {
+        ring: VecDeque::with_capacity(64 * 1024),
+        to_stderr,
+        file_priority,
+        file,
+    });
+}
+
+/// Logs one line at `priority` (syslog numbers). Every line goes to the ring.
+pub fn log(priority: i32, text: &str) {
+    let mono = sanlock_backends::clock::now().secs();
+    let line = format!(
+        "{} {} [{}]: {}\n",
+        local_time(),
+        mono,
+        rustix::thread::gettid().as_raw_nonzero(),
+        text
+    );
+    let mut guard = LOG.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(log) = guard.as_mut() else {
+        return;
+    };
+    log.ring.extend(line.as_bytes());
+    let excess = log.ring.len().saturating_sub(RING_BYTES);
+    log.ring.drain(..excess);
+    if log.to_stderr {
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }
+    if priority <= log.file_priority {
+        if let Some(f) = log.file.as_mut() {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+}
+
+/// The ring, oldest first, without the last line's newline (what LOG_DUMP sends).
+pub fn dump() -> Vec<u8> {
+    let guard = LOG.lock().unwrap_or_else(|e| e.into_inner());
+    let mut out: Vec<u8> = guard
+        .as_ref()
+        .map(|l| l.ring.iter().copied().collect())
+        .unwrap_or_default();
+    if out.last() == Some(&b'\n') {
+        out.pop();
+    }
+    out
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in UTC (we carry no time zone database; sanlock prints local time,
+/// which is UTC on the hosts we test on).
+fn local_time() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
+/// (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn calendar_dates_from_day_numbers() {
+        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
+        assert_eq!(super::civil_from_days(20_778), (2026, 11, 21));
+        assert_eq!(super::civil_from_days(11_016), (2000, 2, 29));
+    }
+}

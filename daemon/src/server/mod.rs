@@ -1,0 +1,234 @@
+//! `sanlock daemon`: start-up in sanlock 3.8.5's order (wire.md §1.2), then the engine's loop
+//! on a single-threaded tokio runtime.
+
+pub mod clients;
+pub mod config;
+pub mod conn;
+pub mod disk_ops;
+pub mod engine;
+pub mod lockfile;
+pub mod log;
+pub mod status;
+pub mod storage;
+pub mod watchdog;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+
+use sanlock_core::ondisk::Name;
+use tokio::sync::mpsc;
+
+use crate::cli::options::Options;
+use config::DaemonConfig;
+use engine::{Engine, Msg};
+
+/// Set in the background copy of a daemon started without `-D`.
+const DAEMONIZED_ENV: &str = "SANLOCK_RS_DAEMONIZED";
+
+/// Runs the daemon with `options`; returns the exit status.
+pub fn run(argv: &[Vec<u8>], options: &Options) -> i32 {
+    let cfg = DaemonConfig::load(options);
+    if !cfg.foreground && std::env::var_os(DAEMONIZED_ENV).is_none() {
+        // sanlock forks into the background; a second copy of us with the marker set does
+        // the same, and this one returns at once.
+        return match background(argv) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("sanlock: cannot start the daemon in the background: {e}");
+                1
+            }
+        };
+    }
+    log::init(cfg.foreground, cfg.logfile_priority);
+    if cfg.privileged {
+        if let Err(what) = raise_limits() {
+            log::log(log::ERR, &format!("cannot set the limits for {what}"));
+            eprintln!("cannot set the limits for {what}");
+            return 1;
+        }
+    }
+    if cfg.run_dir.as_os_str() != "/run/sanlock" {
+        log::log(
+            log::WARNING,
+            &format!("Using non-standard run directory '{}'", cfg.run_dir.display()),
+        );
+    }
+    if !cfg.privileged {
+        log::log(log::WARNING, "Running in unprivileged mode");
+    }
+    let (uid, gid) = ids(&cfg);
+    let _lock = match lockfile::take(&cfg.run_dir, uid, gid, cfg.privileged) {
+        Ok(f) => f,
+        Err(e) => {
+            log::log(log::ERR, &e.to_string());
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    let host_name = host_name(&cfg);
+    log::log(
+        log::WARNING,
+        &format!(
+            "sanlock daemon started 3.8.5 host {} ({})",
+            String::from_utf8_lossy(host_name.as_bytes()),
+            nodename()
+        ),
+    );
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            log::log(log::ERR, &format!("cannot start the event loop: {e}"));
+            return 1;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match bind(&cfg, uid, gid) {
+            Ok(l) => l,
+            Err(e) => {
+                log::log(log::ERR, &format!("socket: {e}"));
+                return 1;
+            }
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        spawn_signal_watch(tx.clone());
+        let mut engine = Engine::new(cfg, host_name, tx);
+        if let Err(e) = watchdog::open(&mut engine) {
+            log::log(log::ERR, &e);
+            eprintln!("sanlock: {e} (run with -w 0 to disable the watchdog)");
+            return 1;
+        }
+        engine.run(listener, rx).await;
+        0
+    })
+}
+
+fn background(argv: &[Vec<u8>]) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let exe = std::env::current_exe()?;
+    let args = argv
+        .iter()
+        .skip(1)
+        .map(|a| std::ffi::OsStr::from_bytes(a).to_os_string());
+    std::process::Command::new(exe)
+        .args(args)
+        .env(DAEMONIZED_ENV, "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map(drop)
+}
+
+/// RLIMIT_MEMLOCK, RTPRIO and CORE to unlimited (privileged only); the name of the one that
+/// failed.
+fn raise_limits() -> Result<(), &'static str> {
+    use rustix::process::{setrlimit, Resource, Rlimit};
+    let unlimited = Rlimit {
+        current: None,
+        maximum: None,
+    };
+    for (resource, what) in [
+        (Resource::Memlock, "memlock"),
+        (Resource::Rtprio, "rtprio"),
+        (Resource::Core, "core dumps"),
+    ] {
+        setrlimit(resource, unlimited.clone()).map_err(|_| what)?;
+    }
+    Ok(())
+}
+
+/// The socket: stale file unlinked, bound, 0660, owned by uid:gid, listening.
+fn bind(cfg: &DaemonConfig, uid: u32, gid: u32) -> std::io::Result<tokio::net::UnixListener> {
+    let path = cfg.run_dir.join("sanlock.sock");
+    let _ = std::fs::remove_file(&path);
+    let std_listener = std::os::unix::net::UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))?;
+    if let Err(e) = std::os::unix::fs::chown(&path, Some(uid), Some(gid)) {
+        log::log(log::WARNING, &format!("chown of the socket: {e}"));
+    }
+    std_listener.set_nonblocking(true)?;
+    tokio::net::UnixListener::from_std(std_listener)
+}
+
+fn spawn_signal_watch(tx: mpsc::UnboundedSender<Msg>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    for kind in [
+        SignalKind::terminate(),
+        SignalKind::interrupt(),
+        SignalKind::hangup(),
+    ] {
+        let Ok(mut s) = signal(kind) else { continue };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while s.recv().await.is_some() {
+                if tx.send(Msg::Signal).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// uid and gid: `-U`/`-G` (or the config keys), else the user and group `sanlock` when both
+/// exist, else 0. An unknown name means 0, with a warning.
+fn ids(cfg: &DaemonConfig) -> (u32, u32) {
+    let lookup = |file: &str, name: &[u8]| -> Option<u32> {
+        let text = std::fs::read(file).ok()?;
+        text.split(|&b| b == b'\n').find_map(|line| {
+            let mut fields = line.split(|&b| b == b':');
+            (fields.next()? == name).then_some(())?;
+            let _password = fields.next()?;
+            std::str::from_utf8(fields.next()?).ok()?.parse().ok()
+        })
+    };
+    let (uname, gname) = match (&cfg.uname, &cfg.gname) {
+        (None, None)
+            if lookup("/etc/passwd", b"sanlock").is_some()
+                && lookup("/etc/group", b"sanlock").is_some() =>
+        {
+            (Some(b"sanlock".to_vec()), Some(b"sanlock".to_vec()))
+        }
+        (u, g) => (u.clone(), g.clone()),
+    };
+    let resolve = |file: &str, what: &str, name: Option<Vec<u8>>| {
+        let name = name?;
+        let id = lookup(file, &name);
+        if id.is_none() {
+            log::log(
+                log::WARNING,
+                &format!(
+                    "{what} '{}' not found, using {}id: 0",
+                    String::from_utf8_lossy(&name),
+                    &what[..1]
+                ),
+            );
+        }
+        id
+    };
+    (
+        resolve("/etc/passwd", "user", uname).unwrap_or(0),
+        resolve("/etc/group", "group", gname).unwrap_or(0),
+    )
+}
+
+/// `-e`, else a fresh UUID, a dot and the node name, cut to 48 bytes.
+fn host_name(cfg: &DaemonConfig) -> Name {
+    if !cfg.our_host_name.is_empty() {
+        return Name::truncated(&cfg.our_host_name);
+    }
+    let uuid = std::fs::read_to_string("/proc/sys/kernel/random/uuid")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| format!("{:032x}", std::process::id()));
+    Name::truncated(format!("{uuid}.{}", nodename()).as_bytes())
+}
+
+fn nodename() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}

@@ -1,0 +1,234 @@
+//! The STATUS, HOST_STATUS and RENEWAL streams (wire.md §4.24-4.25) and the resource strings
+//! inquire and status print (§6.3 "Export").
+
+use sanlock_backends::clock;
+use sanlock_core::ondisk::Name;
+use sanlock_core::HostId;
+
+use super::engine::{Engine, SpaceState};
+use crate::cli::locators::export_path;
+use crate::wire::payload::state_kind;
+use crate::wire::{Header, WireResource, WireState};
+
+const ENOSPC: i32 = -28;
+
+/// `ls:res:path:offset…:lver` or `…:SH`, paths escaped.
+pub fn resource_string(res: &WireResource, shared: bool, lver: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(res.lockspace_name.as_bytes());
+    out.push(b':');
+    out.extend_from_slice(res.name.as_bytes());
+    for d in &res.disks {
+        out.push(b':');
+        out.extend_from_slice(&export_path(&d.path));
+        out.extend_from_slice(format!(":{}", d.offset).as_bytes());
+    }
+    if shared {
+        out.extend_from_slice(b":SH");
+    } else {
+        out.extend_from_slice(format!(":{lver}").as_bytes());
+    }
+    out
+}
+
+/// The whole STATUS stream: daemon, clients, lockspaces, resources; `data` 1..3 stops early.
+pub fn status(e: &Engine, header: Header) -> Vec<u8> {
+    let mut h = header.result(0);
+    h.version = crate::wire::SM_PROTO;
+    let mut out = h.encode().to_vec();
+    let cfg = &e.cfg;
+    let now = clock::now();
+    let daemon_text = format!(
+        "our_host_name={} use_watchdog={} high_priority={} mlock_level={} quiet_fail={} \
+         debug_renew=0 debug_clients=0x0 debug_cmds=0xfffffffffe06ffff \
+         renewal_history_size={} gid=0 uid=0 sh_retries={} max_sectors_kb_ignore=0 \
+         max_sectors_kb_align=0 max_sectors_kb_num=0 max_worker_threads={} \
+         write_init_io_timeout={} use_aio=1 kill_grace_seconds={} helper_pid=-1 \
+         helper_kill_fd=-1 helper_full_count=0 helper_last_status=0 monotime={} \
+         version_str=3.8.5 version_num=3.8.5 version_hex=03080500 smproto_hex=00000001",
+        String::from_utf8_lossy(e.host_name.as_bytes()),
+        u8::from(cfg.use_watchdog),
+        u8::from(cfg.high_priority),
+        cfg.mlock_level,
+        u8::from(cfg.quiet_fail),
+        cfg.renewal_history_size,
+        cfg.sh_retries,
+        cfg.max_worker_threads,
+        cfg.write_init_io_timeout,
+        cfg.kill_grace_s,
+        now.secs(),
+    );
+    WireState {
+        kind: state_kind::DAEMON,
+        name: e.host_name,
+        text: daemon_text.into_bytes(),
+        ..WireState::default()
+    }
+    .encode_into(&mut out);
+    if header.data == state_kind::DAEMON {
+        return out;
+    }
+    for (ci, c) in e.clients.iter().enumerate() {
+        let Some(c) = c else { continue };
+        let text = format!(
+            "ci={ci} fd=-1 pid={} flags=0x0 restricted=0x{:x} cmd_active={} cmd_last=0 \
+             pid_dead={} kill_count={} kill_last={} suspend=0 need_free=0",
+            c.pid,
+            c.restrict,
+            u8::from(c.job.is_some()),
+            u8::from(c.dead),
+            c.kill_count,
+            c.last_kill.map_or(0, |t| t.secs()),
+        );
+        WireState {
+            kind: state_kind::CLIENT,
+            data32: if c.registered { c.pid as u32 } else { u32::MAX },
+            name: c.owner_name,
+            text: text.into_bytes(),
+            ..WireState::default()
+        }
+        .encode_into(&mut out);
+    }
+    if header.data == state_kind::CLIENT {
+        return out;
+    }
+    // Active list, then adding, then removing (§4.24 item 3).
+    let order = [
+        ("spaces", &[SpaceState::Active, SpaceState::RemPending][..]),
+        ("add", &[SpaceState::Adding][..]),
+        ("rem", &[SpaceState::Removing, SpaceState::Removed][..]),
+    ];
+    for (list, states) in order {
+        for s in e.spaces.iter().filter(|s| states.contains(&s.state)) {
+            let (ss, align) = s.geometry.map_or((0, 0), |g| {
+                (g.sector_size().bytes(), g.align_size().bytes())
+            });
+            let generation = e.driver.host().generation(s.ls.name).map_or(0, |g| g.0);
+            let text = format!(
+                "list={list} space_id={} io_timeout={} sector_size={ss} align_size={align} \
+                 host_generation={generation} renew_fail={} space_dead={} killing_pids={} \
+                 used_retries=0 external_used=0 used_by_orphans=0 renewal_read_extend_sec={} \
+                 set_max_sectors_kb=0 corrupt_result=0 acquire_last_result=0 \
+                 renewal_last_result=0 acquire_last_attempt=0 acquire_last_success=0 \
+                 renewal_last_attempt=0 renewal_last_success=0",
+                s.space_id,
+                s.io_timeout,
+                u8::from(s.failed),
+                u8::from(s.failed || matches!(s.state, SpaceState::Removing)),
+                u8::from(e.killing.contains(&s.ls.name)),
+                s.io_timeout,
+            );
+            WireState {
+                kind: state_kind::LOCKSPACE,
+                data64: s.ls.host_id,
+                name: s.ls.name,
+                text: text.into_bytes(),
+                ..WireState::default()
+            }
+            .encode_into(&mut out);
+            let mut ls = s.ls.clone();
+            ls.flags = 0;
+            ls.encode_into(&mut out);
+        }
+    }
+    if header.data == state_kind::LOCKSPACE {
+        return out;
+    }
+    for t in e.tokens.values() {
+        for &ci in &t.holders {
+            let pid = e.client(ci).map_or(-1, |c| c.pid);
+            let (ss, align) = e
+                .spaces
+                .iter()
+                .find(|s| s.ls.name == t.resource.lockspace_name)
+                .and_then(|s| s.geometry)
+                .map_or((0, 0), |g| (g.sector_size().bytes(), g.align_size().bytes()));
+            let text = format!(
+                "list=held flags=0x{:x} sector_size={ss} align_size={align} lver={} reused=0 \
+                 res_id={} token_id={}",
+                if t.shared { 0x4 } else { 0 },
+                t.lver,
+                t.res_id,
+                t.res_id,
+            );
+            WireState {
+                kind: state_kind::RESOURCE,
+                data32: pid as u32,
+                data64: t.lver,
+                name: t.resource.name,
+                text: text.into_bytes(),
+            }
+            .encode_into(&mut out);
+            let mut res = t.resource.clone();
+            if t.shared {
+                res.flags |= crate::wire::payload::RES_SHARED;
+            }
+            res.lver = t.lver;
+            res.encode_into(&mut out, true);
+        }
+    }
+    out
+}
+
+/// HOST_STATUS: one record per host_id with a timestamp or owner (§4.25); -ENOSPC for a
+/// lockspace we do not have.
+pub fn host_status(e: &Engine, header: Header, name: &Name) -> Vec<u8> {
+    let found = e
+        .spaces
+        .iter()
+        .find(|s| s.ls.name == *name && s.state != SpaceState::Removed);
+    let table = found.and_then(|_| e.driver.host().hosts(*name));
+    let (Some(space), Some(table)) = (found, table) else {
+        return header.result(ENOSPC).encode().to_vec();
+    };
+    let mut h = header.result(0);
+    h.version = crate::wire::SM_PROTO;
+    let mut out = h.encode().to_vec();
+    let max = space.geometry.map_or(2000, |g| g.max_hosts());
+    for id in 1..=u64::from(max) {
+        let Some(st) = table.status(HostId::new(id).expect("1..=2000")) else {
+            continue;
+        };
+        if st.last_live.is_none() && st.owner_id == 0 {
+            continue;
+        }
+        let text = format!(
+            "last_check={} last_live={} last_req={} owner_id={} owner_generation={} \
+             timestamp={} io_timeout={} owner_name={}",
+            st.last_check.secs(),
+            st.last_live.map_or(0, |t| t.secs()),
+            st.last_req.map_or(0, |t| t.secs()),
+            st.owner_id,
+            st.owner_generation.0,
+            st.timestamp,
+            st.io_timeout,
+            String::from_utf8_lossy(st.owner_name.as_bytes()),
+        );
+        WireState {
+            kind: state_kind::HOST,
+            data32: id as u32,
+            data64: st.timestamp,
+            name: Name::EMPTY,
+            text: text.into_bytes(),
+        }
+        .encode_into(&mut out);
+    }
+    out
+}
+
+/// RENEWAL: the renewal history. We keep none yet, so a known lockspace answers 0 with no
+/// records (what sanlock sends with `-H 0`).
+pub fn renewal(e: &Engine, header: Header, name: &Name) -> Vec<u8> {
+    let found = e
+        .spaces
+        .iter()
+        .find(|s| s.ls.name == *name && s.state != SpaceState::Removed);
+    match found {
+        None => header.result(ENOSPC).encode().to_vec(),
+        Some(s) => {
+            let mut h = header.result(0);
+            h.data2 = s.io_timeout;
+            h.encode().to_vec()
+        }
+    }
+}
