@@ -45,6 +45,16 @@ pub fn run(argv: &[Vec<u8>]) -> Outcome {
             direct::read_leader::run(&cl.options, &mut stdout)
         }
         Mode::Direct(DirectAction::Dump) => direct::dump::run(&cl.options, &mut stdout),
+        Mode::Client(action) => match cli::client_actions::run(action, &cl.options, &mut stdout) {
+            Some(rv) => rv,
+            None => {
+                eprintln!(
+                    "sanlock: `client {}` is not implemented yet in sanlock-rs",
+                    action.name()
+                );
+                1
+            }
+        },
         Mode::Daemon => {
             return Outcome {
                 stdout,

@@ -36,7 +36,13 @@ fn init_lockspace(options: &Options) -> i32 {
         Err(rv) => return rv,
     };
     // delta_lease_init stores the int io_timeout in a u16 field.
-    write_lockspace(&ls.path, ls.offset, ls.name, given, options.io_timeout_arg as u16)
+    write_lockspace(
+        &ls.path,
+        ls.offset,
+        ls.name,
+        given,
+        options.io_timeout_arg as u16,
+    )
 }
 
 /// Writes a fresh lockspace area (`direct init -s`, and the daemon's WRITE_LOCKSPACE): the

@@ -47,11 +47,7 @@ pub struct Client {
 impl Engine {
     /// A slot for a new connection, or `None` when the table is full.
     pub(super) fn alloc_client(&mut self, stream: &UnixStream) -> Option<usize> {
-        let pid = stream
-            .peer_cred()
-            .ok()
-            .and_then(|c| c.pid())
-            .unwrap_or(-1);
+        let pid = stream.peer_cred().ok().and_then(|c| c.pid()).unwrap_or(-1);
         let client = Client {
             pid,
             owner_name: Name::EMPTY,
@@ -151,7 +147,10 @@ impl Engine {
 
     /// Releases every lease of a dead client; its slot is freed once nothing is left.
     pub(super) fn release_all(&mut self, ci: usize) {
-        let leases = self.client(ci).map(|c| c.leases.clone()).unwrap_or_default();
+        let leases = self
+            .client(ci)
+            .map(|c| c.leases.clone())
+            .unwrap_or_default();
         for key in leases {
             self.release_in_background(ci, key);
         }
@@ -210,18 +209,18 @@ impl Engine {
         let now = clock::now();
         let holders = self.holders_of(space);
         for ci in holders {
-            let Some(c) = self.client_mut(ci) else { continue };
+            let Some(c) = self.client_mut(ci) else {
+                continue;
+            };
             if c.dead || c.kill_count >= MAX_KILL_COUNT {
                 continue;
             }
-            if c.last_kill.is_some_and(|t| now < t + Duration::from_secs(1)) {
+            if c.last_kill
+                .is_some_and(|t| now < t + Duration::from_secs(1))
+            {
                 continue;
             }
-            let mut sig = if graceful {
-                Signal::TERM
-            } else {
-                Signal::KILL
-            };
+            let mut sig = if graceful { Signal::TERM } else { Signal::KILL };
             if sig == Signal::KILL && c.restrict & RESTRICT_SIGKILL != 0 {
                 sig = Signal::TERM;
             } else if sig == Signal::TERM && c.restrict & RESTRICT_SIGTERM != 0 {
@@ -232,11 +231,7 @@ impl Engine {
             let pid = c.pid;
             log::log(
                 log::ERR,
-                &format!(
-                    "kill {pid} sig {} count {}",
-                    sig.as_raw(),
-                    c.kill_count
-                ),
+                &format!("kill {pid} sig {} count {}", sig.as_raw(), c.kill_count),
             );
             if let Some(p) = Pid::from_raw(pid) {
                 let _ = rustix::process::kill_process(p, sig);

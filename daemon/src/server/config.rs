@@ -177,8 +177,14 @@ impl DaemonConfig {
 }
 
 fn trim(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &b[start..end]
 }
 
@@ -203,7 +209,10 @@ mod tests {
         let mut cfg = DaemonConfig::default();
         cfg.apply_file(b"use_watchdog=0\n");
         cfg.apply_options(&Options::default());
-        assert!(!cfg.use_watchdog, "an option left at its default keeps the file's value");
+        assert!(
+            !cfg.use_watchdog,
+            "an option left at its default keeps the file's value"
+        );
         cfg.apply_file(b"use_watchdog=1\n");
         let o = Options {
             use_watchdog: 0,

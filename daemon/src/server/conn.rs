@@ -37,7 +37,10 @@ pub async fn serve(ci: usize, mut stream: UnixStream, engine: mpsc::UnboundedSen
         }
         let header = Header::decode(&buf);
         if restrict_all {
-            log::log(log::ERR, &format!("ci {ci} cmd {} on restricted connection", header.cmd));
+            log::log(
+                log::ERR,
+                &format!("ci {ci} cmd {} on restricted connection", header.cmd),
+            );
             continue;
         }
         if let Some(why) = header.refusal() {
@@ -130,7 +133,9 @@ async fn handle(
             };
             let mut resources = Vec::new();
             for _ in 0..count {
-                resources.push(WireResource::decode(&read_bytes(stream, RESOURCE_LEN).await?));
+                resources.push(WireResource::decode(
+                    &read_bytes(stream, RESOURCE_LEN).await?,
+                ));
             }
             Call::Release(resources)
         }
@@ -178,8 +183,8 @@ async fn handle(
             let (rv, out, owners) = blocking(move || disk_ops::read_resource_owners(&res)).await;
             let mut reply = header.result(rv);
             reply.data2 = owners.len() as u32;
-            reply.length = (HEADER_LEN + RESOURCE_LEN + owners.len() * crate::wire::HOST_LEN)
-                as u32;
+            reply.length =
+                (HEADER_LEN + RESOURCE_LEN + owners.len() * crate::wire::HOST_LEN) as u32;
             let mut bytes = reply.encode().to_vec();
             out.encode_into(&mut bytes, false);
             for o in &owners {
@@ -265,7 +270,9 @@ async fn read_bytes(stream: &mut UnixStream, len: usize) -> Result<Vec<u8>, Shor
 }
 
 async fn read_lockspace(stream: &mut UnixStream) -> Result<WireLockspace, Short> {
-    Ok(WireLockspace::decode(&read_bytes(stream, LOCKSPACE_LEN).await?))
+    Ok(WireLockspace::decode(
+        &read_bytes(stream, LOCKSPACE_LEN).await?,
+    ))
 }
 
 /// A resource and, with `disks`, its num_disks disks. `Ok(None)`: num_disks was 0 or above 4

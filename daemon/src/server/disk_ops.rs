@@ -4,10 +4,8 @@
 //! them on a blocking thread, off its event loop.
 
 use sanlock_backends::disk::{Disk, DiskKind};
-use sanlock_core::ondisk::{
-    DblockSector, Geometry, LeaderKind, Name, RawLeader, SectorSize,
-};
 use sanlock_core::ondisk::leader::LEADER_RECORD_SIZE;
+use sanlock_core::ondisk::{DblockSector, Geometry, LeaderKind, Name, RawLeader, SectorSize};
 use sanlock_core::rv::SANLK_LEADER_MAGIC;
 use sanlock_core::HostId;
 
@@ -106,7 +104,8 @@ fn read_first_leader(
         // No record here: the caller's magic check reports it.
         Err(_) => return Ok((raw, given.unwrap_or(Geometry::legacy(device_sector)))),
     };
-    if given.is_some_and(|g| g != geometry) || geometry.sector_size().bytes() < device_sector.bytes()
+    if given.is_some_and(|g| g != geometry)
+        || geometry.sector_size().bytes() < device_sector.bytes()
     {
         return Err(EINVAL);
     }

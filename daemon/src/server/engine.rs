@@ -43,6 +43,9 @@ const ESTALE: i32 = -116;
 /// SANLK_ADDLS_INVALID_HOSTID: a host_id the lockspace's geometry has no slot for.
 const SANLK_ADDLS_INVALID_HOSTID: i32 = -231;
 
+/// How long after an add completes GET_HOSTS still answers -EAGAIN (measured: 0.96 s).
+const HOSTS_SCAN_DELAY: Duration = Duration::from_millis(960);
+
 /// The most client connections (CLIENT_NALLOC, less the listener and helper).
 pub const MAX_CLIENTS: usize = 1022;
 
@@ -202,6 +205,9 @@ pub(super) struct Space {
     /// `add_lockspace_wait` polls once a second).
     add_started: Time,
     activate_at: Option<Time>,
+    /// GET_HOSTS answers -EAGAIN until the main loop's first host scan after the add, which
+    /// in sanlock comes about a second after the lockspace became active (wire.md §4.14).
+    hosts_ready_at: Option<Time>,
     add_waiter: Option<Waiter>,
     rem_waiters: Vec<Waiter>,
 }
@@ -337,6 +343,11 @@ impl Engine {
         for w in self.exit_waiters.drain(..) {
             let _ = w.send(Reply::close(bye.encode().to_vec()));
         }
+        // Let the connections write those replies before the runtime stops.
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
         log::log(log::WARNING, "sanlock daemon exiting");
     }
 
@@ -380,11 +391,19 @@ impl Engine {
         }
     }
 
-    fn handle_call(&mut self, ci: usize, header: Header, call: Call, reply: oneshot::Sender<Reply>) {
+    fn handle_call(
+        &mut self,
+        ci: usize,
+        header: Header,
+        call: Call,
+        reply: oneshot::Sender<Reply>,
+    ) {
         if let Some(c) = self.client_mut(ci) {
             if !c.registered {
                 c.owner_name = Name::truncated(
-                    Cmd::from_header(&header).map_or("cmd", |c| c.client_name()).as_bytes(),
+                    Cmd::from_header(&header)
+                        .map_or("cmd", |c| c.client_name())
+                        .as_bytes(),
                 );
             }
         }
@@ -416,7 +435,9 @@ impl Engine {
             Call::ShutdownWait => {
                 let force = header.data != 0;
                 if !force && !self.spaces.is_empty() {
-                    let _ = waiter.reply.send(Reply::close(header.result(EBUSY).encode().to_vec()));
+                    let _ = waiter
+                        .reply
+                        .send(Reply::close(header.result(EBUSY).encode().to_vec()));
                     return;
                 }
                 self.exit_waiters.push(waiter.reply);
@@ -533,8 +554,7 @@ impl Engine {
             });
         }
         let conflict = self.spaces.iter().any(|s| {
-            s.state != SpaceState::Removed
-                && ((s.ls.name == ls.name) || s.ls.disk == ls.disk)
+            s.state != SpaceState::Removed && ((s.ls.name == ls.name) || s.ls.disk == ls.disk)
         });
         if conflict {
             return waiter.answer(EINVAL);
@@ -575,6 +595,7 @@ impl Engine {
             failed: false,
             add_started: clock::now(),
             activate_at: None,
+            hosts_ready_at: None,
             add_waiter,
             rem_waiters: Vec::new(),
         });
@@ -602,8 +623,7 @@ impl Engine {
             Err(rv) => return self.add_failed(i, rv),
         };
         let space = &self.spaces[i];
-        let Some(host_id) =
-            HostId::new(space.ls.host_id).filter(|&h| geometry.contains_host(h))
+        let Some(host_id) = HostId::new(space.ls.host_id).filter(|&h| geometry.contains_host(h))
         else {
             return self.add_failed(i, SANLK_ADDLS_INVALID_HOSTID);
         };
@@ -730,12 +750,13 @@ impl Engine {
 
     fn get_hosts(&self, header: Header, ls: &WireLockspace) -> Vec<u8> {
         let now = clock::now();
-        let active = self.spaces.iter().any(|s| {
+        let space = self.spaces.iter().find(|s| {
             s.ls.name == ls.name && matches!(s.state, SpaceState::Active | SpaceState::RemPending)
         });
         let table = self.driver.host().hosts(ls.name);
         let result = match table {
-            _ if !active => Err(ENOENT),
+            _ if space.is_none() => Err(ENOENT),
+            _ if space.is_some_and(|s| s.hosts_ready_at.is_some_and(|t| now < t)) => Err(EAGAIN),
             None => Err(ENOENT),
             Some(t) if !t.scanned() => Err(EAGAIN),
             Some(t) => Ok(t),
@@ -820,6 +841,7 @@ impl Engine {
         for s in &mut self.spaces {
             if s.state == SpaceState::Adding && s.activate_at.is_some_and(|t| now >= t) {
                 s.state = SpaceState::Active;
+                s.hosts_ready_at = Some(now + HOSTS_SCAN_DELAY);
                 if let Some(w) = s.add_waiter.take() {
                     w.answer(0);
                 }
@@ -876,7 +898,10 @@ impl Engine {
                 if let Some(s) = self.space_mut(&space_name) {
                     log::log(
                         log::INFO,
-                        &format!("s{} host_id acquired generation {}", s.space_id, generation.0),
+                        &format!(
+                            "s{} host_id acquired generation {}",
+                            s.space_id, generation.0
+                        ),
                     );
                     if s.state == SpaceState::Adding {
                         let now = clock::now();
@@ -904,7 +929,9 @@ impl Engine {
                 }
                 self.forget_space_leases(space_name);
             }
-            Output::WatchdogArm { space_name, expire, .. } => {
+            Output::WatchdogArm {
+                space_name, expire, ..
+            } => {
                 super::watchdog::arm(self, space_name, expire);
             }
             Output::WatchdogDisarm { space_name } => super::watchdog::disarm(self, space_name),
@@ -1105,13 +1132,21 @@ impl Engine {
     fn release(&mut self, ci: usize, resources: Vec<WireResource>, waiter: Waiter) {
         let flags = waiter.header.cmd_flags;
         let keys: Vec<(Name, Name)> = if flags & 1 != 0 {
-            self.client(ci).map(|c| c.leases.clone()).unwrap_or_default()
+            self.client(ci)
+                .map(|c| c.leases.clone())
+                .unwrap_or_default()
         } else if flags & (2 | 4) != 0 {
             // REL_RENAME and REL_ORPHAN come with the next issue.
-            log::log(log::ERR, "release rename/orphan is not implemented in sanlock-rs yet");
+            log::log(
+                log::ERR,
+                "release rename/orphan is not implemented in sanlock-rs yet",
+            );
             return waiter.answer(-95);
         } else {
-            let held = self.client(ci).map(|c| c.leases.clone()).unwrap_or_default();
+            let held = self
+                .client(ci)
+                .map(|c| c.leases.clone())
+                .unwrap_or_default();
             let mut keys = Vec::new();
             for r in &resources {
                 let key = (r.lockspace_name, r.name);
@@ -1170,8 +1205,14 @@ impl Engine {
         };
         let mut parts = Vec::new();
         for key in &c.leases {
-            let Some(t) = self.tokens.get(key) else { continue };
-            parts.push(super::status::resource_string(&t.resource, t.shared, t.lver));
+            let Some(t) = self.tokens.get(key) else {
+                continue;
+            };
+            parts.push(super::status::resource_string(
+                &t.resource,
+                t.shared,
+                t.lver,
+            ));
         }
         let count = parts.len() as u32;
         let mut h = waiter.header.result(0);
@@ -1271,7 +1312,10 @@ impl Engine {
     fn release_done(&mut self, ci: Option<usize>, key: (Name, Name), rv: i32) {
         let Some(ci) = ci else { return };
         let Some(c) = self.client_mut(ci) else { return };
-        if let Some(Job::Release { left, rv: first, .. }) = c.job.as_mut() {
+        if let Some(Job::Release {
+            left, rv: first, ..
+        }) = c.job.as_mut()
+        {
             left.retain(|k| *k != key);
             if *first == 0 {
                 *first = rv;

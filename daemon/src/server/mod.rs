@@ -50,7 +50,10 @@ pub fn run(argv: &[Vec<u8>], options: &Options) -> i32 {
     if cfg.run_dir.as_os_str() != "/run/sanlock" {
         log::log(
             log::WARNING,
-            &format!("Using non-standard run directory '{}'", cfg.run_dir.display()),
+            &format!(
+                "Using non-standard run directory '{}'",
+                cfg.run_dir.display()
+            ),
         );
     }
     if !cfg.privileged {

@@ -40,7 +40,7 @@ pub fn status(e: &Engine, header: Header) -> Vec<u8> {
     let now = clock::now();
     let daemon_text = format!(
         "our_host_name={} use_watchdog={} high_priority={} mlock_level={} quiet_fail={} \
-         debug_renew=0 debug_clients=0x0 debug_cmds=0xfffffffffe06ffff \
+         debug_renew=0 debug_clients=0 debug_cmds=0xfffffffffe06ffff \
          renewal_history_size={} gid=0 uid=0 sh_retries={} max_sectors_kb_ignore=0 \
          max_sectors_kb_align=0 max_sectors_kb_num=0 max_worker_threads={} \
          write_init_io_timeout={} use_aio=1 kill_grace_seconds={} helper_pid=-1 \
@@ -68,12 +68,29 @@ pub fn status(e: &Engine, header: Header) -> Vec<u8> {
     if header.data == state_kind::DAEMON {
         return out;
     }
+    // sanlock's first two slots are its helper process and its listener; ours has neither as
+    // a client, but tools expect the lines (`p -1 helper`, `p -1 listener`).
+    for (ci, name) in [(0, "helper"), (1, "listener")] {
+        WireState {
+            kind: state_kind::CLIENT,
+            data32: u32::MAX,
+            name: Name::truncated(name.as_bytes()),
+            text: format!(
+                "ci={ci} fd=-1 pid=-1 flags=0 restricted=0 cmd_active=0 cmd_last=0 \
+                 pid_dead=0 kill_count=0 kill_last=0 suspend=0 need_free=0"
+            )
+            .into_bytes(),
+            ..WireState::default()
+        }
+        .encode_into(&mut out);
+    }
     for (ci, c) in e.clients.iter().enumerate() {
         let Some(c) = c else { continue };
+        let ci = ci + 2;
         let text = format!(
-            "ci={ci} fd=-1 pid={} flags=0x0 restricted=0x{:x} cmd_active={} cmd_last=0 \
+            "ci={ci} fd=-1 pid={} flags=0 restricted={:x} cmd_active={} cmd_last=0 \
              pid_dead={} kill_count={} kill_last={} suspend=0 need_free=0",
-            c.pid,
+            if c.registered { c.pid } else { -1 },
             c.restrict,
             u8::from(c.job.is_some()),
             u8::from(c.dead),
@@ -142,9 +159,11 @@ pub fn status(e: &Engine, header: Header) -> Vec<u8> {
                 .iter()
                 .find(|s| s.ls.name == t.resource.lockspace_name)
                 .and_then(|s| s.geometry)
-                .map_or((0, 0), |g| (g.sector_size().bytes(), g.align_size().bytes()));
+                .map_or((0, 0), |g| {
+                    (g.sector_size().bytes(), g.align_size().bytes())
+                });
             let text = format!(
-                "list=held flags=0x{:x} sector_size={ss} align_size={align} lver={} reused=0 \
+                "list=held flags={:x} sector_size={ss} align_size={align} lver={} reused=0 \
                  res_id={} token_id={}",
                 if t.shared { 0x4 } else { 0 },
                 t.lver,

@@ -68,7 +68,10 @@ pub fn check(engine: &mut Engine, now: Time) {
     let Some(device) = wd.device.as_mut() else {
         return;
     };
-    let failing = wd.armed.values().any(|&expire| now + FEED_INTERVAL >= expire);
+    let failing = wd
+        .armed
+        .values()
+        .any(|&expire| now + FEED_INTERVAL >= expire);
     if failing {
         if !wd.stopped {
             wd.stopped = true;
