@@ -254,8 +254,8 @@ impl Drop for LoopDevice {
     }
 }
 
-/// A C sanlock daemon acting as one host: its own run directory and host name, no watchdog,
-/// unprivileged. Killed (with everything it started) when dropped.
+/// A sanlock daemon (the C one, or ours: any binary) acting as one host: its own run directory
+/// and host name, no watchdog, unprivileged. Killed (with everything it started) when dropped.
 pub struct CDaemon {
     bin: PathBuf,
     run_dir: PathBuf,
@@ -291,6 +291,16 @@ impl CDaemon {
             daemon,
             holders: Vec::new(),
         }
+    }
+
+    /// Its run directory (SANLOCK_RUN_DIR for clients).
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.daemon.id()
     }
 
     /// `sanlock client ARGS` against this daemon.

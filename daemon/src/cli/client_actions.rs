@@ -328,6 +328,9 @@ fn inquire(o: &Options, out: &mut Vec<u8>) -> i32 {
     match text {
         None => out.extend_from_slice(b"\"(null)\"\n"),
         Some(t) => {
+            out.push(b'"');
+            out.extend_from_slice(&t);
+            out.extend_from_slice(b"\"\n");
             if o.debug {
                 out.extend_from_slice(
                     format!("\nstate_to_args done 0 res_count {count}\n").as_bytes(),
@@ -338,10 +341,10 @@ fn inquire(o: &Options, out: &mut Vec<u8>) -> i32 {
                     out.extend_from_slice(b"\"\n");
                 }
                 out.extend_from_slice(b"\nargs_to_state done 0\n");
+                out.push(b'"');
+                out.extend_from_slice(&t);
+                out.extend_from_slice(b"\"\n");
             }
-            out.push(b'"');
-            out.extend_from_slice(&t);
-            out.extend_from_slice(b"\"\n");
         }
     }
     rv

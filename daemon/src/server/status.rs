@@ -151,7 +151,10 @@ pub fn status(e: &Engine, header: Header) -> Vec<u8> {
     if header.data == state_kind::LOCKSPACE {
         return out;
     }
-    for t in e.tokens.values() {
+    // sanlock adds resources at the head of its list: newest first.
+    let mut tokens: Vec<_> = e.tokens.values().collect();
+    tokens.sort_by_key(|t| std::cmp::Reverse(t.res_id));
+    for t in tokens {
         for &ci in &t.holders {
             let pid = e.client(ci).map_or(-1, |c| c.pid);
             let (ss, align) = e

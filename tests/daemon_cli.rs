@@ -1,0 +1,154 @@
+//! Our daemon and our `sanlock client` against sanlock 3.8.5's: the same command sequence is
+//! run with each CLI against each daemon, and every combination must print what the C CLI
+//! prints against the C daemon (timestamps and pids aside). The sequence covers init, read,
+//! add/inq/rem_lockspace, gets, align, status, host_status, command (a registered holder),
+//! acquire/convert/release/inquire by pid, a holder's exit releasing its lease, and
+//! shutdown -w 1 (wire.md §6.2).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{CDaemon, Scratch};
+
+/// Runs the sequence with `cli` against the daemon of `run_dir`, files under `dir`.
+fn sequence(cli: &Path, run_dir: &Path, dir: &Path) -> String {
+    let ls = dir.join("ls");
+    let res = dir.join("res");
+    common::create_file(&ls, 1 << 20);
+    common::create_file(&res, 3 << 20);
+    let d = dir.display().to_string();
+    let mut transcript = String::new();
+    let mut r = |args: &[String], pid: Option<u32>| {
+        let out = Command::new(cli)
+            .args(args)
+            .env("SANLOCK_RUN_DIR", run_dir)
+            .output()
+            .unwrap();
+        let mut text = format!("$ {}\n", args.join(" "));
+        text.push_str(&String::from_utf8_lossy(&out.stdout));
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        text.push_str(&format!("exit {}\n", out.status.code().unwrap_or(-1)));
+        let mut text = text.replace(&d, "D");
+        if let Some(pid) = pid {
+            text = text.replace(&pid.to_string(), "PID");
+        }
+        transcript.push_str(&normalize(&text));
+    };
+    let a =
+        |s: &str| -> Vec<String> { s.replace("$D", &d).split(' ').map(str::to_string).collect() };
+    r(&a("client version"), None);
+    r(&a("client init -s LS:0:$D/ls:0 -o 1"), None);
+    r(&a("client init -r LS:R1:$D/res:0"), None);
+    r(&a("client init -r LS:R2:$D/res:1M"), None);
+    r(&a("client read -s LS:0:$D/ls:0 -D"), None);
+    r(&a("client read -r LS:R1:$D/res:0 -D"), None);
+    r(&a("client inq_lockspace -s LS:1:$D/ls:0"), None);
+    r(&a("client add_lockspace -s LS:1:$D/ls:0 -o 1"), None);
+    r(&a("client add_lockspace -s LS:1:$D/ls:0 -o 1"), None);
+    r(&a("client inq_lockspace -s LS:1:$D/ls:0"), None);
+    r(&a("client gets"), None);
+    std::thread::sleep(Duration::from_millis(1500));
+    r(&a("client gets -h 1"), None);
+    r(&a("client align -s LS:1:$D/ls:0"), None);
+    r(&a("client status"), None);
+    r(&a("client host_status -s LS"), None);
+    let mut holder = Command::new(cli)
+        .args(a("client command -r LS:R1:$D/res:0 -c /bin/sleep 60"))
+        .env("SANLOCK_RUN_DIR", run_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = holder.id();
+    std::thread::sleep(Duration::from_millis(1000));
+    let p = Some(pid);
+    let with_pid = |s: &str| a(&s.replace("$PID", &pid.to_string()));
+    r(&a("client status"), p);
+    r(&with_pid("client inquire -p $PID"), p);
+    r(&with_pid("client acquire -r LS:R2:$D/res:1M -p $PID"), p);
+    r(&with_pid("client inquire -p $PID -D"), p);
+    r(&with_pid("client convert -r LS:R2:$D/res:1M:SH -p $PID"), p);
+    r(&with_pid("client convert -r LS:R2:$D/res:1M:SH -p $PID"), p);
+    r(&with_pid("client inquire -p $PID"), p);
+    r(&with_pid("client status -o p"), p);
+    r(&with_pid("client release -r LS:R2:$D/res:1M -p $PID"), p);
+    r(&with_pid("client release -r LS:R2:$D/res:1M -p $PID"), p);
+    r(&a("client read -r LS:R1:$D/res:0 -h 1 -D"), None);
+    r(&a("client acquire -r LS:R1:$D/res:0 -p 999999"), None);
+    // The holder's exit releases its lease.
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    r(&with_pid("client inquire -p $PID"), p);
+    r(&a("client status"), None);
+    r(&a("client read -r LS:R1:$D/res:0"), None);
+    r(&a("client rem_lockspace -s LS:1:$D/ls:0"), None);
+    r(&a("client rem_lockspace -s LS:1:$D/ls:0"), None);
+    r(&a("client gets"), None);
+    r(&a("client shutdown -w 1"), None);
+    transcript
+}
+
+/// Drops what differs from run to run: timestamps, the daemon's own host name line and
+/// client lines with pids of short-lived CLI processes.
+fn normalize(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let mut words: Vec<String> = line.split(' ').map(str::to_string).collect();
+        for i in 1..words.len() {
+            if words[i - 1] == "timestamp" {
+                words[i] = "T".into();
+            }
+        }
+        let line = words.join(" ");
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn each_cli_against_each_daemon_prints_what_sanlock_prints() {
+    let c = require_c_sanlock!();
+    let ours = common::ours();
+    // The four runs are independent hosts with their own run directories: run them at once.
+    let combos = [
+        (&c, &c, "C client, C daemon"),
+        (&c, &ours, "C client, our daemon"),
+        (&ours, &ours, "our client, our daemon"),
+        (&ours, &c, "our client, C daemon"),
+    ];
+    let transcripts: Vec<(&str, String)> = std::thread::scope(|s| {
+        let runs: Vec<_> = combos
+            .iter()
+            .map(|&(cli, daemon, label)| {
+                s.spawn(move || {
+                    let scratch = Scratch::new("daemon-cli");
+                    let host = CDaemon::start(daemon, &scratch, "host");
+                    (label, sequence(cli, host.run_dir(), scratch.dir()))
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let (_, reference) = &transcripts[0];
+    assert!(reference.contains("acquire done 0"), "{reference}");
+    for (label, t) in &transcripts[1..] {
+        if t != reference {
+            let diff: Vec<String> = reference
+                .lines()
+                .zip(t.lines())
+                .filter(|(a, b)| a != b)
+                .map(|(a, b)| format!("  C: {a}\n  {label}: {b}"))
+                .take(10)
+                .collect();
+            panic!(
+                "{label} differs from the C tools:\n{}\n--- full ---\n{t}",
+                diff.join("\n")
+            );
+        }
+    }
+}
