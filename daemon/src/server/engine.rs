@@ -1286,8 +1286,11 @@ impl Engine {
                 self.release_done(ci, key, rv);
             }
             (Some(Pending::Convert { ci }), paxos::Event::Converted { shared }) => {
+                let lver = self.driver.host().held(key.0, key.1).map(|l| l.lver.0);
                 if let Some(t) = self.tokens.get_mut(&key) {
                     t.shared = shared;
+                    // SH→EX runs a ballot: the lease has a new version.
+                    t.lver = lver.unwrap_or(t.lver);
                 }
                 self.finish_job(ci, 0);
             }

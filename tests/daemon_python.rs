@@ -1,0 +1,132 @@
+//! python3-sanlock (Debian's, run by /usr/bin/python3) against our daemon and against the C
+//! one: the same script of calls, with every result and every error it raises, must read the
+//! same. The binding has no convert, so the script converts through the `sanlock` CLI as
+//! libvirt-less users do.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{CDaemon, Scratch};
+
+const SCRIPT: &str = r#"
+import os, sys, time, subprocess
+import sanlock
+
+d = sys.argv[1]
+cli = sys.argv[2]
+ls = os.path.join(d, "ls")
+res = os.path.join(d, "res")
+for p, size in ((ls, 1 << 20), (res, 2 << 20)):
+    with open(p, "wb") as f:
+        f.truncate(size)
+
+def call(label, fn, *args, **kw):
+    try:
+        r = fn(*args, **kw)
+    except sanlock.SanlockException as e:
+        print(label, "error", e.errno)
+        return None
+    if isinstance(r, list):
+        r = [{k: v for k, v in x.items() if k != "timestamp"} if isinstance(x, dict) else x
+             for x in r]
+    print(label, "->", repr(r).replace(d, "D"))
+    return r
+
+call("write_lockspace", sanlock.write_lockspace, b"LS", ls, iotimeout=1)
+call("read_lockspace", sanlock.read_lockspace, ls)
+call("read_lockspace bad", sanlock.read_lockspace, res)
+call("write_resource", sanlock.write_resource, b"LS", b"R1", [(res, 0)])
+call("write_resource 2", sanlock.write_resource, b"LS", b"R2", [(res, 1 << 20)])
+call("read_resource", sanlock.read_resource, res)
+call("read_resource_owners free", sanlock.read_resource_owners, b"LS", b"R1", [(res, 0)])
+call("inq before add", sanlock.inq_lockspace, b"LS", 1, ls)
+call("get_hosts before add", sanlock.get_hosts, b"LS")
+fd = sanlock.register()
+call("acquire before add", sanlock.acquire, b"LS", b"R1", [(res, 0)], slkfd=fd)
+call("add_lockspace", sanlock.add_lockspace, b"LS", 1, ls, iotimeout=1)
+call("add_lockspace again", sanlock.add_lockspace, b"LS", 1, ls, iotimeout=1)
+call("add_lockspace other name", sanlock.add_lockspace, b"LS2", 1, ls, iotimeout=1)
+call("inq after add", sanlock.inq_lockspace, b"LS", 1, ls)
+call("get_hosts at once", sanlock.get_hosts, b"LS")
+time.sleep(1)
+call("get_hosts", sanlock.get_hosts, b"LS")
+call("get_lockspaces", sanlock.get_lockspaces)
+call("acquire", sanlock.acquire, b"LS", b"R1", [(res, 0)], slkfd=fd)
+call("acquire again", sanlock.acquire, b"LS", b"R1", [(res, 0)], slkfd=fd)
+call("acquire by pid", sanlock.acquire, b"LS", b"R2", [(res, 1 << 20)], pid=os.getpid(), shared=True)
+call("inquire", sanlock.inquire, slkfd=fd)
+call("inquire by pid", sanlock.inquire, pid=os.getpid())
+call("inquire unknown pid", sanlock.inquire, pid=999999)
+call("read_resource held", sanlock.read_resource, res)
+call("read_resource_owners held", sanlock.read_resource_owners, b"LS", b"R1", [(res, 0)])
+subprocess.run([cli, "client", "convert", "-r", "LS:R1:%s:0:SH" % res, "-p", str(os.getpid())],
+               stdout=subprocess.DEVNULL)
+call("inquire after convert", sanlock.inquire, slkfd=fd)
+subprocess.run([cli, "client", "convert", "-r", "LS:R1:%s:0" % res, "-p", str(os.getpid())],
+               stdout=subprocess.DEVNULL)
+call("inquire after convert back", sanlock.inquire, slkfd=fd)
+call("release", sanlock.release, b"LS", b"R1", [(res, 0)], slkfd=fd)
+call("release again", sanlock.release, b"LS", b"R1", [(res, 0)], slkfd=fd)
+call("release 2", sanlock.release, b"LS", b"R2", [(res, 1 << 20)], slkfd=fd)
+call("inquire empty", sanlock.inquire, slkfd=fd)
+call("read_resource after", sanlock.read_resource, res)
+call("write_resource clear", sanlock.write_resource, b"LS", b"R1", [(res, 0)], clear=True)
+call("read_resource cleared", sanlock.read_resource, res)
+call("rem_lockspace", sanlock.rem_lockspace, b"LS", 1, ls)
+call("rem_lockspace again", sanlock.rem_lockspace, b"LS", 1, ls)
+call("inq after rem", sanlock.inq_lockspace, b"LS", 1, ls)
+call("get_lockspaces after", sanlock.get_lockspaces)
+call("get_hosts after", sanlock.get_hosts, b"LS")
+"#;
+
+fn run_script(cli: &Path, run_dir: &Path, dir: &Path) -> String {
+    let out = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(dir)
+        .arg(cli)
+        .env("SANLOCK_RUN_DIR", run_dir)
+        .output()
+        .expect("run /usr/bin/python3");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the script failed: {stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn python_sanlock_available() -> bool {
+    Command::new("/usr/bin/python3")
+        .args(["-c", "import sanlock"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn python3_sanlock_sees_the_same_results_and_errors_from_both_daemons() {
+    let c = require_c_sanlock!();
+    if !python_sanlock_available() {
+        eprintln!("skipped: python3-sanlock is not installed (apt-get install python3-sanlock)");
+        return;
+    }
+    let ours = common::ours();
+    let results: Vec<String> = std::thread::scope(|s| {
+        let runs: Vec<_> = [&c, &ours]
+            .into_iter()
+            .map(|daemon| {
+                let cli = &c;
+                s.spawn(move || {
+                    let scratch = Scratch::new("daemon-python");
+                    let host = CDaemon::start(daemon, &scratch, "host");
+                    run_script(cli, host.run_dir(), scratch.dir())
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert!(results[0].contains("acquire -> None"), "{}", results[0]);
+    for (c_line, our_line) in results[0].lines().zip(results[1].lines()) {
+        assert_eq!(our_line, c_line, "our daemon differs from the C one");
+    }
+    assert_eq!(results[0].lines().count(), results[1].lines().count());
+}
