@@ -1,0 +1,220 @@
+//! Our daemon's process life and its socket, as sanlock 3.8.5's (wire.md §1): connectable
+//! within 0.5 s, one instance per run directory, a stale socket replaced, socket and pid file
+//! with sanlock's modes; and malformed requests that never crash, stall or touch disk (§1.3).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Scratch;
+use sanlock_daemon::wire::{Cmd, Header, WireDisk, WireLockspace, HEADER_LEN};
+
+fn spawn_daemon(run_dir: &Path) -> Child {
+    std::fs::create_dir_all(run_dir).unwrap();
+    Command::new(common::ours())
+        .args([
+            "daemon", "-D", "-w", "0", "-l", "0", "-h", "0", "-U", "root", "-G", "root", "-e",
+            "host",
+        ])
+        .env("SANLOCK_RUN_DIR", run_dir)
+        .env("SANLOCK_PRIVILEGED", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Connects as soon as the daemon listens; panics after `within`.
+fn connect_within(run_dir: &Path, within: Duration) -> (UnixStream, Duration) {
+    let start = Instant::now();
+    loop {
+        if let Ok(s) = UnixStream::connect(run_dir.join("sanlock.sock")) {
+            return (s, start.elapsed());
+        }
+        assert!(start.elapsed() < within, "no connection within {within:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn version_on(s: &mut UnixStream) -> Header {
+    s.write_all(&Header::request(Cmd::Version, 0, 0, 0, 0).encode())
+        .unwrap();
+    let mut buf = [0u8; HEADER_LEN];
+    s.read_exact(&mut buf).unwrap();
+    Header::decode(&buf)
+}
+
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn daemon_is_connectable_at_once_single_and_restartable_after_kill() {
+    let scratch = Scratch::new("daemon-life");
+    let run_dir = scratch.path("run");
+    for round in 0..5 {
+        let started = Instant::now();
+        let mut daemon = spawn_daemon(&run_dir);
+        // python's wait_for_daemon(0.5) (wire.md §7.1).
+        let (mut s, _) = connect_within(&run_dir, Duration::from_millis(500));
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "round {round}"
+        );
+        assert_eq!(version_on(&mut s).data2, 0x0308_0500);
+        let pid = std::fs::read_to_string(run_dir.join("sanlock.pid")).unwrap();
+        assert_eq!(pid, format!("{}\n", daemon.id()));
+        let sock_mode = std::fs::metadata(run_dir.join("sanlock.sock"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(sock_mode & 0o777, 0o660);
+        let pid_mode = std::fs::metadata(run_dir.join("sanlock.pid"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(pid_mode & 0o777, 0o644);
+        if round == 0 {
+            // A second daemon on the same run directory exits 1 within a second.
+            let t = Instant::now();
+            let second = spawn_daemon(&run_dir).wait_with_output().unwrap();
+            assert_eq!(second.status.code(), Some(1));
+            assert!(t.elapsed() < Duration::from_secs(1));
+            assert!(String::from_utf8_lossy(&second.stderr).contains("lockfile setlk error"));
+        }
+        kill(&mut daemon);
+        // The socket file stays: clients now get ECONNREFUSED, not ENOENT (§1.2).
+        let err = UnixStream::connect(run_dir.join("sanlock.sock")).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(111));
+    }
+    let status = common::run(&common::ours(), &["client", "status"], None);
+    assert_eq!(status.code, 1, "client status with no daemon exits 1");
+}
+
+#[test]
+fn daemon_without_dash_d_goes_to_the_background_and_shutdown_ends_it() {
+    let scratch = Scratch::new("daemon-bg");
+    let run_dir = scratch.path("run");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let out = Command::new(common::ours())
+        .args(["daemon", "-w", "0", "-e", "bg"])
+        .env("SANLOCK_RUN_DIR", &run_dir)
+        .env("SANLOCK_PRIVILEGED", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let (_s, _) = connect_within(&run_dir, Duration::from_secs(2));
+    let shutdown = Command::new(common::ours())
+        .args(["client", "shutdown", "-w", "1"])
+        .env("SANLOCK_RUN_DIR", &run_dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&shutdown.stdout),
+        "shutdown force 0 wait 1\nshutdown done 0\n"
+    );
+}
+
+/// Reads a reply if one comes within `wait`.
+fn reply_within(s: &mut UnixStream, wait: Duration) -> Option<Header> {
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; HEADER_LEN];
+    let got = s.read_exact(&mut buf).ok().map(|()| Header::decode(&buf));
+    s.set_read_timeout(None).unwrap();
+    got
+}
+
+#[test]
+fn malformed_requests_get_sanlocks_answers_and_never_touch_disk() {
+    let scratch = Scratch::new("daemon-malformed");
+    let run_dir = scratch.path("run");
+    let ls_path = scratch.path("ls");
+    common::create_file(&ls_path, 1 << 20);
+    common::fill(&ls_path, 0, 1 << 20, 0x5a);
+    let before = common::read_all(&ls_path);
+    let mut daemon = spawn_daemon(&run_dir);
+    let (mut s, _) = connect_within(&run_dir, Duration::from_secs(2));
+
+    // Bad magic, unknown command, protocol major 1: no reply, the connection stays usable.
+    let ok = Header::request(Cmd::Status, 0, 0, 0, 0);
+    for bad in [
+        Header {
+            magic: 0xdead,
+            ..ok
+        },
+        Header { cmd: 99, ..ok },
+        Header {
+            version: 0x0001_0000,
+            ..ok
+        },
+    ] {
+        s.write_all(&bad.encode()).unwrap();
+        assert_eq!(reply_within(&mut s, Duration::from_millis(200)), None);
+    }
+    assert_eq!(version_on(&mut s).data2, 0x0308_0500);
+
+    // A lockspace whose path has no NUL in 1024 bytes, and a name using all 48 bytes: opened
+    // as cut at 1023 bytes (and fails), never written.
+    let mut payload = Vec::new();
+    WireLockspace {
+        name: sanlock_core::ondisk::Name::new(&[b'n'; 48]).unwrap(),
+        host_id: 1,
+        flags: 0,
+        disk: WireDisk::default(),
+    }
+    .encode_into(&mut payload);
+    payload[64..64 + 1024].fill(b'a');
+    let mut c = UnixStream::connect(run_dir.join("sanlock.sock")).unwrap();
+    c.write_all(&Header::request(Cmd::AddLockspace, 0, 1, 0, payload.len()).encode())
+        .unwrap();
+    c.write_all(&payload).unwrap();
+    let h = reply_within(&mut c, Duration::from_secs(5)).expect("an answer");
+    assert_eq!(h.rv(), -19, "no such path: -ENODEV");
+
+    // ACQUIRE of 9 resources: -E2BIG before any payload is read.
+    let mut c = UnixStream::connect(run_dir.join("sanlock.sock")).unwrap();
+    c.write_all(&Header::request(Cmd::Acquire, 0, 9, u32::MAX, 0).encode())
+        .unwrap();
+    assert_eq!(
+        reply_within(&mut c, Duration::from_secs(2)).unwrap().rv(),
+        -7
+    );
+
+    // A header promising a payload, then a disconnect mid-request; and a lying length.
+    for _ in 0..10 {
+        let mut c = UnixStream::connect(run_dir.join("sanlock.sock")).unwrap();
+        c.write_all(&Header::request(Cmd::WriteLockspace, 0, 0, 0, 1104).encode())
+            .unwrap();
+        c.write_all(&[0u8; 100]).unwrap();
+        drop(c);
+    }
+    let mut c = UnixStream::connect(run_dir.join("sanlock.sock")).unwrap();
+    let mut lying = Header::request(Cmd::Version, 0, 0, 0, 0);
+    lying.length = u32::MAX;
+    c.write_all(&lying.encode()).unwrap();
+    assert!(reply_within(&mut c, Duration::from_secs(2)).is_some());
+
+    // A flood of connections beyond the table: the daemon keeps answering.
+    let flood: Vec<UnixStream> = (0..1100)
+        .filter_map(|_| UnixStream::connect(run_dir.join("sanlock.sock")).ok())
+        .collect();
+    assert!(flood.len() > 1000);
+    drop(flood);
+    std::thread::sleep(Duration::from_millis(300));
+    let (mut s2, _) = connect_within(&run_dir, Duration::from_secs(2));
+    assert_eq!(version_on(&mut s2).data2, 0x0308_0500);
+    assert_eq!(version_on(&mut s).data2, 0x0308_0500);
+
+    assert!(
+        daemon.try_wait().unwrap().is_none(),
+        "the daemon is still running"
+    );
+    kill(&mut daemon);
+    common::assert_same_bytes(&before, &common::read_all(&ls_path), "the lockspace file");
+}
