@@ -1,0 +1,221 @@
+//! Recovery in our daemon when renewals fail (algorithms.md §6): the lockspace fails 8N after
+//! the last successful renewal, holders get SIGTERM for kill_grace_seconds, then SIGKILL; the
+//! watchdog stops being fed while the lockspace is about to expire and holders live. The
+//! storage fault is real: the lockspace file is cut to zero bytes under the daemon, so every
+//! renewal read comes back short.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Scratch;
+
+struct Daemon {
+    child: Child,
+    run_dir: std::path::PathBuf,
+}
+
+impl Daemon {
+    fn start(run_dir: &Path, extra: &[&str], watchdog_file: Option<&Path>) -> Daemon {
+        std::fs::create_dir_all(run_dir).unwrap();
+        let mut cmd = Command::new(common::ours());
+        cmd.args(["daemon", "-D", "-l", "0", "-h", "0", "-e", "host"])
+            .args(extra)
+            .env("SANLOCK_RUN_DIR", run_dir)
+            .env("SANLOCK_PRIVILEGED", "0")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(run_dir.join("daemon.log")).unwrap());
+        if let Some(f) = watchdog_file {
+            cmd.env("SANLOCK_WATCHDOG_FILE", f);
+        }
+        let child = cmd.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::os::unix::net::UnixStream::connect(run_dir.join("sanlock.sock")).is_err() {
+            assert!(Instant::now() < deadline, "daemon did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Daemon {
+            child,
+            run_dir: run_dir.to_path_buf(),
+        }
+    }
+
+    fn client(&self, args: &[&str]) -> common::Run {
+        let out = Command::new(common::ours())
+            .arg("client")
+            .args(args)
+            .env("SANLOCK_RUN_DIR", &self.run_dir)
+            .output()
+            .unwrap();
+        common::Run {
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            code: out.status.code().unwrap_or(-1),
+        }
+    }
+
+    /// A process holding `res`: `client command -r res -c /bin/sh -c script`.
+    fn holder(&self, res: &str, script: &str) -> Child {
+        let child = Command::new(common::ours())
+            .args([
+                "client", "command", "-r", res, "-c", "/bin/sh", "-c", script,
+            ])
+            .env("SANLOCK_RUN_DIR", &self.run_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let held = format!(" p {}", child.id());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self
+            .client(&["status"])
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("r ") && l.ends_with(&held))
+        {
+            assert!(Instant::now() < deadline, "{res} never held");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits for `child` to exit; returns when (seconds after `t0`) and by which signal.
+fn exit_time(child: &mut Child, t0: Instant, limit: Duration) -> (f64, Option<i32>) {
+    use std::os::unix::process::ExitStatusExt;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (t0.elapsed().as_secs_f64(), status.signal());
+        }
+        assert!(t0.elapsed() < limit, "holder still running after {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn setup(scratch: &Scratch, d: &Daemon, io_timeout: &str) -> (String, String) {
+    let ls = scratch.path("ls");
+    let res = scratch.path("res");
+    common::create_file(&ls, 1 << 20);
+    common::create_file(&res, 2 << 20);
+    let ls_arg = format!("LS:1:{}:0", ls.display());
+    assert_eq!(d.client(&["init", "-s", &ls_arg, "-o", io_timeout]).code, 0);
+    for (name, off) in [("R1", 0), ("R2", 1 << 20)] {
+        let r = format!("LS:{name}:{}:{off}", res.display());
+        assert_eq!(d.client(&["init", "-r", &r]).code, 0);
+    }
+    let add = d.client(&["add_lockspace", "-s", &ls_arg, "-o", io_timeout]);
+    assert_eq!(add.code, 0, "{add:?}");
+    (
+        format!("LS:R1:{}:0", res.display()),
+        format!("LS:R2:{}:1048576", res.display()),
+    )
+}
+
+#[test]
+fn failed_renewals_bring_sigterm_at_8n_then_sigkill_after_the_grace() {
+    // io_timeout 1: the lockspace fails 8 s after its last renewal; -g 3: SIGKILL 3 s later.
+    let scratch = Scratch::new("daemon-recovery");
+    let d = Daemon::start(&scratch.path("run"), &["-w", "0", "-g", "3"], None);
+    let (r1, r2) = setup(&scratch, &d, "1");
+    let mut polite = d.holder(&r1, "exec sleep 600");
+    let mut stubborn = d.holder(&r2, "trap '' TERM; while :; do sleep 1; done");
+    // The fault: every renewal read from now on is short. The last good renewal was at most
+    // 2 s (the renewal interval, 2N) before this instant.
+    let t0 = Instant::now();
+    std::fs::File::options()
+        .write(true)
+        .open(scratch.path("ls"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let (term_at, term_sig) = exit_time(&mut polite, t0, Duration::from_secs(30));
+    let (kill_at, kill_sig) = exit_time(&mut stubborn, t0, Duration::from_secs(30));
+    eprintln!("SIGTERM holder gone at {term_at:.2} s, SIGKILL holder at {kill_at:.2} s");
+    assert_eq!(term_sig, Some(15), "the first holder died of SIGTERM");
+    assert_eq!(
+        kill_sig,
+        Some(9),
+        "the holder ignoring SIGTERM died of SIGKILL"
+    );
+    // T + 8N, with T in [t0 - 2N - I/O, t0]: SIGTERM within [t0 + 6, t0 + 9].
+    assert!((5.5..9.5).contains(&term_at), "SIGTERM at {term_at}");
+    // SIGKILL at T + 8N + grace: 3 s after the failure, within a second.
+    let grace = kill_at - term_at;
+    assert!(
+        (2.5..4.5).contains(&grace),
+        "SIGKILL {grace} s after SIGTERM"
+    );
+    // With its holders gone the failed lockspace is stopped and leaves the list.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.client(&["gets"]).stdout.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the failed lockspace never went away"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn the_watchdog_is_fed_while_renewing_and_not_once_the_lockspace_is_about_to_expire() {
+    // io_timeout 2 (with N = 1 the expiry, last renewal + 8 s, is always within wdmd's 10 s
+    // warning, so wdmd itself would never feed: see docs/SIMULATION.md); grace 60 keeps a
+    // SIGTERM-proof holder alive through the test.
+    let scratch = Scratch::new("daemon-watchdog");
+    let wd = scratch.path("watchdog");
+    let d = Daemon::start(&scratch.path("run"), &["-w", "1", "-g", "60"], Some(&wd));
+    let (r1, _) = setup(&scratch, &d, "2");
+    let _holder = d.holder(&r1, "trap '' TERM; while :; do sleep 1; done");
+    std::thread::sleep(Duration::from_secs(11));
+    let fed = std::fs::read_to_string(&wd).unwrap();
+    let feeds = fed.lines().filter(|l| l.ends_with(" feed")).count();
+    assert!(feeds >= 2, "fed every 10 s while renewing: {fed}");
+    assert!(!fed.contains("stop"), "{fed}");
+    let t0 = Instant::now();
+    std::fs::File::options()
+        .write(true)
+        .open(scratch.path("ls"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    // Expiry is T + 16 s; feeding stops once it is within 10 s: by t0 + 7 s at the latest.
+    let deadline = t0 + Duration::from_secs(9);
+    loop {
+        let text = std::fs::read_to_string(&wd).unwrap();
+        if let Some(stop) = text.lines().find(|l| l.contains(" stop fire_at ")) {
+            let fields: Vec<u64> = stop.split(' ').filter_map(|f| f.parse().ok()).collect();
+            let last_feed = text
+                .lines()
+                .filter(|l| l.ends_with(" feed"))
+                .filter_map(|l| l.split(' ').next()?.parse::<u64>().ok())
+                .last()
+                .unwrap();
+            assert_eq!(
+                fields[1],
+                last_feed + 60_000,
+                "fires 60 s after the last feed"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "still fed: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // And no feed follows while the holder lives on in its grace period.
+    let at_stop = std::fs::read_to_string(&wd).unwrap();
+    std::thread::sleep(Duration::from_secs(12));
+    let later = std::fs::read_to_string(&wd).unwrap();
+    assert_eq!(
+        later.lines().filter(|l| l.ends_with(" feed")).count(),
+        at_stop.lines().filter(|l| l.ends_with(" feed")).count(),
+        "no feed while the holder survives: {later}"
+    );
+}
