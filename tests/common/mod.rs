@@ -260,7 +260,7 @@ pub struct CDaemon {
     bin: PathBuf,
     run_dir: PathBuf,
     daemon: Child,
-    holders: Vec<Child>,
+    holders: Vec<(String, Child)>,
 }
 
 impl CDaemon {
@@ -347,7 +347,7 @@ impl CDaemon {
                     .lines()
                     .any(|l| l.starts_with("r ") && l.ends_with(&held))
                 {
-                    self.holders.push(child);
+                    self.holders.push((resource.to_string(), child));
                     return;
                 }
                 if child.try_wait().unwrap().is_some() {
@@ -365,9 +365,48 @@ impl CDaemon {
     }
 }
 
+impl CDaemon {
+    /// Ends the processes holding `resource` (their leases are released as they exit) and
+    /// waits until the daemon no longer lists it.
+    pub fn release_holders(&mut self, resource: &str) {
+        let mut pids = Vec::new();
+        self.holders.retain_mut(|(r, child)| {
+            if r != resource {
+                return true;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            pids.push(child.id());
+            false
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = self.client(&["status"]).stdout;
+            let held = status.lines().any(|l| {
+                l.starts_with("r ") && pids.iter().any(|p| l.ends_with(&format!(" p {p}")))
+            });
+            if !held {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{resource} still held: {status}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGKILL for the daemon and its holders, as a host that dies at once.
+    pub fn kill_all(&mut self) {
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+        for (_, h) in &mut self.holders {
+            let _ = h.kill();
+            let _ = h.wait();
+        }
+    }
+}
+
 impl Drop for CDaemon {
     fn drop(&mut self) {
-        for h in &mut self.holders {
+        for (_, h) in &mut self.holders {
             let _ = h.kill();
             let _ = h.wait();
         }

@@ -1,0 +1,157 @@
+//! A mixed cluster: sanlock 3.8.5's daemon as host 1 and ours as host 2 in one lockspace file
+//! (io_timeout 1). Each sees the other; an exclusive lease held by one is refused to the other
+//! with -243; shared leases go to both; a released lease goes to the other; and when a holder's
+//! daemon is killed, the other host gets the lease after host_dead_seconds (8N + 60 = 68 s)
+//! and not before. Run both ways at once: C killed, ours acquires; ours killed, C acquires.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{CDaemon, Scratch};
+
+/// host_dead_seconds for io_timeout 1.
+const HOST_DEAD_S: f64 = 68.0;
+
+/// `client command -r RES -c /bin/true` on `d`: the acquire's result line.
+fn try_acquire(bin: &Path, d: &CDaemon, res: &str) -> String {
+    let out = Command::new(bin)
+        .args(["client", "command", "-r", res, "-c", "/bin/true"])
+        .env("SANLOCK_RUN_DIR", d.run_dir())
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    // The C tool's buffered stdout is lost at exec (wire.md §6.2): success shows as /bin/true's
+    // exit status.
+    match String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with("acquire done"))
+    {
+        Some(line) => line.to_string(),
+        None if out.status.success() => "acquire done 0".to_string(),
+        None => format!("no acquire line, exit {:?}", out.status.code()),
+    }
+}
+
+fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// One cluster; `kill_c` picks whose daemon dies while holding R1.
+fn cluster(c: &Path, kill_c: bool) {
+    let ours = common::ours();
+    let scratch = Scratch::new(if kill_c {
+        "mixed-kill-c"
+    } else {
+        "mixed-kill-ours"
+    });
+    let ls = scratch.path("ls");
+    let res = scratch.path("res");
+    common::create_file(&ls, 1 << 20);
+    common::create_file(&res, 2 << 20);
+    let ls_path = ls.display().to_string();
+    let res_path = res.display().to_string();
+    let init = |args: &[&str]| assert_eq!(common::run(c, args, None).code, 0, "{args:?}");
+    init(&[
+        "direct",
+        "init",
+        "-s",
+        &format!("LS:0:{ls_path}:0"),
+        "-o",
+        "1",
+    ]);
+    init(&["direct", "init", "-r", &format!("LS:R1:{res_path}:0")]);
+    init(&["direct", "init", "-r", &format!("LS:R2:{res_path}:1M")]);
+    let mut h1 = CDaemon::start(c, &scratch, "host1");
+    let mut h2 = CDaemon::start(&ours, &scratch, "host2");
+    let add = |d: &CDaemon, id: u32| {
+        let r = d.client(&[
+            "add_lockspace",
+            "-s",
+            &format!("LS:{id}:{ls_path}:0"),
+            "-o",
+            "1",
+        ]);
+        assert_eq!(r.code, 0, "{r:?}");
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| add(&h1, 1));
+        s.spawn(|| add(&h2, 2));
+    });
+    // Each sees the other renewing.
+    for (d, other) in [(&h1, "2"), (&h2, "1")] {
+        wait_until("the other host in host_status", 30, || {
+            let hs = d.client(&["host_status", "-s", "LS"]).stdout;
+            hs.lines()
+                .any(|l| l.starts_with(&format!("{other} timestamp ")))
+        });
+        wait_until("the other host LIVE in gets -h 1", 30, || {
+            let g = d.client(&["gets", "-h", "1"]).stdout;
+            g.lines()
+                .any(|l| l.starts_with(&format!("h {other} ")) && l.ends_with("LIVE"))
+        });
+    }
+    let r1 = format!("LS:R1:{res_path}:0");
+    let r2_sh = format!("LS:R2:{res_path}:1048576:SH");
+    // Exclusive: held by host 1, refused to host 2 with -243; and the other way round.
+    h1.hold(&r1);
+    assert_eq!(try_acquire(&ours, &h2, &r1), "acquire done -243");
+    // Shared: both hosts hold R2 at once.
+    h1.hold(&r2_sh);
+    h2.hold(&r2_sh);
+    // Released by host 1 (its holder exits), R1 goes to host 2, and is refused to host 1.
+    h1.release_holders(&r1);
+    h2.hold(&r1);
+    assert_eq!(try_acquire(c, &h1, &r1), "acquire done -243");
+    if kill_c {
+        // Host 1 must hold R1 for the kill test: hand it back.
+        h2.release_holders(&r1);
+        h1.hold(&r1);
+    }
+    let (victim, survivor, survivor_bin) = if kill_c {
+        (&mut h1, &h2, ours.as_path())
+    } else {
+        (&mut h2, &h1, c)
+    };
+    let killed = Instant::now();
+    victim.kill_all();
+    // Not before host_dead_seconds after the victim's last renewal (at most 2 s before the
+    // kill): every attempt until then is refused.
+    let got_at = loop {
+        let line = try_acquire(survivor_bin, survivor, &r1);
+        let at = killed.elapsed().as_secs_f64();
+        if line == "acquire done 0" {
+            break at;
+        }
+        assert!(
+            at < HOST_DEAD_S + 40.0,
+            "never acquired after the kill: {line}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    eprintln!(
+        "{} acquired R1 {got_at:.1} s after the other daemon was killed",
+        if kill_c { "our daemon" } else { "the C daemon" }
+    );
+    assert!(
+        got_at >= HOST_DEAD_S - 2.0,
+        "acquired {got_at:.1} s after the kill, before host_dead_seconds"
+    );
+}
+
+#[test]
+fn a_c_host_and_ours_share_a_lockspace_and_take_a_dead_hosts_lease_only_after_host_dead() {
+    let c = require_c_sanlock!();
+    std::thread::scope(|s| {
+        let a = s.spawn(|| cluster(&c, true));
+        let b = s.spawn(|| cluster(&c, false));
+        a.join().unwrap();
+        b.join().unwrap();
+    });
+}
