@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod demo;
 pub mod direct;
 pub mod server;
 pub mod wire;
@@ -21,6 +22,14 @@ pub struct Outcome {
 
 /// Runs `sanlock` with `argv` (program name first): parse, then carry out the action.
 pub fn run(argv: &[Vec<u8>]) -> Outcome {
+    // `sanlock demo` is ours (the README's main job); sanlock has no such action, and its usage
+    // text stays sanlock's.
+    if argv.get(1).is_some_and(|a| a == b"demo") && argv.len() == 2 {
+        return Outcome {
+            stdout: Vec::new(),
+            code: demo::run(),
+        };
+    }
     let cl = match options::parse(argv) {
         Ok(cl) => cl,
         Err(exit) => {
