@@ -54,6 +54,13 @@ pub fn run(argv: &[Vec<u8>]) -> Outcome {
             direct::read_leader::run(&cl.options, &mut stdout)
         }
         Mode::Direct(DirectAction::Dump) => direct::dump::run(&cl.options, &mut stdout),
+        Mode::Direct(
+            action @ (DirectAction::AcquireId
+            | DirectAction::RenewId
+            | DirectAction::ReleaseId
+            | DirectAction::Acquire
+            | DirectAction::Release),
+        ) => direct::leases::run(action, &cl.options, &mut stdout),
         Mode::Client(action) => match cli::client_actions::run(action, &cl.options, &mut stdout) {
             Some(rv) => rv,
             None => {

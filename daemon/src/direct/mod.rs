@@ -5,6 +5,7 @@
 
 pub mod dump;
 pub mod init;
+pub mod leases;
 pub mod read_leader;
 
 use sanlock_core::ondisk::{AlignSize, Geometry, SectorSize};
