@@ -266,13 +266,17 @@ pub struct CDaemon {
 impl CDaemon {
     /// Starts `sanlock daemon` as host `name` with its run directory under `scratch`.
     pub fn start(bin: &Path, scratch: &Scratch, name: &str) -> CDaemon {
+        Self::start_with(bin, scratch, name, &["-w", "0"])
+    }
+
+    /// As [`CDaemon::start`], with `options` (e.g. `-w 1`) instead of `-w 0`.
+    pub fn start_with(bin: &Path, scratch: &Scratch, name: &str, options: &[&str]) -> CDaemon {
         let run_dir = scratch.path(&format!("run-{name}"));
         fs::create_dir_all(&run_dir).unwrap();
         let daemon = Command::new(bin)
-            .args([
-                "daemon", "-D", "-w", "0", "-l", "0", "-h", "0", "-U", "root", "-G", "root", "-e",
-                name,
-            ])
+            .args(["daemon", "-D"])
+            .args(options)
+            .args(["-l", "0", "-h", "0", "-U", "root", "-G", "root", "-e", name])
             .env("SANLOCK_RUN_DIR", &run_dir)
             .env("SANLOCK_PRIVILEGED", "0")
             .stdout(Stdio::null())

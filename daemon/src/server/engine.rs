@@ -562,6 +562,9 @@ impl Engine {
         if HostId::new(ls.host_id).is_none() {
             return waiter.answer(SANLK_ADDLS_INVALID_HOSTID);
         }
+        if let Err(rv) = super::watchdog::check_join(self, ls.name, ls.host_id) {
+            return waiter.answer(rv);
+        }
         let io_timeout = if waiter.header.data == 0 {
             10
         } else {
@@ -646,6 +649,7 @@ impl Engine {
 
     fn add_failed(&mut self, i: usize, rv: i32) {
         let s = self.spaces.remove(i);
+        super::watchdog::disarm(self, s.ls.name);
         log::log(
             log::ERR,
             &format!("s{} add_lockspace fail result {rv}", s.space_id),
@@ -930,10 +934,10 @@ impl Engine {
                 self.forget_space_leases(space_name);
             }
             Output::WatchdogArm {
-                space_name, expire, ..
-            } => {
-                super::watchdog::arm(self, space_name, expire);
-            }
+                space_name,
+                renewal,
+                expire,
+            } => super::watchdog::arm(self, space_name, renewal, expire),
             Output::WatchdogDisarm { space_name } => super::watchdog::disarm(self, space_name),
             Output::RenewalWarning { space_name } => {
                 log::log(

@@ -98,11 +98,7 @@ pub fn run(argv: &[Vec<u8>], options: &Options) -> i32 {
         let (tx, rx) = mpsc::unbounded_channel();
         spawn_signal_watch(tx.clone());
         let mut engine = Engine::new(cfg, host_name, tx);
-        if let Err(e) = watchdog::open(&mut engine) {
-            log::log(log::ERR, &e);
-            eprintln!("sanlock: {e} (run with -w 0 to disable the watchdog)");
-            return 1;
-        }
+        watchdog::choose(&mut engine);
         engine.run(listener, rx).await;
         0
     })

@@ -1,15 +1,27 @@
-//! The watchdog, as wdmd would run it for us (algorithms.md §6.4): each lockspace arms it with
-//! an expiry (last renewal + 8N); it is fed every 10 s while no armed expiry is within 10 s,
-//! and then no more, so the device resets the host 60 s after its last feed. `-w 0` disables
-//! it. The device is `/dev/watchdog`, or a stand-in file (config key `watchdog_file`, or
-//! `$SANLOCK_WATCHDOG_FILE`) that gets one line per feed: `<monotonic ms> feed`, and one line
-//! `<monotonic ms> stop fire_at <ms>` when feeding stops, so tests can see both.
+//! The watchdog (algorithms.md §6.4). Each lockspace arms it after every successful renewal
+//! with an expiry (last renewal + 8N); the host must be reset if a lockspace passes its expiry
+//! with lease holders still running. Three ways, chosen at start:
 //!
-//! Not built yet: speaking wdmd's socket protocol when wdmd runs.
+//! - **wdmd** (`-w 1` when wdmd's socket answers): per lockspace a connection, REGISTER
+//!   `sanlock_<name>:<host_id>`, REFCOUNT_SET, STATUS (fire_timeout must be 60), then TEST_LIVE
+//!   (renewal, expire) after each renewal and TEST_LIVE 0 0 with REFCOUNT_CLEAR when it stops
+//!   (sanlock 3.8.5 src/watchdog.c, wdmd/client.c). wdmd feeds /dev/watchdog.
+//! - **our own feeder** (`-w 1` without wdmd, when /dev/watchdog exists; or a stand-in file
+//!   from the `watchdog_file` config key or `$SANLOCK_WATCHDOG_FILE`): as wdmd does it, the
+//!   device is fed every 10 s while no armed expiry is within 10 s, and no more once one is,
+//!   so it resets the host 60 s after the last feed. It is opened at the first arm and closed
+//!   with the magic 'V' when nothing is armed. A stand-in gets text lines: `<ms> feed`,
+//!   `<ms> stop fire_at <ms>`, `<ms> close`.
+//! - **off** (`-w 0`).
+//!
+//! With `-w 1` and neither wdmd nor a device, add_lockspace fails with SANLK_WD_ERROR, as
+//! sanlock's does without wdmd.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use sanlock_core::ondisk::Name;
@@ -22,77 +34,243 @@ use super::log;
 const FEED_INTERVAL: Duration = Duration::from_secs(10);
 /// The device fires this long after the last feed (watchdog_fire_timeout).
 pub const FIRE_TIMEOUT: Duration = Duration::from_secs(60);
+/// SANLK_WD_ERROR.
+pub const SANLK_WD_ERROR: i32 = -203;
+/// wdmd's socket (wdmd_sock.h); `$SANLOCK_WDMD_SOCKET` overrides it (ours, for tests).
+const WDMD_SOCKET: &str = "/run/wdmd/wdmd.sock";
+const WDMD_HEADER_LEN: usize = 176;
+const CMD_REGISTER: u32 = 1;
+const CMD_REFCOUNT_SET: u32 = 2;
+const CMD_REFCOUNT_CLEAR: u32 = 3;
+const CMD_TEST_LIVE: u32 = 4;
+const CMD_STATUS: u32 = 5;
 
-/// Armed lockspaces and the device.
+/// How the daemon keeps the host honest.
 #[derive(Default)]
-pub struct Watchdog {
-    armed: BTreeMap<Name, Time>,
+pub enum Watchdog {
+    /// `-w 0`.
+    #[default]
+    Off,
+    /// `-w 1` with nothing to drive: lockspaces cannot be joined.
+    Unavailable,
+    /// wdmd: one connection per armed lockspace.
+    Wdmd {
+        socket: PathBuf,
+        conns: BTreeMap<Name, UnixStream>,
+    },
+    /// Our feeder on a device or a stand-in file.
+    Feeder(Feeder),
+}
+
+/// Our own feeding of a watchdog device.
+pub struct Feeder {
+    path: PathBuf,
+    stand_in: bool,
     device: Option<File>,
+    armed: BTreeMap<Name, Time>,
     last_feed: Option<Time>,
     stopped: bool,
 }
 
-/// Opens the device (or the stand-in) when the daemon uses a watchdog. An error means the
-/// watchdog cannot be used: lockspaces cannot be joined (SANLK_WD_ERROR).
-pub fn open(engine: &mut Engine) -> Result<(), String> {
-    if !engine.cfg.use_watchdog {
-        return Ok(());
-    }
-    let path = engine
-        .cfg
-        .watchdog_file
-        .clone()
-        .unwrap_or_else(|| "/dev/watchdog".into());
-    let file = std::fs::OpenOptions::new()
-        .append(true)
-        .create(engine.cfg.watchdog_file.is_some())
-        .open(&path)
-        .map_err(|e| format!("watchdog {}: {e}", path.display()))?;
-    engine.watchdog.device = Some(file);
-    Ok(())
-}
-
-/// A lockspace renewed: it must be fed until `expire`.
-pub fn arm(engine: &mut Engine, space: Name, expire: Time) {
-    engine.watchdog.armed.insert(space, expire);
-}
-
-/// A lockspace stopped cleanly: it no longer holds the watchdog.
-pub fn disarm(engine: &mut Engine, space: Name) {
-    engine.watchdog.armed.remove(&space);
-}
-
-/// The once-a-second check: feed when due and every armed expiry is more than 10 s away.
-pub fn check(engine: &mut Engine, now: Time) {
-    let wd = &mut engine.watchdog;
-    let Some(device) = wd.device.as_mut() else {
-        return;
-    };
-    let failing = wd
-        .armed
-        .values()
-        .any(|&expire| now + FEED_INTERVAL >= expire);
-    if failing {
-        if !wd.stopped {
-            wd.stopped = true;
-            let fire_at = wd.last_feed.map_or(now, |t| t + FIRE_TIMEOUT);
-            let _ = writeln!(
-                device,
-                "{} stop fire_at {}",
-                now.since_boot().as_millis(),
-                fire_at.since_boot().as_millis()
-            );
+/// Picks the watchdog for the daemon's settings.
+pub fn choose(engine: &mut Engine) {
+    engine.watchdog = if !engine.cfg.use_watchdog {
+        Watchdog::Off
+    } else if let Some(path) = engine.cfg.watchdog_file.clone() {
+        Watchdog::Feeder(Feeder::new(path, true))
+    } else {
+        let socket = std::env::var_os("SANLOCK_WDMD_SOCKET")
+            .map_or_else(|| PathBuf::from(WDMD_SOCKET), PathBuf::from);
+        if UnixStream::connect(&socket).is_ok() {
+            Watchdog::Wdmd {
+                socket,
+                conns: BTreeMap::new(),
+            }
+        } else if std::path::Path::new("/dev/watchdog").exists() {
+            Watchdog::Feeder(Feeder::new("/dev/watchdog".into(), false))
+        } else {
             log::log(
-                log::ERR,
-                "watchdog feeding stopped: a lockspace is about to expire",
+                log::WARNING,
+                "use_watchdog is set but neither wdmd nor /dev/watchdog is available: \
+                 lockspaces cannot be joined (run with -w 0 to go without)",
             );
+            Watchdog::Unavailable
         }
-        return;
+    };
+}
+
+/// Whether a lockspace may be joined: SANLK_WD_ERROR if not.
+pub fn check_join(engine: &mut Engine, space: Name, host_id: u64) -> Result<(), i32> {
+    match &mut engine.watchdog {
+        Watchdog::Off | Watchdog::Feeder(_) => Ok(()),
+        Watchdog::Unavailable => Err(SANLK_WD_ERROR),
+        Watchdog::Wdmd { socket, conns } => {
+            let conn = wdmd_register(socket, space, host_id).map_err(|e| {
+                log::log(log::ERR, &format!("wdmd: {e}"));
+                SANLK_WD_ERROR
+            })?;
+            conns.insert(space, conn);
+            Ok(())
+        }
     }
-    wd.stopped = false;
-    if wd.last_feed.is_some_and(|t| now < t + FEED_INTERVAL) {
-        return;
+}
+
+/// A lockspace renewed at `renewal`: it must be fed until `expire`.
+pub fn arm(engine: &mut Engine, space: Name, renewal: Time, expire: Time) {
+    match &mut engine.watchdog {
+        Watchdog::Off | Watchdog::Unavailable => {}
+        Watchdog::Feeder(f) => {
+            f.armed.insert(space, expire);
+        }
+        Watchdog::Wdmd { conns, .. } => {
+            if let Some(conn) = conns.get_mut(&space) {
+                if let Err(e) = send(conn, CMD_TEST_LIVE, renewal.secs(), expire.secs(), None) {
+                    log::log(log::ERR, &format!("wdmd test_live failed: {e}"));
+                }
+            }
+        }
     }
-    wd.last_feed = Some(now);
-    let _ = writeln!(device, "{} feed", now.since_boot().as_millis());
+}
+
+/// A lockspace stopped with nothing held: it no longer holds the watchdog.
+pub fn disarm(engine: &mut Engine, space: Name) {
+    match &mut engine.watchdog {
+        Watchdog::Off | Watchdog::Unavailable => {}
+        Watchdog::Feeder(f) => {
+            f.armed.remove(&space);
+        }
+        Watchdog::Wdmd { conns, .. } => {
+            if let Some(mut conn) = conns.remove(&space) {
+                let _ = send(&mut conn, CMD_TEST_LIVE, 0, 0, None);
+                let _ = send(&mut conn, CMD_REFCOUNT_CLEAR, 0, 0, None);
+            }
+        }
+    }
+}
+
+/// The once-a-second check of our own feeder.
+pub fn check(engine: &mut Engine, now: Time) {
+    if let Watchdog::Feeder(f) = &mut engine.watchdog {
+        f.check(now);
+    }
+}
+
+impl Feeder {
+    fn new(path: PathBuf, stand_in: bool) -> Self {
+        Feeder {
+            path,
+            stand_in,
+            device: None,
+            armed: BTreeMap::new(),
+            last_feed: None,
+            stopped: false,
+        }
+    }
+
+    fn check(&mut self, now: Time) {
+        if self.armed.is_empty() {
+            if let Some(mut dev) = self.device.take() {
+                // The magic close: the device stops counting.
+                let _ = if self.stand_in {
+                    writeln!(dev, "{} close", now.since_boot().as_millis())
+                } else {
+                    dev.write_all(b"V")
+                };
+                self.last_feed = None;
+                self.stopped = false;
+            }
+            return;
+        }
+        if self.device.is_none() {
+            match std::fs::OpenOptions::new()
+                .append(self.stand_in)
+                .write(true)
+                .create(self.stand_in)
+                .open(&self.path)
+            {
+                Ok(f) => self.device = Some(f),
+                Err(e) => {
+                    log::log(log::ERR, &format!("watchdog {}: {e}", self.path.display()));
+                    return;
+                }
+            }
+        }
+        let dev = self.device.as_mut().expect("opened above");
+        let failing = self.armed.values().any(|&e| now + FEED_INTERVAL >= e);
+        if failing {
+            if !self.stopped {
+                self.stopped = true;
+                let fire_at = self.last_feed.map_or(now, |t| t + FIRE_TIMEOUT);
+                if self.stand_in {
+                    let _ = writeln!(
+                        dev,
+                        "{} stop fire_at {}",
+                        now.since_boot().as_millis(),
+                        fire_at.since_boot().as_millis()
+                    );
+                }
+                log::log(
+                    log::ERR,
+                    "watchdog not fed: a lockspace is about to expire with holders",
+                );
+            }
+            return;
+        }
+        self.stopped = false;
+        if self.last_feed.is_some_and(|t| now < t + FEED_INTERVAL) {
+            return;
+        }
+        self.last_feed = Some(now);
+        let _ = if self.stand_in {
+            writeln!(dev, "{} feed", now.since_boot().as_millis())
+        } else {
+            dev.write_all(b"\0")
+        };
+    }
+}
+
+/// Connects to wdmd for one lockspace: REGISTER, REFCOUNT_SET, STATUS (fire_timeout 60).
+fn wdmd_register(
+    socket: &std::path::Path,
+    space: Name,
+    host_id: u64,
+) -> Result<UnixStream, String> {
+    let mut conn =
+        UnixStream::connect(socket).map_err(|e| format!("connect {}: {e}", socket.display()))?;
+    conn.set_read_timeout(Some(Duration::from_secs(2)))
+        .map_err(|e| e.to_string())?;
+    let name = format!(
+        "sanlock_{}:{host_id}",
+        String::from_utf8_lossy(space.as_bytes())
+    );
+    send(&mut conn, CMD_REGISTER, 0, 0, Some(name.as_bytes())).map_err(|e| e.to_string())?;
+    send(&mut conn, CMD_REFCOUNT_SET, 0, 0, None).map_err(|e| e.to_string())?;
+    send(&mut conn, CMD_STATUS, 0, 0, None).map_err(|e| e.to_string())?;
+    let mut reply = [0u8; WDMD_HEADER_LEN];
+    conn.read_exact(&mut reply)
+        .map_err(|e| format!("status: {e}"))?;
+    let fire_timeout = u32::from_ne_bytes(reply[20..24].try_into().expect("4 bytes"));
+    if u64::from(fire_timeout) != FIRE_TIMEOUT.as_secs() {
+        return Err(format!("wdmd invalid fire_timeout {fire_timeout} vs 60"));
+    }
+    Ok(conn)
+}
+
+/// One `wdmd_header`: magic 0, cmd, len 0, flags 0, then the times and the name.
+fn send(
+    conn: &mut UnixStream,
+    cmd: u32,
+    renewal: u64,
+    expire: u64,
+    name: Option<&[u8]>,
+) -> std::io::Result<()> {
+    let mut h = [0u8; WDMD_HEADER_LEN];
+    h[4..8].copy_from_slice(&cmd.to_ne_bytes());
+    h[32..40].copy_from_slice(&renewal.to_ne_bytes());
+    h[40..48].copy_from_slice(&expire.to_ne_bytes());
+    if let Some(n) = name {
+        let n = &n[..n.len().min(127)];
+        h[48..48 + n.len()].copy_from_slice(n);
+    }
+    conn.write_all(&h)
 }

@@ -1,0 +1,162 @@
+//! The watchdog as our daemon drives it (algorithms.md §6.4): through wdmd's socket protocol
+//! (checked against a wdmd stand-in that records every message), and SANLK_WD_ERROR when
+//! `-w 1` finds neither wdmd nor a device, as sanlock 3.8.5 without wdmd.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{CDaemon, Scratch};
+
+const HEADER: usize = 176;
+
+/// One wdmd message: (cmd, renewal_time, expire_time, name).
+type Msg = (u32, u64, u64, String);
+
+/// A wdmd stand-in: answers STATUS with `fire_timeout` and reports every message.
+fn fake_wdmd(socket: &Path, fire_timeout: u32) -> mpsc::Receiver<Msg> {
+    let listener = UnixListener::bind(socket).unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut h = [0u8; HEADER];
+                while conn.read_exact(&mut h).is_ok() {
+                    let word = |i: usize| u32::from_ne_bytes(h[i..i + 4].try_into().unwrap());
+                    let long = |i: usize| u64::from_ne_bytes(h[i..i + 8].try_into().unwrap());
+                    let name_end = h[48..].iter().position(|&b| b == 0).unwrap_or(128);
+                    let name = String::from_utf8_lossy(&h[48..48 + name_end]).into_owned();
+                    let (cmd, renewal, expire) = (word(4), long(32), long(40));
+                    if cmd == 5 {
+                        let mut reply = [0u8; HEADER];
+                        reply[16..20].copy_from_slice(&10u32.to_ne_bytes());
+                        reply[20..24].copy_from_slice(&fire_timeout.to_ne_bytes());
+                        conn.write_all(&reply).unwrap();
+                    }
+                    if tx.send((cmd, renewal, expire, name)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    rx
+}
+
+fn daemon(run_dir: &Path, wdmd: &Path) -> Child {
+    std::fs::create_dir_all(run_dir).unwrap();
+    let child = Command::new(common::ours())
+        .args(["daemon", "-D", "-w", "1", "-e", "host"])
+        .env("SANLOCK_RUN_DIR", run_dir)
+        .env("SANLOCK_PRIVILEGED", "0")
+        .env("SANLOCK_WDMD_SOCKET", wdmd)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while UnixStream::connect(run_dir.join("sanlock.sock")).is_err() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+fn client(run_dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(common::ours())
+        .arg("client")
+        .args(args)
+        .env("SANLOCK_RUN_DIR", run_dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_lockspace_registers_with_wdmd_tests_live_after_each_renewal_and_clears_at_removal() {
+    let scratch = Scratch::new("daemon-wdmd");
+    let socket = scratch.path("wdmd.sock");
+    let msgs = fake_wdmd(&socket, 60);
+    let run_dir = scratch.path("run");
+    let mut d = daemon(&run_dir, &socket);
+    let ls = scratch.path("ls");
+    common::create_file(&ls, 1 << 20);
+    let arg = format!("LS:1:{}:0", ls.display());
+    assert!(client(&run_dir, &["init", "-s", &arg, "-o", "1"]).contains("init done 0"));
+    let add = client(&run_dir, &["add_lockspace", "-s", &arg, "-o", "1"]);
+    assert!(add.contains("done 0"), "{add}");
+    std::thread::sleep(Duration::from_secs(5));
+    let rem = client(&run_dir, &["rem_lockspace", "-s", &arg]);
+    assert!(rem.contains("done 0"), "{rem}");
+    let _ = d.kill();
+    let _ = d.wait();
+    let got: Vec<Msg> = msgs.try_iter().collect();
+    let cmds: Vec<u32> = got.iter().map(|m| m.0).collect();
+    // REGISTER, REFCOUNT_SET, STATUS, then TEST_LIVE after each renewal.
+    assert_eq!(&cmds[..3], &[1, 2, 5], "{got:?}");
+    assert_eq!(got[0].3, "sanlock_LS:1");
+    let live: Vec<&Msg> = got.iter().filter(|m| m.0 == 4 && m.2 != 0).collect();
+    assert!(
+        live.len() >= 2,
+        "a test_live per renewal (every 2 s): {got:?}"
+    );
+    for m in &live {
+        assert_eq!(m.2 - m.1, 8, "expire = renewal + 8N");
+    }
+    assert!(
+        live.windows(2).all(|w| w[1].1 > w[0].1),
+        "renewal times grow"
+    );
+    // At removal: TEST_LIVE 0 0, then REFCOUNT_CLEAR.
+    let n = got.len();
+    assert_eq!(
+        (got[n - 2].0, got[n - 2].1, got[n - 2].2, got[n - 1].0),
+        (4, 0, 0, 3),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn wdmd_with_another_fire_timeout_or_no_watchdog_at_all_refuses_the_join() {
+    let scratch = Scratch::new("daemon-wdmd-bad");
+    let socket = scratch.path("wdmd.sock");
+    let _msgs = fake_wdmd(&socket, 30);
+    let run_dir = scratch.path("run");
+    let mut d = daemon(&run_dir, &socket);
+    let ls = scratch.path("ls");
+    common::create_file(&ls, 1 << 20);
+    let arg = format!("LS:1:{}:0", ls.display());
+    client(&run_dir, &["init", "-s", &arg, "-o", "1"]);
+    let add = client(&run_dir, &["add_lockspace", "-s", &arg, "-o", "1"]);
+    assert!(add.contains("done -203"), "{add}");
+    let _ = d.kill();
+    let _ = d.wait();
+
+    // No wdmd and no /dev/watchdog: -203 from ours and from sanlock 3.8.5 alike.
+    if Path::new("/dev/watchdog").exists() {
+        eprintln!("skipped the no-watchdog half: this machine has /dev/watchdog");
+        return;
+    }
+    let nowhere = scratch.path("no-wdmd.sock");
+    let run2 = scratch.path("run2");
+    let mut d = daemon(&run2, &nowhere);
+    let arg2 = format!("LS:2:{}:0", ls.display());
+    let ours = client(&run2, &["add_lockspace", "-s", &arg2, "-o", "1"]);
+    let _ = d.kill();
+    let _ = d.wait();
+    assert!(ours.contains("done -203"), "{ours}");
+    if let Some(c) = common::c_sanlock() {
+        if UnixStream::connect("/run/wdmd/wdmd.sock").is_err() {
+            let h = CDaemon::start_with(&c, &scratch, "c", &["-w", "1"]);
+            let theirs = h.client(&["add_lockspace", "-s", &arg2, "-o", "1"]).stdout;
+            assert_eq!(theirs, ours);
+        }
+    }
+}
