@@ -174,7 +174,7 @@ fn the_watchdog_is_fed_while_renewing_and_not_once_the_lockspace_is_about_to_exp
     let wd = scratch.path("watchdog");
     let d = Daemon::start(&scratch.path("run"), &["-w", "1", "-g", "60"], Some(&wd));
     let (r1, _) = setup(&scratch, &d, "2");
-    let _holder = d.holder(&r1, "trap '' TERM; while :; do sleep 1; done");
+    let mut holder = d.holder(&r1, "trap '' TERM; while :; do sleep 1; done");
     std::thread::sleep(Duration::from_secs(11));
     let fed = std::fs::read_to_string(&wd).unwrap();
     let feeds = fed.lines().filter(|l| l.ends_with(" feed")).count();
@@ -195,9 +195,9 @@ fn the_watchdog_is_fed_while_renewing_and_not_once_the_lockspace_is_about_to_exp
             let fields: Vec<u64> = stop.split(' ').filter_map(|f| f.parse().ok()).collect();
             let last_feed = text
                 .lines()
+                .rev()
                 .filter(|l| l.ends_with(" feed"))
-                .filter_map(|l| l.split(' ').next()?.parse::<u64>().ok())
-                .last()
+                .find_map(|l| l.split(' ').next()?.parse::<u64>().ok())
                 .unwrap();
             assert_eq!(
                 fields[1],
@@ -218,4 +218,6 @@ fn the_watchdog_is_fed_while_renewing_and_not_once_the_lockspace_is_about_to_exp
         at_stop.lines().filter(|l| l.ends_with(" feed")).count(),
         "no feed while the holder survives: {later}"
     );
+    let _ = holder.kill();
+    let _ = holder.wait();
 }

@@ -392,11 +392,13 @@ fn log_dump(out: &mut Vec<u8>) -> i32 {
 }
 
 /// Reads a whole status-type stream; (header result, records).
-fn stream(
-    cmd: Cmd,
-    data: u32,
-    name: Option<&Name>,
-) -> Result<(i32, u32, Vec<(WireState, Vec<u8>)>), i32> {
+/// A stream's records, each with the struct that follows it.
+type Records = Vec<(WireState, Vec<u8>)>;
+
+/// A status record's line, its pid (clients and resources) and its lockspace name.
+type StatusLine<'a> = (Vec<u8>, &'a WireState, Option<i64>, Option<Name>);
+
+fn stream(cmd: Cmd, data: u32, name: Option<&Name>) -> Result<(i32, u32, Records), i32> {
     let mut c = Connection::open()?;
     let payload = name.map(|n| {
         client::lockspace_payload(&WireLockspace {
@@ -416,7 +418,7 @@ fn status(o: &Options, out: &mut Vec<u8>) -> i32 {
         Ok(r) => r,
         Err(rv) => return rv,
     };
-    let lines: Vec<(Vec<u8>, &WireState, Option<i64>, Option<Name>)> = records
+    let lines: Vec<StatusLine> = records
         .iter()
         .map(|(s, extra)| status_line(s, extra))
         .collect();
@@ -495,11 +497,8 @@ fn status(o: &Options, out: &mut Vec<u8>) -> i32 {
     rv
 }
 
-/// A status record's line, its pid (clients and resources) and its lockspace name.
-fn status_line<'a>(
-    s: &'a WireState,
-    extra: &[u8],
-) -> (Vec<u8>, &'a WireState, Option<i64>, Option<Name>) {
+/// The line of one status record (see [`StatusLine`]).
+fn status_line<'a>(s: &'a WireState, extra: &[u8]) -> StatusLine<'a> {
     let list = text_value(&s.text, b"list=");
     let mut line = Vec::new();
     match s.kind {

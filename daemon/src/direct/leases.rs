@@ -167,7 +167,16 @@ fn write_sector(disk: &Disk, at: u64, bytes: &[u8], ss: SectorSize) -> i32 {
 }
 
 /// The resource (-r, one disk), host_id (-i) and generation (-g).
-fn paxos_args(options: &Options) -> Result<(Name, Name, Vec<u8>, u64, HostId, Generation), i32> {
+struct PaxosArgs {
+    space: Name,
+    name: Name,
+    path: Vec<u8>,
+    offset: u64,
+    host_id: HostId,
+    generation: Generation,
+}
+
+fn paxos_args(options: &Options) -> Result<PaxosArgs, i32> {
     let res = options.resources.first().ok_or(EINVAL)?;
     let disk = res.disks.first().ok_or(EINVAL)?;
     if res.disks.len() > 1 {
@@ -175,18 +184,25 @@ fn paxos_args(options: &Options) -> Result<(Name, Name, Vec<u8>, u64, HostId, Ge
         return Err(EINVAL);
     }
     let host_id = HostId::new(options.host_id).ok_or(EINVAL)?;
-    Ok((
-        res.lockspace_name,
-        res.name,
-        disk.path.clone(),
-        disk.offset,
+    Ok(PaxosArgs {
+        space: res.lockspace_name,
+        name: res.name,
+        path: disk.path.clone(),
+        offset: disk.offset,
         host_id,
-        Generation(options.host_generation),
-    ))
+        generation: Generation(options.host_generation),
+    })
 }
 
 fn acquire(options: &Options) -> i32 {
-    let (space, name, path, offset, host_id, generation) = match paxos_args(options) {
+    let PaxosArgs {
+        space,
+        name,
+        path,
+        offset,
+        host_id,
+        generation,
+    } = match paxos_args(options) {
         Ok(a) => a,
         Err(rv) => return rv,
     };
@@ -238,7 +254,14 @@ fn acquire(options: &Options) -> i32 {
 
 /// Clears the leader's timestamp when it names (host_id, generation) as owner.
 fn release(options: &Options) -> i32 {
-    let (space, name, path, offset, host_id, generation) = match paxos_args(options) {
+    let PaxosArgs {
+        space,
+        name,
+        path,
+        offset,
+        host_id,
+        generation,
+    } = match paxos_args(options) {
         Ok(a) => a,
         Err(rv) => return rv,
     };

@@ -63,7 +63,7 @@ pub fn take(run_dir: &Path, uid: u32, gid: u32, privileged: bool) -> Result<File
         });
     }
     file.set_len(0).map_err(io("truncate", &path))?;
-    write!(file, "{}\n", std::process::id()).map_err(io("write", &path))?;
+    writeln!(file, "{}", std::process::id()).map_err(io("write", &path))?;
     Ok(file)
 }
 

@@ -135,7 +135,7 @@ fn raise_limits() -> Result<(), &'static str> {
         (Resource::Rtprio, "rtprio"),
         (Resource::Core, "core dumps"),
     ] {
-        setrlimit(resource, unlimited.clone()).map_err(|_| what)?;
+        setrlimit(resource, unlimited).map_err(|_| what)?;
     }
     Ok(())
 }

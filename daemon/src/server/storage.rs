@@ -12,8 +12,8 @@ use sanlock_backends::{Completed, DiskId, DiskInfo, Io, Stats, Storage};
 
 /// io_uring or threads.
 pub enum Backend {
-    /// One ring.
-    Uring(UringStorage),
+    /// One ring (boxed: it is much larger than the thread pool's handle).
+    Uring(Box<UringStorage>),
     /// Worker threads.
     Threads(FileStorage),
 }
@@ -28,7 +28,7 @@ impl DaemonStorage {
     /// io_uring if it can be set up (inside the tokio runtime), else threads.
     pub fn new() -> Self {
         let backend = match UringStorage::new() {
-            Ok(u) => Backend::Uring(u),
+            Ok(u) => Backend::Uring(Box::new(u)),
             Err(_) => Backend::Threads(FileStorage::new()),
         };
         DaemonStorage {
