@@ -20,8 +20,8 @@ fn sequence(cli: &Path, run_dir: &Path, dir: &Path) -> String {
     common::create_file(&ls, 1 << 20);
     common::create_file(&res, 3 << 20);
     let d = dir.display().to_string();
-    let mut transcript = String::new();
-    let mut r = |args: &[String], pid: Option<u32>| {
+    let transcript = std::cell::RefCell::new(String::new());
+    let r = |args: &[String], pid: Option<u32>| {
         let out = Command::new(cli)
             .args(args)
             .env("SANLOCK_RUN_DIR", run_dir)
@@ -35,7 +35,7 @@ fn sequence(cli: &Path, run_dir: &Path, dir: &Path) -> String {
         if let Some(pid) = pid {
             text = text.replace(&pid.to_string(), "PID");
         }
-        transcript.push_str(&normalize(&text));
+        transcript.borrow_mut().push_str(&normalize(&text));
     };
     let a =
         |s: &str| -> Vec<String> { s.replace("$D", &d).split(' ').map(str::to_string).collect() };
@@ -55,6 +55,25 @@ fn sequence(cli: &Path, run_dir: &Path, dir: &Path) -> String {
     r(&a("client align -s LS:1:$D/ls:0"), None);
     r(&a("client status"), None);
     r(&a("client host_status -s LS"), None);
+    // The renewal history: one line per renewal (every 2 s here), whose numbers vary.
+    let renewal = Command::new(cli)
+        .args(a("client renewal -s LS"))
+        .env("SANLOCK_RUN_DIR", run_dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&renewal.stdout).into_owned();
+    let well_formed = text.lines().count() >= 1
+        && text.lines().all(|l| {
+            let keys: Vec<&str> = l.split(' ').filter_map(|kv| kv.split('=').next()).collect();
+            let numbers = l
+                .split(' ')
+                .all(|kv| kv.split('=').nth(1).is_some_and(|v| v.parse::<u64>().is_ok()));
+            keys == ["timestamp", "read_ms", "write_ms", "next_timeouts", "next_errors"] && numbers
+        });
+    transcript.borrow_mut().push_str(&format!(
+        "$ client renewal -s LS\nwell formed: {well_formed}, exit {}\n",
+        renewal.status.code().unwrap_or(-1)
+    ));
     let mut holder = Command::new(cli)
         .args(a("client command -r LS:R1:$D/res:0 -c /bin/sleep 60"))
         .env("SANLOCK_RUN_DIR", run_dir)
@@ -89,7 +108,7 @@ fn sequence(cli: &Path, run_dir: &Path, dir: &Path) -> String {
     r(&a("client rem_lockspace -s LS:1:$D/ls:0"), None);
     r(&a("client gets"), None);
     r(&a("client shutdown -w 1"), None);
-    transcript
+    transcript.into_inner()
 }
 
 /// Drops what differs from run to run: timestamps, the daemon's own host name line and

@@ -77,6 +77,10 @@ pub enum Event {
     Renewed {
         /// The timestamp written.
         timestamp_s: u64,
+        /// How long the read of the area took (the renewal history's `read_ms`).
+        read_ms: u64,
+        /// How long the write of our sector took (`write_ms`).
+        write_ms: u64,
         /// Every host's delta sector, as read at the start of this renewal.
         lockspace: bytes::Bytes,
     },
@@ -172,6 +176,7 @@ enum Phase {
         written: DeltaSector,
         taken: Time,
         lockspace: bytes::Bytes,
+        read_ms: u64,
     },
     /// Our sector with timestamp 0.
     ReleaseWrite { io: Pending },
@@ -435,13 +440,20 @@ impl DeltaLease {
             Phase::VerifyLeader { written, taken, .. } => {
                 self.after_verify(now, written, taken, result)
             }
-            Phase::RenewRead { .. } => self.after_renew_read(now, result),
+            Phase::RenewRead { io } => {
+                // The read was issued io_timeout before its deadline.
+                let timeout = self.config.timeouts.io_timeout();
+                let started = Time::new(io.deadline.since_boot().saturating_sub(timeout));
+                let read_ms = now.saturating_since(started).as_millis() as u64;
+                self.after_renew_read(now, read_ms, result)
+            }
             Phase::RenewWrite {
                 written,
                 taken,
                 lockspace,
+                read_ms,
                 ..
-            } => self.after_renew_write(now, written, taken, lockspace, result),
+            } => self.after_renew_write(now, written, taken, lockspace, read_ms, result),
             Phase::ReleaseWrite { .. } => {
                 // Released either way: a failed write leaves the lease to expire on disk.
                 self.held = None;
@@ -572,7 +584,7 @@ impl DeltaLease {
     }
 
     /// delta_lease_renew steps 3-6.
-    fn after_renew_read(&mut self, now: Time, result: IoResult) -> Phase {
+    fn after_renew_read(&mut self, now: Time, read_ms: u64, result: IoResult) -> Phase {
         let held = self.held.as_ref().expect("renewing a held lease");
         let area = match result {
             Ok(area) => area,
@@ -621,6 +633,7 @@ impl DeltaLease {
             written,
             taken: now,
             lockspace: area,
+            read_ms,
         }
     }
 
@@ -630,6 +643,7 @@ impl DeltaLease {
         written: DeltaSector,
         taken: Time,
         lockspace: bytes::Bytes,
+        read_ms: u64,
         result: IoResult,
     ) -> Phase {
         if let Err(e) = result {
@@ -651,6 +665,8 @@ impl DeltaLease {
         }
         self.events.push_back(Event::Renewed {
             timestamp_s,
+            read_ms,
+            write_ms: now.saturating_since(taken).as_millis() as u64,
             lockspace,
         });
         if self.release_requested {

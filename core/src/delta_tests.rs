@@ -334,6 +334,25 @@ fn held_world() -> World {
 }
 
 #[test]
+fn a_renewal_reports_how_long_its_read_and_its_write_took() {
+    // lockspace.c renewal history: read_ms and write_ms of each successful renewal.
+    let mut w = held_world();
+    w.wait(Duration::from_millis(500));
+    for took in [30, 7] {
+        // Each I/O completes `took` ms after it was issued.
+        let req = w.lease.poll_io().expect("the renewal's I/O");
+        w.now = w.now + Duration::from_millis(took);
+        let result = w.disk.apply(&req);
+        w.lease.handle_io(w.now, req.id, result);
+    }
+    let events = w.events();
+    assert!(
+        matches!(&events[..], [Event::Renewed { read_ms: 30, write_ms: 7, .. }]),
+        "{events:?}"
+    );
+}
+
+#[test]
 fn renewal_reads_the_whole_lockspace_and_writes_our_sector_with_a_long_timeout() {
     // §4.1-4.2: due 2N + 0.5 s after the last success; read align bytes (timeout N), write
     // one sector (timeout 8N+60) with the bitmap and the host event.
@@ -353,7 +372,7 @@ fn renewal_reads_the_whole_lockspace_and_writes_our_sector_with_a_long_timeout()
     w.io("write", 0, 512, 8 * N + 60);
     let events = w.events();
     assert!(
-        matches!(&events[..], [Event::Renewed { timestamp_s: 120, lockspace }] if lockspace.len() == 1 << 20)
+        matches!(&events[..], [Event::Renewed { timestamp_s: 120, lockspace, read_ms: 0, write_ms: 0 }] if lockspace.len() == 1 << 20)
     );
     let s = w.sector(1);
     assert_eq!(s.leader.timestamp, 120);

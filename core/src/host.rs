@@ -136,6 +136,14 @@ pub enum Output {
         /// The lockspace.
         space_name: Name,
     },
+    /// A renewal attempt ended: its timestamp and I/O times, or its result (SANLK_AIO_TIMEOUT
+    /// for a timeout). The daemon keeps these as the renewal history (`client renewal`).
+    Renewal {
+        /// The lockspace.
+        space_name: Name,
+        /// What the attempt did.
+        outcome: Result<RenewalTimes, i32>,
+    },
     /// The last renewal is 6N old.
     RenewalWarning {
         /// The lockspace.
@@ -196,6 +204,17 @@ pub enum Output {
         /// What happened.
         event: paxos::Event,
     },
+}
+
+/// A successful renewal, as sanlock's renewal history records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RenewalTimes {
+    /// The timestamp written (our monotonic seconds).
+    pub timestamp_s: u64,
+    /// The read of the whole lockspace, in milliseconds.
+    pub read_ms: u64,
+    /// The write of our sector, in milliseconds.
+    pub write_ms: u64,
 }
 
 /// One host.
@@ -1132,7 +1151,20 @@ impl Host {
                     });
                     gone = true;
                 }
-                delta::Event::Renewed { lockspace, .. } => {
+                delta::Event::Renewed {
+                    lockspace,
+                    timestamp_s,
+                    read_ms,
+                    write_ms,
+                } => {
+                    self.outputs.push_back(Output::Renewal {
+                        space_name: name,
+                        outcome: Ok(RenewalTimes {
+                            timestamp_s,
+                            read_ms,
+                            write_ms,
+                        }),
+                    });
                     for notice in ls.table.scan(now, &lockspace) {
                         match notice {
                             Notice::Examine { .. } => examine = true,
@@ -1152,7 +1184,12 @@ impl Host {
                         });
                     }
                 }
-                delta::Event::RenewalFailed { .. } => {}
+                delta::Event::RenewalFailed { rv, .. } => {
+                    self.outputs.push_back(Output::Renewal {
+                        space_name: name,
+                        outcome: Err(rv),
+                    });
+                }
                 delta::Event::RenewalWarning => {
                     self.outputs
                         .push_back(Output::RenewalWarning { space_name: name });

@@ -8,7 +8,7 @@
 //! check (INQ still answers 0 until then), and the lockspace leaves the list at the check after
 //! its delta lease was released.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use sanlock_backends::clock;
@@ -210,6 +210,18 @@ pub(super) struct Space {
     hosts_ready_at: Option<Time>,
     add_waiter: Option<Waiter>,
     rem_waiters: Vec<Waiter>,
+    /// The renewal history (`-H` records, oldest first).
+    pub history: VecDeque<RenewalRecord>,
+}
+
+/// One successful renewal and the failed attempts after it (lockspace.c renewal history).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct RenewalRecord {
+    pub timestamp: u64,
+    pub read_ms: u64,
+    pub write_ms: u64,
+    pub next_timeouts: u32,
+    pub next_errors: u32,
 }
 
 /// A resource lease held on this host, by one client (EX) or several (SH).
@@ -601,6 +613,7 @@ impl Engine {
             hosts_ready_at: None,
             add_waiter,
             rem_waiters: Vec::new(),
+            history: VecDeque::new(),
         });
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || {
@@ -939,6 +952,15 @@ impl Engine {
                 expire,
             } => super::watchdog::arm(self, space_name, renewal, expire),
             Output::WatchdogDisarm { space_name } => super::watchdog::disarm(self, space_name),
+            Output::Renewal {
+                space_name,
+                outcome,
+            } => {
+                let keep = self.cfg.renewal_history_size;
+                if let Some(s) = self.space_mut(&space_name) {
+                    record_renewal(&mut s.history, keep, outcome);
+                }
+            }
             Output::RenewalWarning { space_name } => {
                 log::log(
                     log::WARNING,
@@ -1350,11 +1372,80 @@ impl Engine {
     }
 }
 
+/// Adds a renewal attempt to a history of at most `keep` records: a success is a new record,
+/// a failure counts against the last one (a timeout apart from other errors).
+fn record_renewal(
+    history: &mut VecDeque<RenewalRecord>,
+    keep: usize,
+    outcome: Result<sanlock_core::host::RenewalTimes, i32>,
+) {
+    match outcome {
+        Ok(t) => {
+            if keep == 0 {
+                return;
+            }
+            if history.len() >= keep {
+                history.pop_front();
+            }
+            history.push_back(RenewalRecord {
+                timestamp: t.timestamp_s,
+                read_ms: t.read_ms,
+                write_ms: t.write_ms,
+                ..RenewalRecord::default()
+            });
+        }
+        Err(rv) => {
+            if let Some(last) = history.back_mut() {
+                if rv == sanlock_core::rv::SANLK_AIO_TIMEOUT {
+                    last.next_timeouts += 1;
+                } else {
+                    last.next_errors += 1;
+                }
+            }
+        }
+    }
+}
+
 /// Command lookup from a header, for naming connections.
 struct Cmd;
 
 impl Cmd {
     fn from_header(h: &Header) -> Option<crate::wire::Cmd> {
         crate::wire::Cmd::from_u32(h.cmd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sanlock_core::host::RenewalTimes;
+
+    fn ok(t: u64) -> Result<RenewalTimes, i32> {
+        Ok(RenewalTimes {
+            timestamp_s: t,
+            read_ms: 3,
+            write_ms: 1,
+        })
+    }
+
+    #[test]
+    fn the_renewal_history_keeps_h_records_and_counts_failures_against_the_last() {
+        // lockspace.c: a success adds a record, a failure bumps next_timeouts / next_errors.
+        let mut h = VecDeque::new();
+        record_renewal(&mut h, 3, Err(-202));
+        assert!(h.is_empty(), "nothing to count a failure against yet");
+        for t in [10, 12, 14, 16] {
+            record_renewal(&mut h, 3, ok(t));
+        }
+        record_renewal(&mut h, 3, Err(-202));
+        record_renewal(&mut h, 3, Err(-202));
+        record_renewal(&mut h, 3, Err(-5));
+        let stamps: Vec<u64> = h.iter().map(|r| r.timestamp).collect();
+        assert_eq!(stamps, [12, 14, 16]);
+        assert_eq!((h[2].next_timeouts, h[2].next_errors), (2, 1));
+        assert_eq!((h[2].read_ms, h[2].write_ms), (3, 1));
+        let mut none = VecDeque::new();
+        record_renewal(&mut none, 0, ok(1));
+        assert!(none.is_empty(), "-H 0 keeps no history");
     }
 }

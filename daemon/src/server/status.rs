@@ -238,19 +238,31 @@ pub fn host_status(e: &Engine, header: Header, name: &Name) -> Vec<u8> {
     out
 }
 
-/// RENEWAL: the renewal history. We keep none yet, so a known lockspace answers 0 with no
-/// records (what sanlock sends with `-H 0`).
+/// RENEWAL: the renewal history, oldest first, data2 = io_timeout (§4.25); -ENOSPC for a
+/// lockspace we do not have.
 pub fn renewal(e: &Engine, header: Header, name: &Name) -> Vec<u8> {
     let found = e
         .spaces
         .iter()
         .find(|s| s.ls.name == *name && s.state != SpaceState::Removed);
-    match found {
-        None => header.result(ENOSPC).encode().to_vec(),
-        Some(s) => {
-            let mut h = header.result(0);
-            h.data2 = s.io_timeout;
-            h.encode().to_vec()
+    let Some(space) = found else {
+        return header.result(ENOSPC).encode().to_vec();
+    };
+    let mut h = header.result(0);
+    h.data2 = space.io_timeout;
+    let mut out = h.encode().to_vec();
+    for r in &space.history {
+        WireState {
+            kind: state_kind::RENEWAL,
+            data64: r.timestamp,
+            text: format!(
+                "timestamp={} read_ms={} write_ms={} next_timeouts={} next_errors={}",
+                r.timestamp, r.read_ms, r.write_ms, r.next_timeouts, r.next_errors
+            )
+            .into_bytes(),
+            ..WireState::default()
         }
+        .encode_into(&mut out);
     }
+    out
 }

@@ -14,6 +14,8 @@ impl World {
                 self.nodes[n].armed = None;
                 return;
             }
+            // The renewal history is the daemon's; the timeline records the renewals' I/O.
+            Output::Renewal { .. } => return,
             _ => self.timeline.push(self.now, n, What::Output(out.clone())),
         }
         match out {
