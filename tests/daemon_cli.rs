@@ -65,10 +65,18 @@ fn sequence(cli: &Path, run_dir: &Path, dir: &Path) -> String {
     let well_formed = text.lines().count() >= 1
         && text.lines().all(|l| {
             let keys: Vec<&str> = l.split(' ').filter_map(|kv| kv.split('=').next()).collect();
-            let numbers = l
-                .split(' ')
-                .all(|kv| kv.split('=').nth(1).is_some_and(|v| v.parse::<u64>().is_ok()));
-            keys == ["timestamp", "read_ms", "write_ms", "next_timeouts", "next_errors"] && numbers
+            let numbers = l.split(' ').all(|kv| {
+                kv.split('=')
+                    .nth(1)
+                    .is_some_and(|v| v.parse::<u64>().is_ok())
+            });
+            keys == [
+                "timestamp",
+                "read_ms",
+                "write_ms",
+                "next_timeouts",
+                "next_errors",
+            ] && numbers
         });
     transcript.borrow_mut().push_str(&format!(
         "$ client renewal -s LS\nwell formed: {well_formed}, exit {}\n",

@@ -218,3 +218,31 @@ fn malformed_requests_get_sanlocks_answers_and_never_touch_disk() {
     kill(&mut daemon);
     common::assert_same_bytes(&before, &common::read_all(&ls_path), "the lockspace file");
 }
+
+#[test]
+fn a_privileged_start_behaves_as_sanlocks_here() {
+    // SANLOCK_PRIVILEGED unset: limits are raised first; in a container that refuses them both
+    // daemons exit 1 before creating anything (wire.md §1.2 step 4). Wherever they start, both
+    // must start.
+    let c = require_c_sanlock!();
+    let scratch = Scratch::new("daemon-privileged");
+    let mut results = Vec::new();
+    for (bin, name) in [(&c, "c"), (&common::ours(), "ours")] {
+        let run_dir = scratch.path(name);
+        std::fs::create_dir_all(&run_dir).unwrap();
+        let mut child = Command::new(bin)
+            .args(["daemon", "-D", "-w", "0", "-e", "host"])
+            .env("SANLOCK_RUN_DIR", &run_dir)
+            .env_remove("SANLOCK_PRIVILEGED")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        let exited = child.try_wait().unwrap().map(|s| s.code());
+        let made_socket = run_dir.join("sanlock.sock").exists();
+        kill(&mut child);
+        results.push((exited, made_socket));
+    }
+    assert_eq!(results[1], results[0], "ours, then C: (exit, socket made)");
+}

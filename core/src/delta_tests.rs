@@ -347,7 +347,14 @@ fn a_renewal_reports_how_long_its_read_and_its_write_took() {
     }
     let events = w.events();
     assert!(
-        matches!(&events[..], [Event::Renewed { read_ms: 30, write_ms: 7, .. }]),
+        matches!(
+            &events[..],
+            [Event::Renewed {
+                read_ms: 30,
+                write_ms: 7,
+                ..
+            }]
+        ),
         "{events:?}"
     );
 }

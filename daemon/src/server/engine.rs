@@ -499,6 +499,11 @@ impl Engine {
                     waiter.answer(self.target_error(ci, header));
                     return;
                 };
+                if self.client(target).is_some_and(|c| c.kill_count > 0) {
+                    // Being killed: no new leases (§1.3).
+                    waiter.answer(EBUSY);
+                    return;
+                }
                 self.acquire(target, resources, options, waiter);
             }
             Call::Release(resources) => match self.target(ci, header, &waiter) {

@@ -24,13 +24,21 @@ struct Log {
     to_stderr: bool,
     file_priority: i32,
     file: Option<std::fs::File>,
+    syslog_priority: i32,
+    syslog: Option<std::os::unix::net::UnixDatagram>,
 }
+
+/// LOG_DAEMON, the facility sanlock logs under.
+const LOG_DAEMON: i32 = 3 << 3;
 
 static LOG: Mutex<Option<Log>> = Mutex::new(None);
 
 /// Starts logging: to stderr too when `to_stderr` (-D); to the log file at `file_priority`
-/// and more urgent.
-pub fn init(to_stderr: bool, file_priority: i32) {
+/// and more urgent; to syslog at `syslog_priority` and more urgent.
+pub fn init(to_stderr: bool, file_priority: i32, syslog_priority: i32) {
+    let syslog = std::os::unix::net::UnixDatagram::unbound()
+        .and_then(|s| s.connect("/dev/log").map(|()| s))
+        .ok();
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -41,6 +49,8 @@ pub fn init(to_stderr: bool, file_priority: i32) {
         to_stderr,
         file_priority,
         file,
+        syslog_priority,
+        syslog,
     });
 }
 
@@ -67,6 +77,16 @@ pub fn log(priority: i32, text: &str) {
     if priority <= log.file_priority {
         if let Some(f) = log.file.as_mut() {
             let _ = f.write_all(line.as_bytes());
+        }
+    }
+    if priority <= log.syslog_priority {
+        if let Some(s) = log.syslog.as_ref() {
+            let msg = format!(
+                "<{}>sanlock[{}]: {text}",
+                LOG_DAEMON + priority,
+                std::process::id()
+            );
+            let _ = s.send(msg.as_bytes());
         }
     }
 }

@@ -39,7 +39,7 @@ pub fn run(argv: &[Vec<u8>], options: &Options) -> i32 {
             }
         };
     }
-    log::init(cfg.foreground, cfg.logfile_priority);
+    log::init(cfg.foreground, cfg.logfile_priority, cfg.syslog_priority);
     if cfg.privileged {
         if let Err(what) = raise_limits() {
             log::log(log::ERR, &format!("cannot set the limits for {what}"));
@@ -59,7 +59,13 @@ pub fn run(argv: &[Vec<u8>], options: &Options) -> i32 {
     if !cfg.privileged {
         log::log(log::WARNING, "Running in unprivileged mode");
     }
-    let (uid, gid) = ids(&cfg);
+    let (uid, gid, names) = ids(&cfg);
+    if let (true, Some(uname)) = (cfg.privileged, names.as_ref()) {
+        // initgroups: the user's supplementary groups (disk access comes through them).
+        if let Err(e) = supplementary_groups(uname, gid) {
+            log::log(log::ERR, &format!("initgroups failed: {e}"));
+        }
+    }
     let _lock = match lockfile::take(&cfg.run_dir, uid, gid, cfg.privileged) {
         Ok(f) => f,
         Err(e) => {
@@ -69,6 +75,16 @@ pub fn run(argv: &[Vec<u8>], options: &Options) -> i32 {
         }
     };
     let host_name = host_name(&cfg);
+    if cfg.privileged && names.is_some() {
+        // Step 10: drop to the sanlock user; still one thread, so this is the process's.
+        let dropped = rustix::thread::set_thread_gid(rustix::process::Gid::from_raw(gid))
+            .and_then(|()| rustix::thread::set_thread_uid(rustix::process::Uid::from_raw(uid)));
+        if let Err(e) = dropped {
+            log::log(log::ERR, &format!("cannot run as uid {uid} gid {gid}: {e}"));
+            return 1;
+        }
+        let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::Dumpable);
+    }
     log::log(
         log::WARNING,
         &format!(
@@ -77,6 +93,13 @@ pub fn run(argv: &[Vec<u8>], options: &Options) -> i32 {
             nodename()
         ),
     );
+    lock_memory(cfg.mlock_level);
+    if cfg.high_priority {
+        log::log(
+            log::WARNING,
+            "high_priority (SCHED_RR) is not supported by sanlock-rs; running at normal priority",
+        );
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -172,9 +195,43 @@ fn spawn_signal_watch(tx: mpsc::UnboundedSender<Msg>) {
     }
 }
 
+/// `-l`: 1 locks what is mapped now, 2 also what is mapped later (mlockall); a failure is
+/// logged, as sanlock does.
+fn lock_memory(level: i32) {
+    use rustix::mm::{mlockall, MlockAllFlags};
+    let flags = match level {
+        1 => MlockAllFlags::CURRENT,
+        l if l >= 2 => MlockAllFlags::CURRENT | MlockAllFlags::FUTURE,
+        _ => return,
+    };
+    if let Err(e) = mlockall(flags) {
+        log::log(log::ERR, &format!("mlockall {level} failed: {e}"));
+    }
+}
+
+/// initgroups(uname, gid): `gid` and every group of /etc/group that lists the user.
+fn supplementary_groups(uname: &[u8], gid: u32) -> Result<(), String> {
+    let text = std::fs::read("/etc/group").map_err(|e| e.to_string())?;
+    let mut groups = vec![rustix::process::Gid::from_raw(gid)];
+    for line in text.split(|&b| b == b'\n') {
+        let fields: Vec<&[u8]> = line.split(|&b| b == b':').collect();
+        if fields.len() < 4 || !fields[3].split(|&b| b == b',').any(|m| m == uname) {
+            continue;
+        }
+        if let Some(g) = std::str::from_utf8(fields[2])
+            .ok()
+            .and_then(|g| g.parse().ok())
+        {
+            groups.push(rustix::process::Gid::from_raw(g));
+        }
+    }
+    rustix::thread::set_thread_groups(&groups).map_err(|e| e.to_string())
+}
+
 /// uid and gid: `-U`/`-G` (or the config keys), else the user and group `sanlock` when both
-/// exist, else 0. An unknown name means 0, with a warning.
-fn ids(cfg: &DaemonConfig) -> (u32, u32) {
+/// exist, else 0. An unknown name means 0, with a warning. The user name comes back when both
+/// names resolved (then a privileged daemon runs as them).
+fn ids(cfg: &DaemonConfig) -> (u32, u32, Option<Vec<u8>>) {
     let lookup = |file: &str, name: &[u8]| -> Option<u32> {
         let text = std::fs::read(file).ok()?;
         text.split(|&b| b == b'\n').find_map(|line| {
@@ -208,10 +265,13 @@ fn ids(cfg: &DaemonConfig) -> (u32, u32) {
         }
         id
     };
-    (
-        resolve("/etc/passwd", "user", uname).unwrap_or(0),
-        resolve("/etc/group", "group", gname).unwrap_or(0),
-    )
+    let uid = resolve("/etc/passwd", "user", uname.clone());
+    let gid = resolve("/etc/group", "group", gname);
+    let names = match (uid, gid) {
+        (Some(_), Some(_)) => uname,
+        _ => None,
+    };
+    (uid.unwrap_or(0), gid.unwrap_or(0), names)
 }
 
 /// `-e`, else a fresh UUID, a dot and the node name, cut to 48 bytes.
