@@ -227,7 +227,7 @@ fn failed_renewals_lead_to_warning_failure_graceful_then_forceful_stops() {
     let timeline: Vec<(u64, String)> = w
         .outputs()
         .into_iter()
-        .filter(|(_, o)| !matches!(o, Output::WatchdogArm { .. }))
+        .filter(|(_, o)| !matches!(o, Output::WatchdogArm { .. } | Output::Renewal { .. }))
         .map(|(at, o)| {
             let what = match o {
                 Output::RenewalWarning { .. } => "warn".to_string(),
@@ -500,7 +500,7 @@ fn a_failed_lockspace_nobody_uses_stops_at_once() {
     let out: Vec<(u64, Output)> = w
         .outputs()
         .into_iter()
-        .filter(|(_, o)| !matches!(o, Output::RenewalWarning { .. }))
+        .filter(|(_, o)| !matches!(o, Output::RenewalWarning { .. } | Output::Renewal { .. }))
         .map(|(at, o)| (at.saturating_since(t(1000)).as_secs(), o))
         .collect();
     assert_eq!(
