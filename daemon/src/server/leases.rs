@@ -1,0 +1,374 @@
+//! The engine's lease requests for a registered client (wire.md §4.4-4.7): acquire of up to
+//! eight resources in order, release, inquire, convert, and the host's answers to them.
+
+use sanlock_backends::clock;
+use sanlock_core::ondisk::Name;
+use sanlock_core::paxos::{self, AcquireRequest};
+use sanlock_core::Lver;
+
+use super::engine::*;
+use super::log;
+use crate::wire::payload::{RES_LVER, RES_SHARED};
+use crate::wire::{WireOptions, WireResource, HEADER_LEN};
+
+impl Engine {
+    pub(super) fn acquire(
+        &mut self,
+        ci: usize,
+        resources: Vec<WireResource>,
+        options: WireOptions,
+        waiter: Waiter,
+    ) {
+        let flags = waiter.header.cmd_flags;
+        let Some(c) = self.client_mut(ci) else {
+            return waiter.answer(EBUSY);
+        };
+        c.owner_name = options.owner_name;
+        // Every lockspace must be usable before anything starts (§4.4 step 6).
+        if resources
+            .iter()
+            .any(|r| !self.space_usable(&r.lockspace_name))
+        {
+            return waiter.answer(ENOSPC);
+        }
+        let mut todo = resources;
+        todo.reverse();
+        self.client_mut(ci).expect("checked").job = Some(Job::Acquire {
+            waiter,
+            todo,
+            done: Vec::new(),
+            flags,
+        });
+        self.acquire_next(ci);
+    }
+
+    /// Starts the next resource of client `ci`'s acquire, or answers it.
+    pub(super) fn acquire_next(&mut self, ci: usize) {
+        loop {
+            let Some(Client {
+                job: Some(Job::Acquire { todo, flags, .. }),
+                ..
+            }) = self.client_mut(ci)
+            else {
+                return;
+            };
+            let flags = *flags;
+            let Some(res) = todo.pop() else {
+                return self.finish_acquire(ci, 0);
+            };
+            match self.start_acquire(ci, &res, flags) {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(rv) => return self.finish_acquire(ci, rv),
+            }
+        }
+    }
+
+    /// `Ok(true)`: the host is acquiring; `Ok(false)`: done at once (a second SH holder).
+    pub(super) fn start_acquire(
+        &mut self,
+        ci: usize,
+        res: &WireResource,
+        flags: u32,
+    ) -> Result<bool, i32> {
+        let key = (res.lockspace_name, res.name);
+        let shared = res.flags & RES_SHARED != 0;
+        if !self.space_usable(&key.0) {
+            return Err(ENOSPC);
+        }
+        match self.pending.get(&key) {
+            Some(Pending::Release { .. }) => return Err(EAGAIN),
+            Some(_) => return Err(EBUSY),
+            None => {}
+        }
+        if let Some(t) = self.tokens.get_mut(&key) {
+            if t.shared && shared && !t.holders.contains(&ci) {
+                t.holders.push(ci);
+                self.add_client_lease(ci, key);
+                return Ok(false);
+            }
+            return Err(EEXIST);
+        }
+        if self.driver.host().busy(key.0, key.1) {
+            return Err(EBUSY);
+        }
+        if res.disks.len() != 1 {
+            log::log(
+                log::ERR,
+                "resource leases on more than one disk are not supported by sanlock-rs",
+            );
+            return Err(EINVAL);
+        }
+        let disk = &res.disks[0];
+        let id = self
+            .driver
+            .storage_mut()
+            .open(&disk.path)
+            .map_err(|e| e.rv())?;
+        let space_geometry = self
+            .spaces
+            .iter()
+            .find(|s| s.ls.name == key.0)
+            .and_then(|s| s.geometry);
+        if let Some(g) = space_geometry {
+            if disk.offset % g.area_bytes() != 0 {
+                return Err(EINVAL);
+            }
+        }
+        self.driver.set_lease_disk(key.0, key.1, id);
+        let request = AcquireRequest {
+            lver: (res.flags & RES_LVER != 0).then_some(Lver(res.lver)),
+            owner_nowait: flags & 8 != 0,
+            shared,
+            lvb: flags & 1 != 0,
+        };
+        self.pending.insert(
+            key,
+            Pending::Acquire {
+                ci,
+                resource: res.clone(),
+            },
+        );
+        self.driver
+            .host_mut()
+            .acquire(clock::now(), key.0, key.1, disk.offset, request);
+        Ok(true)
+    }
+
+    pub(super) fn finish_acquire(&mut self, ci: usize, rv: i32) {
+        let Some(c) = self.client_mut(ci) else { return };
+        let Some(Job::Acquire { waiter, done, .. }) = c.job.take() else {
+            return;
+        };
+        let dead = c.dead;
+        if rv < 0 || dead {
+            // The first failure undoes what this command took (§4.4 step 7); a holder that
+            // died meanwhile gets -ENOTTY and keeps nothing.
+            for key in done {
+                self.drop_holder(ci, key);
+            }
+            waiter.answer(if rv < 0 { rv } else { ENOTTY });
+            if dead {
+                self.free_client(ci);
+            }
+            return;
+        }
+        waiter.answer(0);
+    }
+
+    pub(super) fn release(&mut self, ci: usize, resources: Vec<WireResource>, waiter: Waiter) {
+        let flags = waiter.header.cmd_flags;
+        let keys: Vec<(Name, Name)> = if flags & 1 != 0 {
+            self.client(ci)
+                .map(|c| c.leases.clone())
+                .unwrap_or_default()
+        } else if flags & (2 | 4) != 0 {
+            // REL_RENAME and REL_ORPHAN come with the next issue.
+            log::log(
+                log::ERR,
+                "release rename/orphan is not implemented in sanlock-rs yet",
+            );
+            return waiter.answer(-95);
+        } else {
+            let held = self
+                .client(ci)
+                .map(|c| c.leases.clone())
+                .unwrap_or_default();
+            let mut keys = Vec::new();
+            for r in &resources {
+                let key = (r.lockspace_name, r.name);
+                if !held.contains(&key) {
+                    // A name this client does not hold: -1 (§4.5).
+                    return waiter.answer(EPERM);
+                }
+                keys.push(key);
+            }
+            keys
+        };
+        let mut left = Vec::new();
+        for key in keys {
+            if self.drop_holder(ci, key) {
+                left.push(key);
+            }
+        }
+        if left.is_empty() {
+            return waiter.answer(0);
+        }
+        self.client_mut(ci).expect("target exists").job = Some(Job::Release {
+            waiter,
+            left,
+            rv: 0,
+        });
+    }
+
+    /// Takes `ci` off the holders of `key`; the last holder's leaving releases the lease (as
+    /// client `ci`'s job). Returns whether the host is releasing on its behalf.
+    pub(super) fn drop_holder(&mut self, ci: usize, key: (Name, Name)) -> bool {
+        if let Some(c) = self.client_mut(ci) {
+            c.leases.retain(|k| *k != key);
+        }
+        let Some(t) = self.tokens.get_mut(&key) else {
+            return false;
+        };
+        t.holders.retain(|&h| h != ci);
+        if !t.holders.is_empty() {
+            return false;
+        }
+        self.tokens.remove(&key);
+        self.pending.insert(key, Pending::Release { ci: Some(ci) });
+        self.driver.host_mut().release(clock::now(), key.0, key.1);
+        true
+    }
+
+    /// Releases a lease nobody holds any more, with no one waiting for the result.
+    pub(super) fn release_key(&mut self, key: (Name, Name)) {
+        self.pending.insert(key, Pending::Release { ci: None });
+        self.driver.host_mut().release(clock::now(), key.0, key.1);
+    }
+
+    pub(super) fn inquire(&mut self, ci: usize, waiter: Waiter) {
+        let Some(c) = self.client(ci) else {
+            return waiter.answer(EBUSY);
+        };
+        let mut parts = Vec::new();
+        for key in &c.leases {
+            let Some(t) = self.tokens.get(key) else {
+                continue;
+            };
+            parts.push(super::status::resource_string(
+                &t.resource,
+                t.shared,
+                t.lver,
+            ));
+        }
+        let count = parts.len() as u32;
+        let mut h = waiter.header.result(0);
+        h.data2 = count;
+        if parts.is_empty() {
+            let _ = waiter.reply.send(Reply::keep(h));
+            return;
+        }
+        let text = parts.join(&b' ');
+        if text.contains(&b' ') && parts.iter().any(|p| p.contains(&b' ')) {
+            // A lease string with a space, even escaped, fails the whole inquire (§4.6).
+            h.data = (-81i32) as u32;
+            let _ = waiter.reply.send(Reply::keep(h));
+            return;
+        }
+        h.length = (HEADER_LEN + text.len() + 1) as u32;
+        let mut bytes = h.encode().to_vec();
+        bytes.extend_from_slice(&text);
+        bytes.push(0);
+        let _ = waiter.reply.send(Reply::keep_bytes(bytes));
+    }
+
+    pub(super) fn convert(&mut self, ci: usize, res: WireResource, waiter: Waiter) {
+        let key = (res.lockspace_name, res.name);
+        let held = self.client(ci).is_some_and(|c| c.leases.contains(&key));
+        let Some(t) = self.tokens.get(&key).filter(|_| held) else {
+            return waiter.answer(ENOENT);
+        };
+        let to_shared = res.flags & RES_SHARED != 0;
+        if t.shared == to_shared {
+            return waiter.answer(EALREADY);
+        }
+        if !to_shared && t.holders.len() > 1 {
+            // Other local SH holders: the lease cannot become ours alone.
+            return waiter.answer(EAGAIN);
+        }
+        self.pending.insert(key, Pending::Convert { ci });
+        self.client_mut(ci).expect("target exists").job = Some(Job::Convert { waiter });
+        self.driver
+            .host_mut()
+            .convert(clock::now(), key.0, key.1, to_shared);
+    }
+
+    pub(super) fn resource_event(&mut self, key: (Name, Name), event: paxos::Event) {
+        let pending = self.pending.remove(&key);
+        match (pending, event) {
+            (Some(Pending::Acquire { ci, resource }), paxos::Event::Acquired { leader, .. }) => {
+                let res_id = self.next_res_id;
+                self.next_res_id += 1;
+                let shared = resource.flags & RES_SHARED != 0;
+                self.tokens.insert(
+                    key,
+                    Token {
+                        resource,
+                        shared,
+                        lver: leader.lver.0,
+                        holders: vec![ci],
+                        res_id,
+                    },
+                );
+                self.add_client_lease(ci, key);
+                self.acquire_next(ci);
+            }
+            (Some(Pending::Acquire { ci, .. }), paxos::Event::AcquireFailed { rv }) => {
+                self.finish_acquire(ci, rv);
+            }
+            (Some(Pending::Release { ci }), paxos::Event::Released) => {
+                self.release_done(ci, key, 0);
+            }
+            (Some(Pending::Release { ci }), paxos::Event::ReleaseFailed { rv }) => {
+                self.release_done(ci, key, rv);
+            }
+            (Some(Pending::Convert { ci }), paxos::Event::Converted { shared }) => {
+                let lver = self.driver.host().held(key.0, key.1).map(|l| l.lver.0);
+                if let Some(t) = self.tokens.get_mut(&key) {
+                    t.shared = shared;
+                    // SH→EX runs a ballot: the lease has a new version.
+                    t.lver = lver.unwrap_or(t.lver);
+                }
+                self.finish_job(ci, 0);
+            }
+            (Some(Pending::Convert { ci }), paxos::Event::ConvertFailed { rv }) => {
+                self.finish_job(ci, rv);
+            }
+            (pending, event) => {
+                // A lockspace that stopped answers what was under way; anything else is
+                // noted and dropped.
+                if let Some(p) = pending {
+                    match p {
+                        Pending::Acquire { ci, .. } => self.finish_acquire(ci, ENOSPC),
+                        Pending::Release { ci } => self.release_done(ci, key, 0),
+                        Pending::Convert { ci } => self.finish_job(ci, ENOSPC),
+                    }
+                }
+                log::log(log::DEBUG, &format!("resource event {event:?}"));
+            }
+        }
+    }
+
+    pub(super) fn release_done(&mut self, ci: Option<usize>, key: (Name, Name), rv: i32) {
+        let Some(ci) = ci else { return };
+        let Some(c) = self.client_mut(ci) else { return };
+        if let Some(Job::Release {
+            left, rv: first, ..
+        }) = c.job.as_mut()
+        {
+            left.retain(|k| *k != key);
+            if *first == 0 {
+                *first = rv;
+            }
+            if left.is_empty() {
+                let rv = *first;
+                self.finish_job(ci, rv);
+            }
+        } else if c.dead && c.leases.is_empty() {
+            self.free_client(ci);
+        }
+    }
+
+    pub(super) fn finish_job(&mut self, ci: usize, rv: i32) {
+        let Some(c) = self.client_mut(ci) else { return };
+        let dead = c.dead;
+        match c.job.take() {
+            Some(Job::Release { waiter, .. } | Job::Convert { waiter }) => waiter.answer(rv),
+            Some(job @ Job::Acquire { .. }) => c.job = Some(job),
+            None => {}
+        }
+        if dead {
+            self.release_all(ci);
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! The engine's lockspace requests (wire.md §4.10-4.14): add, inq, rem, get_lockspaces,
+//! get_hosts, shutdown, the once-a-second check that applies removes and completes adds, and
+//! the renewal history.
+
+use std::collections::VecDeque;
+
+use sanlock_backends::clock;
+use sanlock_core::host::JoinRequest;
+use sanlock_core::ondisk::{Geometry, Name};
+use sanlock_core::{HostId, Time};
+
+use super::engine::*;
+use super::{disk_ops, log};
+use crate::wire::payload::{LSF_ADD, LSF_REM};
+use crate::wire::{Header, WireLockspace, HEADER_LEN, LOCKSPACE_LEN};
+
+impl Engine {
+    pub(super) fn add_lockspace(&mut self, ls: WireLockspace, waiter: Waiter) {
+        let asynchronous = waiter.header.cmd_flags & 1 != 0;
+        if ls.name.is_empty() || ls.host_id == 0 || ls.disk.path.is_empty() {
+            return waiter.answer(EINVAL);
+        }
+        let same = |s: &Space| {
+            s.ls.name == ls.name
+                && s.ls.disk == ls.disk
+                && s.ls.host_id == ls.host_id
+                && s.state != SpaceState::Removed
+        };
+        if let Some(s) = self.spaces.iter().find(|s| same(s)) {
+            return waiter.answer(match s.state {
+                SpaceState::Adding => EINPROGRESS,
+                SpaceState::Active | SpaceState::RemPending => EEXIST,
+                SpaceState::Removing | SpaceState::Removed => EAGAIN,
+            });
+        }
+        let conflict = self.spaces.iter().any(|s| {
+            s.state != SpaceState::Removed && ((s.ls.name == ls.name) || s.ls.disk == ls.disk)
+        });
+        if conflict {
+            return waiter.answer(EINVAL);
+        }
+        if HostId::new(ls.host_id).is_none() {
+            return waiter.answer(SANLK_ADDLS_INVALID_HOSTID);
+        }
+        if let Err(rv) = super::watchdog::check_join(self, ls.name, ls.host_id) {
+            return waiter.answer(rv);
+        }
+        let io_timeout = if waiter.header.data == 0 {
+            10
+        } else {
+            waiter.header.data
+        };
+        let space_id = self.next_space_id;
+        self.next_space_id += 1;
+        let add_waiter = if asynchronous {
+            waiter.answer(0);
+            None
+        } else {
+            Some(waiter)
+        };
+        log::log(
+            log::INFO,
+            &format!(
+                "s{space_id} lockspace {}:{}:{}:{}",
+                String::from_utf8_lossy(ls.name.as_bytes()),
+                ls.host_id,
+                String::from_utf8_lossy(&ls.disk.path),
+                ls.disk.offset
+            ),
+        );
+        let (path, offset) = (ls.disk.path.clone(), ls.disk.offset);
+        self.spaces.push(Space {
+            ls,
+            space_id,
+            io_timeout,
+            state: SpaceState::Adding,
+            geometry: None,
+            failed: false,
+            add_started: clock::now(),
+            activate_at: None,
+            hosts_ready_at: None,
+            add_waiter,
+            rem_waiters: Vec::new(),
+            history: VecDeque::new(),
+        });
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = disk_ops::probe_lockspace(&path, offset);
+            let _ = tx.send(Msg::Probed { space_id, result });
+        });
+    }
+
+    pub(super) fn probed(&mut self, space_id: u32, result: Result<Geometry, i32>) {
+        let Some(i) = self.spaces.iter().position(|s| s.space_id == space_id) else {
+            return;
+        };
+        if self.spaces[i].state != SpaceState::Adding {
+            // Removed while probing: the add reports -1 (§4.12).
+            let s = self.spaces.remove(i);
+            if let Some(w) = s.add_waiter {
+                w.answer(EPERM);
+            }
+            return;
+        }
+        let geometry = match result {
+            Ok(g) => g,
+            Err(rv) => return self.add_failed(i, rv),
+        };
+        let space = &self.spaces[i];
+        let Some(host_id) = HostId::new(space.ls.host_id).filter(|&h| geometry.contains_host(h))
+        else {
+            return self.add_failed(i, SANLK_ADDLS_INVALID_HOSTID);
+        };
+        let disk = match self.driver.storage_mut().open(&space.ls.disk.path) {
+            Ok(d) => d,
+            Err(_) => return self.add_failed(i, -19),
+        };
+        let name = space.ls.name;
+        let join = JoinRequest {
+            space_name: name,
+            host_id,
+            geometry,
+            offset: space.ls.disk.offset,
+            io_timeout_s: u64::from(space.io_timeout),
+        };
+        self.spaces[i].geometry = Some(geometry);
+        self.driver.set_lockspace_disk(name, disk);
+        self.driver.host_mut().join(clock::now(), join);
+    }
+
+    pub(super) fn add_failed(&mut self, i: usize, rv: i32) {
+        let s = self.spaces.remove(i);
+        super::watchdog::disarm(self, s.ls.name);
+        log::log(
+            log::ERR,
+            &format!("s{} add_lockspace fail result {rv}", s.space_id),
+        );
+        if let Some(w) = s.add_waiter {
+            w.answer(rv);
+        }
+    }
+
+    /// INQ_LOCKSPACE's answer: the same name, path and offset; host_id 0 matches any (§4.11).
+    pub(super) fn inq(&self, ls: &WireLockspace) -> i32 {
+        let found = self.spaces.iter().find(|s| {
+            s.ls.name == ls.name
+                && s.ls.disk == ls.disk
+                && (ls.host_id == 0 || ls.host_id == s.ls.host_id)
+        });
+        match found.map(|s| s.state) {
+            Some(SpaceState::Active | SpaceState::RemPending) => 0,
+            Some(SpaceState::Adding | SpaceState::Removing | SpaceState::Removed) => EINPROGRESS,
+            None => ENOENT,
+        }
+    }
+
+    pub(super) fn rem_lockspace(&mut self, ls: &WireLockspace, waiter: Waiter) {
+        let asynchronous = waiter.header.cmd_flags & 1 != 0;
+        let unused = waiter.header.cmd_flags & 2 != 0;
+        let found = self.spaces.iter().position(|s| {
+            s.ls.name == ls.name
+                && s.ls.disk == ls.disk
+                && (ls.host_id == 0 || ls.host_id == s.ls.host_id)
+        });
+        let Some(i) = found else {
+            return waiter.answer(ENOENT);
+        };
+        match self.spaces[i].state {
+            SpaceState::Removing | SpaceState::Removed | SpaceState::RemPending => {
+                return waiter.answer(EINPROGRESS)
+            }
+            SpaceState::Adding => {
+                // The add is cancelled and reports -1; this remove answers 0 (§4.12).
+                self.cancel_add(i);
+                return waiter.answer(0);
+            }
+            SpaceState::Active => {}
+        }
+        let name = self.spaces[i].ls.name;
+        if unused
+            && (self.tokens.keys().any(|(l, _)| *l == name)
+                || self.pending.keys().any(|(l, _)| *l == name))
+        {
+            return waiter.answer(EBUSY);
+        }
+        self.spaces[i].state = SpaceState::RemPending;
+        if asynchronous {
+            waiter.answer(0);
+        } else {
+            self.spaces[i].rem_waiters.push(waiter);
+        }
+    }
+
+    pub(super) fn cancel_add(&mut self, i: usize) {
+        let name = self.spaces[i].ls.name;
+        if self.spaces[i].geometry.is_some() {
+            self.driver.host_mut().leave(clock::now(), name);
+        }
+        let s = &mut self.spaces[i];
+        s.state = SpaceState::Removing;
+        if let Some(w) = s.add_waiter.take() {
+            w.answer(EPERM);
+        }
+    }
+
+    pub(super) fn get_lockspaces(&self, header: Header) -> Vec<u8> {
+        // Active first, then removing (LSF_REM), then adding (LSF_ADD); newest first in each.
+        let mut list: Vec<(u32, &Space)> = Vec::new();
+        for (flag, states) in [
+            (0, &[SpaceState::Active, SpaceState::RemPending][..]),
+            (LSF_REM, &[SpaceState::Removing, SpaceState::Removed][..]),
+            (LSF_ADD, &[SpaceState::Adding][..]),
+        ] {
+            list.extend(
+                self.spaces
+                    .iter()
+                    .rev()
+                    .filter(|s| states.contains(&s.state))
+                    .map(|s| (flag, s)),
+            );
+        }
+        let mut h = header.result(0);
+        h.data2 = list.len() as u32;
+        h.length = (HEADER_LEN + list.len() * LOCKSPACE_LEN) as u32;
+        let mut out = h.encode().to_vec();
+        for (flag, s) in list {
+            let ls = WireLockspace {
+                flags: flag,
+                ..s.ls.clone()
+            };
+            ls.encode_into(&mut out);
+        }
+        out
+    }
+
+    pub(super) fn get_hosts(&self, header: Header, ls: &WireLockspace) -> Vec<u8> {
+        let now = clock::now();
+        let space = self.spaces.iter().find(|s| {
+            s.ls.name == ls.name && matches!(s.state, SpaceState::Active | SpaceState::RemPending)
+        });
+        let table = self.driver.host().hosts(ls.name);
+        let result = match table {
+            _ if space.is_none() => Err(ENOENT),
+            _ if space.is_some_and(|s| s.hosts_ready_at.is_some_and(|t| now < t)) => Err(EAGAIN),
+            None => Err(ENOENT),
+            Some(t) if !t.scanned() => Err(EAGAIN),
+            Some(t) => Ok(t),
+        };
+        let table = match result {
+            Ok(t) => t,
+            Err(rv) => return header.result(rv).encode().to_vec(),
+        };
+        let max = self
+            .spaces
+            .iter()
+            .find(|s| s.ls.name == ls.name)
+            .and_then(|s| s.geometry)
+            .map_or(2000, |g| g.max_hosts());
+        let mut hosts = Vec::new();
+        for id in 1..=u64::from(max) {
+            let h = HostId::new(id).expect("1..=2000");
+            if ls.host_id != 0 && ls.host_id != id {
+                continue;
+            }
+            let Some(st) = table.status(h) else { continue };
+            if ls.host_id == 0 && st.timestamp == 0 {
+                continue;
+            }
+            let state = table.state(h, now).map_or(1, |s| s.value());
+            hosts.push(crate::wire::WireHost {
+                host_id: id,
+                generation: st.owner_generation.0,
+                timestamp: st.timestamp,
+                io_timeout: u32::from(st.io_timeout),
+                flags: state,
+            });
+        }
+        let mut h = header.result(0);
+        h.data2 = hosts.len() as u32;
+        h.length = (HEADER_LEN + hosts.len() * crate::wire::HOST_LEN) as u32;
+        let mut out = h.encode().to_vec();
+        for host in &hosts {
+            host.encode_into(&mut out);
+        }
+        out
+    }
+
+    /// Whether acquires may start in the lockspace: listed as active and not failing (§4.4
+    /// step 6).
+    pub(super) fn space_usable(&self, name: &Name) -> bool {
+        self.spaces.iter().any(|s| {
+            s.ls.name == *name
+                && matches!(s.state, SpaceState::Active | SpaceState::RemPending)
+                && !s.failed
+        })
+    }
+
+    pub(super) fn shutdown(&mut self, force: bool) {
+        if !force && !self.spaces.is_empty() {
+            log::log(log::WARNING, "shutdown ignored: lockspaces exist");
+            return;
+        }
+        self.shutting_down = true;
+        let now = clock::now();
+        let names: Vec<(usize, Name, SpaceState)> = self
+            .spaces
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i, s.ls.name, s.state))
+            .collect();
+        for (i, name, state) in names {
+            match state {
+                SpaceState::Adding => self.cancel_add(i),
+                SpaceState::Active | SpaceState::RemPending => {
+                    self.spaces[i].state = SpaceState::Removing;
+                    self.driver.host_mut().leave(now, name);
+                }
+                SpaceState::Removing | SpaceState::Removed => {}
+            }
+        }
+    }
+
+    /// The once-a-second check (main.c `main_loop`): apply pending removes, drop removed
+    /// lockspaces, re-answer waiting inquiries.
+    pub(super) fn check(&mut self, now: Time) {
+        for s in &mut self.spaces {
+            if s.state == SpaceState::Adding && s.activate_at.is_some_and(|t| now >= t) {
+                s.state = SpaceState::Active;
+                s.hosts_ready_at = Some(now + HOSTS_SCAN_DELAY);
+                if let Some(w) = s.add_waiter.take() {
+                    w.answer(0);
+                }
+            }
+        }
+        let mut i = 0;
+        while i < self.spaces.len() {
+            match self.spaces[i].state {
+                SpaceState::RemPending => {
+                    self.spaces[i].state = SpaceState::Removing;
+                    let name = self.spaces[i].ls.name;
+                    self.driver.host_mut().leave(now, name);
+                    i += 1;
+                }
+                SpaceState::Removed => {
+                    let s = self.spaces.remove(i);
+                    for w in s.rem_waiters {
+                        w.answer(0);
+                    }
+                    if let Some(w) = s.add_waiter {
+                        w.answer(EPERM);
+                    }
+                }
+                _ => i += 1,
+            }
+        }
+        let waiters = std::mem::take(&mut self.inq_waiters);
+        for (ls, w) in waiters {
+            let rv = self.inq(&ls);
+            if rv == EINPROGRESS {
+                self.inq_waiters.push((ls, w));
+            } else {
+                w.answer(rv);
+            }
+        }
+        self.kill_check(now);
+        super::watchdog::check(self, now);
+    }
+
+    pub(super) fn space_mut(&mut self, name: &Name) -> Option<&mut Space> {
+        self.spaces
+            .iter_mut()
+            .find(|s| s.ls.name == *name && s.state != SpaceState::Removed)
+    }
+}
+
+/// Adds a renewal attempt to a history of at most `keep` records: a success is a new record,
+/// a failure counts against the last one (a timeout apart from other errors).
+pub(super) fn record_renewal(
+    history: &mut VecDeque<RenewalRecord>,
+    keep: usize,
+    outcome: Result<sanlock_core::host::RenewalTimes, i32>,
+) {
+    match outcome {
+        Ok(t) => {
+            if keep == 0 {
+                return;
+            }
+            if history.len() >= keep {
+                history.pop_front();
+            }
+            history.push_back(RenewalRecord {
+                timestamp: t.timestamp_s,
+                read_ms: t.read_ms,
+                write_ms: t.write_ms,
+                ..RenewalRecord::default()
+            });
+        }
+        Err(rv) => {
+            if let Some(last) = history.back_mut() {
+                if rv == sanlock_core::rv::SANLK_AIO_TIMEOUT {
+                    last.next_timeouts += 1;
+                } else {
+                    last.next_errors += 1;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sanlock_core::host::RenewalTimes;
+
+    fn ok(t: u64) -> Result<RenewalTimes, i32> {
+        Ok(RenewalTimes {
+            timestamp_s: t,
+            read_ms: 3,
+            write_ms: 1,
+        })
+    }
+
+    #[test]
+    fn the_renewal_history_keeps_h_records_and_counts_failures_against_the_last() {
+        // lockspace.c: a success adds a record, a failure bumps next_timeouts / next_errors.
+        let mut h = VecDeque::new();
+        record_renewal(&mut h, 3, Err(-202));
+        assert!(h.is_empty(), "nothing to count a failure against yet");
+        for t in [10, 12, 14, 16] {
+            record_renewal(&mut h, 3, ok(t));
+        }
+        record_renewal(&mut h, 3, Err(-202));
+        record_renewal(&mut h, 3, Err(-202));
+        record_renewal(&mut h, 3, Err(-5));
+        let stamps: Vec<u64> = h.iter().map(|r| r.timestamp).collect();
+        assert_eq!(stamps, [12, 14, 16]);
+        assert_eq!((h[2].next_timeouts, h[2].next_errors), (2, 1));
+        assert_eq!((h[2].read_ms, h[2].write_ms), (3, 1));
+        let mut none = VecDeque::new();
+        record_renewal(&mut none, 0, ok(1));
+        assert!(none.is_empty(), "-H 0 keeps no history");
+    }
+}
