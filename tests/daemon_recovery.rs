@@ -89,6 +89,16 @@ impl Drop for Daemon {
     }
 }
 
+/// The fault: the lockspace file cut to zero bytes, so every renewal read comes back short.
+fn cut_to_nothing(path: &Path) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+}
+
 /// Waits for `child` to exit; returns when (seconds after `t0`) and by which signal.
 fn exit_time(child: &mut Child, t0: Instant, limit: Duration) -> (f64, Option<i32>) {
     use std::os::unix::process::ExitStatusExt;
@@ -131,12 +141,7 @@ fn failed_renewals_bring_sigterm_at_8n_then_sigkill_after_the_grace() {
     // The fault: every renewal read from now on is short. The last good renewal was at most
     // 2 s (the renewal interval, 2N) before this instant.
     let t0 = Instant::now();
-    std::fs::File::options()
-        .write(true)
-        .open(scratch.path("ls"))
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    cut_to_nothing(&scratch.path("ls"));
     let (term_at, term_sig) = exit_time(&mut polite, t0, Duration::from_secs(30));
     let (kill_at, kill_sig) = exit_time(&mut stubborn, t0, Duration::from_secs(30));
     eprintln!("SIGTERM holder gone at {term_at:.2} s, SIGKILL holder at {kill_at:.2} s");
@@ -181,12 +186,7 @@ fn the_watchdog_is_fed_while_renewing_and_not_once_the_lockspace_is_about_to_exp
     assert!(feeds >= 2, "fed every 10 s while renewing: {fed}");
     assert!(!fed.contains("stop"), "{fed}");
     let t0 = Instant::now();
-    std::fs::File::options()
-        .write(true)
-        .open(scratch.path("ls"))
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    cut_to_nothing(&scratch.path("ls"));
     // Expiry is T + 16 s; feeding stops once it is within 10 s: by t0 + 7 s at the latest.
     let deadline = t0 + Duration::from_secs(9);
     loop {

@@ -238,12 +238,8 @@ fn read(o: &Options, out: &mut Vec<u8>) -> i32 {
             let (rv, back) = client::read_resource(&res);
             (rv, back, Vec::new())
         };
-        let back = match (rv, back) {
-            (0, Some(back)) => back,
-            _ => {
-                say(format!("read error {rv}\n").as_bytes());
-                return rv;
-            }
+        let Some(back) = read_result(rv, back, &mut say) else {
+            return rv;
         };
         let mut line = b"r ".to_vec();
         let shared = back.flags & RES_SHARED != 0;
@@ -275,12 +271,8 @@ fn read(o: &Options, out: &mut Vec<u8>) -> i32 {
     }
     let ls = lockspace(o);
     let (rv, io_timeout, back) = client::read_lockspace(&ls);
-    let back = match (rv, back) {
-        (0, Some(back)) => back,
-        _ => {
-            say(format!("read error {rv}\n").as_bytes());
-            return rv;
-        }
+    let Some(back) = read_result(rv, back, &mut say) else {
+        return rv;
     };
     let mut line = b"s ".to_vec();
     line.extend_from_slice(back.name.as_bytes());
@@ -293,6 +285,17 @@ fn read(o: &Options, out: &mut Vec<u8>) -> i32 {
         say(format!("io_timeout {io_timeout}\nsector_size {ss}\nalign_size {align}\n").as_bytes());
     }
     0
+}
+
+/// What a read sent back when it succeeded; else `read error <rv>` is said.
+fn read_result<T>(rv: i32, back: Option<T>, say: &mut impl FnMut(&[u8])) -> Option<T> {
+    match (rv, back) {
+        (0, Some(back)) => Some(back),
+        _ => {
+            say(format!("read error {rv}\n").as_bytes());
+            None
+        }
+    }
 }
 
 fn sizes_from_flags(flags: u32) -> (u32, u64) {
@@ -422,79 +425,76 @@ fn status(o: &Options, out: &mut Vec<u8>) -> i32 {
         .iter()
         .map(|(s, extra)| status_line(s, extra))
         .collect();
-    let mut emit = |line: &Vec<u8>, s: &WireState| {
+    // The order to print in; `None` is the `-` line before what no group claimed.
+    let order: Vec<Option<usize>> = match o.sort_arg {
+        Some(b'p') | Some(b's') => sorted(&lines, o.sort_arg == Some(b'p')),
+        _ => (0..lines.len()).map(Some).collect(),
+    };
+    for i in order {
+        let Some(i) = i else {
+            out.extend_from_slice(b"-\n");
+            continue;
+        };
+        let (line, s, ..) = &lines[i];
         out.extend_from_slice(line);
         out.push(b'\n');
         if o.debug {
-            for piece in s.text.split(|&b| b == b' ') {
-                out.extend_from_slice(b"    ");
-                out.extend_from_slice(piece);
-                out.push(b'\n');
-            }
-        }
-    };
-    match o.sort_arg {
-        Some(b'p') | Some(b's') => {
-            let by_pid = o.sort_arg == Some(b'p');
-            let mut used = vec![false; lines.len()];
-            let mut order = Vec::new();
-            for (i, (_, s, pid, _)) in lines.iter().enumerate() {
-                let first = s.kind == state_kind::DAEMON
-                    || (s.kind == state_kind::CLIENT && *pid == Some(-1))
-                    || (by_pid && s.kind == state_kind::LOCKSPACE)
-                    || (!by_pid && s.kind == state_kind::CLIENT);
-                if first {
-                    order.push(i);
-                    used[i] = true;
-                }
-            }
-            for (i, (_, s, key, name)) in lines.iter().enumerate() {
-                let group = if by_pid {
-                    s.kind == state_kind::CLIENT && *key != Some(-1)
-                } else {
-                    s.kind == state_kind::LOCKSPACE
-                };
-                if !group || used[i] {
-                    continue;
-                }
-                order.push(i);
-                used[i] = true;
-                for (j, (_, r, rpid, rls)) in lines.iter().enumerate() {
-                    let belongs = r.kind == state_kind::RESOURCE
-                        && if by_pid { rpid == key } else { rls == name };
-                    if belongs && !used[j] {
-                        order.push(j);
-                        used[j] = true;
-                    }
-                }
-            }
-            let rest: Vec<usize> = (0..lines.len()).filter(|&i| !used[i]).collect();
-            for i in order {
-                emit(&lines[i].0, lines[i].1);
-            }
-            if !rest.is_empty() {
-                out.extend_from_slice(b"-\n");
-                for i in rest {
-                    let (line, s, ..) = &lines[i];
-                    out.extend_from_slice(line);
-                    out.push(b'\n');
-                    if o.debug {
-                        for piece in s.text.split(|&b| b == b' ') {
-                            out.extend_from_slice(b"    ");
-                            out.extend_from_slice(piece);
-                            out.push(b'\n');
-                        }
-                    }
-                }
-            }
-        }
-        _ => {
-            for (line, s, ..) in &lines {
-                emit(line, s);
-            }
+            indented(out, &s.text);
         }
     }
     rv
+}
+
+/// `status -o p` (by pid) or `-o s` (by lockspace), wire.md §6.4: the daemon and the pid -1
+/// clients first, then each group's head with its resources, then `-` and the rest.
+fn sorted(lines: &[StatusLine], by_pid: bool) -> Vec<Option<usize>> {
+    let mut used = vec![false; lines.len()];
+    let mut order = Vec::new();
+    for (i, (_, s, pid, _)) in lines.iter().enumerate() {
+        let first = s.kind == state_kind::DAEMON
+            || (s.kind == state_kind::CLIENT && *pid == Some(-1))
+            || (by_pid && s.kind == state_kind::LOCKSPACE)
+            || (!by_pid && s.kind == state_kind::CLIENT);
+        if first {
+            order.push(Some(i));
+            used[i] = true;
+        }
+    }
+    for (i, (_, s, key, name)) in lines.iter().enumerate() {
+        let group = if by_pid {
+            s.kind == state_kind::CLIENT && *key != Some(-1)
+        } else {
+            s.kind == state_kind::LOCKSPACE
+        };
+        if !group || used[i] {
+            continue;
+        }
+        order.push(Some(i));
+        used[i] = true;
+        for (j, (_, r, rpid, rls)) in lines.iter().enumerate() {
+            let belongs =
+                r.kind == state_kind::RESOURCE && if by_pid { rpid == key } else { rls == name };
+            if belongs && !used[j] {
+                order.push(Some(j));
+                used[j] = true;
+            }
+        }
+    }
+    let rest: Vec<usize> = (0..lines.len()).filter(|&i| !used[i]).collect();
+    if !rest.is_empty() {
+        order.push(None);
+        order.extend(rest.into_iter().map(Some));
+    }
+    order
+}
+
+/// A state string with each `key=value` on its own line, indented 4 spaces (`-D`).
+fn indented(out: &mut Vec<u8>, text: &[u8]) {
+    for piece in text.split(|&b| b == b' ') {
+        out.extend_from_slice(b"    ");
+        out.extend_from_slice(piece);
+        out.push(b'\n');
+    }
 }
 
 /// The line of one status record (see [`StatusLine`]).
@@ -569,11 +569,7 @@ fn host_lines(o: &Options, name: &Name, out: &mut Vec<u8>) -> i32 {
     for (s, _) in &records {
         out.extend_from_slice(format!("{} timestamp {}\n", s.data32, s.data64).as_bytes());
         if o.debug {
-            for piece in s.text.split(|&b| b == b' ') {
-                out.extend_from_slice(b"    ");
-                out.extend_from_slice(piece);
-                out.push(b'\n');
-            }
+            indented(out, &s.text);
         }
     }
     rv

@@ -194,34 +194,27 @@ fn paxos_args(options: &Options) -> Result<PaxosArgs, i32> {
     })
 }
 
+/// The lease of -r/-i/-g, its disk open, and its geometry (-Z/-A, else its leader's).
+fn open_lease(options: &Options) -> Result<(PaxosArgs, Disk, Geometry), i32> {
+    let args = paxos_args(options)?;
+    let disk = Disk::open(&args.path).map_err(|e| e.rv())?;
+    let geometry = geometry(options, &disk, args.offset)?;
+    Ok((args, disk, geometry))
+}
+
 fn acquire(options: &Options) -> i32 {
-    let PaxosArgs {
-        space,
-        name,
-        path,
-        offset,
-        host_id,
-        generation,
-    } = match paxos_args(options) {
-        Ok(a) => a,
-        Err(rv) => return rv,
-    };
-    let disk = match Disk::open(&path) {
-        Ok(d) => d,
-        Err(e) => return e.rv(),
-    };
-    let geometry = match geometry(options, &disk, offset) {
-        Ok(g) => g,
+    let (args, disk, geometry) = match open_lease(options) {
+        Ok(opened) => opened,
         Err(rv) => return rv,
     };
     drop(disk);
     let mut lease = PaxosLease::new(PaxosConfig {
-        space_name: space,
-        resource_name: name,
+        space_name: args.space,
+        resource_name: args.name,
         geometry,
-        offset,
-        host_id,
-        generation,
+        offset: args.offset,
+        host_id: args.host_id,
+        generation: args.generation,
         timeouts: Timeouts::new(io_timeout(options)),
         lockspace_geometry: geometry,
         lockspace_offset: 0,
@@ -236,7 +229,7 @@ fn acquire(options: &Options) -> i32 {
         ..AcquireRequest::default()
     };
     drive(
-        &path,
+        &args.path,
         |now, lease: &mut PaxosLease| lease.acquire(now, request),
         &mut lease,
         |lease, event| match event {
@@ -254,27 +247,12 @@ fn acquire(options: &Options) -> i32 {
 
 /// Clears the leader's timestamp when it names (host_id, generation) as owner.
 fn release(options: &Options) -> i32 {
-    let PaxosArgs {
-        space,
-        name,
-        path,
-        offset,
-        host_id,
-        generation,
-    } = match paxos_args(options) {
-        Ok(a) => a,
-        Err(rv) => return rv,
-    };
-    let disk = match Disk::open(&path) {
-        Ok(d) => d,
-        Err(e) => return e.rv(),
-    };
-    let geometry = match geometry(options, &disk, offset) {
-        Ok(g) => g,
+    let (args, disk, geometry) = match open_lease(options) {
+        Ok(opened) => opened,
         Err(rv) => return rv,
     };
     let ss = geometry.sector_size();
-    let buf = match disk.read(offset, ss.as_usize()) {
+    let buf = match disk.read(args.offset, ss.as_usize()) {
         Ok(b) => b,
         Err(e) => return e.rv(),
     };
@@ -283,29 +261,32 @@ fn release(options: &Options) -> i32 {
             Ok(r) => r,
             Err(_) => return EINVAL,
         };
-    if let Err(rv) = raw.check_as_sanlock(LeaderKind::Paxos, &space, Some(&name), None) {
+    if let Err(rv) = raw.check_as_sanlock(LeaderKind::Paxos, &args.space, Some(&args.name), None) {
         return rv;
     }
-    if raw.owner_id != host_id.get() || raw.owner_generation != generation.0 || raw.timestamp == 0 {
+    if raw.owner_id != args.host_id.get()
+        || raw.owner_generation != args.generation.0
+        || raw.timestamp == 0
+    {
         // Not ours: nothing to release. 3.8.5 answers 0 here too (it never compares the owner,
         // and in fact never writes: see docs/COMPATIBILITY.md).
         eprintln!(
             "sanlock: the lease is not held by host_id {} generation {}; nothing written",
-            host_id.get(),
-            generation.0
+            args.host_id.get(),
+            args.generation.0
         );
         return 0;
     }
     let mut leader = raw;
     leader.timestamp = 0;
-    leader.write_id = host_id.get();
-    leader.write_generation = generation.0;
+    leader.write_id = args.host_id.get();
+    leader.write_generation = args.generation.0;
     leader.write_timestamp = super::monotime_s();
     leader.flags &= !sanlock_core::ondisk::leader::LFL_SHORT_HOLD;
     let leader = leader.sealed();
     let mut sector = buf.as_ref().to_vec();
     sector[..sanlock_core::ondisk::leader::LEADER_RECORD_SIZE].copy_from_slice(&leader.to_bytes());
-    write_sector(&disk, offset, &sector, ss)
+    write_sector(&disk, args.offset, &sector, ss)
 }
 
 /// What both machines offer a driver.
