@@ -113,8 +113,13 @@ fn exit_time(child: &mut Child, t0: Instant, limit: Duration) -> (f64, Option<i3
 
 fn setup(scratch: &Scratch, d: &Daemon, io_timeout: &str) -> (String, String) {
     let ls = scratch.path("ls");
-    let res = scratch.path("res");
     common::create_file(&ls, 1 << 20);
+    setup_on(scratch, d, io_timeout, &ls)
+}
+
+/// Lockspace LS at `ls` (host_id 1), leases R1 and R2 in a file of the scratch folder; joined.
+fn setup_on(scratch: &Scratch, d: &Daemon, io_timeout: &str, ls: &Path) -> (String, String) {
+    let res = scratch.path("res");
     common::create_file(&res, 2 << 20);
     let ls_arg = format!("LS:1:{}:0", ls.display());
     assert_eq!(d.client(&["init", "-s", &ls_arg, "-o", io_timeout]).code, 0);
@@ -220,4 +225,21 @@ fn the_watchdog_is_fed_while_renewing_and_not_once_the_lockspace_is_about_to_exp
     );
     let _ = holder.kill();
     let _ = holder.wait();
+}
+
+#[test]
+fn removing_a_lockspace_kills_its_holders_with_sigkill_first() {
+    // §4.12: rem_lockspace SIGKILLs the pids holding leases in it, waits for them, then
+    // releases the host_id.
+    let scratch = Scratch::new("daemon-rem");
+    let d = Daemon::start(&scratch.path("run"), &["-w", "0"], None);
+    let (r1, _) = setup(&scratch, &d, "1");
+    let mut stubborn = d.holder(&r1, "trap '' TERM; while :; do sleep 1; done");
+    let ls_arg = format!("LS:1:{}:0", scratch.path("ls").display());
+    let t0 = Instant::now();
+    let rem = d.client(&["rem_lockspace", "-s", &ls_arg]);
+    assert_eq!(rem.stdout, "rem_lockspace\nrem_lockspace done 0\n");
+    let (_, sig) = exit_time(&mut stubborn, t0, Duration::from_secs(10));
+    assert_eq!(sig, Some(9));
+    assert_eq!(d.client(&["gets"]).stdout, "");
 }
