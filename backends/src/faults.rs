@@ -94,6 +94,16 @@ impl<S: Storage> Faulty<S> {
         self.faults = faults;
     }
 
+    /// The wrapped backend (to open disks on it).
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped backend, to open disks on it.
+    pub fn inner_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
     fn corrupt_read(&self, completed: &mut Completed) {
         let Some(&(_, disk, offset)) = self.corrupt.iter().find(|c| c.0 == completed.id) else {
             return;

@@ -287,11 +287,16 @@ pub struct Engine {
 
 impl Engine {
     /// An engine for `cfg`, answering on `tx`'s channel.
-    pub fn new(cfg: DaemonConfig, host_name: Name, tx: mpsc::UnboundedSender<Msg>) -> Self {
+    pub fn new(
+        cfg: DaemonConfig,
+        host_name: Name,
+        tx: mpsc::UnboundedSender<Msg>,
+        storage: DaemonStorage,
+    ) -> Self {
         let mut hc = HostConfig::new(host_name);
         hc.kill_grace_s = cfg.kill_grace_s;
         hc.rng_seed = u64::from(std::process::id()) ^ clock::now().since_boot().as_nanos() as u64;
-        let driver = HostDriver::new(Host::new(hc), DaemonStorage::new());
+        let driver = HostDriver::new(Host::new(hc), storage);
         Engine {
             cfg,
             host_name,

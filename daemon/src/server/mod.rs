@@ -61,6 +61,13 @@ pub fn run(argv: &[Vec<u8>], options: &Options) -> i32 {
     if !cfg.privileged {
         log::log(log::WARNING, "Running in unprivileged mode");
     }
+    serve(cfg, None)
+}
+
+/// The daemon from the lock file on (wire.md §1.2 steps 8-14), until it shuts down. With a
+/// fault switch (a test running the daemon in-process) its storage takes injected faults, and
+/// the process's signals are left alone.
+pub fn serve(cfg: DaemonConfig, faults: Option<storage::FaultSwitch>) -> i32 {
     let (uid, gid, names) = ids(&cfg);
     if let (true, Some(uname)) = (cfg.privileged, names.as_ref()) {
         // initgroups: the user's supplementary groups (disk access comes through them).
@@ -121,8 +128,14 @@ pub fn run(argv: &[Vec<u8>], options: &Options) -> i32 {
             }
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        spawn_signal_watch(tx.clone());
-        let mut engine = Engine::new(cfg, host_name, tx);
+        let storage = match faults {
+            Some(switch) => storage::DaemonStorage::with_faults(switch),
+            None => {
+                spawn_signal_watch(tx.clone());
+                storage::DaemonStorage::new()
+            }
+        };
+        let mut engine = Engine::new(cfg, host_name, tx, storage);
         watchdog::choose(&mut engine);
         engine.run(listener, rx).await;
         0
