@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::Scratch;
@@ -15,49 +15,35 @@ use sanlock_daemon::server::config::DaemonConfig;
 use sanlock_daemon::server::storage::{FaultSwitch, PathFault};
 
 fn client(run_dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(common::ours())
-        .arg("client")
-        .args(args)
-        .env("SANLOCK_RUN_DIR", run_dir)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::client_at(run_dir, args).stdout
 }
 
-fn holder(run_dir: &Path, res: &str, script: &str) -> Child {
-    let child = Command::new(common::ours())
-        .args([
-            "client", "command", "-r", res, "-c", "/bin/sh", "-c", script,
-        ])
-        .env("SANLOCK_RUN_DIR", run_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let held = format!(" p {}", child.id());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !client(run_dir, &["status"])
-        .lines()
-        .any(|l| l.starts_with("r ") && l.ends_with(&held))
-    {
-        assert!(Instant::now() < deadline, "{res} never held");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
+/// Our daemon on a thread of this process, its storage behind a fault switch.
+fn start_in_process(
+    run_dir: &Path,
+    host_name: &[u8],
+    kill_grace_s: u64,
+) -> (FaultSwitch, std::thread::JoinHandle<i32>) {
+    let cfg = DaemonConfig {
+        run_dir: run_dir.to_path_buf(),
+        privileged: false,
+        foreground: true,
+        our_host_name: host_name.to_vec(),
+        use_watchdog: false,
+        kill_grace_s,
+        ..DaemonConfig::default()
+    };
+    let switch = FaultSwitch::default();
+    let daemon = {
+        let switch = switch.clone();
+        std::thread::spawn(move || sanlock_daemon::server::serve(cfg, Some(switch)))
+    };
+    common::wait_for_socket(run_dir, Duration::from_secs(5));
+    (switch, daemon)
 }
 
 fn exit_after(child: &mut Child, t0: Instant) -> (f64, Option<i32>) {
-    use std::os::unix::process::ExitStatusExt;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return (t0.elapsed().as_secs_f64(), status.signal());
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "holder still running"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::exit_time(child, t0, Duration::from_secs(30))
 }
 
 #[test]
@@ -68,28 +54,7 @@ fn hung_lockspace_io_times_out_and_brings_sigterm_then_sigkill() {
     let res = scratch.path("res");
     common::create_file(&ls, 1 << 20);
     common::create_file(&res, 2 << 20);
-    let cfg = DaemonConfig {
-        run_dir: run_dir.clone(),
-        privileged: false,
-        foreground: true,
-        our_host_name: b"faulty".to_vec(),
-        use_watchdog: false,
-        kill_grace_s: 3,
-        ..DaemonConfig::default()
-    };
-    let switch = FaultSwitch::default();
-    let daemon = {
-        let switch = switch.clone();
-        std::thread::spawn(move || sanlock_daemon::server::serve(cfg, Some(switch)))
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while std::os::unix::net::UnixStream::connect(run_dir.join("sanlock.sock")).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the in-process daemon did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (switch, daemon) = start_in_process(&run_dir, b"faulty", 3);
     let ls_arg = format!("LS:1:{}:0", ls.display());
     assert!(client(&run_dir, &["init", "-s", &ls_arg, "-o", "1"]).ends_with("init done 0\n"));
     let r1 = format!("LS:R1:{}:0", res.display());
@@ -98,8 +63,9 @@ fn hung_lockspace_io_times_out_and_brings_sigterm_then_sigkill() {
     assert!(client(&run_dir, &["init", "-r", &r2]).ends_with("init done 0\n"));
     let add = client(&run_dir, &["add_lockspace", "-s", &ls_arg, "-o", "1"]);
     assert!(add.ends_with("done 0\n"), "{add}");
-    let mut polite = holder(&run_dir, &r1, "exec sleep 600");
-    let mut stubborn = holder(&run_dir, &r2, "trap '' TERM; while :; do sleep 1; done");
+    let mut polite = common::hold_with_script(&run_dir, &r1, "exec sleep 600");
+    let mut stubborn =
+        common::hold_with_script(&run_dir, &r2, "trap '' TERM; while :; do sleep 1; done");
 
     // Every lockspace I/O from now on hangs: it never completes and times out at its deadline.
     let t0 = Instant::now();
@@ -139,24 +105,7 @@ fn timed_out_renewals_are_counted_in_the_renewal_history() {
     let run_dir = scratch.path("run");
     let ls = scratch.path("ls");
     common::create_file(&ls, 1 << 20);
-    let cfg = DaemonConfig {
-        run_dir: run_dir.clone(),
-        privileged: false,
-        foreground: true,
-        our_host_name: b"faulty2".to_vec(),
-        use_watchdog: false,
-        ..DaemonConfig::default()
-    };
-    let switch = FaultSwitch::default();
-    let daemon = {
-        let switch = switch.clone();
-        std::thread::spawn(move || sanlock_daemon::server::serve(cfg, Some(switch)))
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while std::os::unix::net::UnixStream::connect(run_dir.join("sanlock.sock")).is_err() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (switch, daemon) = start_in_process(&run_dir, b"faulty2", 40);
     let ls_arg = format!("LS:1:{}:0", ls.display());
     client(&run_dir, &["init", "-s", &ls_arg, "-o", "1"]);
     assert!(client(&run_dir, &["add_lockspace", "-s", &ls_arg, "-o", "1"]).ends_with("done 0\n"));

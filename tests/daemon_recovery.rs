@@ -31,11 +31,7 @@ impl Daemon {
             cmd.env("SANLOCK_WATCHDOG_FILE", f);
         }
         let child = cmd.spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while std::os::unix::net::UnixStream::connect(run_dir.join("sanlock.sock")).is_err() {
-            assert!(Instant::now() < deadline, "daemon did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        common::wait_for_socket(run_dir, Duration::from_secs(5));
         Daemon {
             child,
             run_dir: run_dir.to_path_buf(),
@@ -43,42 +39,12 @@ impl Daemon {
     }
 
     fn client(&self, args: &[&str]) -> common::Run {
-        let out = Command::new(common::ours())
-            .arg("client")
-            .args(args)
-            .env("SANLOCK_RUN_DIR", &self.run_dir)
-            .output()
-            .unwrap();
-        common::Run {
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            code: out.status.code().unwrap_or(-1),
-        }
+        common::client_at(&self.run_dir, args)
     }
 
     /// A process holding `res`: `client command -r res -c /bin/sh -c script`.
     fn holder(&self, res: &str, script: &str) -> Child {
-        let child = Command::new(common::ours())
-            .args([
-                "client", "command", "-r", res, "-c", "/bin/sh", "-c", script,
-            ])
-            .env("SANLOCK_RUN_DIR", &self.run_dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let held = format!(" p {}", child.id());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self
-            .client(&["status"])
-            .stdout
-            .lines()
-            .any(|l| l.starts_with("r ") && l.ends_with(&held))
-        {
-            assert!(Instant::now() < deadline, "{res} never held");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        child
+        common::hold_with_script(&self.run_dir, res, script)
     }
 }
 
@@ -97,18 +63,6 @@ fn cut_to_nothing(path: &Path) {
         .unwrap()
         .set_len(0)
         .unwrap();
-}
-
-/// Waits for `child` to exit; returns when (seconds after `t0`) and by which signal.
-fn exit_time(child: &mut Child, t0: Instant, limit: Duration) -> (f64, Option<i32>) {
-    use std::os::unix::process::ExitStatusExt;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return (t0.elapsed().as_secs_f64(), status.signal());
-        }
-        assert!(t0.elapsed() < limit, "holder still running after {limit:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn setup(scratch: &Scratch, d: &Daemon, io_timeout: &str) -> (String, String) {
@@ -147,8 +101,8 @@ fn failed_renewals_bring_sigterm_at_8n_then_sigkill_after_the_grace() {
     // 2 s (the renewal interval, 2N) before this instant.
     let t0 = Instant::now();
     cut_to_nothing(&scratch.path("ls"));
-    let (term_at, term_sig) = exit_time(&mut polite, t0, Duration::from_secs(30));
-    let (kill_at, kill_sig) = exit_time(&mut stubborn, t0, Duration::from_secs(30));
+    let (term_at, term_sig) = common::exit_time(&mut polite, t0, Duration::from_secs(30));
+    let (kill_at, kill_sig) = common::exit_time(&mut stubborn, t0, Duration::from_secs(30));
     eprintln!("SIGTERM holder gone at {term_at:.2} s, SIGKILL holder at {kill_at:.2} s");
     assert_eq!(term_sig, Some(15), "the first holder died of SIGTERM");
     assert_eq!(
@@ -239,7 +193,7 @@ fn removing_a_lockspace_kills_its_holders_with_sigkill_first() {
     let t0 = Instant::now();
     let rem = d.client(&["rem_lockspace", "-s", &ls_arg]);
     assert_eq!(rem.stdout, "rem_lockspace\nrem_lockspace done 0\n");
-    let (_, sig) = exit_time(&mut stubborn, t0, Duration::from_secs(10));
+    let (_, sig) = common::exit_time(&mut stubborn, t0, Duration::from_secs(10));
     assert_eq!(sig, Some(9));
     assert_eq!(d.client(&["gets"]).stdout, "");
 }

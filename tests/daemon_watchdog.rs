@@ -9,7 +9,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{CDaemon, Scratch};
 
@@ -61,22 +61,12 @@ fn daemon(run_dir: &Path, wdmd: &Path) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while UnixStream::connect(run_dir.join("sanlock.sock")).is_err() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_for_socket(run_dir, Duration::from_secs(5));
     child
 }
 
 fn client(run_dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(common::ours())
-        .arg("client")
-        .args(args)
-        .env("SANLOCK_RUN_DIR", run_dir)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::client_at(run_dir, args).stdout
 }
 
 #[test]

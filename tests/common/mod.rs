@@ -254,6 +254,78 @@ impl Drop for LoopDevice {
     }
 }
 
+/// `sanlock client ARGS` with our binary, against the daemon of `run_dir`.
+pub fn client_at(run_dir: &Path, args: &[&str]) -> Run {
+    let out = Command::new(ours())
+        .arg("client")
+        .args(args)
+        .env("SANLOCK_RUN_DIR", run_dir)
+        .output()
+        .unwrap();
+    Run::of(out)
+}
+
+impl Run {
+    /// What a finished command printed and its exit status (-1 if a signal ended it).
+    pub fn of(out: std::process::Output) -> Run {
+        Run {
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            code: out.status.code().unwrap_or(-1),
+        }
+    }
+}
+
+/// Returns once the daemon of `run_dir` accepts connections; panics after `within`.
+pub fn wait_for_socket(run_dir: &Path, within: Duration) {
+    let deadline = Instant::now() + within;
+    while std::os::unix::net::UnixStream::connect(run_dir.join("sanlock.sock")).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "no daemon at {}",
+            run_dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A process holding `res` on the daemon of `run_dir` (`client command -r res -c /bin/sh -c
+/// script`), returned once the daemon lists it as held.
+pub fn hold_with_script(run_dir: &Path, res: &str, script: &str) -> Child {
+    let child = Command::new(ours())
+        .args([
+            "client", "command", "-r", res, "-c", "/bin/sh", "-c", script,
+        ])
+        .env("SANLOCK_RUN_DIR", run_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let held = format!(" p {}", child.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !client_at(run_dir, &["status"])
+        .stdout
+        .lines()
+        .any(|l| l.starts_with("r ") && l.ends_with(&held))
+    {
+        assert!(Instant::now() < deadline, "{res} never held");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+/// Waits for `child` to exit: when (seconds after `t0`) and by which signal.
+pub fn exit_time(child: &mut Child, t0: Instant, limit: Duration) -> (f64, Option<i32>) {
+    use std::os::unix::process::ExitStatusExt;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (t0.elapsed().as_secs_f64(), status.signal());
+        }
+        assert!(t0.elapsed() < limit, "still running after {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A sanlock daemon (the C one, or ours: any binary) acting as one host: its own run directory
 /// and host name, no watchdog, unprivileged. Killed (with everything it started) when dropped.
 pub struct CDaemon {
@@ -315,11 +387,7 @@ impl CDaemon {
             .env("SANLOCK_RUN_DIR", &self.run_dir)
             .output()
             .unwrap();
-        Run {
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            code: out.status.code().unwrap_or(-1),
-        }
+        Run::of(out)
     }
 
     /// Makes a process hold RES (`client command -r RES -c /bin/sleep 600`) and returns once
