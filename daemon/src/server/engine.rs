@@ -420,7 +420,7 @@ impl Engine {
         if let Some(c) = self.client_mut(ci) {
             if !c.registered {
                 c.owner_name = Name::truncated(
-                    Cmd::from_header(&header)
+                    crate::wire::Cmd::from_u32(header.cmd)
                         .map_or("cmd", |c| c.client_name())
                         .as_bytes(),
                 );
@@ -502,7 +502,7 @@ impl Engine {
             }
             Call::RemLockspace(ls) => self.rem_lockspace(&ls, waiter),
             Call::Acquire { resources, options } => {
-                let Some(target) = self.target(ci, header, &waiter) else {
+                let Some(target) = self.target(ci, header) else {
                     waiter.answer(self.target_error(ci, header));
                     return;
                 };
@@ -513,15 +513,15 @@ impl Engine {
                 }
                 self.acquire(target, resources, options, waiter);
             }
-            Call::Release(resources) => match self.target(ci, header, &waiter) {
+            Call::Release(resources) => match self.target(ci, header) {
                 Some(target) => self.release(target, resources, waiter),
                 None => waiter.answer(self.target_error(ci, header)),
             },
-            Call::Inquire => match self.target(ci, header, &waiter) {
+            Call::Inquire => match self.target(ci, header) {
                 Some(target) => self.inquire(target, waiter),
                 None => waiter.answer(self.target_error(ci, header)),
             },
-            Call::Convert(res) => match self.target(ci, header, &waiter) {
+            Call::Convert(res) => match self.target(ci, header) {
                 Some(target) => self.convert(target, res, waiter),
                 None => waiter.answer(self.target_error(ci, header)),
             },
@@ -530,7 +530,7 @@ impl Engine {
 
     /// The client a lease command is for (§1.3): data2 -1 is the connection itself, else the
     /// first registered slot with that pid; it must be registered, alive and idle.
-    fn target(&self, ci: usize, header: Header, _w: &Waiter) -> Option<usize> {
+    fn target(&self, ci: usize, header: Header) -> Option<usize> {
         let t = self.find_target(ci, header)?;
         let c = self.client(t)?;
         (c.registered && !c.dead && c.job.is_none()).then_some(t)
@@ -665,14 +665,5 @@ impl Engine {
                 }
             }
         }
-    }
-}
-
-/// Command lookup from a header, for naming connections.
-struct Cmd;
-
-impl Cmd {
-    fn from_header(h: &Header) -> Option<crate::wire::Cmd> {
-        crate::wire::Cmd::from_u32(h.cmd)
     }
 }
