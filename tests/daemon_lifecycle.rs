@@ -246,3 +246,51 @@ fn a_privileged_start_behaves_as_sanlocks_here() {
     }
     assert_eq!(results[1], results[0], "ours, then C: (exit, socket made)");
 }
+
+/// CPU seconds (user + system) a process has used, from /proc/PID/stat.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+#[test]
+fn running_out_of_file_descriptors_neither_spins_nor_stops_the_daemon() {
+    let scratch = Scratch::new("daemon-emfile");
+    let run_dir = scratch.path("run");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let ours = common::ours().display().to_string();
+    let mut daemon = Command::new("/bin/sh")
+        .args([
+            "-c",
+            &format!("ulimit -n 48; exec {ours} daemon -D -w 0 -e host"),
+        ])
+        .env("SANLOCK_RUN_DIR", &run_dir)
+        .env("SANLOCK_PRIVILEGED", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (mut s, _) = connect_within(&run_dir, Duration::from_secs(2));
+    // More connections than the daemon has descriptors for: accept fails with EMFILE.
+    let flood: Vec<UnixStream> = (0..100)
+        .filter_map(|_| UnixStream::connect(run_dir.join("sanlock.sock")).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let before = cpu_seconds(daemon.id());
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_seconds(daemon.id()) - before;
+    assert!(
+        used < 0.5,
+        "the daemon used {used} s of CPU in 2 s while out of descriptors"
+    );
+    assert_eq!(version_on(&mut s).data2, 0x0308_0500);
+    drop(flood);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (mut fresh, _) = connect_within(&run_dir, Duration::from_secs(2));
+    assert_eq!(version_on(&mut fresh).data2, 0x0308_0500);
+    kill(&mut daemon);
+}

@@ -324,6 +324,9 @@ impl Engine {
             &format!("storage backend {}", self.driver.storage_mut().kind()),
         );
         let mut next_check = clock::now() + Duration::from_secs(1);
+        // After a failed accept (out of fds) the listener rests until the next check rather
+        // than failing again at once and spinning the loop.
+        let mut accept_resting = false;
         loop {
             if self.shutting_down && self.spaces.is_empty() && self.pending.is_empty() {
                 break;
@@ -333,11 +336,13 @@ impl Engine {
                     let Some(msg) = msg else { break };
                     self.handle_msg(msg);
                 }
-                accepted = listener.accept() => {
-                    if let Ok((stream, _)) = accepted {
-                        self.accept(stream);
+                accepted = listener.accept(), if !accept_resting => match accepted {
+                    Ok((stream, _)) => self.accept(stream),
+                    Err(e) => {
+                        log::log(log::ERR, &format!("accept: {e}"));
+                        accept_resting = true;
                     }
-                }
+                },
                 outputs = self.driver.run(self.wake_at(next_check)) => {
                     for output in outputs {
                         self.handle_output(output);
@@ -348,6 +353,7 @@ impl Engine {
                     }
                     if now >= next_check {
                         next_check = now + Duration::from_secs(1);
+                        accept_resting = false;
                     }
                 }
             }
