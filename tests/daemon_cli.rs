@@ -97,6 +97,14 @@ fn sequence(cli: &Path, run_dir: &Path, dir: &Path) -> String {
     r(&with_pid("client inquire -p $PID"), p);
     r(&with_pid("client acquire -r LS:R2:$D/res:1M -p $PID"), p);
     r(&with_pid("client inquire -p $PID -D"), p);
+    // Two resources, the second with no lease on disk: the first is given back (§4.4 step 7).
+    r(&with_pid("client release -r LS:R2:$D/res:1M -p $PID"), p);
+    r(
+        &with_pid("client acquire -r LS:R2:$D/res:1M -r LS:R9:$D/res:2M -p $PID"),
+        p,
+    );
+    r(&with_pid("client inquire -p $PID"), p);
+    r(&with_pid("client acquire -r LS:R2:$D/res:1M -p $PID"), p);
     r(&with_pid("client convert -r LS:R2:$D/res:1M:SH -p $PID"), p);
     r(&with_pid("client convert -r LS:R2:$D/res:1M:SH -p $PID"), p);
     r(&with_pid("client inquire -p $PID"), p);

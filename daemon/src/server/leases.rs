@@ -84,7 +84,7 @@ impl Engine {
         if let Some(t) = self.tokens.get_mut(&key) {
             if t.shared && shared && !t.holders.contains(&ci) {
                 t.holders.push(ci);
-                self.add_client_lease(ci, key);
+                self.acquired(ci, key);
                 return Ok(false);
             }
             return Err(EEXIST);
@@ -133,6 +133,19 @@ impl Engine {
             .host_mut()
             .acquire(clock::now(), key.0, key.1, disk.offset, request);
         Ok(true)
+    }
+
+    /// Client `ci` now holds `key`, as part of its acquire under way (which undoes it if a
+    /// later resource fails).
+    fn acquired(&mut self, ci: usize, key: (Name, Name)) {
+        self.add_client_lease(ci, key);
+        if let Some(Client {
+            job: Some(Job::Acquire { done, .. }),
+            ..
+        }) = self.client_mut(ci)
+        {
+            done.push(key);
+        }
     }
 
     pub(super) fn finish_acquire(&mut self, ci: usize, rv: i32) {
@@ -249,7 +262,7 @@ impl Engine {
             return;
         }
         let text = parts.join(&b' ');
-        if text.contains(&b' ') && parts.iter().any(|p| p.contains(&b' ')) {
+        if parts.iter().any(|p| p.contains(&b' ')) {
             // A lease string with a space, even escaped, fails the whole inquire (§4.6).
             h.data = (-81i32) as u32;
             let _ = waiter.reply.send(Reply::keep(h));
@@ -300,7 +313,7 @@ impl Engine {
                         res_id,
                     },
                 );
-                self.add_client_lease(ci, key);
+                self.acquired(ci, key);
                 self.acquire_next(ci);
             }
             (Some(Pending::Acquire { ci, .. }), paxos::Event::AcquireFailed { rv }) => {
