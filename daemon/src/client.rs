@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
-use crate::wire::payload::{HOST_EVENT_LEN, LOCKSPACE_LEN, RESOURCE_LEN};
+use crate::wire::payload::{LOCKSPACE_LEN, RESOURCE_LEN};
 use crate::wire::{Cmd, Header, WireHost, WireLockspace, WireResource, WireState, HEADER_LEN};
 
 /// The run directory: `$SANLOCK_RUN_DIR` (an empty value as is), else `/run/sanlock`.
@@ -327,9 +327,6 @@ pub fn names_payload(resources: &[WireResource]) -> Vec<u8> {
     }
     out
 }
-
-/// The sanlk_host_event size (for event payloads).
-pub const HOST_EVENT_SIZE: usize = HOST_EVENT_LEN;
 
 fn neg_errno(e: &std::io::Error) -> i32 {
     -e.raw_os_error().unwrap_or(5)

@@ -250,9 +250,4 @@ impl Engine {
             }
         }
     }
-
-    /// The once-a-second part of recovery.
-    pub(super) fn kill_check(&mut self, now: Time) {
-        self.holders_check(now);
-    }
 }

@@ -1,6 +1,6 @@
 //! Requests that read or write a lease area once and are done: WRITE/READ_LOCKSPACE,
 //! WRITE/READ_RESOURCE, READ_RESOURCE_OWNERS, ALIGN (wire.md §4.16-4.21), and the geometry probe
-//! that add_lockspace and acquire make before the core takes over. They block; the daemon runs
+//! that add_lockspace makes before the core takes over. They block; the daemon runs
 //! them on a blocking thread, off its event loop.
 
 use sanlock_backends::disk::{Disk, DiskKind};
@@ -20,16 +20,13 @@ const ERANGE: i32 = -34;
 /// The geometry a request's flags give: `Ok(None)` for neither bit, -1 when only one of the
 /// sector and align bits is set (sizeflags.c), -EINVAL for a pair that is no geometry.
 pub fn given_geometry(flags: u32) -> Result<Option<Geometry>, i32> {
-    use sanlock_core::ondisk::{AlignSize, GeometryError};
+    use sanlock_core::ondisk::AlignSize;
     let sector = SectorSize::from_api_flags(flags);
     let align = AlignSize::from_api_flags(flags);
     match (sector, align) {
         (None, None) => Ok(None),
         (Some(_), None) | (None, Some(_)) => Err(-1),
-        (Some(_), Some(_)) => Geometry::from_api_flags(flags).map_err(|e| match e {
-            GeometryError::Combination { .. } => EINVAL,
-            _ => EINVAL,
-        }),
+        (Some(_), Some(_)) => Geometry::from_api_flags(flags).map_err(|_| EINVAL),
     }
 }
 
@@ -267,17 +264,6 @@ pub fn probe_lockspace(path: &[u8], offset: u64) -> Result<Geometry, i32> {
     let disk = open(path, |_| ENODEV)?;
     let (raw, geometry) = read_first_leader(&disk, offset, None)?;
     if raw.magic != LeaderKind::Delta.magic() {
-        return Err(SANLK_LEADER_MAGIC);
-    }
-    Ok(geometry)
-}
-
-/// The geometry of the resource lease at `path`/`offset`, for acquire: -errno of the open,
-/// -223 without a paxos leader there.
-pub fn probe_resource(path: &[u8], offset: u64) -> Result<Geometry, i32> {
-    let disk = open(path, |rv| rv)?;
-    let (raw, geometry) = read_first_leader(&disk, offset, None)?;
-    if raw.magic != LeaderKind::Paxos.magic() {
         return Err(SANLK_LEADER_MAGIC);
     }
     Ok(geometry)

@@ -362,7 +362,7 @@ impl Engine {
                 w.answer(rv);
             }
         }
-        self.kill_check(now);
+        self.holders_check(now);
         super::watchdog::check(self, now);
     }
 
