@@ -95,12 +95,8 @@ impl Engine {
             return;
         };
         if self.spaces[i].state != SpaceState::Adding {
-            // Removed while probing: the add reports -1 (§4.12).
-            let s = self.spaces.remove(i);
-            if let Some(w) = s.add_waiter {
-                w.answer(EPERM);
-            }
-            return;
+            // Removed while probing: the add reports -1 (§4.12), and wdmd lets go of it.
+            return self.add_failed(i, EPERM);
         }
         let geometry = match result {
             Ok(g) => g,
@@ -250,10 +246,7 @@ impl Engine {
             Ok(t) => t,
             Err(rv) => return header.result(rv).encode().to_vec(),
         };
-        let max = self
-            .spaces
-            .iter()
-            .find(|s| s.ls.name == ls.name)
+        let max = space
             .and_then(|s| s.geometry)
             .map_or(2000, |g| g.max_hosts());
         let mut hosts = Vec::new();
