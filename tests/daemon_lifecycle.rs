@@ -294,3 +294,90 @@ fn running_out_of_file_descriptors_neither_spins_nor_stops_the_daemon() {
     assert_eq!(version_on(&mut fresh).data2, 0x0308_0500);
     kill(&mut daemon);
 }
+
+#[test]
+fn a_dead_clients_slot_is_not_reused_while_its_connection_lives() {
+    // A registered process exits (its pidfd fires, its lease goes) while a child it forked
+    // keeps the connection open. The slot must stay that connection's until it closes: a new
+    // holder given the same slot would lose its lease when the old connection finally closes.
+    if !Command::new("/usr/bin/python3")
+        .args(["-c", "import sanlock"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("skipped: python3-sanlock is not installed");
+        return;
+    }
+    let scratch = Scratch::new("daemon-slot");
+    let run_dir = scratch.path("run");
+    let mut daemon = spawn_daemon(&run_dir);
+    connect_within(&run_dir, Duration::from_secs(2));
+    let ls = scratch.path("ls");
+    let res = scratch.path("res");
+    common::create_file(&ls, 1 << 20);
+    common::create_file(&res, 2 << 20);
+    let ls_arg = format!("LS:1:{}:0", ls.display());
+    let r1 = format!("LS:R1:{}:0", res.display());
+    let r2 = format!("LS:R2:{}:1048576", res.display());
+    for args in [
+        vec!["init", "-s", &ls_arg, "-o", "1"],
+        vec!["init", "-r", &r1],
+        vec!["init", "-r", &r2],
+        vec!["add_lockspace", "-s", &ls_arg, "-o", "1"],
+    ] {
+        assert_eq!(common::client_at(&run_dir, &args).code, 0, "{args:?}");
+    }
+    let script = format!(
+        "import os, sys, time, sanlock\n\
+         fd = sanlock.register()\n\
+         sanlock.acquire(b'LS', b'R1', [('{}', 0)], slkfd=fd)\n\
+         if os.fork() == 0:\n    time.sleep(4)\n    os._exit(0)\n\
+         os._exit(0)\n",
+        res.display()
+    );
+    let parent = Command::new("/usr/bin/python3")
+        .args(["-c", &script])
+        .env("SANLOCK_RUN_DIR", &run_dir)
+        .status()
+        .unwrap();
+    assert!(parent.success());
+    // The parent is gone: its lease goes although the child holds the connection.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while common::client_at(&run_dir, &["status"])
+        .stdout
+        .contains(":R1:")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "R1 still held after its process exited"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The new holder connects alone, so it gets the lowest free slot: the dead client's if
+    // that was freed.
+    let mut holder = Command::new(common::ours())
+        .args(["client", "command", "-r", &r2, "-c", "/bin/sleep", "600"])
+        .env("SANLOCK_RUN_DIR", &run_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(common::client_at(&run_dir, &["status"])
+        .stdout
+        .contains(&format!(" p {}", holder.id())));
+    // The child exits and closes the old connection.
+    std::thread::sleep(Duration::from_secs(4));
+    let status = common::client_at(&run_dir, &["status"]).stdout;
+    let _ = holder.kill();
+    let _ = holder.wait();
+    kill(&mut daemon);
+    assert!(
+        status.contains(&format!(
+            ":R2:{}:1048576:1 p {}",
+            res.display(),
+            holder.id()
+        )),
+        "the new holder lost its lease: {status}"
+    );
+}

@@ -33,6 +33,9 @@ pub struct Client {
     pub registered: bool,
     /// The process died or its connection closed.
     pub dead: bool,
+    /// The connection has closed. Only then may the slot be reused: messages from a
+    /// connection carry its slot number until its last one (`Closed`).
+    pub closed: bool,
     /// RESTRICT flags.
     pub restrict: u32,
     /// Leases held, in acquisition order (inquire lists them so).
@@ -53,6 +56,7 @@ impl Engine {
             owner_name: Name::EMPTY,
             registered: false,
             dead: false,
+            closed: false,
             restrict: 0,
             leases: Vec::new(),
             job: None,
@@ -109,13 +113,11 @@ impl Engine {
     /// its leases are released (§4.1).
     pub(super) fn client_closed(&mut self, ci: usize) {
         let Some(c) = self.client_mut(ci) else { return };
-        if !c.registered {
-            if c.job.is_none() {
-                self.clients[ci] = None;
-            }
-            return;
+        c.closed = true;
+        if c.registered {
+            self.client_died(ci);
         }
-        self.client_died(ci);
+        self.free_if_done(ci);
     }
 
     /// The pidfd of slot `ci`'s process fired. The slot may have been reused meanwhile.
@@ -145,7 +147,8 @@ impl Engine {
         self.release_all(ci);
     }
 
-    /// Releases every lease of a dead client; its slot is freed once nothing is left.
+    /// Releases every lease of a dead client; its slot is freed once its connection is gone
+    /// too.
     pub(super) fn release_all(&mut self, ci: usize) {
         let leases = self
             .client(ci)
@@ -154,9 +157,7 @@ impl Engine {
         for key in leases {
             self.release_in_background(ci, key);
         }
-        if self.client(ci).is_some_and(|c| c.leases.is_empty()) {
-            self.free_client(ci);
-        }
+        self.free_if_done(ci);
         self.holders_check(clock::now());
     }
 
@@ -174,10 +175,14 @@ impl Engine {
         }
     }
 
-    /// Frees slot `ci`.
-    pub(super) fn free_client(&mut self, ci: usize) {
-        if let Some(slot) = self.clients.get_mut(ci) {
-            *slot = None;
+    /// Frees slot `ci` once its connection has closed and nothing is left of it: no command
+    /// under way, no lease.
+    pub(super) fn free_if_done(&mut self, ci: usize) {
+        if self
+            .client(ci)
+            .is_some_and(|c| c.closed && c.job.is_none() && c.leases.is_empty())
+        {
+            self.clients[ci] = None;
         }
     }
 

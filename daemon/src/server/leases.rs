@@ -156,13 +156,13 @@ impl Engine {
         let dead = c.dead;
         if rv < 0 || dead {
             // The first failure undoes what this command took (§4.4 step 7); a holder that
-            // died meanwhile gets -ENOTTY and keeps nothing.
+            // died meanwhile gets -ENOTTY and keeps nothing, its earlier leases included.
             for key in done {
                 self.drop_holder(ci, key);
             }
             waiter.answer(if rv < 0 { rv } else { ENOTTY });
             if dead {
-                self.free_client(ci);
+                self.release_all(ci);
             }
             return;
         }
@@ -367,8 +367,8 @@ impl Engine {
                 let rv = *first;
                 self.finish_job(ci, rv);
             }
-        } else if c.dead && c.leases.is_empty() {
-            self.free_client(ci);
+        } else if c.dead {
+            self.free_if_done(ci);
         }
     }
 
