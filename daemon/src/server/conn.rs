@@ -106,18 +106,11 @@ async fn handle(
                 return Ok(Some(Reply::keep(header.result(E2BIG))));
             }
             let mut resources = Vec::new();
-            let mut range_error = false;
             for _ in 0..header.data {
-                match read_resource(stream, true).await? {
-                    Some(r) => resources.push(r),
-                    None => range_error = true,
-                }
-                if range_error {
-                    break;
-                }
-            }
-            if range_error {
-                return Ok(Some(Reply::keep(header.result(ERANGE))));
+                let Some(r) = read_resource(stream, true).await? else {
+                    return Ok(Some(Reply::keep(header.result(ERANGE))));
+                };
+                resources.push(r);
             }
             let options = WireOptions::decode(&read_bytes(stream, OPTIONS_LEN).await?);
             Call::Acquire { resources, options }
