@@ -42,6 +42,9 @@ pub struct HostConfig {
     pub kill_grace_s: u64,
     /// Seeds every machine's PRNG.
     pub rng_seed: u64,
+    /// set_bitmap_seconds (`-b`): how long a bit we set stays in our bitmap, and the
+    /// per-sender request throttle. 0 means 6 × io_timeout per lockspace.
+    pub set_bitmap_s: u64,
     /// A deliberate bug to run with (the simulator's mutant suite only).
     #[cfg(feature = "mutants")]
     pub mutant: Option<crate::mutants::Mutant>,
@@ -54,6 +57,7 @@ impl HostConfig {
             host_name,
             kill_grace_s: DEFAULT_KILL_GRACE_S,
             rng_seed: 1,
+            set_bitmap_s: 0,
             #[cfg(feature = "mutants")]
             mutant: None,
         }
@@ -300,6 +304,8 @@ struct Lockspace {
     timeouts: Timeouts,
     geometry: Geometry,
     offset: u64,
+    /// set_bitmap_seconds for this lockspace.
+    set_bitmap: Duration,
     /// Set once the lockspace has failed: when, and whether holders are still running.
     failed: Option<Time>,
     /// The next time to repeat StopHolders, while holders run.
@@ -374,12 +380,16 @@ impl Host {
         delta.set_mutations(self.mutations());
         delta.acquire(now);
         self.new_instance(Target::Lockspace(join.space_name));
+        let set_bitmap = match self.config.set_bitmap_s {
+            0 => timeouts.set_bitmap(),
+            s => Duration::from_secs(s),
+        };
         let table = HostTable::new(
             join.space_name,
             join.host_id,
             join.geometry,
             timeouts,
-            timeouts.set_bitmap(),
+            set_bitmap,
         );
         self.lockspaces.insert(
             join.space_name,
@@ -389,6 +399,7 @@ impl Host {
                 timeouts,
                 geometry: join.geometry,
                 offset: join.offset,
+                set_bitmap,
                 failed: None,
                 next_stop: None,
                 removing: false,
@@ -510,6 +521,30 @@ impl Host {
         self.drain(now);
     }
 
+    /// Releases a held lease and renames it on disk (SANLK_REL_RENAME): the freed leader
+    /// carries `new_name`. On a failed lockspace it is only forgotten, as [`Host::release`].
+    pub fn release_renamed(
+        &mut self,
+        now: Time,
+        space_name: Name,
+        resource_name: Name,
+        new_name: Name,
+    ) {
+        let failed = self
+            .lockspaces
+            .get(&space_name)
+            .is_none_or(|ls| ls.failed.is_some());
+        if !failed && self.resources.contains_key(&(space_name, resource_name)) {
+            self.tick(now);
+            if let Some(lease) = self.resources.get_mut(&(space_name, resource_name)) {
+                lease.release_renamed(now, new_name);
+            }
+            self.drain(now);
+            return;
+        }
+        self.release(now, space_name, resource_name);
+    }
+
     /// Converts a held resource lease to shared or exclusive.
     pub fn convert(&mut self, now: Time, space_name: Name, resource_name: Name, to_shared: bool) {
         self.tick(now);
@@ -554,8 +589,8 @@ impl Host {
         let pending = ls.host_event.event != 0
             && ls
                 .event_set_at
-                .is_some_and(|at| now.saturating_since(at) < ls.timeouts.set_bitmap());
-        if pending && event.event != 0 && event != ls.host_event && !flags.replace_event {
+                .is_some_and(|at| now.saturating_since(at) < ls.set_bitmap);
+        if pending && event.event != 0 && event.event != ls.host_event.event && !flags.replace_event {
             return Err(-16);
         }
         ls.host_event = event;
@@ -1326,7 +1361,7 @@ impl Lockspace {
 /// Puts the bits asked for within set_bitmap seconds (never ours) into the delta lease's next
 /// renewals, forgetting older ones (lockspace.c `create_bitmap_and_extra`).
 fn refresh_bitmap(ls: &mut Lockspace, now: Time) {
-    let window = ls.timeouts.set_bitmap();
+    let window = ls.set_bitmap;
     ls.bit_times
         .retain(|_, at| now.saturating_since(*at) < window);
     let ours = ls.delta.config().host_id;

@@ -148,6 +148,8 @@ pub struct PaxosLease {
     sh_retries_left: u32,
     /// An LVB value set by the holder, written before the release.
     dirty_lvb: Option<Lvb>,
+    /// SANLK_REL_RENAME: the name the released leader carries.
+    rename_to: Option<Name>,
     /// While converting SH→EX: the shared hold to return to if the convert fails.
     converting: Option<(LeaderRecord, PaxosDblock)>,
     /// The lease version this attempt's phase 2 proposed us for: the only committed value
@@ -408,6 +410,7 @@ impl PaxosLease {
             request: AcquireRequest::default(),
             sh_retries_left: SH_RETRIES,
             dirty_lvb: None,
+            rename_to: None,
             converting: None,
             proposed_lver: None,
             phase: Step::Idle,
@@ -502,6 +505,14 @@ impl PaxosLease {
             return;
         }
         self.phase = self.release_dblock(now, leader, dblock, shared);
+    }
+
+    /// Releases a held lease as [`PaxosLease::release`] does, writing `new_name` into the
+    /// freed leader (SANLK_REL_RENAME). An exclusive hold only: a shared release leaves the
+    /// leader alone.
+    pub fn release_renamed(&mut self, now: Time, new_name: Name) {
+        self.rename_to = Some(new_name);
+        self.release(now);
     }
 
     /// Converts a held lease to the other mode (§9.4-9.5): reports [`Event::Converted`] or
@@ -1427,6 +1438,9 @@ impl PaxosLease {
         freed.write_generation = self.config.generation.0;
         freed.write_timestamp = now.secs();
         freed.flags &= !LFL_SHORT_HOLD;
+        if let Some(name) = self.rename_to {
+            freed.resource_name = name;
+        }
         let io = self.write_leader(now, &freed);
         Step::ReleaseWriteLeader {
             io,

@@ -65,6 +65,16 @@ pub const SANLK_REQUEST_VERSION: i32 = -271;
 pub const SANLK_REQUEST_OLD: i32 = -272;
 /// A request for a later version is already recorded.
 pub const SANLK_REQUEST_LVER: i32 = -273;
+/// The rindex header's magic is wrong.
+pub const SANLK_RINDEX_MAGIC: i32 = -274;
+/// The rindex header's major version is wrong.
+pub const SANLK_RINDEX_VERSION: i32 = -275;
+/// The rindex header names another lockspace.
+pub const SANLK_RINDEX_LOCKSPACE: i32 = -276;
+/// The rindex header's offset, or an entry's, is not the one given.
+pub const SANLK_RINDEX_OFFSET: i32 = -277;
+/// The name recorded at an offset is not the one given.
+pub const SANLK_RINDEX_DIFF: i32 = -278;
 
 #[cfg(test)]
 mod tests {

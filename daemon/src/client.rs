@@ -331,3 +331,66 @@ pub fn names_payload(resources: &[WireResource]) -> Vec<u8> {
 fn neg_errno(e: &std::io::Error) -> i32 {
     -e.raw_os_error().unwrap_or(5)
 }
+
+/// A rindex request (everything but format and rebuild): the result and the entry the daemon
+/// sends back (libsanlock copies it only on success).
+pub fn rindex_entry_call(
+    cmd: Cmd,
+    cmd_flags: u32,
+    data: u32,
+    data2: u32,
+    rx: &crate::wire::WireRindex,
+    entry: &crate::wire::WireRentry,
+) -> (i32, Option<crate::wire::WireRentry>) {
+    let mut payload = Vec::new();
+    rx.encode_into(&mut payload);
+    entry.encode_into(&mut payload);
+    let run = || -> Result<(i32, Option<crate::wire::WireRentry>), i32> {
+        let mut c = Connection::open()?;
+        let mut header = Header::request(cmd, cmd_flags, data, data2, payload.len());
+        if cmd == Cmd::LookupRindex {
+            // libsanlock counts a whole sanlk_resource here, though it sends a rentry.
+            header.length = (crate::wire::HEADER_LEN
+                + crate::wire::RINDEX_LEN
+                + crate::wire::RESOURCE_LEN) as u32;
+        }
+        c.send(header, &payload)?;
+        let h = c.recv_header()?;
+        if h.rv() < 0 {
+            return Ok((h.rv(), None));
+        }
+        let back = c.recv_exact(crate::wire::RENTRY_LEN)?;
+        Ok((h.rv(), Some(crate::wire::WireRentry::decode(&back))))
+    };
+    run().unwrap_or_else(|e| (e, None))
+}
+
+/// FORMAT_RINDEX or REBUILD_RINDEX.
+pub fn rindex_call(cmd: Cmd, cmd_flags: u32, rx: &crate::wire::WireRindex) -> i32 {
+    let mut payload = Vec::new();
+    rx.encode_into(&mut payload);
+    call(cmd, cmd_flags, 0, 0, &payload)
+}
+
+/// SET_EVENT for lockspace `name`.
+pub fn set_event(
+    name: &sanlock_core::ondisk::Name,
+    event: &crate::wire::WireHostEvent,
+    flags: u32,
+) -> i32 {
+    let mut payload = lockspace_payload(&WireLockspace {
+        name: *name,
+        ..WireLockspace::default()
+    });
+    event.encode_into(&mut payload);
+    call(Cmd::SetEvent, flags, 0, 0, &payload)
+}
+
+/// SET_CONFIG `cmd` on lockspace `name`.
+pub fn set_config(name: &sanlock_core::ondisk::Name, cmd: u32) -> i32 {
+    let payload = lockspace_payload(&WireLockspace {
+        name: *name,
+        ..WireLockspace::default()
+    });
+    call(Cmd::SetConfig, 0, cmd, 0, &payload)
+}

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod client;
 pub mod demo;
 pub mod direct;
+pub mod rindex;
 pub mod server;
 pub mod wire;
 pub use sanlock_backends::disk;
@@ -54,6 +55,16 @@ pub fn run(argv: &[Vec<u8>]) -> Outcome {
             direct::read_leader::run(&cl.options, &mut stdout)
         }
         Mode::Direct(DirectAction::Dump) => direct::dump::run(&cl.options, &mut stdout),
+        Mode::Direct(DirectAction::NextFree) => direct::next_free::run(&cl.options, &mut stdout),
+        Mode::Direct(DirectAction::WriteLeader) => {
+            direct::write_leader::run(&cl.options, &mut stdout)
+        }
+        Mode::Direct(
+            action @ (DirectAction::Format
+            | DirectAction::Rebuild
+            | DirectAction::Lookup
+            | DirectAction::Update),
+        ) => direct::rindex::run(action, &cl.options, &mut stdout),
         Mode::Direct(
             action @ (DirectAction::AcquireId
             | DirectAction::RenewId
@@ -61,28 +72,12 @@ pub fn run(argv: &[Vec<u8>]) -> Outcome {
             | DirectAction::Acquire
             | DirectAction::Release),
         ) => direct::leases::run(action, &cl.options, &mut stdout),
-        Mode::Client(action) => match cli::client_actions::run(action, &cl.options, &mut stdout) {
-            Some(rv) => rv,
-            None => {
-                eprintln!(
-                    "sanlock: `client {}` is not implemented yet in sanlock-rs",
-                    action.name()
-                );
-                1
-            }
-        },
+        Mode::Client(action) => cli::client_actions::run(action, &cl.options, &mut stdout),
         Mode::Daemon => {
             return Outcome {
                 stdout,
                 code: server::run(argv, &cl.options),
             }
-        }
-        other => {
-            eprintln!(
-                "sanlock: {} is not implemented yet in sanlock-rs",
-                describe(&other)
-            );
-            1
         }
     };
     // sanlock exits 0 only when the action's result is exactly 0.
@@ -92,10 +87,3 @@ pub fn run(argv: &[Vec<u8>]) -> Outcome {
     }
 }
 
-fn describe(mode: &Mode) -> String {
-    match mode {
-        Mode::Daemon => "`daemon`".to_string(),
-        Mode::Client(a) => format!("`client {}`", a.name()),
-        Mode::Direct(a) => format!("`direct {}`", a.name()),
-    }
-}

@@ -163,6 +163,63 @@ impl RindexHeader {
     pub fn lease_offset(&self, i: u32) -> u64 {
         self.rx_offset + (2 + u64::from(i)) * self.geometry.area_bytes()
     }
+
+    /// Byte offset of the internal `rindex_lease` that guards changes to the index.
+    pub fn rindex_lease_offset(&self) -> u64 {
+        self.rx_offset + self.geometry.area_bytes()
+    }
+
+    /// How many entries searches look at: max_resources, or the geometry's limit for 0.
+    pub fn searched(&self) -> u32 {
+        match self.max_resources {
+            0 => self.geometry.max_rindex_entries(),
+            n => n,
+        }
+    }
+
+    /// Entry `i` in `area` (the index area as read from `rx_offset`).
+    pub fn entry(&self, area: &[u8], i: u32) -> RindexEntry {
+        let at = (self.entry_offset(i) - self.rx_offset) as usize;
+        RindexEntry::decode(&area[at..at + RINDEX_ENTRY_SIZE], self.entry_offset(i))
+            .expect("an entry inside the area")
+    }
+
+    /// The first free entry among those searched.
+    pub fn find_free(&self, area: &[u8]) -> Option<u32> {
+        (0..self.searched()).find(|&i| self.entry(area, i).is_free())
+    }
+
+    /// The first entry naming `name`.
+    pub fn find_name(&self, area: &[u8], name: &Name) -> Option<u32> {
+        (0..self.searched()).find(|&i| {
+            let e = self.entry(area, i);
+            !e.name.is_empty() && e.name.matches(name)
+        })
+    }
+
+    /// The entry that describes the lease at byte `lease_offset`, if it is one of this
+    /// index's lease slots (sanlock computes the index without checking, and reads past its
+    /// buffer for an offset before the first slot).
+    pub fn index_of_lease(&self, lease_offset: u64) -> Option<u32> {
+        let area = self.geometry.area_bytes();
+        let first = self.lease_offset(0);
+        if lease_offset < first || lease_offset % area != 0 {
+            return None;
+        }
+        let i = (lease_offset - first) / area;
+        u32::try_from(i).ok().filter(|&i| i < self.geometry.max_rindex_entries())
+    }
+
+    /// The sector of the index holding entry `i`, with that entry replaced by `entry`: what
+    /// create, delete and update write. Returns (byte offset on disk, sector bytes).
+    pub fn sector_with(&self, area: &[u8], i: u32, entry: &RindexEntry) -> (u64, Vec<u8>) {
+        let ss = self.geometry.sector_size().as_usize();
+        let at = (self.entry_offset(i) - self.rx_offset) as usize;
+        let start = at / ss * ss;
+        let mut sector = area[start..start + ss].to_vec();
+        sector[at - start..at - start + RINDEX_ENTRY_SIZE].copy_from_slice(&entry.encode());
+        (self.rx_offset + start as u64, sector)
+    }
 }
 
 /// One rindex entry: a resource name and its lease's offset; free when both are zero.

@@ -8,22 +8,23 @@ use super::locators::{export_path, ResourceArg, ResourceSuffix};
 use super::options::{ClientAction, Options, DEFAULT_IO_TIMEOUT};
 use crate::client::{self, Connection};
 use crate::wire::payload::{state_kind, RES_LVER, RES_NUM_HOSTS, RES_PERSISTENT, RES_SHARED};
-use crate::wire::{Cmd, WireDisk, WireLockspace, WireResource, WireState};
+use crate::wire::{
+    Cmd, WireDisk, WireHostEvent, WireLockspace, WireRentry, WireResource, WireRindex, WireState,
+};
 
-/// Runs a client action, appending what it prints to `out`; `None` for the actions of the
-/// next issue (events, requests, rindex), which the caller reports as not built.
-pub fn run(action: ClientAction, o: &Options, out: &mut Vec<u8>) -> Option<i32> {
+/// Runs a client action, appending what it prints to `out`; returns the action's result.
+pub fn run(action: ClientAction, o: &Options, out: &mut Vec<u8>) -> i32 {
     use ClientAction::*;
     let mut say = |s: String| out.extend_from_slice(s.as_bytes());
     let rv = match action {
-        Status => return Some(status(o, out)),
-        HostStatus => return Some(host_status(o, out)),
-        Renewal => return Some(renewal(o, out)),
-        Gets => return Some(gets(o, out)),
-        LogDump => return Some(log_dump(out)),
-        Read => return Some(read(o, out)),
-        Inquire => return Some(inquire(o, out)),
-        Version => return Some(version(out)),
+        Status => return status(o, out),
+        HostStatus => return host_status(o, out),
+        Renewal => return renewal(o, out),
+        Gets => return gets(o, out),
+        LogDump => return log_dump(out),
+        Read => return read(o, out),
+        Inquire => return inquire(o, out),
+        Version => return version(out),
         Shutdown => {
             say(format!("shutdown force {} wait {}\n", o.force_mode, o.wait));
             let rv = shutdown(o);
@@ -100,11 +101,181 @@ pub fn run(action: ClientAction, o: &Options, out: &mut Vec<u8>) -> Option<i32> 
             say(format!("init done {rv}\n"));
             rv
         }
-        Command => return Some(command(o, out)),
-        Request | Examine | SetEvent | SetConfig | Format | Rebuild | Create | Delete | Lookup
-        | Update => return None,
+        Command => return command(o, out),
+        Request => {
+            say("request\n".into());
+            let rv = match o.resources.first() {
+                Some(r) => {
+                    let mut res = resource(r, o);
+                    res.flags &= !crate::wire::payload::SIZE_FLAGS;
+                    client::call(
+                        Cmd::Request,
+                        0,
+                        o.force_mode,
+                        0,
+                        &client::resource_payload(&res),
+                    )
+                }
+                None => -22,
+            };
+            say(format!("request done {rv}\n"));
+            rv
+        }
+        Examine => {
+            say("examine\n".into());
+            // A LOCKSPACE with a path means the lockspace; otherwise the first -r.
+            let rv = if !o.lockspace.path.is_empty() {
+                let mut ls = lockspace(o);
+                ls.flags = 0;
+                client::call(
+                    Cmd::ExamineLockspace,
+                    0,
+                    0,
+                    0,
+                    &client::lockspace_payload(&ls),
+                )
+            } else if let Some(r) = o.resources.first() {
+                let mut res = resource(r, o);
+                res.flags &= !crate::wire::payload::SIZE_FLAGS;
+                client::call(
+                    Cmd::ExamineResource,
+                    0,
+                    0,
+                    0,
+                    &client::names_payload(&[res]),
+                )
+            } else {
+                -22
+            };
+            say(format!("examine done {rv}\n"));
+            rv
+        }
+        SetEvent => {
+            say(format!(
+                "set_event {} {} event 0x{:x} data 0x{:x}\n",
+                o.host_id, o.host_generation, o.he_event, o.he_data
+            ));
+            let event = WireHostEvent {
+                host_id: o.host_id,
+                generation: o.host_generation,
+                event: o.he_event,
+                data: o.he_data,
+            };
+            let rv = client::set_event(&o.lockspace.name, &event, 0);
+            say(format!("set_event done {rv}\n"));
+            rv
+        }
+        SetConfig => {
+            // -O wins over -u; neither sends 0, which the daemon refuses.
+            let cmd = match (o.orphan, o.used) {
+                (Some(orphan), _) => if orphan != 0 { 4 } else { 8 },
+                (None, Some(used)) => if used != 0 { 1 } else { 2 },
+                (None, None) => 0,
+            };
+            say(format!(
+                "set_config {} {cmd}\n",
+                String::from_utf8_lossy(o.lockspace.name.as_bytes())
+            ));
+            let rv = client::set_config(&o.lockspace.name, cmd);
+            say(format!("set_config done {rv}\n"));
+            rv
+        }
+        Format | Rebuild | Create | Delete | Lookup | Update => return rindex(action, o, out),
     };
-    Some(rv)
+    rv
+}
+
+/// The rindex actions: the RINDEX of -x, the rentry of -e.
+fn rindex(action: ClientAction, o: &Options, out: &mut Vec<u8>) -> i32 {
+    let rx = rindex_arg(o);
+    let entry = WireRentry {
+        name: o.rentry.name,
+        offset: o.rentry.offset,
+        flags: 0,
+    };
+    // libsanlock refuses a RINDEX without a lockspace name or path before connecting.
+    let incomplete = rx.lockspace_name.is_empty() || rx.disk.path.is_empty();
+    let entry_call = |cmd, flags| {
+        if incomplete {
+            (-22, None)
+        } else {
+            client::rindex_entry_call(cmd, flags, 0, 0, &rx, &entry)
+        }
+    };
+    let plain_call = |cmd| {
+        if incomplete {
+            -22
+        } else {
+            client::rindex_call(cmd, 0, &rx)
+        }
+    };
+    let mut say = |s: String| out.extend_from_slice(s.as_bytes());
+    match action {
+        ClientAction::Format => {
+            let rv = plain_call(Cmd::FormatRindex);
+            say(format!("format done {rv}\n"));
+            rv
+        }
+        ClientAction::Rebuild => {
+            let rv = plain_call(Cmd::RebuildRindex);
+            say(format!("rebuild done {rv}\n"));
+            rv
+        }
+        ClientAction::Create => {
+            let (rv, back) = entry_call(Cmd::CreateResource, 0);
+            say(format!("create_resource done {rv}\n"));
+            if rv == 0 {
+                say(format!("offset {}\n", back.map_or(entry.offset, |b| b.offset)));
+            }
+            rv
+        }
+        ClientAction::Delete => {
+            let (rv, _) = entry_call(Cmd::DeleteResource, 0);
+            say(format!("delete_resource done {rv}\n"));
+            rv
+        }
+        ClientAction::Lookup => {
+            let (rv, back) = entry_call(Cmd::LookupRindex, 0);
+            say(format!("lookup done {rv}\n"));
+            if rv == 0 {
+                say(lookup_line(&back.unwrap_or(entry)));
+            }
+            rv
+        }
+        _ => {
+            let flags = if o.clear {
+                crate::rindex::RXUP_REM
+            } else {
+                crate::rindex::RXUP_ADD
+            };
+            let (rv, _) = entry_call(Cmd::UpdateRindex, flags);
+            say(format!("update done {rv}\n"));
+            rv
+        }
+    }
+}
+
+/// `name <name or -> offset <n>`, as lookup prints its answer.
+pub fn lookup_line(e: &WireRentry) -> String {
+    let name = if e.name.is_empty() {
+        "-".to_string()
+    } else {
+        String::from_utf8_lossy(e.name.as_bytes()).into_owned()
+    };
+    format!("name {name} offset {}\n", e.offset)
+}
+
+/// The RINDEX of -x, with the sector and align bits of -Z and -A.
+pub fn rindex_arg(o: &Options) -> WireRindex {
+    WireRindex {
+        flags: size_flags(o),
+        max_resources: 0,
+        lockspace_name: o.rindex.lockspace_name,
+        disk: WireDisk {
+            path: o.rindex.path.clone(),
+            offset: o.rindex.offset,
+        },
+    }
 }
 
 /// The sector/align API bits the CLI sets from -Z and -A, each on its own (a lone one makes

@@ -106,6 +106,8 @@ pub struct DumpPath {
     pub offset: u64,
     /// How much to dump; 0 means "until the first chunk without a known magic".
     pub size: u64,
+    /// The argument as given (`next_free` reads it its own way).
+    pub raw: Vec<u8>,
 }
 
 /// Parses `-s` as the CLI does: the `M` pre-step, then a split at the first three unescaped
@@ -180,6 +182,7 @@ pub fn parse_dump_path(arg: &[u8]) -> DumpPath {
         path: import_path(path.unwrap_or_default()),
         offset: offset.map_or(0, megabyte_number),
         size: size.map_or(0, megabyte_number),
+        raw: arg.to_vec(),
     }
 }
 

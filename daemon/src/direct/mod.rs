@@ -6,7 +6,10 @@
 pub mod dump;
 pub mod init;
 pub mod leases;
+pub mod next_free;
 pub mod read_leader;
+pub mod rindex;
+pub mod write_leader;
 
 use sanlock_core::ondisk::{AlignSize, Geometry, SectorSize};
 

@@ -70,7 +70,7 @@ fn name_line(out: &mut Vec<u8>, key: &str, name: &Name) {
 }
 
 /// direct.c `do_delta_action(ACT_READ_LEADER)` then delta_lease.c `delta_lease_leader_read`.
-fn read_delta(options: &Options) -> (i32, RawLeader) {
+pub(crate) fn read_delta(options: &Options) -> (i32, RawLeader) {
     let ls = &options.lockspace;
     if ls.host_id == 0 {
         return (EINVAL, RawLeader::default());
@@ -106,7 +106,7 @@ fn read_delta(options: &Options) -> (i32, RawLeader) {
 
 /// direct.c `do_paxos_action(ACT_READ_LEADER)` then paxos_lease.c `paxos_lease_leader_read`:
 /// one disk is read as is; several need a majority that read and agree.
-fn read_paxos(options: &Options, res: &ResourceArg) -> (i32, RawLeader) {
+pub(crate) fn read_paxos(options: &Options, res: &ResourceArg) -> (i32, RawLeader) {
     if res.disks.is_empty() {
         // 3.8.5 reads past its disk array here and fails with -1.
         return (-1, RawLeader::default());
@@ -177,7 +177,7 @@ fn majority(num_disks: usize, num: usize) -> bool {
 
 /// direct.c `direct_read_leader_sizes`: 4096 bytes at the area's start; a delta or paxos magic
 /// gives the sector size (the align size is not needed to read one leader).
-fn probe_sizes(disk: &Disk, offset: u64) -> Result<u32, i32> {
+pub(crate) fn probe_sizes(disk: &Disk, offset: u64) -> Result<u32, i32> {
     let buf = disk.read(offset, 4096).map_err(|e| e.rv())?;
     let raw = RawLeader::parse(buf.as_ref()).map_err(|_| -1)?;
     if raw.magic == DELTA_DISK_MAGIC || raw.magic == PAXOS_DISK_MAGIC {

@@ -14,6 +14,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::net::UnixStream;
 
 use super::engine::{Engine, Job, Msg, MAX_CLIENTS};
+use crate::wire::payload::RES_PERSISTENT;
 use super::log;
 
 /// RESTRICT_SIGKILL: use SIGTERM where SIGKILL would be sent.
@@ -22,6 +23,84 @@ const RESTRICT_SIGKILL: u32 = 2;
 const RESTRICT_SIGTERM: u32 = 4;
 /// Signals sent to one pid at most (main.c `kill_pids`).
 const MAX_KILL_COUNT: u32 = 100;
+/// The most argv entries a killpath program gets, its path and the pid included.
+const MAX_KILLPATH_ARGV: usize = 8;
+
+/// A program to run against a holder instead of SIGTERM (sanlock_killpath).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Killpath {
+    /// The program (execvp: searched in PATH without a slash).
+    pub path: Vec<u8>,
+    /// Its arguments: split at unescaped white space; `\\` and `\ ` escape.
+    pub args: Vec<u8>,
+    /// SANLK_KILLPATH_PID: the holder's pid is appended in recovery.
+    pub with_pid: bool,
+}
+
+impl Killpath {
+    /// argv as sanlock's helper builds it: the path, the arguments (at most 8 entries in all;
+    /// parsing stops at a character that is neither alphanumeric, punctuation nor white
+    /// space, or at a bad escape), then the pid when asked for and there is room.
+    pub fn argv(&self, pid: Option<i32>) -> Vec<Vec<u8>> {
+        let mut av = vec![self.path.clone()];
+        let mut arg = Vec::new();
+        let mut i = 0;
+        let a = &self.args;
+        while i < a.len() && av.len() < MAX_KILLPATH_ARGV {
+            let mut c = a[i];
+            if c == b'\\' {
+                if i + 1 == a.len() {
+                    break;
+                }
+                i += 1;
+                c = a[i];
+                if c == b'\\' || c.is_ascii_whitespace() {
+                    arg.push(c);
+                    i += 1;
+                    continue;
+                }
+                break;
+            }
+            if c.is_ascii_alphanumeric() || c.is_ascii_punctuation() {
+                arg.push(c);
+            } else if c.is_ascii_whitespace() {
+                if !arg.is_empty() {
+                    av.push(std::mem::take(&mut arg));
+                }
+            } else {
+                break;
+            }
+            i += 1;
+        }
+        if av.len() < MAX_KILLPATH_ARGV && !arg.is_empty() {
+            av.push(arg);
+        }
+        if let Some(pid) = pid.filter(|_| av.len() < MAX_KILLPATH_ARGV) {
+            av.push(pid.to_string().into_bytes());
+        }
+        av
+    }
+
+    /// Starts the program (no wait: a thread reaps it), as sanlock's helper forks it.
+    pub fn run(&self, pid: Option<i32>) {
+        use std::os::unix::ffi::OsStrExt;
+        let argv = self.argv(pid);
+        let mut cmd = std::process::Command::new(std::ffi::OsStr::from_bytes(&argv[0]));
+        cmd.args(argv[1..].iter().map(|a| std::ffi::OsStr::from_bytes(a)))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        match cmd.spawn() {
+            Ok(mut child) => {
+                std::thread::spawn(move || child.wait());
+            }
+            Err(e) => log::log(
+                log::ERR,
+                &format!("killpath {}: {e}", String::from_utf8_lossy(&self.path)),
+            ),
+        }
+    }
+}
 
 /// One connection's slot.
 pub struct Client {
@@ -45,6 +124,21 @@ pub struct Client {
     /// Signals sent during recovery, and when the last was.
     pub kill_count: u32,
     pub last_kill: Option<Time>,
+    /// KILLPATH: run instead of SIGTERM in recovery; copied into leases acquired after.
+    pub killpath: Option<Killpath>,
+    /// The killpath ran once already in this recovery (sanlock runs it once per client).
+    pub runpath_sent: bool,
+}
+
+/// The signal after the client's RESTRICT flags: SIGTERM for SIGKILL and the reverse.
+pub(super) fn restricted(sig: Signal, restrict: u32) -> Signal {
+    if sig == Signal::KILL && restrict & RESTRICT_SIGKILL != 0 {
+        Signal::TERM
+    } else if sig == Signal::TERM && restrict & RESTRICT_SIGTERM != 0 {
+        Signal::KILL
+    } else {
+        sig
+    }
 }
 
 impl Engine {
@@ -62,6 +156,8 @@ impl Engine {
             job: None,
             kill_count: 0,
             last_kill: None,
+            killpath: None,
+            runpath_sent: false,
         };
         if let Some(i) = self.clients.iter().position(Option::is_none) {
             self.clients[i] = Some(client);
@@ -162,17 +258,36 @@ impl Engine {
     }
 
     fn release_in_background(&mut self, ci: usize, key: (Name, Name)) {
+        let mut pid = -1;
         if let Some(c) = self.client_mut(ci) {
             c.leases.retain(|k| *k != key);
+            pid = c.pid;
         }
         let Some(t) = self.tokens.get_mut(&key) else {
             return;
         };
         t.holders.retain(|&h| h != ci);
-        if t.holders.is_empty() {
-            self.tokens.remove(&key);
-            self.release_key(key);
+        if !t.holders.is_empty() {
+            return;
         }
+        let space_failed = self.spaces.iter().any(|s| s.ls.name == key.0 && s.failed);
+        if t.flags & RES_PERSISTENT != 0 && !space_failed {
+            // A persistent lease outlives its holder: it stays held on disk as an orphan
+            // (§4.1), until adopted, released with REL_ORPHAN, or its lockspace stops.
+            t.orphan = true;
+            t.last_pid = pid;
+            log::log(
+                log::INFO,
+                &format!(
+                    "orphan {}:{}",
+                    String::from_utf8_lossy(key.0.as_bytes()),
+                    String::from_utf8_lossy(key.1.as_bytes())
+                ),
+            );
+            return;
+        }
+        self.tokens.remove(&key);
+        self.release_key(key);
     }
 
     /// Frees slot `ci` once its connection has closed and nothing is left of it: no command
@@ -213,6 +328,7 @@ impl Engine {
         self.killing.insert(space);
         let now = clock::now();
         let holders = self.holders_of(space);
+        let grace = self.cfg.kill_grace_s > 0;
         for ci in holders {
             let Some(c) = self.client_mut(ci) else {
                 continue;
@@ -225,15 +341,28 @@ impl Engine {
             {
                 continue;
             }
-            let mut sig = if graceful { Signal::TERM } else { Signal::KILL };
-            if sig == Signal::KILL && c.restrict & RESTRICT_SIGKILL != 0 {
-                sig = Signal::TERM;
-            } else if sig == Signal::TERM && c.restrict & RESTRICT_SIGTERM != 0 {
-                sig = Signal::KILL;
-            }
             c.kill_count += 1;
             c.last_kill = Some(now);
             let pid = c.pid;
+            // Within the grace, a killpath runs instead of SIGTERM, once (kill_grace 0 has
+            // no graceful stop at all, so the host never asks for one then).
+            if graceful && grace {
+                if let Some(kp) = c.killpath.clone() {
+                    if !c.runpath_sent {
+                        c.runpath_sent = true;
+                        log::log(
+                            log::ERR,
+                            &format!("kill {pid} sig 100 count {}", c.kill_count),
+                        );
+                        kp.run(kp.with_pid.then_some(pid));
+                    }
+                    continue;
+                }
+            }
+            let sig = restricted(
+                if graceful { Signal::TERM } else { Signal::KILL },
+                c.restrict,
+            );
             log::log(
                 log::ERR,
                 &format!("kill {pid} sig {} count {}", sig.as_raw(), c.kill_count),
@@ -245,11 +374,23 @@ impl Engine {
         self.holders_check(now);
     }
 
+    /// KILLPATH: the target client's program for recovery and GRACEFUL requests.
+    pub(super) fn set_killpath(&mut self, ci: usize, path: Vec<u8>, args: Vec<u8>, flags: u32) {
+        if let Some(c) = self.client_mut(ci) {
+            let with_pid = flags & 1 != 0 || c.killpath.as_ref().is_some_and(|k| k.with_pid);
+            c.killpath = Some(Killpath {
+                path,
+                args,
+                with_pid,
+            });
+        }
+    }
+
     /// Tells the host about lockspaces being stopped whose holders are all gone.
     pub(super) fn holders_check(&mut self, now: Time) {
         let spaces: Vec<Name> = self.killing.iter().copied().collect();
         for space in spaces {
-            if self.holders_of(space).is_empty() {
+            if self.holders_of(space).is_empty() && !self.removal_blocked(space) {
                 self.killing.remove(&space);
                 self.driver.host_mut().holders_gone(now, space);
             }

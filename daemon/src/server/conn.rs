@@ -12,8 +12,9 @@ use super::engine::{Call, Msg, Reply};
 use super::log;
 use crate::wire::payload::{HOST_EVENT_LEN, MAX_DISKS};
 use crate::wire::{
-    Cmd, Header, WireDisk, WireLockspace, WireOptions, WireResource, DISK_LEN, HEADER_LEN,
-    LOCKSPACE_LEN, OPTIONS_LEN, RESOURCE_LEN,
+    Cmd, Header, WireDisk, WireHostEvent, WireLockspace, WireOptions, WireRentry, WireResource,
+    WireRindex, DISK_LEN, HEADER_LEN, LOCKSPACE_LEN, OPTIONS_LEN, RENTRY_LEN, RESOURCE_LEN,
+    RINDEX_LEN,
 };
 
 const E2BIG: i32 = -7;
@@ -21,6 +22,8 @@ const ERANGE: i32 = -34;
 const ENOTCONN: i32 = -107;
 /// SANLK_MAX_RESOURCES.
 const MAX_RESOURCES: u32 = 8;
+/// SANLK_HELPER_PATH_LEN and SANLK_HELPER_ARGS_LEN: the killpath payload's two fields.
+const KILLPATH_FIELD: usize = 128;
 /// RESTRICT_ALL: every later message is dropped.
 const RESTRICT_ALL: u32 = 1;
 
@@ -30,6 +33,8 @@ struct Short;
 /// Serves one connection until it closes.
 pub async fn serve(ci: usize, mut stream: UnixStream, engine: mpsc::UnboundedSender<Msg>) {
     let mut restrict_all = false;
+    // Set when the connection became an event fd and its slot was given up.
+    let mut detached = false;
     loop {
         let mut buf = [0u8; HEADER_LEN];
         if stream.read_exact(&mut buf).await.is_err() {
@@ -57,7 +62,7 @@ pub async fn serve(ci: usize, mut stream: UnixStream, engine: mpsc::UnboundedSen
         if cmd == Cmd::Restrict {
             restrict_all = header.cmd_flags & RESTRICT_ALL != 0;
         }
-        let reply = match handle(ci, cmd, header, &mut stream, &engine).await {
+        let reply = match handle(ci, cmd, header, &mut stream, &engine, &mut detached).await {
             Ok(Some(reply)) => reply,
             Ok(None) => continue,
             Err(Short) => Reply::close(header.result(ENOTCONN).encode().to_vec()),
@@ -69,7 +74,9 @@ pub async fn serve(ci: usize, mut stream: UnixStream, engine: mpsc::UnboundedSen
             break;
         }
     }
-    let _ = engine.send(Msg::Closed { ci });
+    if !detached {
+        let _ = engine.send(Msg::Closed { ci });
+    }
 }
 
 /// Reads `cmd`'s payload and answers it. `Ok(None)`: nothing to send (REGISTER).
@@ -79,6 +86,7 @@ async fn handle(
     header: Header,
     stream: &mut UnixStream,
     engine: &mpsc::UnboundedSender<Msg>,
+    detached: &mut bool,
 ) -> Result<Option<Reply>, Short> {
     let call = match cmd {
         Cmd::Register => {
@@ -119,6 +127,9 @@ async fn handle(
             // REL_ALL reads no payload, whatever data says (§4.5).
             let count = if header.cmd_flags & 1 != 0 {
                 0
+            } else if header.cmd_flags & 4 != 0 {
+                // REL_ORPHAN: one resource (a name, or empty for all of a lockspace).
+                1
             } else if header.cmd_flags & 2 != 0 {
                 2
             } else {
@@ -190,47 +201,95 @@ async fn handle(
             let rv = blocking(move || disk_ops::align(&disk.path)).await;
             return Ok(Some(Reply::keep(header.result(rv))));
         }
-        Cmd::RegEvent | Cmd::SetEvent => {
-            // Read what the command carries, then answer what is not built yet.
-            let _ = read_lockspace(stream).await?;
+        Cmd::RegEvent => {
+            let ls = read_lockspace(stream).await?;
+            // The host_event that follows is unused (§4.22).
             let _ = read_bytes(stream, HOST_EVENT_LEN).await?;
-            return Ok(Some(not_built(cmd, header)));
+            let (sink, events) = mpsc::unbounded_channel();
+            let reply = ask(engine, ci, header, Call::RegEvent { ls, sink }).await;
+            let ok = <&[u8; HEADER_LEN]>::try_from(&reply.bytes[..])
+                .is_ok_and(|b| Header::decode(b).rv() == 0);
+            if !ok {
+                return Ok(Some(reply));
+            }
+            // The connection is now the event fd: its slot goes, as sanlock frees the client
+            // and keeps only its dup.
+            let _ = engine.send(Msg::Closed { ci });
+            *detached = true;
+            if stream.write_all(&reply.bytes).await.is_ok() {
+                event_sink(stream, events).await;
+            }
+            return Ok(Some(Reply::close(Vec::new())));
         }
-        Cmd::EndEvent | Cmd::SetConfig | Cmd::ExamineLockspace => {
-            let _ = read_lockspace(stream).await?;
-            return Ok(Some(not_built(cmd, header)));
+        Cmd::SetEvent => {
+            let ls = read_lockspace(stream).await?;
+            let event = WireHostEvent::decode(&read_bytes(stream, HOST_EVENT_LEN).await?);
+            Call::SetEvent { ls, event }
         }
-        Cmd::ExamineResource | Cmd::GetLvb => {
-            let _ = read_bytes(stream, RESOURCE_LEN).await?;
-            return Ok(Some(not_built(cmd, header)));
+        Cmd::EndEvent => Call::EndEvent(read_lockspace(stream).await?),
+        Cmd::SetConfig => Call::SetConfig(read_lockspace(stream).await?),
+        Cmd::ExamineLockspace => Call::Examine {
+            space: read_lockspace(stream).await?.name,
+            resource: None,
+        },
+        Cmd::ExamineResource => {
+            let res = WireResource::decode(&read_bytes(stream, RESOURCE_LEN).await?);
+            Call::Examine {
+                space: res.lockspace_name,
+                resource: Some(res.name),
+            }
         }
         Cmd::Request => {
-            let _ = read_resource(stream, true).await?;
-            return Ok(Some(not_built(cmd, header)));
+            let Some(res) = read_resource(stream, true).await? else {
+                return Ok(Some(Reply::keep(header.result(ERANGE))));
+            };
+            Call::Request(res)
         }
         Cmd::Killpath => {
-            let _ = read_bytes(stream, 256).await?;
-            return Ok(Some(not_built(cmd, header)));
+            let path = read_bytes(stream, KILLPATH_FIELD).await?;
+            let args = read_bytes(stream, KILLPATH_FIELD).await?;
+            Call::Killpath {
+                path: c_string(&path),
+                args: c_string(&args),
+            }
         }
         Cmd::SetLvb => {
-            let _ = read_bytes(stream, RESOURCE_LEN).await?;
+            let res = WireResource::decode(&read_bytes(stream, RESOURCE_LEN).await?);
             let lvb_len = (header.length as usize).saturating_sub(HEADER_LEN + RESOURCE_LEN);
-            drain(stream, lvb_len.min(4096) as u32).await;
-            return Ok(Some(not_built(cmd, header)));
-        }
-        Cmd::FormatRindex
-        | Cmd::RebuildRindex
-        | Cmd::UpdateRindex
-        | Cmd::LookupRindex
-        | Cmd::CreateResource
-        | Cmd::DeleteResource => {
-            let _ = read_lockspace(stream).await?;
-            if cmd != Cmd::FormatRindex && cmd != Cmd::RebuildRindex {
-                let _ = read_bytes(stream, 64).await?;
+            if lvb_len > 4096 {
+                // Refused before the LVB is read (cmd_set_lvb); what follows stays unread.
+                return Ok(Some(Reply::keep(header.result(E2BIG))));
             }
-            return Ok(Some(not_built(cmd, header)));
+            let lvb = read_bytes(stream, lvb_len).await?;
+            Call::SetLvb { res, lvb }
+        }
+        Cmd::GetLvb => Call::GetLvb(WireResource::decode(
+            &read_bytes(stream, RESOURCE_LEN).await?,
+        )),
+        Cmd::FormatRindex | Cmd::RebuildRindex => {
+            let rx = WireRindex::decode(&read_bytes(stream, RINDEX_LEN).await?);
+            Call::Rindex {
+                cmd,
+                rx,
+                entry: WireRentry::default(),
+            }
+        }
+        Cmd::UpdateRindex | Cmd::LookupRindex | Cmd::CreateResource | Cmd::DeleteResource => {
+            let rx = WireRindex::decode(&read_bytes(stream, RINDEX_LEN).await?);
+            let entry = WireRentry::decode(&read_bytes(stream, RENTRY_LEN).await?);
+            Call::Rindex { cmd, rx, entry }
         }
     };
+    Ok(Some(ask(engine, ci, header, call).await))
+}
+
+/// Hands `call` to the engine and waits for its answer.
+async fn ask(
+    engine: &mpsc::UnboundedSender<Msg>,
+    ci: usize,
+    header: Header,
+    call: Call,
+) -> Reply {
     let (tx, rx) = oneshot::channel();
     if engine
         .send(Msg::Call {
@@ -241,19 +300,48 @@ async fn handle(
         })
         .is_err()
     {
-        return Ok(Some(Reply::close(Vec::new())));
+        return Reply::close(Vec::new());
     }
-    Ok(Some(rx.await.unwrap_or_else(|_| Reply::close(Vec::new()))))
+    rx.await.unwrap_or_else(|_| Reply::close(Vec::new()))
 }
 
-/// The commands of the next issue (events, requests, LVB, rindex, killpath) answer -EOPNOTSUPP
-/// until they are built, and say so in the log, rather than pretend to succeed.
-fn not_built(cmd: Cmd, header: Header) -> Reply {
-    log::log(
-        log::ERR,
-        &format!("{cmd:?} is not implemented in sanlock-rs yet: -EOPNOTSUPP"),
-    );
-    Reply::keep(header.result(-95))
+/// A registered event fd (§4.22): sends each event_cb the engine hands over, and ends when the
+/// client writes the value 1 (end_event), closes, or a send fails. Other 4-byte values are
+/// read and ignored, as sanlock's END_EVENT does.
+async fn event_sink(stream: &mut UnixStream, mut events: mpsc::UnboundedReceiver<Vec<u8>>) {
+    let mut word = [0u8; 4];
+    let mut have = 0;
+    loop {
+        tokio::select! {
+            ev = events.recv() => {
+                let Some(ev) = ev else { return };
+                // sanlock sends with MSG_DONTWAIT: a client that does not read loses its slot.
+                match stream.try_write(&ev) {
+                    Ok(n) if n == ev.len() => {}
+                    _ => return,
+                }
+            }
+            n = stream.read(&mut word[have..]) => match n {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    have += n;
+                    if have == 4 {
+                        if u32::from_le_bytes(word) == 1 {
+                            return;
+                        }
+                        have = 0;
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// A NUL-padded field up to its first NUL (its last byte counts as NUL, as sanlock forces).
+fn c_string(field: &[u8]) -> Vec<u8> {
+    let field = &field[..field.len() - 1];
+    let end = field.iter().position(|&c| c == 0).unwrap_or(field.len());
+    field[..end].to_vec()
 }
 
 async fn read_bytes(stream: &mut UnixStream, len: usize) -> Result<Vec<u8>, Short> {

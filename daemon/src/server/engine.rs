@@ -26,7 +26,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::config::DaemonConfig;
 use super::storage::DaemonStorage;
 use super::{clients, log};
-use crate::wire::{Header, WireLockspace, WireOptions, WireResource, HEADER_LEN};
+use crate::wire::{
+    Header, WireHostEvent, WireLockspace, WireOptions, WireRentry, WireResource, WireRindex,
+    HEADER_LEN,
+};
 
 pub(super) use clients::Client;
 
@@ -90,6 +93,21 @@ pub enum Msg {
     },
     /// SIGTERM, SIGINT or SIGHUP: a non-forced shutdown.
     Signal,
+    /// A rindex operation that held no lease finished (it answered its client itself).
+    RindexDone {
+        /// Its lockspace.
+        space: Name,
+    },
+    /// A locked rindex operation read its header: the lease is next.
+    RindexHeader {
+        /// The operation.
+        job: super::rindex_jobs::RindexJob,
+    },
+    /// A locked rindex operation made its change: the lease goes back.
+    RindexChanged {
+        /// The operation.
+        job: super::rindex_jobs::RindexJob,
+    },
 }
 
 /// A request the engine answers, its payload decoded.
@@ -133,6 +151,58 @@ pub enum Call {
     Inquire,
     /// CONVERT for the target client.
     Convert(WireResource),
+    /// KILLPATH for the target client: the program and its arguments (flags in the header).
+    Killpath {
+        /// The program.
+        path: Vec<u8>,
+        /// Its arguments, space-separated, backslash-escaped.
+        args: Vec<u8>,
+    },
+    /// SET_CONFIG (the command in `data`).
+    SetConfig(WireLockspace),
+    /// REQUEST (force_mode in `data`).
+    Request(WireResource),
+    /// EXAMINE_LOCKSPACE / EXAMINE_RESOURCE.
+    Examine {
+        /// The lockspace.
+        space: Name,
+        /// One resource, or all held in the lockspace.
+        resource: Option<Name>,
+    },
+    /// REG_EVENT: on success the connection carries event_cb messages sent to `sink`.
+    RegEvent {
+        /// The lockspace.
+        ls: WireLockspace,
+        /// Where this listener's events go.
+        sink: mpsc::UnboundedSender<Vec<u8>>,
+    },
+    /// END_EVENT.
+    EndEvent(WireLockspace),
+    /// SET_EVENT (flags in the header).
+    SetEvent {
+        /// The lockspace.
+        ls: WireLockspace,
+        /// The event.
+        event: WireHostEvent,
+    },
+    /// SET_LVB.
+    SetLvb {
+        /// The resource (names only).
+        res: WireResource,
+        /// The value.
+        lvb: Vec<u8>,
+    },
+    /// GET_LVB (length in `data2`).
+    GetLvb(WireResource),
+    /// One of the rindex commands.
+    Rindex {
+        /// Which.
+        cmd: crate::wire::Cmd,
+        /// The index.
+        rx: WireRindex,
+        /// The entry (empty for format and rebuild).
+        entry: WireRentry,
+    },
 }
 
 /// What to send back, and whether to close the connection after it.
@@ -214,6 +284,16 @@ pub(super) struct Space {
     pub(super) rem_waiters: Vec<Waiter>,
     /// The renewal history (`-H` records, oldest first).
     pub history: VecDeque<RenewalRecord>,
+    /// set_config USED: removal waits until cleared.
+    pub used: bool,
+    /// set_config USED_BY_ORPHANS: removal waits while orphans remain.
+    pub used_by_orphans: bool,
+    /// Times removal was held back by those flags (status `used_retries`).
+    pub used_retries: u32,
+    /// reg_event listeners (at most 32): each gets every event for us.
+    pub(super) event_sinks: Vec<mpsc::UnboundedSender<Vec<u8>>>,
+    /// A rindex operation is under way (one at a time, else -EBUSY).
+    pub(super) rindex_busy: bool,
 }
 
 /// One successful renewal and the failed attempts after it (lockspace.c renewal history).
@@ -233,16 +313,32 @@ pub(super) struct Token {
     pub lver: u64,
     pub holders: Vec<usize>,
     pub res_id: u32,
+    /// SANLK_RES_* of the latest acquire (PERSISTENT makes an orphan of a holder's exit).
+    pub flags: u32,
+    /// No process holds it any more, but it stays held on disk (a persistent lease's orphan).
+    pub orphan: bool,
+    /// The pid shown for an orphan: its last holder.
+    pub last_pid: i32,
+    /// The LVB buffer (one sector) when acquired with ACQUIRE_LVB.
+    pub lvb: Option<Vec<u8>>,
+    /// The killpath of the client that created it (copied at acquire), for GRACEFUL requests.
+    pub killpath: Option<super::clients::Killpath>,
 }
 
 /// What the host is doing on a resource for whom.
 pub(super) enum Pending {
-    /// An acquire for client `ci`'s job.
-    Acquire { ci: usize, resource: WireResource },
+    /// An acquire for client `ci`'s job (`lvb`: ACQUIRE_LVB).
+    Acquire {
+        ci: usize,
+        resource: WireResource,
+        lvb: bool,
+    },
     /// A release for client `ci`'s RELEASE, or in the background (exit, failed acquire).
     Release { ci: Option<usize> },
     /// A convert for client `ci`.
     Convert { ci: usize },
+    /// The rindex_lease of a rindex operation (taken or given back).
+    Rindex,
 }
 
 /// A command bound to a client, waiting for the host (one per client: its "cmd_active").
@@ -274,6 +370,13 @@ pub struct Engine {
     pub(super) spaces: Vec<Space>,
     pub(super) tokens: BTreeMap<(Name, Name), Token>,
     pub(super) pending: BTreeMap<(Name, Name), Pending>,
+    /// What the next release of a lease writes besides: a set_lvb value, a new name.
+    pub(super) lvb_to_write: BTreeMap<(Name, Name), sanlock_core::ondisk::Lvb>,
+    pub(super) rename_to: BTreeMap<(Name, Name), Name>,
+    /// Rindex operations holding (or taking) their lockspace's rindex_lease.
+    pub(super) rindex_jobs: BTreeMap<Name, super::rindex_jobs::RindexJob>,
+    /// REQUESTs waiting for the host.
+    pub(super) request_waiters: BTreeMap<(Name, Name), Waiter>,
     /// Lockspaces whose holders are being stopped.
     pub(super) killing: BTreeSet<Name>,
     pub(super) watchdog: super::watchdog::Watchdog,
@@ -283,6 +386,14 @@ pub struct Engine {
     /// Shutdown under way: the SHUTDOWN_WAIT replies owed at exit.
     pub(super) shutting_down: bool,
     pub(super) exit_waiters: Vec<oneshot::Sender<Reply>>,
+}
+
+/// The reply of sanlock's main-thread commands: the header with version 1, length 32, the
+/// result in `data` and `data2` echoed.
+fn echo_data2(header: Header, rv: i32) -> Vec<u8> {
+    let mut h = header.result(rv);
+    h.data2 = header.data2;
+    h.encode().to_vec()
 }
 
 impl Engine {
@@ -295,6 +406,7 @@ impl Engine {
     ) -> Self {
         let mut hc = HostConfig::new(host_name);
         hc.kill_grace_s = cfg.kill_grace_s;
+        hc.set_bitmap_s = cfg.set_bitmap_seconds;
         hc.rng_seed = u64::from(std::process::id()) ^ clock::now().since_boot().as_nanos() as u64;
         let driver = HostDriver::new(Host::new(hc), storage);
         Engine {
@@ -306,6 +418,10 @@ impl Engine {
             spaces: Vec::new(),
             tokens: BTreeMap::new(),
             pending: BTreeMap::new(),
+            lvb_to_write: BTreeMap::new(),
+            rename_to: BTreeMap::new(),
+            request_waiters: BTreeMap::new(),
+            rindex_jobs: BTreeMap::new(),
             killing: BTreeSet::new(),
             watchdog: super::watchdog::Watchdog::default(),
             next_space_id: 1,
@@ -406,6 +522,9 @@ impl Engine {
             Msg::Closed { ci } => self.client_closed(ci),
             Msg::ProcessExited { ci, pid } => self.process_exited(ci, pid),
             Msg::Probed { space_id, result } => self.probed(space_id, result),
+            Msg::RindexDone { space } => self.end_rindex_op(space),
+            Msg::RindexHeader { job } => self.rindex_header_read(job),
+            Msg::RindexChanged { job } => self.rindex_changed(job),
             Msg::Signal => {
                 if self.spaces.is_empty() {
                     self.shutting_down = true;
@@ -531,6 +650,46 @@ impl Engine {
                 Some(target) => self.convert(target, res, waiter),
                 None => waiter.answer(self.target_error(ci, header)),
             },
+            Call::Killpath { path, args } => match self.target(ci, header) {
+                Some(target) => {
+                    self.set_killpath(target, path, args, header.cmd_flags);
+                    waiter.answer(0);
+                }
+                None => waiter.answer(self.target_error(ci, header)),
+            },
+            Call::SetConfig(ls) => {
+                let rv = self.set_config(&ls.name, header.data);
+                let _ = waiter.reply.send(Reply::close(echo_data2(header, rv)));
+            }
+            Call::Request(res) => self.request(res, waiter),
+            Call::Examine { space, resource } => {
+                // Marks the leases; the answer does not wait for the reads (§4.9).
+                self.driver
+                    .host_mut()
+                    .examine(clock::now(), space, resource);
+                waiter.answer(0);
+            }
+            Call::RegEvent { ls, sink } => {
+                let rv = self.reg_event(&ls.name, sink);
+                let _ = waiter.reply.send(Reply::keep_bytes(echo_data2(header, rv)));
+            }
+            Call::EndEvent(ls) => {
+                let rv = self.end_event(&ls.name);
+                let _ = waiter.reply.send(Reply::close(echo_data2(header, rv)));
+            }
+            Call::SetEvent { ls, event } => {
+                let rv = self.set_event(&ls.name, event, header.cmd_flags);
+                waiter.answer(rv);
+            }
+            Call::SetLvb { res, lvb } => {
+                let rv = self.set_lvb(&res, &lvb);
+                waiter.answer(rv);
+            }
+            Call::GetLvb(res) => {
+                let bytes = self.get_lvb(header, &res);
+                let _ = waiter.reply.send(Reply::keep_bytes(bytes));
+            }
+            Call::Rindex { cmd, rx, entry } => self.rindex(cmd, rx, entry, waiter),
         }
     }
 
@@ -647,9 +806,17 @@ impl Engine {
                 resource_name,
                 event,
             } => self.resource_event((space_name, resource_name), event),
-            Output::HostEvent { .. } | Output::RequestDone { .. } | Output::StopHolder { .. } => {
-                log::log(log::DEBUG, &format!("not handled yet: {output:?}"));
-            }
+            Output::HostEvent { space_name, notice } => self.deliver_event(space_name, notice),
+            Output::RequestDone {
+                space_name,
+                resource_name,
+                rv,
+            } => self.request_done((space_name, resource_name), rv),
+            Output::StopHolder {
+                space_name,
+                resource_name,
+                graceful,
+            } => self.stop_holder((space_name, resource_name), graceful),
         }
     }
 

@@ -9,6 +9,17 @@ use sanlock_core::Lver;
 use super::engine::*;
 use super::log;
 use crate::wire::payload::{RES_LVER, RES_SHARED};
+
+/// SANLK_ACQUIRE_ORPHAN: adopting an orphan is allowed.
+const ACQUIRE_ORPHAN: u32 = 2;
+/// SANLK_ACQUIRE_ORPHAN_ONLY: adopt only, never create.
+const ACQUIRE_ORPHAN_ONLY: u32 = 4;
+/// SANLK_REL_RENAME: the second resource names the first's new name.
+const REL_RENAME: u32 = 2;
+/// SANLK_REL_ORPHAN: release orphans.
+const REL_ORPHAN: u32 = 4;
+/// -EUCLEAN: an orphan is in the way.
+const EUCLEAN: i32 = -117;
 use crate::wire::{WireOptions, WireResource, HEADER_LEN};
 
 impl Engine {
@@ -82,6 +93,17 @@ impl Engine {
             None => {}
         }
         if let Some(t) = self.tokens.get_mut(&key) {
+            if t.orphan {
+                // An orphan is adopted only when asked for, in its own mode (§8.5).
+                if flags & (ACQUIRE_ORPHAN | ACQUIRE_ORPHAN_ONLY) == 0 || t.shared != shared {
+                    return Err(EUCLEAN);
+                }
+                t.orphan = false;
+                t.holders = vec![ci];
+                t.flags = res.flags;
+                self.acquired(ci, key);
+                return Ok(false);
+            }
             if t.shared && shared && !t.holders.contains(&ci) {
                 t.holders.push(ci);
                 self.acquired(ci, key);
@@ -91,6 +113,9 @@ impl Engine {
         }
         if self.driver.host().busy(key.0, key.1) {
             return Err(EBUSY);
+        }
+        if flags & ACQUIRE_ORPHAN_ONLY != 0 {
+            return Err(ENOENT);
         }
         if res.disks.len() != 1 {
             log::log(
@@ -127,6 +152,7 @@ impl Engine {
             Pending::Acquire {
                 ci,
                 resource: res.clone(),
+                lvb: request.lvb,
             },
         );
         self.driver
@@ -175,13 +201,21 @@ impl Engine {
             self.client(ci)
                 .map(|c| c.leases.clone())
                 .unwrap_or_default()
-        } else if flags & (2 | 4) != 0 {
-            // REL_RENAME and REL_ORPHAN come with the next issue.
-            log::log(
-                log::ERR,
-                "release rename/orphan is not implemented in sanlock-rs yet",
-            );
-            return waiter.answer(-95);
+        } else if flags & REL_ORPHAN != 0 {
+            let Some(r) = resources.first() else {
+                return waiter.answer(EINVAL);
+            };
+            return waiter.answer(self.release_orphans(r.lockspace_name, r.name));
+        } else if flags & REL_RENAME != 0 {
+            let [r, new] = &resources[..] else {
+                return waiter.answer(EINVAL);
+            };
+            let key = (r.lockspace_name, r.name);
+            if !self.client(ci).is_some_and(|c| c.leases.contains(&key)) {
+                return waiter.answer(EPERM);
+            }
+            self.rename_to.insert(key, new.name);
+            vec![key]
         } else {
             let held = self
                 .client(ci)
@@ -228,15 +262,43 @@ impl Engine {
             return false;
         }
         self.tokens.remove(&key);
-        self.pending.insert(key, Pending::Release { ci: Some(ci) });
-        self.driver.host_mut().release(clock::now(), key.0, key.1);
+        self.start_release(key, Some(ci));
         true
     }
 
     /// Releases a lease nobody holds any more, with no one waiting for the result.
     pub(super) fn release_key(&mut self, key: (Name, Name)) {
-        self.pending.insert(key, Pending::Release { ci: None });
-        self.driver.host_mut().release(clock::now(), key.0, key.1);
+        self.tokens.remove(&key);
+        self.start_release(key, None);
+    }
+
+    /// REL_ORPHAN: releases the orphans of a lockspace (all, or the one named); the result
+    /// is how many (§4.5).
+    fn release_orphans(&mut self, space: Name, name: Name) -> i32 {
+        let keys: Vec<(Name, Name)> = self
+            .tokens
+            .iter()
+            .filter(|((l, r), t)| t.orphan && *l == space && (name.is_empty() || *r == name))
+            .map(|(k, _)| *k)
+            .collect();
+        for &key in &keys {
+            self.release_key(key);
+        }
+        keys.len() as i32
+    }
+
+    /// Hands the host a release (a dirty LVB and a rename go with it).
+    fn start_release(&mut self, key: (Name, Name), ci: Option<usize>) {
+        self.pending.insert(key, Pending::Release { ci });
+        let now = clock::now();
+        let host = self.driver.host_mut();
+        if let Some(lvb) = self.lvb_to_write.remove(&key) {
+            host.set_lvb(key.0, key.1, lvb);
+        }
+        match self.rename_to.remove(&key) {
+            Some(new_name) => host.release_renamed(now, key.0, key.1, new_name),
+            None => host.release(now, key.0, key.1),
+        }
     }
 
     pub(super) fn inquire(&mut self, ci: usize, waiter: Waiter) {
@@ -299,18 +361,43 @@ impl Engine {
     pub(super) fn resource_event(&mut self, key: (Name, Name), event: paxos::Event) {
         let pending = self.pending.remove(&key);
         match (pending, event) {
-            (Some(Pending::Acquire { ci, resource }), paxos::Event::Acquired { leader, .. }) => {
+            (Some(Pending::Rindex), event) => self.rindex_lease_event(key.0, event),
+            (
+                Some(Pending::Acquire { ci, resource, lvb }),
+                paxos::Event::Acquired {
+                    leader,
+                    lvb: lvb_read,
+                },
+            ) => {
                 let res_id = self.next_res_id;
                 self.next_res_id += 1;
                 let shared = resource.flags & RES_SHARED != 0;
+                let ss = leader.sector_size().as_usize();
+                // ACQUIRE_LVB keeps a sector-sized buffer, filled with what the disk held.
+                let lvb = lvb.then(|| {
+                    let mut buf = vec![0u8; ss];
+                    if let Some(read) = lvb_read {
+                        let n = read.bytes().len().min(ss);
+                        buf[..n].copy_from_slice(&read.bytes()[..n]);
+                    }
+                    buf
+                });
+                let (killpath, last_pid) = self
+                    .client(ci)
+                    .map_or((None, -1), |c| (c.killpath.clone(), c.pid));
                 self.tokens.insert(
                     key,
                     Token {
+                        flags: resource.flags,
                         resource,
                         shared,
                         lver: leader.lver.0,
                         holders: vec![ci],
                         res_id,
+                        orphan: false,
+                        last_pid,
+                        lvb,
+                        killpath,
                     },
                 );
                 self.acquired(ci, key);
@@ -345,6 +432,7 @@ impl Engine {
                         Pending::Acquire { ci, .. } => self.finish_acquire(ci, ENOSPC),
                         Pending::Release { ci } => self.release_done(ci, key, 0),
                         Pending::Convert { ci } => self.finish_job(ci, ENOSPC),
+                        Pending::Rindex => unreachable!("matched above"),
                     }
                 }
                 log::log(log::DEBUG, &format!("resource event {event:?}"));

@@ -82,6 +82,11 @@ impl Engine {
             add_waiter,
             rem_waiters: Vec::new(),
             history: VecDeque::new(),
+            used: false,
+            used_by_orphans: false,
+            used_retries: 0,
+            event_sinks: Vec::new(),
+            rindex_busy: false,
         });
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || {

@@ -124,7 +124,7 @@ pub fn status(e: &Engine, header: Header) -> Vec<u8> {
             let text = format!(
                 "list={list} space_id={} io_timeout={} sector_size={ss} align_size={align} \
                  host_generation={generation} renew_fail={} space_dead={} killing_pids={} \
-                 used_retries=0 external_used=0 used_by_orphans=0 renewal_read_extend_sec={} \
+                 used_retries={} external_used={} used_by_orphans={} renewal_read_extend_sec={} \
                  set_max_sectors_kb=0 corrupt_result=0 acquire_last_result=0 \
                  renewal_last_result=0 acquire_last_attempt=0 acquire_last_success=0 \
                  renewal_last_attempt=0 renewal_last_success=0",
@@ -133,6 +133,9 @@ pub fn status(e: &Engine, header: Header) -> Vec<u8> {
                 u8::from(s.failed),
                 u8::from(s.failed || matches!(s.state, SpaceState::Removing)),
                 u8::from(e.killing.contains(&s.ls.name)),
+                s.used_retries,
+                u8::from(s.used),
+                u8::from(s.used_by_orphans),
                 s.io_timeout,
             );
             WireState {
@@ -153,10 +156,17 @@ pub fn status(e: &Engine, header: Header) -> Vec<u8> {
     }
     // sanlock adds resources at the head of its list: newest first.
     let mut tokens: Vec<_> = e.tokens.values().collect();
-    tokens.sort_by_key(|t| std::cmp::Reverse(t.res_id));
+    // Orphans come after the held list, as sanlock sends its lists.
+    tokens.sort_by_key(|t| (t.orphan, std::cmp::Reverse(t.res_id)));
     for t in tokens {
-        for &ci in &t.holders {
-            let pid = e.client(ci).map_or(-1, |c| c.pid);
+        // An orphan has no holder: one record with its last holder's pid (list=orphan).
+        let orphan = t.orphan.then_some(usize::MAX);
+        for &ci in t.holders.iter().chain(orphan.iter()) {
+            let pid = if t.orphan {
+                t.last_pid
+            } else {
+                e.client(ci).map_or(-1, |c| c.pid)
+            };
             let (ss, align) = e
                 .spaces
                 .iter()
@@ -166,12 +176,13 @@ pub fn status(e: &Engine, header: Header) -> Vec<u8> {
                     (g.sector_size().bytes(), g.align_size().bytes())
                 });
             let text = format!(
-                "list=held flags={:x} sector_size={ss} align_size={align} lver={} reused=0 \
+                "list={} flags={:x} sector_size={ss} align_size={align} lver={} reused=0 \
                  res_id={} token_id={}",
+                if t.orphan { "orphan" } else { "held" },
                 if t.shared { 0x4 } else { 0 },
                 t.lver,
                 t.res_id,
-                t.res_id,
+                if t.orphan { 0 } else { t.res_id },
             );
             WireState {
                 kind: state_kind::RESOURCE,

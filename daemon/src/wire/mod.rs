@@ -7,6 +7,7 @@ pub mod payload;
 
 pub use header::{Cmd, Header, HEADER_LEN, SM_MAGIC, SM_PROTO, VERSION_NUM};
 pub use payload::{
-    WireDisk, WireHost, WireLockspace, WireOptions, WireResource, WireState, DISK_LEN, HOST_LEN,
-    LOCKSPACE_LEN, OPTIONS_LEN, RESOURCE_LEN, STATE_LEN,
+    WireDisk, WireHost, WireHostEvent, WireLockspace, WireOptions, WireRentry, WireResource,
+    WireRindex, WireState, DISK_LEN, HOST_LEN, LOCKSPACE_LEN, OPTIONS_LEN, RENTRY_LEN,
+    RESOURCE_LEN, RINDEX_LEN, STATE_LEN,
 };

@@ -225,6 +225,110 @@ impl WireHost {
     }
 }
 
+/// `sanlk_host_event`: an event for a host (set_event), or as delivered (event_cb).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WireHostEvent {
+    /// The host it is for.
+    pub host_id: u64,
+    /// That host's generation (0: any).
+    pub generation: u64,
+    /// The event number.
+    pub event: u64,
+    /// Its data.
+    pub data: u64,
+}
+
+impl WireHostEvent {
+    /// Decodes 32 bytes.
+    pub fn decode(b: &[u8]) -> Self {
+        assert_eq!(b.len(), HOST_EVENT_LEN);
+        WireHostEvent {
+            host_id: u64_at(b, 0),
+            generation: u64_at(b, 8),
+            event: u64_at(b, 16),
+            data: u64_at(b, 24),
+        }
+    }
+
+    /// Appends 32 bytes.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        for v in [self.host_id, self.generation, self.event, self.data] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+}
+
+/// `sanlk_rindex` size.
+pub const RINDEX_LEN: usize = 1104;
+/// `sanlk_rentry` size.
+pub const RENTRY_LEN: usize = 64;
+
+/// `sanlk_rindex`: where a resource index is, and its geometry flags.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WireRindex {
+    /// SANLK_RIF_* (the align and sector bits of SANLK_RES_*).
+    pub flags: u32,
+    /// max_resources (0: the default).
+    pub max_resources: u32,
+    /// The lockspace it indexes.
+    pub lockspace_name: Name,
+    /// Its disk and byte offset.
+    pub disk: WireDisk,
+}
+
+impl WireRindex {
+    /// Decodes 1104 bytes.
+    pub fn decode(b: &[u8]) -> Self {
+        assert_eq!(b.len(), RINDEX_LEN);
+        WireRindex {
+            flags: u32_at(b, 0),
+            max_resources: u32_at(b, 4),
+            lockspace_name: name_at(b, 16),
+            disk: WireDisk::decode(&b[64..64 + DISK_LEN]),
+        }
+    }
+
+    /// Appends 1104 bytes.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.flags.to_le_bytes());
+        out.extend_from_slice(&self.max_resources.to_le_bytes());
+        out.extend_from_slice(&[0u8; 8]);
+        out.extend_from_slice(self.lockspace_name.field());
+        self.disk.encode_into(out);
+    }
+}
+
+/// `sanlk_rentry`: one entry of a resource index.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WireRentry {
+    /// The resource name (empty: none).
+    pub name: Name,
+    /// The lease's byte offset.
+    pub offset: u64,
+    /// Flags (unused by 3.8.5).
+    pub flags: u32,
+}
+
+impl WireRentry {
+    /// Decodes 64 bytes.
+    pub fn decode(b: &[u8]) -> Self {
+        assert_eq!(b.len(), RENTRY_LEN);
+        WireRentry {
+            name: name_at(b, 0),
+            offset: u64_at(b, 48),
+            flags: u32_at(b, 56),
+        }
+    }
+
+    /// Appends 64 bytes.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.name.field());
+        out.extend_from_slice(&self.offset.to_le_bytes());
+        out.extend_from_slice(&self.flags.to_le_bytes());
+        out.extend_from_slice(&[0u8; 4]);
+    }
+}
+
 /// `sanlk_state` and its text: one record of a STATUS, HOST_STATUS or RENEWAL stream.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WireState {

@@ -1,0 +1,132 @@
+//! Host events (wire.md §4.22, algorithms.md §11): SET_EVENT puts an event and the target's
+//! bit into our next renewals; REG_EVENT makes a connection a listener of a lockspace; an
+//! event aimed at us in another host's renewal goes to every listener as an 80-byte event_cb.
+
+use sanlock_backends::clock;
+use sanlock_core::host::SetEventFlags;
+use sanlock_core::hosts::Notice;
+use sanlock_core::ondisk::{HostEvent, Name};
+use tokio::sync::mpsc;
+
+use super::engine::*;
+use super::log;
+use crate::wire::{Header, WireHostEvent, HEADER_LEN};
+
+/// Listeners per lockspace (MAX_EVENT_FDS).
+const MAX_EVENT_FDS: usize = 32;
+/// -ENOCSI: every listener slot is taken.
+const ENOCSI: i32 = -50;
+/// The most host_ids any lockspace has (DEFAULT_MAX_HOSTS).
+const MAX_HOST_ID: u64 = 2000;
+/// event_cb: header + host_event + from_host_id + from_generation.
+const EVENT_CB_LEN: usize = HEADER_LEN + 32 + 16;
+/// SM_CB_GET_EVENT.
+const CB_GET_EVENT: u32 = 1;
+
+impl Engine {
+    fn active_space(&mut self, name: &Name) -> Option<&mut Space> {
+        self.spaces.iter_mut().find(|s| {
+            s.ls.name == *name && matches!(s.state, SpaceState::Active | SpaceState::RemPending)
+        })
+    }
+
+    /// REG_EVENT: `sink` gets this lockspace's events from now on.
+    pub(super) fn reg_event(&mut self, name: &Name, sink: mpsc::UnboundedSender<Vec<u8>>) -> i32 {
+        if name.is_empty() {
+            return EINVAL;
+        }
+        let Some(s) = self.active_space(name) else {
+            log::log(log::ERR, "lockspace_reg_event: lockspace not found");
+            return ENOENT;
+        };
+        s.event_sinks.retain(|t| !t.is_closed());
+        if s.event_sinks.len() >= MAX_EVENT_FDS {
+            return ENOCSI;
+        }
+        s.event_sinks.push(sink);
+        0
+    }
+
+    /// END_EVENT: listeners that ended (closed, or wrote 1) lose their slots.
+    pub(super) fn end_event(&mut self, name: &Name) -> i32 {
+        if name.is_empty() {
+            return EINVAL;
+        }
+        let Some(s) = self.active_space(name) else {
+            return ENOENT;
+        };
+        s.event_sinks.retain(|t| !t.is_closed());
+        0
+    }
+
+    /// SET_EVENT (§11.1): checks in sanlock's order, then the host keeps the event.
+    pub(super) fn set_event(&mut self, name: &Name, ev: WireHostEvent, flags: u32) -> i32 {
+        if name.is_empty() || ev.host_id == 0 || ev.host_id > MAX_HOST_ID {
+            return EINVAL;
+        }
+        if self.active_space(name).is_none() {
+            return ENOENT;
+        }
+        let flags = SetEventFlags {
+            cur_generation: flags & 0x1 != 0,
+            clear_hostid: flags & 0x2 != 0,
+            clear_event: flags & 0x4 != 0,
+            replace_event: flags & 0x8 != 0,
+            all_hosts: flags & 0x10 != 0,
+        };
+        let event = HostEvent {
+            generation: ev.generation,
+            event: ev.event,
+            data: ev.data,
+        };
+        match self
+            .driver
+            .host_mut()
+            .set_event(clock::now(), *name, ev.host_id, event, flags)
+        {
+            Ok(()) => 0,
+            Err(rv) => rv,
+        }
+    }
+
+    /// An event for us arrived in another host's renewal: every listener gets it, with our
+    /// host_id and the sender's (§11.3). A listener that cannot take it loses its slot.
+    pub(super) fn deliver_event(&mut self, space_name: Name, notice: Notice) {
+        let Notice::Event {
+            from,
+            from_generation,
+            event,
+        } = notice
+        else {
+            return;
+        };
+        let Some(s) = self.active_space(&space_name) else {
+            return;
+        };
+        let h = Header {
+            magic: crate::wire::SM_MAGIC,
+            version: crate::wire::SM_PROTO,
+            cmd: CB_GET_EVENT,
+            length: EVENT_CB_LEN as u32,
+            ..Header::default()
+        };
+        let mut cb = h.encode().to_vec();
+        WireHostEvent {
+            host_id: s.ls.host_id,
+            generation: event.generation,
+            event: event.event,
+            data: event.data,
+        }
+        .encode_into(&mut cb);
+        cb.extend_from_slice(&from.to_le_bytes());
+        cb.extend_from_slice(&from_generation.0.to_le_bytes());
+        log::log(
+            log::INFO,
+            &format!(
+                "s{} event from host {from} gen {}: {} {} {}",
+                s.space_id, from_generation.0, event.generation, event.event, event.data
+            ),
+        );
+        s.event_sinks.retain(|t| t.send(cb.clone()).is_ok());
+    }
+}

@@ -1,0 +1,168 @@
+//! Asking other hosts for their leases and answering them (wire.md §4.8-4.9, algorithms.md
+//! §10): REQUEST writes a lease's request record and sets the owner's bit in our bitmap;
+//! EXAMINE (or that bit seen in a renewal) makes the host read the request records of leases
+//! held here, and a request for a newer version stops the holder: FORCE with SIGKILL,
+//! GRACEFUL with the lease's killpath, else SIGTERM (RESTRICT swaps the signals).
+//!
+//! SET_CONFIG's USED / USED_BY_ORPHANS flags live here too: they hold a lockspace's removal
+//! back (§12).
+
+use rustix::process::{Pid, Signal};
+use sanlock_backends::clock;
+use sanlock_core::ondisk::{ForceMode, Name};
+use sanlock_core::requests::RequestArgs;
+use sanlock_core::Lver;
+
+use super::clients::restricted;
+use super::engine::*;
+use super::log;
+use crate::wire::WireResource;
+
+/// SANLK_REQUEST_NEXT_LVER: without an lver, ask for the leader's lver + 1.
+const REQUEST_NEXT_LVER: u32 = 1;
+/// -ERANGE: a resource without disks, or with more than four.
+const ERANGE: i32 = -34;
+
+/// SET_CONFIG commands (SANLK_CONFIG_*).
+const CONFIG_USED: u32 = 1;
+const CONFIG_UNUSED: u32 = 2;
+const CONFIG_USED_BY_ORPHANS: u32 = 4;
+const CONFIG_UNUSED_BY_ORPHANS: u32 = 8;
+
+impl Engine {
+    /// SET_CONFIG on an active lockspace (§4.15).
+    pub(super) fn set_config(&mut self, name: &Name, cmd: u32) -> i32 {
+        let Some(s) = self.spaces.iter_mut().find(|s| {
+            s.ls.name == *name && matches!(s.state, SpaceState::Active | SpaceState::RemPending)
+        }) else {
+            return ENOENT;
+        };
+        match cmd {
+            CONFIG_USED | CONFIG_USED_BY_ORPHANS if s.failed => ENOSPC,
+            CONFIG_USED => {
+                s.used = true;
+                0
+            }
+            CONFIG_UNUSED => {
+                s.used = false;
+                0
+            }
+            CONFIG_USED_BY_ORPHANS => {
+                s.used_by_orphans = true;
+                0
+            }
+            CONFIG_UNUSED_BY_ORPHANS => {
+                s.used_by_orphans = false;
+                0
+            }
+            _ => EINVAL,
+        }
+    }
+
+    /// Whether set_config holds the stop of lockspace `name` back: USED, or USED_BY_ORPHANS
+    /// while orphans of it remain (main.c `all_pids_dead`). Logged the first time and every
+    /// 1000th.
+    pub(super) fn removal_blocked(&mut self, name: Name) -> bool {
+        let orphans = self
+            .tokens
+            .iter()
+            .filter(|((l, _), t)| *l == name && t.orphan)
+            .count();
+        let Some(s) = self.spaces.iter_mut().find(|s| s.ls.name == name) else {
+            return false;
+        };
+        let why = if s.used {
+            "used external blocking lockspace removal".to_string()
+        } else if s.used_by_orphans && orphans > 0 {
+            format!("used by orphan {orphans} blocking lockspace removal")
+        } else {
+            return false;
+        };
+        if s.used_retries % 1000 == 0 {
+            log::log(log::ERR, &format!("s{} {why}", s.space_id));
+        }
+        s.used_retries += 1;
+        true
+    }
+
+    /// REQUEST: the host reads the leader and writes the request record; answered at
+    /// `RequestDone`.
+    pub(super) fn request(&mut self, res: WireResource, waiter: Waiter) {
+        let key = (res.lockspace_name, res.name);
+        let Some(disk) = res.disks.first() else {
+            return waiter.answer(ERANGE);
+        };
+        let killing = self.killing.contains(&key.0);
+        if !self.space_usable(&key.0) || killing {
+            return waiter.answer(ENOSPC);
+        }
+        if self.request_waiters.contains_key(&key) {
+            return waiter.answer(EBUSY);
+        }
+        let Some(force_mode) = ForceMode::from_value(waiter.header.data) else {
+            log::log(
+                log::ERR,
+                &format!("request force_mode {} unknown", waiter.header.data),
+            );
+            return waiter.answer(EINVAL);
+        };
+        let id = match self.driver.storage_mut().open(&disk.path) {
+            Ok(id) => id,
+            Err(e) => return waiter.answer(e.rv()),
+        };
+        self.driver.set_lease_disk(key.0, key.1, id);
+        let args = RequestArgs {
+            // sanlock takes the lver field whatever the flags say.
+            lver: (res.lver != 0).then_some(Lver(res.lver)),
+            force_mode,
+            next_lver: waiter.header.cmd_flags & REQUEST_NEXT_LVER != 0,
+        };
+        self.request_waiters.insert(key, waiter);
+        self.driver
+            .host_mut()
+            .request(clock::now(), key.0, key.1, disk.offset, args);
+    }
+
+    /// The host finished a request.
+    pub(super) fn request_done(&mut self, key: (Name, Name), rv: i32) {
+        if let Some(w) = self.request_waiters.remove(&key) {
+            w.answer(rv);
+        }
+    }
+
+    /// The host read a request for a lease held here: its holder must stop (§10.2 step 3).
+    pub(super) fn stop_holder(&mut self, key: (Name, Name), graceful: bool) {
+        let Some(t) = self.tokens.get(&key) else {
+            return;
+        };
+        let Some(&ci) = t.holders.first() else {
+            return;
+        };
+        let killpath = t.killpath.clone();
+        let Some(c) = self.client(ci) else { return };
+        let pid = c.pid;
+        log::log(
+            log::ERR,
+            &format!(
+                "do_request {pid} {}:{} {}",
+                String::from_utf8_lossy(key.0.as_bytes()),
+                String::from_utf8_lossy(key.1.as_bytes()),
+                if graceful { "graceful" } else { "force" }
+            ),
+        );
+        if graceful {
+            if let Some(kp) = killpath {
+                // A request's killpath gets no pid argument (resource.c `do_request`).
+                kp.run(None);
+                return;
+            }
+        }
+        let sig = restricted(
+            if graceful { Signal::TERM } else { Signal::KILL },
+            c.restrict,
+        );
+        if let Some(p) = Pid::from_raw(pid) {
+            let _ = rustix::process::kill_process(p, sig);
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! The rindex commands in the daemon (wire.md §4.29): one operation per lockspace at a time;
+//! the disk steps run on blocking threads (`crate::rindex`), and create, delete and rebuild
+//! hold the index's `rindex_lease` — an ordinary paxos lease taken by the host with
+//! OWNER_NOWAIT — around their changes, as sanlock does, so C and Rust hosts exclude each other.
+
+use sanlock_backends::clock;
+use sanlock_core::ondisk::rindex::RindexHeader;
+use sanlock_core::ondisk::{Geometry, Name};
+use sanlock_core::paxos::AcquireRequest;
+
+use super::engine::*;
+use super::log;
+use crate::rindex;
+use crate::wire::{Cmd, Header, WireRentry, WireRindex, HEADER_LEN, RENTRY_LEN};
+
+/// SANLK_RX_NO_LOCKSPACE: lookup, update and rebuild without a joined lockspace.
+const RX_NO_LOCKSPACE: u32 = 1;
+
+/// The internal lease's name.
+fn rindex_lease_name() -> Name {
+    Name::truncated(b"rindex_lease")
+}
+
+/// A create, delete or rebuild waiting for the host (the header read, the lease taken, the
+/// change made, the lease given back).
+pub struct RindexJob {
+    cmd: Cmd,
+    rx: WireRindex,
+    entry: WireRentry,
+    waiter: Waiter,
+    header: Option<RindexHeader>,
+    /// The change's outcome, answered once the lease is released.
+    result: Option<(i32, WireRentry)>,
+}
+
+/// The reply of update, lookup, create and delete: the result and the entry, always.
+fn rentry_reply(header: Header, rv: i32, entry: &WireRentry) -> Vec<u8> {
+    let mut h = header.result(rv);
+    h.length = (HEADER_LEN + RENTRY_LEN) as u32;
+    let mut out = h.encode().to_vec();
+    entry.encode_into(&mut out);
+    out
+}
+
+fn answer(job: RindexJob, rv: i32, entry: &WireRentry) {
+    let bytes = match job.cmd {
+        Cmd::RebuildRindex | Cmd::FormatRindex => job.waiter.header.result(rv).encode().to_vec(),
+        _ => rentry_reply(job.waiter.header, rv, entry),
+    };
+    let _ = job.waiter.reply.send(Reply::keep_bytes(bytes));
+}
+
+impl Engine {
+    pub(super) fn rindex(&mut self, cmd: Cmd, rx: WireRindex, entry: WireRentry, waiter: Waiter) {
+        let flags = waiter.header.cmd_flags;
+        let mut job = RindexJob {
+            cmd,
+            rx,
+            entry,
+            waiter,
+            header: None,
+            result: None,
+        };
+        if cmd == Cmd::FormatRindex {
+            // Format needs no lockspace and takes no lease (rindex.c `rindex_format`).
+            let rx = job.rx.clone();
+            tokio::task::spawn_blocking(move || {
+                let rv = rindex::format(&rx);
+                answer(job, rv, &WireRentry::default());
+            });
+            return;
+        }
+        let nolock = flags & RX_NO_LOCKSPACE != 0
+            && matches!(
+                cmd,
+                Cmd::LookupRindex | Cmd::UpdateRindex | Cmd::RebuildRindex
+            );
+        let mut sector = None;
+        if !nolock {
+            let name = job.rx.lockspace_name;
+            let found = self.spaces.iter_mut().find(|s| {
+                s.ls.name == name
+                    && matches!(s.state, SpaceState::Active | SpaceState::RemPending)
+            });
+            let rv = match found {
+                None => ENOENT,
+                Some(s) if s.failed => ENOSPC,
+                Some(s) if s.rindex_busy => EBUSY,
+                Some(s) => {
+                    s.rindex_busy = true;
+                    sector = rindex::header_sector(s.geometry);
+                    0
+                }
+            };
+            if rv != 0 || self.killing.contains(&name) {
+                let rv = if rv == 0 {
+                    self.end_rindex_op(name);
+                    ENOSPC
+                } else {
+                    rv
+                };
+                return answer(job, rv, &WireRentry::default());
+            }
+        }
+        let space = job.rx.lockspace_name;
+        let tx = self.tx.clone();
+        let locked = !nolock
+            && matches!(
+                cmd,
+                Cmd::CreateResource | Cmd::DeleteResource | Cmd::RebuildRindex
+            );
+        tokio::task::spawn_blocking(move || {
+            let header = rindex::open(&job.rx)
+                .and_then(|disk| Ok((rindex::read_header(&disk, &job.rx, sector)?, disk)));
+            let (header, disk) = match header {
+                Ok(h) => h,
+                Err(rv) => {
+                    answer(job, rv, &WireRentry::default());
+                    if !nolock {
+                        let _ = tx.send(Msg::RindexDone { space });
+                    }
+                    return;
+                }
+            };
+            if locked {
+                job.header = Some(header);
+                let _ = tx.send(Msg::RindexHeader { job });
+                return;
+            }
+            let (rv, out) = match job.cmd {
+                Cmd::LookupRindex => rindex::lookup(&disk, &header, &job.entry),
+                Cmd::UpdateRindex => rindex::update(&disk, &header, &job.entry, flags),
+                _ => (rindex::rebuild_locked(&disk, &header), WireRentry::default()),
+            };
+            answer(job, rv, &out);
+            if !nolock {
+                let _ = tx.send(Msg::RindexDone { space });
+            }
+        });
+    }
+
+    /// The operation on lockspace `space` is over: another may start.
+    pub(super) fn end_rindex_op(&mut self, space: Name) {
+        if let Some(s) = self.spaces.iter_mut().find(|s| s.ls.name == space) {
+            s.rindex_busy = false;
+        }
+    }
+
+    /// The header of a locked operation was read: take the rindex_lease.
+    pub(super) fn rindex_header_read(&mut self, job: RindexJob) {
+        let space = job.rx.lockspace_name;
+        let header = job.header.expect("read before");
+        let key = (space, rindex_lease_name());
+        let space_geometry: Option<Geometry> = self
+            .spaces
+            .iter()
+            .find(|s| s.ls.name == space)
+            .and_then(|s| s.geometry);
+        let refuse = |e: &mut Engine, job: RindexJob, rv: i32| {
+            e.end_rindex_op(space);
+            answer(job, rv, &WireRentry::default());
+        };
+        if !self.space_usable(&space) {
+            return refuse(self, job, ENOSPC);
+        }
+        if space_geometry != Some(header.geometry) {
+            log::log(
+                log::ERR,
+                "rindex: an index whose geometry differs from its lockspace's is not supported",
+            );
+            return refuse(self, job, EINVAL);
+        }
+        if self.pending.contains_key(&key) || self.tokens.contains_key(&key) {
+            return refuse(self, job, EBUSY);
+        }
+        let id = match self.driver.storage_mut().open(&job.rx.disk.path) {
+            Ok(id) => id,
+            Err(e) => return refuse(self, job, e.rv()),
+        };
+        self.driver.set_lease_disk(key.0, key.1, id);
+        self.pending.insert(key, Pending::Rindex);
+        let request = AcquireRequest {
+            lver: None,
+            owner_nowait: true,
+            shared: false,
+            lvb: false,
+        };
+        self.rindex_jobs.insert(space, job);
+        self.driver.host_mut().acquire(
+            clock::now(),
+            key.0,
+            key.1,
+            header.rindex_lease_offset(),
+            request,
+        );
+    }
+
+    /// The host answered about a rindex_lease: taken (make the change), refused, or given
+    /// back (answer the command).
+    pub(super) fn rindex_lease_event(&mut self, space: Name, event: sanlock_core::paxos::Event) {
+        use sanlock_core::paxos::Event;
+        let Some(mut job) = self.rindex_jobs.remove(&space) else {
+            return;
+        };
+        match event {
+            Event::Acquired { .. } => {
+                let tx = self.tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let header = job.header.expect("read before");
+                    let result = match rindex::open(&job.rx) {
+                        Err(rv) => (rv, WireRentry::default()),
+                        Ok(disk) => match job.cmd {
+                            Cmd::CreateResource => rindex::create_locked(
+                                &disk,
+                                &job.rx,
+                                &header,
+                                job.entry.name,
+                                u64::from(job.waiter.header.data2),
+                            ),
+                            Cmd::DeleteResource => {
+                                rindex::delete_locked(&disk, &job.rx, &header, &job.entry)
+                            }
+                            _ => (rindex::rebuild_locked(&disk, &header), WireRentry::default()),
+                        },
+                    };
+                    job.result = Some(result);
+                    let _ = tx.send(Msg::RindexChanged { job });
+                });
+            }
+            Event::AcquireFailed { rv } => {
+                self.end_rindex_op(space);
+                answer(job, rv, &WireRentry::default());
+            }
+            _ => {
+                // Released (or its release failed: the change is made either way).
+                self.end_rindex_op(space);
+                let (rv, entry) = job.result.take().unwrap_or((0, WireRentry::default()));
+                answer(job, rv, &entry);
+            }
+        }
+    }
+
+    /// The change under the lease is done: give the lease back, then answer.
+    pub(super) fn rindex_changed(&mut self, job: RindexJob) {
+        let space = job.rx.lockspace_name;
+        let key = (space, rindex_lease_name());
+        self.rindex_jobs.insert(space, job);
+        self.pending.insert(key, Pending::Rindex);
+        self.driver
+            .host_mut()
+            .release(clock::now(), key.0, key.1);
+    }
+}
