@@ -590,7 +590,8 @@ impl Host {
             && ls
                 .event_set_at
                 .is_some_and(|at| now.saturating_since(at) < ls.set_bitmap);
-        if pending && event.event != 0 && event.event != ls.host_event.event && !flags.replace_event {
+        if pending && event.event != 0 && event.event != ls.host_event.event && !flags.replace_event
+        {
             return Err(-16);
         }
         ls.host_event = event;

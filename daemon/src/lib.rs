@@ -86,4 +86,3 @@ pub fn run(argv: &[Vec<u8>]) -> Outcome {
         code: i32::from(rv != 0),
     }
 }
-

@@ -55,7 +55,14 @@ pub fn format(rx: &WireRindex) -> i32 {
     if let Err(e) = disk.write(rx.disk.offset, &AlignedBuf::from_slice(&area)) {
         return e.rv();
     }
-    init_lease(rx, &header, Name::truncated(b"rindex_lease"), header.rindex_lease_offset(), 0, false)
+    init_lease(
+        rx,
+        &header,
+        Name::truncated(b"rindex_lease"),
+        header.rindex_lease_offset(),
+        0,
+        false,
+    )
 }
 
 /// Reads and checks the header (magic, major version, lockspace, offset, in sanlock's order),
@@ -67,10 +74,11 @@ pub fn read_header(
 ) -> Result<RindexHeader, i32> {
     let len = sector.map_or(4096, SectorSize::as_usize);
     let bytes = disk.read(rx.disk.offset, len).map_err(|e| e.rv())?;
-    let header = RindexHeader::decode(bytes.as_ref(), rx.disk.offset).map_err(|e| match e.problem {
-        Problem::Version { .. } => SANLK_RINDEX_VERSION,
-        _ => SANLK_RINDEX_MAGIC,
-    })?;
+    let header =
+        RindexHeader::decode(bytes.as_ref(), rx.disk.offset).map_err(|e| match e.problem {
+            Problem::Version { .. } => SANLK_RINDEX_VERSION,
+            _ => SANLK_RINDEX_MAGIC,
+        })?;
     if !header.lockspace_name.matches(&rx.lockspace_name) {
         return Err(SANLK_RINDEX_LOCKSPACE);
     }

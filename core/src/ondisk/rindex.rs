@@ -207,7 +207,9 @@ impl RindexHeader {
             return None;
         }
         let i = (lease_offset - first) / area;
-        u32::try_from(i).ok().filter(|&i| i < self.geometry.max_rindex_entries())
+        u32::try_from(i)
+            .ok()
+            .filter(|&i| i < self.geometry.max_rindex_entries())
     }
 
     /// The sector of the index holding entry `i`, with that entry replaced by `entry`: what

@@ -168,8 +168,20 @@ pub fn run(action: ClientAction, o: &Options, out: &mut Vec<u8>) -> i32 {
         SetConfig => {
             // -O wins over -u; neither sends 0, which the daemon refuses.
             let cmd = match (o.orphan, o.used) {
-                (Some(orphan), _) => if orphan != 0 { 4 } else { 8 },
-                (None, Some(used)) => if used != 0 { 1 } else { 2 },
+                (Some(orphan), _) => {
+                    if orphan != 0 {
+                        4
+                    } else {
+                        8
+                    }
+                }
+                (None, Some(used)) => {
+                    if used != 0 {
+                        1
+                    } else {
+                        2
+                    }
+                }
                 (None, None) => 0,
             };
             say(format!(
@@ -225,7 +237,10 @@ fn rindex(action: ClientAction, o: &Options, out: &mut Vec<u8>) -> i32 {
             let (rv, back) = entry_call(Cmd::CreateResource, 0);
             say(format!("create_resource done {rv}\n"));
             if rv == 0 {
-                say(format!("offset {}\n", back.map_or(entry.offset, |b| b.offset)));
+                say(format!(
+                    "offset {}\n",
+                    back.map_or(entry.offset, |b| b.offset)
+                ));
             }
             rv
         }
@@ -357,7 +372,14 @@ fn acquire_on(conn: Option<&mut Connection>, o: &Options) -> i32 {
 }
 
 fn release(o: &Options) -> i32 {
-    let resources: Vec<WireResource> = o.resources.iter().map(|r| resource(r, o)).collect();
+    let mut resources: Vec<WireResource> = o.resources.iter().map(|r| resource(r, o)).collect();
+    if o.orphan.unwrap_or(0) != 0 && resources.is_empty() && !o.lockspace.name.is_empty() {
+        // `-O 1 -s NAME`: every orphan of the lockspace (a resource with only its name).
+        resources.push(WireResource {
+            lockspace_name: o.lockspace.name,
+            ..WireResource::default()
+        });
+    }
     let mut flags = 0;
     if o.all != 0 {
         flags |= 1;

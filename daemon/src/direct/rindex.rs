@@ -24,7 +24,8 @@ pub fn run(action: DirectAction, options: &Options, out: &mut Vec<u8>) -> i32 {
     let (label, rv, answer) = match action {
         DirectAction::Format => ("format", rindex::format(&rx), None),
         DirectAction::Rebuild => {
-            let (rv, _) = with_header(&|d, h| (rindex::rebuild_locked(d, h), WireRentry::default()));
+            let (rv, _) =
+                with_header(&|d, h| (rindex::rebuild_locked(d, h), WireRentry::default()));
             ("rebuild", rv, None)
         }
         DirectAction::Lookup => {

@@ -22,7 +22,11 @@ pub fn run(options: &Options, out: &mut Vec<u8>) -> i32 {
     } else {
         RawLeader::default()
     };
-    let text = match options.file_path.as_ref().map(|p| std::fs::read(bytes_path(p))) {
+    let text = match options
+        .file_path
+        .as_ref()
+        .map(|p| std::fs::read(bytes_path(p)))
+    {
         Some(Ok(text)) => text,
         Some(Err(e)) => {
             let path = String::from_utf8_lossy(options.file_path.as_deref().unwrap_or_default());
@@ -89,7 +93,11 @@ fn apply_file(l: &mut RawLeader, text: &[u8], is_ls: bool, out: &mut Vec<u8>) ->
             let v = val.strip_prefix(b"0x").unwrap_or(b"");
             u32::from_str_radix(&lossy(&take_while(v, |c| c.is_ascii_hexdigit())), 16).ok()
         };
-        let num = || lossy(&take_while(val, |c| c.is_ascii_digit())).parse::<u64>().ok();
+        let num = || {
+            lossy(&take_while(val, |c| c.is_ascii_digit()))
+                .parse::<u64>()
+                .ok()
+        };
         let set32 = |dst: &mut u32, v: Option<u32>| {
             if let Some(v) = v {
                 *dst = v;
@@ -123,9 +131,7 @@ fn apply_file(l: &mut RawLeader, text: &[u8], is_ls: bool, out: &mut Vec<u8>) ->
             (b"extra2", true) | (b"write_generation", false) => {
                 set64(&mut l.write_generation, num())
             }
-            (b"extra3", true) | (b"write_timestamp", false) => {
-                set64(&mut l.write_timestamp, num())
-            }
+            (b"extra3", true) | (b"write_timestamp", false) => set64(&mut l.write_timestamp, num()),
             _ => {
                 out.extend_from_slice(b"ignore field: \"");
                 out.extend_from_slice(field);
@@ -160,7 +166,10 @@ fn write(options: &Options, leader: &RawLeader, is_ls: bool) -> i32 {
         if ls.host_id == 0 {
             return EINVAL;
         }
-        (&ls.path, ls.offset + (ls.host_id - 1) * u64::from(ss.bytes()))
+        (
+            &ls.path,
+            ls.offset + (ls.host_id - 1) * u64::from(ss.bytes()),
+        )
     } else {
         let Some(disk) = options.resources.first().and_then(|r| r.disks.first()) else {
             return -1;

@@ -14,8 +14,8 @@ use tokio::io::unix::AsyncFd;
 use tokio::net::UnixStream;
 
 use super::engine::{Engine, Job, Msg, MAX_CLIENTS};
-use crate::wire::payload::RES_PERSISTENT;
 use super::log;
+use crate::wire::payload::RES_PERSISTENT;
 
 /// RESTRICT_SIGKILL: use SIGTERM where SIGKILL would be sent.
 const RESTRICT_SIGKILL: u32 = 2;
@@ -311,7 +311,7 @@ impl Engine {
     }
 
     /// The registered clients holding leases in `space`.
-    fn holders_of(&self, space: Name) -> Vec<usize> {
+    pub(super) fn holders_of(&self, space: Name) -> Vec<usize> {
         let mut out = BTreeSet::new();
         for ((ls, _), t) in &self.tokens {
             if *ls == space {

@@ -284,12 +284,7 @@ async fn handle(
 }
 
 /// Hands `call` to the engine and waits for its answer.
-async fn ask(
-    engine: &mpsc::UnboundedSender<Msg>,
-    ci: usize,
-    header: Header,
-    call: Call,
-) -> Reply {
+async fn ask(engine: &mpsc::UnboundedSender<Msg>, ci: usize, header: Header, call: Call) -> Reply {
     let (tx, rx) = oneshot::channel();
     if engine
         .send(Msg::Call {

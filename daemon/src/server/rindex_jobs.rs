@@ -79,8 +79,7 @@ impl Engine {
         if !nolock {
             let name = job.rx.lockspace_name;
             let found = self.spaces.iter_mut().find(|s| {
-                s.ls.name == name
-                    && matches!(s.state, SpaceState::Active | SpaceState::RemPending)
+                s.ls.name == name && matches!(s.state, SpaceState::Active | SpaceState::RemPending)
             });
             let rv = match found {
                 None => ENOENT,
@@ -130,7 +129,10 @@ impl Engine {
             let (rv, out) = match job.cmd {
                 Cmd::LookupRindex => rindex::lookup(&disk, &header, &job.entry),
                 Cmd::UpdateRindex => rindex::update(&disk, &header, &job.entry, flags),
-                _ => (rindex::rebuild_locked(&disk, &header), WireRentry::default()),
+                _ => (
+                    rindex::rebuild_locked(&disk, &header),
+                    WireRentry::default(),
+                ),
             };
             answer(job, rv, &out);
             if !nolock {
@@ -220,7 +222,10 @@ impl Engine {
                             Cmd::DeleteResource => {
                                 rindex::delete_locked(&disk, &job.rx, &header, &job.entry)
                             }
-                            _ => (rindex::rebuild_locked(&disk, &header), WireRentry::default()),
+                            _ => (
+                                rindex::rebuild_locked(&disk, &header),
+                                WireRentry::default(),
+                            ),
                         },
                     };
                     job.result = Some(result);
@@ -246,8 +251,6 @@ impl Engine {
         let key = (space, rindex_lease_name());
         self.rindex_jobs.insert(space, job);
         self.pending.insert(key, Pending::Rindex);
-        self.driver
-            .host_mut()
-            .release(clock::now(), key.0, key.1);
+        self.driver.host_mut().release(clock::now(), key.0, key.1);
     }
 }

@@ -310,6 +310,11 @@ impl Engine {
             match state {
                 SpaceState::Adding => self.cancel_add(i),
                 SpaceState::Active | SpaceState::RemPending => {
+                    if self.spaces[i].used || self.spaces[i].used_by_orphans {
+                        // Applied by the next check, which honours set_config.
+                        self.spaces[i].state = SpaceState::RemPending;
+                        continue;
+                    }
                     self.spaces[i].state = SpaceState::Removing;
                     self.driver.host_mut().leave(now, name);
                 }
@@ -334,8 +339,17 @@ impl Engine {
         while i < self.spaces.len() {
             match self.spaces[i].state {
                 SpaceState::RemPending => {
-                    self.spaces[i].state = SpaceState::Removing;
                     let name = self.spaces[i].ls.name;
+                    if self.removal_blocked(name) {
+                        // set_config holds the removal back: holders are still killed, and
+                        // the lockspace stays listed as it is (main.c `all_pids_dead`).
+                        if !self.holders_of(name).is_empty() {
+                            self.stop_holders(name, false);
+                        }
+                        i += 1;
+                        continue;
+                    }
+                    self.spaces[i].state = SpaceState::Removing;
                     self.driver.host_mut().leave(now, name);
                     i += 1;
                 }
