@@ -81,10 +81,98 @@ call("get_lockspaces after", sanlock.get_lockspaces)
 call("get_hosts after", sanlock.get_hosts, b"LS")
 "#;
 
+/// Issue 7's calls: killpath, LVB, request, set_event, reg_event/end_event, rem_lockspace
+/// with unused (events between hosts are in `daemon_mixed`).
+const SURFACE_SCRIPT: &str = r#"
+import os, sys, hashlib
+import sanlock
+
+d = sys.argv[1]
+ls = os.path.join(d, "ls")
+res = os.path.join(d, "res")
+for p, size in ((ls, 1 << 20), (res, 3 << 20)):
+    with open(p, "wb") as f:
+        f.truncate(size)
+
+def call(label, fn, *args, **kw):
+    try:
+        r = fn(*args, **kw)
+    except sanlock.SanlockException as e:
+        print(label, "error", e.errno)
+        return None
+    if isinstance(r, bytes) and len(r) > 32:
+        r = (len(r), r.rstrip(b"\0"), hashlib.sha1(r).hexdigest())
+    print(label, "->", repr(r).replace(d, "D"))
+    return r
+
+R1 = [(res, 0)]
+R2 = [(res, 1 << 20)]
+R3 = [(res, 2 << 20)]
+call("write_lockspace", sanlock.write_lockspace, b"LS", ls, iotimeout=1)
+for name, disks in ((b"R1", R1), (b"R2", R2), (b"R3", R3)):
+    call("write_resource", sanlock.write_resource, b"LS", name, disks)
+call("add_lockspace", sanlock.add_lockspace, b"LS", 1, ls, iotimeout=1)
+call("killpath unregistered", sanlock.killpath, "/bin/true", ["x"])
+fd = sanlock.register()
+call("killpath", sanlock.killpath, "/bin/true", ["a", "b c"], slkfd=fd)
+call("acquire lvb", sanlock.acquire, b"LS", b"R1", R1, slkfd=fd, lvb=True)
+call("get_lvb unset", sanlock.get_lvb, b"LS", b"R1", R1, 512)
+call("set_lvb 513", sanlock.set_lvb, b"LS", b"R1", R1, b"x" * 513)
+call("set_lvb", sanlock.set_lvb, b"LS", b"R1", R1, b"first\0second".ljust(512, b"\0"))
+call("get_lvb", sanlock.get_lvb, b"LS", b"R1", R1, 512)
+call("get_lvb 16", sanlock.get_lvb, b"LS", b"R1", R1, 16)
+call("release", sanlock.release, b"LS", b"R1", R1, slkfd=fd)
+call("acquire lvb again", sanlock.acquire, b"LS", b"R1", R1, slkfd=fd, lvb=True)
+call("get_lvb kept", sanlock.get_lvb, b"LS", b"R1", R1, 512)
+call("set_lvb short", sanlock.set_lvb, b"LS", b"R1", R1, b"ab")
+call("get_lvb short", sanlock.get_lvb, b"LS", b"R1", R1, 512)
+call("get_lvb not held", sanlock.get_lvb, b"LS", b"R2", R2, 512)
+call("set_lvb not held", sanlock.set_lvb, b"LS", b"R2", R2, b"zz")
+call("acquire no lvb", sanlock.acquire, b"LS", b"R2", R2, slkfd=fd)
+call("get_lvb no lvb", sanlock.get_lvb, b"LS", b"R2", R2, 512)
+call("set_lvb no lvb", sanlock.set_lvb, b"LS", b"R2", R2, b"zz")
+call("request free", sanlock.request, b"LS", b"R3", R3)
+call("request free force", sanlock.request, b"LS", b"R3", R3, action=sanlock.REQ_FORCE)
+call("request next", sanlock.request, b"LS", b"R1", R1)
+call("request old", sanlock.request, b"LS", b"R1", R1, version=1)
+call("request v5", sanlock.request, b"LS", b"R1", R1, version=5)
+call("request v4", sanlock.request, b"LS", b"R1", R1, version=4)
+call("request v5 again", sanlock.request, b"LS", b"R1", R1, version=5, action=sanlock.REQ_FORCE)
+call("request clear", sanlock.request, b"LS", b"R1", R1, action=0)
+call("request other lockspace", sanlock.request, b"NOPE", b"R1", R1)
+call("request no disk", sanlock.request, b"LS", b"R1", [(os.path.join(d, "none"), 0)])
+call("set_event", sanlock.set_event, b"LS", 1, 0, 5)
+call("set_event same", sanlock.set_event, b"LS", 1, 0, 5, data=7)
+call("set_event busy", sanlock.set_event, b"LS", 1, 0, 6)
+call("set_event replace", sanlock.set_event, b"LS", 1, 0, 6, flags=sanlock.SETEV_REPLACE_EVENT)
+call("set_event all", sanlock.set_event, b"LS", 2, 0, 6, flags=sanlock.SETEV_ALL_HOSTS)
+call("set_event cur gen", sanlock.set_event, b"LS", 1, 0, 6, flags=sanlock.SETEV_CUR_GENERATION)
+call("set_event clear", sanlock.set_event, b"LS", 1, 0, 0, flags=sanlock.SETEV_CLEAR_EVENT)
+call("set_event clear host", sanlock.set_event, b"LS", 2, 0, 0, flags=sanlock.SETEV_CLEAR_HOSTID)
+call("set_event host 0", sanlock.set_event, b"LS", 0, 0, 5)
+call("set_event host 2001", sanlock.set_event, b"LS", 2001, 0, 5)
+call("set_event unknown", sanlock.set_event, b"NOPE", 1, 0, 5)
+efd = call("reg_event", sanlock.reg_event, b"LS")
+call("reg_event unknown", sanlock.reg_event, b"NOPE")
+if efd is not None:
+    call("end_event", sanlock.end_event, efd, b"LS")
+efd = sanlock.reg_event(b"LS")
+call("end_event unknown", sanlock.end_event, efd, b"NOPE")
+call("rem_lockspace unused", sanlock.rem_lockspace, b"LS", 1, ls, unused=True)
+call("release all", sanlock.release, b"LS", b"R1", R1, slkfd=fd)
+call("release R2", sanlock.release, b"LS", b"R2", R2, slkfd=fd)
+call("read_resource R1", sanlock.read_resource, res)
+call("rem_lockspace", sanlock.rem_lockspace, b"LS", 1, ls)
+"#;
+
 fn run_script(cli: &Path, run_dir: &Path, dir: &Path) -> String {
+    run_python(SCRIPT, cli, run_dir, dir)
+}
+
+fn run_python(script: &str, cli: &Path, run_dir: &Path, dir: &Path) -> String {
     let out = Command::new("/usr/bin/python3")
         .arg("-c")
-        .arg(SCRIPT)
+        .arg(script)
         .arg(dir)
         .arg(cli)
         .env("SANLOCK_RUN_DIR", run_dir)
@@ -100,6 +188,35 @@ fn python_sanlock_available() -> bool {
         .args(["-c", "import sanlock"])
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn python3_sanlock_sees_the_same_lvb_request_event_and_killpath_results() {
+    let c = require_c_sanlock!();
+    if !python_sanlock_available() {
+        eprintln!("skipped: python3-sanlock is not installed (apt-get install python3-sanlock)");
+        return;
+    }
+    let ours = common::ours();
+    let results: Vec<String> = std::thread::scope(|s| {
+        let runs: Vec<_> = [&c, &ours]
+            .into_iter()
+            .map(|daemon| {
+                let cli = &c;
+                s.spawn(move || {
+                    let scratch = Scratch::new("daemon-python-surface");
+                    let host = CDaemon::start(daemon, &scratch, "host");
+                    run_python(SURFACE_SCRIPT, cli, host.run_dir(), scratch.dir())
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert!(results[0].contains("acquire lvb -> None"), "{}", results[0]);
+    for (c_line, our_line) in results[0].lines().zip(results[1].lines()) {
+        assert_eq!(our_line, c_line, "our daemon differs from the C one");
+    }
+    assert_eq!(results[0].lines().count(), results[1].lines().count());
 }
 
 #[test]
