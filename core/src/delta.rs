@@ -100,6 +100,12 @@ pub enum Event {
     /// Released: our record on disk says timestamp 0 (or nothing was written because the last
     /// renewal had failed). The machine is done.
     Released,
+    /// A read between renewals ([`DeltaLease::set_peek`]): every host's delta sector, for
+    /// events and requests only (our own lease's state is judged at renewals).
+    Peeked {
+        /// The whole area as read.
+        lockspace: bytes::Bytes,
+    },
 }
 
 /// One host's delta lease on one host_id.
@@ -111,6 +117,9 @@ pub struct DeltaLease {
     bitmap: HostBitmap,
     host_event: HostEvent,
     release_requested: bool,
+    /// Read the lockspace between renewals too ([`DeltaLease::set_peek`]), next at `peek_at`.
+    peek: bool,
+    peek_at: Option<Time>,
     io: IoBook,
     events: VecDeque<Event>,
     mutants: Mutations,
@@ -168,6 +177,9 @@ enum Phase {
     },
     /// Held; the next renewal is due at `due`.
     Held { due: Time },
+    /// Between renewals (with [`DeltaLease::set_peek`]): the whole lockspace read again, for
+    /// the other hosts' events and requests only; the renewal stays due at `due`.
+    Peek { io: Pending, due: Time },
     /// Renewal step 1: the whole lockspace.
     RenewRead { io: Pending },
     /// Renewal step 2: our new timestamp.
@@ -194,6 +206,8 @@ impl DeltaLease {
             bitmap: HostBitmap::EMPTY,
             host_event: HostEvent::default(),
             release_requested: false,
+            peek: false,
+            peek_at: None,
             io: IoBook::default(),
             events: VecDeque::new(),
             mutants: Mutations::default(),
@@ -211,6 +225,22 @@ impl DeltaLease {
         assert_eq!(self.phase, Phase::Idle, "acquire on a started delta lease");
         let io = self.read(now, self.config.sector_offset(), self.sector_len());
         self.phase = Phase::ReadLeader { io };
+    }
+
+    /// Also reads the lockspace half way between renewals, reporting it as
+    /// [`Event::Peeked`] (the daemon's choice: events and requests from other hosts arrive
+    /// sooner; the simulator leaves it off).
+    pub fn set_peek(&mut self, peek: bool) {
+        self.peek = peek;
+    }
+
+    /// Renews as soon as possible (when held between renewals): an event just set goes out
+    /// now rather than at the next scheduled renewal. Renewing early is always safe.
+    pub fn renew_soon(&mut self, now: Time) {
+        self.tick(now);
+        if let Phase::Held { due } = &mut self.phase {
+            *due = (*due).min(now);
+        }
     }
 
     /// Asks for the release (rem_lockspace): done at once when idle between renewals, else
@@ -286,6 +316,13 @@ impl DeltaLease {
                 self.phase = Phase::VerifyLeader { io, written, taken };
             }
             Phase::Held { due } if now >= *due => self.start_renewal(now),
+            Phase::Held { due } if self.peek_at.is_some_and(|p| now >= p) => {
+                let due = *due;
+                self.peek_at = None;
+                let len = self.config.geometry.area_bytes() as usize;
+                let io = self.read(now, self.config.offset, len);
+                self.phase = Phase::Peek { io, due };
+            }
             _ => {}
         }
         self.check_age(now);
@@ -307,7 +344,7 @@ impl DeltaLease {
             Phase::WaitLongDelay { until, .. } | Phase::WaitShortDelay { until, .. } => {
                 Some(*until)
             }
-            Phase::Held { due } => Some(*due),
+            Phase::Held { due } => Some(self.peek_at.map_or(*due, |p| p.min(*due))),
             _ => self.pending().map(|io| io.deadline),
         };
         let age = self.held.as_ref().filter(|h| !h.confirming).and_then(|h| {
@@ -388,6 +425,7 @@ impl DeltaLease {
             | Phase::WriteLeader { io, .. }
             | Phase::VerifyLeader { io, .. }
             | Phase::RenewRead { io }
+            | Phase::Peek { io, .. }
             | Phase::RenewWrite { io, .. }
             | Phase::ReleaseWrite { io } => Some(*io),
             _ => None,
@@ -454,6 +492,16 @@ impl DeltaLease {
                 read_ms,
                 ..
             } => self.after_renew_write(now, written, taken, lockspace, read_ms, result),
+            Phase::Peek { due, .. } => {
+                if let Ok(area) = result {
+                    self.events.push_back(Event::Peeked { lockspace: area });
+                }
+                if self.release_requested {
+                    self.start_release_phase(now)
+                } else {
+                    Phase::Held { due }
+                }
+            }
             Phase::ReleaseWrite { .. } => {
                 // Released either way: a failed write leaves the lease to expire on disk.
                 self.held = None;
@@ -672,9 +720,12 @@ impl DeltaLease {
         if self.release_requested {
             return self.start_release_phase(now);
         }
-        Phase::Held {
-            due: self.renewal_due(taken),
+        let due = self.renewal_due(taken);
+        if self.peek {
+            // Half way to the next renewal: events and requests wait at most half as long.
+            self.peek_at = Some(now + due.saturating_since(now) / 2);
         }
+        Phase::Held { due }
     }
 
     fn renewal_failed(&mut self, now: Time, rv: i32, corrupt: bool) -> Phase {

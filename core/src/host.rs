@@ -45,6 +45,10 @@ pub struct HostConfig {
     /// set_bitmap_seconds (`-b`): how long a bit we set stays in our bitmap, and the
     /// per-sender request throttle. 0 means 6 × io_timeout per lockspace.
     pub set_bitmap_s: u64,
+    /// Events and requests sooner: each lockspace is also read half way between renewals,
+    /// and a renewal is made at once after set_event (the daemon turns this on; sanlock does
+    /// neither, the simulator keeps sanlock's schedule).
+    pub event_poll: bool,
     /// A deliberate bug to run with (the simulator's mutant suite only).
     #[cfg(feature = "mutants")]
     pub mutant: Option<crate::mutants::Mutant>,
@@ -58,6 +62,7 @@ impl HostConfig {
             kill_grace_s: DEFAULT_KILL_GRACE_S,
             rng_seed: 1,
             set_bitmap_s: 0,
+            event_poll: false,
             #[cfg(feature = "mutants")]
             mutant: None,
         }
@@ -378,6 +383,7 @@ impl Host {
             timeouts,
         });
         delta.set_mutations(self.mutations());
+        delta.set_peek(self.config.event_poll);
         delta.acquire(now);
         self.new_instance(Target::Lockspace(join.space_name));
         let set_bitmap = match self.config.set_bitmap_s {
@@ -597,6 +603,10 @@ impl Host {
         ls.host_event = event;
         ls.event_set_at = Some(now);
         ls.delta.set_host_event(event);
+        if self.config.event_poll {
+            // The event goes out with a renewal made now, not up to 2N later.
+            ls.delta.renew_soon(now);
+        }
         let ours = ls.delta.config().host_id;
         ls.bit_times.insert(target, now);
         if flags.all_hosts {
@@ -1218,6 +1228,17 @@ impl Host {
                             renewal,
                             expire: renewal + ls.timeouts.id_renewal_fail() + late_expire,
                         });
+                    }
+                }
+                delta::Event::Peeked { lockspace } => {
+                    for notice in ls.table.scan(now, &lockspace) {
+                        match notice {
+                            Notice::Examine { .. } => examine = true,
+                            notice => self.outputs.push_back(Output::HostEvent {
+                                space_name: name,
+                                notice,
+                            }),
+                        }
                     }
                 }
                 delta::Event::RenewalFailed { rv, .. } => {

@@ -407,6 +407,7 @@ impl Engine {
         let mut hc = HostConfig::new(host_name);
         hc.kill_grace_s = cfg.kill_grace_s;
         hc.set_bitmap_s = cfg.set_bitmap_seconds;
+        hc.event_poll = true;
         hc.rng_seed = u64::from(std::process::id()) ^ clock::now().since_boot().as_nanos() as u64;
         let driver = HostDriver::new(Host::new(hc), storage);
         Engine {
