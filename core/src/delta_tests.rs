@@ -508,3 +508,68 @@ fn a_completion_delivered_after_its_deadline_is_a_timeout_even_without_a_tick() 
     assert_eq!(w.lease.late_completions(), 1);
     assert_eq!(w.lease.poll_io(), None, "nothing written");
 }
+
+#[test]
+fn with_peek_the_lockspace_is_read_half_way_to_the_next_renewal_which_stays_due() {
+    // The daemon's event_poll: renewal at 120.5 s, next due at 141 s; the extra read of the
+    // whole area (timeout N) comes at 130.75 s and changes nothing of the schedule.
+    let mut w = held_world();
+    w.lease.set_peek(true);
+    w.wait(Duration::from_millis(500));
+    w.io("read", 0, 1 << 20, N);
+    w.io("write", 0, 512, 8 * N + 60);
+    w.events();
+    w.wait(Duration::from_millis(10_250));
+    w.io("read", 0, 1 << 20, N);
+    let events = w.events();
+    assert!(
+        matches!(&events[..], [Event::Peeked { lockspace }] if lockspace.len() == 1 << 20),
+        "{events:?}"
+    );
+    // Nothing was written, and the renewal is still due 2N + 0.5 s after the last success.
+    w.wait(Duration::from_millis(10_250));
+    w.io("read", 0, 1 << 20, N);
+    w.io("write", 0, 512, 8 * N + 60);
+    assert!(matches!(
+        &w.events()[..],
+        [Event::Renewed {
+            timestamp_s: 141,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn without_peek_nothing_is_read_between_renewals() {
+    // sanlock's schedule (and the simulator's): the next deadline after a renewal is the
+    // next renewal.
+    let mut w = held_world();
+    w.wait(Duration::from_millis(500));
+    w.io("read", 0, 1 << 20, N);
+    w.io("write", 0, 512, 8 * N + 60);
+    w.events();
+    w.wait(secs(2 * N) + Duration::from_millis(500));
+}
+
+#[test]
+fn renew_soon_moves_the_next_renewal_to_now() {
+    // After set_event the daemon renews at once, so the event leaves within milliseconds.
+    let mut w = held_world();
+    w.wait(Duration::from_millis(500));
+    w.io("read", 0, 1 << 20, N);
+    w.io("write", 0, 512, 8 * N + 60);
+    w.events();
+    w.now = w.now + secs(3);
+    w.lease.renew_soon(w.now);
+    assert_eq!(w.lease.poll_timeout(), Some(w.now));
+    w.lease.handle_timeout(w.now);
+    w.io("read", 0, 1 << 20, N);
+    w.io("write", 0, 512, 8 * N + 60);
+    assert!(matches!(
+        &w.events()[..],
+        [Event::Renewed {
+            timestamp_s: 123,
+            ..
+        }]
+    ));
+}

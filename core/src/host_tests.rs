@@ -551,6 +551,18 @@ fn set_event_goes_out_with_the_next_renewals_and_its_bit_expires() {
             .set_event(w.now, ls, 2, other, SetEventFlags::default()),
         Err(-16)
     );
+    // The busy check compares event numbers only (lockspace.c): new data for the same event
+    // replaces the old at once.
+    let new_data = crate::ondisk::HostEvent { data: 99, ..ev };
+    assert_eq!(
+        w.host
+            .set_event(w.now, ls, 2, new_data, SetEventFlags::default()),
+        Ok(())
+    );
+    assert_eq!(
+        w.host.set_event(w.now, ls, 2, ev, SetEventFlags::default()),
+        Ok(())
+    );
     assert_eq!(
         w.host
             .set_event(w.now, ls, 3000, ev, SetEventFlags::default()),

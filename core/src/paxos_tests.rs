@@ -181,6 +181,27 @@ fn release_writes_the_released_dblock_then_frees_the_leader() {
 }
 
 #[test]
+fn a_renaming_release_writes_the_new_name_into_the_freed_leader() {
+    // SANLK_REL_RENAME: the same three I/Os; the freed leader carries the second resource's
+    // name (resource.c `_release_token` with resrename).
+    let mut w = World::new(1, 1, 764);
+    w.lease.acquire(w.now, AcquireRequest::default());
+    w.run_io();
+    w.events();
+    w.log.clear();
+    w.now = Time::from_secs(800);
+    w.lease.release_renamed(w.now, Name::new(b"NEW").unwrap());
+    w.run_io();
+    assert_eq!(w.log.len(), 3);
+    assert_eq!(w.events(), vec![Event::Released]);
+    let l = w.leader();
+    assert_eq!(
+        (l.timestamp, l.resource_name),
+        (0, Name::new(b"NEW").unwrap())
+    );
+}
+
+#[test]
 fn ballot_numbers_go_1_2001_4001_for_host_1() {
     // ondisk.md §5.4 [run]: (max − max mod 2000) + 2000 + H.
     let mut w = World::new(1, 1, 100);

@@ -367,3 +367,43 @@ mod tests {
         assert!(err.to_string().contains("combination"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod search_tests {
+    use super::*;
+
+    fn header() -> RindexHeader {
+        let g = Geometry::legacy(SectorSize::Bytes512);
+        RindexHeader::format(g, Name::new(b"LS").unwrap(), 0, 1 << 20)
+    }
+
+    #[test]
+    fn entries_are_found_by_name_and_by_lease_offset_as_rindex_c_does() {
+        // ondisk.md §6: entry i at rx_offset + sector + 64 i; its lease at rx + (2 + i) align.
+        let h = header();
+        let mut area = vec![0u8; (1 << 20) as usize];
+        assert_eq!(h.find_free(&area), Some(0));
+        let e = RindexEntry {
+            res_offset: h.lease_offset(0),
+            name: Name::new(b"r1").unwrap(),
+            ..RindexEntry::default()
+        };
+        let (at, sector) = h.sector_with(&area, 0, &e);
+        assert_eq!(at, (1 << 20) + 512, "entry 0 is in sector 1 of the index");
+        area[512..1024].copy_from_slice(&sector);
+        assert_eq!(h.find_free(&area), Some(1));
+        assert_eq!(h.find_name(&area, &Name::new(b"r1").unwrap()), Some(0));
+        assert_eq!(h.find_name(&area, &Name::new(b"r2").unwrap()), None);
+        assert_eq!(h.lease_offset(0), 3 << 20);
+        assert_eq!(h.index_of_lease(3 << 20), Some(0));
+        assert_eq!(h.index_of_lease(5 << 20), Some(2));
+        // Before the first lease slot, or off the align: not an entry (3.8.5 reads garbage).
+        assert_eq!(h.index_of_lease(2 << 20), None);
+        assert_eq!(h.index_of_lease((3 << 20) + 512), None);
+        // Entry 8 is the first of sector 2.
+        let (at, _) = h.sector_with(&area, 8, &e);
+        assert_eq!(at, (1 << 20) + 1024);
+        assert_eq!(h.rindex_lease_offset(), 2 << 20);
+        assert_eq!(h.searched(), 4096);
+    }
+}

@@ -397,3 +397,38 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(args: &str, pid: Option<i32>) -> Vec<String> {
+        Killpath {
+            path: b"/bin/kp".to_vec(),
+            args: args.as_bytes().to_vec(),
+            with_pid: pid.is_some(),
+        }
+        .argv(pid)
+        .into_iter()
+        .map(|a| String::from_utf8(a).unwrap())
+        .collect()
+    }
+
+    #[test]
+    fn killpath_arguments_split_as_sanlocks_helper_splits_them() {
+        // helper.c `run_path`: white space separates, a backslash escapes a space or a
+        // backslash, at most 8 entries with the path, the pid last when asked for and there
+        // is room.
+        assert_eq!(argv("a b", Some(42)), ["/bin/kp", "a", "b", "42"]);
+        assert_eq!(argv(r"a\ b  c", None), ["/bin/kp", "a b", "c"]);
+        assert_eq!(argv(r"x\\y", None), ["/bin/kp", r"x\y"]);
+        assert_eq!(argv("", Some(7)), ["/bin/kp", "7"]);
+        assert_eq!(
+            argv("1 2 3 4 5 6 7 8 9", Some(7)),
+            ["/bin/kp", "1", "2", "3", "4", "5", "6", "7"]
+        );
+        // A control character or a bad escape ends the arguments; the word so far is kept.
+        assert_eq!(argv(r"a\x b", None), ["/bin/kp", "a"]);
+        assert_eq!(argv("a\u{1}b c", None), ["/bin/kp", "a"]);
+    }
+}

@@ -23,6 +23,29 @@ const EVENT_CB_LEN: usize = HEADER_LEN + 32 + 16;
 /// SM_CB_GET_EVENT.
 const CB_GET_EVENT: u32 = 1;
 
+/// The 80-byte event_cb a listener reads (wire.md §2.3, appendix A.7): the event as carried,
+/// with our host_id, and the sender's host_id and generation.
+pub fn event_cb(our_host_id: u64, event: HostEvent, from: u64, from_generation: u64) -> Vec<u8> {
+    let h = Header {
+        magic: crate::wire::SM_MAGIC,
+        version: crate::wire::SM_PROTO,
+        cmd: CB_GET_EVENT,
+        length: EVENT_CB_LEN as u32,
+        ..Header::default()
+    };
+    let mut cb = h.encode().to_vec();
+    WireHostEvent {
+        host_id: our_host_id,
+        generation: event.generation,
+        event: event.event,
+        data: event.data,
+    }
+    .encode_into(&mut cb);
+    cb.extend_from_slice(&from.to_le_bytes());
+    cb.extend_from_slice(&from_generation.to_le_bytes());
+    cb
+}
+
 impl Engine {
     fn active_space(&mut self, name: &Name) -> Option<&mut Space> {
         self.spaces.iter_mut().find(|s| {
@@ -103,23 +126,7 @@ impl Engine {
         let Some(s) = self.active_space(&space_name) else {
             return;
         };
-        let h = Header {
-            magic: crate::wire::SM_MAGIC,
-            version: crate::wire::SM_PROTO,
-            cmd: CB_GET_EVENT,
-            length: EVENT_CB_LEN as u32,
-            ..Header::default()
-        };
-        let mut cb = h.encode().to_vec();
-        WireHostEvent {
-            host_id: s.ls.host_id,
-            generation: event.generation,
-            event: event.event,
-            data: event.data,
-        }
-        .encode_into(&mut cb);
-        cb.extend_from_slice(&from.to_le_bytes());
-        cb.extend_from_slice(&from_generation.0.to_le_bytes());
+        let cb = event_cb(s.ls.host_id, event, from, from_generation.0);
         log::log(
             log::INFO,
             &format!(
@@ -128,5 +135,32 @@ impl Engine {
             ),
         );
         s.event_sinks.retain(|t| t.send(cb.clone()).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_cb_matches_the_captured_bytes() {
+        // wire.md A.7: host 2 receives {2, 0, 0x11, 0x22} from host 1, generation 1.
+        let ev = HostEvent {
+            generation: 0,
+            event: 0x11,
+            data: 0x22,
+        };
+        let cb = event_cb(2, ev, 1, 1);
+        let mut want = vec![0u8; 80];
+        want[..4].copy_from_slice(&[0x10, 0x20, 0x28, 0x04]);
+        want[4] = 1;
+        want[8] = 1;
+        want[16] = 0x50;
+        want[32] = 2;
+        want[48] = 0x11;
+        want[56] = 0x22;
+        want[64] = 1;
+        want[72] = 1;
+        assert_eq!(cb, want);
     }
 }
