@@ -1,7 +1,7 @@
 //! `direct write_leader -s LOCKSPACE | -r RESOURCE -F FILE [-f 1]`: read the leader, override
 //! the fields FILE names (`field value` lines, as `read_leader` prints them), and write it back
 //! (main.c `do_direct_write_leader`, `read_file_leader`). The checksum is recomputed unless
-//! `-f 1` asks to keep the file's. A lockspace leader goes to its host_id's sector; a resource
+//! `-f 1` asks to keep the file's (a lockspace leader only). A lockspace leader goes to its host_id's sector; a resource
 //! leader to sector 0 of its lease; the rest of that sector is zeroed, as sanlock writes it.
 
 use sanlock_backends::disk::{AlignedBuf, Disk};
@@ -61,6 +61,11 @@ pub fn run(options: &Options, out: &mut Vec<u8>) -> i32 {
             leader.checksum = generated;
             out.extend_from_slice(format!("use new generated checksum {generated:x}\n").as_bytes());
         }
+    }
+    if !is_lockspace {
+        // A paxos leader is always written with its computed checksum, `-f 1` or not
+        // (paxos_lease.c `paxos_lease_leader_clobber`); the delta clobber keeps the given one.
+        leader.checksum = generated;
     }
     let rv = write(options, &leader, is_lockspace);
     out.extend_from_slice(format!("write_leader done {rv}\n").as_bytes());
