@@ -197,3 +197,64 @@ fn removing_a_lockspace_kills_its_holders_with_sigkill_first() {
     assert_eq!(sig, Some(9));
     assert_eq!(d.client(&["gets"]).stdout, "");
 }
+
+#[test]
+fn in_recovery_the_killpath_runs_once_instead_of_sigterm_then_sigkill_follows() {
+    // main.c `kill_pids`: within the grace a client with a killpath gets it run (once), not
+    // SIGTERM; after the grace SIGKILL as usual. io_timeout 1, -g 3.
+    if !Command::new("/usr/bin/python3")
+        .args(["-c", "import sanlock"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("skipped: python3-sanlock is not installed (apt-get install python3-sanlock)");
+        return;
+    }
+    let scratch = Scratch::new("daemon-killpath");
+    let d = Daemon::start(&scratch.path("run"), &["-w", "0", "-g", "3"], None);
+    let (r1, _) = setup(&scratch, &d, "1");
+    let marker = scratch.path("killpath-ran");
+    let script = scratch.path("kp.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", marker.display()),
+    )
+    .unwrap();
+    common::run(
+        Path::new("/bin/chmod"),
+        &["+x", &script.display().to_string()],
+        None,
+    );
+    let parts: Vec<&str> = r1.split(':').collect();
+    let py = format!(
+        "import sanlock, signal, sys, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n\
+         fd = sanlock.register()\nsanlock.killpath({:?}, ['recovery', 'a b'], slkfd=fd)\n\
+         sanlock.acquire(b'LS', b'R1', [({:?}, 0)], slkfd=fd)\nprint('ready', flush=True)\n\
+         time.sleep(600)\n",
+        script.display().to_string(),
+        parts[2]
+    );
+    let mut holder = Command::new("/usr/bin/python3")
+        .args(["-c", &py])
+        .env("SANLOCK_RUN_DIR", &d.run_dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "ready");
+    let t0 = Instant::now();
+    cut_to_nothing(&scratch.path("ls"));
+    let (kill_at, sig) = common::exit_time(&mut holder, t0, Duration::from_secs(30));
+    let ran = std::fs::read_to_string(&marker).unwrap_or_default();
+    eprintln!("killpath ran: {ran:?}; holder killed at {kill_at:.2} s");
+    // Arguments split at the space; no pid (the client did not ask for it); run once.
+    assert_eq!(ran, "recovery a b\n");
+    assert_eq!(sig, Some(9));
+    // Killed at T + 8N + grace: with T in [t0 - 2 s, t0], between 9 and 12 s.
+    assert!((8.5..12.5).contains(&kill_at), "SIGKILL at {kill_at}");
+}
