@@ -300,3 +300,56 @@ fn requests_events_orphans_config_and_rindex_print_what_sanlock_prints() {
         }
     }
 }
+
+/// The bits `direct dump -f 1` shows after host 1's sector (its bitmap).
+fn bits_of_host_1(bin: &Path, ls: &Path) -> String {
+    let dump = common::run(
+        bin,
+        &["direct", "dump", &ls.display().to_string(), "-f", "1"],
+        None,
+    );
+    let line = dump.stdout.lines().nth(1).unwrap_or_default().to_string();
+    // offset, lockspace, host name, timestamp, owner, generation, then one field per bit.
+    line.split_whitespace()
+        .skip(6)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn set_bitmap_seconds_bounds_how_long_a_bit_stays_set_as_in_sanlock() {
+    // `-b 2`: a bit set by set_event is in our renewals for 2 s, then cleared at the next
+    // renewal (lockspace.c `create_bitmap_and_extra`); io_timeout 1 alone would keep it 6 s.
+    let c = require_c_sanlock!();
+    let ours = common::ours();
+    let seen: Vec<(String, String)> = std::thread::scope(|s| {
+        let runs: Vec<_> = [&c, &ours]
+            .into_iter()
+            .map(|daemon| {
+                let c = &c;
+                s.spawn(move || {
+                    let scratch = Scratch::new("daemon-bitmap");
+                    let host =
+                        CDaemon::start_with(daemon, &scratch, "host", &["-w", "0", "-b", "2"]);
+                    let ls = scratch.path("ls");
+                    common::create_file(&ls, 1 << 20);
+                    let lss = format!("LS:1:{}:0", ls.display());
+                    assert_eq!(host.client(&["init", "-s", &lss, "-o", "1"]).code, 0);
+                    assert_eq!(
+                        host.client(&["add_lockspace", "-s", &lss, "-o", "1"]).code,
+                        0
+                    );
+                    let set = host.client(&["set_event", "-s", "LS", "-i", "5", "-e", "1"]);
+                    assert_eq!(set.code, 0, "{set:?}");
+                    std::thread::sleep(Duration::from_millis(2500));
+                    let early = bits_of_host_1(c, &ls);
+                    std::thread::sleep(Duration::from_millis(3500));
+                    (early, bits_of_host_1(c, &ls))
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert_eq!(seen[0], ("5".to_string(), String::new()), "3.8.5");
+    assert_eq!(seen[1], seen[0], "ours");
+}
