@@ -165,10 +165,6 @@ call("read_resource R1", sanlock.read_resource, res)
 call("rem_lockspace", sanlock.rem_lockspace, b"LS", 1, ls)
 "#;
 
-fn run_script(cli: &Path, run_dir: &Path, dir: &Path) -> String {
-    run_python(SCRIPT, cli, run_dir, dir)
-}
-
 fn run_python(script: &str, cli: &Path, run_dir: &Path, dir: &Path) -> String {
     let out = Command::new("/usr/bin/python3")
         .arg("-c")
@@ -190,60 +186,46 @@ fn python_sanlock_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-#[test]
-fn python3_sanlock_sees_the_same_lvb_request_event_and_killpath_results() {
-    let c = require_c_sanlock!();
+/// Runs `script` against the C daemon and ours at once; every line must be equal. Returns the
+/// C daemon's lines, or `None` when python3-sanlock is missing (the test is then skipped).
+fn both_daemons(c: &Path, label: &str, script: &'static str) -> Option<String> {
     if !python_sanlock_available() {
         eprintln!("skipped: python3-sanlock is not installed (apt-get install python3-sanlock)");
-        return;
+        return None;
     }
     let ours = common::ours();
     let results: Vec<String> = std::thread::scope(|s| {
-        let runs: Vec<_> = [&c, &ours]
+        let runs: Vec<_> = [c, ours.as_path()]
             .into_iter()
             .map(|daemon| {
-                let cli = &c;
                 s.spawn(move || {
-                    let scratch = Scratch::new("daemon-python-surface");
+                    let scratch = Scratch::new(label);
                     let host = CDaemon::start(daemon, &scratch, "host");
-                    run_python(SURFACE_SCRIPT, cli, host.run_dir(), scratch.dir())
+                    run_python(script, c, host.run_dir(), scratch.dir())
                 })
             })
             .collect();
         runs.into_iter().map(|r| r.join().unwrap()).collect()
     });
-    assert!(results[0].contains("acquire lvb -> None"), "{}", results[0]);
     for (c_line, our_line) in results[0].lines().zip(results[1].lines()) {
         assert_eq!(our_line, c_line, "our daemon differs from the C one");
     }
     assert_eq!(results[0].lines().count(), results[1].lines().count());
+    Some(results[0].clone())
 }
 
 #[test]
 fn python3_sanlock_sees_the_same_results_and_errors_from_both_daemons() {
     let c = require_c_sanlock!();
-    if !python_sanlock_available() {
-        eprintln!("skipped: python3-sanlock is not installed (apt-get install python3-sanlock)");
-        return;
+    if let Some(out) = both_daemons(&c, "daemon-python", SCRIPT) {
+        assert!(out.contains("acquire -> None"), "{out}");
     }
-    let ours = common::ours();
-    let results: Vec<String> = std::thread::scope(|s| {
-        let runs: Vec<_> = [&c, &ours]
-            .into_iter()
-            .map(|daemon| {
-                let cli = &c;
-                s.spawn(move || {
-                    let scratch = Scratch::new("daemon-python");
-                    let host = CDaemon::start(daemon, &scratch, "host");
-                    run_script(cli, host.run_dir(), scratch.dir())
-                })
-            })
-            .collect();
-        runs.into_iter().map(|r| r.join().unwrap()).collect()
-    });
-    assert!(results[0].contains("acquire -> None"), "{}", results[0]);
-    for (c_line, our_line) in results[0].lines().zip(results[1].lines()) {
-        assert_eq!(our_line, c_line, "our daemon differs from the C one");
+}
+
+#[test]
+fn python3_sanlock_sees_the_same_lvb_request_event_and_killpath_results() {
+    let c = require_c_sanlock!();
+    if let Some(out) = both_daemons(&c, "daemon-python-surface", SURFACE_SCRIPT) {
+        assert!(out.contains("acquire lvb -> None"), "{out}");
     }
-    assert_eq!(results[0].lines().count(), results[1].lines().count());
 }

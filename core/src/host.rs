@@ -595,7 +595,7 @@ impl Host {
         let pending = ls.host_event.event != 0
             && ls
                 .event_set_at
-                .is_some_and(|at| now.saturating_since(at) < ls.set_bitmap);
+                .is_some_and(|at| now.secs().saturating_sub(at.secs()) < ls.set_bitmap.as_secs());
         if pending && event.event != 0 && event.event != ls.host_event.event && !flags.replace_event
         {
             return Err(-16);
@@ -1211,15 +1211,7 @@ impl Host {
                             write_ms,
                         }),
                     });
-                    for notice in ls.table.scan(now, &lockspace) {
-                        match notice {
-                            Notice::Examine { .. } => examine = true,
-                            notice => self.outputs.push_back(Output::HostEvent {
-                                space_name: name,
-                                notice,
-                            }),
-                        }
-                    }
+                    examine |= scan_hosts(&mut self.outputs, ls, name, now, &lockspace);
                     // A failed lockspace stays failed: a later success does not feed wdmd.
                     if ls.failed.is_none() {
                         let renewal = ls.delta.last_success().expect("renewed");
@@ -1231,15 +1223,7 @@ impl Host {
                     }
                 }
                 delta::Event::Peeked { lockspace } => {
-                    for notice in ls.table.scan(now, &lockspace) {
-                        match notice {
-                            Notice::Examine { .. } => examine = true,
-                            notice => self.outputs.push_back(Output::HostEvent {
-                                space_name: name,
-                                notice,
-                            }),
-                        }
-                    }
+                    examine |= scan_hosts(&mut self.outputs, ls, name, now, &lockspace);
                 }
                 delta::Event::RenewalFailed { rv, .. } => {
                     self.outputs.push_back(Output::Renewal {
@@ -1380,12 +1364,32 @@ impl Lockspace {
     }
 }
 
+/// Scans the other hosts' sectors (a renewal's or a peek's read): events aimed at us become
+/// outputs; returns whether a request examine is due.
+fn scan_hosts(
+    outputs: &mut VecDeque<Output>,
+    ls: &mut Lockspace,
+    space_name: Name,
+    now: Time,
+    area: &[u8],
+) -> bool {
+    let mut examine = false;
+    for notice in ls.table.scan(now, area) {
+        match notice {
+            Notice::Examine { .. } => examine = true,
+            notice => outputs.push_back(Output::HostEvent { space_name, notice }),
+        }
+    }
+    examine
+}
+
 /// Puts the bits asked for within set_bitmap seconds (never ours) into the delta lease's next
 /// renewals, forgetting older ones (lockspace.c `create_bitmap_and_extra`).
 fn refresh_bitmap(ls: &mut Lockspace, now: Time) {
-    let window = ls.set_bitmap;
+    // Whole seconds, as sanlock's monotime: a bit goes once more than the window has passed.
+    let window = ls.set_bitmap.as_secs();
     ls.bit_times
-        .retain(|_, at| now.saturating_since(*at) < window);
+        .retain(|_, at| now.secs().saturating_sub(at.secs()) <= window);
     let ours = ls.delta.config().host_id;
     let mut bitmap = HostBitmap::EMPTY;
     for &h in ls.bit_times.keys().filter(|&&h| h != ours) {

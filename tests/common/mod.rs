@@ -632,3 +632,63 @@ impl Drop for Ganesha {
         let _ = self.child.wait();
     }
 }
+
+/// Runs `sequence(cli, run_dir, dir)` four ways at once, each on a fresh daemon: the C CLI on
+/// the C daemon (the reference), the C CLI on ours, ours on ours, ours on the C daemon. Panics
+/// with the first differing lines unless all four transcripts are equal; returns the
+/// reference. With `$SANLOCK_RS_TRANSCRIPTS` set, each transcript is also written there.
+#[allow(dead_code)]
+pub fn four_ways(c: &Path, label: &str, sequence: fn(&Path, &Path, &Path) -> String) -> String {
+    let ours = ours();
+    let combos = [
+        (c, c, "C client, C daemon"),
+        (c, ours.as_path(), "C client, our daemon"),
+        (ours.as_path(), ours.as_path(), "our client, our daemon"),
+        (ours.as_path(), c, "our client, C daemon"),
+    ];
+    let transcripts: Vec<(&str, String)> = std::thread::scope(|s| {
+        let runs: Vec<_> = combos
+            .iter()
+            .map(|&(cli, daemon, name)| {
+                s.spawn(move || {
+                    let scratch = Scratch::new(label);
+                    let host = CDaemon::start(daemon, &scratch, "host");
+                    (name, sequence(cli, host.run_dir(), scratch.dir()))
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    if let Some(dir) = std::env::var_os("SANLOCK_RS_TRANSCRIPTS") {
+        for (name, t) in &transcripts {
+            let file = format!("{label}-{}", name.replace([' ', ','], "_"));
+            fs::write(Path::new(&dir).join(file), t).unwrap();
+        }
+    }
+    let (_, reference) = &transcripts[0];
+    for (name, t) in &transcripts[1..] {
+        if t != reference {
+            let diff: Vec<String> = reference
+                .lines()
+                .zip(t.lines())
+                .filter(|(a, b)| a != b)
+                .map(|(a, b)| format!("  C: {a}\n  {name}: {b}"))
+                .take(12)
+                .collect();
+            panic!(
+                "{name} differs from the C tools:\n{}\n--- full ---\n{t}",
+                diff.join("\n")
+            );
+        }
+    }
+    reference.clone()
+}
+
+/// A `status` line of an unregistered connection other than the status request itself, such
+/// as `p -1 cmd12`: 3.8.5 lists a closed CLI connection until its poll loop frees the slot, so
+/// whether an earlier command's connection still shows is a race in the C daemon.
+#[allow(dead_code)]
+pub fn transient_client_line(line: &str) -> bool {
+    line.strip_prefix("p -1 ")
+        .is_some_and(|name| !matches!(name, "helper" | "listener" | "status"))
+}
