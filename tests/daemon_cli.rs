@@ -125,25 +125,13 @@ fn sequence(cli: &Path, run_dir: &Path, dir: &Path) -> String {
     transcript.into_inner()
 }
 
-/// Drops what differs from run to run: timestamps, the daemon's own host name line and
-/// client lines with pids of short-lived CLI processes.
+/// Masks what differs from run to run (timestamps) and drops status lines of CLI
+/// connections that may or may not have closed yet.
 fn normalize(text: &str) -> String {
-    let mut out = String::new();
-    for line in text.lines() {
-        if common::transient_client_line(line) {
-            continue;
-        }
-        let mut words: Vec<String> = line.split(' ').map(str::to_string).collect();
-        for i in 1..words.len() {
-            if words[i - 1] == "timestamp" {
-                words[i] = "T".into();
-            }
-        }
-        let line = words.join(" ");
-        out.push_str(&line);
-        out.push('\n');
-    }
-    out
+    text.lines()
+        .filter_map(common::mask_line)
+        .map(|l| l + "\n")
+        .collect()
 }
 
 #[test]

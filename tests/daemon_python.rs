@@ -10,15 +10,17 @@ use std::process::Command;
 
 use common::{CDaemon, Scratch};
 
-const SCRIPT: &str = r#"
-import os, sys, time, subprocess
+/// What both scripts start with: the files, and `call`, which prints a call's result or its
+/// error (timestamps dropped, long byte strings summarised).
+const PRELUDE: &str = r#"
+import os, sys, time, subprocess, hashlib
 import sanlock
 
 d = sys.argv[1]
 cli = sys.argv[2]
 ls = os.path.join(d, "ls")
 res = os.path.join(d, "res")
-for p, size in ((ls, 1 << 20), (res, 2 << 20)):
+for p, size in ((ls, 1 << 20), (res, 3 << 20)):
     with open(p, "wb") as f:
         f.truncate(size)
 
@@ -31,9 +33,13 @@ def call(label, fn, *args, **kw):
     if isinstance(r, list):
         r = [{k: v for k, v in x.items() if k != "timestamp"} if isinstance(x, dict) else x
              for x in r]
+    if isinstance(r, bytes) and len(r) > 32:
+        r = (len(r), r.rstrip(b"\0"), hashlib.sha1(r).hexdigest())
     print(label, "->", repr(r).replace(d, "D"))
     return r
+"#;
 
+const SCRIPT: &str = r#"
 call("write_lockspace", sanlock.write_lockspace, b"LS", ls, iotimeout=1)
 call("read_lockspace", sanlock.read_lockspace, ls)
 call("read_lockspace bad", sanlock.read_lockspace, res)
@@ -84,27 +90,6 @@ call("get_hosts after", sanlock.get_hosts, b"LS")
 /// Issue 7's calls: killpath, LVB, request, set_event, reg_event/end_event, rem_lockspace
 /// with unused (events between hosts are in `daemon_mixed`).
 const SURFACE_SCRIPT: &str = r#"
-import os, sys, hashlib
-import sanlock
-
-d = sys.argv[1]
-ls = os.path.join(d, "ls")
-res = os.path.join(d, "res")
-for p, size in ((ls, 1 << 20), (res, 3 << 20)):
-    with open(p, "wb") as f:
-        f.truncate(size)
-
-def call(label, fn, *args, **kw):
-    try:
-        r = fn(*args, **kw)
-    except sanlock.SanlockException as e:
-        print(label, "error", e.errno)
-        return None
-    if isinstance(r, bytes) and len(r) > 32:
-        r = (len(r), r.rstrip(b"\0"), hashlib.sha1(r).hexdigest())
-    print(label, "->", repr(r).replace(d, "D"))
-    return r
-
 R1 = [(res, 0)]
 R2 = [(res, 1 << 20)]
 R3 = [(res, 2 << 20)]
@@ -168,7 +153,7 @@ call("rem_lockspace", sanlock.rem_lockspace, b"LS", 1, ls)
 fn run_python(script: &str, cli: &Path, run_dir: &Path, dir: &Path) -> String {
     let out = Command::new("/usr/bin/python3")
         .arg("-c")
-        .arg(script)
+        .arg(format!("{PRELUDE}{script}"))
         .arg(dir)
         .arg(cli)
         .env("SANLOCK_RUN_DIR", run_dir)

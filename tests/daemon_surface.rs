@@ -222,34 +222,22 @@ fn sequence(cli: &Path, run_dir: &Path, dir: &Path) -> String {
     q.out
 }
 
-/// Drops what varies from run to run: timestamps (and the dump's timestamp column).
+/// Masks what varies from run to run: timestamps, and the timestamp column of `direct dump`.
 fn normalize(text: &str) -> String {
     let mut out = String::new();
-    for line in text.lines() {
-        if common::transient_client_line(line) {
-            continue;
-        }
-        let mut words: Vec<String> = line.split(' ').map(str::to_string).collect();
-        for i in 1..words.len() {
-            if words[i - 1] == "timestamp" {
-                words[i] = "T".into();
-            }
-        }
-        // `direct dump` lines: offset, space, name, timestamp (10 digits), owner, gen, ...
+    for line in text.lines().filter_map(common::mask_line) {
+        // `direct dump` lines: offset (8 digits), space, name, timestamp (10 digits), ...
         let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.len() >= 6
+        let dump_line = fields.len() >= 6
             && fields[0].len() == 8
             && fields[0].bytes().all(|b| b.is_ascii_digit())
             && fields[3].len() == 10
-            && fields[3].bytes().all(|b| b.is_ascii_digit())
-        {
-            words = line
-                .replace(fields[3], "TTTTTTTTTT")
-                .split(' ')
-                .map(str::to_string)
-                .collect();
+            && fields[3].bytes().all(|b| b.is_ascii_digit());
+        if dump_line {
+            out.push_str(&line.replace(fields[3], "TTTTTTTTTT"));
+        } else {
+            out.push_str(&line);
         }
-        out.push_str(&words.join(" "));
         out.push('\n');
     }
     out

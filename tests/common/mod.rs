@@ -692,3 +692,19 @@ pub fn transient_client_line(line: &str) -> bool {
     line.strip_prefix("p -1 ")
         .is_some_and(|name| !matches!(name, "helper" | "listener" | "status"))
 }
+
+/// A transcript line with what varies from run to run masked: the value after `timestamp`;
+/// `None` for a line to drop ([`transient_client_line`]).
+#[allow(dead_code)]
+pub fn mask_line(line: &str) -> Option<String> {
+    if transient_client_line(line) {
+        return None;
+    }
+    let mut words: Vec<&str> = line.split(' ').collect();
+    for i in 1..words.len() {
+        if words[i - 1] == "timestamp" {
+            words[i] = "T";
+        }
+    }
+    Some(words.join(" "))
+}
