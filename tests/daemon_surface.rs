@@ -189,8 +189,19 @@ fn sequence(cli: &Path, run_dir: &Path, dir: &Path) -> String {
     q.r("direct next_free $D/rx -Z 512 -A 1M");
     q.r("direct next_free $D/ls -Z 512 -A 1M");
     q.r("direct next_free $D/res:1048576 -Z 512 -A 1M");
-    // Removal held back by set_config USED until it is cleared (§12).
+    // An orphan of R1 again, for USED_BY_ORPHANS.
+    let mut h4 = q.holder(
+        "PID4",
+        "client command -r LS:R1:$D/res:0 -P 1 -c /bin/sleep 60",
+    );
+    pause(1000);
+    let _ = h4.kill();
+    let _ = h4.wait();
+    pause(1500);
+    q.r("client status");
+    // Removal held back by set_config (§12): USED, and USED_BY_ORPHANS while orphans remain.
     q.r("client set_config -s LS -u 1");
+    q.r("client set_config -s LS -O 1");
     let mut rem = Command::new(cli)
         .args(q.args("client rem_lockspace -s LS:1:$D/ls:0"))
         .env("SANLOCK_RUN_DIR", run_dir)
@@ -207,13 +218,20 @@ fn sequence(cli: &Path, run_dir: &Path, dir: &Path) -> String {
     let gone = h3.try_wait().unwrap().is_some();
     q.note(&format!("holder 3 killed: {gone}"));
     q.r("client set_config -s LS -u 0");
+    pause(2500);
+    q.note(&format!(
+        "rem done 2.5 s after -u 0 with an orphan left: {}",
+        rem.try_wait().unwrap().is_some()
+    ));
+    q.r("client status");
+    q.r("client set_config -s LS -O 0");
     let t = std::time::Instant::now();
     while rem.try_wait().unwrap().is_none() && t.elapsed() < Duration::from_secs(10) {
         pause(100);
     }
     let out = rem.wait_with_output().unwrap();
     q.note(&format!(
-        "rem finished within 10 s after -u 0:\n{}",
+        "rem finished within 10 s after -O 0:\n{}",
         String::from_utf8_lossy(&out.stdout)
     ));
     let _ = h3.kill();
