@@ -138,3 +138,45 @@ fn timed_out_renewals_are_counted_in_the_renewal_history() {
     client(&run_dir, &["shutdown", "-f", "1", "-w", "1"]);
     assert_eq!(daemon.join().unwrap(), 0);
 }
+
+#[test]
+fn a_failed_acquire_answers_once_its_undo_is_on_disk() {
+    // §4.4 step 7: `acquire -r R2 -r R9` takes R2, fails on R9 (no lease), and gives R2 back
+    // before answering, as sanlock's command thread does; an acquire of R2 right after the
+    // answer must find it free, not "being released" (-EAGAIN). R2's I/O is slowed to make
+    // the window wide: 300 ms per I/O.
+    let scratch = Scratch::new("daemon-undo");
+    let run_dir = scratch.path("run");
+    let ls = scratch.path("ls");
+    let res = scratch.path("res");
+    common::create_file(&ls, 1 << 20);
+    common::create_file(&res, 3 << 20);
+    let (switch, daemon) = start_in_process(&run_dir, b"undo", 3);
+    let ls_arg = format!("LS:1:{}:0", ls.display());
+    assert!(client(&run_dir, &["init", "-s", &ls_arg, "-o", "2"]).ends_with("init done 0\n"));
+    let r1 = format!("LS:R1:{}:0", res.display());
+    let r2 = format!("LS:R2:{}:1M", res.display());
+    let r9 = format!("LS:R9:{}:2M", res.display());
+    for r in [&r1, &r2] {
+        assert!(client(&run_dir, &["init", "-r", r]).ends_with("init done 0\n"));
+    }
+    let add = client(&run_dir, &["add_lockspace", "-s", &ls_arg, "-o", "2"]);
+    assert!(add.ends_with("done 0\n"), "{add}");
+    let mut holder = common::hold_with_script(&run_dir, &r1, "exec sleep 60");
+    let pid = holder.id().to_string();
+    switch.set(vec![PathFault {
+        path: res.as_os_str().as_encoded_bytes().to_vec(),
+        range: 1 << 20..2 << 20,
+        kind: FaultKind::Delay(Duration::from_millis(300)),
+    }]);
+    let failed = client(&run_dir, &["acquire", "-r", &r2, "-r", &r9, "-p", &pid]);
+    assert!(failed.ends_with("acquire done -223\n"), "{failed}");
+    let again = client(&run_dir, &["acquire", "-r", &r2, "-p", &pid]);
+    assert!(again.ends_with("acquire done 0\n"), "{again}");
+    switch.set(Vec::new());
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let shutdown = client(&run_dir, &["shutdown", "-f", "1", "-w", "1"]);
+    assert!(shutdown.ends_with("shutdown done 0\n"), "{shutdown}");
+    assert_eq!(daemon.join().unwrap(), 0);
+}

@@ -183,13 +183,24 @@ impl Engine {
         if rv < 0 || dead {
             // The first failure undoes what this command took (§4.4 step 7); a holder that
             // died meanwhile gets -ENOTTY and keeps nothing, its earlier leases included.
+            let mut left = Vec::new();
             for key in done {
-                self.drop_holder(ci, key);
+                if self.drop_holder(ci, key) {
+                    left.push(key);
+                }
             }
-            waiter.answer(if rv < 0 { rv } else { ENOTTY });
+            let rv = if rv < 0 { rv } else { ENOTTY };
             if dead {
+                waiter.answer(rv);
                 self.release_all(ci);
+                return;
             }
+            if left.is_empty() {
+                return waiter.answer(rv);
+            }
+            // sanlock answers once the undo is on disk: an acquire right after it must not
+            // find the lease still being released (-EAGAIN).
+            self.client_mut(ci).expect("the client").job = Some(Job::Release { waiter, left, rv });
             return;
         }
         waiter.answer(0);
