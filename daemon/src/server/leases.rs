@@ -364,6 +364,13 @@ impl Engine {
         }
         self.pending.insert(key, Pending::Convert { ci });
         self.client_mut(ci).expect("target exists").job = Some(Job::Convert { waiter });
+        if to_shared {
+            // EX→SH writes a value set with set_lvb first, as an exclusive release would
+            // (algorithms.md §9.5).
+            if let Some(lvb) = self.lvb_to_write.remove(&key) {
+                self.driver.host_mut().set_lvb(key.0, key.1, lvb);
+            }
+        }
         self.driver
             .host_mut()
             .convert(clock::now(), key.0, key.1, to_shared);
