@@ -258,3 +258,84 @@ fn in_recovery_the_killpath_runs_once_instead_of_sigterm_then_sigkill_follows() 
     // Killed at T + 8N + grace: with T in [t0 - 2 s, t0], between 9 and 12 s.
     assert!((8.5..12.5).contains(&kill_at), "SIGKILL at {kill_at}");
 }
+
+/// A holder speaking the socket protocol itself (python's binding has no killpath flags):
+/// REGISTER, KILLPATH with SANLK_KILLPATH_PID, ACQUIRE of LS:R1 at offset 0 of `res`.
+const RAW_HOLDER: &str = r#"
+import os, signal, socket, struct, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+script, res = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(os.path.join(os.environ["SANLOCK_RUN_DIR"], "sanlock.sock"))
+def header(cmd, flags, length, data, data2):
+    return struct.pack("<8I", 0x04282010, 1, cmd, flags, length, 0, data, data2)
+def reply():
+    h = b""
+    while len(h) < 32:
+        h += s.recv(32 - len(h))
+    return struct.unpack("<8i", h)[6]
+s.sendall(header(1, 0, 32, 0, 0))
+s.sendall(header(17, 1, 32 + 256, 0, 0xffffffff)
+          + script.encode().ljust(128, b"\0") + b"recovery".ljust(128, b"\0"))
+assert reply() == 0
+resource = struct.pack("<48s48sQQIIII", b"LS", b"R1", 0, 0, 0, 0, 0, 1)
+disk = struct.pack("<1024sQII", res.encode(), 0, 0, 0)
+s.sendall(header(7, 0, 32 + 128 + 1040 + 56, 1, 0xffffffff) + resource + disk + b"\0" * 56)
+assert reply() == 0
+print("ready", os.getpid(), flush=True)
+time.sleep(600)
+"#;
+
+#[test]
+fn a_killpath_set_with_killpath_pid_gets_the_holders_pid_appended() {
+    // main.c `send_helper_kill`: with SANLK_KILLPATH_PID the helper appends the pid.
+    if !Command::new("/usr/bin/python3")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("skipped: /usr/bin/python3 is not installed");
+        return;
+    }
+    let scratch = Scratch::new("daemon-killpath-pid");
+    let d = Daemon::start(&scratch.path("run"), &["-w", "0", "-g", "3"], None);
+    let (r1, _) = setup(&scratch, &d, "1");
+    let res = r1.split(':').nth(2).unwrap().to_string();
+    let marker = scratch.path("killpath-ran");
+    let script = scratch.path("kp.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", marker.display()),
+    )
+    .unwrap();
+    common::run(
+        Path::new("/bin/chmod"),
+        &["+x", &script.display().to_string()],
+        None,
+    );
+    let mut holder = Command::new("/usr/bin/python3")
+        .args(["-c", RAW_HOLDER, &script.display().to_string(), &res])
+        .env("SANLOCK_RUN_DIR", &d.run_dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let pid = line
+        .trim()
+        .strip_prefix("ready ")
+        .expect("the holder acquired")
+        .to_string();
+    let t0 = Instant::now();
+    cut_to_nothing(&scratch.path("ls"));
+    let (_, sig) = common::exit_time(&mut holder, t0, Duration::from_secs(30));
+    assert_eq!(sig, Some(9));
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap_or_default(),
+        format!("recovery {pid}\n")
+    );
+}
