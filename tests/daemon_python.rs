@@ -223,3 +223,68 @@ fn python3_sanlock_sees_the_same_lvb_request_event_and_killpath_results() {
         assert!(out.contains("acquire lvb -> None"), "{out}");
     }
 }
+
+/// GET_LVB with a length of its own (libsanlock always sends 0): more than 4096 is refused,
+/// up to 4096 the buffer comes zero-padded. Ours only: 3.8.5 copies past its buffer here.
+const RAW_GET_LVB: &str = r#"
+import os, socket, struct, sys
+import sanlock
+d = sys.argv[1]
+ls, res = os.path.join(d, "ls"), os.path.join(d, "res")
+for p in (ls, res):
+    with open(p, "wb") as f:
+        f.truncate(1 << 20)
+sanlock.write_lockspace(b"LS", ls, iotimeout=1)
+sanlock.write_resource(b"LS", b"R1", [(res, 0)])
+sanlock.add_lockspace(b"LS", 1, ls, iotimeout=1)
+fd = sanlock.register()
+sanlock.acquire(b"LS", b"R1", [(res, 0)], slkfd=fd, lvb=True)
+sanlock.set_lvb(b"LS", b"R1", [(res, 0)], b"abc")
+def get_lvb(length):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(os.path.join(os.environ["SANLOCK_RUN_DIR"], "sanlock.sock"))
+    res_struct = struct.pack("<48s48sQQIIII", b"LS", b"R1", 0, 0, 0, 0, 0, 0)
+    s.sendall(struct.pack("<8I", 0x04282010, 1, 26, 0, 32 + 128, 0, 0, length) + res_struct)
+    h = b""
+    while len(h) < 32:
+        h += s.recv(32 - len(h))
+    rv, total = struct.unpack("<8i", h)[6], struct.unpack("<8I", h)[4]
+    body = b""
+    if rv == 0:
+        while len(body) < total - 32:
+            body += s.recv(total - 32 - len(body))
+    print(length, rv, total, body.rstrip(b"\0"), len(body))
+get_lvb(0)
+get_lvb(1024)
+get_lvb(5000)
+get_lvb(1 << 30)
+sanlock.release(b"LS", b"R1", [(res, 0)], slkfd=fd)
+sanlock.rem_lockspace(b"LS", 1, ls)
+"#;
+
+#[test]
+fn get_lvb_lengths_beyond_a_sector_are_bounded() {
+    if !python_sanlock_available() {
+        eprintln!("skipped: python3-sanlock is not installed (apt-get install python3-sanlock)");
+        return;
+    }
+    let ours = common::ours();
+    let scratch = Scratch::new("daemon-get-lvb");
+    let host = CDaemon::start(&ours, &scratch, "host");
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", RAW_GET_LVB, &scratch.dir().display().to_string()])
+        .env("SANLOCK_RUN_DIR", host.run_dir())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        text,
+        "0 0 544 b'abc' 512\n1024 0 1056 b'abc' 1024\n5000 -7 4128 b'' 0\n\
+         1073741824 -7 4128 b'' 0\n"
+    );
+}

@@ -8,6 +8,8 @@ use crate::wire::{Header, WireResource, HEADER_LEN};
 
 /// -E2BIG: the value is longer than the lease's sector.
 const E2BIG: i32 = -7;
+/// The largest sector, and so the largest LVB.
+const MAX_LVB: usize = 4096;
 
 impl Engine {
     /// SET_LVB: overwrites the start of the buffer (the rest keeps its bytes, as sanlock's
@@ -36,6 +38,9 @@ impl Engine {
         let key = (res.lockspace_name, res.name);
         let asked = header.data2 as usize;
         let (rv, bytes) = match self.tokens.get(&key) {
+            // More than the largest sector: 3.8.5 copies past its buffer (and would try to
+            // allocate what a client asks); ours refuses.
+            _ if asked > MAX_LVB => (E2BIG, None),
             None => (ENOENT, None),
             Some(t) => match &t.lvb {
                 None => (EINVAL, None),
@@ -48,7 +53,7 @@ impl Engine {
             },
         };
         // On an error the length still counts what was asked for, with nothing after it.
-        let len = bytes.as_ref().map_or(asked, Vec::len);
+        let len = bytes.as_ref().map_or(asked.min(MAX_LVB), Vec::len);
         let mut h = header.result(rv);
         h.length = (HEADER_LEN + len) as u32;
         let mut out = h.encode().to_vec();
