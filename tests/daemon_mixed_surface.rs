@@ -250,18 +250,7 @@ fn events_requests_killpath_and_rindex_work_between_a_c_host_and_ours() {
     }
 
     // GRACEFUL from the C host: our host runs the holder's killpath (without a pid).
-    let marker = scratch.path("killpath-ran");
-    let script = scratch.path("killpath.sh");
-    std::fs::write(
-        &script,
-        format!("#!/bin/sh\necho \"$@\" > {}\n", marker.display()),
-    )
-    .unwrap();
-    common::run(
-        Path::new("/bin/chmod"),
-        &["+x", &script.display().to_string()],
-        None,
-    );
+    let (marker, script) = common::killpath_recorder(&scratch);
     let r2 = format!("LS:R2:{resp}:1048576");
     let mut holder = python_holder(&h2, "R2", &resp, 1 << 20, Some(&script));
     let held = lver(&c, &h1, &r2);

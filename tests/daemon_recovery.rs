@@ -213,18 +213,7 @@ fn in_recovery_the_killpath_runs_once_instead_of_sigterm_then_sigkill_follows() 
     let scratch = Scratch::new("daemon-killpath");
     let d = Daemon::start(&scratch.path("run"), &["-w", "0", "-g", "3"], None);
     let (r1, _) = setup(&scratch, &d, "1");
-    let marker = scratch.path("killpath-ran");
-    let script = scratch.path("kp.sh");
-    std::fs::write(
-        &script,
-        format!("#!/bin/sh\necho \"$@\" >> {}\n", marker.display()),
-    )
-    .unwrap();
-    common::run(
-        Path::new("/bin/chmod"),
-        &["+x", &script.display().to_string()],
-        None,
-    );
+    let (marker, script) = common::killpath_recorder(&scratch);
     let parts: Vec<&str> = r1.split(':').collect();
     let py = format!(
         "import sanlock, signal, sys, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n\
@@ -240,12 +229,7 @@ fn in_recovery_the_killpath_runs_once_instead_of_sigterm_then_sigkill_follows() 
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let line = common::first_line(&mut holder);
     assert_eq!(line.trim(), "ready");
     let t0 = Instant::now();
     cut_to_nothing(&scratch.path("ls"));
@@ -301,30 +285,14 @@ fn a_killpath_set_with_killpath_pid_gets_the_holders_pid_appended() {
     let d = Daemon::start(&scratch.path("run"), &["-w", "0", "-g", "3"], None);
     let (r1, _) = setup(&scratch, &d, "1");
     let res = r1.split(':').nth(2).unwrap().to_string();
-    let marker = scratch.path("killpath-ran");
-    let script = scratch.path("kp.sh");
-    std::fs::write(
-        &script,
-        format!("#!/bin/sh\necho \"$@\" >> {}\n", marker.display()),
-    )
-    .unwrap();
-    common::run(
-        Path::new("/bin/chmod"),
-        &["+x", &script.display().to_string()],
-        None,
-    );
+    let (marker, script) = common::killpath_recorder(&scratch);
     let mut holder = Command::new("/usr/bin/python3")
         .args(["-c", RAW_HOLDER, &script.display().to_string(), &res])
         .env("SANLOCK_RUN_DIR", &d.run_dir)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let line = common::first_line(&mut holder);
     let pid = line
         .trim()
         .strip_prefix("ready ")

@@ -708,3 +708,31 @@ pub fn mask_line(line: &str) -> Option<String> {
     }
     Some(words.join(" "))
 }
+
+/// A killpath program for tests: `kp.sh` in the scratch folder appends its arguments, one run
+/// per line, to `killpath-ran`. Returns (the record, the program).
+#[allow(dead_code)]
+pub fn killpath_recorder(scratch: &Scratch) -> (PathBuf, PathBuf) {
+    let record = scratch.path("killpath-ran");
+    let program = scratch.path("kp.sh");
+    fs::write(
+        &program,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", record.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
+    (record, program)
+}
+
+/// The first line a child prints on its piped stdout (its "ready" line), trimmed.
+#[allow(dead_code)]
+pub fn first_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().expect("stdout piped")),
+        &mut line,
+    )
+    .unwrap();
+    line.trim().to_string()
+}
