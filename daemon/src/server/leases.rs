@@ -9,6 +9,7 @@ use sanlock_core::Lver;
 use super::engine::*;
 use super::log;
 use crate::wire::payload::{RES_LVER, RES_SHARED};
+use crate::wire::{WireOptions, WireResource, HEADER_LEN};
 
 /// SANLK_ACQUIRE_ORPHAN: adopting an orphan is allowed.
 const ACQUIRE_ORPHAN: u32 = 2;
@@ -20,7 +21,6 @@ const REL_RENAME: u32 = 2;
 const REL_ORPHAN: u32 = 4;
 /// -EUCLEAN: an orphan is in the way.
 const EUCLEAN: i32 = -117;
-use crate::wire::{WireOptions, WireResource, HEADER_LEN};
 
 impl Engine {
     pub(super) fn acquire(
@@ -247,6 +247,9 @@ impl Engine {
         for key in keys {
             if self.drop_holder(ci, key) {
                 left.push(key);
+            } else {
+                // Other holders keep it (SH): no release, so no rename either.
+                self.rename_to.remove(&key);
             }
         }
         if left.is_empty() {
@@ -387,6 +390,9 @@ impl Engine {
                     lvb: lvb_read,
                 },
             ) => {
+                // Nothing set for an earlier hold of this lease may reach this one's release.
+                self.lvb_to_write.remove(&key);
+                self.rename_to.remove(&key);
                 let res_id = self.next_res_id;
                 self.next_res_id += 1;
                 let shared = resource.flags & RES_SHARED != 0;
