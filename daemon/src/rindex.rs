@@ -324,8 +324,3 @@ pub fn rebuild_locked(disk: &Disk, header: &RindexHeader) -> i32 {
         Err(e) => e.rv(),
     }
 }
-
-/// The lockspace geometry a daemon-side operation reads the header with.
-pub fn header_sector(geometry: Option<Geometry>) -> Option<SectorSize> {
-    geometry.map(|g| g.sector_size())
-}

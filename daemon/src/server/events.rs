@@ -47,12 +47,6 @@ pub fn event_cb(our_host_id: u64, event: HostEvent, from: u64, from_generation: 
 }
 
 impl Engine {
-    fn active_space(&mut self, name: &Name) -> Option<&mut Space> {
-        self.spaces.iter_mut().find(|s| {
-            s.ls.name == *name && matches!(s.state, SpaceState::Active | SpaceState::RemPending)
-        })
-    }
-
     /// REG_EVENT: `sink` gets this lockspace's events from now on.
     pub(super) fn reg_event(&mut self, name: &Name, sink: mpsc::UnboundedSender<Vec<u8>>) -> i32 {
         if name.is_empty() {

@@ -32,9 +32,7 @@ const CONFIG_UNUSED_BY_ORPHANS: u32 = 8;
 impl Engine {
     /// SET_CONFIG on an active lockspace (§4.15).
     pub(super) fn set_config(&mut self, name: &Name, cmd: u32) -> i32 {
-        let Some(s) = self.spaces.iter_mut().find(|s| {
-            s.ls.name == *name && matches!(s.state, SpaceState::Active | SpaceState::RemPending)
-        }) else {
+        let Some(s) = self.active_space(name) else {
             return ENOENT;
         };
         match cmd {

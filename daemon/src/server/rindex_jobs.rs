@@ -4,6 +4,7 @@
 //! OWNER_NOWAIT — around their changes, as sanlock does, so C and Rust hosts exclude each other.
 
 use sanlock_backends::clock;
+use sanlock_backends::disk::Disk;
 use sanlock_core::ondisk::rindex::RindexHeader;
 use sanlock_core::ondisk::{Geometry, Name};
 use sanlock_core::paxos::AcquireRequest;
@@ -50,6 +51,21 @@ fn answer(job: RindexJob, rv: i32, entry: &WireRentry) {
     let _ = job.waiter.reply.send(Reply::keep_bytes(bytes));
 }
 
+/// The operation's own disk steps, once the header is read (and, for create, delete and
+/// rebuild, the rindex_lease held).
+fn disk_steps(job: &RindexJob, disk: &Disk, header: &RindexHeader) -> (i32, WireRentry) {
+    let h = job.waiter.header;
+    match job.cmd {
+        Cmd::LookupRindex => rindex::lookup(disk, header, &job.entry),
+        Cmd::UpdateRindex => rindex::update(disk, header, &job.entry, h.cmd_flags),
+        Cmd::CreateResource => {
+            rindex::create_locked(disk, &job.rx, header, job.entry.name, u64::from(h.data2))
+        }
+        Cmd::DeleteResource => rindex::delete_locked(disk, &job.rx, header, &job.entry),
+        _ => (rindex::rebuild_locked(disk, header), WireRentry::default()),
+    }
+}
+
 impl Engine {
     pub(super) fn rindex(&mut self, cmd: Cmd, rx: WireRindex, entry: WireRentry, waiter: Waiter) {
         let flags = waiter.header.cmd_flags;
@@ -78,26 +94,18 @@ impl Engine {
         let mut sector = None;
         if !nolock {
             let name = job.rx.lockspace_name;
-            let found = self.spaces.iter_mut().find(|s| {
-                s.ls.name == name && matches!(s.state, SpaceState::Active | SpaceState::RemPending)
-            });
-            let rv = match found {
+            let killing = self.killing.contains(&name);
+            let rv = match self.active_space(&name) {
                 None => ENOENT,
-                Some(s) if s.failed => ENOSPC,
+                Some(s) if s.failed || killing => ENOSPC,
                 Some(s) if s.rindex_busy => EBUSY,
                 Some(s) => {
                     s.rindex_busy = true;
-                    sector = rindex::header_sector(s.geometry);
+                    sector = s.geometry.map(|g| g.sector_size());
                     0
                 }
             };
-            if rv != 0 || self.killing.contains(&name) {
-                let rv = if rv == 0 {
-                    self.end_rindex_op(name);
-                    ENOSPC
-                } else {
-                    rv
-                };
+            if rv != 0 {
                 return answer(job, rv, &WireRentry::default());
             }
         }
@@ -126,14 +134,7 @@ impl Engine {
                 let _ = tx.send(Msg::RindexHeader { job });
                 return;
             }
-            let (rv, out) = match job.cmd {
-                Cmd::LookupRindex => rindex::lookup(&disk, &header, &job.entry),
-                Cmd::UpdateRindex => rindex::update(&disk, &header, &job.entry, flags),
-                _ => (
-                    rindex::rebuild_locked(&disk, &header),
-                    WireRentry::default(),
-                ),
-            };
+            let (rv, out) = disk_steps(&job, &disk, &header);
             answer(job, rv, &out);
             if !nolock {
                 let _ = tx.send(Msg::RindexDone { space });
@@ -211,22 +212,7 @@ impl Engine {
                     let header = job.header.expect("read before");
                     let result = match rindex::open(&job.rx) {
                         Err(rv) => (rv, WireRentry::default()),
-                        Ok(disk) => match job.cmd {
-                            Cmd::CreateResource => rindex::create_locked(
-                                &disk,
-                                &job.rx,
-                                &header,
-                                job.entry.name,
-                                u64::from(job.waiter.header.data2),
-                            ),
-                            Cmd::DeleteResource => {
-                                rindex::delete_locked(&disk, &job.rx, &header, &job.entry)
-                            }
-                            _ => (
-                                rindex::rebuild_locked(&disk, &header),
-                                WireRentry::default(),
-                            ),
-                        },
+                        Ok(disk) => disk_steps(&job, &disk, &header),
                     };
                     job.result = Some(result);
                     let _ = tx.send(Msg::RindexChanged { job });

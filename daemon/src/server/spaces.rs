@@ -378,6 +378,14 @@ impl Engine {
         super::watchdog::check(self, now);
     }
 
+    /// Lockspace `name` on sanlock's active list (joined, a remove not yet applied): what
+    /// set_config, the event commands and the rindex commands require.
+    pub(super) fn active_space(&mut self, name: &Name) -> Option<&mut Space> {
+        self.spaces.iter_mut().find(|s| {
+            s.ls.name == *name && matches!(s.state, SpaceState::Active | SpaceState::RemPending)
+        })
+    }
+
     pub(super) fn space_mut(&mut self, name: &Name) -> Option<&mut Space> {
         self.spaces
             .iter_mut()
