@@ -381,3 +381,70 @@ fn a_dead_clients_slot_is_not_reused_while_its_connection_lives() {
         "the new holder lost its lease: {status}"
     );
 }
+
+#[test]
+fn a_rindex_operation_is_over_before_its_client_hears_back() {
+    // One operation per lockspace at a time (-EBUSY otherwise): a client that asks again as soon
+    // as it has its answer must never find its own previous call still running (3000 lookups
+    // back to back with the cores busy; 321 to 1918 of them got -EBUSY before the fix).
+    let scratch = Scratch::new("daemon-rindex-busy");
+    let run_dir = scratch.path("run");
+    let mut daemon = spawn_daemon(&run_dir);
+    connect_within(&run_dir, Duration::from_secs(2));
+    let ls = scratch.path("ls");
+    let rx = scratch.path("rx");
+    common::create_file(&ls, 1 << 20);
+    common::create_file(&rx, 4 << 20);
+    let ls_arg = format!("LS:1:{}:0", ls.display());
+    let rx_arg = format!("LS:{}:0", rx.display());
+    for args in [
+        vec!["init", "-s", &ls_arg, "-o", "1"],
+        vec!["add_lockspace", "-s", &ls_arg, "-o", "1"],
+        vec!["format", "-x", &rx_arg],
+    ] {
+        assert_eq!(common::client_at(&run_dir, &args).code, 0, "{args:?}");
+    }
+    // Busy cores, so the daemon's threads get preempted between the answer and what follows.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hogs: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    let mut payload = Vec::new();
+    sanlock_daemon::wire::WireRindex {
+        lockspace_name: sanlock_core::ondisk::Name::truncated(b"LS"),
+        disk: WireDisk {
+            path: rx.as_os_str().as_encoded_bytes().to_vec(),
+            offset: 0,
+        },
+        ..Default::default()
+    }
+    .encode_into(&mut payload);
+    sanlock_daemon::wire::WireRentry::default().encode_into(&mut payload);
+    let mut results = std::collections::BTreeMap::new();
+    let mut s = UnixStream::connect(run_dir.join("sanlock.sock")).unwrap();
+    for _ in 0..3000 {
+        let h = Header::request(Cmd::LookupRindex, 0, 0, 0, payload.len());
+        s.write_all(&h.encode()).unwrap();
+        s.write_all(&payload).unwrap();
+        let mut buf = [0u8; HEADER_LEN];
+        s.read_exact(&mut buf).unwrap();
+        let reply = Header::decode(&buf);
+        let mut rest = vec![0u8; reply.length as usize - HEADER_LEN];
+        s.read_exact(&mut rest).unwrap();
+        *results.entry(reply.rv()).or_insert(0) += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for h in hogs {
+        h.join().unwrap();
+    }
+    kill(&mut daemon);
+    // A lookup of the first free slot: 0 each time, never -EBUSY.
+    assert_eq!(results.into_iter().collect::<Vec<_>>(), [(0, 3000)]);
+}

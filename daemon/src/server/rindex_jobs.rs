@@ -122,10 +122,10 @@ impl Engine {
             let (header, disk) = match header {
                 Ok(h) => h,
                 Err(rv) => {
-                    answer(job, rv, &WireRentry::default());
                     if !nolock {
                         let _ = tx.send(Msg::RindexDone { space });
                     }
+                    answer(job, rv, &WireRentry::default());
                     return;
                 }
             };
@@ -135,10 +135,12 @@ impl Engine {
                 return;
             }
             let (rv, out) = disk_steps(&job, &disk, &header);
-            answer(job, rv, &out);
+            // Free the lockspace before the client hears back: its next call comes through the
+            // same channel, so it can never find this operation still running.
             if !nolock {
                 let _ = tx.send(Msg::RindexDone { space });
             }
+            answer(job, rv, &out);
         });
     }
 
