@@ -1,7 +1,7 @@
 //! Our daemon and our `sanlock client` against sanlock 3.8.5's: the same command sequence is
 //! run with each CLI against each daemon, and every combination must print what the C CLI
-//! prints against the C daemon (timestamps and pids aside). The sequence covers init, read,
-//! add/inq/rem_lockspace, gets, align, status, host_status, command (a registered holder),
+//! prints against the C daemon (timestamps and pids aside). The sequence covers init, read
+//! (with size hints), add/inq/rem_lockspace, gets, align, status, host_status, command (a registered holder),
 //! acquire/convert/release/inquire by pid, a holder's exit releasing its lease, and
 //! shutdown -w 1 (wire.md §6.2).
 
@@ -43,6 +43,11 @@ fn sequence(cli: &Path, run_dir: &Path, dir: &Path) -> String {
     r(&a("client init -r LS:R2:$D/res:1M"), None);
     r(&a("client read -s LS:0:$D/ls:0 -D"), None);
     r(&a("client read -r LS:R1:$D/res:0 -D"), None);
+    // Size hints: readers take them as how much to read (host 2 counted in 4K sectors is host
+    // 9's record here), a writer refuses a pair that is no geometry with -1.
+    r(&a("client read -s LS:2:$D/ls:0 -Z 4096 -A 8M"), None);
+    r(&a("client read -r LS:R1:$D/res:0 -Z 4096 -A 8M"), None);
+    r(&a("client init -r LS:R3:$D/res:2M -Z 512 -A 2M"), None);
     r(&a("client inq_lockspace -s LS:1:$D/ls:0"), None);
     r(&a("client add_lockspace -s LS:1:$D/ls:0 -o 1"), None);
     r(&a("client add_lockspace -s LS:1:$D/ls:0 -o 1"), None);

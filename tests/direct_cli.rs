@@ -10,7 +10,8 @@ use common::{
     assert_same_bytes, check_guard, create_file, fill, ours, read_all, read_at, run, LoopDevice,
     Scratch,
 };
-use sanlock_core::ondisk::{DeltaSector, LeaderKind, LeaderRecord, SectorSize};
+use sanlock_core::ondisk::leader::LEADER_RECORD_SIZE;
+use sanlock_core::ondisk::{DeltaSector, LeaderKind, LeaderRecord, Name, RawLeader, SectorSize};
 
 const MIB: u64 = 1 << 20;
 
@@ -227,8 +228,9 @@ fn init_on_a_block_device_too_small_for_the_area_is_refused() {
 }
 
 #[test]
-fn init_of_512_byte_sectors_on_a_4k_device_is_refused() {
-    // O_DIRECT cannot write 512 bytes there; 3.8.5 writes the area, then fails on the commit.
+fn init_of_a_512_byte_lockspace_on_a_4k_device_is_refused_a_resource_written() {
+    // O_DIRECT cannot write 512 bytes there; 3.8.5 writes the lockspace area, then fails on
+    // the commit.
     require_loop_devices!();
     let s = Scratch::new("4k-dev");
     let backing = s.path("backing");
@@ -256,6 +258,27 @@ fn init_of_512_byte_sectors_on_a_4k_device_is_refused() {
         out.stderr
     );
     assert_same_bytes(&read_all(&dev.device), &before, "device after refusal");
+    // A resource is one write of its whole area, which the device takes, as 3.8.5's does.
+    let out = sanlock(&[
+        "direct",
+        "init",
+        "-r",
+        &format!("LS:R:{}:1M", p(&dev.device)),
+        "-Z",
+        "512",
+        "-A",
+        "1M",
+    ]);
+    assert_eq!(
+        (out.stdout.as_str(), out.code),
+        ("init done 0\n", 0),
+        "{out:?}"
+    );
+    let leader = RawLeader::parse(&read_at(&dev.device, MIB, 4096)[..LEADER_RECORD_SIZE]).unwrap();
+    assert_eq!(
+        (leader.sector_size, &leader.resource_name),
+        (512, &Name::truncated(b"R"))
+    );
     // Without sizes the device's own sector size is used: 4096 with the legacy 8M align.
     let out = sanlock(&[
         "direct",

@@ -349,7 +349,7 @@ fn init_on_512_and_4k_loop_devices_matches_sanlock() {
         let mut devices = Vec::new();
         for label in ["c", "rs"] {
             let backing = s.path(&format!("{label}-{sector}"));
-            std::fs::write(&backing, vec![0xA5u8; 24 << 20]).unwrap();
+            std::fs::write(&backing, vec![0xA5u8; 25 << 20]).unwrap();
             devices.push(LoopDevice::attach(&backing, sector));
         }
         // Without sizes the device decides (512 → 1M, 4096 → 8M); then each 4K geometry
@@ -369,6 +369,9 @@ fn init_on_512_and_4k_loop_devices_matches_sanlock() {
                 "-r LS:S:{D}:17M -Z 4096 -A 1M -n 2",
                 "-r LS:T:{D}:18M -Z 4096 -A 2M",
                 "-r LS:U:{D}:20M -Z 4096 -A 4M",
+                // 512-byte sectors on a 4K device: one write of the whole area, which the
+                // device takes (the lockspace's lone 512-byte commit would not).
+                "-r LS:V:{D}:24M -Z 512 -A 1M",
             ]
         };
         for (bin, dev) in [(&c_bin, &devices[0]), (&ours(), &devices[1])] {

@@ -4,10 +4,10 @@
 //! them on a blocking thread, off its event loop.
 
 use sanlock_backends::disk::{Disk, DiskKind};
+use sanlock_core::ondisk::dblock::{MBLOCK_OFFSET, MBLOCK_SHARED};
 use sanlock_core::ondisk::leader::LEADER_RECORD_SIZE;
-use sanlock_core::ondisk::{DblockSector, Geometry, LeaderKind, Name, RawLeader, SectorSize};
-use sanlock_core::rv::SANLK_LEADER_MAGIC;
-use sanlock_core::HostId;
+use sanlock_core::ondisk::{AlignSize, Geometry, LeaderKind, RawLeader, RawModeBlock, SectorSize};
+use sanlock_core::rv::{SANLK_LEADER_MAGIC, SANLK_LEADER_VERSION};
 
 use crate::direct::init;
 use crate::wire::payload::{RES_SHARED, SIZE_FLAGS};
@@ -17,16 +17,15 @@ const EINVAL: i32 = -22;
 const ENODEV: i32 = -19;
 const ERANGE: i32 = -34;
 
-/// The geometry a request's flags give: `Ok(None)` for neither bit, -1 when only one of the
-/// sector and align bits is set (sizeflags.c), -EINVAL for a pair that is no geometry.
+/// The geometry a writer's flags give: `Ok(None)` for neither bit, -1 (-EPERM) when only one
+/// of the sector and align bits is set or the pair is no geometry, as sizeflags.c answers.
 pub fn given_geometry(flags: u32) -> Result<Option<Geometry>, i32> {
-    use sanlock_core::ondisk::AlignSize;
     let sector = SectorSize::from_api_flags(flags);
     let align = AlignSize::from_api_flags(flags);
     match (sector, align) {
         (None, None) => Ok(None),
         (Some(_), None) | (None, Some(_)) => Err(-1),
-        (Some(_), Some(_)) => Geometry::from_api_flags(flags).map_err(|_| EINVAL),
+        (Some(_), Some(_)) => Geometry::from_api_flags(flags).map_err(|_| -1),
     }
 }
 
@@ -116,113 +115,213 @@ fn open(path: &[u8], open_rv: impl Fn(i32) -> i32) -> Result<Disk, i32> {
     Disk::open(path).map_err(|e| open_rv(e.rv()))
 }
 
+/// The sector and align sizes a read request's flags name, each on its own: readers take them
+/// as hints for what to read, never as a geometry to check the pair of (cmd.c passes each
+/// through as it is).
+#[derive(Clone, Copy)]
+struct Hints {
+    sector: Option<SectorSize>,
+    align: Option<AlignSize>,
+}
+
+impl Hints {
+    fn of(flags: u32) -> Self {
+        Hints {
+            sector: SectorSize::from_api_flags(flags),
+            align: AlignSize::from_api_flags(flags),
+        }
+    }
+}
+
+/// The sizes a leader names: its sector size when 512 or 4096, and its align flag or, without
+/// one, the legacy align of that sector size.
+fn leader_sizes(raw: &RawLeader) -> (Option<SectorSize>, Option<AlignSize>) {
+    let sector = SectorSize::from_bytes(u64::from(raw.sector_size));
+    let align = AlignSize::from_leader_flags(raw.flags)
+        .or_else(|| sector.map(|s| Geometry::legacy(s).align_size()));
+    (sector, align)
+}
+
+/// The API size flags of a leader's sizes (none for a size it does not name).
+fn leader_size_flags(raw: &RawLeader) -> u32 {
+    let (sector, align) = leader_sizes(raw);
+    sector.map_or(0, SectorSize::api_flag) | align.map_or(0, AlignSize::api_flag)
+}
+
+fn leader_at(disk: &Disk, offset: u64, len: usize) -> Result<RawLeader, i32> {
+    let buf = disk.read(offset, len).map_err(|e| e.rv())?;
+    RawLeader::parse(&buf.as_ref()[..LEADER_RECORD_SIZE]).map_err(|_| EINVAL)
+}
+
 /// READ_LOCKSPACE: (result, io_timeout from disk, the lockspace to send back). host_id 0
-/// means 1; flags are replaced by the geometry on disk.
+/// means 1. The record read is host_id's sector counted in the hinted sector size, else in
+/// the one the first leader names; it is checked for magic, version, name and checksum only,
+/// as sanlock does, and on success the flags become the sizes it names.
 pub fn read_lockspace(ls: &WireLockspace) -> (i32, u32, WireLockspace) {
     let mut out = ls.clone();
     if out.host_id == 0 {
         out.host_id = 1;
     }
-    let run = || -> Result<(u32, Name, Geometry), i32> {
-        let given = given_geometry(ls.flags).map_err(|_| EINVAL)?;
+    let run = || -> Result<RawLeader, i32> {
         let disk = open(&ls.disk.path, |_| ENODEV)?;
-        let (first, geometry) = read_first_leader(&disk, ls.disk.offset, given)?;
-        if first.magic != LeaderKind::Delta.magic() {
-            return Err(SANLK_LEADER_MAGIC);
-        }
-        let host = HostId::new(out.host_id)
-            .filter(|&h| geometry.contains_host(h))
+        let sector = match Hints::of(ls.flags).sector {
+            Some(s) => s,
+            None => {
+                // The first 4 KiB hold one 4K record or eight 512-byte ones: either way the
+                // first leader names the sector size.
+                let first = leader_at(&disk, ls.disk.offset, 4096)?;
+                if first.magic != LeaderKind::Delta.magic() {
+                    return Err(SANLK_LEADER_MAGIC);
+                }
+                if first.version & 0xFFFF_0000 != LeaderKind::Delta.version() & 0xFFFF_0000 {
+                    return Err(SANLK_LEADER_VERSION);
+                }
+                leader_sizes(&first).0.ok_or(EINVAL)?
+            }
+        };
+        let at = (out.host_id - 1)
+            .checked_mul(u64::from(sector.bytes()))
+            .and_then(|o| o.checked_add(ls.disk.offset))
             .ok_or(EINVAL)?;
-        let at = ls.disk.offset + geometry.sector_offset(geometry.delta_sector(host));
-        let buf = disk
-            .read(at, geometry.sector_size().as_usize())
-            .map_err(|e| e.rv())?;
-        let raw = RawLeader::parse(&buf.as_ref()[..LEADER_RECORD_SIZE]).map_err(|_| EINVAL)?;
-        raw.check_as_sanlock(LeaderKind::Delta, &first.space_name, None, None)?;
-        Ok((u32::from(raw.io_timeout), raw.space_name, geometry))
+        let raw = leader_at(&disk, at, sector.as_usize())?;
+        let name = if ls.name.is_empty() {
+            raw.space_name
+        } else {
+            ls.name
+        };
+        raw.check_as_sanlock(LeaderKind::Delta, &name, None, None)?;
+        Ok(raw)
     };
     match run() {
-        Ok((io_timeout, name, geometry)) => {
-            out.name = name;
-            out.flags = geometry_flags(geometry);
-            (0, io_timeout, out)
+        Ok(raw) => {
+            out.name = raw.space_name;
+            out.flags = (out.flags & !SIZE_FLAGS) | leader_size_flags(&raw);
+            (0, u32::from(raw.io_timeout), out)
         }
         Err(rv) => (rv, 0, out),
     }
 }
 
-/// Reads and checks a resource's leader as READ_RESOURCE does: empty names are taken from
-/// disk, given ones must match (-226/-227).
-fn read_resource_leader(res: &WireResource) -> Result<(Disk, RawLeader, Geometry), i32> {
-    if res.num_disks == 0 || res.num_disks > 4 || res.disks.is_empty() {
-        return Err(ERANGE);
-    }
-    let given = given_geometry(res.flags).map_err(|_| EINVAL)?;
-    let d = &res.disks[0];
-    let disk = open(&d.path, |rv| rv)?;
-    let (raw, geometry) = read_first_leader(&disk, d.offset, given)?;
-    let space = if res.lockspace_name.is_empty() {
-        raw.space_name
-    } else {
-        res.lockspace_name
-    };
-    let name = if res.name.is_empty() {
-        raw.resource_name
-    } else {
-        res.name
-    };
-    raw.check_as_sanlock(LeaderKind::Paxos, &space, Some(&name), None)?;
-    Ok((disk, raw, geometry))
-}
-
-/// READ_RESOURCE: (result, the resource to send back, always).
+/// READ_RESOURCE: (result, the resource to send back, always). One leader read in the hinted
+/// sector size (else 4 KiB, which holds the leader whatever the lease's); empty names are
+/// taken from disk, given ones must match (-226/-227). On success the size flags become the
+/// ones the leader names.
 pub fn read_resource(res: &WireResource) -> (i32, WireResource) {
     let mut out = res.clone();
     out.disks.clear();
-    match read_resource_leader(res) {
-        Ok((_, raw, geometry)) => {
+    let run = || -> Result<RawLeader, i32> {
+        if res.num_disks == 0 || res.num_disks > 4 || res.disks.is_empty() {
+            return Err(ERANGE);
+        }
+        let d = &res.disks[0];
+        let disk = open(&d.path, |rv| rv)?;
+        let len = Hints::of(res.flags)
+            .sector
+            .map_or(4096, SectorSize::as_usize);
+        let raw = leader_at(&disk, d.offset, len)?;
+        let space = if res.lockspace_name.is_empty() {
+            raw.space_name
+        } else {
+            res.lockspace_name
+        };
+        let name = if res.name.is_empty() {
+            raw.resource_name
+        } else {
+            res.name
+        };
+        raw.check_as_sanlock(LeaderKind::Paxos, &space, Some(&name), None)?;
+        Ok(raw)
+    };
+    match run() {
+        Ok(raw) => {
             out.lockspace_name = raw.space_name;
             out.name = raw.resource_name;
             out.lver = raw.lver;
-            out.flags = (out.flags & !SIZE_FLAGS & !RES_SHARED) | geometry_flags(geometry);
+            if leader_sizes(&raw).0.is_some() {
+                out.flags = (out.flags & !SIZE_FLAGS) | leader_size_flags(&raw);
+            }
             (0, out)
         }
         Err(rv) => (rv, out),
     }
 }
 
+/// The whole area of a resource lease and its leader, read in the hinted sizes, else in the
+/// smaller sector size with its legacy align and then again in the sizes the leader names.
+/// A hint the leader contradicts is -EINVAL, as is a leader that names no sizes.
+fn read_area(disk: &Disk, offset: u64, hints: Hints) -> Result<(Vec<u8>, RawLeader, u64), i32> {
+    let mut sector = hints.sector.unwrap_or(SectorSize::Bytes512);
+    let mut align = hints
+        .align
+        .unwrap_or_else(|| Geometry::legacy(sector).align_size());
+    // Two reads at most: the guess, then the leader's own sizes.
+    for _ in 0..2 {
+        let area = disk
+            .read(offset, align.bytes() as usize)
+            .map_err(|e| e.rv())?;
+        let raw = RawLeader::parse(&area.as_ref()[..LEADER_RECORD_SIZE]).map_err(|_| EINVAL)?;
+        let (on_disk_sector, on_disk_align) = leader_sizes(&raw);
+        if hints.sector.is_some_and(|s| s.bytes() != raw.sector_size)
+            || hints.align.is_some_and(|a| Some(a) != on_disk_align)
+        {
+            return Err(EINVAL);
+        }
+        let (Some(s), Some(a)) = (on_disk_sector, on_disk_align) else {
+            return Err(EINVAL);
+        };
+        if (s, a) == (sector, align) {
+            return Ok((area.as_ref().to_vec(), raw, u64::from(s.bytes())));
+        }
+        (sector, align) = (s, a);
+    }
+    Err(EINVAL)
+}
+
 /// READ_RESOURCE_OWNERS: (result, the resource as sent with lver and SHARED filled in, the
-/// owners: the EX owner when the leader's timestamp is set, and every SH holder).
+/// owners: the EX owner when the leader's timestamp is set, then every other host whose mode
+/// block says SHARED). Names are compared as given, never taken from disk.
 pub fn read_resource_owners(res: &WireResource) -> (i32, WireResource, Vec<WireHost>) {
     let mut out = res.clone();
     out.disks.clear();
     let run = || -> Result<(u64, bool, Vec<WireHost>), i32> {
-        let (disk, raw, geometry) = read_resource_leader(res)?;
+        if res.num_disks == 0 || res.num_disks > 4 || res.disks.is_empty() {
+            return Err(ERANGE);
+        }
+        let d = &res.disks[0];
+        let disk = open(&d.path, |rv| rv)?;
+        let (area, raw, ss) = read_area(&disk, d.offset, Hints::of(res.flags))?;
+        raw.check_as_sanlock(
+            LeaderKind::Paxos,
+            &res.lockspace_name,
+            Some(&res.name),
+            None,
+        )?;
         let mut owners = Vec::new();
-        if raw.timestamp != 0 && raw.owner_id != 0 {
+        let ex_owner = (raw.timestamp != 0 && raw.owner_id != 0).then_some(raw.owner_id);
+        if let Some(owner) = ex_owner {
             owners.push(WireHost {
-                host_id: raw.owner_id,
+                host_id: owner,
                 generation: raw.owner_generation,
                 timestamp: raw.timestamp,
                 ..WireHost::default()
             });
         }
-        let hosts = raw.num_hosts.clamp(1, u64::from(geometry.max_hosts()));
-        let ss = geometry.sector_size().as_usize();
-        let first = geometry.sector_offset(geometry.dblock_sector(HostId::new(1).unwrap()));
-        let buf = disk
-            .read(res.disks[0].offset + first, hosts as usize * ss)
-            .map_err(|e| e.rv())?;
+        // Mode blocks of the first num_hosts dblock sectors, within the area read.
+        let dblocks = raw.num_hosts.min(area.len() as u64 / ss - 2);
         let mut shared = false;
-        for (i, sector) in buf.as_ref().chunks(ss).enumerate() {
-            let Ok(s) = DblockSector::decode(sector, first + (i * ss) as u64) else {
+        for i in 0..dblocks {
+            let at = ((2 + i) * ss) as usize + MBLOCK_OFFSET;
+            let Ok(mode) = RawModeBlock::parse(&area[at..]) else {
                 continue;
             };
-            if s.mode.shared {
-                shared = true;
+            if mode.flags & MBLOCK_SHARED == 0 {
+                continue;
+            }
+            shared = true;
+            if ex_owner != Some(i + 1) {
                 owners.push(WireHost {
-                    host_id: i as u64 + 1,
-                    generation: s.mode.generation.0,
+                    host_id: i + 1,
+                    generation: mode.generation,
                     ..WireHost::default()
                 });
             }
