@@ -329,6 +329,68 @@ fn python3_sanlock_gets_sanlocks_answers_on_a_4k_device() {
     }
 }
 
+/// RESTRICT through libsanlock itself (ctypes; the binding has no restrict), as libvirt uses
+/// it: a holder restricts its registered connection after acquiring. RESTRICT_ALL: nothing
+/// more on that connection is answered, while others may still inquire and release by pid.
+/// RESTRICT_SIGKILL: when its lockspace is removed, the holder gets SIGTERM in place of SIGKILL.
+const RESTRICT_SCRIPT: &str = r#"
+HOLDER = """
+import ctypes, os, select, signal, socket, struct, sys, time, sanlock
+lib = ctypes.CDLL("libsanlock.so.1")
+res, flags = sys.argv[1], int(sys.argv[2])
+def on_term(signum, frame):
+    print("holder: SIGTERM", flush=True)
+    os._exit(0)
+signal.signal(signal.SIGTERM, on_term)
+fd = sanlock.register()
+sanlock.acquire(b"LS", b"R1", [(res, 0)], slkfd=fd)
+print("holder: restrict", lib.sanlock_restrict(fd, flags), flush=True)
+s = socket.socket(fileno=os.dup(fd))
+s.sendall(struct.pack("<8I", 0x04282010, 1, 28, 0, 32, 0, 0, 0))
+ready, _, _ = select.select([s], [], [], 1.0)
+print("holder: version on its connection", "answered" if ready else "not answered", flush=True)
+print("ready", flush=True)
+while True:
+    time.sleep(0.1)
+"""
+
+def holder(flags):
+    p = subprocess.Popen([sys.executable, "-c", HOLDER, res, str(flags)],
+                         stdout=subprocess.PIPE, text=True)
+    while True:
+        line = p.stdout.readline()
+        if not line or line == "ready\n":
+            return p
+        print(line, end="")
+
+call("write_lockspace", sanlock.write_lockspace, b"LS", ls, iotimeout=1)
+call("write_resource", sanlock.write_resource, b"LS", b"R1", [(res, 0)])
+call("add_lockspace", sanlock.add_lockspace, b"LS", 1, ls, iotimeout=1)
+a = holder(1)
+call("inquire restricted holder", sanlock.inquire, pid=a.pid)
+call("release by pid", sanlock.release, b"LS", b"R1", [(res, 0)], pid=a.pid)
+call("inquire after release", sanlock.inquire, pid=a.pid)
+a.kill()
+a.wait()
+time.sleep(1)
+b = holder(2)
+call("rem_lockspace with a holder", sanlock.rem_lockspace, b"LS", 1, ls)
+print(b.stdout.read(), end="")
+print("holder exit", b.wait())
+"#;
+
+#[test]
+fn libsanlock_restrict_gets_the_same_effects_from_both_daemons() {
+    let c = require_c_sanlock!();
+    if let Some(out) = both_daemons(&c, "daemon-python-restrict", RESTRICT_SCRIPT) {
+        assert!(
+            out.contains("version on its connection not answered"),
+            "{out}"
+        );
+        assert!(out.contains("holder: SIGTERM"), "{out}");
+    }
+}
+
 /// GET_LVB with a length of its own (libsanlock always sends 0): more than 4096 is refused,
 /// up to 4096 the buffer comes zero-padded. Ours only: 3.8.5 copies past its buffer here.
 const RAW_GET_LVB: &str = r#"
