@@ -145,3 +145,43 @@ fn each_cli_against_each_daemon_prints_what_sanlock_prints() {
     let reference = common::four_ways(&c, "daemon-cli", sequence);
     assert!(reference.contains("acquire done 0"), "{reference}");
 }
+
+#[test]
+fn log_dump_has_sanlocks_line_format_and_opening_lines() {
+    // The log's messages are each daemon's own; its line format and the lines a daemon starts
+    // with are sanlock's, and both CLIs print the same dump.
+    let c = require_c_sanlock!();
+    let ours = common::ours();
+    let mask = |dump: &str, run_dir: &Path| -> Vec<String> {
+        dump.lines()
+            .map(|l| {
+                // "YYYY-MM-DD HH:MM:SS MONOTIME [PID]: text"
+                let (stamp, text) = l.split_once("]: ").expect("a log line");
+                let fields: Vec<&str> = stamp.split(' ').collect();
+                assert_eq!(fields.len(), 4, "{l}");
+                assert!(fields[3].starts_with('[') && fields[2].parse::<u64>().is_ok(), "{l}");
+                text.replace(&run_dir.display().to_string(), "RUN")
+            })
+            .collect()
+    };
+    let mut dumps = Vec::new();
+    for daemon in [&c, &ours] {
+        let scratch = common::Scratch::new("daemon-log-dump");
+        let host = common::CDaemon::start(daemon, &scratch, "host");
+        let by_c = Command::new(&c)
+            .args(["client", "log_dump"])
+            .env("SANLOCK_RUN_DIR", host.run_dir())
+            .output()
+            .unwrap();
+        let by_ours = Command::new(&ours)
+            .args(["client", "log_dump"])
+            .env("SANLOCK_RUN_DIR", host.run_dir())
+            .output()
+            .unwrap();
+        assert_eq!(by_c.stdout, by_ours.stdout, "the two CLIs' dumps differ");
+        // 3.8.5's log_dump exits 1 after printing (its result is the byte count).
+        assert_eq!((by_c.status.code(), by_ours.status.code()), (Some(1), Some(1)));
+        dumps.push(mask(&String::from_utf8_lossy(&by_c.stdout), host.run_dir()));
+    }
+    assert_eq!(dumps[0][..3], dumps[1][..3], "opening lines");
+}
