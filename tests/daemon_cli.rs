@@ -159,7 +159,10 @@ fn log_dump_has_sanlocks_line_format_and_opening_lines() {
                 let (stamp, text) = l.split_once("]: ").expect("a log line");
                 let fields: Vec<&str> = stamp.split(' ').collect();
                 assert_eq!(fields.len(), 4, "{l}");
-                assert!(fields[3].starts_with('[') && fields[2].parse::<u64>().is_ok(), "{l}");
+                assert!(
+                    fields[3].starts_with('[') && fields[2].parse::<u64>().is_ok(),
+                    "{l}"
+                );
                 text.replace(&run_dir.display().to_string(), "RUN")
             })
             .collect()
@@ -180,8 +183,58 @@ fn log_dump_has_sanlocks_line_format_and_opening_lines() {
             .unwrap();
         assert_eq!(by_c.stdout, by_ours.stdout, "the two CLIs' dumps differ");
         // 3.8.5's log_dump exits 1 after printing (its result is the byte count).
-        assert_eq!((by_c.status.code(), by_ours.status.code()), (Some(1), Some(1)));
+        assert_eq!(
+            (by_c.status.code(), by_ours.status.code()),
+            (Some(1), Some(1))
+        );
         dumps.push(mask(&String::from_utf8_lossy(&by_c.stdout), host.run_dir()));
     }
     assert_eq!(dumps[0][..3], dumps[1][..3], "opening lines");
+}
+
+#[test]
+fn add_lockspace_refuses_a_lockspace_of_bad_sizes_as_sanlock_does() {
+    // The first leader names the lockspace's sizes (lockspace.c reads them before joining): a
+    // sector size that is neither 512 nor 4096, sizes that make no geometry, a newer major
+    // version and no record are each refused.
+    use sanlock_core::ondisk::leader::LEADER_RECORD_SIZE;
+    use sanlock_core::ondisk::RawLeader;
+    let c = require_c_sanlock!();
+    let ours = common::ours();
+    let mut transcripts = Vec::new();
+    for daemon in [&c, &ours] {
+        let scratch = common::Scratch::new("daemon-bad-sizes");
+        let host = common::CDaemon::start(daemon, &scratch, "host");
+        let mut text = String::new();
+        let cases: [(&str, fn(&mut RawLeader)); 5] = [
+            ("good", |_| {}),
+            ("sector 1024", |l| l.sector_size = 1024),
+            ("512 with 8M", |l| l.flags = (l.flags & !0xf0) | 0x80),
+            ("version 2", |l| l.version = 0x0002_0001),
+            ("no record", |l| l.magic = 0),
+        ];
+        for (i, (label, change)) in cases.into_iter().enumerate() {
+            let ls = scratch.path(label);
+            common::create_file(&ls, 1 << 20);
+            // A name of its own each: a joined lockspace's name is refused to the next.
+            let arg = format!("L{i}:1:{}:0", ls.display());
+            assert_eq!(host.client(&["init", "-s", &arg, "-o", "1"]).code, 0);
+            let mut leader =
+                RawLeader::parse(&common::read_at(&ls, 0, LEADER_RECORD_SIZE)).unwrap();
+            change(&mut leader);
+            let bytes = leader.sealed().to_bytes();
+            let mut f = std::fs::OpenOptions::new().write(true).open(&ls).unwrap();
+            std::os::unix::fs::FileExt::write_all_at(&mut f, &bytes, 0).unwrap();
+            let out = host.client(&["add_lockspace", "-s", &arg, "-o", "1"]);
+            text.push_str(&format!("{label}: {}exit {}\n", out.stdout, out.code));
+        }
+        transcripts.push(text);
+    }
+    assert_eq!(transcripts[1], transcripts[0], "ours, then 3.8.5");
+    assert!(
+        transcripts[0]
+            .contains("sector 1024: add_lockspace_timeout 1\nadd_lockspace_timeout done -225"),
+        "{}",
+        transcripts[0]
+    );
 }

@@ -25,6 +25,8 @@ pub const SANLK_LEADER_DIFF: i32 = -222;
 pub const SANLK_LEADER_MAGIC: i32 = -223;
 /// Unsupported leader version.
 pub const SANLK_LEADER_VERSION: i32 = -224;
+/// The leader's sector size is neither 512 nor 4096.
+pub const SANLK_LEADER_SECTORSIZE: i32 = -225;
 /// The leader names another lockspace.
 pub const SANLK_LEADER_LOCKSPACE: i32 = -226;
 /// The leader names another resource.
@@ -33,6 +35,8 @@ pub const SANLK_LEADER_RESOURCE: i32 = -227;
 pub const SANLK_LEADER_NUMHOSTS: i32 = -228;
 /// Leader checksum mismatch.
 pub const SANLK_LEADER_CHECKSUM: i32 = -229;
+/// add_lockspace: the lockspace's sector and align sizes make no geometry.
+pub const SANLK_ADDLS_SIZES: i32 = -230;
 /// The lease has another version than the one asked for.
 pub const SANLK_ACQUIRE_LVER: i32 = -240;
 /// The lockspace of the lease is not joined.
@@ -96,10 +100,12 @@ mod tests {
             (SANLK_LEADER_DIFF, -222),
             (SANLK_LEADER_MAGIC, -223),
             (SANLK_LEADER_VERSION, -224),
+            (SANLK_LEADER_SECTORSIZE, -225),
             (SANLK_LEADER_LOCKSPACE, -226),
             (SANLK_LEADER_RESOURCE, -227),
             (SANLK_LEADER_NUMHOSTS, -228),
             (SANLK_LEADER_CHECKSUM, -229),
+            (SANLK_ADDLS_SIZES, -230),
             (SANLK_ACQUIRE_LVER, -240),
             (SANLK_ACQUIRE_LOCKSPACE, -241),
             (SANLK_ACQUIRE_IDLIVE, -243),

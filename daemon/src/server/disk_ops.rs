@@ -7,7 +7,9 @@ use sanlock_backends::disk::{Disk, DiskKind};
 use sanlock_core::ondisk::dblock::{MBLOCK_OFFSET, MBLOCK_SHARED};
 use sanlock_core::ondisk::leader::LEADER_RECORD_SIZE;
 use sanlock_core::ondisk::{AlignSize, Geometry, LeaderKind, RawLeader, RawModeBlock, SectorSize};
-use sanlock_core::rv::{SANLK_LEADER_MAGIC, SANLK_LEADER_VERSION};
+use sanlock_core::rv::{
+    SANLK_ADDLS_SIZES, SANLK_LEADER_MAGIC, SANLK_LEADER_SECTORSIZE, SANLK_LEADER_VERSION,
+};
 
 use crate::direct::init;
 use crate::wire::payload::{RES_SHARED, SIZE_FLAGS};
@@ -75,37 +77,6 @@ pub fn write_resource(res: &WireResource, num_hosts: u32, clear: bool) -> i32 {
         u64::from(num_hosts),
         clear,
     )
-}
-
-/// The first leader of an area, and the geometry it and the device agree on. `given` must
-/// match what is on disk (-EINVAL), and a block device's sectors must not be larger than the
-/// lease's (-EINVAL).
-fn read_first_leader(
-    disk: &Disk,
-    offset: u64,
-    given: Option<Geometry>,
-) -> Result<(RawLeader, Geometry), i32> {
-    let device_sector = match disk.kind() {
-        DiskKind::File => SectorSize::Bytes512,
-        DiskKind::Block { .. } => disk.sector_size().ok_or(EINVAL)?,
-    };
-    let read_len = given.map_or(device_sector, |g| g.sector_size()).as_usize();
-    if given.is_some_and(|g| g.sector_size().bytes() < device_sector.bytes()) {
-        return Err(EINVAL);
-    }
-    let buf = disk.read(offset, read_len).map_err(|e| e.rv())?;
-    let raw = RawLeader::parse(&buf.as_ref()[..LEADER_RECORD_SIZE]).map_err(|_| EINVAL)?;
-    let geometry = match raw.geometry() {
-        Ok(g) => g,
-        // No record here: the caller's magic check reports it.
-        Err(_) => return Ok((raw, given.unwrap_or(Geometry::legacy(device_sector)))),
-    };
-    if given.is_some_and(|g| g != geometry)
-        || geometry.sector_size().bytes() < device_sector.bytes()
-    {
-        return Err(EINVAL);
-    }
-    Ok((raw, geometry))
 }
 
 fn open(path: &[u8], open_rv: impl Fn(i32) -> i32) -> Result<Disk, i32> {
@@ -357,13 +328,25 @@ pub fn align(path: &[u8]) -> i32 {
     }
 }
 
-/// The geometry of the lockspace at `path`/`offset`, for add_lockspace: -ENODEV if it will
-/// not open, -223 without a delta lease record there.
+/// The geometry of the lockspace at `path`/`offset`, for add_lockspace (lockspace.c reads
+/// the first 4 KiB for it): -ENODEV if it will not open, -223/-224 without a delta lease
+/// record there, -225 for a sector size neither 512 nor 4096, -230 for sizes that make no
+/// geometry, -EINVAL for sectors smaller than a block device's.
 pub fn probe_lockspace(path: &[u8], offset: u64) -> Result<Geometry, i32> {
     let disk = open(path, |_| ENODEV)?;
-    let (raw, geometry) = read_first_leader(&disk, offset, None)?;
+    let raw = leader_at(&disk, offset, 4096)?;
     if raw.magic != LeaderKind::Delta.magic() {
         return Err(SANLK_LEADER_MAGIC);
+    }
+    if raw.version & 0xFFFF_0000 != LeaderKind::Delta.version() & 0xFFFF_0000 {
+        return Err(SANLK_LEADER_VERSION);
+    }
+    let sector = leader_sizes(&raw).0.ok_or(SANLK_LEADER_SECTORSIZE)?;
+    let geometry = raw.geometry().map_err(|_| SANLK_ADDLS_SIZES)?;
+    if let DiskKind::Block { logical_sector, .. } = disk.kind() {
+        if sector.bytes() < logical_sector {
+            return Err(EINVAL);
+        }
     }
     Ok(geometry)
 }
