@@ -206,7 +206,8 @@ fn add_lockspace_refuses_a_lockspace_of_bad_sizes_as_sanlock_does() {
         let scratch = common::Scratch::new("daemon-bad-sizes");
         let host = common::CDaemon::start(daemon, &scratch, "host");
         let mut text = String::new();
-        let cases: [(&str, fn(&mut RawLeader)); 5] = [
+        type Change = fn(&mut RawLeader);
+        let cases: [(&str, Change); 5] = [
             ("good", |_| {}),
             ("sector 1024", |l| l.sector_size = 1024),
             ("512 with 8M", |l| l.flags = (l.flags & !0xf0) | 0x80),
@@ -223,8 +224,8 @@ fn add_lockspace_refuses_a_lockspace_of_bad_sizes_as_sanlock_does() {
                 RawLeader::parse(&common::read_at(&ls, 0, LEADER_RECORD_SIZE)).unwrap();
             change(&mut leader);
             let bytes = leader.sealed().to_bytes();
-            let mut f = std::fs::OpenOptions::new().write(true).open(&ls).unwrap();
-            std::os::unix::fs::FileExt::write_all_at(&mut f, &bytes, 0).unwrap();
+            let f = std::fs::OpenOptions::new().write(true).open(&ls).unwrap();
+            std::os::unix::fs::FileExt::write_all_at(&f, &bytes, 0).unwrap();
             let out = host.client(&["add_lockspace", "-s", &arg, "-o", "1"]);
             text.push_str(&format!("{label}: {}exit {}\n", out.stdout, out.code));
         }
