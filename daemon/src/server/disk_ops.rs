@@ -3,7 +3,7 @@
 //! that add_lockspace makes before the core takes over. They block; the daemon runs
 //! them on a blocking thread, off its event loop.
 
-use sanlock_backends::disk::{Disk, DiskKind};
+use sanlock_backends::disk::{AlignedBuf, Disk, DiskKind};
 use sanlock_core::ondisk::dblock::{MBLOCK_OFFSET, MBLOCK_SHARED};
 use sanlock_core::ondisk::leader::LEADER_RECORD_SIZE;
 use sanlock_core::ondisk::{AlignSize, Geometry, LeaderKind, RawLeader, RawModeBlock, SectorSize};
@@ -220,7 +220,7 @@ pub fn read_resource(res: &WireResource) -> (i32, WireResource) {
 /// The whole area of a resource lease and its leader, read in the hinted sizes, else in the
 /// smaller sector size with its legacy align and then again in the sizes the leader names.
 /// A hint the leader contradicts is -EINVAL, as is a leader that names no sizes.
-fn read_area(disk: &Disk, offset: u64, hints: Hints) -> Result<(Vec<u8>, RawLeader, u64), i32> {
+fn read_area(disk: &Disk, offset: u64, hints: Hints) -> Result<(AlignedBuf, RawLeader, u64), i32> {
     let mut sector = hints.sector.unwrap_or(SectorSize::Bytes512);
     let mut align = hints
         .align
@@ -241,7 +241,7 @@ fn read_area(disk: &Disk, offset: u64, hints: Hints) -> Result<(Vec<u8>, RawLead
             return Err(EINVAL);
         };
         if (s, a) == (sector, align) {
-            return Ok((area.as_ref().to_vec(), raw, u64::from(s.bytes())));
+            return Ok((area, raw, u64::from(s.bytes())));
         }
         (sector, align) = (s, a);
     }
@@ -278,6 +278,7 @@ pub fn read_resource_owners(res: &WireResource) -> (i32, WireResource, Vec<WireH
             });
         }
         // Mode blocks of the first num_hosts dblock sectors, within the area read.
+        let area = area.as_ref();
         let dblocks = raw.num_hosts.min(area.len() as u64 / ss - 2);
         let mut shared = false;
         for i in 0..dblocks {
