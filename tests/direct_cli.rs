@@ -237,16 +237,10 @@ fn init_of_a_512_byte_lockspace_on_a_4k_device_is_refused_a_resource_written() {
     std::fs::write(&backing, vec![0u8; 16 << 20]).unwrap();
     let dev = LoopDevice::attach(&backing, 4096);
     let before = read_all(&dev.device);
-    let out = sanlock(&[
-        "direct",
-        "init",
-        "-s",
-        &format!("LS:0:{}:0", p(&dev.device)),
-        "-Z",
-        "512",
-        "-A",
-        "1M",
-    ]);
+    let init_512 = |kind: &str, locator: String| {
+        sanlock(&["direct", "init", kind, &locator, "-Z", "512", "-A", "1M"])
+    };
+    let out = init_512("-s", format!("LS:0:{}:0", p(&dev.device)));
     assert_eq!(
         (out.stdout.as_str(), out.code),
         ("init done -22\n", 1),
@@ -259,16 +253,7 @@ fn init_of_a_512_byte_lockspace_on_a_4k_device_is_refused_a_resource_written() {
     );
     assert_same_bytes(&read_all(&dev.device), &before, "device after refusal");
     // A resource is one write of its whole area, which the device takes, as 3.8.5's does.
-    let out = sanlock(&[
-        "direct",
-        "init",
-        "-r",
-        &format!("LS:R:{}:1M", p(&dev.device)),
-        "-Z",
-        "512",
-        "-A",
-        "1M",
-    ]);
+    let out = init_512("-r", format!("LS:R:{}:1M", p(&dev.device)));
     assert_eq!(
         (out.stdout.as_str(), out.code),
         ("init done 0\n", 0),
