@@ -74,6 +74,10 @@ subprocess.run([cli, "client", "convert", "-r", "LS:R1:%s:0" % res, "-p", str(os
                stdout=subprocess.DEVNULL)
 call("inquire after convert back", sanlock.inquire, slkfd=fd)
 call("release", sanlock.release, b"LS", b"R1", [(res, 0)], slkfd=fd)
+# R1 comes back into its freed slot, ahead of R2, as in sanlock's token array.
+call("acquire into the freed slot", sanlock.acquire, b"LS", b"R1", [(res, 0)], slkfd=fd)
+call("inquire slot order", sanlock.inquire, slkfd=fd)
+call("release once more", sanlock.release, b"LS", b"R1", [(res, 0)], slkfd=fd)
 call("release again", sanlock.release, b"LS", b"R1", [(res, 0)], slkfd=fd)
 call("release 2", sanlock.release, b"LS", b"R2", [(res, 1 << 20)], slkfd=fd)
 call("inquire empty", sanlock.inquire, slkfd=fd)

@@ -117,8 +117,8 @@ pub struct Client {
     pub closed: bool,
     /// RESTRICT flags.
     pub restrict: u32,
-    /// Leases held, in acquisition order (inquire lists them so).
-    pub leases: Vec<(Name, Name)>,
+    /// Leases held, in sanlock's token slots (inquire lists them in slot order).
+    pub leases: LeaseSlots,
     /// The lease command under way for this client.
     pub(super) job: Option<Job>,
     /// Signals sent during recovery, and when the last was.
@@ -128,6 +128,50 @@ pub struct Client {
     pub killpath: Option<Killpath>,
     /// The killpath ran once already in this recovery (sanlock runs it once per client).
     pub runpath_sent: bool,
+}
+
+/// A client's leases in slots as sanlock's client token array: a new lease takes the first
+/// free slot, so after a release and an acquire the order is 3.8.5's, not acquisition order.
+#[derive(Clone, Debug, Default)]
+pub struct LeaseSlots(Vec<Option<(Name, Name)>>);
+
+impl LeaseSlots {
+    /// Takes the first free slot for `key`, unless it is held already.
+    pub fn insert(&mut self, key: (Name, Name)) {
+        if self.contains(&key) {
+            return;
+        }
+        match self.0.iter_mut().find(|s| s.is_none()) {
+            Some(slot) => *slot = Some(key),
+            None => self.0.push(Some(key)),
+        }
+    }
+
+    /// Frees `key`'s slot.
+    pub fn remove(&mut self, key: &(Name, Name)) {
+        for slot in &mut self.0 {
+            if slot.as_ref() == Some(key) {
+                *slot = None;
+            }
+        }
+    }
+
+    pub fn contains(&self, key: &(Name, Name)) -> bool {
+        self.0.iter().any(|s| s.as_ref() == Some(key))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(Option::is_none)
+    }
+
+    /// The leases in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = &(Name, Name)> {
+        self.0.iter().flatten()
+    }
+
+    pub fn to_vec(&self) -> Vec<(Name, Name)> {
+        self.iter().copied().collect()
+    }
 }
 
 /// The signal after the client's RESTRICT flags: SIGTERM for SIGKILL and the reverse.
@@ -152,7 +196,7 @@ impl Engine {
             dead: false,
             closed: false,
             restrict: 0,
-            leases: Vec::new(),
+            leases: LeaseSlots::default(),
             job: None,
             kill_count: 0,
             last_kill: None,
@@ -248,7 +292,7 @@ impl Engine {
     pub(super) fn release_all(&mut self, ci: usize) {
         let leases = self
             .client(ci)
-            .map(|c| c.leases.clone())
+            .map(|c| c.leases.to_vec())
             .unwrap_or_default();
         for key in leases {
             self.release_in_background(ci, key);
@@ -260,7 +304,7 @@ impl Engine {
     fn release_in_background(&mut self, ci: usize, key: (Name, Name)) {
         let mut pid = -1;
         if let Some(c) = self.client_mut(ci) {
-            c.leases.retain(|k| *k != key);
+            c.leases.remove(&key);
             pid = c.pid;
         }
         let Some(t) = self.tokens.get_mut(&key) else {
@@ -304,9 +348,7 @@ impl Engine {
     /// Records that `ci` holds `key`.
     pub(super) fn add_client_lease(&mut self, ci: usize, key: (Name, Name)) {
         if let Some(c) = self.client_mut(ci) {
-            if !c.leases.contains(&key) {
-                c.leases.push(key);
-            }
+            c.leases.insert(key);
         }
     }
 

@@ -834,7 +834,7 @@ impl Engine {
             if let Some(t) = self.tokens.remove(&key) {
                 for ci in t.holders {
                     if let Some(c) = self.client_mut(ci) {
-                        c.leases.retain(|k| *k != key);
+                        c.leases.remove(&key);
                     }
                 }
             }

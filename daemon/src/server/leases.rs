@@ -210,7 +210,7 @@ impl Engine {
         let flags = waiter.header.cmd_flags;
         let keys: Vec<(Name, Name)> = if flags & 1 != 0 {
             self.client(ci)
-                .map(|c| c.leases.clone())
+                .map(|c| c.leases.to_vec())
                 .unwrap_or_default()
         } else if flags & REL_ORPHAN != 0 {
             let Some(r) = resources.first() else {
@@ -230,7 +230,7 @@ impl Engine {
         } else {
             let held = self
                 .client(ci)
-                .map(|c| c.leases.clone())
+                .map(|c| c.leases.to_vec())
                 .unwrap_or_default();
             let mut keys = Vec::new();
             for r in &resources {
@@ -266,7 +266,7 @@ impl Engine {
     /// client `ci`'s job). Returns whether the host is releasing on its behalf.
     pub(super) fn drop_holder(&mut self, ci: usize, key: (Name, Name)) -> bool {
         if let Some(c) = self.client_mut(ci) {
-            c.leases.retain(|k| *k != key);
+            c.leases.remove(&key);
         }
         let Some(t) = self.tokens.get_mut(&key) else {
             return false;
@@ -320,7 +320,7 @@ impl Engine {
             return waiter.answer(EBUSY);
         };
         let mut parts = Vec::new();
-        for key in &c.leases {
+        for key in c.leases.iter() {
             let Some(t) = self.tokens.get(key) else {
                 continue;
             };
