@@ -239,3 +239,69 @@ fn add_lockspace_refuses_a_lockspace_of_bad_sizes_as_sanlock_does() {
         transcripts[0]
     );
 }
+
+#[test]
+fn status_debug_fields_follow_commands_and_renewals_as_sanlocks_do() {
+    // `status -D`: a client's cmd_last, and a lockspace's lease_status (join and renewal
+    // results, 1 for success, and their times) read as 3.8.5's do.
+    let c = require_c_sanlock!();
+    let ours = common::ours();
+    let mut summaries = Vec::new();
+    for daemon in [&c, &ours] {
+        let scratch = common::Scratch::new("daemon-status-debug");
+        let mut host = common::CDaemon::start(daemon, &scratch, "host");
+        let (ls, res) = (scratch.path("ls"), scratch.path("res"));
+        common::create_file(&ls, 1 << 20);
+        common::create_file(&res, 1 << 20);
+        let ls_arg = format!("LS:1:{}:0", ls.display());
+        let r1 = format!("LS:R1:{}:0", res.display());
+        for args in [
+            vec!["init", "-s", &ls_arg, "-o", "1"],
+            vec!["init", "-r", &r1],
+            vec!["add_lockspace", "-s", &ls_arg, "-o", "1"],
+        ] {
+            assert_eq!(host.client(&args).code, 0, "{args:?}");
+        }
+        host.hold(&r1);
+        // Past the first renewal after the join (every 2 s with io_timeout 1).
+        std::thread::sleep(Duration::from_millis(2500));
+        let out = Command::new(&c)
+            .args(["client", "status", "-D"])
+            .env("SANLOCK_RUN_DIR", host.run_dir())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // key=value of the record whose header line starts with `header`.
+        let fields = |header: &str| -> std::collections::HashMap<String, u64> {
+            text.split('\n')
+                .skip_while(|l| !l.starts_with(header))
+                .skip(1)
+                .take_while(|l| l.starts_with("    "))
+                .filter_map(|l| l.trim().split_once('='))
+                .filter_map(|(k, v)| Some((k.to_string(), v.parse::<i64>().ok()? as u64)))
+                .collect()
+        };
+        let daemon_fields = fields("daemon ");
+        let holder = fields(&format!("p {} ", host.holder_pid(0)));
+        let space = fields("s LS:1:");
+        let now = daemon_fields["monotime"];
+        let t = |k: &str| space[k];
+        summaries.push(format!(
+            "holder cmd_last={} acquire_last_result={} renewal_last_result={} \
+             attempt<=success: {} renewed after the join: {} renewal recent: {}",
+            holder["cmd_last"],
+            t("acquire_last_result") as i64,
+            t("renewal_last_result") as i64,
+            t("acquire_last_attempt") <= t("acquire_last_success") && t("acquire_last_attempt") > 0,
+            t("renewal_last_success") > t("acquire_last_success"),
+            now - t("renewal_last_success") <= 2,
+        ));
+        host.kill_all();
+    }
+    assert_eq!(summaries[1], summaries[0], "ours, then 3.8.5");
+    assert!(
+        summaries[0].starts_with("holder cmd_last=7 acquire_last_result=1"),
+        "{}",
+        summaries[0]
+    );
+}

@@ -823,6 +823,11 @@ impl Host {
         })
     }
 
+    /// When the timestamp of our last successful acquire or renewal in a lockspace was taken.
+    pub fn last_renewal(&self, space_name: Name) -> Option<Time> {
+        self.lockspaces.get(&space_name)?.delta.last_success()
+    }
+
     /// Our generation in a joined lockspace.
     pub fn generation(&self, space_name: Name) -> Option<Generation> {
         self.lockspaces.get(&space_name)?.delta.generation()

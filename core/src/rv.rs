@@ -1,6 +1,8 @@
 //! sanlock's result codes (sanlock 3.8.5 sanlock_rv.h; algorithms.md §14), in one place so that
 //! no module carries its own copy of a number.
 
+/// Success, where sanlock records a result rather than returning 0 (lease_status).
+pub const SANLK_OK: i32 = 1;
 /// General error; also an operation stopped (lockspace removed, daemon stopping).
 pub const SANLK_ERROR: i32 = -201;
 /// An I/O did not complete in time.
@@ -88,6 +90,7 @@ mod tests {
     fn codes_are_sanlock_rv_h() {
         // algorithms.md §14, from sanlock 3.8.5 sanlock_rv.h.
         let table = [
+            (SANLK_OK, 1),
             (SANLK_ERROR, -201),
             (SANLK_AIO_TIMEOUT, -202),
             (SANLK_DBLOCK_READ, -210),

@@ -465,6 +465,11 @@ impl CDaemon {
         }
     }
 
+    /// The pid of the `i`th holder started by [`CDaemon::hold`].
+    pub fn holder_pid(&self, i: usize) -> u32 {
+        self.holders[i].1.id()
+    }
+
     /// SIGKILL for the daemon and its holders, as a host that dies at once.
     pub fn kill_all(&mut self) {
         let _ = self.daemon.kill();

@@ -117,6 +117,8 @@ pub struct Client {
     pub closed: bool,
     /// RESTRICT flags.
     pub restrict: u32,
+    /// The last command received on the connection (`status -D`).
+    pub cmd_last: u32,
     /// Leases held, in sanlock's token slots (inquire lists them in slot order).
     pub leases: LeaseSlots,
     /// The lease command under way for this client.
@@ -196,6 +198,7 @@ impl Engine {
             dead: false,
             closed: false,
             restrict: 0,
+            cmd_last: 0,
             leases: LeaseSlots::default(),
             job: None,
             kill_count: 0,
@@ -229,6 +232,7 @@ impl Engine {
     /// changes nothing.
     pub(super) fn register(&mut self, ci: usize) {
         let Some(c) = self.client_mut(ci) else { return };
+        c.cmd_last = crate::wire::Cmd::Register as u32;
         if c.registered {
             return;
         }

@@ -294,6 +294,21 @@ pub(super) struct Space {
     pub(super) event_sinks: Vec<mpsc::UnboundedSender<Vec<u8>>>,
     /// A rindex operation is under way (one at a time, else -EBUSY).
     pub(super) rindex_busy: bool,
+    /// The last join and renewal: results and times, for `status -D`.
+    pub(super) lease_status: LeaseStatus,
+}
+
+/// sanlock's `lease_status` of a lockspace as `status -D` shows it: the result of the last
+/// join and of the last renewal (1 for success, else the error), when each was attempted and
+/// when the last one succeeded (monotonic seconds; the join counts as a renewal too).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct LeaseStatus {
+    pub acquire_result: i32,
+    pub acquire_attempt: u64,
+    pub acquire_success: u64,
+    pub renewal_result: i32,
+    pub renewal_attempt: u64,
+    pub renewal_success: u64,
 }
 
 /// One successful renewal and the failed attempts after it (lockspace.c renewal history).
@@ -544,6 +559,7 @@ impl Engine {
         reply: oneshot::Sender<Reply>,
     ) {
         if let Some(c) = self.client_mut(ci) {
+            c.cmd_last = header.cmd;
             if !c.registered {
                 c.owner_name = Name::truncated(
                     crate::wire::Cmd::from_u32(header.cmd)
@@ -731,6 +747,7 @@ impl Engine {
                 space_name,
                 generation,
             } => {
+                let joined_at = self.driver.host().last_renewal(space_name);
                 if let Some(s) = self.space_mut(&space_name) {
                     log::log(
                         log::INFO,
@@ -739,6 +756,16 @@ impl Engine {
                             s.space_id, generation.0
                         ),
                     );
+                    let at = joined_at.map_or(0, Time::secs);
+                    let begun = s.add_started.secs();
+                    s.lease_status = LeaseStatus {
+                        acquire_result: sanlock_core::rv::SANLK_OK,
+                        acquire_attempt: begun,
+                        acquire_success: at,
+                        renewal_result: sanlock_core::rv::SANLK_OK,
+                        renewal_attempt: begun,
+                        renewal_success: at,
+                    };
                     if s.state == SpaceState::Adding {
                         let now = clock::now();
                         let waited = now.saturating_since(s.add_started);
@@ -748,6 +775,10 @@ impl Engine {
                 }
             }
             Output::JoinFailed { space_name, rv } => {
+                if let Some(s) = self.space_mut(&space_name) {
+                    s.lease_status.acquire_result = rv;
+                    s.lease_status.acquire_attempt = s.add_started.secs();
+                }
                 if let Some(i) = self
                     .spaces
                     .iter()
@@ -776,7 +807,21 @@ impl Engine {
                 outcome,
             } => {
                 let keep = self.cfg.renewal_history_size;
+                let now = clock::now().secs();
                 if let Some(s) = self.space_mut(&space_name) {
+                    let st = &mut s.lease_status;
+                    match outcome {
+                        Ok(t) => {
+                            st.renewal_result = sanlock_core::rv::SANLK_OK;
+                            st.renewal_attempt = t.timestamp_s;
+                            st.renewal_success = t.timestamp_s;
+                        }
+                        // The attempt's start is not reported; its end is within io_timeout.
+                        Err(rv) => {
+                            st.renewal_result = rv;
+                            st.renewal_attempt = now;
+                        }
+                    }
                     super::spaces::record_renewal(&mut s.history, keep, outcome);
                 }
             }

@@ -87,6 +87,7 @@ impl Engine {
             used_retries: 0,
             event_sinks: Vec::new(),
             rindex_busy: false,
+            lease_status: LeaseStatus::default(),
         });
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || {

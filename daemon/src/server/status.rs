@@ -88,11 +88,12 @@ pub fn status(e: &Engine, header: Header) -> Vec<u8> {
         let Some(c) = c else { continue };
         let ci = ci + 2;
         let text = format!(
-            "ci={ci} fd=-1 pid={} flags=0 restricted={:x} cmd_active={} cmd_last=0 \
+            "ci={ci} fd=-1 pid={} flags=0 restricted={:x} cmd_active={} cmd_last={} \
              pid_dead={} kill_count={} kill_last={} suspend=0 need_free=0",
             if c.registered { c.pid } else { -1 },
             c.restrict,
             u8::from(c.job.is_some()),
+            c.cmd_last,
             u8::from(c.dead),
             c.kill_count,
             c.last_kill.map_or(0, |t| t.secs()),
@@ -125,9 +126,9 @@ pub fn status(e: &Engine, header: Header) -> Vec<u8> {
                 "list={list} space_id={} io_timeout={} sector_size={ss} align_size={align} \
                  host_generation={generation} renew_fail={} space_dead={} killing_pids={} \
                  used_retries={} external_used={} used_by_orphans={} renewal_read_extend_sec={} \
-                 set_max_sectors_kb=0 corrupt_result=0 acquire_last_result=0 \
-                 renewal_last_result=0 acquire_last_attempt=0 acquire_last_success=0 \
-                 renewal_last_attempt=0 renewal_last_success=0",
+                 set_max_sectors_kb=0 corrupt_result=0 acquire_last_result={} \
+                 renewal_last_result={} acquire_last_attempt={} acquire_last_success={} \
+                 renewal_last_attempt={} renewal_last_success={}",
                 s.space_id,
                 s.io_timeout,
                 u8::from(s.failed),
@@ -137,6 +138,12 @@ pub fn status(e: &Engine, header: Header) -> Vec<u8> {
                 u8::from(s.used),
                 u8::from(s.used_by_orphans),
                 s.io_timeout,
+                s.lease_status.acquire_result,
+                s.lease_status.renewal_result,
+                s.lease_status.acquire_attempt,
+                s.lease_status.acquire_success,
+                s.lease_status.renewal_attempt,
+                s.lease_status.renewal_success,
             );
             WireState {
                 kind: state_kind::LOCKSPACE,
