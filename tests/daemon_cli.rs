@@ -146,6 +146,23 @@ fn each_cli_against_each_daemon_prints_what_sanlock_prints() {
     assert!(reference.contains("acquire done 0"), "{reference}");
 }
 
+/// Runs `f` against a fresh C daemon, then a fresh one of ours, each in a scratch folder of its
+/// own; returns what each gave, the C daemon's first.
+fn on_each_daemon<T>(
+    c: &Path,
+    label: &str,
+    mut f: impl FnMut(&mut common::CDaemon, &common::Scratch) -> T,
+) -> [T; 2] {
+    let ours = common::ours();
+    [c, ours.as_path()].map(|daemon| {
+        let scratch = common::Scratch::new(label);
+        let mut host = common::CDaemon::start(daemon, &scratch, "host");
+        let out = f(&mut host, &scratch);
+        host.kill_all();
+        out
+    })
+}
+
 #[test]
 fn log_dump_has_sanlocks_line_format_and_opening_lines() {
     // The log's messages are each daemon's own; its line format and the lines a daemon starts
@@ -167,10 +184,7 @@ fn log_dump_has_sanlocks_line_format_and_opening_lines() {
             })
             .collect()
     };
-    let mut dumps = Vec::new();
-    for daemon in [&c, &ours] {
-        let scratch = common::Scratch::new("daemon-log-dump");
-        let host = common::CDaemon::start(daemon, &scratch, "host");
+    let dumps = on_each_daemon(&c, "daemon-log-dump", |host, _| {
         let by_c = Command::new(&c)
             .args(["client", "log_dump"])
             .env("SANLOCK_RUN_DIR", host.run_dir())
@@ -187,8 +201,8 @@ fn log_dump_has_sanlocks_line_format_and_opening_lines() {
             (by_c.status.code(), by_ours.status.code()),
             (Some(1), Some(1))
         );
-        dumps.push(mask(&String::from_utf8_lossy(&by_c.stdout), host.run_dir()));
-    }
+        mask(&String::from_utf8_lossy(&by_c.stdout), host.run_dir())
+    });
     assert_eq!(dumps[0][..3], dumps[1][..3], "opening lines");
 }
 
@@ -200,11 +214,7 @@ fn add_lockspace_refuses_a_lockspace_of_bad_sizes_as_sanlock_does() {
     use sanlock_core::ondisk::leader::LEADER_RECORD_SIZE;
     use sanlock_core::ondisk::RawLeader;
     let c = require_c_sanlock!();
-    let ours = common::ours();
-    let mut transcripts = Vec::new();
-    for daemon in [&c, &ours] {
-        let scratch = common::Scratch::new("daemon-bad-sizes");
-        let host = common::CDaemon::start(daemon, &scratch, "host");
+    let transcripts = on_each_daemon(&c, "daemon-bad-sizes", |host, scratch| {
         let mut text = String::new();
         type Change = fn(&mut RawLeader);
         let cases: [(&str, Change); 5] = [
@@ -229,8 +239,8 @@ fn add_lockspace_refuses_a_lockspace_of_bad_sizes_as_sanlock_does() {
             let out = host.client(&["add_lockspace", "-s", &arg, "-o", "1"]);
             text.push_str(&format!("{label}: {}exit {}\n", out.stdout, out.code));
         }
-        transcripts.push(text);
-    }
+        text
+    });
     assert_eq!(transcripts[1], transcripts[0], "ours, then 3.8.5");
     assert!(
         transcripts[0]
@@ -245,11 +255,7 @@ fn status_debug_fields_follow_commands_and_renewals_as_sanlocks_do() {
     // `status -D`: a client's cmd_last, and a lockspace's lease_status (join and renewal
     // results, 1 for success, and their times) read as 3.8.5's do.
     let c = require_c_sanlock!();
-    let ours = common::ours();
-    let mut summaries = Vec::new();
-    for daemon in [&c, &ours] {
-        let scratch = common::Scratch::new("daemon-status-debug");
-        let mut host = common::CDaemon::start(daemon, &scratch, "host");
+    let summaries = on_each_daemon(&c, "daemon-status-debug", |host, scratch| {
         let (ls, res) = (scratch.path("ls"), scratch.path("res"));
         common::create_file(&ls, 1 << 20);
         common::create_file(&res, 1 << 20);
@@ -286,7 +292,7 @@ fn status_debug_fields_follow_commands_and_renewals_as_sanlocks_do() {
         let space = fields("s LS:1:");
         let now = daemon_fields["monotime"];
         let t = |k: &str| space[k];
-        summaries.push(format!(
+        format!(
             "holder cmd_last={} acquire_last_result={} renewal_last_result={} \
              attempt<=success: {} renewed after the join: {} renewal recent: {}",
             holder["cmd_last"],
@@ -295,9 +301,8 @@ fn status_debug_fields_follow_commands_and_renewals_as_sanlocks_do() {
             t("acquire_last_attempt") <= t("acquire_last_success") && t("acquire_last_attempt") > 0,
             t("renewal_last_success") > t("acquire_last_success"),
             now - t("renewal_last_success") <= 2,
-        ));
-        host.kill_all();
-    }
+        )
+    });
     assert_eq!(summaries[1], summaries[0], "ours, then 3.8.5");
     assert!(
         summaries[0].starts_with("holder cmd_last=7 acquire_last_result=1"),

@@ -300,14 +300,7 @@ fn a_dead_clients_slot_is_not_reused_while_its_connection_lives() {
     // A registered process exits (its pidfd fires, its lease goes) while a child it forked
     // keeps the connection open. The slot must stay that connection's until it closes: a new
     // holder given the same slot would lose its lease when the old connection finally closes.
-    if !Command::new("/usr/bin/python3")
-        .args(["-c", "import sanlock"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        eprintln!("skipped: python3-sanlock is not installed");
-        return;
-    }
+    require_python_sanlock!();
     let scratch = Scratch::new("daemon-slot");
     let run_dir = scratch.path("run");
     let mut daemon = spawn_daemon(&run_dir);

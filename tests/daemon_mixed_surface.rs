@@ -101,13 +101,6 @@ fn python_listener(d: &CDaemon) -> (Child, BufReader<std::process::ChildStdout>)
     (child, out)
 }
 
-fn python_sanlock_available() -> bool {
-    Command::new("/usr/bin/python3")
-        .args(["-c", "import sanlock"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 /// The lver a resource has on disk (`client read -r`).
 fn lver(bin: &Path, d: &CDaemon, res: &str) -> u64 {
     let out = cli(bin, d, &["read", "-r", res]);
@@ -121,10 +114,7 @@ fn lver(bin: &Path, d: &CDaemon, res: &str) -> u64 {
 #[test]
 fn events_requests_killpath_and_rindex_work_between_a_c_host_and_ours() {
     let c = require_c_sanlock!();
-    if !python_sanlock_available() {
-        eprintln!("skipped: python3-sanlock is not installed (apt-get install python3-sanlock)");
-        return;
-    }
+    require_python_sanlock!();
     let ours = common::ours();
     let scratch = Scratch::new("mixed-surface");
     let ls = scratch.path("ls");

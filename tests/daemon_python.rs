@@ -177,13 +177,6 @@ fn run_python(script: &str, cli: &Path, run_dir: &Path, dir: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn python_sanlock_available() -> bool {
-    Command::new("/usr/bin/python3")
-        .args(["-c", "import sanlock"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 /// Runs `script` against the C daemon and ours at once; every line must be equal. Returns the
 /// C daemon's lines, or `None` when python3-sanlock is missing (the test is then skipped).
 fn both_daemons(c: &Path, label: &str, script: &'static str) -> Option<String> {
@@ -198,7 +191,7 @@ fn both_daemons_on(
     script: &'static str,
     device_sector: Option<u32>,
 ) -> Option<String> {
-    if !python_sanlock_available() {
+    if !common::python_sanlock_available() {
         eprintln!("skipped: python3-sanlock is not installed (apt-get install python3-sanlock)");
         return None;
     }
@@ -435,10 +428,7 @@ sanlock.rem_lockspace(b"LS", 1, ls)
 
 #[test]
 fn get_lvb_lengths_beyond_a_sector_are_bounded() {
-    if !python_sanlock_available() {
-        eprintln!("skipped: python3-sanlock is not installed (apt-get install python3-sanlock)");
-        return;
-    }
+    require_python_sanlock!();
     let ours = common::ours();
     let scratch = Scratch::new("daemon-get-lvb");
     let host = CDaemon::start(&ours, &scratch, "host");

@@ -202,14 +202,7 @@ fn removing_a_lockspace_kills_its_holders_with_sigkill_first() {
 fn in_recovery_the_killpath_runs_once_instead_of_sigterm_then_sigkill_follows() {
     // main.c `kill_pids`: within the grace a client with a killpath gets it run (once), not
     // SIGTERM; after the grace SIGKILL as usual. io_timeout 1, -g 3.
-    if !Command::new("/usr/bin/python3")
-        .args(["-c", "import sanlock"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        eprintln!("skipped: python3-sanlock is not installed (apt-get install python3-sanlock)");
-        return;
-    }
+    require_python_sanlock!();
     let scratch = Scratch::new("daemon-killpath");
     let d = Daemon::start(&scratch.path("run"), &["-w", "0", "-g", "3"], None);
     let (r1, _) = setup(&scratch, &d, "1");

@@ -39,6 +39,27 @@ macro_rules! require_c_sanlock {
     };
 }
 
+/// Whether Debian's python3-sanlock binding imports under /usr/bin/python3.
+pub fn python_sanlock_available() -> bool {
+    Command::new("/usr/bin/python3")
+        .args(["-c", "import sanlock"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Returns from the test with a one-line reason when python3-sanlock is missing.
+#[macro_export]
+macro_rules! require_python_sanlock {
+    () => {
+        if !common::python_sanlock_available() {
+            eprintln!(
+                "skipped: python3-sanlock is not installed (apt-get install python3-sanlock)"
+            );
+            return;
+        }
+    };
+}
+
 /// Whether loop devices can be made here (root, losetup, a free device).
 pub fn loop_devices_available() -> Result<(), String> {
     if !rustix::process::geteuid().is_root() {

@@ -31,11 +31,6 @@ pub fn given_geometry(flags: u32) -> Result<Option<Geometry>, i32> {
     }
 }
 
-/// The API flag bits of a geometry (SECTOR* | ALIGN*).
-pub fn geometry_flags(g: Geometry) -> u32 {
-    g.sector_size().api_flag() | g.align_size().api_flag()
-}
-
 /// WRITE_LOCKSPACE: `io_timeout` 0 means 10. An empty path or a failed open is -ENODEV.
 pub fn write_lockspace(ls: &WireLockspace, io_timeout: u32) -> i32 {
     if ls.disk.path.is_empty() {
