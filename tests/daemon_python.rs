@@ -449,3 +449,107 @@ fn get_lvb_lengths_beyond_a_sector_are_bounded() {
          1073741824 -7 4128 b'' 0\n"
     );
 }
+
+/// libvirt's pause-on-lock-failure flow, as sanlock 3.8.5's tests/killpath.c (`_pause`),
+/// sanlk_client.c and clientn run it: two holders set a killpath (with the pid appended) and
+/// acquire; the daemon is stopped long enough (20 s, io_timeout 2: 8N = 16 s) that its
+/// lockspace fails; the killpath stops the holder (SIGSTOP), saves its inquire state and
+/// releases its leases by pid, so the lockspace goes away. Then the lockspace is added again,
+/// each paused holder's leases are acquired back by pid with the saved state (lver included),
+/// and the holder resumes. 3.8.5 clears a live client's kill state when its release leaves it
+/// holding nothing (cmd.c `cmd_release`), so the acquire succeeds at the next lver.
+const PAUSE_SCRIPT: &str = r##"
+import signal
+KILLPATH = """#!/usr/bin/python3
+import ctypes, os, signal, sys
+lib = ctypes.CDLL("libsanlock.so.1")
+out, pid = sys.argv[1], int(sys.argv[-1])
+os.kill(pid, signal.SIGSTOP)
+count, state = ctypes.c_int(0), ctypes.c_char_p()
+rv = lib.sanlock_inquire(-1, pid, 0, ctypes.byref(count), ctypes.byref(state))
+rel = lib.sanlock_release(-1, pid, 1, 0, None)
+with open(out, "a") as f:
+    f.write("%d %d %d %d %s\\n" % (pid, rv, count.value, rel, state.value.decode()))
+"""
+HOLDER = """
+import ctypes, os, sys, time, sanlock
+lib = ctypes.CDLL("libsanlock.so.1")
+name, path, off, kp, out = sys.argv[1:]
+fd = sanlock.register()
+rv = lib.sanlock_killpath(fd, 1, kp.encode(), out.encode())
+sanlock.acquire(b"LS", name.encode(), [(path, int(off))], slkfd=fd)
+print("holder", name, "killpath", rv, "restrict", lib.sanlock_restrict(fd, 1), flush=True)
+while True:
+    time.sleep(0.1)
+"""
+run_dir = os.environ["SANLOCK_RUN_DIR"]
+state_file = os.path.join(d, "client-state.txt")
+kp = os.path.join(d, "kp-pause")
+with open(kp, "w") as f:
+    f.write(KILLPATH)
+os.chmod(kp, 0o755)
+
+def wait_for(what, secs, fn):
+    deadline = time.monotonic() + secs
+    while not fn():
+        if time.monotonic() > deadline:
+            print("timed out waiting for", what)
+            sys.exit(1)
+        time.sleep(0.2)
+
+call("write_lockspace", sanlock.write_lockspace, b"LS", ls, iotimeout=2)
+call("write_resource R1", sanlock.write_resource, b"LS", b"R1", [(res, 1 << 20)])
+call("write_resource R2", sanlock.write_resource, b"LS", b"R2", [(res, 2 << 20)])
+call("add_lockspace", sanlock.add_lockspace, b"LS", 1, ls, iotimeout=2)
+holders = []
+for name, off in (("R1", 1 << 20), ("R2", 2 << 20)):
+    p = subprocess.Popen([sys.executable, "-c", HOLDER, name, res, str(off), kp, state_file],
+                         stdout=subprocess.PIPE, text=True)
+    print(p.stdout.readline(), end="")
+    holders.append(p)
+daemon_pid = int(open(os.path.join(run_dir, "sanlock.pid")).read().split()[0])
+os.kill(daemon_pid, signal.SIGSTOP)
+time.sleep(20)
+os.kill(daemon_pid, signal.SIGCONT)
+
+def saved():
+    try:
+        return len(open(state_file).read().splitlines()) == 2
+    except FileNotFoundError:
+        return False
+wait_for("the killpath of both holders", 60, saved)
+wait_for("the lockspace to go", 60, lambda: not sanlock.get_lockspaces())
+print("lockspace gone")
+pids = {p.pid: p for p in holders}
+lines = sorted(open(state_file).read().splitlines(), key=lambda l: l.split()[-1])
+for line in lines:
+    pid, rv, count, rel, state = line.split()
+    print("killpath: inquire", rv, count, "release", rel, "state", state.replace(d, "D"))
+call("add_lockspace again", sanlock.add_lockspace, b"LS", 1, ls, iotimeout=2)
+for line in lines:
+    pid, state = line.split()[0], line.split()[-1]
+    out = subprocess.run([cli, "client", "acquire", "-p", pid, "-r", state],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
+    print([l for l in out.splitlines() if l.startswith("acquire done")])
+    os.kill(int(pid), signal.SIGCONT)
+    r = sanlock.inquire(pid=int(pid))
+    print("inquire after", [(x["lockspace"], x["resource"], x["version"]) for x in r])
+time.sleep(1)
+print("holders alive", [p.poll() for p in holders])
+for p in holders:
+    p.kill()
+    p.wait()
+time.sleep(1)
+call("rem_lockspace", sanlock.rem_lockspace, b"LS", 1, ls)
+"##;
+
+#[test]
+fn a_paused_holder_gets_its_leases_back_after_its_lockspace_failed_as_with_sanlock() {
+    let c = require_c_sanlock!();
+    if let Some(out) = both_daemons(&c, "daemon-python-pause", PAUSE_SCRIPT) {
+        eprintln!("{out}");
+        assert!(out.contains("lockspace gone"), "{out}");
+        assert_eq!(out.matches("['acquire done 0']").count(), 2, "{out}");
+        assert!(out.contains("holders alive [None, None]"), "{out}");
+    }
+}

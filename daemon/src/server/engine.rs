@@ -365,11 +365,14 @@ pub(super) enum Job {
         done: Vec<(Name, Name)>,
         flags: u32,
     },
-    /// RELEASE: keys still being released, and the first error.
+    /// RELEASE: keys still being released, and the first error. `command`: a client's
+    /// RELEASE (not a failed acquire giving back what it took), which ends with
+    /// [`Engine::release_answered`].
     Release {
         waiter: Waiter,
         left: Vec<(Name, Name)>,
         rv: i32,
+        command: bool,
     },
     /// CONVERT.
     Convert { waiter: Waiter },

@@ -200,7 +200,12 @@ impl Engine {
             }
             // sanlock answers once the undo is on disk: an acquire right after it must not
             // find the lease still being released (-EAGAIN).
-            self.client_mut(ci).expect("the client").job = Some(Job::Release { waiter, left, rv });
+            self.client_mut(ci).expect("the client").job = Some(Job::Release {
+                waiter,
+                left,
+                rv,
+                command: false,
+            });
             return;
         }
         waiter.answer(0);
@@ -213,17 +218,18 @@ impl Engine {
                 .map(|c| c.leases.to_vec())
                 .unwrap_or_default()
         } else if flags & REL_ORPHAN != 0 {
-            let Some(r) = resources.first() else {
-                return waiter.answer(EINVAL);
+            let rv = match resources.first() {
+                Some(r) => self.release_orphans(r.lockspace_name, r.name),
+                None => EINVAL,
             };
-            return waiter.answer(self.release_orphans(r.lockspace_name, r.name));
+            return self.release_answered(ci, waiter, rv);
         } else if flags & REL_RENAME != 0 {
             let [r, new] = &resources[..] else {
-                return waiter.answer(EINVAL);
+                return self.release_answered(ci, waiter, EINVAL);
             };
             let key = (r.lockspace_name, r.name);
             if !self.client(ci).is_some_and(|c| c.leases.contains(&key)) {
-                return waiter.answer(EPERM);
+                return self.release_answered(ci, waiter, EPERM);
             }
             self.rename_to.insert(key, new.name);
             vec![key]
@@ -237,7 +243,7 @@ impl Engine {
                 let key = (r.lockspace_name, r.name);
                 if !held.contains(&key) {
                     // A name this client does not hold: -1 (§4.5).
-                    return waiter.answer(EPERM);
+                    return self.release_answered(ci, waiter, EPERM);
                 }
                 keys.push(key);
             }
@@ -253,13 +259,32 @@ impl Engine {
             }
         }
         if left.is_empty() {
-            return waiter.answer(0);
+            return self.release_answered(ci, waiter, 0);
         }
         self.client_mut(ci).expect("target exists").job = Some(Job::Release {
             waiter,
             left,
             rv: 0,
+            command: true,
         });
+    }
+
+    /// Answers client `ci`'s RELEASE. A live client left holding nothing is no longer being
+    /// stopped: its kill state is cleared, so that it may acquire again once its lockspace is
+    /// back, as libvirt's pause-on-lock-failure does (cmd.c `cmd_release`: "clear kill state").
+    fn release_answered(&mut self, ci: usize, waiter: Waiter, rv: i32) {
+        if let Some(c) = self.client_mut(ci) {
+            if !c.dead && c.kill_count > 0 && c.leases.is_empty() {
+                c.kill_count = 0;
+                c.last_kill = None;
+                c.runpath_sent = false;
+                log::log(
+                    log::INFO,
+                    &format!("cmd_release ci {ci} pid {} clear kill state", c.pid),
+                );
+            }
+        }
+        waiter.answer(rv);
     }
 
     /// Takes `ci` off the holders of `key`; the last holder's leaving releases the lease (as
@@ -488,8 +513,13 @@ impl Engine {
         let Some(c) = self.client_mut(ci) else { return };
         let dead = c.dead;
         match c.job.take() {
-            Some(Job::Release { waiter, .. } | Job::Convert { waiter }) => waiter.answer(rv),
             Some(job @ Job::Acquire { .. }) => c.job = Some(job),
+            Some(Job::Release {
+                waiter,
+                command: true,
+                ..
+            }) => self.release_answered(ci, waiter, rv),
+            Some(Job::Release { waiter, .. } | Job::Convert { waiter }) => waiter.answer(rv),
             None => {}
         }
         if dead {
