@@ -553,3 +553,111 @@ fn a_paused_holder_gets_its_leases_back_after_its_lockspace_failed_as_with_sanlo
         assert!(out.contains("holders alive [None, None]"), "{out}");
     }
 }
+
+/// Acquire attempts of a lease another live host holds, one every 100 ms for three renewal
+/// intervals (io_timeout 1: renewals every 2 s): each attempt's result and how long it took.
+const SWEEP_SCRIPT: &str = r#"
+import sys, time, sanlock
+res = sys.argv[1]
+fd = sanlock.register()
+start = time.monotonic()
+for i in range(60):
+    delay = start + i * 0.1 - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+    t0 = time.monotonic()
+    try:
+        sanlock.acquire(b"LS", b"R1", [(res, 0)], slkfd=fd)
+        rv = 0
+    except sanlock.SanlockException as e:
+        rv = -abs(e.errno)
+    print("%.3f %d %.4f" % (t0 - start, rv, time.monotonic() - t0), flush=True)
+"#;
+
+#[test]
+fn an_acquire_of_a_live_hosts_lease_fails_at_once_in_every_phase_of_the_renewal_cycle() {
+    // paxos_lease.c "optimize paxos wait": when the monitor saw the owner renewing at its last
+    // check, the acquire fails SANLK_ACQUIRE_IDLIVE (-243) at once instead of watching the
+    // owner's next renewal. Our reads half way between renewals must not spoil that: before
+    // issue 15 some attempts took up to a renewal interval.
+    let c = require_c_sanlock!();
+    require_python_sanlock!();
+    let ours = common::ours();
+    let c = c.as_path();
+    let results: Vec<(String, Vec<(f64, i32, f64)>)> = std::thread::scope(|s| {
+        let runs: Vec<_> = [c, ours.as_path()]
+            .into_iter()
+            .map(|bin| s.spawn(move || (bin.display().to_string(), sweep(bin, c))))
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    for (bin, attempts) in results {
+        assert_eq!(attempts.len(), 60, "{bin}: {attempts:?}");
+        let slow: Vec<_> = attempts.iter().filter(|a| a.2 > 0.1).collect();
+        let worst = attempts.iter().map(|a| a.2).fold(0.0, f64::max);
+        eprintln!(
+            "{bin}: {} attempts over {:.1} s, {} over 100 ms, slowest {:.1} ms",
+            attempts.len(),
+            attempts.last().map_or(0.0, |a| a.0),
+            slow.len(),
+            worst * 1000.0
+        );
+        assert!(attempts.iter().all(|a| a.1 == -243), "{bin}: {attempts:?}");
+        assert!(slow.is_empty(), "{bin}: slow attempts {slow:?}");
+    }
+}
+
+/// Two hosts of `bin` in one lockspace (io_timeout 1); host 1 holds R1; host 2's sweep.
+fn sweep(bin: &Path, c: &Path) -> Vec<(f64, i32, f64)> {
+    let scratch = Scratch::new("daemon-python-sweep");
+    let (ls, res) = (scratch.path("ls"), scratch.path("res"));
+    common::create_file(&ls, 1 << 20);
+    common::create_file(&res, 1 << 20);
+    let ls_arg = |id: u32| format!("LS:{id}:{}:0", ls.display());
+    let r1 = format!("LS:R1:{}:0", res.display());
+    for args in [
+        vec!["direct", "init", "-s", &ls_arg(0), "-o", "1"],
+        vec!["direct", "init", "-r", &r1],
+    ] {
+        assert_eq!(common::run(c, &args, None).code, 0, "{args:?}");
+    }
+    let mut a = CDaemon::start(bin, &scratch, "a");
+    let b = CDaemon::start(bin, &scratch, "b");
+    // Host 2 joins half a renewal interval after host 1, so that host 1 renews between host
+    // 2's renewals and its peeks rather than at the same instants.
+    std::thread::scope(|s| {
+        for (d, id) in [(&a, 1), (&b, 2)] {
+            let arg = ls_arg(id);
+            s.spawn(move || {
+                let add = d.client(&["add_lockspace", "-s", &arg, "-o", "1"]);
+                assert_eq!(add.code, 0, "{add:?}");
+            });
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    });
+    a.hold(&r1);
+    // Host 2's monitor has seen host 1 renew at a few of its scans.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", SWEEP_SCRIPT])
+        .arg(&res)
+        .env("SANLOCK_RUN_DIR", b.run_dir())
+        .output()
+        .expect("run /usr/bin/python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+            )
+        })
+        .collect()
+}

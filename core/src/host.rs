@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use crate::delta::{self, DeltaConfig, DeltaLease};
-use crate::hosts::{HostTable, Notice};
+use crate::hosts::{HostTable, Notice, ScanKind};
 use crate::ids::{Generation, HostId};
 use crate::io::{DiskRef, IoId, IoOp, IoRequest, IoResult};
 use crate::mutants::{Mutant, Mutations};
@@ -1216,7 +1216,14 @@ impl Host {
                             write_ms,
                         }),
                     });
-                    examine |= scan_hosts(&mut self.outputs, ls, name, now, &lockspace);
+                    examine |= scan_hosts(
+                        &mut self.outputs,
+                        ls,
+                        name,
+                        now,
+                        &lockspace,
+                        ScanKind::Renewal,
+                    );
                     // A failed lockspace stays failed: a later success does not feed wdmd.
                     if ls.failed.is_none() {
                         let renewal = ls.delta.last_success().expect("renewed");
@@ -1228,7 +1235,8 @@ impl Host {
                     }
                 }
                 delta::Event::Peeked { lockspace } => {
-                    examine |= scan_hosts(&mut self.outputs, ls, name, now, &lockspace);
+                    examine |=
+                        scan_hosts(&mut self.outputs, ls, name, now, &lockspace, ScanKind::Peek);
                 }
                 delta::Event::RenewalFailed { rv, .. } => {
                     self.outputs.push_back(Output::Renewal {
@@ -1377,9 +1385,10 @@ fn scan_hosts(
     space_name: Name,
     now: Time,
     area: &[u8],
+    kind: ScanKind,
 ) -> bool {
     let mut examine = false;
-    for notice in ls.table.scan(now, area) {
+    for notice in ls.table.scan(now, area, kind) {
         match notice {
             Notice::Examine { .. } => examine = true,
             notice => outputs.push_back(Output::HostEvent { space_name, notice }),

@@ -39,6 +39,22 @@ pub struct HostStatus {
     pub owner_name: Name,
     /// Scans in which the slot had a wrong magic or lockspace name.
     pub lease_bad: u32,
+    /// (owner_id, owner_generation, timestamp) as our latest renewal scan left them.
+    pub renewal_view: Option<(u64, Generation, u64)>,
+    /// The slot changed between our latest two renewal scans: "seen renewing at the last
+    /// check", the question sanlock's paxos wait asks of its monitor, whose only scans are the
+    /// renewals (paxos_lease.c, "optimize paxos wait"). Peeks leave it alone: a peek that saw
+    /// nothing new half way between renewals must not make a live owner look silent.
+    pub changed_at_renewal: bool,
+}
+
+/// Which read of the lockspace a scan looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ScanKind {
+    /// A renewal's read, as every sanlock scan is.
+    Renewal,
+    /// A read half way between renewals ([`crate::delta::DeltaLease::set_peek`]).
+    Peek,
 }
 
 /// A host's state as get_hosts reports it (SANLK_HOST_*).
@@ -124,7 +140,24 @@ impl HostTable {
     /// timestamp) but never a free slot, a new owner or a new generation, which would let an
     /// exclusive acquire clear a live host's shared hold (found by the simulator with a
     /// corrupted read; docs/COMPATIBILITY.md).
-    pub fn scan(&mut self, now: Time, area: &[u8]) -> Vec<Notice> {
+    /// `kind` says whether it was a renewal's read: only those move
+    /// [`HostStatus::changed_at_renewal`].
+    pub fn scan(&mut self, now: Time, area: &[u8], kind: ScanKind) -> Vec<Notice> {
+        let notices = self.scan_slots(now, area);
+        if kind == ScanKind::Renewal {
+            for status in self.slots.iter_mut().flatten() {
+                if status.last_check != now {
+                    continue;
+                }
+                let view = (status.owner_id, status.owner_generation, status.timestamp);
+                status.changed_at_renewal = status.renewal_view.is_some_and(|v| v != view);
+                status.renewal_view = Some(view);
+            }
+        }
+        notices
+    }
+
+    fn scan_slots(&mut self, now: Time, area: &[u8]) -> Vec<Notice> {
         let ss = self.geometry.sector_size().as_usize();
         let mut notices = Vec::new();
         for (i, slot) in self.slots.iter_mut().enumerate() {
@@ -156,6 +189,8 @@ impl HostTable {
                 io_timeout: raw.io_timeout,
                 owner_name: raw.resource_name,
                 lease_bad: 0,
+                renewal_view: None,
+                changed_at_renewal: false,
             });
             status.last_check = now;
             if unverified {
@@ -302,20 +337,49 @@ mod tests {
         let mut a = area();
         let mut tab = table();
         renew(&mut a, 2, 500, HostBitmap::EMPTY, HostEvent::default());
-        tab.scan(t(1000), &a);
+        tab.scan(t(1000), &a, ScanKind::Renewal);
         assert_eq!(tab.state(host(2), t(1000)), Some(HostState::Unknown));
         assert_eq!(tab.state(host(3), t(1000)), Some(HostState::Free));
         renew(&mut a, 2, 520, HostBitmap::EMPTY, HostEvent::default());
-        tab.scan(t(1020), &a);
+        tab.scan(t(1020), &a, ScanKind::Renewal);
         assert_eq!(tab.state(host(2), t(1020)), Some(HostState::Live));
         assert_eq!(tab.state(host(2), t(1100)), Some(HostState::Live));
         assert_eq!(tab.state(host(2), t(1101)), Some(HostState::Fail));
         assert_eq!(tab.state(host(2), t(1160)), Some(HostState::Fail));
         assert_eq!(tab.state(host(2), t(1161)), Some(HostState::Dead));
         // Scans that see no change keep last_live where it was.
-        tab.scan(t(1150), &a);
+        tab.scan(t(1150), &a, ScanKind::Renewal);
         assert_eq!(tab.status(host(2)).unwrap().last_live, Some(t(1020)));
         assert_eq!(tab.status(host(2)).unwrap().last_check, t(1150));
+    }
+
+    #[test]
+    fn peeks_between_renewals_never_make_a_renewing_host_look_silent() {
+        // paxos_lease.c "optimize paxos wait": the owner is alive at once when the monitor saw
+        // it change at its last check; sanlock's monitor scans at each renewal only. A peek
+        // half way that sees nothing new (or sees the change first) must not answer "no", or
+        // an acquire waits for the owner's next renewal instead of failing -243 (issue 15).
+        let mut a = area();
+        let mut tab = table();
+        let seen = |tab: &HostTable| tab.status(host(2)).unwrap().changed_at_renewal;
+        renew(&mut a, 2, 500, HostBitmap::EMPTY, HostEvent::default());
+        tab.scan(t(1000), &a, ScanKind::Renewal);
+        assert!(!seen(&tab), "a first scan has nothing to compare with");
+        renew(&mut a, 2, 520, HostBitmap::EMPTY, HostEvent::default());
+        tab.scan(t(1020), &a, ScanKind::Renewal);
+        assert!(seen(&tab));
+        tab.scan(t(1030), &a, ScanKind::Peek);
+        assert!(seen(&tab), "a peek that saw nothing new changes nothing");
+        assert_eq!(tab.status(host(2)).unwrap().last_check, t(1030));
+        renew(&mut a, 2, 540, HostBitmap::EMPTY, HostEvent::default());
+        tab.scan(t(1035), &a, ScanKind::Peek);
+        tab.scan(t(1040), &a, ScanKind::Renewal);
+        assert!(
+            seen(&tab),
+            "the renewal compares with the last renewal, not the peek"
+        );
+        tab.scan(t(1060), &a, ScanKind::Renewal);
+        assert!(!seen(&tab), "a whole renewal interval without a change");
     }
 
     #[test]
@@ -325,25 +389,25 @@ mod tests {
         let mut a = area();
         let mut tab = table();
         renew(&mut a, 2, 500, HostBitmap::EMPTY, HostEvent::default());
-        tab.scan(t(1000), &a);
+        tab.scan(t(1000), &a, ScanKind::Renewal);
         renew(&mut a, 2, 520, HostBitmap::EMPTY, HostEvent::default());
-        tab.scan(t(1020), &a);
+        tab.scan(t(1020), &a, ScanKind::Renewal);
         assert_eq!(tab.state(host(2), t(1020)), Some(HostState::Live));
         let at = 512 + 152;
         let mut bad = a.clone();
         bad[at..at + 8].fill(0);
-        tab.scan(t(1030), &bad);
+        tab.scan(t(1030), &bad, ScanKind::Renewal);
         assert_eq!(tab.state(host(2), t(1030)), Some(HostState::Live));
         assert_eq!(tab.status(host(2)).unwrap().timestamp, 520);
         assert_eq!(tab.status(host(2)).unwrap().lease_bad, 1);
         // A bad record with a new non-zero timestamp still counts as a renewal.
         let mut moved = a.clone();
         moved[at..at + 8].copy_from_slice(&540u64.to_le_bytes());
-        tab.scan(t(1040), &moved);
+        tab.scan(t(1040), &moved, ScanKind::Renewal);
         assert_eq!(tab.status(host(2)).unwrap().last_live, Some(t(1040)));
         // A slot first seen with a bad checksum is not in the table at all.
         let mut fresh = table();
-        fresh.scan(t(1000), &bad);
+        fresh.scan(t(1000), &bad, ScanKind::Renewal);
         assert!(fresh.status(host(2)).is_none());
         assert_eq!(fresh.state(host(3), t(1000)), Some(HostState::Free));
     }
@@ -361,7 +425,7 @@ mod tests {
             data: 1234,
         };
         renew(&mut a, 2, 100, bits, ev);
-        let first = tab.scan(t(10), &a);
+        let first = tab.scan(t(10), &a, ScanKind::Renewal);
         assert_eq!(
             first,
             vec![
@@ -373,16 +437,19 @@ mod tests {
                 Notice::Examine { from: 2 }
             ]
         );
-        assert!(tab.scan(t(12), &a).is_empty(), "unchanged: nothing again");
+        assert!(
+            tab.scan(t(12), &a, ScanKind::Renewal).is_empty(),
+            "unchanged: nothing again"
+        );
         renew(&mut a, 2, 120, bits, ev);
         assert_eq!(
-            tab.scan(t(30), &a).len(),
+            tab.scan(t(30), &a, ScanKind::Renewal).len(),
             1,
             "event again, examine throttled"
         );
         renew(&mut a, 2, 180, bits, ev);
         assert_eq!(
-            tab.scan(t(70), &a).len(),
+            tab.scan(t(70), &a, ScanKind::Renewal).len(),
             2,
             "60 s later the examine is allowed"
         );
@@ -393,10 +460,10 @@ mod tests {
         let mut a = area();
         let mut tab = table();
         renew(&mut a, 2, 100, HostBitmap::EMPTY, HostEvent::default());
-        tab.scan(t(10), &a);
+        tab.scan(t(10), &a, ScanKind::Renewal);
         a[512] ^= 0xff; // break host 2's magic
         a[512 + 152] = 0x99; // and change its timestamp
-        tab.scan(t(30), &a);
+        tab.scan(t(30), &a, ScanKind::Renewal);
         let s = tab.status(host(2)).unwrap();
         assert_eq!((s.lease_bad, s.last_live), (1, Some(t(30))));
         assert_eq!(s.owner_id, 2, "owner fields are not taken from a bad slot");

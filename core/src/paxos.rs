@@ -451,7 +451,7 @@ impl PaxosLease {
             Some(s) => (
                 s.last_live.unwrap_or(s.first_check),
                 s.timestamp,
-                s.last_live == Some(s.last_check),
+                s.changed_at_renewal,
             ),
             None => (now, 0, false),
         };

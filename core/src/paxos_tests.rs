@@ -286,6 +286,8 @@ fn status(timestamp: u64, first: u64, last_live: Option<u64>, last_check: u64) -
         io_timeout: N as u16,
         owner_name: Name::EMPTY,
         lease_bad: 0,
+        renewal_view: Some((2, Generation(1), timestamp)),
+        changed_at_renewal: last_live == Some(last_check),
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use sanlock_core::hosts::HostTable;
+use sanlock_core::hosts::{HostTable, ScanKind};
 use sanlock_core::io::{DiskRef, IoOp};
 use sanlock_core::memdisk::MemDisk;
 use sanlock_core::ondisk::{
@@ -71,7 +71,7 @@ impl World {
     /// Our own renewal's scan of the lockspace.
     fn scan(&mut self) {
         let area = self.lockspace.bytes()[..1 << 20].to_vec();
-        self.table.scan(self.now, &area);
+        self.table.scan(self.now, &area, ScanKind::Renewal);
     }
 
     fn machine(&self) -> PaxosLease {
