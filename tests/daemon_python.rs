@@ -584,7 +584,7 @@ fn an_acquire_of_a_live_hosts_lease_fails_at_once_in_every_phase_of_the_renewal_
     require_python_sanlock!();
     let ours = common::ours();
     let c = c.as_path();
-    let results: Vec<(String, Vec<(f64, i32, f64)>)> = std::thread::scope(|s| {
+    let results: Vec<(String, Vec<Attempt>)> = std::thread::scope(|s| {
         let runs: Vec<_> = [c, ours.as_path()]
             .into_iter()
             .map(|bin| s.spawn(move || (bin.display().to_string(), sweep(bin, c))))
@@ -593,22 +593,31 @@ fn an_acquire_of_a_live_hosts_lease_fails_at_once_in_every_phase_of_the_renewal_
     });
     for (bin, attempts) in results {
         assert_eq!(attempts.len(), 60, "{bin}: {attempts:?}");
-        let slow: Vec<_> = attempts.iter().filter(|a| a.2 > 0.1).collect();
-        let worst = attempts.iter().map(|a| a.2).fold(0.0, f64::max);
+        let slow: Vec<_> = attempts.iter().filter(|a| a.took_s > 0.1).collect();
+        let worst = attempts.iter().map(|a| a.took_s).fold(0.0, f64::max);
         eprintln!(
             "{bin}: {} attempts over {:.1} s, {} over 100 ms, slowest {:.1} ms",
             attempts.len(),
-            attempts.last().map_or(0.0, |a| a.0),
+            attempts.last().map_or(0.0, |a| a.at_s),
             slow.len(),
             worst * 1000.0
         );
-        assert!(attempts.iter().all(|a| a.1 == -243), "{bin}: {attempts:?}");
+        assert!(attempts.iter().all(|a| a.rv == -243), "{bin}: {attempts:?}");
         assert!(slow.is_empty(), "{bin}: slow attempts {slow:?}");
     }
 }
 
+/// One acquire attempt of the sweep: when it began (seconds into the sweep), its result, and
+/// how long it took.
+#[derive(Debug)]
+struct Attempt {
+    at_s: f64,
+    rv: i32,
+    took_s: f64,
+}
+
 /// Two hosts of `bin` in one lockspace (io_timeout 1); host 1 holds R1; host 2's sweep.
-fn sweep(bin: &Path, c: &Path) -> Vec<(f64, i32, f64)> {
+fn sweep(bin: &Path, c: &Path) -> Vec<Attempt> {
     let scratch = Scratch::new("daemon-python-sweep");
     let (ls, res) = (scratch.path("ls"), scratch.path("res"));
     common::create_file(&ls, 1 << 20);
@@ -653,11 +662,11 @@ fn sweep(bin: &Path, c: &Path) -> Vec<(f64, i32, f64)> {
         .lines()
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            (
-                f[0].parse().unwrap(),
-                f[1].parse().unwrap(),
-                f[2].parse().unwrap(),
-            )
+            Attempt {
+                at_s: f[0].parse().unwrap(),
+                rv: f[1].parse().unwrap(),
+                took_s: f[2].parse().unwrap(),
+            }
         })
         .collect()
 }
