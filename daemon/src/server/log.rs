@@ -1,10 +1,15 @@
 //! The daemon's log: an in-memory ring of 1 MiB for `log_dump`, stderr with `-D`, and
 //! `/var/log/sanlock.log` at the logfile priority (wire.md §1.1, §4.26). Lines look like
 //! sanlock's: `2026-11-21 04:24:50 806 [12923]: text` (local time, monotonic seconds, tid).
+//!
+//! Once the daemon runs ([`start_writer`]), the writes to stderr, the file and syslog happen
+//! on a thread of their own, as sanlock's log thread does them: a full disk, a throttled page
+//! cache or a stalled journald never holds up a renewal or a client's reply.
 
 use std::collections::VecDeque;
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{mpsc, Mutex};
+use std::time::Duration;
 
 /// LOG_ERR.
 pub const ERR: i32 = 3;
@@ -18,14 +23,41 @@ pub const DEBUG: i32 = 7;
 /// The ring's size.
 const RING_BYTES: usize = 1 << 20;
 const LOG_FILE: &str = "/var/log/sanlock.log";
+/// How long [`flush`] waits for the writer at exit.
+const FLUSH_WAIT: Duration = Duration::from_secs(2);
 
 struct Log {
     ring: VecDeque<u8>,
     to_stderr: bool,
     file_priority: i32,
-    file: Option<std::fs::File>,
     syslog_priority: i32,
+    writes: Writes,
+}
+
+/// Where a line's writes are made: here, or on the writer thread.
+enum Writes {
+    Inline(Outputs),
+    Thread(mpsc::Sender<Job>),
+}
+
+/// The file and the syslog socket (stderr is the process's).
+struct Outputs {
+    file: Option<std::fs::File>,
     syslog: Option<std::os::unix::net::UnixDatagram>,
+}
+
+/// One line's writes: what goes to stderr and the file, what to syslog.
+struct Line {
+    text: String,
+    to_stderr: bool,
+    to_file: bool,
+    syslog: Option<String>,
+}
+
+enum Job {
+    Line(Line),
+    /// Answered once every line before it is written.
+    Flush(mpsc::Sender<()>),
 }
 
 /// LOG_DAEMON, the facility sanlock logs under.
@@ -34,7 +66,8 @@ const LOG_DAEMON: i32 = 3 << 3;
 static LOG: Mutex<Option<Log>> = Mutex::new(None);
 
 /// Starts logging: to stderr too when `to_stderr` (-D); to the log file at `file_priority`
-/// and more urgent; to syslog at `syslog_priority` and more urgent.
+/// and more urgent; to syslog at `syslog_priority` and more urgent. Writes are made inline
+/// until [`start_writer`].
 pub fn init(to_stderr: bool, file_priority: i32, syslog_priority: i32) {
     let syslog = std::os::unix::net::UnixDatagram::unbound()
         .and_then(|s| s.connect("/dev/log").map(|()| s))
@@ -48,16 +81,63 @@ pub fn init(to_stderr: bool, file_priority: i32, syslog_priority: i32) {
         ring: VecDeque::with_capacity(64 * 1024),
         to_stderr,
         file_priority,
-        file,
         syslog_priority,
-        syslog,
+        writes: Writes::Inline(Outputs { file, syslog }),
     });
 }
 
-/// Logs one line at `priority` (syslog numbers). Every line goes to the ring.
+/// Moves the writes to a thread of their own. Called once the daemon runs as its final user
+/// (a thread started before the drop would keep root's ids).
+pub fn start_writer() {
+    let mut guard = LOG.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(log) = guard.as_mut() else { return };
+    let (tx, rx) = mpsc::channel();
+    let Writes::Inline(outputs) = std::mem::replace(&mut log.writes, Writes::Thread(tx)) else {
+        return;
+    };
+    let spawned = std::thread::Builder::new()
+        .name("sanlock-log".into())
+        .spawn(move || {
+            let mut outputs = outputs;
+            for job in rx {
+                match job {
+                    Job::Line(line) => outputs.write(&line),
+                    Job::Flush(done) => {
+                        let _ = done.send(());
+                    }
+                }
+            }
+        });
+    if spawned.is_err() {
+        // No thread: the lines are lost from stderr, the file and syslog, not from the ring.
+        log.ring.extend(b"log writer thread failed to start\n");
+    }
+}
+
+/// Waits (up to 2 s) until every line logged so far is written: at exit.
+pub fn flush() {
+    let (tx, rx) = mpsc::channel();
+    {
+        let guard = LOG.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(Log {
+            writes: Writes::Thread(writer),
+            ..
+        }) = guard.as_ref()
+        else {
+            return;
+        };
+        if writer.send(Job::Flush(tx)).is_err() {
+            return;
+        }
+    }
+    let _ = rx.recv_timeout(FLUSH_WAIT);
+}
+
+/// Logs one line at `priority` (syslog numbers). Every line goes to the ring at once; the
+/// other writes are the writer thread's.
 pub fn log(priority: i32, text: &str) {
     let mono = sanlock_backends::clock::now().secs();
-    let line = format!(
+    let text_line = format!(
         "{} {} [{}]: {}\n",
         local_time(),
         mono,
@@ -68,24 +148,40 @@ pub fn log(priority: i32, text: &str) {
     let Some(log) = guard.as_mut() else {
         return;
     };
-    log.ring.extend(line.as_bytes());
+    log.ring.extend(text_line.as_bytes());
     let excess = log.ring.len().saturating_sub(RING_BYTES);
     log.ring.drain(..excess);
-    if log.to_stderr {
-        let _ = std::io::stderr().write_all(line.as_bytes());
-    }
-    if priority <= log.file_priority {
-        if let Some(f) = log.file.as_mut() {
-            let _ = f.write_all(line.as_bytes());
-        }
-    }
-    if priority <= log.syslog_priority {
-        if let Some(s) = log.syslog.as_ref() {
-            let msg = format!(
+    let line = Line {
+        text: text_line,
+        to_stderr: log.to_stderr,
+        to_file: priority <= log.file_priority,
+        syslog: (priority <= log.syslog_priority).then(|| {
+            format!(
                 "<{}>sanlock[{}]: {text}",
                 LOG_DAEMON + priority,
                 std::process::id()
-            );
+            )
+        }),
+    };
+    match &mut log.writes {
+        Writes::Inline(outputs) => outputs.write(&line),
+        Writes::Thread(writer) => {
+            let _ = writer.send(Job::Line(line));
+        }
+    }
+}
+
+impl Outputs {
+    fn write(&mut self, line: &Line) {
+        if line.to_stderr {
+            let _ = std::io::stderr().write_all(line.text.as_bytes());
+        }
+        if line.to_file {
+            if let Some(f) = self.file.as_mut() {
+                let _ = f.write_all(line.text.as_bytes());
+            }
+        }
+        if let (Some(msg), Some(s)) = (&line.syslog, self.syslog.as_ref()) {
             let _ = s.send(msg.as_bytes());
         }
     }

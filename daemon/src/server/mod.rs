@@ -106,6 +106,8 @@ pub fn serve(cfg: DaemonConfig, faults: Option<storage::FaultSwitch>) -> i32 {
             nodename()
         ),
     );
+    // From here on the log's writes are a thread's, never the event loop's.
+    log::start_writer();
     lock_memory(cfg.mlock_level);
     if cfg.high_priority {
         log::log(
@@ -123,7 +125,7 @@ pub fn serve(cfg: DaemonConfig, faults: Option<storage::FaultSwitch>) -> i32 {
             return 1;
         }
     };
-    runtime.block_on(async move {
+    let status = runtime.block_on(async move {
         let listener = match bind(&cfg, uid, gid) {
             Ok(l) => l,
             Err(e) => {
@@ -143,7 +145,9 @@ pub fn serve(cfg: DaemonConfig, faults: Option<storage::FaultSwitch>) -> i32 {
         watchdog::choose(&mut engine);
         engine.run(listener, rx).await;
         0
-    })
+    });
+    log::flush();
+    status
 }
 
 fn background(argv: &[Vec<u8>]) -> std::io::Result<()> {
