@@ -84,6 +84,13 @@ pub enum Msg {
         /// Its geometry, or the add's result.
         result: Result<Geometry, i32>,
     },
+    /// A lockspace being added is registered with wdmd, or could not be.
+    WdmdRegistered {
+        /// The lockspace.
+        space_id: u32,
+        /// How it went.
+        result: Result<(), String>,
+    },
     /// The registered process `pid` of slot `ci` exited (its pidfd fired).
     ProcessExited {
         /// The slot.
@@ -541,6 +548,7 @@ impl Engine {
             Msg::Closed { ci } => self.client_closed(ci),
             Msg::ProcessExited { ci, pid } => self.process_exited(ci, pid),
             Msg::Probed { space_id, result } => self.probed(space_id, result),
+            Msg::WdmdRegistered { space_id, result } => self.wdmd_registered(space_id, result),
             Msg::RindexDone { space } => self.end_rindex_op(space),
             Msg::RindexHeader { job } => self.rindex_header_read(job),
             Msg::RindexChanged { job } => self.rindex_changed(job),

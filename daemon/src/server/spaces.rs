@@ -42,7 +42,7 @@ impl Engine {
         if HostId::new(ls.host_id).is_none() {
             return waiter.answer(SANLK_ADDLS_INVALID_HOSTID);
         }
-        if let Err(rv) = super::watchdog::check_join(self, ls.name, ls.host_id) {
+        if let Err(rv) = super::watchdog::check_available(self) {
             return waiter.answer(rv);
         }
         let io_timeout = if waiter.header.data == 0 {
@@ -118,15 +118,44 @@ impl Engine {
             Err(_) => return self.add_failed(i, -19),
         };
         let name = space.ls.name;
+        self.spaces[i].geometry = Some(geometry);
+        self.driver.set_lockspace_disk(name, disk);
+        // As lockspace.c: wdmd is connected after the disk checks and before the delta lease.
+        if !super::watchdog::register(self, space_id, name, host_id.get()) {
+            self.join(i);
+        }
+    }
+
+    /// wdmd answered (or failed) the registration of lockspace `space_id`.
+    pub(super) fn wdmd_registered(&mut self, space_id: u32, result: Result<(), String>) {
+        let Some(i) = self.spaces.iter().position(|s| s.space_id == space_id) else {
+            return;
+        };
+        if self.spaces[i].state != SpaceState::Adding {
+            return self.add_failed(i, EPERM);
+        }
+        match result {
+            Ok(()) => self.join(i),
+            Err(e) => {
+                log::log(
+                    log::ERR,
+                    &format!("s{space_id} connect_watchdog failed: {e}"),
+                );
+                self.add_failed(i, super::watchdog::SANLK_WD_ERROR);
+            }
+        }
+    }
+
+    /// Starts the delta lease of lockspace `i`, probed (and registered with wdmd).
+    fn join(&mut self, i: usize) {
+        let space = &self.spaces[i];
         let join = JoinRequest {
-            space_name: name,
-            host_id,
-            geometry,
+            space_name: space.ls.name,
+            host_id: HostId::new(space.ls.host_id).expect("checked when probed"),
+            geometry: space.geometry.expect("probed"),
             offset: space.ls.disk.offset,
             io_timeout_s: u64::from(space.io_timeout),
         };
-        self.spaces[i].geometry = Some(geometry);
-        self.driver.set_lockspace_disk(name, disk);
         self.driver.host_mut().join(clock::now(), join);
     }
 

@@ -5,7 +5,9 @@
 //! - **wdmd** (`-w 1` when wdmd's socket answers): per lockspace a connection, REGISTER
 //!   `sanlock_<name>:<host_id>`, REFCOUNT_SET, STATUS (fire_timeout must be 60), then TEST_LIVE
 //!   (renewal, expire) after each renewal and TEST_LIVE 0 0 with REFCOUNT_CLEAR when it stops
-//!   (sanlock 3.8.5 src/watchdog.c, wdmd/client.c). wdmd feeds /dev/watchdog.
+//!   (sanlock 3.8.5 src/watchdog.c, wdmd/client.c). wdmd feeds /dev/watchdog. Each connection
+//!   lives on a thread of its own, as each of sanlock's lockspace threads holds its own: a wdmd
+//!   slow to answer holds up that lockspace's join, never the event loop.
 //! - **our own feeder** (`-w 1` without wdmd, when /dev/watchdog exists; or a stand-in file
 //!   from the `watchdog_file` config key or `$SANLOCK_WATCHDOG_FILE`): as wdmd does it, the
 //!   device is fed every 10 s while no armed expiry is within 10 s, and no more once one is,
@@ -27,7 +29,7 @@ use std::time::Duration;
 use sanlock_core::ondisk::Name;
 use sanlock_core::Time;
 
-use super::engine::Engine;
+use super::engine::{Engine, Msg};
 use super::log;
 
 /// Feeds happen this often (wdmd's test interval).
@@ -53,13 +55,21 @@ pub enum Watchdog {
     Off,
     /// `-w 1` with nothing to drive: lockspaces cannot be joined.
     Unavailable,
-    /// wdmd: one connection per armed lockspace.
+    /// wdmd: one connection per lockspace, each on its own thread.
     Wdmd {
         socket: PathBuf,
-        conns: BTreeMap<Name, UnixStream>,
+        conns: BTreeMap<Name, std::sync::mpsc::Sender<WdmdCmd>>,
     },
     /// Our feeder on a device or a stand-in file.
     Feeder(Feeder),
+}
+
+/// What a lockspace's wdmd thread is told to send.
+pub enum WdmdCmd {
+    /// TEST_LIVE after a renewal.
+    TestLive { renewal: u64, expire: u64 },
+    /// TEST_LIVE 0 0 and REFCOUNT_CLEAR: the lockspace no longer holds the watchdog.
+    Clear,
 }
 
 /// Our own feeding of a watchdog device.
@@ -99,18 +109,59 @@ pub fn choose(engine: &mut Engine) {
     };
 }
 
-/// Whether a lockspace may be joined: SANLK_WD_ERROR if not.
-pub fn check_join(engine: &mut Engine, space: Name, host_id: u64) -> Result<(), i32> {
-    match &mut engine.watchdog {
-        Watchdog::Off | Watchdog::Feeder(_) => Ok(()),
+/// Whether a lockspace may be joined at all: SANLK_WD_ERROR with `-w 1` and neither wdmd nor
+/// a device.
+pub fn check_available(engine: &Engine) -> Result<(), i32> {
+    match engine.watchdog {
         Watchdog::Unavailable => Err(SANLK_WD_ERROR),
-        Watchdog::Wdmd { socket, conns } => {
-            let conn = wdmd_register(socket, space, host_id).map_err(|e| {
-                log::log(log::ERR, &format!("wdmd: {e}"));
-                SANLK_WD_ERROR
-            })?;
-            conns.insert(space, conn);
-            Ok(())
+        _ => Ok(()),
+    }
+}
+
+/// Connects lockspace `space` (add number `space_id`) to wdmd before its join, on a thread of
+/// its own; [`Msg::WdmdRegistered`] says how it went. Returns false when there is no wdmd to
+/// register with (the join goes ahead at once).
+pub fn register(engine: &mut Engine, space_id: u32, space: Name, host_id: u64) -> bool {
+    let Watchdog::Wdmd { socket, conns } = &mut engine.watchdog else {
+        return false;
+    };
+    let (cmds, inbox) = std::sync::mpsc::channel();
+    let socket = socket.clone();
+    let tx = engine.tx.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("sanlock-wdmd-{space_id}"))
+        .spawn(move || {
+            let conn = wdmd_register(&socket, space, host_id);
+            let result = conn.as_ref().map(drop).map_err(Clone::clone);
+            let _ = tx.send(Msg::WdmdRegistered { space_id, result });
+            if let Ok(conn) = conn {
+                serve_wdmd(conn, &inbox);
+            }
+        });
+    if spawned.is_err() {
+        let _ = engine.tx.send(Msg::WdmdRegistered {
+            space_id,
+            result: Err("cannot start a thread".into()),
+        });
+    }
+    conns.insert(space, cmds);
+    true
+}
+
+/// A lockspace's wdmd thread after its registration: sends what it is told until cleared.
+fn serve_wdmd(mut conn: UnixStream, inbox: &std::sync::mpsc::Receiver<WdmdCmd>) {
+    for cmd in inbox {
+        match cmd {
+            WdmdCmd::TestLive { renewal, expire } => {
+                if let Err(e) = send(&mut conn, CMD_TEST_LIVE, renewal, expire, None) {
+                    log::log(log::ERR, &format!("wdmd test_live failed: {e}"));
+                }
+            }
+            WdmdCmd::Clear => {
+                let _ = send(&mut conn, CMD_TEST_LIVE, 0, 0, None);
+                let _ = send(&mut conn, CMD_REFCOUNT_CLEAR, 0, 0, None);
+                return;
+            }
         }
     }
 }
@@ -123,10 +174,11 @@ pub fn arm(engine: &mut Engine, space: Name, renewal: Time, expire: Time) {
             f.armed.insert(space, expire);
         }
         Watchdog::Wdmd { conns, .. } => {
-            if let Some(conn) = conns.get_mut(&space) {
-                if let Err(e) = send(conn, CMD_TEST_LIVE, renewal.secs(), expire.secs(), None) {
-                    log::log(log::ERR, &format!("wdmd test_live failed: {e}"));
-                }
+            if let Some(conn) = conns.get(&space) {
+                let _ = conn.send(WdmdCmd::TestLive {
+                    renewal: renewal.secs(),
+                    expire: expire.secs(),
+                });
             }
         }
     }
@@ -140,9 +192,8 @@ pub fn disarm(engine: &mut Engine, space: Name) {
             f.armed.remove(&space);
         }
         Watchdog::Wdmd { conns, .. } => {
-            if let Some(mut conn) = conns.remove(&space) {
-                let _ = send(&mut conn, CMD_TEST_LIVE, 0, 0, None);
-                let _ = send(&mut conn, CMD_REFCOUNT_CLEAR, 0, 0, None);
+            if let Some(conn) = conns.remove(&space) {
+                let _ = conn.send(WdmdCmd::Clear);
             }
         }
     }
