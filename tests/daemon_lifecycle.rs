@@ -441,3 +441,95 @@ fn a_rindex_operation_is_over_before_its_client_hears_back() {
     // A lookup of the first free slot: 0 each time, never -EBUSY.
     assert_eq!(results.into_iter().collect::<Vec<_>>(), [(0, 3000)]);
 }
+
+/// Runs `sanlock client ARGS` against `run_dir`; `None` if it has not finished within `limit`
+/// (then it is killed).
+fn client_within(run_dir: &Path, args: &[&str], limit: Duration) -> Option<String> {
+    let mut child = Command::new(common::ours())
+        .arg("client")
+        .args(args)
+        .env("SANLOCK_RUN_DIR", run_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            kill(&mut child);
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    Some(out)
+}
+
+#[test]
+fn a_log_that_takes_no_writes_holds_up_no_reply() {
+    // sanlock writes its log on a thread of its own (log.c), so a stderr, log file or syslog
+    // that stops taking writes never holds up a client or a renewal. Here the daemon's stderr
+    // (-D logs every line there) is a pipe that is full and never read.
+    let scratch = Scratch::new("daemon-log-stuck");
+    let run_dir = scratch.path("run");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let (reader, writer) = rustix::pipe::pipe().unwrap();
+    let mut writer = std::fs::File::from(writer);
+    let mut d = Command::new(common::ours())
+        .args(["daemon", "-D", "-w", "0", "-l", "0", "-e", "host"])
+        .env("SANLOCK_RUN_DIR", &run_dir)
+        .env("SANLOCK_PRIVILEGED", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(writer.try_clone().unwrap()))
+        .spawn()
+        .unwrap();
+    connect_within(&run_dir, Duration::from_secs(5));
+    // Fill the pipe: a thread writes until its write blocks, and the pipe's contents stop
+    // growing.
+    std::thread::spawn(move || while writer.write_all(&[b'x'; 4096]).is_ok() {});
+    let mut last = 0;
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let queued = rustix::io::ioctl_fionread(&reader).unwrap();
+        if queued == last {
+            break;
+        }
+        last = queued;
+    }
+    let ls = scratch.path("ls");
+    let res = scratch.path("res");
+    common::create_file(&ls, 1 << 20);
+    common::create_file(&res, 1 << 20);
+    let ls_arg = format!("LS:1:{}:0", ls.display());
+    let r1 = format!("LS:R1:{}:0", res.display());
+    for args in [
+        vec!["direct", "init", "-s", &ls_arg, "-o", "1"],
+        vec!["direct", "init", "-r", &r1],
+    ] {
+        assert_eq!(common::run(&common::ours(), &args, None).code, 0);
+    }
+    let limit = Duration::from_secs(10);
+    let add = client_within(
+        &run_dir,
+        &["add_lockspace", "-s", &ls_arg, "-o", "1"],
+        limit,
+    );
+    let acquire = client_within(&run_dir, &["command", "-r", &r1, "-c", "/bin/true"], limit);
+    let status = client_within(&run_dir, &["status"], limit);
+    kill(&mut d);
+    assert!(
+        add.as_deref().is_some_and(|o| o.contains(" done 0")),
+        "{add:?}"
+    );
+    assert!(acquire.is_some(), "the acquire was never answered");
+    assert!(
+        status.as_deref().is_some_and(|o| o.contains("s LS:1:")),
+        "{status:?}"
+    );
+}

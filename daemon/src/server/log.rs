@@ -25,6 +25,9 @@ const RING_BYTES: usize = 1 << 20;
 const LOG_FILE: &str = "/var/log/sanlock.log";
 /// How long [`flush`] waits for the writer at exit.
 const FLUSH_WAIT: Duration = Duration::from_secs(2);
+/// Lines waiting for the writer at most; past that they reach only the ring (sanlock's log
+/// buffer overwrites what its thread has not written, too).
+const WRITER_BACKLOG: usize = 4096;
 
 struct Log {
     ring: VecDeque<u8>,
@@ -32,12 +35,14 @@ struct Log {
     file_priority: i32,
     syslog_priority: i32,
     writes: Writes,
+    /// Lines the writer had no room for since the last one it took.
+    dropped: u64,
 }
 
 /// Where a line's writes are made: here, or on the writer thread.
 enum Writes {
     Inline(Outputs),
-    Thread(mpsc::Sender<Job>),
+    Thread(mpsc::SyncSender<Job>),
 }
 
 /// The file and the syslog socket (stderr is the process's).
@@ -83,6 +88,7 @@ pub fn init(to_stderr: bool, file_priority: i32, syslog_priority: i32) {
         file_priority,
         syslog_priority,
         writes: Writes::Inline(Outputs { file, syslog }),
+        dropped: 0,
     });
 }
 
@@ -91,7 +97,7 @@ pub fn init(to_stderr: bool, file_priority: i32, syslog_priority: i32) {
 pub fn start_writer() {
     let mut guard = LOG.lock().unwrap_or_else(|e| e.into_inner());
     let Some(log) = guard.as_mut() else { return };
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::sync_channel(WRITER_BACKLOG);
     let Writes::Inline(outputs) = std::mem::replace(&mut log.writes, Writes::Thread(tx)) else {
         return;
     };
@@ -126,7 +132,7 @@ pub fn flush() {
         else {
             return;
         };
-        if writer.send(Job::Flush(tx)).is_err() {
+        if writer.try_send(Job::Flush(tx)).is_err() {
             return;
         }
     }
@@ -166,7 +172,20 @@ pub fn log(priority: i32, text: &str) {
     match &mut log.writes {
         Writes::Inline(outputs) => outputs.write(&line),
         Writes::Thread(writer) => {
-            let _ = writer.send(Job::Line(line));
+            if log.dropped > 0 {
+                let note = Line {
+                    text: format!("{} log lines not written: the log was slow\n", log.dropped),
+                    to_stderr: log.to_stderr,
+                    to_file: true,
+                    syslog: None,
+                };
+                if writer.try_send(Job::Line(note)).is_ok() {
+                    log.dropped = 0;
+                }
+            }
+            if log.dropped > 0 || writer.try_send(Job::Line(line)).is_err() {
+                log.dropped += 1;
+            }
         }
     }
 }
