@@ -91,8 +91,14 @@ impl FileStorage {
         file_sector: Option<SectorSize>,
     ) -> Result<DiskId, DiskError> {
         let (disk, info) = crate::disk::open_for_backend(path, file_sector)?;
+        Ok(self.adopt(disk, info))
+    }
+
+    /// Takes a disk opened elsewhere with [`crate::disk::open_for_backend`] (a daemon opens on
+    /// a thread of its own, since an open may block on a hung device or server).
+    pub fn adopt(&mut self, disk: Disk, info: DiskInfo) -> DiskId {
         self.disks.push((info, Arc::new(disk)));
-        Ok(DiskId(self.disks.len() - 1))
+        DiskId(self.disks.len() - 1)
     }
 
     fn ensure_worker(&mut self) {

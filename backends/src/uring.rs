@@ -75,8 +75,14 @@ impl UringStorage {
     /// all the permissions allow.
     pub fn open(&mut self, path: &str) -> Result<DiskId, DiskError> {
         let (disk, info) = crate::disk::open_for_backend(path, None)?;
+        Ok(self.adopt(disk, info))
+    }
+
+    /// Takes a disk opened elsewhere with [`crate::disk::open_for_backend`] (a daemon opens on
+    /// a thread of its own, since an open may block on a hung device or server).
+    pub fn adopt(&mut self, disk: Disk, info: DiskInfo) -> DiskId {
         self.disks.push((info, disk));
-        Ok(DiskId(self.disks.len() - 1))
+        DiskId(self.disks.len() - 1)
     }
 
     /// Moves backlog I/Os into the ring while there is room, and submits.

@@ -84,6 +84,13 @@ pub enum Msg {
         /// Its geometry, or the add's result.
         result: Result<Geometry, i32>,
     },
+    /// A disk opened off the loop ([`Engine::open_then`]).
+    DiskOpened {
+        /// As it was named.
+        path: Vec<u8>,
+        /// The disk, or why it did not open.
+        result: Result<super::storage::OpenedDisk, sanlock_backends::disk::DiskError>,
+    },
     /// A lockspace being added is registered with wdmd, or could not be.
     WdmdRegistered {
         /// The lockspace.
@@ -400,6 +407,8 @@ pub struct Engine {
     pub(super) rename_to: BTreeMap<(Name, Name), Name>,
     /// Rindex operations holding (or taking) their lockspace's rindex_lease.
     pub(super) rindex_jobs: BTreeMap<Name, super::rindex_jobs::RindexJob>,
+    /// What waits for a disk being opened off the loop, by path.
+    pub(super) opening: BTreeMap<Vec<u8>, Vec<super::opens::AfterOpen>>,
     /// REQUESTs waiting for the host.
     pub(super) request_waiters: BTreeMap<(Name, Name), Waiter>,
     /// Lockspaces whose holders are being stopped.
@@ -447,6 +456,7 @@ impl Engine {
             lvb_to_write: BTreeMap::new(),
             rename_to: BTreeMap::new(),
             request_waiters: BTreeMap::new(),
+            opening: BTreeMap::new(),
             rindex_jobs: BTreeMap::new(),
             killing: BTreeSet::new(),
             watchdog: super::watchdog::Watchdog::default(),
@@ -549,6 +559,7 @@ impl Engine {
             Msg::ProcessExited { ci, pid } => self.process_exited(ci, pid),
             Msg::Probed { space_id, result } => self.probed(space_id, result),
             Msg::WdmdRegistered { space_id, result } => self.wdmd_registered(space_id, result),
+            Msg::DiskOpened { path, result } => self.disk_opened(path, result),
             Msg::RindexDone { space } => self.end_rindex_op(space),
             Msg::RindexHeader { job } => self.rindex_header_read(job),
             Msg::RindexChanged { job } => self.rindex_changed(job),

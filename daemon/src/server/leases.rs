@@ -8,8 +8,19 @@ use sanlock_core::Lver;
 
 use super::engine::*;
 use super::log;
+use super::opens::AfterOpen;
 use crate::wire::payload::{RES_LVER, RES_SHARED};
 use crate::wire::{WireOptions, WireResource, HEADER_LEN};
+
+/// How the start of one resource's acquire went.
+pub(super) enum Start {
+    /// The host is acquiring it.
+    Acquiring,
+    /// Held at once (a second SH holder here, or an adopted orphan).
+    Held,
+    /// Its disk is not open yet: open it, then start again.
+    NeedsDisk(Vec<u8>),
+}
 
 /// SANLK_ACQUIRE_ORPHAN: adopting an orphan is allowed.
 const ACQUIRE_ORPHAN: u32 = 2;
@@ -68,20 +79,31 @@ impl Engine {
                 return self.finish_acquire(ci, 0);
             };
             match self.start_acquire(ci, &res, flags) {
-                Ok(true) => return,
-                Ok(false) => {}
+                Ok(Start::Acquiring) => return,
+                Ok(Start::Held) => {}
+                Ok(Start::NeedsDisk(path)) => {
+                    // Taken up again from this resource once its disk is open.
+                    if let Some(Client {
+                        job: Some(Job::Acquire { todo, .. }),
+                        ..
+                    }) = self.client_mut(ci)
+                    {
+                        todo.push(res);
+                    }
+                    return self.open_then(path, AfterOpen::Acquire { ci });
+                }
                 Err(rv) => return self.finish_acquire(ci, rv),
             }
         }
     }
 
-    /// `Ok(true)`: the host is acquiring; `Ok(false)`: done at once (a second SH holder).
+    /// Starts client `ci`'s acquire of `res`: how it went, or the acquire's error.
     pub(super) fn start_acquire(
         &mut self,
         ci: usize,
         res: &WireResource,
         flags: u32,
-    ) -> Result<bool, i32> {
+    ) -> Result<Start, i32> {
         let key = (res.lockspace_name, res.name);
         let shared = res.flags & RES_SHARED != 0;
         if !self.space_usable(&key.0) {
@@ -102,12 +124,12 @@ impl Engine {
                 t.holders = vec![ci];
                 t.flags = res.flags;
                 self.acquired(ci, key);
-                return Ok(false);
+                return Ok(Start::Held);
             }
             if t.shared && shared && !t.holders.contains(&ci) {
                 t.holders.push(ci);
                 self.acquired(ci, key);
-                return Ok(false);
+                return Ok(Start::Held);
             }
             return Err(EEXIST);
         }
@@ -125,11 +147,9 @@ impl Engine {
             return Err(EINVAL);
         }
         let disk = &res.disks[0];
-        let id = self
-            .driver
-            .storage_mut()
-            .open(&disk.path)
-            .map_err(|e| e.rv())?;
+        let Some(id) = self.driver.storage_mut().opened(&disk.path) else {
+            return Ok(Start::NeedsDisk(disk.path.clone()));
+        };
         let space_geometry = self
             .spaces
             .iter()
@@ -158,7 +178,7 @@ impl Engine {
         self.driver
             .host_mut()
             .acquire(clock::now(), key.0, key.1, disk.offset, request);
-        Ok(true)
+        Ok(Start::Acquiring)
     }
 
     /// Client `ci` now holds `key`, as part of its acquire under way (which undoes it if a

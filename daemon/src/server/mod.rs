@@ -11,6 +11,7 @@ pub mod leases;
 pub mod lockfile;
 pub mod log;
 pub mod lvb;
+pub mod opens;
 pub mod requests;
 pub mod rindex_jobs;
 pub mod spaces;

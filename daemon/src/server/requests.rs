@@ -104,9 +104,9 @@ impl Engine {
             );
             return waiter.answer(EINVAL);
         };
-        let id = match self.driver.storage_mut().open(&disk.path) {
-            Ok(id) => id,
-            Err(e) => return waiter.answer(e.rv()),
+        let Some(id) = self.driver.storage_mut().opened(&disk.path) else {
+            let path = disk.path.clone();
+            return self.open_then(path, super::opens::AfterOpen::Request { res, waiter });
         };
         self.driver.set_lease_disk(key.0, key.1, id);
         let args = RequestArgs {

@@ -151,6 +151,12 @@ impl Engine {
         }
     }
 
+    /// A locked operation ends before taking its lease: answered `rv`.
+    pub(super) fn rindex_refused(&mut self, job: RindexJob, rv: i32) {
+        self.end_rindex_op(job.rx.lockspace_name);
+        answer(job, rv, &WireRentry::default());
+    }
+
     /// The header of a locked operation was read: take the rindex_lease.
     pub(super) fn rindex_header_read(&mut self, job: RindexJob) {
         let space = job.rx.lockspace_name;
@@ -161,10 +167,7 @@ impl Engine {
             .iter()
             .find(|s| s.ls.name == space)
             .and_then(|s| s.geometry);
-        let refuse = |e: &mut Engine, job: RindexJob, rv: i32| {
-            e.end_rindex_op(space);
-            answer(job, rv, &WireRentry::default());
-        };
+        let refuse = Engine::rindex_refused;
         if !self.space_usable(&space) {
             return refuse(self, job, ENOSPC);
         }
@@ -178,9 +181,9 @@ impl Engine {
         if self.pending.contains_key(&key) || self.tokens.contains_key(&key) {
             return refuse(self, job, EBUSY);
         }
-        let id = match self.driver.storage_mut().open(&job.rx.disk.path) {
-            Ok(id) => id,
-            Err(e) => return refuse(self, job, e.rv()),
+        let Some(id) = self.driver.storage_mut().opened(&job.rx.disk.path) else {
+            let path = job.rx.disk.path.clone();
+            return self.open_then(path, super::opens::AfterOpen::Rindex { job });
         };
         self.driver.set_lease_disk(key.0, key.1, id);
         self.pending.insert(key, Pending::Rindex);

@@ -4,12 +4,13 @@
 
 use std::collections::VecDeque;
 
-use sanlock_backends::clock;
+use sanlock_backends::{clock, DiskId};
 use sanlock_core::host::JoinRequest;
 use sanlock_core::ondisk::{Geometry, Name};
 use sanlock_core::{HostId, Time};
 
 use super::engine::*;
+use super::opens::AfterOpen;
 use super::{disk_ops, log};
 use crate::wire::payload::{LSF_ADD, LSF_REM};
 use crate::wire::{Header, WireLockspace, HEADER_LEN, LOCKSPACE_LEN};
@@ -109,19 +110,33 @@ impl Engine {
             Err(rv) => return self.add_failed(i, rv),
         };
         let space = &self.spaces[i];
-        let Some(host_id) = HostId::new(space.ls.host_id).filter(|&h| geometry.contains_host(h))
-        else {
+        if !HostId::new(space.ls.host_id).is_some_and(|h| geometry.contains_host(h)) {
             return self.add_failed(i, SANLK_ADDLS_INVALID_HOSTID);
-        };
-        let disk = match self.driver.storage_mut().open(&space.ls.disk.path) {
-            Ok(d) => d,
-            Err(_) => return self.add_failed(i, -19),
-        };
-        let name = space.ls.name;
+        }
+        let path = space.ls.disk.path.clone();
         self.spaces[i].geometry = Some(geometry);
+        match self.driver.storage_mut().opened(&path) {
+            Some(disk) => self.lockspace_disk_opened(space_id, Ok(disk)),
+            None => self.open_then(path, AfterOpen::Join { space_id }),
+        }
+    }
+
+    /// The disk of lockspace `space_id` (probed) is open for the host's I/O, or failed to open.
+    pub(super) fn lockspace_disk_opened(&mut self, space_id: u32, disk: Result<DiskId, i32>) {
+        let Some(i) = self.spaces.iter().position(|s| s.space_id == space_id) else {
+            return;
+        };
+        if self.spaces[i].state != SpaceState::Adding {
+            return self.add_failed(i, EPERM);
+        }
+        let Ok(disk) = disk else {
+            return self.add_failed(i, -19);
+        };
+        let space = &self.spaces[i];
+        let (name, host_id) = (space.ls.name, space.ls.host_id);
         self.driver.set_lockspace_disk(name, disk);
         // As lockspace.c: wdmd is connected after the disk checks and before the delta lease.
-        if !super::watchdog::register(self, space_id, name, host_id.get()) {
+        if !super::watchdog::register(self, space_id, name, host_id) {
             self.join(i);
         }
     }

@@ -11,11 +11,28 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use sanlock_backends::disk::DiskError;
+use sanlock_backends::disk::{Disk, DiskError};
 use sanlock_backends::faults::{Fault, FaultKind, Faulty};
 use sanlock_backends::file::FileStorage;
 use sanlock_backends::uring::UringStorage;
 use sanlock_backends::{Completed, DiskId, DiskInfo, Io, Stats, Storage};
+
+/// A disk opened for the backends, not yet handed to one.
+pub struct OpenedDisk(Disk, DiskInfo);
+
+/// Opens the disk at `path` as the backends want it (O_DIRECT, read-only where that is all
+/// the permissions allow). It may block: call it on a blocking thread.
+pub fn open_disk(path: &[u8]) -> Result<OpenedDisk, DiskError> {
+    let text = std::str::from_utf8(path).map_err(|_| DiskError {
+        op: "open",
+        path: path.to_vec(),
+        offset: None,
+        errno: 22,
+        reason: "path is not UTF-8".into(),
+    })?;
+    let (disk, info) = sanlock_backends::disk::open_for_backend(text, None)?;
+    Ok(OpenedDisk(disk, info))
+}
 
 /// io_uring or threads.
 pub enum Backend {
@@ -92,24 +109,35 @@ impl DaemonStorage {
         }
     }
 
-    /// The disk at `path`, opened now if it was not yet (-errno of the open on failure).
+    /// The disk at `path`, opened now if it was not yet. It may block: for the `direct`
+    /// actions, which have no event loop; the daemon opens with [`open_disk`] on a blocking
+    /// thread and hands the disk to [`DaemonStorage::adopt`].
     pub fn open(&mut self, path: &[u8]) -> Result<DiskId, DiskError> {
-        if let Some(&id) = self.by_path.get(path) {
+        if let Some(id) = self.opened(path) {
             return Ok(id);
         }
-        let text = std::str::from_utf8(path).map_err(|_| DiskError {
-            op: "open",
-            path: path.to_vec(),
-            offset: None,
-            errno: 22,
-            reason: "path is not UTF-8".into(),
-        })?;
+        let opened = open_disk(path)?;
+        Ok(self.adopt(path, opened))
+    }
+
+    /// The disk at `path`, if it is open.
+    pub fn opened(&self, path: &[u8]) -> Option<DiskId> {
+        self.by_path.get(path).copied()
+    }
+
+    /// Takes the disk at `path`, opened by [`open_disk`] off the event loop. A path opened
+    /// meanwhile keeps its first disk.
+    pub fn adopt(&mut self, path: &[u8], opened: OpenedDisk) -> DiskId {
+        if let Some(id) = self.opened(path) {
+            return id;
+        }
+        let OpenedDisk(disk, info) = opened;
         let id = match self.backend_mut() {
-            Backend::Uring(u) => u.open(text)?,
-            Backend::Threads(t) => t.open(text)?,
+            Backend::Uring(u) => u.adopt(disk, info),
+            Backend::Threads(t) => t.adopt(disk, info),
         };
         self.by_path.insert(path.to_vec(), id);
-        Ok(id)
+        id
     }
 
     fn backend(&self) -> &Backend {

@@ -1,0 +1,74 @@
+//! Disks are opened off the event loop: an open can block on a hung device or NFS server, and
+//! sanlock's opens block only the lockspace or command thread that makes them, never its main
+//! loop. What needs a disk that is not open yet parks here and runs again once it is.
+
+use sanlock_backends::disk::DiskError;
+use sanlock_backends::DiskId;
+
+use super::engine::{Engine, Msg, Waiter};
+use super::log;
+use super::rindex_jobs::RindexJob;
+use super::storage::{self, OpenedDisk};
+use crate::wire::WireResource;
+
+/// What waits for a disk.
+pub(super) enum AfterOpen {
+    /// The lockspace being added (probed already).
+    Join { space_id: u32 },
+    /// Client `ci`'s acquire: its next resource is on that disk.
+    Acquire { ci: usize },
+    /// A REQUEST.
+    Request { res: WireResource, waiter: Waiter },
+    /// A rindex operation about to take its rindex_lease.
+    Rindex { job: RindexJob },
+}
+
+impl Engine {
+    /// Opens `path` on a blocking thread and runs `then` when it is open (or failed to open).
+    /// Everything parked on one path waits for one open.
+    pub(super) fn open_then(&mut self, path: Vec<u8>, then: AfterOpen) {
+        let waiting = self.opening.entry(path.clone()).or_default();
+        waiting.push(then);
+        if waiting.len() > 1 {
+            return;
+        }
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = storage::open_disk(&path);
+            let _ = tx.send(Msg::DiskOpened { path, result });
+        });
+    }
+
+    /// An open started by [`Engine::open_then`] finished: the disk goes to the storage and what
+    /// waited for it runs again (or fails with the open's error).
+    pub(super) fn disk_opened(&mut self, path: Vec<u8>, result: Result<OpenedDisk, DiskError>) {
+        let result: Result<DiskId, i32> = match result {
+            Ok(opened) => Ok(self.driver.storage_mut().adopt(&path, opened)),
+            Err(e) => {
+                log::log(log::ERR, &format!("open error: {e}"));
+                Err(e.rv())
+            }
+        };
+        for then in self.opening.remove(&path).unwrap_or_default() {
+            match (then, result) {
+                (AfterOpen::Join { space_id }, result) => {
+                    self.lockspace_disk_opened(space_id, result);
+                }
+                (AfterOpen::Acquire { ci }, Ok(_)) => {
+                    if self.client(ci).is_some_and(|c| c.dead) {
+                        // Died while its disk opened: the acquire ends, giving back what it
+                        // took.
+                        self.finish_acquire(ci, 0);
+                    } else {
+                        self.acquire_next(ci);
+                    }
+                }
+                (AfterOpen::Acquire { ci }, Err(rv)) => self.finish_acquire(ci, rv),
+                (AfterOpen::Request { res, waiter }, Ok(_)) => self.request(res, waiter),
+                (AfterOpen::Request { waiter, .. }, Err(rv)) => waiter.answer(rv),
+                (AfterOpen::Rindex { job }, Ok(_)) => self.rindex_header_read(job),
+                (AfterOpen::Rindex { job }, Err(rv)) => self.rindex_refused(job, rv),
+            }
+        }
+    }
+}
