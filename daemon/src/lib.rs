@@ -7,8 +7,9 @@ pub mod demo;
 pub mod direct;
 pub mod rindex;
 pub mod server;
-pub mod wire;
 pub use sanlock_backends::disk;
+/// The socket protocol as bytes (it lives with the daemon machine, which is pure).
+pub use sanlock_machine::wire;
 
 use cli::options::{self, DirectAction, Mode};
 use cli::usage::USAGE;
