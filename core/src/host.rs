@@ -33,6 +33,10 @@ use crate::rv::SANLK_ACQUIRE_LOCKSPACE;
 use crate::time::Time;
 use crate::timeouts::{Timeouts, DEFAULT_KILL_GRACE_S};
 
+#[path = "host_input.rs"]
+mod input;
+pub use input::{Handled, Input};
+
 /// What the host is.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HostConfig {
