@@ -4,101 +4,45 @@
 //! Stopping holders during recovery (algorithms.md §6.2) lives here too.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use rustix::process::{pidfd_open, Pid, PidfdFlags, Signal};
 use sanlock_backends::clock;
 use sanlock_core::ondisk::Name;
 use sanlock_core::Time;
+use sanlock_machine::recovery::{KillState, Stop, StopSignal};
 use tokio::io::unix::AsyncFd;
 use tokio::net::UnixStream;
 
 use super::engine::{Engine, Job, Msg, MAX_CLIENTS};
 use super::log;
+pub use sanlock_machine::recovery::Killpath;
+
 use crate::wire::payload::RES_PERSISTENT;
 
-/// RESTRICT_SIGKILL: use SIGTERM where SIGKILL would be sent.
-const RESTRICT_SIGKILL: u32 = 2;
-/// RESTRICT_SIGTERM: use SIGKILL where SIGTERM would be sent.
-const RESTRICT_SIGTERM: u32 = 4;
-/// Signals sent to one pid at most (main.c `kill_pids`).
-const MAX_KILL_COUNT: u32 = 100;
-/// The most argv entries a killpath program gets, its path and the pid included.
-const MAX_KILLPATH_ARGV: usize = 8;
-
-/// A program to run against a holder instead of SIGTERM (sanlock_killpath).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Killpath {
-    /// The program (execvp: searched in PATH without a slash).
-    pub path: Vec<u8>,
-    /// Its arguments: split at unescaped white space; `\\` and `\ ` escape.
-    pub args: Vec<u8>,
-    /// SANLK_KILLPATH_PID: the holder's pid is appended in recovery.
-    pub with_pid: bool,
+/// Runs a killpath program (no wait: a thread reaps it), as sanlock's helper forks it.
+pub fn run_killpath(argv: &[Vec<u8>]) {
+    use std::os::unix::ffi::OsStrExt;
+    let mut cmd = std::process::Command::new(std::ffi::OsStr::from_bytes(&argv[0]));
+    cmd.args(argv[1..].iter().map(|a| std::ffi::OsStr::from_bytes(a)))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    match cmd.spawn() {
+        Ok(mut child) => {
+            std::thread::spawn(move || child.wait());
+        }
+        Err(e) => log::log(
+            log::ERR,
+            &format!("killpath {}: {e}", String::from_utf8_lossy(&argv[0])),
+        ),
+    }
 }
 
-impl Killpath {
-    /// argv as sanlock's helper builds it: the path, the arguments (at most 8 entries in all;
-    /// parsing stops at a character that is neither alphanumeric, punctuation nor white
-    /// space, or at a bad escape), then the pid when asked for and there is room.
-    pub fn argv(&self, pid: Option<i32>) -> Vec<Vec<u8>> {
-        let mut av = vec![self.path.clone()];
-        let mut arg = Vec::new();
-        let mut i = 0;
-        let a = &self.args;
-        while i < a.len() && av.len() < MAX_KILLPATH_ARGV {
-            let mut c = a[i];
-            if c == b'\\' {
-                if i + 1 == a.len() {
-                    break;
-                }
-                i += 1;
-                c = a[i];
-                if c == b'\\' || c.is_ascii_whitespace() {
-                    arg.push(c);
-                    i += 1;
-                    continue;
-                }
-                break;
-            }
-            if c.is_ascii_alphanumeric() || c.is_ascii_punctuation() {
-                arg.push(c);
-            } else if c.is_ascii_whitespace() {
-                if !arg.is_empty() {
-                    av.push(std::mem::take(&mut arg));
-                }
-            } else {
-                break;
-            }
-            i += 1;
-        }
-        if av.len() < MAX_KILLPATH_ARGV && !arg.is_empty() {
-            av.push(arg);
-        }
-        if let Some(pid) = pid.filter(|_| av.len() < MAX_KILLPATH_ARGV) {
-            av.push(pid.to_string().into_bytes());
-        }
-        av
-    }
-
-    /// Starts the program (no wait: a thread reaps it), as sanlock's helper forks it.
-    pub fn run(&self, pid: Option<i32>) {
-        use std::os::unix::ffi::OsStrExt;
-        let argv = self.argv(pid);
-        let mut cmd = std::process::Command::new(std::ffi::OsStr::from_bytes(&argv[0]));
-        cmd.args(argv[1..].iter().map(|a| std::ffi::OsStr::from_bytes(a)))
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        match cmd.spawn() {
-            Ok(mut child) => {
-                std::thread::spawn(move || child.wait());
-            }
-            Err(e) => log::log(
-                log::ERR,
-                &format!("killpath {}: {e}", String::from_utf8_lossy(&self.path)),
-            ),
-        }
+/// A signal of recovery as rustix names it.
+pub(super) fn signal(s: StopSignal) -> Signal {
+    match s {
+        StopSignal::Term => Signal::TERM,
+        StopSignal::Kill => Signal::KILL,
     }
 }
 
@@ -123,13 +67,10 @@ pub struct Client {
     pub leases: LeaseSlots,
     /// The lease command under way for this client.
     pub(super) job: Option<Job>,
-    /// Signals sent during recovery, and when the last was.
-    pub kill_count: u32,
-    pub last_kill: Option<Time>,
+    /// Recovery's stops of this client so far.
+    pub kill: KillState,
     /// KILLPATH: run instead of SIGTERM in recovery; copied into leases acquired after.
     pub killpath: Option<Killpath>,
-    /// The killpath ran once already in this recovery (sanlock runs it once per client).
-    pub runpath_sent: bool,
 }
 
 /// A client's leases in slots as sanlock's client token array: a new lease takes the first
@@ -176,17 +117,6 @@ impl LeaseSlots {
     }
 }
 
-/// The signal after the client's RESTRICT flags: SIGTERM for SIGKILL and the reverse.
-pub(super) fn restricted(sig: Signal, restrict: u32) -> Signal {
-    if sig == Signal::KILL && restrict & RESTRICT_SIGKILL != 0 {
-        Signal::TERM
-    } else if sig == Signal::TERM && restrict & RESTRICT_SIGTERM != 0 {
-        Signal::KILL
-    } else {
-        sig
-    }
-}
-
 impl Engine {
     /// A slot for a new connection, or `None` when the table is full.
     pub(super) fn alloc_client(&mut self, stream: &UnixStream) -> Option<usize> {
@@ -201,10 +131,8 @@ impl Engine {
             cmd_last: 0,
             leases: LeaseSlots::default(),
             job: None,
-            kill_count: 0,
-            last_kill: None,
+            kill: KillState::default(),
             killpath: None,
-            runpath_sent: false,
         };
         if let Some(i) = self.clients.iter().position(Option::is_none) {
             self.clients[i] = Some(client);
@@ -367,8 +295,8 @@ impl Engine {
         out.into_iter().collect()
     }
 
-    /// StopHolders from the host: signal every holder in `space` (graceful: SIGTERM, else
-    /// SIGKILL; swapped by RESTRICT flags), at most once a second and 100 times per client.
+    /// StopHolders from the host: stop every holder in `space` as `recovery` decides (graceful:
+    /// SIGTERM or the killpath, else SIGKILL; at most once a second and 100 times per client).
     /// With no holders left, the host hears so at once.
     pub(super) fn stop_holders(&mut self, space: Name, graceful: bool) {
         self.killing.insert(space);
@@ -379,42 +307,29 @@ impl Engine {
             let Some(c) = self.client_mut(ci) else {
                 continue;
             };
-            if c.dead || c.kill_count >= MAX_KILL_COUNT {
+            if c.dead {
                 continue;
             }
-            if c.last_kill
-                .is_some_and(|t| now < t + Duration::from_secs(1))
-            {
-                continue;
-            }
-            c.kill_count += 1;
-            c.last_kill = Some(now);
             let pid = c.pid;
-            // Within the grace, a killpath runs instead of SIGTERM, once (kill_grace 0 has
-            // no graceful stop at all, so the host never asks for one then).
-            if graceful && grace {
-                if let Some(kp) = c.killpath.clone() {
-                    if !c.runpath_sent {
-                        c.runpath_sent = true;
-                        log::log(
-                            log::ERR,
-                            &format!("kill {pid} sig 100 count {}", c.kill_count),
-                        );
-                        kp.run(kp.with_pid.then_some(pid));
-                    }
-                    continue;
+            let stop = c
+                .kill
+                .stop(now, graceful, grace, pid, c.restrict, c.killpath.as_ref());
+            let count = c.kill.count;
+            match stop {
+                None => {}
+                Some(Stop::RunKillpath(argv)) => {
+                    log::log(log::ERR, &format!("kill {pid} sig 100 count {count}"));
+                    run_killpath(&argv);
                 }
-            }
-            let sig = restricted(
-                if graceful { Signal::TERM } else { Signal::KILL },
-                c.restrict,
-            );
-            log::log(
-                log::ERR,
-                &format!("kill {pid} sig {} count {}", sig.as_raw(), c.kill_count),
-            );
-            if let Some(p) = Pid::from_raw(pid) {
-                let _ = rustix::process::kill_process(p, sig);
+                Some(Stop::Signal(sig)) => {
+                    log::log(
+                        log::ERR,
+                        &format!("kill {pid} sig {} count {count}", sig.number()),
+                    );
+                    if let Some(p) = Pid::from_raw(pid) {
+                        let _ = rustix::process::kill_process(p, signal(sig));
+                    }
+                }
             }
         }
         self.holders_check(now);
@@ -441,40 +356,5 @@ impl Engine {
                 self.driver.host_mut().holders_gone(now, space);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn argv(args: &str, pid: Option<i32>) -> Vec<String> {
-        Killpath {
-            path: b"/bin/kp".to_vec(),
-            args: args.as_bytes().to_vec(),
-            with_pid: pid.is_some(),
-        }
-        .argv(pid)
-        .into_iter()
-        .map(|a| String::from_utf8(a).unwrap())
-        .collect()
-    }
-
-    #[test]
-    fn killpath_arguments_split_as_sanlocks_helper_splits_them() {
-        // helper.c `run_path`: white space separates, a backslash escapes a space or a
-        // backslash, at most 8 entries with the path, the pid last when asked for and there
-        // is room.
-        assert_eq!(argv("a b", Some(42)), ["/bin/kp", "a", "b", "42"]);
-        assert_eq!(argv(r"a\ b  c", None), ["/bin/kp", "a b", "c"]);
-        assert_eq!(argv(r"x\\y", None), ["/bin/kp", r"x\y"]);
-        assert_eq!(argv("", Some(7)), ["/bin/kp", "7"]);
-        assert_eq!(
-            argv("1 2 3 4 5 6 7 8 9", Some(7)),
-            ["/bin/kp", "1", "2", "3", "4", "5", "6", "7"]
-        );
-        // A control character or a bad escape ends the arguments; the word so far is kept.
-        assert_eq!(argv(r"a\x b", None), ["/bin/kp", "a"]);
-        assert_eq!(argv("a\u{1}b c", None), ["/bin/kp", "a"]);
     }
 }

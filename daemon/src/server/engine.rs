@@ -670,7 +670,7 @@ impl Engine {
                     waiter.answer(self.target_error(ci, header));
                     return;
                 };
-                if self.client(target).is_some_and(|c| c.kill_count > 0) {
+                if self.client(target).is_some_and(|c| c.kill.stopping()) {
                     // Being killed: no new leases (§1.3).
                     waiter.answer(EBUSY);
                     return;

@@ -294,10 +294,7 @@ impl Engine {
     /// back, as libvirt's pause-on-lock-failure does (cmd.c `cmd_release`: "clear kill state").
     fn release_answered(&mut self, ci: usize, waiter: Waiter, rv: i32) {
         if let Some(c) = self.client_mut(ci) {
-            if !c.dead && c.kill_count > 0 && c.leases.is_empty() {
-                c.kill_count = 0;
-                c.last_kill = None;
-                c.runpath_sent = false;
+            if !c.dead && c.leases.is_empty() && c.kill.clear_after_release() {
                 log::log(
                     log::INFO,
                     &format!("cmd_release ci {ci} pid {} clear kill state", c.pid),

@@ -7,13 +7,13 @@
 //! SET_CONFIG's USED / USED_BY_ORPHANS flags live here too: they hold a lockspace's removal
 //! back (§12).
 
-use rustix::process::{Pid, Signal};
+use rustix::process::Pid;
 use sanlock_backends::clock;
 use sanlock_core::ondisk::{ForceMode, Name};
 use sanlock_core::requests::RequestArgs;
 use sanlock_core::Lver;
+use sanlock_machine::recovery::StopSignal;
 
-use super::clients::restricted;
 use super::engine::*;
 use super::log;
 use crate::wire::WireResource;
@@ -151,14 +151,16 @@ impl Engine {
         if graceful {
             if let Some(kp) = killpath {
                 // A request's killpath gets no pid argument (resource.c `do_request`).
-                kp.run(None);
+                super::clients::run_killpath(&kp.argv(None));
                 return;
             }
         }
-        let sig = restricted(
-            if graceful { Signal::TERM } else { Signal::KILL },
-            c.restrict,
-        );
+        let stop = if graceful {
+            StopSignal::Term
+        } else {
+            StopSignal::Kill
+        };
+        let sig = super::clients::signal(stop.restricted(c.restrict));
         if let Some(p) = Pid::from_raw(pid) {
             let _ = rustix::process::kill_process(p, sig);
         }

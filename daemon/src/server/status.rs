@@ -95,8 +95,8 @@ pub fn status(e: &Engine, header: Header) -> Vec<u8> {
             u8::from(c.job.is_some()),
             c.cmd_last,
             u8::from(c.dead),
-            c.kill_count,
-            c.last_kill.map_or(0, |t| t.secs()),
+            c.kill.count,
+            c.kill.last.map_or(0, |t| t.secs()),
         );
         WireState {
             kind: state_kind::CLIENT,
