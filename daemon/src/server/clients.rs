@@ -15,6 +15,7 @@ use tokio::net::UnixStream;
 
 use super::engine::{Engine, Job, Msg, MAX_CLIENTS};
 use super::log;
+pub use sanlock_machine::lease_slots::LeaseSlots;
 pub use sanlock_machine::recovery::Killpath;
 
 use crate::wire::payload::RES_PERSISTENT;
@@ -71,50 +72,6 @@ pub struct Client {
     pub kill: KillState,
     /// KILLPATH: run instead of SIGTERM in recovery; copied into leases acquired after.
     pub killpath: Option<Killpath>,
-}
-
-/// A client's leases in slots as sanlock's client token array: a new lease takes the first
-/// free slot, so after a release and an acquire the order is 3.8.5's, not acquisition order.
-#[derive(Clone, Debug, Default)]
-pub struct LeaseSlots(Vec<Option<(Name, Name)>>);
-
-impl LeaseSlots {
-    /// Takes the first free slot for `key`, unless it is held already.
-    pub fn insert(&mut self, key: (Name, Name)) {
-        if self.contains(&key) {
-            return;
-        }
-        match self.0.iter_mut().find(|s| s.is_none()) {
-            Some(slot) => *slot = Some(key),
-            None => self.0.push(Some(key)),
-        }
-    }
-
-    /// Frees `key`'s slot.
-    pub fn remove(&mut self, key: &(Name, Name)) {
-        for slot in &mut self.0 {
-            if slot.as_ref() == Some(key) {
-                *slot = None;
-            }
-        }
-    }
-
-    pub fn contains(&self, key: &(Name, Name)) -> bool {
-        self.0.iter().any(|s| s.as_ref() == Some(key))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.iter().all(Option::is_none)
-    }
-
-    /// The leases in slot order.
-    pub fn iter(&self) -> impl Iterator<Item = &(Name, Name)> {
-        self.0.iter().flatten()
-    }
-
-    pub fn to_vec(&self) -> Vec<(Name, Name)> {
-        self.iter().copied().collect()
-    }
 }
 
 impl Engine {
