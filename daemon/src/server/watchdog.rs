@@ -28,14 +28,12 @@ use std::time::Duration;
 
 use sanlock_core::ondisk::Name;
 use sanlock_core::Time;
+use sanlock_machine::watchdog::Feed;
 
 use super::engine::{Engine, Msg};
 use super::log;
 
-/// Feeds happen this often (wdmd's test interval).
-const FEED_INTERVAL: Duration = Duration::from_secs(10);
-/// The device fires this long after the last feed (watchdog_fire_timeout).
-pub const FIRE_TIMEOUT: Duration = Duration::from_secs(60);
+pub use sanlock_machine::watchdog::FIRE_TIMEOUT;
 /// SANLK_WD_ERROR.
 pub const SANLK_WD_ERROR: i32 = -203;
 /// wdmd's socket (wdmd_sock.h); `$SANLOCK_WDMD_SOCKET` overrides it (ours, for tests).
@@ -72,14 +70,11 @@ pub enum WdmdCmd {
     Clear,
 }
 
-/// Our own feeding of a watchdog device.
+/// Our own feeding of a watchdog device: `machine::watchdog`'s policy decides, a thread of its
+/// own writes to the device (a stand-in file on a slow disk must not hold up the loop).
 pub struct Feeder {
-    path: PathBuf,
-    stand_in: bool,
-    device: Option<File>,
-    armed: BTreeMap<Name, Time>,
-    last_feed: Option<Time>,
-    stopped: bool,
+    policy: sanlock_machine::watchdog::Feeder,
+    device: std::sync::mpsc::Sender<(Feed, Time)>,
 }
 
 /// Picks the watchdog for the daemon's settings.
@@ -170,9 +165,7 @@ fn serve_wdmd(mut conn: UnixStream, inbox: &std::sync::mpsc::Receiver<WdmdCmd>) 
 pub fn arm(engine: &mut Engine, space: Name, renewal: Time, expire: Time) {
     match &mut engine.watchdog {
         Watchdog::Off | Watchdog::Unavailable => {}
-        Watchdog::Feeder(f) => {
-            f.armed.insert(space, expire);
-        }
+        Watchdog::Feeder(f) => f.policy.arm(space, expire),
         Watchdog::Wdmd { conns, .. } => {
             if let Some(conn) = conns.get(&space) {
                 let _ = conn.send(WdmdCmd::TestLive {
@@ -188,9 +181,7 @@ pub fn arm(engine: &mut Engine, space: Name, renewal: Time, expire: Time) {
 pub fn disarm(engine: &mut Engine, space: Name) {
     match &mut engine.watchdog {
         Watchdog::Off | Watchdog::Unavailable => {}
-        Watchdog::Feeder(f) => {
-            f.armed.remove(&space);
-        }
+        Watchdog::Feeder(f) => f.policy.disarm(space),
         Watchdog::Wdmd { conns, .. } => {
             if let Some(conn) = conns.remove(&space) {
                 let _ = conn.send(WdmdCmd::Clear);
@@ -208,75 +199,72 @@ pub fn check(engine: &mut Engine, now: Time) {
 
 impl Feeder {
     fn new(path: PathBuf, stand_in: bool) -> Self {
+        let (device, orders) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("sanlock-watchdog".into())
+            .spawn(move || write_device(&path, stand_in, &orders));
+        if let Err(e) = spawned {
+            log::log(log::ERR, &format!("watchdog thread: {e}"));
+        }
         Feeder {
-            path,
-            stand_in,
-            device: None,
-            armed: BTreeMap::new(),
-            last_feed: None,
-            stopped: false,
+            policy: sanlock_machine::watchdog::Feeder::default(),
+            device,
         }
     }
 
     fn check(&mut self, now: Time) {
-        if self.armed.is_empty() {
-            if let Some(mut dev) = self.device.take() {
-                // The magic close: the device stops counting.
-                let _ = if self.stand_in {
-                    writeln!(dev, "{} close", now.since_boot().as_millis())
-                } else {
-                    dev.write_all(b"V")
-                };
-                self.last_feed = None;
-                self.stopped = false;
-            }
+        let Some(feed) = self.policy.check(now) else {
             return;
-        }
-        if self.device.is_none() {
-            match std::fs::OpenOptions::new()
-                .append(self.stand_in)
-                .write(true)
-                .create(self.stand_in)
-                .open(&self.path)
-            {
-                Ok(f) => self.device = Some(f),
-                Err(e) => {
-                    log::log(log::ERR, &format!("watchdog {}: {e}", self.path.display()));
-                    return;
-                }
-            }
-        }
-        let dev = self.device.as_mut().expect("opened above");
-        let failing = self.armed.values().any(|&e| now + FEED_INTERVAL >= e);
-        if failing {
-            if !self.stopped {
-                self.stopped = true;
-                let fire_at = self.last_feed.map_or(now, |t| t + FIRE_TIMEOUT);
-                if self.stand_in {
-                    let _ = writeln!(
-                        dev,
-                        "{} stop fire_at {}",
-                        now.since_boot().as_millis(),
-                        fire_at.since_boot().as_millis()
-                    );
-                }
-                log::log(
-                    log::ERR,
-                    "watchdog not fed: a lockspace is about to expire with holders",
-                );
-            }
-            return;
-        }
-        self.stopped = false;
-        if self.last_feed.is_some_and(|t| now < t + FEED_INTERVAL) {
-            return;
-        }
-        self.last_feed = Some(now);
-        let _ = if self.stand_in {
-            writeln!(dev, "{} feed", now.since_boot().as_millis())
-        } else {
-            dev.write_all(b"\0")
         };
+        if matches!(feed, Feed::Stop { .. }) {
+            log::log(
+                log::ERR,
+                "watchdog not fed: a lockspace is about to expire with holders",
+            );
+        }
+        let _ = self.device.send((feed, now));
+    }
+}
+
+/// The watchdog thread: does to the device what the policy said. A stand-in file gets text
+/// lines: `<ms> feed`, `<ms> stop fire_at <ms>`, `<ms> close`; a device gets a byte to feed
+/// and the magic 'V' to close. An open that fails is tried again at the next feed.
+fn write_device(
+    path: &std::path::Path,
+    stand_in: bool,
+    orders: &std::sync::mpsc::Receiver<(Feed, Time)>,
+) {
+    let mut device: Option<File> = None;
+    let ms = |t: Time| t.since_boot().as_millis();
+    for (feed, now) in orders {
+        if device.is_none() && feed != Feed::Close {
+            match std::fs::OpenOptions::new()
+                .append(stand_in)
+                .write(true)
+                .create(stand_in)
+                .open(path)
+            {
+                Ok(f) => device = Some(f),
+                Err(e) => {
+                    log::log(log::ERR, &format!("watchdog {}: {e}", path.display()));
+                    continue;
+                }
+            }
+        }
+        let Some(dev) = device.as_mut() else { continue };
+        let _ = match (feed, stand_in) {
+            (Feed::Feed, true) => writeln!(dev, "{} feed", ms(now)),
+            (Feed::Feed, false) => dev.write_all(b"\0"),
+            (Feed::Stop { fire_at }, true) => {
+                writeln!(dev, "{} stop fire_at {}", ms(now), ms(fire_at))
+            }
+            (Feed::Stop { .. }, false) => Ok(()),
+            (Feed::Close, true) => writeln!(dev, "{} close", ms(now)),
+            (Feed::Close, false) => dev.write_all(b"V"),
+        };
+        if feed == Feed::Close {
+            device = None;
+        }
     }
 }
 
