@@ -670,3 +670,31 @@ fn sweep(bin: &Path, c: &Path) -> Vec<Attempt> {
         })
         .collect()
 }
+
+/// Disks that do not exist, where our daemon now opens them off its loop: a lockspace's
+/// (the add fails -ENODEV), a lease's (acquire and request fail -ENOENT), then the same
+/// lockspace and lease work.
+const MISSING_DISK_SCRIPT: &str = r#"
+nope = os.path.join(d, "nope")
+call("write_lockspace", sanlock.write_lockspace, b"LS", ls, iotimeout=1)
+call("write_resource", sanlock.write_resource, b"LS", b"R1", [(res, 0)])
+call("add_lockspace missing", sanlock.add_lockspace, b"LX", 1, nope, iotimeout=1)
+call("add_lockspace", sanlock.add_lockspace, b"LS", 1, ls, iotimeout=1)
+fd = sanlock.register()
+call("acquire missing", sanlock.acquire, b"LS", b"R1", [(nope, 0)], slkfd=fd)
+call("request missing", sanlock.request, b"LS", b"R1", [(nope, 0)])
+call("acquire", sanlock.acquire, b"LS", b"R1", [(res, 0)], slkfd=fd)
+call("inquire", sanlock.inquire, slkfd=fd)
+call("release", sanlock.release, b"LS", b"R1", [(res, 0)], slkfd=fd)
+call("rem_lockspace", sanlock.rem_lockspace, b"LS", 1, ls)
+"#;
+
+#[test]
+fn disks_that_do_not_exist_get_sanlocks_errors() {
+    let c = require_c_sanlock!();
+    if let Some(out) = both_daemons(&c, "daemon-python-missing", MISSING_DISK_SCRIPT) {
+        assert!(out.contains("add_lockspace missing error 19"), "{out}");
+        assert!(out.contains("acquire missing error 2"), "{out}");
+        assert!(out.contains("request missing error 2"), "{out}");
+    }
+}
