@@ -91,6 +91,13 @@ pub enum Msg {
         /// The disk, or why it did not open.
         result: Result<super::storage::OpenedDisk, sanlock_backends::disk::DiskError>,
     },
+    /// A reply made off the loop (a rindex operation's blocking thread).
+    Answer {
+        /// Whose.
+        waiter: Waiter,
+        /// What.
+        reply: Reply,
+    },
     /// A lockspace being added is registered with wdmd, or could not be.
     WdmdRegistered {
         /// The lockspace.
@@ -250,15 +257,68 @@ impl Reply {
     }
 }
 
-/// A reply owed to a client.
-pub(super) struct Waiter {
+/// Names one request owed a reply, unique for the daemon's life (a connection's slot is not:
+/// slots are reused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReplyTo(u64);
+
+/// A reply owed to a client: the request's header and where the reply goes. The engine
+/// answers through [`Engine::answer`] or [`Engine::send_reply`], which put the reply in its
+/// outbox; the loop hands the outbox to the connections. A waiter dropped unanswered closes
+/// its connection, as sanlock closes a connection whose command it gives up on.
+pub struct Waiter {
     pub(super) header: Header,
-    pub(super) reply: oneshot::Sender<Reply>,
+    pub(super) to: ReplyTo,
+    /// Alive as long as the waiter: the loop sees a dropped waiter by its dead weak pointer.
+    _alive: std::sync::Arc<()>,
 }
 
-impl Waiter {
-    pub(super) fn answer(self, rv: i32) {
-        let _ = self.reply.send(Reply::keep(self.header.result(rv)));
+/// The loop's side of the replies owed: each connection task's channel, by reply.
+#[derive(Default)]
+pub(super) struct ReplyBook {
+    next: u64,
+    owed: BTreeMap<ReplyTo, (oneshot::Sender<Reply>, std::sync::Weak<()>)>,
+}
+
+impl ReplyBook {
+    /// A waiter for a request whose answer goes to `reply`.
+    fn waiter(&mut self, header: Header, reply: oneshot::Sender<Reply>) -> Waiter {
+        let to = ReplyTo(self.next);
+        self.next += 1;
+        let alive = std::sync::Arc::new(());
+        self.owed
+            .insert(to, (reply, std::sync::Arc::downgrade(&alive)));
+        Waiter {
+            header,
+            to,
+            _alive: alive,
+        }
+    }
+
+    /// Sends what the engine answered, then closes the connections of waiters dropped
+    /// unanswered.
+    fn deliver(&mut self, outbox: Vec<(ReplyTo, Reply)>) {
+        for (to, reply) in outbox {
+            if let Some((tx, _)) = self.owed.remove(&to) {
+                let _ = tx.send(reply);
+            }
+        }
+        let dropped: Vec<ReplyTo> = self
+            .owed
+            .iter()
+            .filter(|(_, (_, alive))| alive.strong_count() == 0)
+            .map(|(&to, _)| to)
+            .collect();
+        for to in dropped {
+            if let Some((tx, _)) = self.owed.remove(&to) {
+                let _ = tx.send(Reply::close(Vec::new()));
+            }
+        }
+    }
+
+    /// Takes the channel of a reply that the loop itself sends later (at exit).
+    fn take(&mut self, waiter: Waiter) -> Option<oneshot::Sender<Reply>> {
+        self.owed.remove(&waiter.to).map(|(tx, _)| tx)
     }
 }
 
@@ -420,6 +480,10 @@ pub struct Engine {
     /// Shutdown under way: the SHUTDOWN_WAIT replies owed at exit.
     pub(super) shutting_down: bool,
     pub(super) exit_waiters: Vec<oneshot::Sender<Reply>>,
+    /// Replies answered since the loop last delivered them.
+    pub(super) outbox: Vec<(ReplyTo, Reply)>,
+    /// The loop's book of replies owed.
+    replies: ReplyBook,
 }
 
 /// The reply of sanlock's main-thread commands: the header with version 1, length 32, the
@@ -465,6 +529,8 @@ impl Engine {
             inq_waiters: Vec::new(),
             shutting_down: false,
             exit_waiters: Vec::new(),
+            outbox: Vec::new(),
+            replies: ReplyBook::default(),
         }
     }
 
@@ -509,6 +575,8 @@ impl Engine {
                     }
                 }
             }
+            let outbox = std::mem::take(&mut self.outbox);
+            self.replies.deliver(outbox);
         }
         // SHUTDOWN_WAIT's reply: magic, version 1, length 32, cmd 0 (§4.28).
         let bye = Header {
@@ -560,6 +628,7 @@ impl Engine {
             Msg::Probed { space_id, result } => self.probed(space_id, result),
             Msg::WdmdRegistered { space_id, result } => self.wdmd_registered(space_id, result),
             Msg::DiskOpened { path, result } => self.disk_opened(path, result),
+            Msg::Answer { waiter, reply } => self.send_reply(waiter, reply),
             Msg::RindexDone { space } => self.end_rindex_op(space),
             Msg::RindexHeader { job } => self.rindex_header_read(job),
             Msg::RindexChanged { job } => self.rindex_changed(job),
@@ -590,7 +659,7 @@ impl Engine {
                 );
             }
         }
-        let waiter = Waiter { header, reply };
+        let waiter = self.replies.waiter(header, reply);
         match call {
             Call::Version => {
                 // Rebuilt, not echoed (§4.27).
@@ -602,41 +671,39 @@ impl Engine {
                     data2: crate::wire::VERSION_NUM,
                     ..Header::default()
                 };
-                let _ = waiter.reply.send(Reply::keep(h));
+                self.send_reply(waiter, Reply::keep(h));
             }
             Call::Restrict => {
                 if let Some(c) = self.client_mut(ci) {
                     c.restrict = header.cmd_flags;
                 }
-                waiter.answer(0);
+                self.answer(waiter, 0);
             }
             Call::Shutdown => {
                 let force = header.data != 0;
-                let _ = waiter.reply.send(Reply::close(Vec::new()));
+                self.send_reply(waiter, Reply::close(Vec::new()));
                 self.shutdown(force);
             }
             Call::ShutdownWait => {
                 let force = header.data != 0;
                 if !force && !self.spaces.is_empty() {
-                    let _ = waiter
-                        .reply
-                        .send(Reply::close(header.result(EBUSY).encode().to_vec()));
-                    return;
+                    let reply = Reply::close(header.result(EBUSY).encode().to_vec());
+                    return self.send_reply(waiter, reply);
                 }
-                self.exit_waiters.push(waiter.reply);
+                self.exit_waiters.extend(self.replies.take(waiter));
                 self.shutdown(force);
             }
             Call::Status => {
                 let bytes = super::status::status(self, header);
-                let _ = waiter.reply.send(Reply::close(bytes));
+                self.send_reply(waiter, Reply::close(bytes));
             }
             Call::HostStatus(ls) => {
                 let bytes = super::status::host_status(self, header, &ls.name);
-                let _ = waiter.reply.send(Reply::close(bytes));
+                self.send_reply(waiter, Reply::close(bytes));
             }
             Call::Renewal(ls) => {
                 let bytes = super::status::renewal(self, header, &ls.name);
-                let _ = waiter.reply.send(Reply::close(bytes));
+                self.send_reply(waiter, Reply::close(bytes));
             }
             Call::LogDump => {
                 let text = log::dump();
@@ -645,15 +712,15 @@ impl Engine {
                 h.data = text.len() as u32;
                 let mut bytes = h.encode().to_vec();
                 bytes.extend_from_slice(&text);
-                let _ = waiter.reply.send(Reply::close(bytes));
+                self.send_reply(waiter, Reply::close(bytes));
             }
             Call::GetLockspaces => {
                 let bytes = self.get_lockspaces(header);
-                let _ = waiter.reply.send(Reply::close(bytes));
+                self.send_reply(waiter, Reply::close(bytes));
             }
             Call::GetHosts(ls) => {
                 let bytes = self.get_hosts(header, &ls);
-                let _ = waiter.reply.send(Reply::close(bytes));
+                self.send_reply(waiter, Reply::close(bytes));
             }
             Call::AddLockspace(ls) => self.add_lockspace(ls, waiter),
             Call::InqLockspace(ls) => {
@@ -661,44 +728,44 @@ impl Engine {
                 if rv == EINPROGRESS && header.cmd_flags & 1 != 0 {
                     self.inq_waiters.push((ls, waiter));
                 } else {
-                    waiter.answer(rv);
+                    self.answer(waiter, rv);
                 }
             }
             Call::RemLockspace(ls) => self.rem_lockspace(&ls, waiter),
             Call::Acquire { resources, options } => {
                 let Some(target) = self.target(ci, header) else {
-                    waiter.answer(self.target_error(ci, header));
+                    self.answer(waiter, self.target_error(ci, header));
                     return;
                 };
                 if self.client(target).is_some_and(|c| c.kill.stopping()) {
                     // Being killed: no new leases (§1.3).
-                    waiter.answer(EBUSY);
+                    self.answer(waiter, EBUSY);
                     return;
                 }
                 self.acquire(target, resources, options, waiter);
             }
             Call::Release(resources) => match self.target(ci, header) {
                 Some(target) => self.release(target, resources, waiter),
-                None => waiter.answer(self.target_error(ci, header)),
+                None => self.answer(waiter, self.target_error(ci, header)),
             },
             Call::Inquire => match self.target(ci, header) {
                 Some(target) => self.inquire(target, waiter),
-                None => waiter.answer(self.target_error(ci, header)),
+                None => self.answer(waiter, self.target_error(ci, header)),
             },
             Call::Convert(res) => match self.target(ci, header) {
                 Some(target) => self.convert(target, res, waiter),
-                None => waiter.answer(self.target_error(ci, header)),
+                None => self.answer(waiter, self.target_error(ci, header)),
             },
             Call::Killpath { path, args } => match self.target(ci, header) {
                 Some(target) => {
                     self.set_killpath(target, path, args, header.cmd_flags);
-                    waiter.answer(0);
+                    self.answer(waiter, 0);
                 }
-                None => waiter.answer(self.target_error(ci, header)),
+                None => self.answer(waiter, self.target_error(ci, header)),
             },
             Call::SetConfig(ls) => {
                 let rv = self.set_config(&ls.name, header.data);
-                let _ = waiter.reply.send(Reply::close(echo_data2(header, rv)));
+                self.send_reply(waiter, Reply::close(echo_data2(header, rv)));
             }
             Call::Request(res) => self.request(res, waiter),
             Call::Examine { space, resource } => {
@@ -706,30 +773,41 @@ impl Engine {
                 self.driver
                     .host_mut()
                     .examine(clock::now(), space, resource);
-                waiter.answer(0);
+                self.answer(waiter, 0);
             }
             Call::RegEvent { ls, sink } => {
                 let rv = self.reg_event(&ls.name, sink);
-                let _ = waiter.reply.send(Reply::keep_bytes(echo_data2(header, rv)));
+                self.send_reply(waiter, Reply::keep_bytes(echo_data2(header, rv)));
             }
             Call::EndEvent(ls) => {
                 let rv = self.end_event(&ls.name);
-                let _ = waiter.reply.send(Reply::close(echo_data2(header, rv)));
+                self.send_reply(waiter, Reply::close(echo_data2(header, rv)));
             }
             Call::SetEvent { ls, event } => {
                 let rv = self.set_event(&ls.name, event, header.cmd_flags);
-                waiter.answer(rv);
+                self.answer(waiter, rv);
             }
             Call::SetLvb { res, lvb } => {
                 let rv = self.set_lvb(&res, &lvb);
-                waiter.answer(rv);
+                self.answer(waiter, rv);
             }
             Call::GetLvb(res) => {
                 let bytes = self.get_lvb(header, &res);
-                let _ = waiter.reply.send(Reply::keep_bytes(bytes));
+                self.send_reply(waiter, Reply::keep_bytes(bytes));
             }
             Call::Rindex { cmd, rx, entry } => self.rindex(cmd, rx, entry, waiter),
         }
+    }
+
+    /// Answers `waiter` with a header carrying `rv` (connection kept open).
+    pub(super) fn answer(&mut self, waiter: Waiter, rv: i32) {
+        let reply = Reply::keep(waiter.header.result(rv));
+        self.send_reply(waiter, reply);
+    }
+
+    /// Answers `waiter` with `reply`.
+    pub(super) fn send_reply(&mut self, waiter: Waiter, reply: Reply) {
+        self.outbox.push((waiter.to, reply));
     }
 
     /// The client a lease command is for (§1.3): data2 -1 is the connection itself, else the

@@ -43,7 +43,7 @@ impl Engine {
     ) {
         let flags = waiter.header.cmd_flags;
         let Some(c) = self.client_mut(ci) else {
-            return waiter.answer(EBUSY);
+            return self.answer(waiter, EBUSY);
         };
         c.owner_name = options.owner_name;
         // Every lockspace must be usable before anything starts (§4.4 step 6).
@@ -51,7 +51,7 @@ impl Engine {
             .iter()
             .any(|r| !self.space_usable(&r.lockspace_name))
         {
-            return waiter.answer(ENOSPC);
+            return self.answer(waiter, ENOSPC);
         }
         let mut todo = resources;
         todo.reverse();
@@ -211,12 +211,12 @@ impl Engine {
             }
             let rv = if rv < 0 { rv } else { ENOTTY };
             if dead {
-                waiter.answer(rv);
+                self.answer(waiter, rv);
                 self.release_all(ci);
                 return;
             }
             if left.is_empty() {
-                return waiter.answer(rv);
+                return self.answer(waiter, rv);
             }
             // sanlock answers once the undo is on disk: an acquire right after it must not
             // find the lease still being released (-EAGAIN).
@@ -228,7 +228,7 @@ impl Engine {
             });
             return;
         }
-        waiter.answer(0);
+        self.answer(waiter, 0);
     }
 
     pub(super) fn release(&mut self, ci: usize, resources: Vec<WireResource>, waiter: Waiter) {
@@ -301,7 +301,7 @@ impl Engine {
                 );
             }
         }
-        waiter.answer(rv);
+        self.answer(waiter, rv);
     }
 
     /// Takes `ci` off the holders of `key`; the last holder's leaving releases the lease (as
@@ -359,7 +359,7 @@ impl Engine {
 
     pub(super) fn inquire(&mut self, ci: usize, waiter: Waiter) {
         let Some(c) = self.client(ci) else {
-            return waiter.answer(EBUSY);
+            return self.answer(waiter, EBUSY);
         };
         let mut parts = Vec::new();
         for key in c.leases.iter() {
@@ -376,36 +376,36 @@ impl Engine {
         let mut h = waiter.header.result(0);
         h.data2 = count;
         if parts.is_empty() {
-            let _ = waiter.reply.send(Reply::keep(h));
+            self.send_reply(waiter, Reply::keep(h));
             return;
         }
         let text = parts.join(&b' ');
         if parts.iter().any(|p| p.contains(&b' ')) {
             // A lease string with a space, even escaped, fails the whole inquire (§4.6).
             h.data = (-81i32) as u32;
-            let _ = waiter.reply.send(Reply::keep(h));
+            self.send_reply(waiter, Reply::keep(h));
             return;
         }
         h.length = (HEADER_LEN + text.len() + 1) as u32;
         let mut bytes = h.encode().to_vec();
         bytes.extend_from_slice(&text);
         bytes.push(0);
-        let _ = waiter.reply.send(Reply::keep_bytes(bytes));
+        self.send_reply(waiter, Reply::keep_bytes(bytes));
     }
 
     pub(super) fn convert(&mut self, ci: usize, res: WireResource, waiter: Waiter) {
         let key = (res.lockspace_name, res.name);
         let held = self.client(ci).is_some_and(|c| c.leases.contains(&key));
         let Some(t) = self.tokens.get(&key).filter(|_| held) else {
-            return waiter.answer(ENOENT);
+            return self.answer(waiter, ENOENT);
         };
         let to_shared = res.flags & RES_SHARED != 0;
         if t.shared == to_shared {
-            return waiter.answer(EALREADY);
+            return self.answer(waiter, EALREADY);
         }
         if !to_shared && t.holders.len() > 1 {
             // Other local SH holders: the lease cannot become ours alone.
-            return waiter.answer(EAGAIN);
+            return self.answer(waiter, EAGAIN);
         }
         self.pending.insert(key, Pending::Convert { ci });
         self.client_mut(ci).expect("target exists").job = Some(Job::Convert { waiter });
@@ -536,7 +536,7 @@ impl Engine {
                 command: true,
                 ..
             }) => self.release_answered(ci, waiter, rv),
-            Some(Job::Release { waiter, .. } | Job::Convert { waiter }) => waiter.answer(rv),
+            Some(Job::Release { waiter, .. } | Job::Convert { waiter }) => self.answer(waiter, rv),
             None => {}
         }
         if dead {

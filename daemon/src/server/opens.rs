@@ -65,7 +65,7 @@ impl Engine {
                 }
                 (AfterOpen::Acquire { ci }, Err(rv)) => self.finish_acquire(ci, rv),
                 (AfterOpen::Request { res, waiter }, Ok(_)) => self.request(res, waiter),
-                (AfterOpen::Request { waiter, .. }, Err(rv)) => waiter.answer(rv),
+                (AfterOpen::Request { waiter, .. }, Err(rv)) => self.answer(waiter, rv),
                 (AfterOpen::Rindex { job }, Ok(_)) => self.rindex_header_read(job),
                 (AfterOpen::Rindex { job }, Err(rv)) => self.rindex_refused(job, rv),
             }

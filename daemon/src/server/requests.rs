@@ -88,21 +88,21 @@ impl Engine {
     pub(super) fn request(&mut self, res: WireResource, waiter: Waiter) {
         let key = (res.lockspace_name, res.name);
         let Some(disk) = res.disks.first() else {
-            return waiter.answer(ERANGE);
+            return self.answer(waiter, ERANGE);
         };
         let killing = self.killing.contains(&key.0);
         if !self.space_usable(&key.0) || killing {
-            return waiter.answer(ENOSPC);
+            return self.answer(waiter, ENOSPC);
         }
         if self.request_waiters.contains_key(&key) {
-            return waiter.answer(EBUSY);
+            return self.answer(waiter, EBUSY);
         }
         let Some(force_mode) = ForceMode::from_value(waiter.header.data) else {
             log::log(
                 log::ERR,
                 &format!("request force_mode {} unknown", waiter.header.data),
             );
-            return waiter.answer(EINVAL);
+            return self.answer(waiter, EINVAL);
         };
         let Some(id) = self.driver.storage_mut().opened(&disk.path) else {
             let path = disk.path.clone();
@@ -124,7 +124,7 @@ impl Engine {
     /// The host finished a request.
     pub(super) fn request_done(&mut self, key: (Name, Name), rv: i32) {
         if let Some(w) = self.request_waiters.remove(&key) {
-            w.answer(rv);
+            self.answer(w, rv);
         }
     }
 

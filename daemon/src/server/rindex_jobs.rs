@@ -8,6 +8,7 @@ use sanlock_backends::disk::Disk;
 use sanlock_core::ondisk::rindex::RindexHeader;
 use sanlock_core::ondisk::{Geometry, Name};
 use sanlock_core::paxos::AcquireRequest;
+use tokio::sync::mpsc::UnboundedSender;
 
 use super::engine::*;
 use super::log;
@@ -43,12 +44,20 @@ fn rentry_reply(header: Header, rv: i32, entry: &WireRentry) -> Vec<u8> {
     out
 }
 
-fn answer(job: RindexJob, rv: i32, entry: &WireRentry) {
+/// The reply of an operation: the result and, for update, lookup, create and delete, the entry.
+fn reply(job: RindexJob, rv: i32, entry: &WireRentry) -> (Waiter, Reply) {
     let bytes = match job.cmd {
         Cmd::RebuildRindex | Cmd::FormatRindex => job.waiter.header.result(rv).encode().to_vec(),
         _ => rentry_reply(job.waiter.header, rv, entry),
     };
-    let _ = job.waiter.reply.send(Reply::keep_bytes(bytes));
+    (job.waiter, Reply::keep_bytes(bytes))
+}
+
+/// Answers from a blocking thread: through the engine's channel, after what the thread sent
+/// before it.
+fn answer_from_thread(tx: &UnboundedSender<Msg>, job: RindexJob, rv: i32, entry: &WireRentry) {
+    let (waiter, reply) = reply(job, rv, entry);
+    let _ = tx.send(Msg::Answer { waiter, reply });
 }
 
 /// The operation's own disk steps, once the header is read (and, for create, delete and
@@ -80,9 +89,10 @@ impl Engine {
         if cmd == Cmd::FormatRindex {
             // Format needs no lockspace and takes no lease (rindex.c `rindex_format`).
             let rx = job.rx.clone();
+            let tx = self.tx.clone();
             tokio::task::spawn_blocking(move || {
                 let rv = rindex::format(&rx);
-                answer(job, rv, &WireRentry::default());
+                answer_from_thread(&tx, job, rv, &WireRentry::default());
             });
             return;
         }
@@ -106,7 +116,7 @@ impl Engine {
                 }
             };
             if rv != 0 {
-                return answer(job, rv, &WireRentry::default());
+                return self.answer_rindex(job, rv, &WireRentry::default());
             }
         }
         let space = job.rx.lockspace_name;
@@ -125,7 +135,7 @@ impl Engine {
                     if !nolock {
                         let _ = tx.send(Msg::RindexDone { space });
                     }
-                    answer(job, rv, &WireRentry::default());
+                    answer_from_thread(&tx, job, rv, &WireRentry::default());
                     return;
                 }
             };
@@ -140,7 +150,7 @@ impl Engine {
             if !nolock {
                 let _ = tx.send(Msg::RindexDone { space });
             }
-            answer(job, rv, &out);
+            answer_from_thread(&tx, job, rv, &out);
         });
     }
 
@@ -154,7 +164,13 @@ impl Engine {
     /// A locked operation ends before taking its lease: answered `rv`.
     pub(super) fn rindex_refused(&mut self, job: RindexJob, rv: i32) {
         self.end_rindex_op(job.rx.lockspace_name);
-        answer(job, rv, &WireRentry::default());
+        self.answer_rindex(job, rv, &WireRentry::default());
+    }
+
+    /// Answers an operation from the loop.
+    fn answer_rindex(&mut self, job: RindexJob, rv: i32, entry: &WireRentry) {
+        let (waiter, reply) = reply(job, rv, entry);
+        self.send_reply(waiter, reply);
     }
 
     /// The header of a locked operation was read: take the rindex_lease.
@@ -225,13 +241,13 @@ impl Engine {
             }
             Event::AcquireFailed { rv } => {
                 self.end_rindex_op(space);
-                answer(job, rv, &WireRentry::default());
+                self.answer_rindex(job, rv, &WireRentry::default());
             }
             _ => {
                 // Released (or its release failed: the change is made either way).
                 self.end_rindex_op(space);
                 let (rv, entry) = job.result.take().unwrap_or((0, WireRentry::default()));
-                answer(job, rv, &entry);
+                self.answer_rindex(job, rv, &entry);
             }
         }
     }

@@ -19,7 +19,7 @@ impl Engine {
     pub(super) fn add_lockspace(&mut self, ls: WireLockspace, waiter: Waiter) {
         let asynchronous = waiter.header.cmd_flags & 1 != 0;
         if ls.name.is_empty() || ls.host_id == 0 || ls.disk.path.is_empty() {
-            return waiter.answer(EINVAL);
+            return self.answer(waiter, EINVAL);
         }
         let same = |s: &Space| {
             s.ls.name == ls.name
@@ -28,23 +28,26 @@ impl Engine {
                 && s.state != SpaceState::Removed
         };
         if let Some(s) = self.spaces.iter().find(|s| same(s)) {
-            return waiter.answer(match s.state {
-                SpaceState::Adding => EINPROGRESS,
-                SpaceState::Active | SpaceState::RemPending => EEXIST,
-                SpaceState::Removing | SpaceState::Removed => EAGAIN,
-            });
+            return self.answer(
+                waiter,
+                match s.state {
+                    SpaceState::Adding => EINPROGRESS,
+                    SpaceState::Active | SpaceState::RemPending => EEXIST,
+                    SpaceState::Removing | SpaceState::Removed => EAGAIN,
+                },
+            );
         }
         let conflict = self.spaces.iter().any(|s| {
             s.state != SpaceState::Removed && ((s.ls.name == ls.name) || s.ls.disk == ls.disk)
         });
         if conflict {
-            return waiter.answer(EINVAL);
+            return self.answer(waiter, EINVAL);
         }
         if HostId::new(ls.host_id).is_none() {
-            return waiter.answer(SANLK_ADDLS_INVALID_HOSTID);
+            return self.answer(waiter, SANLK_ADDLS_INVALID_HOSTID);
         }
         if let Err(rv) = super::watchdog::check_available(self) {
-            return waiter.answer(rv);
+            return self.answer(waiter, rv);
         }
         let io_timeout = if waiter.header.data == 0 {
             10
@@ -54,7 +57,7 @@ impl Engine {
         let space_id = self.next_space_id;
         self.next_space_id += 1;
         let add_waiter = if asynchronous {
-            waiter.answer(0);
+            self.answer(waiter, 0);
             None
         } else {
             Some(waiter)
@@ -182,7 +185,7 @@ impl Engine {
             &format!("s{} add_lockspace fail result {rv}", s.space_id),
         );
         if let Some(w) = s.add_waiter {
-            w.answer(rv);
+            self.answer(w, rv);
         }
     }
 
@@ -209,16 +212,16 @@ impl Engine {
                 && (ls.host_id == 0 || ls.host_id == s.ls.host_id)
         });
         let Some(i) = found else {
-            return waiter.answer(ENOENT);
+            return self.answer(waiter, ENOENT);
         };
         match self.spaces[i].state {
             SpaceState::Removing | SpaceState::Removed | SpaceState::RemPending => {
-                return waiter.answer(EINPROGRESS)
+                return self.answer(waiter, EINPROGRESS)
             }
             SpaceState::Adding => {
                 // The add is cancelled and reports -1; this remove answers 0 (§4.12).
                 self.cancel_add(i);
-                return waiter.answer(0);
+                return self.answer(waiter, 0);
             }
             SpaceState::Active => {}
         }
@@ -227,11 +230,11 @@ impl Engine {
             && (self.tokens.keys().any(|(l, _)| *l == name)
                 || self.pending.keys().any(|(l, _)| *l == name))
         {
-            return waiter.answer(EBUSY);
+            return self.answer(waiter, EBUSY);
         }
         self.spaces[i].state = SpaceState::RemPending;
         if asynchronous {
-            waiter.answer(0);
+            self.answer(waiter, 0);
         } else {
             self.spaces[i].rem_waiters.push(waiter);
         }
@@ -245,7 +248,7 @@ impl Engine {
         let s = &mut self.spaces[i];
         s.state = SpaceState::Removing;
         if let Some(w) = s.add_waiter.take() {
-            w.answer(EPERM);
+            self.answer(w, EPERM);
         }
     }
 
@@ -371,14 +374,16 @@ impl Engine {
     /// The once-a-second check (main.c `main_loop`): apply pending removes, drop removed
     /// lockspaces, re-answer waiting inquiries.
     pub(super) fn check(&mut self, now: Time) {
+        let mut added = Vec::new();
         for s in &mut self.spaces {
             if s.state == SpaceState::Adding && s.activate_at.is_some_and(|t| now >= t) {
                 s.state = SpaceState::Active;
                 s.hosts_ready_at = Some(now + HOSTS_SCAN_DELAY);
-                if let Some(w) = s.add_waiter.take() {
-                    w.answer(0);
-                }
+                added.extend(s.add_waiter.take());
             }
+        }
+        for w in added {
+            self.answer(w, 0);
         }
         let mut i = 0;
         while i < self.spaces.len() {
@@ -401,10 +406,10 @@ impl Engine {
                 SpaceState::Removed => {
                     let s = self.spaces.remove(i);
                     for w in s.rem_waiters {
-                        w.answer(0);
+                        self.answer(w, 0);
                     }
                     if let Some(w) = s.add_waiter {
-                        w.answer(EPERM);
+                        self.answer(w, EPERM);
                     }
                 }
                 _ => i += 1,
@@ -416,7 +421,7 @@ impl Engine {
             if rv == EINPROGRESS {
                 self.inq_waiters.push((ls, w));
             } else {
-                w.answer(rv);
+                self.answer(w, rv);
             }
         }
         self.holders_check(now);
