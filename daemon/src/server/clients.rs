@@ -13,7 +13,7 @@ use sanlock_machine::recovery::{KillState, Stop, StopSignal};
 use tokio::io::unix::AsyncFd;
 use tokio::net::UnixStream;
 
-use super::engine::{Engine, Job, Msg, MAX_CLIENTS};
+use super::engine::{Action, Engine, Job, Msg, MAX_CLIENTS};
 use super::log;
 pub use sanlock_machine::lease_slots::LeaseSlots;
 pub use sanlock_machine::recovery::Killpath;
@@ -37,6 +37,21 @@ pub fn run_killpath(argv: &[Vec<u8>]) {
             &format!("killpath {}: {e}", String::from_utf8_lossy(&argv[0])),
         ),
     }
+}
+
+/// Watches process `pid` of slot `ci` with a pidfd: [`Msg::ProcessExited`] when it exits.
+pub(super) fn watch_pid(tx: &tokio::sync::mpsc::UnboundedSender<Msg>, ci: usize, pid: i32) {
+    let Some(fd) = Pid::from_raw(pid).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok()) else {
+        return;
+    };
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        // SAFETY: the pidfd is moved into the AsyncFd and closed only when it drops.
+        if let Ok(afd) = unsafe { AsyncFd::register(fd) } {
+            let _ = afd.readable().await;
+            let _ = tx.send(Msg::ProcessExited { ci, pid });
+        }
+    });
 }
 
 /// A signal of recovery as rustix names it.
@@ -126,16 +141,7 @@ impl Engine {
         let pid = c.pid;
         log::log(log::INFO, &format!("cmd_register ci {ci} pid {pid}"));
         // The pidfd catches an exit even when a child inherited the connection.
-        if let Some(fd) = Pid::from_raw(pid).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok()) {
-            let tx = self.tx.clone();
-            tokio::spawn(async move {
-                // SAFETY: the pidfd is moved into the AsyncFd and closed only when it drops.
-                if let Ok(afd) = unsafe { AsyncFd::register(fd) } {
-                    let _ = afd.readable().await;
-                    let _ = tx.send(Msg::ProcessExited { ci, pid });
-                }
-            });
-        }
+        self.actions.push(Action::WatchPid { ci, pid });
     }
 
     /// Connection `ci` closed: an unregistered slot is freed; a registered client is dead and
@@ -276,16 +282,14 @@ impl Engine {
                 None => {}
                 Some(Stop::RunKillpath(argv)) => {
                     log::log(log::ERR, &format!("kill {pid} sig 100 count {count}"));
-                    run_killpath(&argv);
+                    self.actions.push(Action::RunKillpath(argv));
                 }
-                Some(Stop::Signal(sig)) => {
+                Some(Stop::Signal(signal)) => {
                     log::log(
                         log::ERR,
-                        &format!("kill {pid} sig {} count {count}", sig.number()),
+                        &format!("kill {pid} sig {} count {count}", signal.number()),
                     );
-                    if let Some(p) = Pid::from_raw(pid) {
-                        let _ = rustix::process::kill_process(p, signal(sig));
-                    }
+                    self.actions.push(Action::Signal { pid, signal });
                 }
             }
         }

@@ -20,6 +20,7 @@ use sanlock_backends::drive::HostDriver;
 use sanlock_core::host::{Host, HostConfig, Output};
 use sanlock_core::ondisk::{Geometry, Name};
 use sanlock_core::Time;
+use sanlock_machine::recovery::StopSignal;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
@@ -273,6 +274,27 @@ pub struct Waiter {
     _alive: std::sync::Arc<()>,
 }
 
+/// What the engine asks of its loop, done after each turn in order: the engine decides, the
+/// loop does the I/O (issue 16: this is the daemon machine's `poll_action`, taking shape).
+pub enum Action {
+    /// Send `reply` to whoever waits for `to`.
+    Reply { to: ReplyTo, reply: Reply },
+    /// Send `signal` to process `pid`.
+    Signal { pid: i32, signal: StopSignal },
+    /// Run a killpath program (argv).
+    RunKillpath(Vec<Vec<u8>>),
+    /// Watch registered process `pid` of slot `ci`: [`Msg::ProcessExited`] when it exits.
+    WatchPid { ci: usize, pid: i32 },
+    /// Probe the lockspace `space_id` being added at `path`, `offset`: [`Msg::Probed`].
+    Probe {
+        space_id: u32,
+        path: Vec<u8>,
+        offset: u64,
+    },
+    /// Open the disk at `path`: [`Msg::DiskOpened`].
+    Open { path: Vec<u8> },
+}
+
 /// The loop's side of the replies owed: each connection task's channel, by reply.
 #[derive(Default)]
 pub(super) struct ReplyBook {
@@ -480,8 +502,8 @@ pub struct Engine {
     /// Shutdown under way: the SHUTDOWN_WAIT replies owed at exit.
     pub(super) shutting_down: bool,
     pub(super) exit_waiters: Vec<oneshot::Sender<Reply>>,
-    /// Replies answered since the loop last delivered them.
-    pub(super) outbox: Vec<(ReplyTo, Reply)>,
+    /// What the loop is to do after this turn.
+    pub(super) actions: Vec<Action>,
     /// The loop's book of replies owed.
     replies: ReplyBook,
 }
@@ -529,7 +551,7 @@ impl Engine {
             inq_waiters: Vec::new(),
             shutting_down: false,
             exit_waiters: Vec::new(),
-            outbox: Vec::new(),
+            actions: Vec::new(),
             replies: ReplyBook::default(),
         }
     }
@@ -575,8 +597,7 @@ impl Engine {
                     }
                 }
             }
-            let outbox = std::mem::take(&mut self.outbox);
-            self.replies.deliver(outbox);
+            self.perform();
         }
         // SHUTDOWN_WAIT's reply: magic, version 1, length 32, cmd 0 (§4.28).
         let bye = Header {
@@ -807,7 +828,47 @@ impl Engine {
 
     /// Answers `waiter` with `reply`.
     pub(super) fn send_reply(&mut self, waiter: Waiter, reply: Reply) {
-        self.outbox.push((waiter.to, reply));
+        self.actions.push(Action::Reply {
+            to: waiter.to,
+            reply,
+        });
+    }
+
+    /// Does what this turn asked for (the only place the engine's decisions touch processes,
+    /// threads and connections), then closes the connections of waiters dropped unanswered.
+    fn perform(&mut self) {
+        let mut replies = Vec::new();
+        for action in std::mem::take(&mut self.actions) {
+            match action {
+                Action::Reply { to, reply } => replies.push((to, reply)),
+                Action::Signal { pid, signal } => {
+                    if let Some(p) = rustix::process::Pid::from_raw(pid) {
+                        let _ = rustix::process::kill_process(p, clients::signal(signal));
+                    }
+                }
+                Action::RunKillpath(argv) => clients::run_killpath(&argv),
+                Action::WatchPid { ci, pid } => clients::watch_pid(&self.tx, ci, pid),
+                Action::Probe {
+                    space_id,
+                    path,
+                    offset,
+                } => {
+                    let tx = self.tx.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let result = super::disk_ops::probe_lockspace(&path, offset);
+                        let _ = tx.send(Msg::Probed { space_id, result });
+                    });
+                }
+                Action::Open { path } => {
+                    let tx = self.tx.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let result = super::storage::open_disk(&path);
+                        let _ = tx.send(Msg::DiskOpened { path, result });
+                    });
+                }
+            }
+        }
+        self.replies.deliver(replies);
     }
 
     /// The client a lease command is for (§1.3): data2 -1 is the connection itself, else the

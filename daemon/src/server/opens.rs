@@ -5,10 +5,10 @@
 use sanlock_backends::disk::DiskError;
 use sanlock_backends::DiskId;
 
-use super::engine::{Engine, Msg, Waiter};
+use super::engine::{Action, Engine, Waiter};
 use super::log;
 use super::rindex_jobs::RindexJob;
-use super::storage::{self, OpenedDisk};
+use super::storage::OpenedDisk;
 use crate::wire::WireResource;
 
 /// What waits for a disk.
@@ -32,11 +32,7 @@ impl Engine {
         if waiting.len() > 1 {
             return;
         }
-        let tx = self.tx.clone();
-        tokio::task::spawn_blocking(move || {
-            let result = storage::open_disk(&path);
-            let _ = tx.send(Msg::DiskOpened { path, result });
-        });
+        self.actions.push(Action::Open { path });
     }
 
     /// An open started by [`Engine::open_then`] finished: the disk goes to the storage and what

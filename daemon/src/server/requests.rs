@@ -7,7 +7,6 @@
 //! SET_CONFIG's USED / USED_BY_ORPHANS flags live here too: they hold a lockspace's removal
 //! back (§12).
 
-use rustix::process::Pid;
 use sanlock_backends::clock;
 use sanlock_core::ondisk::{ForceMode, Name};
 use sanlock_core::requests::RequestArgs;
@@ -151,7 +150,7 @@ impl Engine {
         if graceful {
             if let Some(kp) = killpath {
                 // A request's killpath gets no pid argument (resource.c `do_request`).
-                super::clients::run_killpath(&kp.argv(None));
+                self.actions.push(Action::RunKillpath(kp.argv(None)));
                 return;
             }
         }
@@ -160,9 +159,7 @@ impl Engine {
         } else {
             StopSignal::Kill
         };
-        let sig = super::clients::signal(stop.restricted(c.restrict));
-        if let Some(p) = Pid::from_raw(pid) {
-            let _ = rustix::process::kill_process(p, sig);
-        }
+        let signal = stop.restricted(c.restrict);
+        self.actions.push(Action::Signal { pid, signal });
     }
 }

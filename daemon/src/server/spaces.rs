@@ -10,8 +10,8 @@ use sanlock_core::ondisk::{Geometry, Name};
 use sanlock_core::{HostId, Time};
 
 use super::engine::*;
+use super::log;
 use super::opens::AfterOpen;
-use super::{disk_ops, log};
 use crate::wire::payload::{LSF_ADD, LSF_REM};
 use crate::wire::{Header, WireLockspace, HEADER_LEN, LOCKSPACE_LEN};
 
@@ -93,10 +93,10 @@ impl Engine {
             rindex_busy: false,
             lease_status: LeaseStatus::default(),
         });
-        let tx = self.tx.clone();
-        tokio::task::spawn_blocking(move || {
-            let result = disk_ops::probe_lockspace(&path, offset);
-            let _ = tx.send(Msg::Probed { space_id, result });
+        self.actions.push(Action::Probe {
+            space_id,
+            path,
+            offset,
         });
     }
 
