@@ -13,7 +13,8 @@
 //!   device is fed every 10 s while no armed expiry is within 10 s, and no more once one is,
 //!   so it resets the host 60 s after the last feed. It is opened at the first arm and closed
 //!   with the magic 'V' when nothing is armed. A stand-in gets text lines: `<ms> feed`,
-//!   `<ms> stop fire_at <ms>`, `<ms> close`.
+//!   `<ms> stop fire_at <ms>`, `<ms> close`. `machine::watchdog` decides; a thread of its own
+//!   writes.
 //! - **off** (`-w 0`).
 //!
 //! With `-w 1` and neither wdmd nor a device, add_lockspace fails with SANLK_WD_ERROR, as
