@@ -6,7 +6,6 @@
 use std::collections::BTreeSet;
 
 use rustix::process::{pidfd_open, Pid, PidfdFlags, Signal};
-use sanlock_backends::clock;
 use sanlock_core::ondisk::Name;
 use sanlock_core::Time;
 use sanlock_machine::recovery::{KillState, Stop, StopSignal};
@@ -193,7 +192,7 @@ impl Engine {
             self.release_in_background(ci, key);
         }
         self.free_if_done(ci);
-        self.holders_check(clock::now());
+        self.holders_check(self.now);
     }
 
     fn release_in_background(&mut self, ci: usize, key: (Name, Name)) {
@@ -263,7 +262,7 @@ impl Engine {
     /// With no holders left, the host hears so at once.
     pub(super) fn stop_holders(&mut self, space: Name, graceful: bool) {
         self.killing.insert(space);
-        let now = clock::now();
+        let now = self.now;
         let holders = self.holders_of(space);
         let grace = self.cfg.kill_grace_s > 0;
         for ci in holders {

@@ -502,6 +502,9 @@ pub struct Engine {
     /// Shutdown under way: the SHUTDOWN_WAIT replies owed at exit.
     pub(super) shutting_down: bool,
     pub(super) exit_waiters: Vec<oneshot::Sender<Reply>>,
+    /// This turn's time: read once when the loop takes up a message, a connection or the
+    /// host's outputs, and the only time the engine's decisions see (as `handle(now, …)`).
+    pub(super) now: Time,
     /// What the loop is to do after this turn.
     pub(super) actions: Vec<Action>,
     /// The loop's book of replies owed.
@@ -551,6 +554,7 @@ impl Engine {
             inq_waiters: Vec::new(),
             shutting_down: false,
             exit_waiters: Vec::new(),
+            now: clock::now(),
             actions: Vec::new(),
             replies: ReplyBook::default(),
         }
@@ -574,20 +578,27 @@ impl Engine {
             tokio::select! {
                 msg = rx.recv() => {
                     let Some(msg) = msg else { break };
+                    self.now = clock::now();
                     self.handle_msg(msg);
                 }
                 accepted = listener.accept(), if !accept_resting => match accepted {
-                    Ok((stream, _)) => self.accept(stream),
+                    Ok((stream, _)) => {
+                        self.now = clock::now();
+                        self.accept(stream);
+                    }
                     Err(e) => {
                         log::log(log::ERR, &format!("accept: {e}"));
                         accept_resting = true;
                     }
                 },
                 outputs = self.driver.run(self.wake_at(next_check)) => {
+                    // Read after the host's own last reading, so the host never sees time go
+                    // back.
+                    self.now = clock::now();
                     for output in outputs {
                         self.handle_output(output);
                     }
-                    let now = clock::now();
+                    let now = self.now;
                     if now >= self.wake_at(next_check) {
                         self.check(now);
                     }
@@ -791,9 +802,7 @@ impl Engine {
             Call::Request(res) => self.request(res, waiter),
             Call::Examine { space, resource } => {
                 // Marks the leases; the answer does not wait for the reads (§4.9).
-                self.driver
-                    .host_mut()
-                    .examine(clock::now(), space, resource);
+                self.driver.host_mut().examine(self.now, space, resource);
                 self.answer(waiter, 0);
             }
             Call::RegEvent { ls, sink } => {
@@ -909,6 +918,7 @@ impl Engine {
                 generation,
             } => {
                 let joined_at = self.driver.host().last_renewal(space_name);
+                let now = self.now;
                 if let Some(s) = self.space_mut(&space_name) {
                     log::log(
                         log::INFO,
@@ -928,7 +938,6 @@ impl Engine {
                         renewal_success: at,
                     };
                     if s.state == SpaceState::Adding {
-                        let now = clock::now();
                         let waited = now.saturating_since(s.add_started);
                         let polls = waited.as_nanos().div_ceil(1_000_000_000) as u64;
                         s.activate_at = Some(s.add_started + Duration::from_secs(polls.max(1)));
@@ -968,7 +977,7 @@ impl Engine {
                 outcome,
             } => {
                 let keep = self.cfg.renewal_history_size;
-                let now = clock::now().secs();
+                let now = self.now.secs();
                 if let Some(s) = self.space_mut(&space_name) {
                     let st = &mut s.lease_status;
                     match outcome {

@@ -2,7 +2,6 @@
 //! bit into our next renewals; REG_EVENT makes a connection a listener of a lockspace; an
 //! event aimed at us in another host's renewal goes to every listener as an 80-byte event_cb.
 
-use sanlock_backends::clock;
 use sanlock_core::host::SetEventFlags;
 use sanlock_core::hosts::Notice;
 use sanlock_core::ondisk::{HostEvent, Name};
@@ -99,7 +98,7 @@ impl Engine {
         match self
             .driver
             .host_mut()
-            .set_event(clock::now(), *name, ev.host_id, event, flags)
+            .set_event(self.now, *name, ev.host_id, event, flags)
         {
             Ok(()) => 0,
             Err(rv) => rv,

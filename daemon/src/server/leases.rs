@@ -1,7 +1,6 @@
 //! The engine's lease requests for a registered client (wire.md §4.4-4.7): acquire of up to
 //! eight resources in order, release, inquire, convert, and the host's answers to them.
 
-use sanlock_backends::clock;
 use sanlock_core::ondisk::Name;
 use sanlock_core::paxos::{self, AcquireRequest};
 use sanlock_core::Lver;
@@ -177,7 +176,7 @@ impl Engine {
         );
         self.driver
             .host_mut()
-            .acquire(clock::now(), key.0, key.1, disk.offset, request);
+            .acquire(self.now, key.0, key.1, disk.offset, request);
         Ok(Start::Acquiring)
     }
 
@@ -346,7 +345,7 @@ impl Engine {
     /// Hands the host a release (a dirty LVB and a rename go with it).
     fn start_release(&mut self, key: (Name, Name), ci: Option<usize>) {
         self.pending.insert(key, Pending::Release { ci });
-        let now = clock::now();
+        let now = self.now;
         let host = self.driver.host_mut();
         if let Some(lvb) = self.lvb_to_write.remove(&key) {
             host.set_lvb(key.0, key.1, lvb);
@@ -418,7 +417,7 @@ impl Engine {
         }
         self.driver
             .host_mut()
-            .convert(clock::now(), key.0, key.1, to_shared);
+            .convert(self.now, key.0, key.1, to_shared);
     }
 
     pub(super) fn resource_event(&mut self, key: (Name, Name), event: paxos::Event) {

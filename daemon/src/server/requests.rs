@@ -7,7 +7,6 @@
 //! SET_CONFIG's USED / USED_BY_ORPHANS flags live here too: they hold a lockspace's removal
 //! back (§12).
 
-use sanlock_backends::clock;
 use sanlock_core::ondisk::{ForceMode, Name};
 use sanlock_core::requests::RequestArgs;
 use sanlock_core::Lver;
@@ -117,7 +116,7 @@ impl Engine {
         self.request_waiters.insert(key, waiter);
         self.driver
             .host_mut()
-            .request(clock::now(), key.0, key.1, disk.offset, args);
+            .request(self.now, key.0, key.1, disk.offset, args);
     }
 
     /// The host finished a request.

@@ -3,7 +3,6 @@
 //! hold the index's `rindex_lease` — an ordinary paxos lease taken by the host with
 //! OWNER_NOWAIT — around their changes, as sanlock does, so C and Rust hosts exclude each other.
 
-use sanlock_backends::clock;
 use sanlock_backends::disk::Disk;
 use sanlock_core::ondisk::rindex::RindexHeader;
 use sanlock_core::ondisk::{Geometry, Name};
@@ -211,7 +210,7 @@ impl Engine {
         };
         self.rindex_jobs.insert(space, job);
         self.driver.host_mut().acquire(
-            clock::now(),
+            self.now,
             key.0,
             key.1,
             header.rindex_lease_offset(),
@@ -258,6 +257,6 @@ impl Engine {
         let key = (space, rindex_lease_name());
         self.rindex_jobs.insert(space, job);
         self.pending.insert(key, Pending::Rindex);
-        self.driver.host_mut().release(clock::now(), key.0, key.1);
+        self.driver.host_mut().release(self.now, key.0, key.1);
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use sanlock_backends::{clock, DiskId};
+use sanlock_backends::DiskId;
 use sanlock_core::host::JoinRequest;
 use sanlock_core::ondisk::{Geometry, Name};
 use sanlock_core::{HostId, Time};
@@ -80,7 +80,7 @@ impl Engine {
             state: SpaceState::Adding,
             geometry: None,
             failed: false,
-            add_started: clock::now(),
+            add_started: self.now,
             activate_at: None,
             hosts_ready_at: None,
             add_waiter,
@@ -174,7 +174,7 @@ impl Engine {
             offset: space.ls.disk.offset,
             io_timeout_s: u64::from(space.io_timeout),
         };
-        self.driver.host_mut().join(clock::now(), join);
+        self.driver.host_mut().join(self.now, join);
     }
 
     pub(super) fn add_failed(&mut self, i: usize, rv: i32) {
@@ -243,7 +243,7 @@ impl Engine {
     pub(super) fn cancel_add(&mut self, i: usize) {
         let name = self.spaces[i].ls.name;
         if self.spaces[i].geometry.is_some() {
-            self.driver.host_mut().leave(clock::now(), name);
+            self.driver.host_mut().leave(self.now, name);
         }
         let s = &mut self.spaces[i];
         s.state = SpaceState::Removing;
@@ -283,7 +283,7 @@ impl Engine {
     }
 
     pub(super) fn get_hosts(&self, header: Header, ls: &WireLockspace) -> Vec<u8> {
-        let now = clock::now();
+        let now = self.now;
         let space = self.spaces.iter().find(|s| {
             s.ls.name == ls.name && matches!(s.state, SpaceState::Active | SpaceState::RemPending)
         });
@@ -347,7 +347,7 @@ impl Engine {
             return;
         }
         self.shutting_down = true;
-        let now = clock::now();
+        let now = self.now;
         let names: Vec<(usize, Name, SpaceState)> = self
             .spaces
             .iter()

@@ -1,7 +1,6 @@
 //! The STATUS, HOST_STATUS and RENEWAL streams (wire.md §4.24-4.25) and the resource strings
 //! inquire and status print (§6.3 "Export").
 
-use sanlock_backends::clock;
 use sanlock_core::ondisk::Name;
 use sanlock_core::HostId;
 
@@ -37,7 +36,7 @@ pub fn status(e: &Engine, header: Header) -> Vec<u8> {
     h.version = crate::wire::SM_PROTO;
     let mut out = h.encode().to_vec();
     let cfg = &e.cfg;
-    let now = clock::now();
+    let now = e.now;
     let daemon_text = format!(
         "our_host_name={} use_watchdog={} high_priority={} mlock_level={} quiet_fail={} \
          debug_renew=0 debug_clients=0 debug_cmds=0xfffffffffe06ffff \
