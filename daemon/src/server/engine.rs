@@ -264,9 +264,10 @@ impl Reply {
 pub struct ReplyTo(u64);
 
 /// A reply owed to a client: the request's header and where the reply goes. The engine
-/// answers through [`Engine::answer`] or [`Engine::send_reply`], which put the reply in its
-/// outbox; the loop hands the outbox to the connections. A waiter dropped unanswered closes
-/// its connection, as sanlock closes a connection whose command it gives up on.
+/// answers through [`Engine::answer`] or [`Engine::send_reply`], which push an
+/// [`Action::Reply`]; the loop hands it to the connection when the turn ends. A waiter dropped
+/// unanswered closes its connection, as sanlock closes a connection whose command it gives up
+/// on.
 pub struct Waiter {
     pub(super) header: Header,
     pub(super) to: ReplyTo,
