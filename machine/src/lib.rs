@@ -4,7 +4,9 @@
 //! the daemon machine. The same fence as core's: no I/O, no clock, no threads, no tokio
 //! (`clippy.toml`, `tests/dependencies.rs`).
 
+pub mod clients;
 pub mod lease_slots;
+pub mod mutants;
 pub mod recovery;
 pub mod watchdog;
 pub mod wire;

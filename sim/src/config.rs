@@ -111,6 +111,9 @@ pub struct SimConfig {
     pub seed: u64,
     /// Simulated seconds with faults and random work; a liveness phase follows.
     pub seconds: u64,
+    /// Client processes per host (registered with its daemon; each holds any number of
+    /// leases, and may die holding them or mid-acquire).
+    pub clients: usize,
     /// Faults to inject.
     pub faults: FaultSet,
     /// Run the liveness phase after the faults stop.
@@ -120,6 +123,9 @@ pub struct SimConfig {
     /// The deliberate bug every host runs with.
     #[cfg(feature = "mutants")]
     pub mutant: Option<sanlock_core::mutants::Mutant>,
+    /// The deliberate bug every host's daemon machine runs with.
+    #[cfg(feature = "mutants")]
+    pub daemon_mutant: Option<sanlock_machine::mutants::DaemonMutant>,
 }
 
 impl SimConfig {
@@ -130,11 +136,14 @@ impl SimConfig {
             resources,
             seed,
             seconds,
+            clients: 4,
             faults: FaultSet::ALL,
             liveness: true,
             keep_timeline: false,
             #[cfg(feature = "mutants")]
             mutant: None,
+            #[cfg(feature = "mutants")]
+            daemon_mutant: None,
         }
     }
 
@@ -145,6 +154,9 @@ impl SimConfig {
         }
         if !(1..=64).contains(&self.resources) {
             return Err(format!("--resources {} is outside 1..=64", self.resources));
+        }
+        if !(1..=64).contains(&self.clients) {
+            return Err(format!("--clients {} is outside 1..=64", self.clients));
         }
         if self.seconds == 0 {
             return Err("--seconds must be at least 1".into());
@@ -196,6 +208,13 @@ pub struct Params {
     pub wrong_host_id_pct: u64,
     /// Host 1 is a clone of host 0: both boot at one instant and join host_id 1 together.
     pub clone_start: bool,
+    /// Percent of client processes that set a killpath (run instead of SIGTERM).
+    pub killpath_pct: u64,
+    /// Percent of acquires that ask for a persistent lease (an orphan when its holder dies).
+    pub persistent_pct: u64,
+    /// Percent of holders that die (exit without RELEASE) rather than release; the same share
+    /// of acquires see their process die before the answer.
+    pub death_pct: u64,
 }
 
 impl Params {
@@ -228,6 +247,9 @@ impl Params {
             think_max: Duration::from_secs(pick(&[2, 10, 30])),
             wrong_host_id_pct: pick(&[0, 0, 5]),
             clone_start: pick(&[0, 1]) == 1,
+            killpath_pct: pick(&[0, 30]),
+            persistent_pct: pick(&[0, 10, 30]),
+            death_pct: pick(&[10, 30]),
         }
     }
 }

@@ -102,6 +102,11 @@ impl Invariants {
         Ok(())
     }
 
+    /// Counts a check made elsewhere (the daemon's properties, world/daemon_checks.rs).
+    pub fn count_check(&mut self) {
+        self.checks += 1;
+    }
+
     /// Host `n`'s process no longer holds `r` (it exited, or its host was reset).
     pub fn dropped(&mut self, r: usize, n: usize) {
         self.holders[r].remove(&n);

@@ -1,8 +1,8 @@
 //! `sanlock-sim`: the simulator's command line.
 //!
 //! ```text
-//! sanlock-sim run   --hosts 8 --resources 4 --seed S --faults all --seconds 3600 [--timeline]
-//! sanlock-sim sweep --hosts 8 --resources 4 --seeds 1..100 --seconds 600 [--faults all]
+//! sanlock-sim run   --hosts 8 --resources 4 --clients 4 --seed S --faults all --seconds 3600 [--timeline]
+//! sanlock-sim sweep --hosts 8 --resources 4 --clients 4 --seeds 1..100 --seconds 600 [--faults all]
 //! sanlock-sim check --hosts 2 --resources 1 [--scenario NAME] [--max-states N]
 //! sanlock-sim bench
 //! ```
@@ -14,10 +14,11 @@ use sanlock_sim::check::{self, Scenario};
 use sanlock_sim::{FaultSet, Outcome, SimConfig, World};
 
 const USAGE: &str = "usage:
-  sanlock-sim run   [--hosts N] [--resources N] [--seed S] [--faults all|none|LIST] [--seconds N] [--no-liveness] [--timeline]
-  sanlock-sim sweep [--hosts N] [--resources N] [--seeds A..B] [--faults ...] [--seconds N]
+  sanlock-sim run   [--hosts N] [--resources N] [--clients N] [--seed S] [--faults all|none|LIST] [--seconds N] [--no-liveness] [--timeline]
+  sanlock-sim sweep [--hosts N] [--resources N] [--clients N] [--seeds A..B] [--faults ...] [--seconds N]
   sanlock-sim check [--hosts 2|3] [--resources 1] [--scenario NAME] [--horizon SECONDS] [--max-states N]
   sanlock-sim bench
+clients: processes per host that register with its daemon, acquire, convert, release, and die
 faults: all, none, or a comma-separated list of errors,hangs,corruption,pauses,crashes,disk-loss,drift
 scenarios: see `sanlock-sim check --scenario help`";
 
@@ -86,7 +87,9 @@ fn config(args: &mut Args, seed: u64) -> Result<SimConfig, String> {
     let hosts = args.number("--hosts", 8)?;
     let resources = args.number("--resources", 4)?;
     let seconds = args.number("--seconds", 3600)?;
+    let clients = args.number("--clients", 4)?;
     let mut cfg = SimConfig::new(hosts, resources, seed, seconds);
+    cfg.clients = clients;
     if let Some(f) = args.take("--faults") {
         cfg.faults = FaultSet::parse(&f)?;
     }
@@ -114,8 +117,8 @@ fn run(mut args: Args) -> Result<bool, String> {
             println!("{}", log.render(60, hosts));
             println!("VIOLATION (seed {}): {v}", cfg.seed);
             println!(
-                "replay: sanlock-sim run --hosts {} --resources {} --seed {} --faults {} --seconds {}",
-                cfg.hosts, cfg.resources, cfg.seed, cfg.faults, cfg.seconds
+                "replay: sanlock-sim run --hosts {} --resources {} --clients {} --seed {} --faults {} --seconds {}",
+                cfg.hosts, cfg.resources, cfg.clients, cfg.seed, cfg.faults, cfg.seconds
             );
             Ok(false)
         }
@@ -165,8 +168,9 @@ fn print_summary(cfg: &SimConfig, o: &Outcome, wall: f64) {
         s.disk_losses
     );
     println!(
-        "recovery: {} lockspace failures, {} processes stopped by signal, {} watchdog resets",
-        s.lockspace_failures, s.killed, s.resets
+        "clients: {} per host, {} client deaths, {} orphans; recovery: {} lockspace failures, \
+         {} processes stopped by signal, {} watchdog resets",
+        cfg.clients, s.client_deaths, s.orphans, s.lockspace_failures, s.killed, s.resets
     );
     println!(
         "invariant checks {}; liveness: {} resources checked, {} skipped; digest {:016x}; {}",

@@ -40,6 +40,10 @@ pub struct Stats {
     pub resets: u64,
     /// Processes stopped by a signal (StopHolders or a request).
     pub killed: u64,
+    /// Client processes that died on their own: holding leases, or with an acquire under way.
+    pub client_deaths: u64,
+    /// Leases of dead clients kept as orphans (persistent), and orphans released later.
+    pub orphans: u64,
     /// Lockspaces that failed (renewal lost for 8N or corrupt).
     pub lockspace_failures: u64,
     /// Resources the liveness phase checked, and skipped (left ambiguous by faults).

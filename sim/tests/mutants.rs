@@ -1,8 +1,11 @@
 //! The mutant suite: every deliberate bug of `sanlock_core::mutants` must be caught by the
 //! random simulator (within a few seeds) and by the exhaustive checker (in the scenario that
-//! exercises it). Run with `cargo test -p sanlock-sim --features mutants --test mutants`.
+//! exercises it); every deliberate bug of the daemon machine (`sanlock_machine::mutants`) by
+//! the random simulator, whose hosts run the daemon's client table. Run with `cargo test -p
+//! sanlock-sim --features mutants --test mutants`.
 
 use sanlock_core::mutants::Mutant;
+use sanlock_machine::mutants::DaemonMutant;
 use sanlock_sim::check::{explore, Model, Scenario};
 use sanlock_sim::{SimConfig, World};
 
@@ -67,4 +70,36 @@ fn the_random_simulator_and_the_checker_catch_every_mutant() {
     println!("{}", lines.join("\n"));
     println!("kill count: simulator {sim_kills}/{n}, checker {check_kills}/{n}");
     assert_eq!((sim_kills, check_kills), (n, n), "\n{}", lines.join("\n"));
+}
+
+/// The first seed (of 1..=`seeds`) whose run with daemon mutant `m` finds a violation.
+fn simulator_kill_daemon(m: DaemonMutant, seeds: u64) -> Option<(u64, String)> {
+    (1..=seeds).find_map(|seed| {
+        let mut cfg = SimConfig::new(4, 4, seed, 900);
+        cfg.clients = 8;
+        cfg.daemon_mutant = Some(m);
+        let (o, _) = World::new(cfg).run();
+        o.violation.map(|(v, _)| (seed, v))
+    })
+}
+
+#[test]
+fn the_random_simulator_catches_every_daemon_mutant() {
+    let mut lines = Vec::new();
+    let mut kills = 0;
+    for m in DaemonMutant::ALL {
+        let sim = simulator_kill_daemon(m, 20);
+        kills += usize::from(sim.is_some());
+        lines.push(format!(
+            "{:<28} simulator: {}",
+            m.name(),
+            sim.map_or("SURVIVED 20 seeds".into(), |(seed, v)| format!(
+                "seed {seed}: {v}"
+            )),
+        ));
+    }
+    let n = DaemonMutant::ALL.len();
+    println!("{}", lines.join("\n"));
+    println!("daemon mutants killed: {kills}/{n} (simulator)");
+    assert_eq!(kills, n, "\n{}", lines.join("\n"));
 }

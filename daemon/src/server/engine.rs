@@ -12,7 +12,7 @@
 //! check (INQ still answers 0 until then), and the lockspace leaves the list at the check after
 //! its delta lease was released.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use sanlock_backends::clock;
@@ -32,11 +32,12 @@ use crate::wire::{
     HEADER_LEN,
 };
 
-pub(super) use clients::Client;
+/// A connection's slot, with the lease command under way for it.
+pub(super) type Client = sanlock_machine::clients::Client<Job>;
+pub(super) use sanlock_machine::clients::Token;
 
 pub(super) const EPERM: i32 = -1;
 pub(super) const ENOENT: i32 = -2;
-pub(super) const ESRCH: i32 = -3;
 pub(super) const EAGAIN: i32 = -11;
 pub(super) const EBUSY: i32 = -16;
 pub(super) const EEXIST: i32 = -17;
@@ -45,15 +46,13 @@ pub(super) const ENOTTY: i32 = -25;
 pub(super) const ENOSPC: i32 = -28;
 pub(super) const EALREADY: i32 = -114;
 pub(super) const EINPROGRESS: i32 = -115;
-pub(super) const ESTALE: i32 = -116;
 /// SANLK_ADDLS_INVALID_HOSTID: a host_id the lockspace's geometry has no slot for.
 pub(super) const SANLK_ADDLS_INVALID_HOSTID: i32 = -231;
 
 /// How long after an add completes GET_HOSTS still answers -EAGAIN (measured: 0.96 s).
 pub(super) const HOSTS_SCAN_DELAY: Duration = Duration::from_millis(960);
 
-/// The most client connections (CLIENT_NALLOC, less the listener and helper).
-pub const MAX_CLIENTS: usize = 1022;
+pub use sanlock_machine::clients::MAX_CLIENTS;
 
 /// What connections and helper tasks tell the engine.
 pub enum Msg {
@@ -418,25 +417,6 @@ pub(super) struct RenewalRecord {
     pub next_errors: u32,
 }
 
-/// A resource lease held on this host, by one client (EX) or several (SH).
-pub(super) struct Token {
-    pub resource: WireResource,
-    pub shared: bool,
-    pub lver: u64,
-    pub holders: Vec<usize>,
-    pub res_id: u32,
-    /// SANLK_RES_* of the latest acquire (PERSISTENT makes an orphan of a holder's exit).
-    pub flags: u32,
-    /// No process holds it any more, but it stays held on disk (a persistent lease's orphan).
-    pub orphan: bool,
-    /// The pid shown for an orphan: its last holder.
-    pub last_pid: i32,
-    /// The LVB buffer (one sector) when acquired with ACQUIRE_LVB.
-    pub lvb: Option<Vec<u8>>,
-    /// The killpath of the client that created it (copied at acquire), for GRACEFUL requests.
-    pub killpath: Option<super::clients::Killpath>,
-}
-
 /// What the host is doing on a resource for whom.
 pub(super) enum Pending {
     /// An acquire for client `ci`'s job (`lvb`: ACQUIRE_LVB).
@@ -481,9 +461,9 @@ pub struct Engine {
     pub(super) host_name: Name,
     pub(super) driver: HostDriver<DaemonStorage>,
     pub(super) tx: mpsc::UnboundedSender<Msg>,
-    pub(super) clients: Vec<Option<Client>>,
+    /// The client table and the leases held (the daemon machine's, shared with the simulator).
+    pub(super) table: sanlock_machine::clients::ClientTable<Job>,
     pub(super) spaces: Vec<Space>,
-    pub(super) tokens: BTreeMap<(Name, Name), Token>,
     pub(super) pending: BTreeMap<(Name, Name), Pending>,
     /// What the next release of a lease writes besides: a set_lvb value, a new name.
     pub(super) lvb_to_write: BTreeMap<(Name, Name), sanlock_core::ondisk::Lvb>,
@@ -494,8 +474,6 @@ pub struct Engine {
     pub(super) opening: BTreeMap<Vec<u8>, Vec<super::opens::AfterOpen>>,
     /// REQUESTs waiting for the host.
     pub(super) request_waiters: BTreeMap<(Name, Name), Waiter>,
-    /// Lockspaces whose holders are being stopped.
-    pub(super) killing: BTreeSet<Name>,
     pub(super) watchdog: super::watchdog::Watchdog,
     pub(super) next_space_id: u32,
     pub(super) next_res_id: u32,
@@ -539,16 +517,14 @@ impl Engine {
             host_name,
             driver,
             tx,
-            clients: Vec::new(),
+            table: Default::default(),
             spaces: Vec::new(),
-            tokens: BTreeMap::new(),
             pending: BTreeMap::new(),
             lvb_to_write: BTreeMap::new(),
             rename_to: BTreeMap::new(),
             request_waiters: BTreeMap::new(),
             opening: BTreeMap::new(),
             rindex_jobs: BTreeMap::new(),
-            killing: BTreeSet::new(),
             watchdog: super::watchdog::Watchdog::default(),
             next_space_id: 1,
             next_res_id: 1,
@@ -684,7 +660,7 @@ impl Engine {
     ) {
         if let Some(c) = self.client_mut(ci) {
             c.cmd_last = header.cmd;
-            if !c.registered {
+            if !c.registered() {
                 c.owner_name = Name::truncated(
                     crate::wire::Cmd::from_u32(header.cmd)
                         .map_or("cmd", |c| c.client_name())
@@ -884,30 +860,11 @@ impl Engine {
     /// The client a lease command is for (§1.3): data2 -1 is the connection itself, else the
     /// first registered slot with that pid; it must be registered, alive and idle.
     fn target(&self, ci: usize, header: Header) -> Option<usize> {
-        let t = self.find_target(ci, header)?;
-        let c = self.client(t)?;
-        (c.registered && !c.dead && c.job.is_none()).then_some(t)
-    }
-
-    fn find_target(&self, ci: usize, header: Header) -> Option<usize> {
-        if header.data2 == u32::MAX {
-            Some(ci)
-        } else {
-            let pid = header.data2 as i32;
-            self.clients
-                .iter()
-                .position(|c| c.as_ref().is_some_and(|c| c.registered && c.pid == pid))
-        }
+        self.table.target(ci, header.data2)
     }
 
     fn target_error(&self, ci: usize, header: Header) -> i32 {
-        match self.find_target(ci, header) {
-            None => ESRCH,
-            Some(t) => match self.client(t) {
-                Some(c) if c.dead && c.registered && c.job.is_none() => ESTALE,
-                _ => EBUSY,
-            },
-        }
+        self.table.target_error(ci, header.data2)
     }
 
     // ---- host outputs -----------------------------------------------------------------
@@ -965,7 +922,7 @@ impl Engine {
                     log::log(log::INFO, &format!("s{} lockspace left", s.space_id));
                     s.state = SpaceState::Removed;
                 }
-                self.forget_space_leases(space_name);
+                self.table.forget_space(space_name);
             }
             Output::WatchdogArm {
                 space_name,
@@ -1034,26 +991,6 @@ impl Engine {
                 resource_name,
                 graceful,
             } => self.stop_holder((space_name, resource_name), graceful),
-        }
-    }
-
-    /// A lockspace is gone: whatever of its leases is still listed goes (no disk I/O is left
-    /// to do: the host dropped them).
-    fn forget_space_leases(&mut self, space_name: Name) {
-        let keys: Vec<(Name, Name)> = self
-            .tokens
-            .keys()
-            .filter(|(l, _)| *l == space_name)
-            .copied()
-            .collect();
-        for key in keys {
-            if let Some(t) = self.tokens.remove(&key) {
-                for ci in t.holders {
-                    if let Some(c) = self.client_mut(ci) {
-                        c.leases.remove(&key);
-                    }
-                }
-            }
         }
     }
 }

@@ -113,7 +113,7 @@ impl Engine {
             Some(_) => return Err(EBUSY),
             None => {}
         }
-        if let Some(t) = self.tokens.get_mut(&key) {
+        if let Some(t) = self.table.tokens.get_mut(&key) {
             if t.orphan {
                 // An orphan is adopted only when asked for, in its own mode (§8.5).
                 if flags & (ACQUIRE_ORPHAN | ACQUIRE_ORPHAN_ONLY) == 0 || t.shared != shared {
@@ -183,7 +183,7 @@ impl Engine {
     /// Client `ci` now holds `key`, as part of its acquire under way (which undoes it if a
     /// later resource fails).
     fn acquired(&mut self, ci: usize, key: (Name, Name)) {
-        self.add_client_lease(ci, key);
+        self.table.add_lease(ci, key);
         if let Some(Client {
             job: Some(Job::Acquire { done, .. }),
             ..
@@ -198,7 +198,7 @@ impl Engine {
         let Some(Job::Acquire { waiter, done, .. }) = c.job.take() else {
             return;
         };
-        let dead = c.dead;
+        let dead = c.dead();
         if rv < 0 || dead {
             // The first failure undoes what this command took (§4.4 step 7); a holder that
             // died meanwhile gets -ENOTTY and keeps nothing, its earlier leases included.
@@ -292,38 +292,24 @@ impl Engine {
     /// stopped: its kill state is cleared, so that it may acquire again once its lockspace is
     /// back, as libvirt's pause-on-lock-failure does (cmd.c `cmd_release`: "clear kill state").
     fn release_answered(&mut self, ci: usize, waiter: Waiter, rv: i32) {
-        if let Some(c) = self.client_mut(ci) {
-            if !c.dead && c.leases.is_empty() && c.kill.clear_after_release() {
-                log::log(
-                    log::INFO,
-                    &format!("cmd_release ci {ci} pid {} clear kill state", c.pid),
-                );
-            }
-        }
+        self.table.release_answered(ci);
+        self.table_effects();
         self.answer(waiter, rv);
     }
 
     /// Takes `ci` off the holders of `key`; the last holder's leaving releases the lease (as
     /// client `ci`'s job). Returns whether the host is releasing on its behalf.
     pub(super) fn drop_holder(&mut self, ci: usize, key: (Name, Name)) -> bool {
-        if let Some(c) = self.client_mut(ci) {
-            c.leases.remove(&key);
+        let last = self.table.drop_holder(ci, key);
+        if last {
+            self.start_release(key, Some(ci));
         }
-        let Some(t) = self.tokens.get_mut(&key) else {
-            return false;
-        };
-        t.holders.retain(|&h| h != ci);
-        if !t.holders.is_empty() {
-            return false;
-        }
-        self.tokens.remove(&key);
-        self.start_release(key, Some(ci));
-        true
+        last
     }
 
     /// Releases a lease nobody holds any more, with no one waiting for the result.
     pub(super) fn release_key(&mut self, key: (Name, Name)) {
-        self.tokens.remove(&key);
+        self.table.tokens.remove(&key);
         self.start_release(key, None);
     }
 
@@ -331,6 +317,7 @@ impl Engine {
     /// is how many (§4.5).
     fn release_orphans(&mut self, space: Name, name: Name) -> i32 {
         let keys: Vec<(Name, Name)> = self
+            .table
             .tokens
             .iter()
             .filter(|((l, r), t)| t.orphan && *l == space && (name.is_empty() || *r == name))
@@ -362,7 +349,7 @@ impl Engine {
         };
         let mut parts = Vec::new();
         for key in c.leases.iter() {
-            let Some(t) = self.tokens.get(key) else {
+            let Some(t) = self.table.tokens.get(key) else {
                 continue;
             };
             parts.push(super::status::resource_string(
@@ -395,7 +382,7 @@ impl Engine {
     pub(super) fn convert(&mut self, ci: usize, res: WireResource, waiter: Waiter) {
         let key = (res.lockspace_name, res.name);
         let held = self.client(ci).is_some_and(|c| c.leases.contains(&key));
-        let Some(t) = self.tokens.get(&key).filter(|_| held) else {
+        let Some(t) = self.table.tokens.get(&key).filter(|_| held) else {
             return self.answer(waiter, ENOENT);
         };
         let to_shared = res.flags & RES_SHARED != 0;
@@ -450,7 +437,7 @@ impl Engine {
                 let (killpath, last_pid) = self
                     .client(ci)
                     .map_or((None, -1), |c| (c.killpath.clone(), c.pid));
-                self.tokens.insert(
+                self.table.tokens.insert(
                     key,
                     Token {
                         flags: resource.flags,
@@ -479,7 +466,7 @@ impl Engine {
             }
             (Some(Pending::Convert { ci }), paxos::Event::Converted { shared }) => {
                 let lver = self.driver.host().held(key.0, key.1).map(|l| l.lver.0);
-                if let Some(t) = self.tokens.get_mut(&key) {
+                if let Some(t) = self.table.tokens.get_mut(&key) {
                     t.shared = shared;
                     // SH→EX runs a ballot: the lease has a new version.
                     t.lver = lver.unwrap_or(t.lver);
@@ -520,14 +507,14 @@ impl Engine {
                 let rv = *first;
                 self.finish_job(ci, rv);
             }
-        } else if c.dead {
-            self.free_if_done(ci);
+        } else if c.dead() {
+            self.table.free_if_done(ci);
         }
     }
 
     pub(super) fn finish_job(&mut self, ci: usize, rv: i32) {
         let Some(c) = self.client_mut(ci) else { return };
-        let dead = c.dead;
+        let dead = c.dead();
         match c.job.take() {
             Some(job @ Job::Acquire { .. }) => c.job = Some(job),
             Some(Job::Release {

@@ -16,7 +16,7 @@ impl Engine {
     /// copy does); the whole sector goes to disk at release.
     pub(super) fn set_lvb(&mut self, res: &WireResource, value: &[u8]) -> i32 {
         let key = (res.lockspace_name, res.name);
-        let Some(t) = self.tokens.get_mut(&key) else {
+        let Some(t) = self.table.tokens.get_mut(&key) else {
             return ENOENT;
         };
         let Some(buf) = t.lvb.as_mut() else {
@@ -37,7 +37,7 @@ impl Engine {
     pub(super) fn get_lvb(&self, header: Header, res: &WireResource) -> Vec<u8> {
         let key = (res.lockspace_name, res.name);
         let asked = header.data2 as usize;
-        let (rv, bytes) = match self.tokens.get(&key) {
+        let (rv, bytes) = match self.table.tokens.get(&key) {
             // More than the largest sector: 3.8.5 copies past its buffer (and would try to
             // allocate what a client asks); ours refuses.
             _ if asked > MAX_LVB => (E2BIG, None),

@@ -51,7 +51,7 @@ impl Engine {
                     self.lockspace_disk_opened(space_id, result);
                 }
                 (AfterOpen::Acquire { ci }, Ok(_)) => {
-                    if self.client(ci).is_some_and(|c| c.dead) {
+                    if self.client(ci).is_some_and(|c| c.dead()) {
                         // Died while its disk opened: the acquire ends, giving back what it
                         // took.
                         self.finish_acquire(ci, 0);

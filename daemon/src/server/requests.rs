@@ -10,7 +10,6 @@
 use sanlock_core::ondisk::{ForceMode, Name};
 use sanlock_core::requests::RequestArgs;
 use sanlock_core::Lver;
-use sanlock_machine::recovery::StopSignal;
 
 use super::engine::*;
 use super::log;
@@ -59,11 +58,7 @@ impl Engine {
     /// while orphans of it remain (main.c `all_pids_dead`). Logged the first time and every
     /// 1000th.
     pub(super) fn removal_blocked(&mut self, name: Name) -> bool {
-        let orphans = self
-            .tokens
-            .iter()
-            .filter(|((l, _), t)| *l == name && t.orphan)
-            .count();
+        let orphans = self.table.orphans(name);
         let Some(s) = self.spaces.iter_mut().find(|s| s.ls.name == name) else {
             return false;
         };
@@ -88,7 +83,7 @@ impl Engine {
         let Some(disk) = res.disks.first() else {
             return self.answer(waiter, ERANGE);
         };
-        let killing = self.killing.contains(&key.0);
+        let killing = self.table.killing(&key.0);
         if !self.space_usable(&key.0) || killing {
             return self.answer(waiter, ENOSPC);
         }
@@ -128,37 +123,7 @@ impl Engine {
 
     /// The host read a request for a lease held here: its holder must stop (§10.2 step 3).
     pub(super) fn stop_holder(&mut self, key: (Name, Name), graceful: bool) {
-        let Some(t) = self.tokens.get(&key) else {
-            return;
-        };
-        let Some(&ci) = t.holders.first() else {
-            return;
-        };
-        let killpath = t.killpath.clone();
-        let Some(c) = self.client(ci) else { return };
-        let pid = c.pid;
-        log::log(
-            log::ERR,
-            &format!(
-                "do_request {pid} {}:{} {}",
-                String::from_utf8_lossy(key.0.as_bytes()),
-                String::from_utf8_lossy(key.1.as_bytes()),
-                if graceful { "graceful" } else { "force" }
-            ),
-        );
-        if graceful {
-            if let Some(kp) = killpath {
-                // A request's killpath gets no pid argument (resource.c `do_request`).
-                self.actions.push(Action::RunKillpath(kp.argv(None)));
-                return;
-            }
-        }
-        let stop = if graceful {
-            StopSignal::Term
-        } else {
-            StopSignal::Kill
-        };
-        let signal = stop.restricted(c.restrict);
-        self.actions.push(Action::Signal { pid, signal });
+        self.table.stop_holder(key, graceful);
+        self.table_effects();
     }
 }

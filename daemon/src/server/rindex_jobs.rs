@@ -103,7 +103,7 @@ impl Engine {
         let mut sector = None;
         if !nolock {
             let name = job.rx.lockspace_name;
-            let killing = self.killing.contains(&name);
+            let killing = self.table.killing(&name);
             let rv = match self.active_space(&name) {
                 None => ENOENT,
                 Some(s) if s.failed || killing => ENOSPC,
@@ -193,7 +193,7 @@ impl Engine {
             );
             return refuse(self, job, EINVAL);
         }
-        if self.pending.contains_key(&key) || self.tokens.contains_key(&key) {
+        if self.pending.contains_key(&key) || self.table.tokens.contains_key(&key) {
             return refuse(self, job, EBUSY);
         }
         let Some(id) = self.driver.storage_mut().opened(&job.rx.disk.path) else {

@@ -227,7 +227,7 @@ impl Engine {
         }
         let name = self.spaces[i].ls.name;
         if unused
-            && (self.tokens.keys().any(|(l, _)| *l == name)
+            && (self.table.tokens.keys().any(|(l, _)| *l == name)
                 || self.pending.keys().any(|(l, _)| *l == name))
         {
             return self.answer(waiter, EBUSY);
@@ -393,7 +393,7 @@ impl Engine {
                     if self.removal_blocked(name) {
                         // set_config holds the removal back: holders are still killed, and
                         // the lockspace stays listed as it is (main.c `all_pids_dead`).
-                        if !self.holders_of(name).is_empty() {
+                        if !self.table.holders_of(name).is_empty() {
                             self.stop_holders(name, false);
                         }
                         i += 1;

@@ -83,23 +83,26 @@ pub fn status(e: &Engine, header: Header) -> Vec<u8> {
         }
         .encode_into(&mut out);
     }
-    for (ci, c) in e.clients.iter().enumerate() {
-        let Some(c) = c else { continue };
+    for (ci, c) in e.table.iter() {
         let ci = ci + 2;
         let text = format!(
             "ci={ci} fd=-1 pid={} flags=0 restricted={:x} cmd_active={} cmd_last={} \
              pid_dead={} kill_count={} kill_last={} suspend=0 need_free=0",
-            if c.registered { c.pid } else { -1 },
+            if c.registered() { c.pid } else { -1 },
             c.restrict,
             u8::from(c.job.is_some()),
             c.cmd_last,
-            u8::from(c.dead),
+            u8::from(c.dead()),
             c.kill.count,
             c.kill.last.map_or(0, |t| t.secs()),
         );
         WireState {
             kind: state_kind::CLIENT,
-            data32: if c.registered { c.pid as u32 } else { u32::MAX },
+            data32: if c.registered() {
+                c.pid as u32
+            } else {
+                u32::MAX
+            },
             name: c.owner_name,
             text: text.into_bytes(),
             ..WireState::default()
@@ -132,7 +135,7 @@ pub fn status(e: &Engine, header: Header) -> Vec<u8> {
                 s.io_timeout,
                 u8::from(s.failed),
                 u8::from(s.failed || matches!(s.state, SpaceState::Removing)),
-                u8::from(e.killing.contains(&s.ls.name)),
+                u8::from(e.table.killing(&s.ls.name)),
                 s.used_retries,
                 u8::from(s.used),
                 u8::from(s.used_by_orphans),
@@ -161,7 +164,7 @@ pub fn status(e: &Engine, header: Header) -> Vec<u8> {
         return out;
     }
     // sanlock adds resources at the head of its list: newest first.
-    let mut tokens: Vec<_> = e.tokens.values().collect();
+    let mut tokens: Vec<_> = e.table.tokens.values().collect();
     // Orphans come after the held list, as sanlock sends its lists.
     tokens.sort_by_key(|t| (t.orphan, std::cmp::Reverse(t.res_id)));
     for t in tokens {

@@ -1,12 +1,17 @@
-//! The random simulator: hosts running the unchanged core `Host` on one shared disk, driven by a
-//! simulated daemon (`policy.rs`, `outputs.rs`), with faults drawn from the seed, and the checkers of
-//! [`crate::invariants`] run after every step.
+//! The random simulator: hosts running the unchanged core `Host` on one shared disk, each with
+//! its daemon's client table (`sanlock_machine::clients`, the daemon's own code), with faults
+//! drawn from the seed, and the checkers of [`crate::invariants`] and of the daemon
+//! (`daemon_checks.rs`) run after every step.
 //!
 //! What each part stands for:
-//! - the daemon: hands I/O to the disk and completions, timeouts and client calls to `Host`;
-//!   a paused host's daemon does nothing until it resumes, but its processes and wdmd run on;
-//! - processes: one per held lease; SIGTERM or SIGKILL ends them after a short delay, unless
-//!   they ignore SIGTERM or are stuck where no signal reaches them;
+//! - the daemon: hands I/O to the disk and completions, timeouts and client calls to `Host`,
+//!   and client life to its client table, whose decisions (releases, orphans, signals,
+//!   killpaths) it carries out; a paused host's daemon does nothing until it resumes, but its
+//!   processes and wdmd run on;
+//! - processes (`clients.rs`): `--clients` per host, registered with the daemon; each acquires,
+//!   converts and releases leases, some set a killpath, some die holding leases or with an
+//!   acquire under way; SIGTERM, a killpath or SIGKILL ends them after a short delay, unless
+//!   they ignore SIGTERM or are stuck where no signal reaches them; a dead one is replaced;
 //! - wdmd and /dev/watchdog: wdmd checks every 10 s (every second after a failure) and pets the
 //!   device only while every armed lockspace's expire is more than 10 s away; the device resets
 //!   the host 60 s after its last pet. A reset, like a crash, ends the host and its processes;
@@ -35,7 +40,10 @@ use crate::invariants::{Broken, Invariants, Violation};
 use crate::queue::Agenda;
 pub use crate::stats::{Outcome, Stats};
 use crate::timeline::{Fate, Timeline, What};
+use sanlock_machine::clients::ClientTable;
 
+mod clients;
+mod daemon_checks;
 mod faults_io;
 mod liveness;
 mod outputs;
@@ -91,13 +99,13 @@ enum Ev {
     Exit {
         n: usize,
         inc: u32,
-        r: usize,
+        pid: i32,
         signalled: bool,
     },
     Reap {
         n: usize,
         inc: u32,
-        r: usize,
+        pid: i32,
     },
     Pause {
         n: usize,
@@ -139,10 +147,25 @@ enum Planned {
 enum Act {
     Join,
     Think,
-    Release { r: usize },
-    Convert { r: usize },
-    Request { r: usize },
-    Acquire { r: usize, shared: bool },
+    Release {
+        r: usize,
+    },
+    Convert {
+        r: usize,
+    },
+    Request {
+        r: usize,
+    },
+    Acquire {
+        r: usize,
+        shared: bool,
+    },
+    /// A new client process starts and registers.
+    Spawn,
+    /// The orphans of `r` are released (REL_ORPHAN).
+    ReleaseOrphans {
+        r: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,10 +182,26 @@ enum Stubborn {
     Unkillable,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Holder {
+/// A client process of a host.
+#[derive(Debug, Clone)]
+struct Proc {
+    /// Its slot in the daemon's client table.
+    ci: usize,
     stubborn: Stubborn,
+    /// A signal or its own choice will end it.
     exiting: bool,
+    /// It has exited; the daemon has not heard yet.
+    exited: bool,
+    /// The leases it holds as it sees them, and whether each is persistent.
+    holds: BTreeMap<usize, bool>,
+}
+
+/// The command under way for a client (the table's job type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cmd {
+    Acquire { r: usize, persistent: bool },
+    Release { r: usize },
+    Convert { r: usize },
 }
 
 #[derive(Debug)]
@@ -174,9 +213,15 @@ struct Node {
     inc: u32,
     paused_until: Duration,
     next_tick: Option<Duration>,
-    holders: BTreeMap<usize, Holder>,
+    /// Per resource: the process holding it here (at most one per host).
+    holders: BTreeMap<usize, i32>,
     ops: BTreeMap<usize, Op>,
-    stopping: bool,
+    /// The client processes, by pid.
+    procs: BTreeMap<i32, Proc>,
+    /// The daemon's client table.
+    table: ClientTable<Cmd>,
+    /// The lockspace failed and has not been joined again.
+    failed: bool,
     /// The lockspace renews (joined and not failed).
     joined: bool,
     /// Armed lockspace: expire on our clock.
@@ -219,6 +264,8 @@ pub struct World {
     leader_writes: BTreeMap<usize, (usize, Duration)>,
     /// Per resource: whether a stale leader write has landed (see [`Stats::lver_reuses`]).
     regressed: Vec<bool>,
+    /// The next client process's pid.
+    next_pid: i32,
 }
 
 fn name(s: &str) -> Name {
@@ -273,7 +320,9 @@ impl World {
                     next_tick: None,
                     holders: BTreeMap::new(),
                     ops: BTreeMap::new(),
-                    stopping: false,
+                    procs: BTreeMap::new(),
+                    table: ClientTable::default(),
+                    failed: false,
                     joined: false,
                     armed: None,
                     last_pet: Duration::ZERO,
@@ -320,6 +369,7 @@ impl World {
                 })
                 .collect(),
             regressed: vec![false; resources_len],
+            next_pid: 1000,
         }
     }
 
@@ -544,21 +594,16 @@ impl World {
             Ev::Exit {
                 n,
                 inc,
-                r,
+                pid,
                 signalled,
             } => {
-                if self.nodes[n].inc == inc && self.nodes[n].holders.remove(&r).is_some() {
-                    self.inv.dropped(r, n);
-                    if signalled {
-                        self.stats.killed += 1;
-                    }
-                    self.note(n, format!("process holding R{r} exits"));
-                    self.agenda.schedule(self.now, Ev::Reap { n, inc, r });
+                if self.nodes[n].inc == inc {
+                    self.exit(n, pid, signalled);
                 }
             }
-            Ev::Reap { n, inc, r } => {
+            Ev::Reap { n, inc, pid } => {
                 if self.nodes[n].inc == inc {
-                    self.reap(n, r);
+                    self.reap(n, pid);
                 }
             }
             Ev::Pause { n, length } => {
@@ -607,12 +652,16 @@ impl World {
             }
             Ev::CalmOver => {
                 self.calm_over = true;
-                self.note(0, "random work stops; every process exits".into());
+                self.note(0, "random work stops; every lease is let go".into());
                 for n in 0..self.nodes.len() {
                     let held: Vec<usize> = self.nodes[n].holders.keys().copied().collect();
                     for r in held {
                         let at = self.now + self.millis(1_000);
                         self.act_at(at, n, Act::Release { r });
+                    }
+                    for r in 0..self.cfg.resources {
+                        let at = self.now + self.millis(1_000);
+                        self.act_at(at, n, Act::ReleaseOrphans { r });
                     }
                 }
             }
@@ -662,6 +711,11 @@ impl World {
         self.act_at(at, n, Act::Join);
         let at = self.now + self.millis(10_000);
         self.agenda.schedule(at, Ev::Wdmd { n, inc });
+        #[cfg(feature = "mutants")]
+        self.nodes[n].table.set_mutant(self.cfg.daemon_mutant);
+        for _ in 0..self.cfg.clients {
+            self.spawn(n);
+        }
     }
 
     /// The machine stops: the daemon, its processes, wdmd. I/O already on its way still lands.
@@ -675,7 +729,9 @@ impl World {
         node.inc += 1;
         node.holders.clear();
         node.ops.clear();
-        node.stopping = false;
+        node.procs.clear();
+        node.table = ClientTable::default();
+        node.failed = false;
         node.joined = false;
         node.armed = None;
         node.next_tick = None;

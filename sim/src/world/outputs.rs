@@ -4,7 +4,6 @@ use super::*;
 
 impl World {
     pub(super) fn output(&mut self, n: usize, out: Output) {
-        let inc = self.nodes[n].inc;
         match &out {
             Output::WatchdogArm { expire, .. } => {
                 self.nodes[n].armed = Some(*expire);
@@ -12,6 +11,7 @@ impl World {
             }
             Output::WatchdogDisarm { .. } => {
                 self.nodes[n].armed = None;
+                self.check_disarm(n);
                 return;
             }
             // The renewal history is the daemon's; the timeline records the renewals' I/O.
@@ -21,6 +21,7 @@ impl World {
         match out {
             Output::Joined { .. } => {
                 self.nodes[n].joined = true;
+                self.nodes[n].failed = false;
                 // A new generation: traces left by the old one belong to a dead host.
                 self.nodes[n].clean.clear();
                 let host_id = self.nodes[n].host_id;
@@ -44,38 +45,36 @@ impl World {
             }
             Output::JoinFailed { .. } | Output::Left { .. } => {
                 self.nodes[n].joined = false;
+                // Whatever of its leases the daemon still lists goes with the lockspace.
+                let space = self.space;
+                self.nodes[n].table.forget_space(space);
                 let at = self.now + Duration::from_secs(1) + self.millis(20_000);
                 self.act_at(at, n, Act::Join);
             }
             Output::LockspaceFailed { .. } => {
                 self.stats.lockspace_failures += 1;
                 self.nodes[n].joined = false;
+                self.nodes[n].failed = true;
             }
-            Output::StopHolders { graceful, .. } => {
-                self.nodes[n].stopping = true;
-                let held: Vec<usize> = self.nodes[n].holders.keys().copied().collect();
-                if held.is_empty() {
-                    self.agenda.schedule(
-                        self.now,
-                        Ev::Reap {
-                            n,
-                            inc,
-                            r: usize::MAX,
-                        },
-                    );
-                }
-                for r in held {
-                    self.signal(n, r, graceful);
-                }
+            Output::StopHolders {
+                space_name,
+                graceful,
+            } => {
+                let now = self.local(n);
+                let grace = self.p.kill_grace_s > 0;
+                let table = &mut self.nodes[n].table;
+                table.stop_holders(now, space_name, graceful, grace);
+                self.table_effects(n, Some(graceful));
+                self.holders_check(n);
             }
             Output::StopHolder {
+                space_name,
                 resource_name,
                 graceful,
-                ..
             } => {
-                if let Some(r) = self.resources.iter().position(|x| *x == resource_name) {
-                    self.signal(n, r, graceful);
-                }
+                let table = &mut self.nodes[n].table;
+                table.stop_holder((space_name, resource_name), graceful);
+                self.table_effects(n, None);
             }
             Output::Resource {
                 resource_name,
@@ -102,6 +101,8 @@ impl World {
             // stale mode block) outlive the operation that met it.
             self.nodes[n].clean.insert(r, false);
         }
+        // The client whose command this answers (none for the daemon's own releases).
+        let client = self.client_on(n, r);
         match event {
             paxos::Event::Acquired { leader, .. } => {
                 let shared = matches!(op, Some(Op::Acquire { shared: true }));
@@ -129,23 +130,35 @@ impl World {
                 if let Some(v) = broken {
                     self.fail_on_resource(n, r, v);
                 }
-                let stubborn = if self.pct(self.p.unkillable_pct) {
-                    Stubborn::Unkillable
-                } else if self.pct(self.p.ignore_term_pct) {
-                    Stubborn::IgnoresTerm
-                } else {
-                    Stubborn::No
+                let Some((ci, Cmd::Acquire { persistent, .. })) = client else {
+                    // No client asked (cannot happen): the lease goes back.
+                    self.inv.dropped(r, n);
+                    self.release_lease(n, r);
+                    return;
                 };
-                let holder = Holder {
-                    stubborn,
-                    exiting: false,
-                };
-                self.nodes[n].holders.insert(r, holder);
-                self.liveness_got(n, r);
-                if self.nodes[n].stopping {
-                    // Acquired while the lockspace is being stopped: it is stopped too.
-                    self.signal(n, r, false);
+                self.hold(n, ci, r, shared, leader.lver.0, persistent);
+                let pid = self.nodes[n].table.get(ci).map_or(-1, |c| c.pid);
+                let alive = self.nodes[n].procs.get(&pid).is_some_and(|p| !p.exited);
+                if !alive {
+                    // Its process died before the answer: it never held the lease, and the
+                    // daemon gives it back as it finishes the command.
+                    self.inv.dropped(r, n);
+                    let key = self.key(r);
+                    if let Some(c) = self.nodes[n].table.get_mut(ci) {
+                        c.job = None;
+                    }
+                    if self.nodes[n].table.drop_holder(ci, key) {
+                        self.release_lease(n, r);
+                    }
+                    self.command_done(n, ci);
+                    return;
                 }
+                self.nodes[n].holders.insert(r, pid);
+                if let Some(p) = self.nodes[n].procs.get_mut(&pid) {
+                    p.holds.insert(r, persistent);
+                }
+                self.command_done(n, ci);
+                self.liveness_got(n, r);
                 let mut at = self.now + self.uniform(self.p.hold_max);
                 if !self.busy_phase() {
                     // Holders let go soon: the liveness phase needs them gone.
@@ -159,6 +172,9 @@ impl World {
             }
             paxos::Event::AcquireFailed { rv } => {
                 self.stats.refused += 1;
+                if let Some((ci, _)) = client {
+                    self.command_done(n, ci);
+                }
                 if self.waiting.get(&r).is_some_and(|&(h, _)| h == n) {
                     let at = self.now + Duration::from_secs(3);
                     let act = Act::Acquire { r, shared: false };
@@ -170,15 +186,32 @@ impl World {
             }
             paxos::Event::Converted { shared } => {
                 self.stats.converted += 1;
-                if let Err(v) = self.inv.converted(r, n, shared) {
-                    self.fail_on_resource(n, r, v);
+                if self.nodes[n].holders.contains_key(&r) {
+                    if let Err(v) = self.inv.converted(r, n, shared) {
+                        self.fail_on_resource(n, r, v);
+                    }
+                }
+                let key = self.key(r);
+                if let Some(t) = self.nodes[n].table.tokens.get_mut(&key) {
+                    t.shared = shared;
+                }
+                if let Some((ci, _)) = client {
+                    self.command_done(n, ci);
                 }
             }
-            paxos::Event::ConvertFailed { .. } => {}
-            paxos::Event::Released => {
-                self.stats.released += 1;
+            paxos::Event::Released | paxos::Event::ReleaseFailed { .. } => {
+                if matches!(event, paxos::Event::Released) {
+                    self.stats.released += 1;
+                }
+                if let Some((ci, Cmd::Release { .. })) = client {
+                    self.command_done(n, ci);
+                }
             }
-            paxos::Event::ReleaseFailed { .. } => {}
+            paxos::Event::ConvertFailed { .. } => {
+                if let Some((ci, _)) = client {
+                    self.command_done(n, ci);
+                }
+            }
             paxos::Event::NeedHostStatus { .. } | paxos::Event::NeedOwnerStatus { .. } => {}
         }
     }

@@ -1,5 +1,6 @@
-//! The simulated daemon's policy: what a host's processes ask for and when, and how they end
-//! (their own exit, a signal, or a reset).
+//! What a host's client processes ask of their daemon and when: acquire (some die before the
+//! answer), convert, let go (by RELEASE, or by dying holding the lease), request a lease held
+//! elsewhere, and release orphans.
 
 use super::*;
 
@@ -12,13 +13,13 @@ impl World {
         }
         match act {
             Act::Join => return self.join(n),
+            Act::Spawn => return self.spawn(n),
             Act::Think => {
                 if !self.nodes[n].joined || !self.busy_phase() {
                     return;
                 }
                 let r = self.rng.below(self.cfg.resources as u64) as usize;
-                let node = &self.nodes[n];
-                if !node.holders.contains_key(&r) && !node.ops.contains_key(&r) {
+                if self.free_here(n, r) {
                     let shared = self.pct(self.p.shared_pct);
                     self.act(n, Act::Acquire { r, shared });
                 }
@@ -27,11 +28,26 @@ impl World {
                 return;
             }
             Act::Acquire { r, shared } => {
-                if self.nodes[n].holders.contains_key(&r) || self.nodes[n].ops.contains_key(&r) {
+                if !self.free_here(n, r) {
                     return;
                 }
-                self.nodes[n].ops.insert(r, Op::Acquire { shared });
-                self.nodes[n].faulted.insert(r, false);
+                let Some(pid) = self.idle_client(n) else {
+                    if self.waiting.get(&r).is_some_and(|&(h, _)| h == n) {
+                        // The liveness phase's acquire waits for a client.
+                        let at = self.now + Duration::from_secs(1);
+                        self.act_at(at, n, act);
+                    }
+                    return;
+                };
+                let persistent = self.busy_phase() && self.pct(self.p.persistent_pct);
+                let dies = self.busy_phase() && self.pct(self.p.death_pct / 3);
+                let ci = self.nodes[n].procs[&pid].ci;
+                let node = &mut self.nodes[n];
+                if let Some(c) = node.table.get_mut(ci) {
+                    c.job = Some(Cmd::Acquire { r, persistent });
+                }
+                node.ops.insert(r, Op::Acquire { shared });
+                node.faulted.insert(r, false);
                 let request = AcquireRequest {
                     shared,
                     ..AcquireRequest::default()
@@ -40,33 +56,79 @@ impl World {
                 let offset = (r as u64 + 1) * MIB;
                 let host = self.nodes[n].host.as_mut().expect("checked");
                 host.acquire(now, space, res, offset, request);
-            }
-            Act::Release { r } => {
-                let busy = self.nodes[n].ops.contains_key(&r);
-                let Some(h) = self.nodes[n].holders.get_mut(&r) else {
-                    return;
-                };
-                if busy {
-                    // A convert is under way: let go once it has finished.
-                    let at = self.now + Duration::from_secs(1);
-                    self.act_at(at, n, act);
-                } else if !h.exiting {
-                    h.exiting = true;
+                if dies {
+                    // The process dies with its acquire under way.
+                    let at = self.now + self.millis(3_000);
                     let ev = Ev::Exit {
                         n,
                         inc,
-                        r,
+                        pid,
+                        signalled: false,
+                    };
+                    self.agenda.schedule(at, ev);
+                }
+            }
+            Act::Release { r } => {
+                let Some(&pid) = self.nodes[n].holders.get(&r) else {
+                    return;
+                };
+                let p = &self.nodes[n].procs[&pid];
+                let ci = p.ci;
+                if p.exiting || p.exited {
+                    return;
+                }
+                let busy = self.nodes[n].table.target(ci, u32::MAX).is_none();
+                if busy || self.nodes[n].ops.contains_key(&r) {
+                    // A command of this client is under way: let go once it has finished.
+                    let at = self.now + Duration::from_secs(1);
+                    self.act_at(at, n, act);
+                    return;
+                }
+                if self.busy_phase() && self.pct(self.p.death_pct) {
+                    // It dies holding its leases; the daemon releases (or orphans) them.
+                    self.nodes[n].procs.get_mut(&pid).expect("live").exiting = true;
+                    let ev = Ev::Exit {
+                        n,
+                        inc,
+                        pid,
                         signalled: false,
                     };
                     self.agenda.schedule(self.now, ev);
+                    return;
                 }
-                return;
+                // RELEASE: it holds the lease no more once it asks.
+                self.nodes[n].holders.remove(&r);
+                self.nodes[n]
+                    .procs
+                    .get_mut(&pid)
+                    .expect("live")
+                    .holds
+                    .remove(&r);
+                self.inv.dropped(r, n);
+                let key = self.key(r);
+                if self.nodes[n].table.drop_holder(ci, key) {
+                    if let Some(c) = self.nodes[n].table.get_mut(ci) {
+                        c.job = Some(Cmd::Release { r });
+                    }
+                    if !self.release_lease(n, r) {
+                        // Nothing to write (a failed lockspace dropped it): answered at once.
+                        self.command_done(n, ci);
+                    }
+                } else {
+                    self.nodes[n].table.release_answered(ci);
+                    self.table_effects(n, None);
+                }
             }
             Act::Convert { r } => {
-                let Some(&h) = self.nodes[n].holders.get(&r) else {
+                let Some(&pid) = self.nodes[n].holders.get(&r) else {
                     return;
                 };
-                if h.exiting || self.nodes[n].ops.contains_key(&r) {
+                let p = &self.nodes[n].procs[&pid];
+                let ci = p.ci;
+                if p.exiting || p.exited || self.nodes[n].ops.contains_key(&r) {
+                    return;
+                }
+                if self.nodes[n].table.target(ci, u32::MAX).is_none() {
                     return;
                 }
                 let Some(shared) = self.inv.holding(r, n) else {
@@ -76,8 +138,12 @@ impl World {
                     // Asking to downgrade gives up exclusive use at once.
                     let _ = self.inv.converted(r, n, true);
                 }
-                self.nodes[n].ops.insert(r, Op::Convert);
-                self.nodes[n].faulted.insert(r, false);
+                let node = &mut self.nodes[n];
+                if let Some(c) = node.table.get_mut(ci) {
+                    c.job = Some(Cmd::Convert { r });
+                }
+                node.ops.insert(r, Op::Convert);
+                node.faulted.insert(r, false);
                 let (space, res) = (self.space, self.resources[r]);
                 let host = self.nodes[n].host.as_mut().expect("checked");
                 host.convert(now, space, res, !shared);
@@ -98,64 +164,41 @@ impl World {
                 let host = self.nodes[n].host.as_mut().expect("checked");
                 host.request(now, space, res, offset, args);
             }
+            Act::ReleaseOrphans { r } => {
+                // REL_ORPHAN from some client: the orphan's lease is released.
+                let key = self.key(r);
+                let orphan = self.nodes[n]
+                    .table
+                    .tokens
+                    .get(&key)
+                    .is_some_and(|t| t.orphan);
+                if !orphan {
+                    return;
+                }
+                if self.nodes[n].ops.contains_key(&r) {
+                    let at = self.now + Duration::from_secs(1);
+                    self.act_at(at, n, act);
+                    return;
+                }
+                self.nodes[n].table.tokens.remove(&key);
+                self.release_lease(n, r);
+            }
         }
         self.drain(n);
+    }
+
+    /// Whether host `n` may start an acquire of `r`: no process here holds it, no operation
+    /// is under way on it, and it is not an orphan here.
+    fn free_here(&self, n: usize, r: usize) -> bool {
+        let node = &self.nodes[n];
+        !node.holders.contains_key(&r)
+            && !node.ops.contains_key(&r)
+            && !node.table.tokens.contains_key(&self.key(r))
+            && self.client_on(n, r).is_none()
     }
 
     /// Random work happens before the liveness phase.
     pub(super) fn busy_phase(&self) -> bool {
         !self.calm_over
-    }
-
-    /// The daemon learns that a process exited: its lease is released (or only forgotten, on a
-    /// failed lockspace); once a stopping lockspace has no processes left, recovery ends.
-    pub(super) fn reap(&mut self, n: usize, r: usize) {
-        let now = self.local(n);
-        let space = self.space;
-        let res = self.resources.get(r).copied();
-        let node = &mut self.nodes[n];
-        let Some(host) = node.host.as_mut() else {
-            return;
-        };
-        if let Some(res) = res.filter(|&res| host.held(space, res).is_some()) {
-            node.ops.insert(r, Op::Release);
-            node.faulted.insert(r, false);
-            host.release(now, space, res);
-        }
-        if self.nodes[n].stopping && self.nodes[n].holders.is_empty() {
-            self.nodes[n].stopping = false;
-            let host = self.nodes[n].host.as_mut().expect("checked");
-            host.holders_gone(now, space);
-        }
-        self.drain(n);
-    }
-
-    /// Makes process `r` of host `n` stop, as SIGTERM/killpath (graceful) or SIGKILL would.
-    pub(super) fn signal(&mut self, n: usize, r: usize, graceful: bool) {
-        let inc = self.nodes[n].inc;
-        let Some(h) = self.nodes[n].holders.get_mut(&r) else {
-            return;
-        };
-        let stops = match h.stubborn {
-            Stubborn::No => true,
-            Stubborn::IgnoresTerm => !graceful,
-            Stubborn::Unkillable => false,
-        };
-        if !stops || h.exiting {
-            return;
-        }
-        h.exiting = true;
-        let delay = if graceful {
-            self.millis(2_000)
-        } else {
-            self.millis(300)
-        };
-        let ev = Ev::Exit {
-            n,
-            inc,
-            r,
-            signalled: true,
-        };
-        self.agenda.schedule(self.now + delay, ev);
     }
 }

@@ -1,0 +1,84 @@
+//! The daemon's properties, checked as its client table decides (the processes' view against
+//! the daemon's): a dead client keeps nothing, a persistent lease outlives its dead holder as
+//! an orphan, only holders are stopped, nobody is SIGKILLed within the kill grace, and the
+//! watchdog is not disarmed while a process holds a lease.
+
+use sanlock_machine::recovery::StopSignal;
+
+use super::*;
+
+impl World {
+    /// Host `n`'s daemon stops process `pid` (a signal, or a killpath when `signal` is none),
+    /// for a StopHolders within the grace (`Some(true)`), after it, or for a request (`None`).
+    pub(super) fn check_signalled(
+        &mut self,
+        n: usize,
+        pid: i32,
+        graceful: Option<bool>,
+        signal: Option<StopSignal>,
+    ) {
+        self.inv_checks_daemon();
+        let holds = self.nodes[n].procs.get(&pid).map(|p| p.holds.len());
+        if holds.unwrap_or(0) == 0 {
+            let v = format!(
+                "host{n}'s daemon stopped process {pid}, which holds no lease ({})",
+                if holds.is_some() { "alive" } else { "gone" }
+            );
+            return self.fail(v, vec![n]);
+        }
+        if graceful == Some(true) && signal == Some(StopSignal::Kill) {
+            let v = format!(
+                "host{n}'s daemon sent SIGKILL to process {pid} within the kill grace ({}s)",
+                self.p.kill_grace_s
+            );
+            self.fail(v, vec![n]);
+        }
+    }
+
+    /// Host `n`'s daemon has reaped process `pid` (slot `ci`), which held `holds` (resource,
+    /// persistent) and had no command under way: none of them may still be its; each persistent
+    /// one whose lockspace renews must be an orphan, the others released.
+    pub(super) fn check_dead_client(
+        &mut self,
+        n: usize,
+        pid: i32,
+        ci: usize,
+        holds: &BTreeMap<usize, bool>,
+    ) {
+        for (&r, &persistent) in holds {
+            self.inv_checks_daemon();
+            let key = self.key(r);
+            let node = &self.nodes[n];
+            let token = node.table.tokens.get(&key);
+            if token.is_some_and(|t| t.holders.contains(&ci)) {
+                let v = format!("host{n}'s daemon kept R{r} for process {pid}, which is dead");
+                return self.fail(v, vec![n]);
+            }
+            if persistent && !node.failed {
+                if !token.is_some_and(|t| t.orphan) {
+                    let v = format!(
+                        "host{n}'s daemon let go of persistent R{r} when its holder {pid} died, \
+                         instead of keeping it as an orphan"
+                    );
+                    return self.fail(v, vec![n]);
+                }
+                self.stats.orphans += 1;
+                let at = self.now + self.uniform(self.p.hold_max);
+                self.act_at(at, n, Act::ReleaseOrphans { r });
+            }
+        }
+    }
+
+    /// Host `n` disarmed its watchdog: no process of it may hold a lease.
+    pub(super) fn check_disarm(&mut self, n: usize) {
+        self.inv_checks_daemon();
+        if let Some((&r, &pid)) = self.nodes[n].holders.iter().next() {
+            let v = format!("host{n} disarmed its watchdog while process {pid} holds R{r}");
+            self.fail(v, vec![n]);
+        }
+    }
+
+    fn inv_checks_daemon(&mut self) {
+        self.inv.count_check();
+    }
+}
