@@ -33,7 +33,7 @@ const ESTALE: i32 = -116;
 pub const MAX_CLIENTS: usize = 1022;
 
 /// How loud a log line is (syslog priorities, as the daemon's log takes them).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Level {
     /// LOG_ERR.
     Err = 3,
@@ -44,7 +44,7 @@ pub enum Level {
 }
 
 /// What the table decided, for its caller to do.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Effect {
     /// Watch registered process `pid` of slot `ci`: tell [`ClientTable::process_exited`].
     WatchPid { ci: usize, pid: i32 },
@@ -59,7 +59,7 @@ pub enum Effect {
 }
 
 /// Where a slot's client is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Life {
     /// Connected, not registered: its connection is only a channel for commands.
     Connected,
@@ -70,7 +70,7 @@ pub enum Life {
 }
 
 /// One connection's slot.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Client<J> {
     /// SO_PEERCRED pid of the connecting process.
     pub pid: i32,
@@ -109,7 +109,7 @@ impl<J> Client<J> {
 
 /// A resource lease held on this host, by one client (EX) or several (SH), or by none (an
 /// orphan).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Token {
     pub resource: WireResource,
     pub shared: bool,
@@ -129,7 +129,7 @@ pub struct Token {
 }
 
 /// The client table and the leases held.
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ClientTable<J> {
     slots: Vec<Option<Client<J>>>,
     /// The leases held here, by key.

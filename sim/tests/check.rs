@@ -42,3 +42,14 @@ fn the_larger_scenarios_find_no_violation() {
         complete_and_safe(name, 2);
     }
 }
+
+#[test]
+fn a_client_that_dies_mid_acquire_or_holding_leaves_its_lease_released_or_orphaned() {
+    // The daemon's client table decides; every order of the death against the acquire's I/O.
+    assert!(complete_and_safe("client-dies", 2) > 100_000);
+}
+
+#[test]
+fn a_failed_lockspaces_holder_is_stopped_gracefully_and_nobody_else_is() {
+    assert!(complete_and_safe("client-stopped", 2) > 100_000);
+}

@@ -40,7 +40,7 @@ pub const LSF_REM: u32 = 0x2;
 pub const SIZE_FLAGS: u32 = 0x3f0;
 
 /// `sanlk_disk`: a path and a byte offset.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct WireDisk {
     /// Up to the first NUL (at most 1023 bytes).
     pub path: Vec<u8>,
@@ -71,7 +71,7 @@ impl WireDisk {
 }
 
 /// `sanlk_resource` and, where the command sends them, its disks.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct WireResource {
     /// The lockspace name.
     pub lockspace_name: Name,

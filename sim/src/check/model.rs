@@ -20,11 +20,16 @@ use sanlock_core::ondisk::{
 use sanlock_core::paxos::{self, AcquireRequest};
 use sanlock_core::timeouts::WATCHDOG_FIRE_TIMEOUT_S;
 use sanlock_core::{HostId, Time};
+use sanlock_machine::clients::ClientTable;
 
 use super::fingerprint::{intern, Fingerprinter, RECORD};
 use super::scenario::Scenario;
 use crate::invariants::{Broken, Invariants};
 use crate::world::TIMESTAMP_OFFSET;
+
+mod daemon;
+
+use daemon::{acquiring, Cmd, WORKER_CI};
 
 const SECTOR: usize = 4096;
 const MIB: u64 = 1 << 20;
@@ -96,8 +101,13 @@ pub enum Step {
         /// Whose.
         host: usize,
     },
-    /// The host's process exits, letting the resource go.
+    /// The host's process releases the resource.
     Release {
+        /// Whose.
+        host: usize,
+    },
+    /// The host's process dies, with its acquire under way or holding the resource.
+    Die {
         /// Whose.
         host: usize,
     },
@@ -136,7 +146,8 @@ impl fmt::Display for Step {
             }
             Step::LoseDisk { host } => write!(f, "host{host} loses its disk"),
             Step::Acquire { host } => write!(f, "host{host} acquires"),
-            Step::Release { host } => write!(f, "host{host}'s holder exits"),
+            Step::Release { host } => write!(f, "host{host}'s holder releases"),
+            Step::Die { host } => write!(f, "host{host}'s process dies"),
             Step::Advance { to_ms } => write!(f, "time advances to {:.3}s", *to_ms as f64 / 1e3),
         }
     }
@@ -155,7 +166,7 @@ pub struct State {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct HostState {
+pub(super) struct HostState {
     host: Option<Host>,
     joined: bool,
     /// Some(shared) while its process holds the resource.
@@ -171,6 +182,13 @@ struct HostState {
     released_clean: bool,
     /// Hosts that had released the lease cleanly and were idle when our acquire started.
     idle_owners: u8,
+    /// The daemon's client table (`sanlock_machine::clients`): the working process and the
+    /// idle ones.
+    table: ClientTable<Cmd>,
+    /// The working process lives.
+    alive: bool,
+    /// The lockspace failed and has not been joined again.
+    failed: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -262,6 +280,9 @@ impl Model {
                     faulted: false,
                     released_clean: false,
                     idle_owners: 0,
+                    table: ClientTable::default(),
+                    alive: true,
+                    failed: false,
                 })
                 .collect(),
             disk: BTreeMap::new(),
@@ -272,8 +293,9 @@ impl Model {
         for h in 0..self.hosts {
             let name = Name::new(format!("host{h}").as_bytes()).expect("short");
             let mut config = HostConfig::new(name);
-            config.kill_grace_s = 0;
+            config.kill_grace_s = self.scenario.kill_grace_s;
             config.rng_seed = h as u64 + 1;
+            self.register_clients(&mut state, h);
             #[cfg(feature = "mutants")]
             {
                 config.mutant = self.scenario.mutant;
@@ -354,6 +376,7 @@ impl Model {
                 steps.push(Step::LoseDisk { host: h });
             }
             if hs.joined
+                && hs.alive
                 && hs.holding.is_none()
                 && !hs.busy
                 && hs.acquires_left > 0
@@ -361,8 +384,11 @@ impl Model {
             {
                 steps.push(Step::Acquire { host: h });
             }
-            if hs.holding.is_some() && !hs.busy && self.scenario.releases(h) {
+            if hs.alive && hs.holding.is_some() && !hs.busy && self.scenario.releases(h) {
                 steps.push(Step::Release { host: h });
+            }
+            if hs.alive && self.scenario.dies(h) && (hs.holding.is_some() || acquiring(hs)) {
+                steps.push(Step::Die { host: h });
             }
         }
         if let Some(to_ms) = self.next_instant(state) {
@@ -507,11 +533,15 @@ impl Model {
                         os.released_clean && os.holding.is_none() && !os.busy
                     })
                     .fold(0u8, |mask, o| mask | 1 << o);
+                let persistent = self.scenario.persistent[host];
                 let hs = &mut s.hosts[host];
                 hs.idle_owners = idle;
                 hs.acquires_left -= 1;
                 hs.busy = true;
                 hs.faulted = false;
+                if let Some(c) = hs.table.get_mut(WORKER_CI) {
+                    c.job = Some(Cmd::Acquire { persistent });
+                }
                 let request = AcquireRequest {
                     shared: self.scenario.shared(host),
                     ..AcquireRequest::default()
@@ -521,18 +551,22 @@ impl Model {
                 self.drain(&mut s, host)?;
             }
             Step::Release { host } => {
-                let now = self.local(host, s.now_ms);
                 s.inv.dropped(0, host);
                 let hs = &mut s.hosts[host];
                 hs.holding = None;
                 hs.faulted = false;
-                let h = hs.host.as_mut().expect("listed");
-                if h.held(self.space, self.resource).is_some() {
-                    hs.busy = true;
-                    h.release(now, self.space, self.resource);
+                let key = (self.space, self.resource);
+                if hs.table.drop_holder(WORKER_CI, key) {
+                    if let Some(c) = hs.table.get_mut(WORKER_CI) {
+                        c.job = Some(Cmd::Release);
+                    }
+                    if !self.release_lease(&mut s, host) {
+                        self.command_done(&mut s, host)?;
+                    }
                 }
                 self.drain(&mut s, host)?;
             }
+            Step::Die { host } => self.die(&mut s, host)?,
             Step::Advance { to_ms } => {
                 s.now_ms = to_ms;
                 for h in 0..self.hosts {
@@ -545,6 +579,8 @@ impl Model {
                             hs.holding = None;
                             hs.armed = None;
                             hs.joined = false;
+                            hs.alive = false;
+                            hs.table = ClientTable::default();
                             s.flights.retain(|(o, _), f| {
                                 *o as usize != h || (f.hung && f.write.is_some())
                             });
@@ -650,6 +686,7 @@ impl Model {
         let now = self.local(h, s.now_ms);
         match out {
             Output::Joined { .. } => {
+                s.hosts[h].failed = false;
                 let host_id = self.scenario.host_id(h);
                 let others: Vec<usize> = (0..self.hosts)
                     .filter(|&o| o != h && self.scenario.host_id(o) == host_id)
@@ -663,18 +700,42 @@ impl Model {
                 s.inv.joined(h, host_id, &others)?;
                 s.hosts[h].joined = true;
             }
-            Output::JoinFailed { .. } | Output::Left { .. } | Output::LockspaceFailed { .. } => {
+            Output::JoinFailed { space_name, .. } | Output::Left { space_name } => {
                 s.hosts[h].joined = false;
+                s.hosts[h].table.forget_space(space_name);
+            }
+            Output::LockspaceFailed { .. } => {
+                s.hosts[h].joined = false;
+                s.hosts[h].failed = true;
             }
             Output::WatchdogArm { expire, .. } => s.hosts[h].armed = Some(expire),
-            Output::WatchdogDisarm { .. } => s.hosts[h].armed = None,
-            Output::StopHolders { space_name, .. } if !self.scenario.unkillable => {
-                s.inv.dropped(0, h);
-                s.hosts[h].holding = None;
-                let host = s.hosts[h].host.as_mut().expect("draining");
-                host.holders_gone(now, space_name);
+            Output::WatchdogDisarm { .. } => {
+                s.hosts[h].armed = None;
+                if s.hosts[h].holding.is_some() {
+                    return Err(format!(
+                        "host{h} disarmed its watchdog while its process holds the lease"
+                    ));
+                }
             }
-            Output::StopHolder { .. } => {}
+            Output::StopHolders {
+                space_name,
+                graceful,
+            } => {
+                let grace = self.scenario.kill_grace_s > 0;
+                s.hosts[h]
+                    .table
+                    .stop_holders(now, space_name, graceful, grace);
+                self.table_effects(s, h, Some(graceful))?;
+            }
+            Output::StopHolder {
+                space_name,
+                resource_name,
+                graceful,
+            } => {
+                let key = (space_name, resource_name);
+                s.hosts[h].table.stop_holder(key, graceful);
+                self.table_effects(s, h, None)?;
+            }
             Output::Resource { event, .. } => self.resource_event(s, h, event)?,
             _ => {}
         }
@@ -700,21 +761,24 @@ impl Model {
                     Ok(()) => {}
                     Err(Broken::Exclusion(v)) | Err(Broken::Version(v)) => return Err(v),
                 }
-                s.hosts[h].holding = Some(shared);
+                self.acquired(s, h, shared, leader.lver.0)?;
             }
             paxos::Event::AcquireFailed { rv } => {
                 s.hosts[h].busy = false;
                 if rv == sanlock_core::rv::SANLK_ACQUIRE_IDLIVE {
                     self.refused_by_ghost(s, h)?;
                 }
+                self.command_done(s, h)?;
             }
             paxos::Event::Released => {
                 s.hosts[h].busy = false;
                 s.hosts[h].released_clean = !s.hosts[h].faulted;
+                self.command_done(s, h)?;
             }
             paxos::Event::ReleaseFailed { .. } => {
                 s.hosts[h].busy = false;
                 s.hosts[h].released_clean = false;
+                self.command_done(s, h)?;
             }
             _ => {}
         }

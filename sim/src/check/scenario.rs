@@ -39,6 +39,15 @@ pub struct Scenario {
     pub lose_disk_by_s: u64,
     /// Holders ignore every signal (only the watchdog ends them).
     pub unkillable: bool,
+    /// Whether each host's process may die on its own with an acquire under way or holding
+    /// the lease (its daemon then releases the lease, or keeps it as an orphan).
+    pub may_die: [bool; 3],
+    /// Whether each host's process acquires the lease persistent (an orphan if it dies).
+    pub persistent: [bool; 3],
+    /// Registered processes on each host that never ask for a lease.
+    pub idle_clients: [u8; 3],
+    /// kill_grace_seconds of every host (0: SIGKILL at once).
+    pub kill_grace_s: u64,
     /// io_timeout N.
     pub io_timeout_s: u64,
     /// No step after this world time.
@@ -46,6 +55,9 @@ pub struct Scenario {
     /// The deliberate bug every host runs with.
     #[cfg(feature = "mutants")]
     pub mutant: Option<sanlock_core::mutants::Mutant>,
+    /// The deliberate bug every host's daemon machine runs with.
+    #[cfg(feature = "mutants")]
+    pub daemon_mutant: Option<sanlock_machine::mutants::DaemonMutant>,
 }
 
 impl Scenario {
@@ -69,14 +81,20 @@ impl Scenario {
         lose_disk: false,
         lose_disk_by_s: 0,
         unkillable: false,
+        may_die: [false, false, false],
+        persistent: [false, false, false],
+        idle_clients: [0, 0, 0],
+        kill_grace_s: 0,
         io_timeout_s: 2,
         horizon_s: 7,
+        #[cfg(feature = "mutants")]
+        daemon_mutant: None,
         #[cfg(feature = "mutants")]
         mutant: None,
     };
 
     /// Every scenario.
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::BASIC,
         Scenario {
             name: "reacquire",
@@ -135,6 +153,30 @@ impl Scenario {
             horizon_s: 100,
             ..Scenario::BASIC
         },
+        Scenario {
+            name: "client-dies",
+            about: "host0's process asks for the lease persistent and may die mid-acquire or \
+                    holding it; host1's may die too; each daemon releases or orphans",
+            may_die: [true, true, false],
+            persistent: [true, false, false],
+            ..Scenario::BASIC
+        },
+        Scenario {
+            name: "client-stopped",
+            about: "host0's holder (beside an idle client) is stopped by its daemon after host0 \
+                    loses the disk, with a 10 s kill grace; host1 then asks",
+            acquire_budget: [1, 1, 0],
+            acquire_from_s: [0, 12, 0],
+            acquire_until_s: [u64::MAX, 13, 0],
+            holders_exit: [false, false, false],
+            idle_clients: [1, 0, 0],
+            kill_grace_s: 10,
+            faults: 1,
+            lose_disk: true,
+            lose_disk_by_s: 10,
+            horizon_s: 100,
+            ..Scenario::BASIC
+        },
     ];
 
     /// The scenario called `name`.
@@ -175,5 +217,9 @@ impl Scenario {
 
     pub(crate) fn releases(&self, h: usize) -> bool {
         self.holders_exit[h]
+    }
+
+    pub(crate) fn dies(&self, h: usize) -> bool {
+        self.may_die[h]
     }
 }
