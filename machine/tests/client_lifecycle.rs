@@ -234,7 +234,7 @@ fn recovery_sends_sigterm_once_a_second_within_the_grace_then_sigkill() {
     t.stop_holders(at(0), ls, true, true);
     assert_eq!(
         acts(&mut t),
-        [term.clone()],
+        vec![term.clone()],
         "the idle client is left alone"
     );
     t.stop_holders(at(0) + Duration::from_millis(500), ls, true, true);
