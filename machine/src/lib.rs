@@ -8,5 +8,6 @@ pub mod clients;
 pub mod lease_slots;
 pub mod mutants;
 pub mod recovery;
+pub mod renewal_history;
 pub mod watchdog;
 pub mod wire;

@@ -4,59 +4,15 @@
 
 use std::collections::BTreeSet;
 
-use rustix::process::{pidfd_open, Pid, PidfdFlags, Signal};
 use sanlock_core::ondisk::Name;
 use sanlock_core::Time;
 use sanlock_machine::clients::Effect;
-use sanlock_machine::recovery::StopSignal;
-use tokio::io::unix::AsyncFd;
 use tokio::net::UnixStream;
 
-use super::engine::{Action, Client, Engine, Msg};
+use super::engine::{Client, Engine};
 use super::log;
+use super::messages::Action;
 pub use sanlock_machine::recovery::Killpath;
-
-/// Runs a killpath program (no wait: a thread reaps it), as sanlock's helper forks it.
-pub fn run_killpath(argv: &[Vec<u8>]) {
-    use std::os::unix::ffi::OsStrExt;
-    let mut cmd = std::process::Command::new(std::ffi::OsStr::from_bytes(&argv[0]));
-    cmd.args(argv[1..].iter().map(|a| std::ffi::OsStr::from_bytes(a)))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    match cmd.spawn() {
-        Ok(mut child) => {
-            std::thread::spawn(move || child.wait());
-        }
-        Err(e) => log::log(
-            log::ERR,
-            &format!("killpath {}: {e}", String::from_utf8_lossy(&argv[0])),
-        ),
-    }
-}
-
-/// Watches process `pid` of slot `ci` with a pidfd: [`Msg::ProcessExited`] when it exits.
-pub(super) fn watch_pid(tx: &tokio::sync::mpsc::UnboundedSender<Msg>, ci: usize, pid: i32) {
-    let Some(fd) = Pid::from_raw(pid).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok()) else {
-        return;
-    };
-    let tx = tx.clone();
-    tokio::spawn(async move {
-        // SAFETY: the pidfd is moved into the AsyncFd and closed only when it drops.
-        if let Ok(afd) = unsafe { AsyncFd::register(fd) } {
-            let _ = afd.readable().await;
-            let _ = tx.send(Msg::ProcessExited { ci, pid });
-        }
-    });
-}
-
-/// A signal of recovery as rustix names it.
-pub(super) fn signal(s: StopSignal) -> Signal {
-    match s {
-        StopSignal::Term => Signal::TERM,
-        StopSignal::Kill => Signal::KILL,
-    }
-}
 
 impl Engine {
     /// The lockspaces that no longer renew (a dead holder's persistent lease is no orphan

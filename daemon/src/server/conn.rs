@@ -8,8 +8,8 @@ use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
 
 use super::disk_ops;
-use super::engine::{Call, Msg, Reply};
 use super::log;
+use super::messages::{Call, Msg, Reply};
 use crate::wire::payload::{HOST_EVENT_LEN, MAX_DISKS};
 use crate::wire::{
     Cmd, Header, WireDisk, WireHostEvent, WireLockspace, WireOptions, WireRentry, WireResource,

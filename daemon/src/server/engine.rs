@@ -1,18 +1,22 @@
 //! The daemon's one loop (STYLE.md "the core in one picture"): it owns the core `Host` (through
-//! the backends' `HostDriver`), the client table, the lockspace list and the leases each client
-//! holds. Connections hand it their requests as [`Msg`]s; it answers each when the host has
-//! decided. Nothing here blocks: disk probes run on blocking threads and come back as messages.
+//! the backends' `HostDriver`), the client table (`sanlock_machine::clients`, which decides who
+//! holds what and whom recovery stops), the lockspace list and what is pending. Connections
+//! hand it their requests as [`Msg`]s; it answers each when the host has decided. Nothing here
+//! blocks: what it decides becomes [`Action`]s that the shell (`shell.rs`) carries out when
+//! each turn ends, and slow work comes back as messages.
 //!
-//! The lockspace requests live in `spaces.rs`, the lease requests in `leases.rs`, the client
-//! table and recovery kills in `clients.rs`; this file holds the types, the loop, the dispatch
-//! and the host's outputs.
+//! The files around it are layered (`layers.rs` tests it): this one names only the leaves, the
+//! message types and the shell; the decisions — lockspaces in `spaces.rs`, leases in
+//! `leases.rs`, the client table's effects in `clients.rs`, requests, LVBs, events, rindex,
+//! opens, status — add `impl Engine` blocks on top. This file holds the state, the loop, the
+//! dispatch and the host's outputs.
 //!
 //! Lockspace lists and their visible windows follow sanlock 3.8.5 (wire.md §4.10-4.12): an add
 //! is "in progress" until the delta lease is ours; a remove is applied at the next once-a-second
 //! check (INQ still answers 0 until then), and the lockspace leaves the list at the check after
 //! its delta lease was released.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sanlock_backends::clock;
@@ -20,21 +24,19 @@ use sanlock_backends::drive::HostDriver;
 use sanlock_core::host::{Host, HostConfig, Output};
 use sanlock_core::ondisk::{Geometry, Name};
 use sanlock_core::Time;
-use sanlock_machine::recovery::StopSignal;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
 use super::config::DaemonConfig;
+use super::log;
+use super::messages::{Action, Call, Msg, Reply, ReplyBook, Waiter};
 use super::storage::DaemonStorage;
-use super::{clients, log};
-use crate::wire::{
-    Header, WireHostEvent, WireLockspace, WireOptions, WireRentry, WireResource, WireRindex,
-    HEADER_LEN,
-};
+use crate::wire::{Header, WireLockspace, WireResource, HEADER_LEN};
 
 /// A connection's slot, with the lease command under way for it.
 pub(super) type Client = sanlock_machine::clients::Client<Job>;
 pub(super) use sanlock_machine::clients::Token;
+use sanlock_machine::renewal_history::RenewalHistory;
 
 pub(super) const EPERM: i32 = -1;
 pub(super) const ENOENT: i32 = -2;
@@ -53,296 +55,6 @@ pub(super) const SANLK_ADDLS_INVALID_HOSTID: i32 = -231;
 pub(super) const HOSTS_SCAN_DELAY: Duration = Duration::from_millis(960);
 
 pub use sanlock_machine::clients::MAX_CLIENTS;
-
-/// What connections and helper tasks tell the engine.
-pub enum Msg {
-    /// A request, to answer on `reply`.
-    Call {
-        /// The connection's slot.
-        ci: usize,
-        /// The request's header (replies are built from it).
-        header: Header,
-        /// What was asked.
-        call: Call,
-        /// Where the answer goes.
-        reply: oneshot::Sender<Reply>,
-    },
-    /// REGISTER on connection `ci`.
-    Register {
-        /// The connection's slot.
-        ci: usize,
-    },
-    /// Connection `ci` closed (EOF or error).
-    Closed {
-        /// The connection's slot.
-        ci: usize,
-    },
-    /// The geometry probe of a lockspace being added finished.
-    Probed {
-        /// The lockspace.
-        space_id: u32,
-        /// Its geometry, or the add's result.
-        result: Result<Geometry, i32>,
-    },
-    /// A disk opened off the loop ([`Engine::open_then`]).
-    DiskOpened {
-        /// As it was named.
-        path: Vec<u8>,
-        /// The disk, or why it did not open.
-        result: Result<super::storage::OpenedDisk, sanlock_backends::disk::DiskError>,
-    },
-    /// A reply made off the loop (a rindex operation's blocking thread).
-    Answer {
-        /// Whose.
-        waiter: Waiter,
-        /// What.
-        reply: Reply,
-    },
-    /// A lockspace being added is registered with wdmd, or could not be.
-    WdmdRegistered {
-        /// The lockspace.
-        space_id: u32,
-        /// How it went.
-        result: Result<(), String>,
-    },
-    /// The registered process `pid` of slot `ci` exited (its pidfd fired).
-    ProcessExited {
-        /// The slot.
-        ci: usize,
-        /// The pid it had registered with.
-        pid: i32,
-    },
-    /// SIGTERM, SIGINT or SIGHUP: a non-forced shutdown.
-    Signal,
-    /// A rindex operation that held no lease finished (it answered its client itself).
-    RindexDone {
-        /// Its lockspace.
-        space: Name,
-    },
-    /// A locked rindex operation read its header: the lease is next.
-    RindexHeader {
-        /// The operation.
-        job: super::rindex_jobs::RindexJob,
-    },
-    /// A locked rindex operation made its change: the lease goes back.
-    RindexChanged {
-        /// The operation.
-        job: super::rindex_jobs::RindexJob,
-    },
-}
-
-/// A request the engine answers, its payload decoded.
-pub enum Call {
-    /// VERSION.
-    Version,
-    /// RESTRICT (flags in the header).
-    Restrict,
-    /// SHUTDOWN (force in `data`): no reply.
-    Shutdown,
-    /// SHUTDOWN_WAIT: the reply comes when the daemon exits.
-    ShutdownWait,
-    /// STATUS (`data` selects how much).
-    Status,
-    /// LOG_DUMP.
-    LogDump,
-    /// GET_LOCKSPACES.
-    GetLockspaces,
-    /// ADD_LOCKSPACE.
-    AddLockspace(WireLockspace),
-    /// INQ_LOCKSPACE.
-    InqLockspace(WireLockspace),
-    /// REM_LOCKSPACE.
-    RemLockspace(WireLockspace),
-    /// GET_HOSTS.
-    GetHosts(WireLockspace),
-    /// HOST_STATUS.
-    HostStatus(WireLockspace),
-    /// RENEWAL.
-    Renewal(WireLockspace),
-    /// ACQUIRE for the target client.
-    Acquire {
-        /// The resources with their disks, in order.
-        resources: Vec<WireResource>,
-        /// The options (owner name).
-        options: WireOptions,
-    },
-    /// RELEASE for the target client.
-    Release(Vec<WireResource>),
-    /// INQUIRE for the target client.
-    Inquire,
-    /// CONVERT for the target client.
-    Convert(WireResource),
-    /// KILLPATH for the target client: the program and its arguments (flags in the header).
-    Killpath {
-        /// The program.
-        path: Vec<u8>,
-        /// Its arguments, space-separated, backslash-escaped.
-        args: Vec<u8>,
-    },
-    /// SET_CONFIG (the command in `data`).
-    SetConfig(WireLockspace),
-    /// REQUEST (force_mode in `data`).
-    Request(WireResource),
-    /// EXAMINE_LOCKSPACE / EXAMINE_RESOURCE.
-    Examine {
-        /// The lockspace.
-        space: Name,
-        /// One resource, or all held in the lockspace.
-        resource: Option<Name>,
-    },
-    /// REG_EVENT: on success the connection carries event_cb messages sent to `sink`.
-    RegEvent {
-        /// The lockspace.
-        ls: WireLockspace,
-        /// Where this listener's events go.
-        sink: mpsc::UnboundedSender<Vec<u8>>,
-    },
-    /// END_EVENT.
-    EndEvent(WireLockspace),
-    /// SET_EVENT (flags in the header).
-    SetEvent {
-        /// The lockspace.
-        ls: WireLockspace,
-        /// The event.
-        event: WireHostEvent,
-    },
-    /// SET_LVB.
-    SetLvb {
-        /// The resource (names only).
-        res: WireResource,
-        /// The value.
-        lvb: Vec<u8>,
-    },
-    /// GET_LVB (length in `data2`).
-    GetLvb(WireResource),
-    /// One of the rindex commands.
-    Rindex {
-        /// Which.
-        cmd: crate::wire::Cmd,
-        /// The index.
-        rx: WireRindex,
-        /// The entry (empty for format and rebuild).
-        entry: WireRentry,
-    },
-}
-
-/// What to send back, and whether to close the connection after it.
-pub struct Reply {
-    /// The bytes (empty: send nothing).
-    pub bytes: Vec<u8>,
-    /// Close the connection afterwards.
-    pub close: bool,
-}
-
-impl Reply {
-    /// A header, connection kept open.
-    pub fn keep(header: Header) -> Reply {
-        Reply {
-            bytes: header.encode().to_vec(),
-            close: false,
-        }
-    }
-
-    /// Bytes, connection kept open.
-    pub fn keep_bytes(bytes: Vec<u8>) -> Reply {
-        Reply {
-            bytes,
-            close: false,
-        }
-    }
-
-    /// Bytes, then close.
-    pub fn close(bytes: Vec<u8>) -> Reply {
-        Reply { bytes, close: true }
-    }
-}
-
-/// Names one request owed a reply, unique for the daemon's life (a connection's slot is not:
-/// slots are reused).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ReplyTo(u64);
-
-/// A reply owed to a client: the request's header and where the reply goes. The engine
-/// answers through [`Engine::answer`] or [`Engine::send_reply`], which push an
-/// [`Action::Reply`]; the loop hands it to the connection when the turn ends. A waiter dropped
-/// unanswered closes its connection, as sanlock closes a connection whose command it gives up
-/// on.
-pub struct Waiter {
-    pub(super) header: Header,
-    pub(super) to: ReplyTo,
-    /// Alive as long as the waiter: the loop sees a dropped waiter by its dead weak pointer.
-    _alive: std::sync::Arc<()>,
-}
-
-/// What the engine asks of its loop, done after each turn in order: the engine decides, the
-/// loop does the I/O (issue 16: this is the daemon machine's `poll_action`, taking shape).
-pub enum Action {
-    /// Send `reply` to whoever waits for `to`.
-    Reply { to: ReplyTo, reply: Reply },
-    /// Send `signal` to process `pid`.
-    Signal { pid: i32, signal: StopSignal },
-    /// Run a killpath program (argv).
-    RunKillpath(Vec<Vec<u8>>),
-    /// Watch registered process `pid` of slot `ci`: [`Msg::ProcessExited`] when it exits.
-    WatchPid { ci: usize, pid: i32 },
-    /// Probe the lockspace `space_id` being added at `path`, `offset`: [`Msg::Probed`].
-    Probe {
-        space_id: u32,
-        path: Vec<u8>,
-        offset: u64,
-    },
-    /// Open the disk at `path`: [`Msg::DiskOpened`].
-    Open { path: Vec<u8> },
-}
-
-/// The loop's side of the replies owed: each connection task's channel, by reply.
-#[derive(Default)]
-pub(super) struct ReplyBook {
-    next: u64,
-    owed: BTreeMap<ReplyTo, (oneshot::Sender<Reply>, std::sync::Weak<()>)>,
-}
-
-impl ReplyBook {
-    /// A waiter for a request whose answer goes to `reply`.
-    fn waiter(&mut self, header: Header, reply: oneshot::Sender<Reply>) -> Waiter {
-        let to = ReplyTo(self.next);
-        self.next += 1;
-        let alive = std::sync::Arc::new(());
-        self.owed
-            .insert(to, (reply, std::sync::Arc::downgrade(&alive)));
-        Waiter {
-            header,
-            to,
-            _alive: alive,
-        }
-    }
-
-    /// Sends what the engine answered, then closes the connections of waiters dropped
-    /// unanswered.
-    fn deliver(&mut self, outbox: Vec<(ReplyTo, Reply)>) {
-        for (to, reply) in outbox {
-            if let Some((tx, _)) = self.owed.remove(&to) {
-                let _ = tx.send(reply);
-            }
-        }
-        let dropped: Vec<ReplyTo> = self
-            .owed
-            .iter()
-            .filter(|(_, (_, alive))| alive.strong_count() == 0)
-            .map(|(&to, _)| to)
-            .collect();
-        for to in dropped {
-            if let Some((tx, _)) = self.owed.remove(&to) {
-                let _ = tx.send(Reply::close(Vec::new()));
-            }
-        }
-    }
-
-    /// Takes the channel of a reply that the loop itself sends later (at exit).
-    fn take(&mut self, waiter: Waiter) -> Option<oneshot::Sender<Reply>> {
-        self.owed.remove(&waiter.to).map(|(tx, _)| tx)
-    }
-}
 
 /// Where a lockspace is in its life (sanlock's spaces / spaces_add / spaces_rem lists).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -379,7 +91,7 @@ pub(super) struct Space {
     pub(super) add_waiter: Option<Waiter>,
     pub(super) rem_waiters: Vec<Waiter>,
     /// The renewal history (`-H` records, oldest first).
-    pub history: VecDeque<RenewalRecord>,
+    pub history: RenewalHistory,
     /// set_config USED: removal waits until cleared.
     pub used: bool,
     /// set_config USED_BY_ORPHANS: removal waits while orphans remain.
@@ -405,16 +117,6 @@ pub(super) struct LeaseStatus {
     pub renewal_result: i32,
     pub renewal_attempt: u64,
     pub renewal_success: u64,
-}
-
-/// One successful renewal and the failed attempts after it (lockspace.c renewal history).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(super) struct RenewalRecord {
-    pub timestamp: u64,
-    pub read_ms: u64,
-    pub write_ms: u64,
-    pub next_timeouts: u32,
-    pub next_errors: u32,
 }
 
 /// What the host is doing on a resource for whom.
@@ -469,9 +171,9 @@ pub struct Engine {
     pub(super) lvb_to_write: BTreeMap<(Name, Name), sanlock_core::ondisk::Lvb>,
     pub(super) rename_to: BTreeMap<(Name, Name), Name>,
     /// Rindex operations holding (or taking) their lockspace's rindex_lease.
-    pub(super) rindex_jobs: BTreeMap<Name, super::rindex_jobs::RindexJob>,
+    pub(super) rindex_jobs: BTreeMap<Name, super::messages::RindexJob>,
     /// What waits for a disk being opened off the loop, by path.
-    pub(super) opening: BTreeMap<Vec<u8>, Vec<super::opens::AfterOpen>>,
+    pub(super) opening: BTreeMap<Vec<u8>, Vec<super::messages::AfterOpen>>,
     /// REQUESTs waiting for the host.
     pub(super) request_waiters: BTreeMap<(Name, Name), Waiter>,
     pub(super) watchdog: super::watchdog::Watchdog,
@@ -703,15 +405,15 @@ impl Engine {
                 self.shutdown(force);
             }
             Call::Status => {
-                let bytes = super::status::status(self, header);
+                let bytes = self.status(header);
                 self.send_reply(waiter, Reply::close(bytes));
             }
             Call::HostStatus(ls) => {
-                let bytes = super::status::host_status(self, header, &ls.name);
+                let bytes = self.host_status(header, &ls.name);
                 self.send_reply(waiter, Reply::close(bytes));
             }
             Call::Renewal(ls) => {
-                let bytes = super::status::renewal(self, header, &ls.name);
+                let bytes = self.renewal(header, &ls.name);
                 self.send_reply(waiter, Reply::close(bytes));
             }
             Call::LogDump => {
@@ -820,41 +522,11 @@ impl Engine {
         });
     }
 
-    /// Does what this turn asked for (the only place the engine's decisions touch processes,
-    /// threads and connections), then closes the connections of waiters dropped unanswered.
+    /// Does what this turn asked for (the shell's part: the only place the engine's decisions
+    /// touch processes, threads and connections).
     fn perform(&mut self) {
-        let mut replies = Vec::new();
-        for action in std::mem::take(&mut self.actions) {
-            match action {
-                Action::Reply { to, reply } => replies.push((to, reply)),
-                Action::Signal { pid, signal } => {
-                    if let Some(p) = rustix::process::Pid::from_raw(pid) {
-                        let _ = rustix::process::kill_process(p, clients::signal(signal));
-                    }
-                }
-                Action::RunKillpath(argv) => clients::run_killpath(&argv),
-                Action::WatchPid { ci, pid } => clients::watch_pid(&self.tx, ci, pid),
-                Action::Probe {
-                    space_id,
-                    path,
-                    offset,
-                } => {
-                    let tx = self.tx.clone();
-                    tokio::task::spawn_blocking(move || {
-                        let result = super::disk_ops::probe_lockspace(&path, offset);
-                        let _ = tx.send(Msg::Probed { space_id, result });
-                    });
-                }
-                Action::Open { path } => {
-                    let tx = self.tx.clone();
-                    tokio::task::spawn_blocking(move || {
-                        let result = super::storage::open_disk(&path);
-                        let _ = tx.send(Msg::DiskOpened { path, result });
-                    });
-                }
-            }
-        }
-        self.replies.deliver(replies);
+        let actions = std::mem::take(&mut self.actions);
+        super::shell::perform(actions, &self.tx, &mut self.replies);
     }
 
     /// The client a lease command is for (§1.3): data2 -1 is the connection itself, else the
@@ -928,8 +600,8 @@ impl Engine {
                 space_name,
                 renewal,
                 expire,
-            } => super::watchdog::arm(self, space_name, renewal, expire),
-            Output::WatchdogDisarm { space_name } => super::watchdog::disarm(self, space_name),
+            } => self.watchdog.arm(space_name, renewal, expire),
+            Output::WatchdogDisarm { space_name } => self.watchdog.disarm(space_name),
             Output::Renewal {
                 space_name,
                 outcome,
@@ -950,7 +622,7 @@ impl Engine {
                             st.renewal_attempt = now;
                         }
                     }
-                    super::spaces::record_renewal(&mut s.history, keep, outcome);
+                    s.history.record(keep, outcome);
                 }
             }
             Output::RenewalWarning { space_name } => {

@@ -7,7 +7,7 @@ use sanlock_core::Lver;
 
 use super::engine::*;
 use super::log;
-use super::opens::AfterOpen;
+use super::messages::*;
 use crate::wire::payload::{RES_LVER, RES_SHARED};
 use crate::wire::{WireOptions, WireResource, HEADER_LEN};
 

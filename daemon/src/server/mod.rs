@@ -7,13 +7,17 @@ pub mod conn;
 pub mod disk_ops;
 pub mod engine;
 pub mod events;
+#[cfg(test)]
+mod layers;
 pub mod leases;
 pub mod lockfile;
 pub mod log;
 pub mod lvb;
+pub mod messages;
 pub mod opens;
 pub mod requests;
 pub mod rindex_jobs;
+pub mod shell;
 pub mod spaces;
 pub mod status;
 pub mod storage;
@@ -27,7 +31,8 @@ use tokio::sync::mpsc;
 
 use crate::cli::options::Options;
 use config::DaemonConfig;
-use engine::{Engine, Msg};
+use engine::Engine;
+use messages::Msg;
 
 /// Set in the background copy of a daemon started without `-D`.
 const DAEMONIZED_ENV: &str = "SANLOCK_RS_DAEMONIZED";
@@ -143,7 +148,7 @@ pub fn serve(cfg: DaemonConfig, faults: Option<storage::FaultSwitch>) -> i32 {
             }
         };
         let mut engine = Engine::new(cfg, host_name, tx, storage);
-        watchdog::choose(&mut engine);
+        engine.watchdog = watchdog::Watchdog::choose(&engine.cfg);
         engine.run(listener, rx).await;
         0
     });

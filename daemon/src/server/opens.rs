@@ -5,23 +5,10 @@
 use sanlock_backends::disk::DiskError;
 use sanlock_backends::DiskId;
 
-use super::engine::{Action, Engine, Waiter};
+use super::engine::Engine;
 use super::log;
-use super::rindex_jobs::RindexJob;
+use super::messages::{Action, AfterOpen};
 use super::storage::OpenedDisk;
-use crate::wire::WireResource;
-
-/// What waits for a disk.
-pub(super) enum AfterOpen {
-    /// The lockspace being added (probed already).
-    Join { space_id: u32 },
-    /// Client `ci`'s acquire: its next resource is on that disk.
-    Acquire { ci: usize },
-    /// A REQUEST.
-    Request { res: WireResource, waiter: Waiter },
-    /// A rindex operation about to take its rindex_lease.
-    Rindex { job: RindexJob },
-}
 
 impl Engine {
     /// Opens `path` on a blocking thread and runs `then` when it is open (or failed to open).

@@ -13,6 +13,7 @@ use sanlock_core::Lver;
 
 use super::engine::*;
 use super::log;
+use super::messages::*;
 use crate::wire::WireResource;
 
 /// SANLK_REQUEST_NEXT_LVER: without an lver, ask for the leader's lver + 1.
@@ -99,7 +100,7 @@ impl Engine {
         };
         let Some(id) = self.driver.storage_mut().opened(&disk.path) else {
             let path = disk.path.clone();
-            return self.open_then(path, super::opens::AfterOpen::Request { res, waiter });
+            return self.open_then(path, AfterOpen::Request { res, waiter });
         };
         self.driver.set_lease_disk(key.0, key.1, id);
         let args = RequestArgs {

@@ -11,6 +11,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::engine::*;
 use super::log;
+use super::messages::*;
 use crate::rindex;
 use crate::wire::{Cmd, Header, WireRentry, WireRindex, HEADER_LEN, RENTRY_LEN};
 
@@ -20,18 +21,6 @@ const RX_NO_LOCKSPACE: u32 = 1;
 /// The internal lease's name.
 fn rindex_lease_name() -> Name {
     Name::truncated(b"rindex_lease")
-}
-
-/// A create, delete or rebuild waiting for the host (the header read, the lease taken, the
-/// change made, the lease given back).
-pub struct RindexJob {
-    cmd: Cmd,
-    rx: WireRindex,
-    entry: WireRentry,
-    waiter: Waiter,
-    header: Option<RindexHeader>,
-    /// The change's outcome, answered once the lease is released.
-    result: Option<(i32, WireRentry)>,
 }
 
 /// The reply of update, lookup, create and delete: the result and the entry, always.
@@ -198,7 +187,7 @@ impl Engine {
         }
         let Some(id) = self.driver.storage_mut().opened(&job.rx.disk.path) else {
             let path = job.rx.disk.path.clone();
-            return self.open_then(path, super::opens::AfterOpen::Rindex { job });
+            return self.open_then(path, AfterOpen::Rindex { job });
         };
         self.driver.set_lease_disk(key.0, key.1, id);
         self.pending.insert(key, Pending::Rindex);

@@ -2,8 +2,6 @@
 //! get_hosts, shutdown, the once-a-second check that applies removes and completes adds, and
 //! the renewal history.
 
-use std::collections::VecDeque;
-
 use sanlock_backends::DiskId;
 use sanlock_core::host::JoinRequest;
 use sanlock_core::ondisk::{Geometry, Name};
@@ -11,7 +9,7 @@ use sanlock_core::{HostId, Time};
 
 use super::engine::*;
 use super::log;
-use super::opens::AfterOpen;
+use super::messages::*;
 use crate::wire::payload::{LSF_ADD, LSF_REM};
 use crate::wire::{Header, WireLockspace, HEADER_LEN, LOCKSPACE_LEN};
 
@@ -46,7 +44,7 @@ impl Engine {
         if HostId::new(ls.host_id).is_none() {
             return self.answer(waiter, SANLK_ADDLS_INVALID_HOSTID);
         }
-        if let Err(rv) = super::watchdog::check_available(self) {
+        if let Err(rv) = self.watchdog.check_available() {
             return self.answer(waiter, rv);
         }
         let io_timeout = if waiter.header.data == 0 {
@@ -85,7 +83,7 @@ impl Engine {
             hosts_ready_at: None,
             add_waiter,
             rem_waiters: Vec::new(),
-            history: VecDeque::new(),
+            history: Default::default(),
             used: false,
             used_by_orphans: false,
             used_retries: 0,
@@ -139,7 +137,7 @@ impl Engine {
         let (name, host_id) = (space.ls.name, space.ls.host_id);
         self.driver.set_lockspace_disk(name, disk);
         // As lockspace.c: wdmd is connected after the disk checks and before the delta lease.
-        if !super::watchdog::register(self, space_id, name, host_id) {
+        if !self.watchdog.register(&self.tx, space_id, name, host_id) {
             self.join(i);
         }
     }
@@ -179,7 +177,7 @@ impl Engine {
 
     pub(super) fn add_failed(&mut self, i: usize, rv: i32) {
         let s = self.spaces.remove(i);
-        super::watchdog::disarm(self, s.ls.name);
+        self.watchdog.disarm(s.ls.name);
         log::log(
             log::ERR,
             &format!("s{} add_lockspace fail result {rv}", s.space_id),
@@ -425,7 +423,7 @@ impl Engine {
             }
         }
         self.holders_check(now);
-        super::watchdog::check(self, now);
+        self.watchdog.check(now);
     }
 
     /// Lockspace `name` on sanlock's active list (joined, a remove not yet applied): what
@@ -440,74 +438,5 @@ impl Engine {
         self.spaces
             .iter_mut()
             .find(|s| s.ls.name == *name && s.state != SpaceState::Removed)
-    }
-}
-
-/// Adds a renewal attempt to a history of at most `keep` records: a success is a new record,
-/// a failure counts against the last one (a timeout apart from other errors).
-pub(super) fn record_renewal(
-    history: &mut VecDeque<RenewalRecord>,
-    keep: usize,
-    outcome: Result<sanlock_core::host::RenewalTimes, i32>,
-) {
-    match outcome {
-        Ok(t) => {
-            if keep == 0 {
-                return;
-            }
-            if history.len() >= keep {
-                history.pop_front();
-            }
-            history.push_back(RenewalRecord {
-                timestamp: t.timestamp_s,
-                read_ms: t.read_ms,
-                write_ms: t.write_ms,
-                ..RenewalRecord::default()
-            });
-        }
-        Err(rv) => {
-            if let Some(last) = history.back_mut() {
-                if rv == sanlock_core::rv::SANLK_AIO_TIMEOUT {
-                    last.next_timeouts += 1;
-                } else {
-                    last.next_errors += 1;
-                }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use sanlock_core::host::RenewalTimes;
-
-    fn ok(t: u64) -> Result<RenewalTimes, i32> {
-        Ok(RenewalTimes {
-            timestamp_s: t,
-            read_ms: 3,
-            write_ms: 1,
-        })
-    }
-
-    #[test]
-    fn the_renewal_history_keeps_h_records_and_counts_failures_against_the_last() {
-        // lockspace.c: a success adds a record, a failure bumps next_timeouts / next_errors.
-        let mut h = VecDeque::new();
-        record_renewal(&mut h, 3, Err(-202));
-        assert!(h.is_empty(), "nothing to count a failure against yet");
-        for t in [10, 12, 14, 16] {
-            record_renewal(&mut h, 3, ok(t));
-        }
-        record_renewal(&mut h, 3, Err(-202));
-        record_renewal(&mut h, 3, Err(-202));
-        record_renewal(&mut h, 3, Err(-5));
-        let stamps: Vec<u64> = h.iter().map(|r| r.timestamp).collect();
-        assert_eq!(stamps, [12, 14, 16]);
-        assert_eq!((h[2].next_timeouts, h[2].next_errors), (2, 1));
-        assert_eq!((h[2].read_ms, h[2].write_ms), (3, 1));
-        let mut none = VecDeque::new();
-        record_renewal(&mut none, 0, ok(1));
-        assert!(none.is_empty(), "-H 0 keeps no history");
     }
 }

@@ -31,8 +31,9 @@ use sanlock_core::ondisk::Name;
 use sanlock_core::Time;
 use sanlock_machine::watchdog::Feed;
 
-use super::engine::{Engine, Msg};
+use super::config::DaemonConfig;
 use super::log;
+use super::messages::Msg;
 
 pub use sanlock_machine::watchdog::FIRE_TIMEOUT;
 /// SANLK_WD_ERROR.
@@ -78,70 +79,79 @@ pub struct Feeder {
     device: std::sync::mpsc::Sender<(Feed, Time)>,
 }
 
-/// Picks the watchdog for the daemon's settings.
-pub fn choose(engine: &mut Engine) {
-    engine.watchdog = if !engine.cfg.use_watchdog {
-        Watchdog::Off
-    } else if let Some(path) = engine.cfg.watchdog_file.clone() {
-        Watchdog::Feeder(Feeder::new(path, true))
-    } else {
-        let socket = std::env::var_os("SANLOCK_WDMD_SOCKET")
-            .map_or_else(|| PathBuf::from(WDMD_SOCKET), PathBuf::from);
-        if UnixStream::connect(&socket).is_ok() {
-            Watchdog::Wdmd {
-                socket,
-                conns: BTreeMap::new(),
-            }
-        } else if std::path::Path::new("/dev/watchdog").exists() {
-            Watchdog::Feeder(Feeder::new("/dev/watchdog".into(), false))
+impl Watchdog {
+    /// Picks the watchdog for the daemon's settings.
+    pub fn choose(cfg: &DaemonConfig) -> Watchdog {
+        if !cfg.use_watchdog {
+            Watchdog::Off
+        } else if let Some(path) = cfg.watchdog_file.clone() {
+            Watchdog::Feeder(Feeder::new(path, true))
         } else {
-            log::log(
-                log::WARNING,
-                "use_watchdog is set but neither wdmd nor /dev/watchdog is available: \
+            let socket = std::env::var_os("SANLOCK_WDMD_SOCKET")
+                .map_or_else(|| PathBuf::from(WDMD_SOCKET), PathBuf::from);
+            if UnixStream::connect(&socket).is_ok() {
+                Watchdog::Wdmd {
+                    socket,
+                    conns: BTreeMap::new(),
+                }
+            } else if std::path::Path::new("/dev/watchdog").exists() {
+                Watchdog::Feeder(Feeder::new("/dev/watchdog".into(), false))
+            } else {
+                log::log(
+                    log::WARNING,
+                    "use_watchdog is set but neither wdmd nor /dev/watchdog is available: \
                  lockspaces cannot be joined (run with -w 0 to go without)",
-            );
-            Watchdog::Unavailable
-        }
-    };
-}
-
-/// Whether a lockspace may be joined at all: SANLK_WD_ERROR with `-w 1` and neither wdmd nor
-/// a device.
-pub fn check_available(engine: &Engine) -> Result<(), i32> {
-    match engine.watchdog {
-        Watchdog::Unavailable => Err(SANLK_WD_ERROR),
-        _ => Ok(()),
-    }
-}
-
-/// Connects lockspace `space` (add number `space_id`) to wdmd before its join, on a thread of
-/// its own; [`Msg::WdmdRegistered`] says how it went. Returns false when there is no wdmd to
-/// register with (the join goes ahead at once).
-pub fn register(engine: &mut Engine, space_id: u32, space: Name, host_id: u64) -> bool {
-    let Watchdog::Wdmd { socket, conns } = &mut engine.watchdog else {
-        return false;
-    };
-    let (cmds, inbox) = std::sync::mpsc::channel();
-    let socket = socket.clone();
-    let tx = engine.tx.clone();
-    let spawned = std::thread::Builder::new()
-        .name(format!("sanlock-wdmd-{space_id}"))
-        .spawn(move || {
-            let conn = wdmd_register(&socket, space, host_id);
-            let result = conn.as_ref().map(drop).map_err(Clone::clone);
-            let _ = tx.send(Msg::WdmdRegistered { space_id, result });
-            if let Ok(conn) = conn {
-                serve_wdmd(conn, &inbox);
+                );
+                Watchdog::Unavailable
             }
-        });
-    if spawned.is_err() {
-        let _ = engine.tx.send(Msg::WdmdRegistered {
-            space_id,
-            result: Err("cannot start a thread".into()),
-        });
+        }
     }
-    conns.insert(space, cmds);
-    true
+
+    /// Whether a lockspace may be joined at all: SANLK_WD_ERROR with `-w 1` and neither wdmd nor
+    /// a device.
+    pub fn check_available(&self) -> Result<(), i32> {
+        match self {
+            Watchdog::Unavailable => Err(SANLK_WD_ERROR),
+            _ => Ok(()),
+        }
+    }
+
+    /// Connects lockspace `space` (add number `space_id`) to wdmd before its join, on a thread of
+    /// its own; [`Msg::WdmdRegistered`] says how it went. Returns false when there is no wdmd to
+    /// register with (the join goes ahead at once).
+    pub fn register(
+        &mut self,
+        tx: &tokio::sync::mpsc::UnboundedSender<Msg>,
+        space_id: u32,
+        space: Name,
+        host_id: u64,
+    ) -> bool {
+        let Watchdog::Wdmd { socket, conns } = self else {
+            return false;
+        };
+        let (cmds, inbox) = std::sync::mpsc::channel();
+        let socket = socket.clone();
+        let tx = tx.clone();
+        let failed = tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("sanlock-wdmd-{space_id}"))
+            .spawn(move || {
+                let conn = wdmd_register(&socket, space, host_id);
+                let result = conn.as_ref().map(drop).map_err(Clone::clone);
+                let _ = tx.send(Msg::WdmdRegistered { space_id, result });
+                if let Ok(conn) = conn {
+                    serve_wdmd(conn, &inbox);
+                }
+            });
+        if spawned.is_err() {
+            let _ = failed.send(Msg::WdmdRegistered {
+                space_id,
+                result: Err("cannot start a thread".into()),
+            });
+        }
+        conns.insert(space, cmds);
+        true
+    }
 }
 
 /// A lockspace's wdmd thread after its registration: sends what it is told until cleared.
@@ -162,39 +172,41 @@ fn serve_wdmd(mut conn: UnixStream, inbox: &std::sync::mpsc::Receiver<WdmdCmd>) 
     }
 }
 
-/// A lockspace renewed at `renewal`: it must be fed until `expire`.
-pub fn arm(engine: &mut Engine, space: Name, renewal: Time, expire: Time) {
-    match &mut engine.watchdog {
-        Watchdog::Off | Watchdog::Unavailable => {}
-        Watchdog::Feeder(f) => f.policy.arm(space, expire),
-        Watchdog::Wdmd { conns, .. } => {
-            if let Some(conn) = conns.get(&space) {
-                let _ = conn.send(WdmdCmd::TestLive {
-                    renewal: renewal.secs(),
-                    expire: expire.secs(),
-                });
+impl Watchdog {
+    /// A lockspace renewed at `renewal`: it must be fed until `expire`.
+    pub fn arm(&mut self, space: Name, renewal: Time, expire: Time) {
+        match self {
+            Watchdog::Off | Watchdog::Unavailable => {}
+            Watchdog::Feeder(f) => f.policy.arm(space, expire),
+            Watchdog::Wdmd { conns, .. } => {
+                if let Some(conn) = conns.get(&space) {
+                    let _ = conn.send(WdmdCmd::TestLive {
+                        renewal: renewal.secs(),
+                        expire: expire.secs(),
+                    });
+                }
             }
         }
     }
-}
 
-/// A lockspace stopped with nothing held: it no longer holds the watchdog.
-pub fn disarm(engine: &mut Engine, space: Name) {
-    match &mut engine.watchdog {
-        Watchdog::Off | Watchdog::Unavailable => {}
-        Watchdog::Feeder(f) => f.policy.disarm(space),
-        Watchdog::Wdmd { conns, .. } => {
-            if let Some(conn) = conns.remove(&space) {
-                let _ = conn.send(WdmdCmd::Clear);
+    /// A lockspace stopped with nothing held: it no longer holds the watchdog.
+    pub fn disarm(&mut self, space: Name) {
+        match self {
+            Watchdog::Off | Watchdog::Unavailable => {}
+            Watchdog::Feeder(f) => f.policy.disarm(space),
+            Watchdog::Wdmd { conns, .. } => {
+                if let Some(conn) = conns.remove(&space) {
+                    let _ = conn.send(WdmdCmd::Clear);
+                }
             }
         }
     }
-}
 
-/// The once-a-second check of our own feeder.
-pub fn check(engine: &mut Engine, now: Time) {
-    if let Watchdog::Feeder(f) = &mut engine.watchdog {
-        f.check(now);
+    /// The once-a-second check of our own feeder.
+    pub fn check(&mut self, now: Time) {
+        if let Watchdog::Feeder(f) = self {
+            f.check(now);
+        }
     }
 }
 

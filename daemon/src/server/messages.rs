@@ -1,0 +1,330 @@
+//! What passes between the daemon's parts: the messages its connections and helper threads
+//! send the engine, the requests they carry, the replies and the actions the engine asks of its
+//! loop, and what waits for a disk or a rindex step. Only types: the engine, its decisions and
+//! the shell all use them, and this module uses none of those (no import circle).
+
+use std::collections::BTreeMap;
+
+use sanlock_core::ondisk::rindex::RindexHeader;
+use sanlock_core::ondisk::{Geometry, Name};
+use sanlock_machine::recovery::StopSignal;
+use tokio::sync::{mpsc, oneshot};
+
+use super::storage::OpenedDisk;
+use crate::wire::{
+    Cmd, Header, WireHostEvent, WireLockspace, WireOptions, WireRentry, WireResource, WireRindex,
+};
+
+/// What connections and helper tasks tell the engine.
+pub enum Msg {
+    /// A request, to answer on `reply`.
+    Call {
+        /// The connection's slot.
+        ci: usize,
+        /// The request's header (replies are built from it).
+        header: Header,
+        /// What was asked.
+        call: Call,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Reply>,
+    },
+    /// REGISTER on connection `ci`.
+    Register {
+        /// The connection's slot.
+        ci: usize,
+    },
+    /// Connection `ci` closed (EOF or error).
+    Closed {
+        /// The connection's slot.
+        ci: usize,
+    },
+    /// The geometry probe of a lockspace being added finished.
+    Probed {
+        /// The lockspace.
+        space_id: u32,
+        /// Its geometry, or the add's result.
+        result: Result<Geometry, i32>,
+    },
+    /// A disk opened off the loop ([`Engine::open_then`]).
+    DiskOpened {
+        /// As it was named.
+        path: Vec<u8>,
+        /// The disk, or why it did not open.
+        result: Result<OpenedDisk, sanlock_backends::disk::DiskError>,
+    },
+    /// A reply made off the loop (a rindex operation's blocking thread).
+    Answer {
+        /// Whose.
+        waiter: Waiter,
+        /// What.
+        reply: Reply,
+    },
+    /// A lockspace being added is registered with wdmd, or could not be.
+    WdmdRegistered {
+        /// The lockspace.
+        space_id: u32,
+        /// How it went.
+        result: Result<(), String>,
+    },
+    /// The registered process `pid` of slot `ci` exited (its pidfd fired).
+    ProcessExited {
+        /// The slot.
+        ci: usize,
+        /// The pid it had registered with.
+        pid: i32,
+    },
+    /// SIGTERM, SIGINT or SIGHUP: a non-forced shutdown.
+    Signal,
+    /// A rindex operation that held no lease finished (it answered its client itself).
+    RindexDone {
+        /// Its lockspace.
+        space: Name,
+    },
+    /// A locked rindex operation read its header: the lease is next.
+    RindexHeader {
+        /// The operation.
+        job: RindexJob,
+    },
+    /// A locked rindex operation made its change: the lease goes back.
+    RindexChanged {
+        /// The operation.
+        job: RindexJob,
+    },
+}
+
+/// A request the engine answers, its payload decoded.
+pub enum Call {
+    /// VERSION.
+    Version,
+    /// RESTRICT (flags in the header).
+    Restrict,
+    /// SHUTDOWN (force in `data`): no reply.
+    Shutdown,
+    /// SHUTDOWN_WAIT: the reply comes when the daemon exits.
+    ShutdownWait,
+    /// STATUS (`data` selects how much).
+    Status,
+    /// LOG_DUMP.
+    LogDump,
+    /// GET_LOCKSPACES.
+    GetLockspaces,
+    /// ADD_LOCKSPACE.
+    AddLockspace(WireLockspace),
+    /// INQ_LOCKSPACE.
+    InqLockspace(WireLockspace),
+    /// REM_LOCKSPACE.
+    RemLockspace(WireLockspace),
+    /// GET_HOSTS.
+    GetHosts(WireLockspace),
+    /// HOST_STATUS.
+    HostStatus(WireLockspace),
+    /// RENEWAL.
+    Renewal(WireLockspace),
+    /// ACQUIRE for the target client.
+    Acquire {
+        /// The resources with their disks, in order.
+        resources: Vec<WireResource>,
+        /// The options (owner name).
+        options: WireOptions,
+    },
+    /// RELEASE for the target client.
+    Release(Vec<WireResource>),
+    /// INQUIRE for the target client.
+    Inquire,
+    /// CONVERT for the target client.
+    Convert(WireResource),
+    /// KILLPATH for the target client: the program and its arguments (flags in the header).
+    Killpath {
+        /// The program.
+        path: Vec<u8>,
+        /// Its arguments, space-separated, backslash-escaped.
+        args: Vec<u8>,
+    },
+    /// SET_CONFIG (the command in `data`).
+    SetConfig(WireLockspace),
+    /// REQUEST (force_mode in `data`).
+    Request(WireResource),
+    /// EXAMINE_LOCKSPACE / EXAMINE_RESOURCE.
+    Examine {
+        /// The lockspace.
+        space: Name,
+        /// One resource, or all held in the lockspace.
+        resource: Option<Name>,
+    },
+    /// REG_EVENT: on success the connection carries event_cb messages sent to `sink`.
+    RegEvent {
+        /// The lockspace.
+        ls: WireLockspace,
+        /// Where this listener's events go.
+        sink: mpsc::UnboundedSender<Vec<u8>>,
+    },
+    /// END_EVENT.
+    EndEvent(WireLockspace),
+    /// SET_EVENT (flags in the header).
+    SetEvent {
+        /// The lockspace.
+        ls: WireLockspace,
+        /// The event.
+        event: WireHostEvent,
+    },
+    /// SET_LVB.
+    SetLvb {
+        /// The resource (names only).
+        res: WireResource,
+        /// The value.
+        lvb: Vec<u8>,
+    },
+    /// GET_LVB (length in `data2`).
+    GetLvb(WireResource),
+    /// One of the rindex commands.
+    Rindex {
+        /// Which.
+        cmd: Cmd,
+        /// The index.
+        rx: WireRindex,
+        /// The entry (empty for format and rebuild).
+        entry: WireRentry,
+    },
+}
+
+/// What to send back, and whether to close the connection after it.
+pub struct Reply {
+    /// The bytes (empty: send nothing).
+    pub bytes: Vec<u8>,
+    /// Close the connection afterwards.
+    pub close: bool,
+}
+
+impl Reply {
+    /// A header, connection kept open.
+    pub fn keep(header: Header) -> Reply {
+        Reply {
+            bytes: header.encode().to_vec(),
+            close: false,
+        }
+    }
+
+    /// Bytes, connection kept open.
+    pub fn keep_bytes(bytes: Vec<u8>) -> Reply {
+        Reply {
+            bytes,
+            close: false,
+        }
+    }
+
+    /// Bytes, then close.
+    pub fn close(bytes: Vec<u8>) -> Reply {
+        Reply { bytes, close: true }
+    }
+}
+
+/// Names one request owed a reply, unique for the daemon's life (a connection's slot is not:
+/// slots are reused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReplyTo(u64);
+
+/// A reply owed to a client: the request's header and where the reply goes. The engine
+/// answers through [`Engine::answer`] or [`Engine::send_reply`], which push an
+/// [`Action::Reply`]; the loop hands it to the connection when the turn ends. A waiter dropped
+/// unanswered closes its connection, as sanlock closes a connection whose command it gives up
+/// on.
+pub struct Waiter {
+    pub(super) header: Header,
+    pub(super) to: ReplyTo,
+    /// Alive as long as the waiter: the loop sees a dropped waiter by its dead weak pointer.
+    _alive: std::sync::Arc<()>,
+}
+
+/// What the engine asks of its loop, done after each turn in order: the engine decides, the
+/// loop does the I/O (issue 16: this is the daemon machine's `poll_action`, taking shape).
+pub enum Action {
+    /// Send `reply` to whoever waits for `to`.
+    Reply { to: ReplyTo, reply: Reply },
+    /// Send `signal` to process `pid`.
+    Signal { pid: i32, signal: StopSignal },
+    /// Run a killpath program (argv).
+    RunKillpath(Vec<Vec<u8>>),
+    /// Watch registered process `pid` of slot `ci`: [`Msg::ProcessExited`] when it exits.
+    WatchPid { ci: usize, pid: i32 },
+    /// Probe the lockspace `space_id` being added at `path`, `offset`: [`Msg::Probed`].
+    Probe {
+        space_id: u32,
+        path: Vec<u8>,
+        offset: u64,
+    },
+    /// Open the disk at `path`: [`Msg::DiskOpened`].
+    Open { path: Vec<u8> },
+}
+
+/// The loop's side of the replies owed: each connection task's channel, by reply.
+#[derive(Default)]
+pub(super) struct ReplyBook {
+    next: u64,
+    owed: BTreeMap<ReplyTo, (oneshot::Sender<Reply>, std::sync::Weak<()>)>,
+}
+
+impl ReplyBook {
+    /// A waiter for a request whose answer goes to `reply`.
+    pub(super) fn waiter(&mut self, header: Header, reply: oneshot::Sender<Reply>) -> Waiter {
+        let to = ReplyTo(self.next);
+        self.next += 1;
+        let alive = std::sync::Arc::new(());
+        self.owed
+            .insert(to, (reply, std::sync::Arc::downgrade(&alive)));
+        Waiter {
+            header,
+            to,
+            _alive: alive,
+        }
+    }
+
+    /// Sends what the engine answered, then closes the connections of waiters dropped
+    /// unanswered.
+    pub(super) fn deliver(&mut self, outbox: Vec<(ReplyTo, Reply)>) {
+        for (to, reply) in outbox {
+            if let Some((tx, _)) = self.owed.remove(&to) {
+                let _ = tx.send(reply);
+            }
+        }
+        let dropped: Vec<ReplyTo> = self
+            .owed
+            .iter()
+            .filter(|(_, (_, alive))| alive.strong_count() == 0)
+            .map(|(&to, _)| to)
+            .collect();
+        for to in dropped {
+            if let Some((tx, _)) = self.owed.remove(&to) {
+                let _ = tx.send(Reply::close(Vec::new()));
+            }
+        }
+    }
+
+    /// Takes the channel of a reply that the loop itself sends later (at exit).
+    pub(super) fn take(&mut self, waiter: Waiter) -> Option<oneshot::Sender<Reply>> {
+        self.owed.remove(&waiter.to).map(|(tx, _)| tx)
+    }
+}
+
+/// A create, delete or rebuild waiting for the host (the header read, the lease taken, the
+/// change made, the lease given back).
+pub struct RindexJob {
+    pub(super) cmd: Cmd,
+    pub(super) rx: WireRindex,
+    pub(super) entry: WireRentry,
+    pub(super) waiter: Waiter,
+    pub(super) header: Option<RindexHeader>,
+    /// The change's outcome, answered once the lease is released.
+    pub(super) result: Option<(i32, WireRentry)>,
+}
+
+/// What waits for a disk.
+pub(super) enum AfterOpen {
+    /// The lockspace being added (probed already).
+    Join { space_id: u32 },
+    /// Client `ci`'s acquire: its next resource is on that disk.
+    Acquire { ci: usize },
+    /// A REQUEST.
+    Request { res: WireResource, waiter: Waiter },
+    /// A rindex operation about to take its rindex_lease.
+    Rindex { job: RindexJob },
+}

@@ -1,0 +1,90 @@
+//! The shell's hands: what the engine's actions become — replies handed to connections,
+//! signals, killpath programs, pidfd watches, and disk probes and opens on blocking threads,
+//! whose results come back as messages. Nothing here decides anything.
+
+use rustix::process::{pidfd_open, Pid, PidfdFlags, Signal};
+use sanlock_machine::recovery::StopSignal;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::messages::{Action, Msg, ReplyBook};
+use super::{disk_ops, log, storage};
+
+/// Does what a turn of the engine asked for, in order, then closes the connections of waiters
+/// dropped unanswered.
+pub(super) fn perform(actions: Vec<Action>, tx: &UnboundedSender<Msg>, book: &mut ReplyBook) {
+    let mut replies = Vec::new();
+    for action in actions {
+        match action {
+            Action::Reply { to, reply } => replies.push((to, reply)),
+            Action::Signal { pid, signal } => {
+                if let Some(p) = rustix::process::Pid::from_raw(pid) {
+                    let _ = rustix::process::kill_process(p, as_rustix(signal));
+                }
+            }
+            Action::RunKillpath(argv) => run_killpath(&argv),
+            Action::WatchPid { ci, pid } => watch_pid(tx, ci, pid),
+            Action::Probe {
+                space_id,
+                path,
+                offset,
+            } => {
+                let tx = tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let result = disk_ops::probe_lockspace(&path, offset);
+                    let _ = tx.send(Msg::Probed { space_id, result });
+                });
+            }
+            Action::Open { path } => {
+                let tx = tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let result = storage::open_disk(&path);
+                    let _ = tx.send(Msg::DiskOpened { path, result });
+                });
+            }
+        }
+    }
+    book.deliver(replies);
+}
+
+/// Runs a killpath program (no wait: a thread reaps it), as sanlock's helper forks it.
+pub fn run_killpath(argv: &[Vec<u8>]) {
+    use std::os::unix::ffi::OsStrExt;
+    let mut cmd = std::process::Command::new(std::ffi::OsStr::from_bytes(&argv[0]));
+    cmd.args(argv[1..].iter().map(|a| std::ffi::OsStr::from_bytes(a)))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    match cmd.spawn() {
+        Ok(mut child) => {
+            std::thread::spawn(move || child.wait());
+        }
+        Err(e) => log::log(
+            log::ERR,
+            &format!("killpath {}: {e}", String::from_utf8_lossy(&argv[0])),
+        ),
+    }
+}
+
+/// Watches process `pid` of slot `ci` with a pidfd: [`Msg::ProcessExited`] when it exits.
+pub(super) fn watch_pid(tx: &UnboundedSender<Msg>, ci: usize, pid: i32) {
+    let Some(fd) = Pid::from_raw(pid).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok()) else {
+        return;
+    };
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        // SAFETY: the pidfd is moved into the AsyncFd and closed only when it drops.
+        if let Ok(afd) = unsafe { AsyncFd::register(fd) } {
+            let _ = afd.readable().await;
+            let _ = tx.send(Msg::ProcessExited { ci, pid });
+        }
+    });
+}
+
+/// A signal of recovery as rustix names it.
+fn as_rustix(s: StopSignal) -> Signal {
+    match s {
+        StopSignal::Term => Signal::TERM,
+        StopSignal::Kill => Signal::KILL,
+    }
+}
