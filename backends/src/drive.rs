@@ -6,11 +6,10 @@
 //! The caller says which disk holds each lockspace and each resource lease; an I/O for a disk
 //! nobody named fails with ENODEV rather than going anywhere.
 
-use std::collections::BTreeMap;
-
-use sanlock_core::host::{Host, Output, Target};
-use sanlock_core::io::{DiskRef, IoError};
+use sanlock_core::host::{Host, Output};
+use sanlock_core::io::IoError;
 use sanlock_core::ondisk::Name;
+use sanlock_core::routes::Routes;
 use sanlock_core::Time;
 
 use crate::storage::{sleep_until, DiskId, Io, Storage};
@@ -22,8 +21,7 @@ const ENODEV: i32 = 19;
 pub struct HostDriver<S> {
     host: Host,
     storage: S,
-    lockspaces: BTreeMap<Name, DiskId>,
-    leases: BTreeMap<(Name, Name), DiskId>,
+    routes: Routes<DiskId>,
 }
 
 impl<S: Storage> HostDriver<S> {
@@ -32,8 +30,7 @@ impl<S: Storage> HostDriver<S> {
         HostDriver {
             host,
             storage,
-            lockspaces: BTreeMap::new(),
-            leases: BTreeMap::new(),
+            routes: Routes::default(),
         }
     }
 
@@ -54,12 +51,12 @@ impl<S: Storage> HostDriver<S> {
 
     /// The disk holding lockspace `space_name`.
     pub fn set_lockspace_disk(&mut self, space_name: Name, disk: DiskId) {
-        self.lockspaces.insert(space_name, disk);
+        self.routes.set_lockspace(space_name, disk);
     }
 
     /// The disk holding the lease of `resource_name` in `space_name`.
     pub fn set_lease_disk(&mut self, space_name: Name, resource_name: Name, disk: DiskId) {
-        self.leases.insert((space_name, resource_name), disk);
+        self.routes.set_lease(space_name, resource_name, disk);
     }
 
     /// Runs the host until it has something to say (returned) or `until` passes (nothing).
@@ -98,17 +95,8 @@ impl<S: Storage> HostDriver<S> {
         let mut batch = Vec::new();
         let mut unplaced = Vec::new();
         while let Some((target, request)) = self.host.poll_io() {
-            let disk = match (&target, request.disk) {
-                (Target::Lockspace(ls), _) => self.lockspaces.get(ls),
-                (target, DiskRef::Lockspace) => {
-                    target.lease().and_then(|(ls, _)| self.lockspaces.get(ls))
-                }
-                (target, DiskRef::Lease) => target
-                    .lease()
-                    .and_then(|(ls, res)| self.leases.get(&(*ls, *res))),
-            };
-            match disk {
-                Some(&disk) => batch.push(Io {
+            match self.routes.place(&target, request.disk) {
+                Some(disk) => batch.push(Io {
                     id: request.id,
                     disk,
                     offset: request.offset,

@@ -20,6 +20,7 @@ pub mod ondisk;
 pub mod paxos;
 pub mod requests;
 pub mod rng;
+pub mod routes;
 pub mod rv;
 pub mod time;
 pub mod timeouts;

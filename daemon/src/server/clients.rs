@@ -107,7 +107,7 @@ impl Engine {
         for space in self.table.emptied() {
             if !self.removal_blocked(space) {
                 self.table.end_killing(space);
-                self.driver.host_mut().holders_gone(now, space);
+                self.host.holders_gone(now, space);
             }
         }
     }

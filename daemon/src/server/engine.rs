@@ -1,6 +1,9 @@
-//! The daemon's one loop (STYLE.md "the core in one picture"): it owns the core `Host` (through
-//! the backends' `HostDriver`), the client table (`sanlock_machine::clients`, which decides who
-//! holds what and whom recovery stops), the lockspace list and what is pending. Connections
+//! The daemon's one loop (STYLE.md "the core in one picture"): it owns the core `Host`, the
+//! routes of its I/O (`sanlock_core::routes`) and the backends that run it, the client table
+//! (`sanlock_machine::clients`, which decides who holds what and whom recovery stops), the
+//! lockspace list and what is pending. Each turn of the loop takes one message, connection,
+//! batch of I/O completions or timer, then pumps the host (its I/O to the backends, its
+//! outputs decided on) until it is quiet. Connections
 //! hand it their requests as [`Msg`]s; it answers each when the host has decided. Nothing here
 //! blocks: what it decides becomes [`Action`]s that the shell (`shell.rs`) carries out when
 //! each turn ends, and slow work comes back as messages.
@@ -20,9 +23,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sanlock_backends::clock;
-use sanlock_backends::drive::HostDriver;
+use sanlock_backends::storage::{sleep_until, Storage};
+use sanlock_backends::DiskId;
 use sanlock_core::host::{Host, HostConfig, Output};
+use sanlock_core::io::IoError;
 use sanlock_core::ondisk::{Geometry, Name};
+use sanlock_core::routes::Routes;
 use sanlock_core::Time;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
@@ -40,6 +46,8 @@ use sanlock_machine::renewal_history::RenewalHistory;
 
 pub(super) const EPERM: i32 = -1;
 pub(super) const ENOENT: i32 = -2;
+/// ENODEV: an I/O for a lockspace or lease whose disk was never named.
+const ENODEV: i32 = 19;
 pub(super) const EAGAIN: i32 = -11;
 pub(super) const EBUSY: i32 = -16;
 pub(super) const EEXIST: i32 = -17;
@@ -161,7 +169,12 @@ pub(super) enum Job {
 pub struct Engine {
     pub(super) cfg: DaemonConfig,
     pub(super) host_name: Name,
-    pub(super) driver: HostDriver<DaemonStorage>,
+    /// The core host: every lockspace and lease of ours.
+    pub(super) host: Host,
+    /// Which disk each lockspace's and lease's I/O goes to.
+    pub(super) routes: Routes<DiskId>,
+    /// The backends the host's I/O runs on.
+    pub(super) storage: DaemonStorage,
     pub(super) tx: mpsc::UnboundedSender<Msg>,
     /// The client table and the leases held (the daemon machine's, shared with the simulator).
     pub(super) table: sanlock_machine::clients::ClientTable<Job>,
@@ -213,11 +226,12 @@ impl Engine {
         hc.set_bitmap_s = cfg.set_bitmap_seconds;
         hc.event_poll = true;
         hc.rng_seed = u64::from(std::process::id()) ^ clock::now().since_boot().as_nanos() as u64;
-        let driver = HostDriver::new(Host::new(hc), storage);
         Engine {
             cfg,
             host_name,
-            driver,
+            host: Host::new(hc),
+            routes: Routes::default(),
+            storage,
             tx,
             table: Default::default(),
             spaces: Vec::new(),
@@ -244,16 +258,26 @@ impl Engine {
     pub async fn run(mut self, listener: UnixListener, mut rx: mpsc::UnboundedReceiver<Msg>) {
         log::log(
             log::INFO,
-            &format!("storage backend {}", self.driver.storage_mut().kind()),
+            &format!("storage backend {}", self.storage.kind()),
         );
         let mut next_check = clock::now() + Duration::from_secs(1);
         // After a failed accept (out of fds) the listener rests until the next check rather
         // than failing again at once and spinning the loop.
         let mut accept_resting = false;
         loop {
+            // Whatever the last turn asked of the host: its I/O to the storage, its outputs
+            // decided on, until it is quiet; then the turn's actions.
+            self.pump();
+            self.perform();
             if self.shutting_down && self.spaces.is_empty() && self.pending.is_empty() {
                 break;
             }
+            let check_at = self.wake_at(next_check);
+            let wake = self
+                .host
+                .poll_timeout()
+                .map_or(check_at, |t| t.min(check_at));
+            let in_flight = self.storage.stats().in_flight > 0;
             tokio::select! {
                 msg = rx.recv() => {
                     let Some(msg) = msg else { break };
@@ -270,24 +294,27 @@ impl Engine {
                         accept_resting = true;
                     }
                 },
-                outputs = self.driver.run(self.wake_at(next_check)) => {
-                    // Read after the host's own last reading, so the host never sees time go
-                    // back.
+                done = self.storage.completions(), if in_flight => {
                     self.now = clock::now();
-                    for output in outputs {
-                        self.handle_output(output);
+                    for c in done {
+                        self.host.handle_io(self.now, c.id, c.result);
                     }
-                    let now = self.now;
-                    if now >= self.wake_at(next_check) {
-                        self.check(now);
-                    }
-                    if now >= next_check {
-                        next_check = now + Duration::from_secs(1);
-                        accept_resting = false;
-                    }
+                    self.host.handle_timeout(self.now);
+                }
+                () = sleep_until(wake) => {
+                    self.now = clock::now();
+                    self.host.handle_timeout(self.now);
                 }
             }
-            self.perform();
+            let now = self.now;
+            if now >= self.wake_at(next_check) {
+                self.pump();
+                self.check(now);
+            }
+            if now >= next_check {
+                next_check = now + Duration::from_secs(1);
+                accept_resting = false;
+            }
         }
         // SHUTDOWN_WAIT's reply: magic, version 1, length 32, cmd 0 (§4.28).
         let bye = Header {
@@ -314,6 +341,46 @@ impl Engine {
             .filter(|s| s.state == SpaceState::Adding)
             .filter_map(|s| s.activate_at)
             .fold(next_check, Time::min)
+    }
+
+    /// Runs the host until it is quiet: its queued I/O goes to the disk its target names
+    /// (ENODEV for a disk nobody named), its outputs are decided on (which may give it more
+    /// to do).
+    fn pump(&mut self) {
+        loop {
+            self.submit_io();
+            let outputs: Vec<Output> = std::iter::from_fn(|| self.host.poll_output()).collect();
+            if outputs.is_empty() {
+                return;
+            }
+            for output in outputs {
+                self.handle_output(output);
+            }
+        }
+    }
+
+    fn submit_io(&mut self) {
+        let mut batch = Vec::new();
+        let mut unplaced = Vec::new();
+        while let Some((target, request)) = self.host.poll_io() {
+            match self.routes.place(&target, request.disk) {
+                Some(disk) => batch.push(sanlock_backends::storage::Io {
+                    id: request.id,
+                    disk,
+                    offset: request.offset,
+                    op: request.op,
+                    deadline: request.deadline,
+                }),
+                None => unplaced.push(request.id),
+            }
+        }
+        if !batch.is_empty() {
+            self.storage.submit(batch);
+        }
+        for id in unplaced {
+            self.host
+                .handle_io(self.now, id, Err(IoError::Failed(ENODEV)));
+        }
     }
 
     fn accept(&mut self, stream: UnixStream) {
@@ -481,7 +548,7 @@ impl Engine {
             Call::Request(res) => self.request(res, waiter),
             Call::Examine { space, resource } => {
                 // Marks the leases; the answer does not wait for the reads (§4.9).
-                self.driver.host_mut().examine(self.now, space, resource);
+                self.host.examine(self.now, space, resource);
                 self.answer(waiter, 0);
             }
             Call::RegEvent { ls, sink } => {
@@ -547,7 +614,7 @@ impl Engine {
                 space_name,
                 generation,
             } => {
-                let joined_at = self.driver.host().last_renewal(space_name);
+                let joined_at = self.host.last_renewal(space_name);
                 let now = self.now;
                 if let Some(s) = self.space_mut(&space_name) {
                     log::log(

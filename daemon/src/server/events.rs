@@ -96,8 +96,7 @@ impl Engine {
             data: ev.data,
         };
         match self
-            .driver
-            .host_mut()
+            .host
             .set_event(self.now, *name, ev.host_id, event, flags)
         {
             Ok(()) => 0,

@@ -132,7 +132,7 @@ impl Engine {
             }
             return Err(EEXIST);
         }
-        if self.driver.host().busy(key.0, key.1) {
+        if self.host.busy(key.0, key.1) {
             return Err(EBUSY);
         }
         if flags & ACQUIRE_ORPHAN_ONLY != 0 {
@@ -146,7 +146,7 @@ impl Engine {
             return Err(EINVAL);
         }
         let disk = &res.disks[0];
-        let Some(id) = self.driver.storage_mut().opened(&disk.path) else {
+        let Some(id) = self.storage.opened(&disk.path) else {
             return Ok(Start::NeedsDisk(disk.path.clone()));
         };
         let space_geometry = self
@@ -159,7 +159,7 @@ impl Engine {
                 return Err(EINVAL);
             }
         }
-        self.driver.set_lease_disk(key.0, key.1, id);
+        self.routes.set_lease(key.0, key.1, id);
         let request = AcquireRequest {
             lver: (res.flags & RES_LVER != 0).then_some(Lver(res.lver)),
             owner_nowait: flags & 8 != 0,
@@ -174,8 +174,7 @@ impl Engine {
                 lvb: request.lvb,
             },
         );
-        self.driver
-            .host_mut()
+        self.host
             .acquire(self.now, key.0, key.1, disk.offset, request);
         Ok(Start::Acquiring)
     }
@@ -333,7 +332,7 @@ impl Engine {
     fn start_release(&mut self, key: (Name, Name), ci: Option<usize>) {
         self.pending.insert(key, Pending::Release { ci });
         let now = self.now;
-        let host = self.driver.host_mut();
+        let host = &mut self.host;
         if let Some(lvb) = self.lvb_to_write.remove(&key) {
             host.set_lvb(key.0, key.1, lvb);
         }
@@ -399,12 +398,10 @@ impl Engine {
             // EX→SH writes a value set with set_lvb first, as an exclusive release would
             // (algorithms.md §9.5).
             if let Some(lvb) = self.lvb_to_write.remove(&key) {
-                self.driver.host_mut().set_lvb(key.0, key.1, lvb);
+                self.host.set_lvb(key.0, key.1, lvb);
             }
         }
-        self.driver
-            .host_mut()
-            .convert(self.now, key.0, key.1, to_shared);
+        self.host.convert(self.now, key.0, key.1, to_shared);
     }
 
     pub(super) fn resource_event(&mut self, key: (Name, Name), event: paxos::Event) {
@@ -465,7 +462,7 @@ impl Engine {
                 self.release_done(ci, key, rv);
             }
             (Some(Pending::Convert { ci }), paxos::Event::Converted { shared }) => {
-                let lver = self.driver.host().held(key.0, key.1).map(|l| l.lver.0);
+                let lver = self.host.held(key.0, key.1).map(|l| l.lver.0);
                 if let Some(t) = self.table.tokens.get_mut(&key) {
                     t.shared = shared;
                     // SH→EX runs a ballot: the lease has a new version.

@@ -26,7 +26,7 @@ impl Engine {
     /// waited for it runs again (or fails with the open's error).
     pub(super) fn disk_opened(&mut self, path: Vec<u8>, result: Result<OpenedDisk, DiskError>) {
         let result: Result<DiskId, i32> = match result {
-            Ok(opened) => Ok(self.driver.storage_mut().adopt(&path, opened)),
+            Ok(opened) => Ok(self.storage.adopt(&path, opened)),
             Err(e) => {
                 log::log(log::ERR, &format!("open error: {e}"));
                 Err(e.rv())

@@ -98,11 +98,11 @@ impl Engine {
             );
             return self.answer(waiter, EINVAL);
         };
-        let Some(id) = self.driver.storage_mut().opened(&disk.path) else {
+        let Some(id) = self.storage.opened(&disk.path) else {
             let path = disk.path.clone();
             return self.open_then(path, AfterOpen::Request { res, waiter });
         };
-        self.driver.set_lease_disk(key.0, key.1, id);
+        self.routes.set_lease(key.0, key.1, id);
         let args = RequestArgs {
             // sanlock takes the lver field whatever the flags say.
             lver: (res.lver != 0).then_some(Lver(res.lver)),
@@ -110,9 +110,7 @@ impl Engine {
             next_lver: waiter.header.cmd_flags & REQUEST_NEXT_LVER != 0,
         };
         self.request_waiters.insert(key, waiter);
-        self.driver
-            .host_mut()
-            .request(self.now, key.0, key.1, disk.offset, args);
+        self.host.request(self.now, key.0, key.1, disk.offset, args);
     }
 
     /// The host finished a request.

@@ -185,11 +185,11 @@ impl Engine {
         if self.pending.contains_key(&key) || self.table.tokens.contains_key(&key) {
             return refuse(self, job, EBUSY);
         }
-        let Some(id) = self.driver.storage_mut().opened(&job.rx.disk.path) else {
+        let Some(id) = self.storage.opened(&job.rx.disk.path) else {
             let path = job.rx.disk.path.clone();
             return self.open_then(path, AfterOpen::Rindex { job });
         };
-        self.driver.set_lease_disk(key.0, key.1, id);
+        self.routes.set_lease(key.0, key.1, id);
         self.pending.insert(key, Pending::Rindex);
         let request = AcquireRequest {
             lver: None,
@@ -198,7 +198,7 @@ impl Engine {
             lvb: false,
         };
         self.rindex_jobs.insert(space, job);
-        self.driver.host_mut().acquire(
+        self.host.acquire(
             self.now,
             key.0,
             key.1,
@@ -246,6 +246,6 @@ impl Engine {
         let key = (space, rindex_lease_name());
         self.rindex_jobs.insert(space, job);
         self.pending.insert(key, Pending::Rindex);
-        self.driver.host_mut().release(self.now, key.0, key.1);
+        self.host.release(self.now, key.0, key.1);
     }
 }

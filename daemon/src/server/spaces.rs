@@ -116,7 +116,7 @@ impl Engine {
         }
         let path = space.ls.disk.path.clone();
         self.spaces[i].geometry = Some(geometry);
-        match self.driver.storage_mut().opened(&path) {
+        match self.storage.opened(&path) {
             Some(disk) => self.lockspace_disk_opened(space_id, Ok(disk)),
             None => self.open_then(path, AfterOpen::Join { space_id }),
         }
@@ -135,7 +135,7 @@ impl Engine {
         };
         let space = &self.spaces[i];
         let (name, host_id) = (space.ls.name, space.ls.host_id);
-        self.driver.set_lockspace_disk(name, disk);
+        self.routes.set_lockspace(name, disk);
         // As lockspace.c: wdmd is connected after the disk checks and before the delta lease.
         if !self.watchdog.register(&self.tx, space_id, name, host_id) {
             self.join(i);
@@ -172,7 +172,7 @@ impl Engine {
             offset: space.ls.disk.offset,
             io_timeout_s: u64::from(space.io_timeout),
         };
-        self.driver.host_mut().join(self.now, join);
+        self.host.join(self.now, join);
     }
 
     pub(super) fn add_failed(&mut self, i: usize, rv: i32) {
@@ -241,7 +241,7 @@ impl Engine {
     pub(super) fn cancel_add(&mut self, i: usize) {
         let name = self.spaces[i].ls.name;
         if self.spaces[i].geometry.is_some() {
-            self.driver.host_mut().leave(self.now, name);
+            self.host.leave(self.now, name);
         }
         let s = &mut self.spaces[i];
         s.state = SpaceState::Removing;
@@ -285,7 +285,7 @@ impl Engine {
         let space = self.spaces.iter().find(|s| {
             s.ls.name == ls.name && matches!(s.state, SpaceState::Active | SpaceState::RemPending)
         });
-        let table = self.driver.host().hosts(ls.name);
+        let table = self.host.hosts(ls.name);
         let result = match table {
             _ if space.is_none() => Err(ENOENT),
             _ if space.is_some_and(|s| s.hosts_ready_at.is_some_and(|t| now < t)) => Err(EAGAIN),
@@ -362,7 +362,7 @@ impl Engine {
                         continue;
                     }
                     self.spaces[i].state = SpaceState::Removing;
-                    self.driver.host_mut().leave(now, name);
+                    self.host.leave(now, name);
                 }
                 SpaceState::Removing | SpaceState::Removed => {}
             }
@@ -398,7 +398,7 @@ impl Engine {
                         continue;
                     }
                     self.spaces[i].state = SpaceState::Removing;
-                    self.driver.host_mut().leave(now, name);
+                    self.host.leave(now, name);
                     i += 1;
                 }
                 SpaceState::Removed => {

@@ -125,7 +125,7 @@ impl Engine {
                 let (ss, align) = s.geometry.map_or((0, 0), |g| {
                     (g.sector_size().bytes(), g.align_size().bytes())
                 });
-                let generation = e.driver.host().generation(s.ls.name).map_or(0, |g| g.0);
+                let generation = e.host.generation(s.ls.name).map_or(0, |g| g.0);
                 let text = format!(
                     "list={list} space_id={} io_timeout={} sector_size={ss} align_size={align} \
                  host_generation={generation} renew_fail={} space_dead={} killing_pids={} \
@@ -222,7 +222,7 @@ impl Engine {
             .spaces
             .iter()
             .find(|s| s.ls.name == *name && s.state != SpaceState::Removed);
-        let table = found.and_then(|_| e.driver.host().hosts(*name));
+        let table = found.and_then(|_| e.host.hosts(*name));
         let (Some(space), Some(table)) = (found, table) else {
             return header.result(ENOSPC).encode().to_vec();
         };
