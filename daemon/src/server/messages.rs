@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::storage::OpenedDisk;
 use crate::wire::{
     Cmd, Header, WireHostEvent, WireLockspace, WireOptions, WireRentry, WireResource, WireRindex,
+    HEADER_LEN, RENTRY_LEN,
 };
 
 /// What connections and helper tasks tell the engine.
@@ -254,6 +255,19 @@ pub enum Action {
     },
     /// Open the disk at `path`: [`Msg::DiskOpened`].
     Open { path: Vec<u8> },
+    /// Format a rindex (no lockspace, no lease): answered from the thread.
+    RindexFormat { job: RindexJob },
+    /// Read a rindex operation's header: [`Msg::RindexHeader`] for a `locked` one, else its
+    /// change made and answered from the thread (with [`Msg::RindexDone`] first unless
+    /// `nolock`).
+    RindexRead {
+        job: RindexJob,
+        nolock: bool,
+        locked: bool,
+        sector: Option<sanlock_core::ondisk::SectorSize>,
+    },
+    /// Make a locked operation's change, its rindex_lease held: [`Msg::RindexChanged`].
+    RindexChange { job: RindexJob },
 }
 
 /// The loop's side of the replies owed: each connection task's channel, by reply.
@@ -327,4 +341,27 @@ pub(super) enum AfterOpen {
     Request { res: WireResource, waiter: Waiter },
     /// A rindex operation about to take its rindex_lease.
     Rindex { job: RindexJob },
+}
+
+/// The reply of update, lookup, create and delete: the result and the entry, always.
+fn rentry_reply(header: Header, rv: i32, entry: &WireRentry) -> Vec<u8> {
+    let mut h = header.result(rv);
+    h.length = (HEADER_LEN + RENTRY_LEN) as u32;
+    let mut out = h.encode().to_vec();
+    entry.encode_into(&mut out);
+    out
+}
+
+impl RindexJob {
+    /// Its answer: the result and, for update, lookup, create and delete, the entry.
+    pub(super) fn reply(self, rv: i32, entry: &WireRentry) -> (Waiter, Reply) {
+        let job = self;
+        let bytes = match job.cmd {
+            Cmd::RebuildRindex | Cmd::FormatRindex => {
+                job.waiter.header.result(rv).encode().to_vec()
+            }
+            _ => rentry_reply(job.waiter.header, rv, entry),
+        };
+        (job.waiter, Reply::keep_bytes(bytes))
+    }
 }

@@ -7,8 +7,14 @@ use sanlock_machine::recovery::StopSignal;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::messages::{Action, Msg, ReplyBook};
+use sanlock_backends::disk::Disk;
+use sanlock_core::ondisk::rindex::RindexHeader;
+use sanlock_core::ondisk::SectorSize;
+
+use super::messages::{Action, Msg, ReplyBook, RindexJob};
 use super::{disk_ops, log, storage};
+use crate::rindex;
+use crate::wire::{Cmd, WireRentry};
 
 /// Does what a turn of the engine asked for, in order, then closes the connections of waiters
 /// dropped unanswered.
@@ -33,6 +39,31 @@ pub(super) fn perform(actions: Vec<Action>, tx: &UnboundedSender<Msg>, book: &mu
                 tokio::task::spawn_blocking(move || {
                     let result = disk_ops::probe_lockspace(&path, offset);
                     let _ = tx.send(Msg::Probed { space_id, result });
+                });
+            }
+            Action::RindexFormat { job } => {
+                let tx = tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let rv = rindex::format(&job.rx);
+                    answer_from_thread(&tx, job, rv, &WireRentry::default());
+                });
+            }
+            Action::RindexRead {
+                job,
+                nolock,
+                locked,
+                sector,
+            } => rindex_read(tx, job, nolock, locked, sector),
+            Action::RindexChange { mut job } => {
+                let tx = tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let header = job.header.expect("read before");
+                    let result = match rindex::open(&job.rx) {
+                        Err(rv) => (rv, WireRentry::default()),
+                        Ok(disk) => disk_steps(&job, &disk, &header),
+                    };
+                    job.result = Some(result);
+                    let _ = tx.send(Msg::RindexChanged { job });
                 });
             }
             Action::Open { path } => {
@@ -87,4 +118,64 @@ fn as_rustix(s: StopSignal) -> Signal {
         StopSignal::Term => Signal::TERM,
         StopSignal::Kill => Signal::KILL,
     }
+}
+
+/// Answers from a blocking thread: through the engine's channel, after what the thread sent
+/// before it.
+fn answer_from_thread(tx: &UnboundedSender<Msg>, job: RindexJob, rv: i32, entry: &WireRentry) {
+    let (waiter, reply) = job.reply(rv, entry);
+    let _ = tx.send(Msg::Answer { waiter, reply });
+}
+
+/// The operation's own disk steps, once the header is read (and, for create, delete and
+/// rebuild, the rindex_lease held).
+fn disk_steps(job: &RindexJob, disk: &Disk, header: &RindexHeader) -> (i32, WireRentry) {
+    let h = job.waiter.header;
+    match job.cmd {
+        Cmd::LookupRindex => rindex::lookup(disk, header, &job.entry),
+        Cmd::UpdateRindex => rindex::update(disk, header, &job.entry, h.cmd_flags),
+        Cmd::CreateResource => {
+            rindex::create_locked(disk, &job.rx, header, job.entry.name, u64::from(h.data2))
+        }
+        Cmd::DeleteResource => rindex::delete_locked(disk, &job.rx, header, &job.entry),
+        _ => (rindex::rebuild_locked(disk, header), WireRentry::default()),
+    }
+}
+
+/// A rindex operation's first disk steps on a blocking thread: open the index and read its
+/// header; then a locked operation goes back to take its lease, any other makes its change and
+/// answers (its lockspace freed first, so that the client's next call never finds it busy).
+fn rindex_read(
+    tx: &UnboundedSender<Msg>,
+    mut job: RindexJob,
+    nolock: bool,
+    locked: bool,
+    sector: Option<SectorSize>,
+) {
+    let tx = tx.clone();
+    let space = job.rx.lockspace_name;
+    tokio::task::spawn_blocking(move || {
+        let header = rindex::open(&job.rx)
+            .and_then(|disk| Ok((rindex::read_header(&disk, &job.rx, sector)?, disk)));
+        let (header, disk) = match header {
+            Ok(h) => h,
+            Err(rv) => {
+                if !nolock {
+                    let _ = tx.send(Msg::RindexDone { space });
+                }
+                answer_from_thread(&tx, job, rv, &WireRentry::default());
+                return;
+            }
+        };
+        if locked {
+            job.header = Some(header);
+            let _ = tx.send(Msg::RindexHeader { job });
+            return;
+        }
+        let (rv, out) = disk_steps(&job, &disk, &header);
+        if !nolock {
+            let _ = tx.send(Msg::RindexDone { space });
+        }
+        answer_from_thread(&tx, job, rv, &out);
+    });
 }
