@@ -76,6 +76,108 @@ impl Feeder {
     }
 }
 
+/// SANLK_WD_ERROR: `-w 1` with neither wdmd nor a device.
+pub const SANLK_WD_ERROR: i32 = -203;
+
+/// How the daemon keeps the host honest, as its engine decides it: the way chosen at start
+/// (wdmd, our own feeder, none) and, for our feeder, its policy. The shell holds the wdmd
+/// connections and the device and does what each [`Order`] says.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Keeper {
+    /// `-w 0`.
+    #[default]
+    Off,
+    /// `-w 1` with nothing to drive: lockspaces cannot be joined.
+    Unavailable,
+    /// wdmd: the lockspaces registered with it.
+    Wdmd(std::collections::BTreeSet<Name>),
+    /// Our own feeder of a device (or a stand-in file).
+    Feeder(Feeder),
+}
+
+/// What the watchdog's shell is to do.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Order {
+    /// Connect lockspace `space` (add number `space_id`) to wdmd: REGISTER, REFCOUNT_SET,
+    /// STATUS; the shell says how it went.
+    Register {
+        space_id: u32,
+        space: Name,
+        host_id: u64,
+    },
+    /// TEST_LIVE after a renewal (seconds).
+    TestLive {
+        space: Name,
+        renewal: u64,
+        expire: u64,
+    },
+    /// TEST_LIVE 0 0 and REFCOUNT_CLEAR: the lockspace no longer holds the watchdog.
+    Clear { space: Name },
+    /// Do this to our device at `now`.
+    Device { feed: Feed, now: Time },
+}
+
+impl Keeper {
+    /// Whether a lockspace may be joined at all.
+    pub fn available(&self) -> Result<(), i32> {
+        match self {
+            Keeper::Unavailable => Err(SANLK_WD_ERROR),
+            _ => Ok(()),
+        }
+    }
+
+    /// A lockspace is about to join: with wdmd it registers first (the join waits for the
+    /// answer); `None`: join at once.
+    pub fn register(&mut self, space_id: u32, space: Name, host_id: u64) -> Option<Order> {
+        let Keeper::Wdmd(registered) = self else {
+            return None;
+        };
+        registered.insert(space);
+        Some(Order::Register {
+            space_id,
+            space,
+            host_id,
+        })
+    }
+
+    /// A lockspace renewed at `renewal`: it must be fed until `expire`.
+    pub fn arm(&mut self, space: Name, renewal: Time, expire: Time) -> Option<Order> {
+        match self {
+            Keeper::Off | Keeper::Unavailable => None,
+            Keeper::Feeder(f) => {
+                f.arm(space, expire);
+                None
+            }
+            Keeper::Wdmd(registered) => registered.contains(&space).then(|| Order::TestLive {
+                space,
+                renewal: renewal.secs(),
+                expire: expire.secs(),
+            }),
+        }
+    }
+
+    /// A lockspace stopped with nothing held (or never joined): it no longer holds the
+    /// watchdog.
+    pub fn disarm(&mut self, space: Name) -> Option<Order> {
+        match self {
+            Keeper::Off | Keeper::Unavailable => None,
+            Keeper::Feeder(f) => {
+                f.disarm(space);
+                None
+            }
+            Keeper::Wdmd(registered) => registered.remove(&space).then_some(Order::Clear { space }),
+        }
+    }
+
+    /// The once-a-second check of our own feeder.
+    pub fn check(&mut self, now: Time) -> Option<Order> {
+        let Keeper::Feeder(f) = self else {
+            return None;
+        };
+        f.check(now).map(|feed| Order::Device { feed, now })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +256,49 @@ mod tests {
             f.check(t(103)),
             Some(Feed::Feed),
             "reopened and fed at once"
+        );
+    }
+
+    #[test]
+    fn the_keeper_orders_wdmd_only_for_registered_lockspaces_and_clears_each_once() {
+        let ls = Name::new(b"LS").unwrap();
+        let t = |s| Time::new(Duration::from_secs(s));
+        let mut wdmd = Keeper::Wdmd(Default::default());
+        assert_eq!(wdmd.arm(ls, t(10), t(90)), None, "not registered yet");
+        assert_eq!(
+            wdmd.register(7, ls, 1),
+            Some(Order::Register {
+                space_id: 7,
+                space: ls,
+                host_id: 1
+            })
+        );
+        assert_eq!(
+            wdmd.arm(ls, t(10), t(90)),
+            Some(Order::TestLive {
+                space: ls,
+                renewal: 10,
+                expire: 90
+            })
+        );
+        assert_eq!(wdmd.check(t(11)), None, "wdmd feeds the device itself");
+        assert_eq!(wdmd.disarm(ls), Some(Order::Clear { space: ls }));
+        assert_eq!(wdmd.disarm(ls), None);
+
+        assert_eq!(Keeper::Unavailable.available(), Err(SANLK_WD_ERROR));
+        assert_eq!(Keeper::Off.available(), Ok(()));
+        let mut off = Keeper::Off;
+        assert_eq!(off.register(1, ls, 1), None, "joins at once");
+
+        let mut feeder = Keeper::Feeder(Feeder::default());
+        assert_eq!(feeder.register(1, ls, 1), None);
+        assert_eq!(feeder.arm(ls, t(10), t(90)), None);
+        assert_eq!(
+            feeder.check(t(11)),
+            Some(Order::Device {
+                feed: Feed::Feed,
+                now: t(11)
+            })
         );
     }
 }

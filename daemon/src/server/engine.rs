@@ -189,7 +189,10 @@ pub struct Engine {
     pub(super) opening: BTreeMap<Vec<u8>, Vec<super::messages::AfterOpen>>,
     /// REQUESTs waiting for the host.
     pub(super) request_waiters: BTreeMap<(Name, Name), Waiter>,
-    pub(super) watchdog: super::watchdog::Watchdog,
+    /// The watchdog as decided: the way chosen, our feeder's policy.
+    pub(super) watchdog: sanlock_machine::watchdog::Keeper,
+    /// The watchdog's shell: wdmd connections, the device thread.
+    pub(super) watchdog_io: super::watchdog::WatchdogIo,
     pub(super) next_space_id: u32,
     pub(super) next_res_id: u32,
     pub(super) inq_waiters: Vec<(WireLockspace, Waiter)>,
@@ -241,7 +244,8 @@ impl Engine {
             request_waiters: BTreeMap::new(),
             opening: BTreeMap::new(),
             rindex_jobs: BTreeMap::new(),
-            watchdog: super::watchdog::Watchdog::default(),
+            watchdog: Default::default(),
+            watchdog_io: Default::default(),
             next_space_id: 1,
             next_res_id: 1,
             inq_waiters: Vec::new(),
@@ -581,6 +585,23 @@ impl Engine {
         self.send_reply(waiter, reply);
     }
 
+    /// Hands an order of the watchdog's policy to the shell; stopping the feeds is logged.
+    pub(super) fn order_watchdog(&mut self, order: Option<sanlock_machine::watchdog::Order>) {
+        use sanlock_machine::watchdog::{Feed, Order};
+        let Some(order) = order else { return };
+        if let Order::Device {
+            feed: Feed::Stop { .. },
+            ..
+        } = order
+        {
+            log::log(
+                log::ERR,
+                "watchdog not fed: a lockspace is about to expire with holders",
+            );
+        }
+        self.actions.push(Action::Watchdog(order));
+    }
+
     /// Answers `waiter` with `reply`.
     pub(super) fn send_reply(&mut self, waiter: Waiter, reply: Reply) {
         self.actions.push(Action::Reply {
@@ -593,7 +614,7 @@ impl Engine {
     /// touch processes, threads and connections).
     fn perform(&mut self) {
         let actions = std::mem::take(&mut self.actions);
-        super::shell::perform(actions, &self.tx, &mut self.replies);
+        super::shell::perform(actions, &self.tx, &mut self.replies, &mut self.watchdog_io);
     }
 
     /// The client a lease command is for (§1.3): data2 -1 is the connection itself, else the
@@ -667,8 +688,14 @@ impl Engine {
                 space_name,
                 renewal,
                 expire,
-            } => self.watchdog.arm(space_name, renewal, expire),
-            Output::WatchdogDisarm { space_name } => self.watchdog.disarm(space_name),
+            } => {
+                let order = self.watchdog.arm(space_name, renewal, expire);
+                self.order_watchdog(order);
+            }
+            Output::WatchdogDisarm { space_name } => {
+                let order = self.watchdog.disarm(space_name);
+                self.order_watchdog(order);
+            }
             Output::Renewal {
                 space_name,
                 outcome,

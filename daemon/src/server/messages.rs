@@ -268,6 +268,8 @@ pub enum Action {
     },
     /// Make a locked operation's change, its rindex_lease held: [`Msg::RindexChanged`].
     RindexChange { job: RindexJob },
+    /// What the watchdog's policy orders (wdmd or our device).
+    Watchdog(sanlock_machine::watchdog::Order),
 }
 
 /// The loop's side of the replies owed: each connection task's channel, by reply.

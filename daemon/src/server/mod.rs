@@ -148,7 +148,7 @@ pub fn serve(cfg: DaemonConfig, faults: Option<storage::FaultSwitch>) -> i32 {
             }
         };
         let mut engine = Engine::new(cfg, host_name, tx, storage);
-        engine.watchdog = watchdog::Watchdog::choose(&engine.cfg);
+        (engine.watchdog_io, engine.watchdog) = watchdog::choose(&engine.cfg);
         engine.run(listener, rx).await;
         0
     });

@@ -12,13 +12,19 @@ use sanlock_core::ondisk::rindex::RindexHeader;
 use sanlock_core::ondisk::SectorSize;
 
 use super::messages::{Action, Msg, ReplyBook, RindexJob};
+use super::watchdog::WatchdogIo;
 use super::{disk_ops, log, storage};
 use crate::rindex;
 use crate::wire::{Cmd, WireRentry};
 
 /// Does what a turn of the engine asked for, in order, then closes the connections of waiters
 /// dropped unanswered.
-pub(super) fn perform(actions: Vec<Action>, tx: &UnboundedSender<Msg>, book: &mut ReplyBook) {
+pub(super) fn perform(
+    actions: Vec<Action>,
+    tx: &UnboundedSender<Msg>,
+    book: &mut ReplyBook,
+    watchdog: &mut WatchdogIo,
+) {
     let mut replies = Vec::new();
     for action in actions {
         match action {
@@ -66,6 +72,7 @@ pub(super) fn perform(actions: Vec<Action>, tx: &UnboundedSender<Msg>, book: &mu
                     let _ = tx.send(Msg::RindexChanged { job });
                 });
             }
+            Action::Watchdog(order) => watchdog.carry_out(order, tx),
             Action::Open { path } => {
                 let tx = tx.clone();
                 tokio::task::spawn_blocking(move || {

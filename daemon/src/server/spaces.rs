@@ -44,7 +44,7 @@ impl Engine {
         if HostId::new(ls.host_id).is_none() {
             return self.answer(waiter, SANLK_ADDLS_INVALID_HOSTID);
         }
-        if let Err(rv) = self.watchdog.check_available() {
+        if let Err(rv) = self.watchdog.available() {
             return self.answer(waiter, rv);
         }
         let io_timeout = if waiter.header.data == 0 {
@@ -137,8 +137,9 @@ impl Engine {
         let (name, host_id) = (space.ls.name, space.ls.host_id);
         self.routes.set_lockspace(name, disk);
         // As lockspace.c: wdmd is connected after the disk checks and before the delta lease.
-        if !self.watchdog.register(&self.tx, space_id, name, host_id) {
-            self.join(i);
+        match self.watchdog.register(space_id, name, host_id) {
+            Some(order) => self.order_watchdog(Some(order)),
+            None => self.join(i),
         }
     }
 
@@ -157,7 +158,7 @@ impl Engine {
                     log::ERR,
                     &format!("s{space_id} connect_watchdog failed: {e}"),
                 );
-                self.add_failed(i, super::watchdog::SANLK_WD_ERROR);
+                self.add_failed(i, sanlock_machine::watchdog::SANLK_WD_ERROR);
             }
         }
     }
@@ -177,7 +178,8 @@ impl Engine {
 
     pub(super) fn add_failed(&mut self, i: usize, rv: i32) {
         let s = self.spaces.remove(i);
-        self.watchdog.disarm(s.ls.name);
+        let order = self.watchdog.disarm(s.ls.name);
+        self.order_watchdog(order);
         log::log(
             log::ERR,
             &format!("s{} add_lockspace fail result {rv}", s.space_id),
@@ -423,7 +425,8 @@ impl Engine {
             }
         }
         self.holders_check(now);
-        self.watchdog.check(now);
+        let order = self.watchdog.check(now);
+        self.order_watchdog(order);
     }
 
     /// Lockspace `name` on sanlock's active list (joined, a remove not yet applied): what

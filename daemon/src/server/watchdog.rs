@@ -29,15 +29,13 @@ use std::time::Duration;
 
 use sanlock_core::ondisk::Name;
 use sanlock_core::Time;
-use sanlock_machine::watchdog::Feed;
+use sanlock_machine::watchdog::{Feed, Keeper, Order};
 
 use super::config::DaemonConfig;
 use super::log;
 use super::messages::Msg;
 
 pub use sanlock_machine::watchdog::FIRE_TIMEOUT;
-/// SANLK_WD_ERROR.
-pub const SANLK_WD_ERROR: i32 = -203;
 /// wdmd's socket (wdmd_sock.h); `$SANLOCK_WDMD_SOCKET` overrides it (ours, for tests).
 const WDMD_SOCKET: &str = "/run/wdmd/wdmd.sock";
 const WDMD_HEADER_LEN: usize = 176;
@@ -47,21 +45,20 @@ const CMD_REFCOUNT_CLEAR: u32 = 3;
 const CMD_TEST_LIVE: u32 = 4;
 const CMD_STATUS: u32 = 5;
 
-/// How the daemon keeps the host honest.
+/// The watchdog's shell: the wdmd connections or the device thread, doing what the engine's
+/// [`Keeper`] orders.
 #[derive(Default)]
-pub enum Watchdog {
-    /// `-w 0`.
+pub enum WatchdogIo {
+    /// `-w 0`, or nothing to drive.
     #[default]
     Off,
-    /// `-w 1` with nothing to drive: lockspaces cannot be joined.
-    Unavailable,
     /// wdmd: one connection per lockspace, each on its own thread.
     Wdmd {
         socket: PathBuf,
         conns: BTreeMap<Name, std::sync::mpsc::Sender<WdmdCmd>>,
     },
-    /// Our feeder on a device or a stand-in file.
-    Feeder(Feeder),
+    /// Our feeder's device (or stand-in file), written by a thread of its own.
+    Device(std::sync::mpsc::Sender<(Feed, Time)>),
 }
 
 /// What a lockspace's wdmd thread is told to send.
@@ -72,85 +69,104 @@ pub enum WdmdCmd {
     Clear,
 }
 
-/// Our own feeding of a watchdog device: `machine::watchdog`'s policy decides, a thread of its
-/// own writes to the device (a stand-in file on a slow disk must not hold up the loop).
-pub struct Feeder {
-    policy: sanlock_machine::watchdog::Feeder,
-    device: std::sync::mpsc::Sender<(Feed, Time)>,
+/// Picks the watchdog for the daemon's settings: the shell's side and the engine's.
+pub fn choose(cfg: &DaemonConfig) -> (WatchdogIo, Keeper) {
+    if !cfg.use_watchdog {
+        return (WatchdogIo::Off, Keeper::Off);
+    }
+    if let Some(path) = cfg.watchdog_file.clone() {
+        return (device(path, true), Keeper::Feeder(Default::default()));
+    }
+    let socket = std::env::var_os("SANLOCK_WDMD_SOCKET")
+        .map_or_else(|| PathBuf::from(WDMD_SOCKET), PathBuf::from);
+    if UnixStream::connect(&socket).is_ok() {
+        let io = WatchdogIo::Wdmd {
+            socket,
+            conns: BTreeMap::new(),
+        };
+        (io, Keeper::Wdmd(Default::default()))
+    } else if std::path::Path::new("/dev/watchdog").exists() {
+        let io = device("/dev/watchdog".into(), false);
+        (io, Keeper::Feeder(Default::default()))
+    } else {
+        log::log(
+            log::WARNING,
+            "use_watchdog is set but neither wdmd nor /dev/watchdog is available: \
+             lockspaces cannot be joined (run with -w 0 to go without)",
+        );
+        (WatchdogIo::Off, Keeper::Unavailable)
+    }
 }
 
-impl Watchdog {
-    /// Picks the watchdog for the daemon's settings.
-    pub fn choose(cfg: &DaemonConfig) -> Watchdog {
-        if !cfg.use_watchdog {
-            Watchdog::Off
-        } else if let Some(path) = cfg.watchdog_file.clone() {
-            Watchdog::Feeder(Feeder::new(path, true))
-        } else {
-            let socket = std::env::var_os("SANLOCK_WDMD_SOCKET")
-                .map_or_else(|| PathBuf::from(WDMD_SOCKET), PathBuf::from);
-            if UnixStream::connect(&socket).is_ok() {
-                Watchdog::Wdmd {
-                    socket,
-                    conns: BTreeMap::new(),
+/// Starts the thread that writes to our device.
+fn device(path: PathBuf, stand_in: bool) -> WatchdogIo {
+    let (device, orders) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("sanlock-watchdog".into())
+        .spawn(move || write_device(&path, stand_in, &orders));
+    if let Err(e) = spawned {
+        log::log(log::ERR, &format!("watchdog thread: {e}"));
+    }
+    WatchdogIo::Device(device)
+}
+
+impl WatchdogIo {
+    /// Does what the engine ordered. A wdmd registration runs on a thread of its own, which
+    /// then keeps the lockspace's connection; [`Msg::WdmdRegistered`] says how it went.
+    pub fn carry_out(&mut self, order: Order, tx: &tokio::sync::mpsc::UnboundedSender<Msg>) {
+        match (self, order) {
+            (
+                WatchdogIo::Wdmd { socket, conns },
+                Order::Register {
+                    space_id,
+                    space,
+                    host_id,
+                },
+            ) => {
+                let (cmds, inbox) = std::sync::mpsc::channel();
+                let socket = socket.clone();
+                let thread_tx = tx.clone();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("sanlock-wdmd-{space_id}"))
+                    .spawn(move || {
+                        let conn = wdmd_register(&socket, space, host_id);
+                        let result = conn.as_ref().map(drop).map_err(Clone::clone);
+                        let _ = thread_tx.send(Msg::WdmdRegistered { space_id, result });
+                        if let Ok(conn) = conn {
+                            serve_wdmd(conn, &inbox);
+                        }
+                    });
+                if spawned.is_err() {
+                    let _ = tx.send(Msg::WdmdRegistered {
+                        space_id,
+                        result: Err("cannot start a thread".into()),
+                    });
                 }
-            } else if std::path::Path::new("/dev/watchdog").exists() {
-                Watchdog::Feeder(Feeder::new("/dev/watchdog".into(), false))
-            } else {
-                log::log(
-                    log::WARNING,
-                    "use_watchdog is set but neither wdmd nor /dev/watchdog is available: \
-                 lockspaces cannot be joined (run with -w 0 to go without)",
-                );
-                Watchdog::Unavailable
+                conns.insert(space, cmds);
             }
-        }
-    }
-
-    /// Whether a lockspace may be joined at all: SANLK_WD_ERROR with `-w 1` and neither wdmd nor
-    /// a device.
-    pub fn check_available(&self) -> Result<(), i32> {
-        match self {
-            Watchdog::Unavailable => Err(SANLK_WD_ERROR),
-            _ => Ok(()),
-        }
-    }
-
-    /// Connects lockspace `space` (add number `space_id`) to wdmd before its join, on a thread of
-    /// its own; [`Msg::WdmdRegistered`] says how it went. Returns false when there is no wdmd to
-    /// register with (the join goes ahead at once).
-    pub fn register(
-        &mut self,
-        tx: &tokio::sync::mpsc::UnboundedSender<Msg>,
-        space_id: u32,
-        space: Name,
-        host_id: u64,
-    ) -> bool {
-        let Watchdog::Wdmd { socket, conns } = self else {
-            return false;
-        };
-        let (cmds, inbox) = std::sync::mpsc::channel();
-        let socket = socket.clone();
-        let tx = tx.clone();
-        let failed = tx.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("sanlock-wdmd-{space_id}"))
-            .spawn(move || {
-                let conn = wdmd_register(&socket, space, host_id);
-                let result = conn.as_ref().map(drop).map_err(Clone::clone);
-                let _ = tx.send(Msg::WdmdRegistered { space_id, result });
-                if let Ok(conn) = conn {
-                    serve_wdmd(conn, &inbox);
+            (
+                WatchdogIo::Wdmd { conns, .. },
+                Order::TestLive {
+                    space,
+                    renewal,
+                    expire,
+                },
+            ) => {
+                if let Some(conn) = conns.get(&space) {
+                    let _ = conn.send(WdmdCmd::TestLive { renewal, expire });
                 }
-            });
-        if spawned.is_err() {
-            let _ = failed.send(Msg::WdmdRegistered {
-                space_id,
-                result: Err("cannot start a thread".into()),
-            });
+            }
+            (WatchdogIo::Wdmd { conns, .. }, Order::Clear { space }) => {
+                if let Some(conn) = conns.remove(&space) {
+                    let _ = conn.send(WdmdCmd::Clear);
+                }
+            }
+            (WatchdogIo::Device(device), Order::Device { feed, now }) => {
+                let _ = device.send((feed, now));
+            }
+            // An order for a way not chosen (cannot happen: both sides were chosen together).
+            _ => {}
         }
-        conns.insert(space, cmds);
-        true
     }
 }
 
@@ -169,73 +185,6 @@ fn serve_wdmd(mut conn: UnixStream, inbox: &std::sync::mpsc::Receiver<WdmdCmd>) 
                 return;
             }
         }
-    }
-}
-
-impl Watchdog {
-    /// A lockspace renewed at `renewal`: it must be fed until `expire`.
-    pub fn arm(&mut self, space: Name, renewal: Time, expire: Time) {
-        match self {
-            Watchdog::Off | Watchdog::Unavailable => {}
-            Watchdog::Feeder(f) => f.policy.arm(space, expire),
-            Watchdog::Wdmd { conns, .. } => {
-                if let Some(conn) = conns.get(&space) {
-                    let _ = conn.send(WdmdCmd::TestLive {
-                        renewal: renewal.secs(),
-                        expire: expire.secs(),
-                    });
-                }
-            }
-        }
-    }
-
-    /// A lockspace stopped with nothing held: it no longer holds the watchdog.
-    pub fn disarm(&mut self, space: Name) {
-        match self {
-            Watchdog::Off | Watchdog::Unavailable => {}
-            Watchdog::Feeder(f) => f.policy.disarm(space),
-            Watchdog::Wdmd { conns, .. } => {
-                if let Some(conn) = conns.remove(&space) {
-                    let _ = conn.send(WdmdCmd::Clear);
-                }
-            }
-        }
-    }
-
-    /// The once-a-second check of our own feeder.
-    pub fn check(&mut self, now: Time) {
-        if let Watchdog::Feeder(f) = self {
-            f.check(now);
-        }
-    }
-}
-
-impl Feeder {
-    fn new(path: PathBuf, stand_in: bool) -> Self {
-        let (device, orders) = std::sync::mpsc::channel();
-        let spawned = std::thread::Builder::new()
-            .name("sanlock-watchdog".into())
-            .spawn(move || write_device(&path, stand_in, &orders));
-        if let Err(e) = spawned {
-            log::log(log::ERR, &format!("watchdog thread: {e}"));
-        }
-        Feeder {
-            policy: sanlock_machine::watchdog::Feeder::default(),
-            device,
-        }
-    }
-
-    fn check(&mut self, now: Time) {
-        let Some(feed) = self.policy.check(now) else {
-            return;
-        };
-        if matches!(feed, Feed::Stop { .. }) {
-            log::log(
-                log::ERR,
-                "watchdog not fed: a lockspace is about to expire with holders",
-            );
-        }
-        let _ = self.device.send((feed, now));
     }
 }
 
