@@ -106,8 +106,9 @@ pub(super) struct Space {
     pub used_by_orphans: bool,
     /// Times removal was held back by those flags (status `used_retries`).
     pub used_retries: u32,
-    /// reg_event listeners (at most 32): each gets every event for us.
-    pub(super) event_sinks: Vec<mpsc::UnboundedSender<Vec<u8>>>,
+    /// reg_event listeners (at most 32), by the shell's listener id: each gets every event
+    /// for us.
+    pub(super) listeners: Vec<u64>,
     /// A rindex operation is under way (one at a time, else -EBUSY).
     pub(super) rindex_busy: bool,
     /// The last join and renewal: results and times, for `status -D`.
@@ -204,6 +205,9 @@ pub struct Engine {
     pub(super) now: Time,
     /// What the loop is to do after this turn.
     pub(super) actions: Vec<Action>,
+    /// The event listeners' channels (the shell's), by listener id.
+    sinks: BTreeMap<u64, mpsc::UnboundedSender<Vec<u8>>>,
+    next_listener: u64,
     /// The loop's book of replies owed.
     replies: ReplyBook,
 }
@@ -253,6 +257,8 @@ impl Engine {
             exit_waiters: Vec::new(),
             now: clock::now(),
             actions: Vec::new(),
+            sinks: BTreeMap::new(),
+            next_listener: 1,
             replies: ReplyBook::default(),
         }
     }
@@ -556,10 +562,17 @@ impl Engine {
                 self.answer(waiter, 0);
             }
             Call::RegEvent { ls, sink } => {
-                let rv = self.reg_event(&ls.name, sink);
+                self.prune_listeners();
+                let listener = self.next_listener;
+                self.next_listener += 1;
+                let rv = self.reg_event(&ls.name, listener);
+                if rv == 0 {
+                    self.sinks.insert(listener, sink);
+                }
                 self.send_reply(waiter, Reply::keep_bytes(echo_data2(header, rv)));
             }
             Call::EndEvent(ls) => {
+                self.prune_listeners();
                 let rv = self.end_event(&ls.name);
                 self.send_reply(waiter, Reply::close(echo_data2(header, rv)));
             }
@@ -614,7 +627,31 @@ impl Engine {
     /// touch processes, threads and connections).
     fn perform(&mut self) {
         let actions = std::mem::take(&mut self.actions);
-        super::shell::perform(actions, &self.tx, &mut self.replies, &mut self.watchdog_io);
+        let gone = super::shell::perform(
+            actions,
+            &self.tx,
+            &mut self.replies,
+            &mut self.watchdog_io,
+            &mut self.sinks,
+        );
+        if !gone.is_empty() {
+            self.listeners_gone(&gone);
+        }
+    }
+
+    /// The shell's part of REG_EVENT and END_EVENT: listeners whose connection has ended are
+    /// forgotten, and the engine hears which before it counts them.
+    fn prune_listeners(&mut self) {
+        let gone: Vec<u64> = self
+            .sinks
+            .iter()
+            .filter(|(_, s)| s.is_closed())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in &gone {
+            self.sinks.remove(id);
+        }
+        self.listeners_gone(&gone);
     }
 
     /// The client a lease command is for (§1.3): data2 -1 is the connection itself, else the

@@ -5,10 +5,10 @@
 use sanlock_core::host::SetEventFlags;
 use sanlock_core::hosts::Notice;
 use sanlock_core::ondisk::{HostEvent, Name};
-use tokio::sync::mpsc;
 
 use super::engine::*;
 use super::log;
+use super::messages::Action;
 use crate::wire::{Header, WireHostEvent, HEADER_LEN};
 
 /// Listeners per lockspace (MAX_EVENT_FDS).
@@ -46,8 +46,9 @@ pub fn event_cb(our_host_id: u64, event: HostEvent, from: u64, from_generation: 
 }
 
 impl Engine {
-    /// REG_EVENT: `sink` gets this lockspace's events from now on.
-    pub(super) fn reg_event(&mut self, name: &Name, sink: mpsc::UnboundedSender<Vec<u8>>) -> i32 {
+    /// REG_EVENT: listener `listener` gets this lockspace's events from now on (the shell has
+    /// told us of the listeners gone before).
+    pub(super) fn reg_event(&mut self, name: &Name, listener: u64) -> i32 {
         if name.is_empty() {
             return EINVAL;
         }
@@ -55,23 +56,22 @@ impl Engine {
             log::log(log::ERR, "lockspace_reg_event: lockspace not found");
             return ENOENT;
         };
-        s.event_sinks.retain(|t| !t.is_closed());
-        if s.event_sinks.len() >= MAX_EVENT_FDS {
+        if s.listeners.len() >= MAX_EVENT_FDS {
             return ENOCSI;
         }
-        s.event_sinks.push(sink);
+        s.listeners.push(listener);
         0
     }
 
-    /// END_EVENT: listeners that ended (closed, or wrote 1) lose their slots.
+    /// END_EVENT: listeners that ended (closed, or wrote 1) have lost their slots already (the
+    /// shell said so before this call).
     pub(super) fn end_event(&mut self, name: &Name) -> i32 {
         if name.is_empty() {
             return EINVAL;
         }
-        let Some(s) = self.active_space(name) else {
+        if self.active_space(name).is_none() {
             return ENOENT;
-        };
-        s.event_sinks.retain(|t| !t.is_closed());
+        }
         0
     }
 
@@ -126,7 +126,22 @@ impl Engine {
                 s.space_id, from_generation.0, event.generation, event.event, event.data
             ),
         );
-        s.event_sinks.retain(|t| t.send(cb.clone()).is_ok());
+        let sends: Vec<Action> = s
+            .listeners
+            .iter()
+            .map(|&listener| Action::Event {
+                listener,
+                bytes: cb.clone(),
+            })
+            .collect();
+        self.actions.extend(sends);
+    }
+
+    /// Listeners that ended (closed, wrote 1, or could not take an event) lose their slots.
+    pub(super) fn listeners_gone(&mut self, gone: &[u64]) {
+        for s in &mut self.spaces {
+            s.listeners.retain(|l| !gone.contains(l));
+        }
     }
 }
 

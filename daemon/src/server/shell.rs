@@ -18,13 +18,15 @@ use crate::rindex;
 use crate::wire::{Cmd, WireRentry};
 
 /// Does what a turn of the engine asked for, in order, then closes the connections of waiters
-/// dropped unanswered.
+/// dropped unanswered. Returns the event listeners found gone.
 pub(super) fn perform(
     actions: Vec<Action>,
     tx: &UnboundedSender<Msg>,
     book: &mut ReplyBook,
     watchdog: &mut WatchdogIo,
-) {
+    sinks: &mut std::collections::BTreeMap<u64, UnboundedSender<Vec<u8>>>,
+) -> Vec<u64> {
+    let mut gone = Vec::new();
     let mut replies = Vec::new();
     for action in actions {
         match action {
@@ -73,6 +75,13 @@ pub(super) fn perform(
                 });
             }
             Action::Watchdog(order) => watchdog.carry_out(order, tx),
+            Action::Event { listener, bytes } => {
+                let sent = sinks.get(&listener).is_some_and(|s| s.send(bytes).is_ok());
+                if !sent {
+                    sinks.remove(&listener);
+                    gone.push(listener);
+                }
+            }
             Action::Open { path } => {
                 let tx = tx.clone();
                 tokio::task::spawn_blocking(move || {
@@ -83,6 +92,7 @@ pub(super) fn perform(
         }
     }
     book.deliver(replies);
+    gone
 }
 
 /// Runs a killpath program (no wait: a thread reaps it), as sanlock's helper forks it.

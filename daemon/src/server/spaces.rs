@@ -87,7 +87,7 @@ impl Engine {
             used: false,
             used_by_orphans: false,
             used_retries: 0,
-            event_sinks: Vec::new(),
+            listeners: Vec::new(),
             rindex_busy: false,
             lease_status: LeaseStatus::default(),
         });
