@@ -31,7 +31,7 @@ fn sequence(cli: &Path, run_dir: &Path, dir: &Path) -> String {
         text.push_str(&format!("exit {}\n", out.status.code().unwrap_or(-1)));
         let mut text = text.replace(&d, "D");
         if let Some(pid) = pid {
-            text = text.replace(&pid.to_string(), "PID");
+            text = common::replace_pid(&text, pid, "PID");
         }
         transcript.borrow_mut().push_str(&normalize(&text));
     };

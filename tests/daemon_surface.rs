@@ -43,7 +43,7 @@ impl Seq<'_> {
         text.push_str(&format!("exit {}\n", out.status.code().unwrap_or(-1)));
         let mut text = text.replace(&self.d, "D");
         for (pid, label) in &self.pids {
-            text = text.replace(&pid.to_string(), label);
+            text = common::replace_pid(&text, *pid, label);
         }
         self.out.push_str(&normalize(&text));
     }
@@ -336,4 +336,13 @@ fn set_bitmap_seconds_bounds_how_long_a_bit_stays_set_as_in_sanlock() {
             "{who}: the bit stayed until {last} s (window 2 s)"
         );
     }
+}
+
+#[test]
+fn a_pid_is_masked_only_as_a_whole_number() {
+    // Seen: holder pid 8576 turned offset 1048576 into "104PID3".
+    assert_eq!(
+        common::replace_pid("r LS:R:D/rx:1048576:5 p 8576\n8576", 8576, "PID3"),
+        "r LS:R:D/rx:1048576:5 p PID3\nPID3"
+    );
 }

@@ -41,6 +41,8 @@ pub enum Level {
     Warning = 4,
     /// LOG_INFO.
     Info = 6,
+    /// LOG_DEBUG.
+    Debug = 7,
 }
 
 /// What the table decided, for its caller to do.

@@ -163,6 +163,28 @@ pub const GUARD: u8 = b'X';
 pub const GUARD_SIZE: usize = 4096;
 
 /// Makes a file of `size` bytes (zeros) followed by a guard area, as sanlock's tests do.
+/// `text` with each whole number `pid` (not part of a longer number, such as an offset that
+/// happens to contain its digits) replaced by `label`.
+pub fn replace_pid(text: &str, pid: u32, label: &str) -> String {
+    let needle = pid.to_string();
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (i, _) in text.match_indices(&needle) {
+        let before = i.checked_sub(1).map(|j| bytes[j]);
+        let after = bytes.get(i + needle.len()).copied();
+        let whole = !before.is_some_and(|b| b.is_ascii_digit())
+            && !after.is_some_and(|b| b.is_ascii_digit());
+        if whole && i >= last {
+            out.push_str(&text[last..i]);
+            out.push_str(label);
+            last = i + needle.len();
+        }
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
 pub fn create_file(path: &Path, size: u64) {
     let f = fs::File::create(path).unwrap();
     f.set_len(size).unwrap();

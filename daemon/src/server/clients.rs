@@ -10,7 +10,6 @@ use sanlock_machine::clients::Effect;
 use tokio::net::UnixStream;
 
 use super::engine::{Client, Engine};
-use super::log;
 use super::messages::Action;
 pub use sanlock_machine::recovery::Killpath;
 
@@ -34,7 +33,7 @@ impl Engine {
                 Effect::Signal { pid, signal } => self.actions.push(Action::Signal { pid, signal }),
                 Effect::RunKillpath(argv) => self.actions.push(Action::RunKillpath(argv)),
                 Effect::Release(key) => self.release_key(key),
-                Effect::Log(level, line) => log::log(level as i32, &line),
+                Effect::Log(level, line) => self.log(level, line),
             }
         }
     }

@@ -41,7 +41,7 @@ use crate::wire::{Header, WireLockspace, WireResource, HEADER_LEN};
 
 /// A connection's slot, with the lease command under way for it.
 pub(super) type Client = sanlock_machine::clients::Client<Job>;
-pub(super) use sanlock_machine::clients::Token;
+pub(super) use sanlock_machine::clients::{Level, Token};
 use sanlock_machine::renewal_history::RenewalHistory;
 
 pub(super) const EPERM: i32 = -1;
@@ -424,7 +424,7 @@ impl Engine {
                 if self.spaces.is_empty() {
                     self.shutting_down = true;
                 } else {
-                    log::log(log::WARNING, "signal ignored: lockspaces exist");
+                    self.log(Level::Warning, "signal ignored: lockspaces exist");
                 }
             }
         }
@@ -598,6 +598,11 @@ impl Engine {
         self.send_reply(waiter, reply);
     }
 
+    /// Writes a line to the log (when the turn ends, in order with the turn's other actions).
+    pub(super) fn log(&mut self, level: Level, line: impl Into<String>) {
+        self.actions.push(Action::Log(level, line.into()));
+    }
+
     /// Hands an order of the watchdog's policy to the shell; stopping the feeds is logged.
     pub(super) fn order_watchdog(&mut self, order: Option<sanlock_machine::watchdog::Order>) {
         use sanlock_machine::watchdog::{Feed, Order};
@@ -607,8 +612,8 @@ impl Engine {
             ..
         } = order
         {
-            log::log(
-                log::ERR,
+            self.log(
+                Level::Err,
                 "watchdog not fed: a lockspace is about to expire with holders",
             );
         }
@@ -674,14 +679,12 @@ impl Engine {
             } => {
                 let joined_at = self.host.last_renewal(space_name);
                 let now = self.now;
+                let mut line = None;
                 if let Some(s) = self.space_mut(&space_name) {
-                    log::log(
-                        log::INFO,
-                        &format!(
-                            "s{} host_id acquired generation {}",
-                            s.space_id, generation.0
-                        ),
-                    );
+                    line = Some(format!(
+                        "s{} host_id acquired generation {}",
+                        s.space_id, generation.0
+                    ));
                     let at = joined_at.map_or(0, Time::secs);
                     let begun = s.add_started.secs();
                     s.lease_status = LeaseStatus {
@@ -697,6 +700,9 @@ impl Engine {
                         let polls = waited.as_nanos().div_ceil(1_000_000_000) as u64;
                         s.activate_at = Some(s.add_started + Duration::from_secs(polls.max(1)));
                     }
+                }
+                if let Some(line) = line {
+                    self.log(Level::Info, line);
                 }
             }
             Output::JoinFailed { space_name, rv } => {
@@ -716,8 +722,9 @@ impl Engine {
             }
             Output::Left { space_name } => {
                 if let Some(s) = self.space_mut(&space_name) {
-                    log::log(log::INFO, &format!("s{} lockspace left", s.space_id));
                     s.state = SpaceState::Removed;
+                    let line = format!("s{} lockspace left", s.space_id);
+                    self.log(Level::Info, line);
                 }
                 self.table.forget_space(space_name);
             }
@@ -757,9 +764,9 @@ impl Engine {
                 }
             }
             Output::RenewalWarning { space_name } => {
-                log::log(
-                    log::WARNING,
-                    &format!(
+                self.log(
+                    Level::Warning,
+                    format!(
                         "{} renewal is 6 × io_timeout old",
                         String::from_utf8_lossy(space_name.as_bytes())
                     ),
@@ -768,10 +775,8 @@ impl Engine {
             Output::LockspaceFailed { space_name } => {
                 if let Some(s) = self.space_mut(&space_name) {
                     s.failed = true;
-                    log::log(
-                        log::ERR,
-                        &format!("s{} check_our_lease failed: recovery starts", s.space_id),
-                    );
+                    let line = format!("s{} check_our_lease failed: recovery starts", s.space_id);
+                    self.log(Level::Err, line);
                 }
             }
             Output::StopHolders {

@@ -7,7 +7,6 @@ use sanlock_core::hosts::Notice;
 use sanlock_core::ondisk::{HostEvent, Name};
 
 use super::engine::*;
-use super::log;
 use super::messages::Action;
 use crate::wire::{Header, WireHostEvent, HEADER_LEN};
 
@@ -53,7 +52,7 @@ impl Engine {
             return EINVAL;
         }
         let Some(s) = self.active_space(name) else {
-            log::log(log::ERR, "lockspace_reg_event: lockspace not found");
+            self.log(Level::Err, "lockspace_reg_event: lockspace not found");
             return ENOENT;
         };
         if s.listeners.len() >= MAX_EVENT_FDS {
@@ -119,12 +118,9 @@ impl Engine {
             return;
         };
         let cb = event_cb(s.ls.host_id, event, from, from_generation.0);
-        log::log(
-            log::INFO,
-            &format!(
-                "s{} event from host {from} gen {}: {} {} {}",
-                s.space_id, from_generation.0, event.generation, event.event, event.data
-            ),
+        let line = format!(
+            "s{} event from host {from} gen {}: {} {} {}",
+            s.space_id, from_generation.0, event.generation, event.event, event.data
         );
         let sends: Vec<Action> = s
             .listeners
@@ -134,6 +130,7 @@ impl Engine {
                 bytes: cb.clone(),
             })
             .collect();
+        self.log(Level::Info, line);
         self.actions.extend(sends);
     }
 

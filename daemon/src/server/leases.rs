@@ -6,7 +6,6 @@ use sanlock_core::paxos::{self, AcquireRequest};
 use sanlock_core::Lver;
 
 use super::engine::*;
-use super::log;
 use super::messages::*;
 use crate::wire::payload::{RES_LVER, RES_SHARED};
 use crate::wire::{WireOptions, WireResource, HEADER_LEN};
@@ -139,8 +138,8 @@ impl Engine {
             return Err(ENOENT);
         }
         if res.disks.len() != 1 {
-            log::log(
-                log::ERR,
+            self.log(
+                Level::Err,
                 "resource leases on more than one disk are not supported by sanlock-rs",
             );
             return Err(EINVAL);
@@ -484,7 +483,7 @@ impl Engine {
                         Pending::Rindex => unreachable!("matched above"),
                     }
                 }
-                log::log(log::DEBUG, &format!("resource event {event:?}"));
+                self.log(Level::Debug, format!("resource event {event:?}"));
             }
         }
     }

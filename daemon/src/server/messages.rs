@@ -268,6 +268,8 @@ pub enum Action {
     },
     /// Make a locked operation's change, its rindex_lease held: [`Msg::RindexChanged`].
     RindexChange { job: RindexJob },
+    /// Write a line to the log.
+    Log(sanlock_machine::clients::Level, String),
     /// Send an event_cb to a listener.
     Event { listener: u64, bytes: Vec<u8> },
     /// What the watchdog's policy orders (wdmd or our device).

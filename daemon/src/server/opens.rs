@@ -5,8 +5,7 @@
 use sanlock_backends::disk::DiskError;
 use sanlock_backends::DiskId;
 
-use super::engine::Engine;
-use super::log;
+use super::engine::{Engine, Level};
 use super::messages::{Action, AfterOpen};
 use super::storage::OpenedDisk;
 
@@ -28,7 +27,7 @@ impl Engine {
         let result: Result<DiskId, i32> = match result {
             Ok(opened) => Ok(self.storage.adopt(&path, opened)),
             Err(e) => {
-                log::log(log::ERR, &format!("open error: {e}"));
+                self.log(Level::Err, format!("open error: {e}"));
                 Err(e.rv())
             }
         };

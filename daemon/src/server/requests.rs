@@ -12,7 +12,6 @@ use sanlock_core::requests::RequestArgs;
 use sanlock_core::Lver;
 
 use super::engine::*;
-use super::log;
 use super::messages::*;
 use crate::wire::WireResource;
 
@@ -70,10 +69,11 @@ impl Engine {
         } else {
             return false;
         };
-        if s.used_retries % 1000 == 0 {
-            log::log(log::ERR, &format!("s{} {why}", s.space_id));
-        }
+        let line = (s.used_retries % 1000 == 0).then(|| format!("s{} {why}", s.space_id));
         s.used_retries += 1;
+        if let Some(line) = line {
+            self.log(Level::Err, line);
+        }
         true
     }
 
@@ -92,9 +92,9 @@ impl Engine {
             return self.answer(waiter, EBUSY);
         }
         let Some(force_mode) = ForceMode::from_value(waiter.header.data) else {
-            log::log(
-                log::ERR,
-                &format!("request force_mode {} unknown", waiter.header.data),
+            self.log(
+                Level::Err,
+                format!("request force_mode {} unknown", waiter.header.data),
             );
             return self.answer(waiter, EINVAL);
         };

@@ -7,7 +7,6 @@ use sanlock_core::ondisk::{Geometry, Name};
 use sanlock_core::paxos::AcquireRequest;
 
 use super::engine::*;
-use super::log;
 use super::messages::*;
 use crate::wire::{Cmd, WireRentry, WireRindex};
 
@@ -105,8 +104,8 @@ impl Engine {
             return refuse(self, job, ENOSPC);
         }
         if space_geometry != Some(header.geometry) {
-            log::log(
-                log::ERR,
+            self.log(
+                Level::Err,
                 "rindex: an index whose geometry differs from its lockspace's is not supported",
             );
             return refuse(self, job, EINVAL);

@@ -75,6 +75,7 @@ pub(super) fn perform(
                 });
             }
             Action::Watchdog(order) => watchdog.carry_out(order, tx),
+            Action::Log(level, line) => log::log(level as i32, &line),
             Action::Event { listener, bytes } => {
                 let sent = sinks.get(&listener).is_some_and(|s| s.send(bytes).is_ok());
                 if !sent {

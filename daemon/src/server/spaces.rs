@@ -8,7 +8,6 @@ use sanlock_core::ondisk::{Geometry, Name};
 use sanlock_core::{HostId, Time};
 
 use super::engine::*;
-use super::log;
 use super::messages::*;
 use crate::wire::payload::{LSF_ADD, LSF_REM};
 use crate::wire::{Header, WireLockspace, HEADER_LEN, LOCKSPACE_LEN};
@@ -60,9 +59,9 @@ impl Engine {
         } else {
             Some(waiter)
         };
-        log::log(
-            log::INFO,
-            &format!(
+        self.log(
+            Level::Info,
+            format!(
                 "s{space_id} lockspace {}:{}:{}:{}",
                 String::from_utf8_lossy(ls.name.as_bytes()),
                 ls.host_id,
@@ -154,9 +153,9 @@ impl Engine {
         match result {
             Ok(()) => self.join(i),
             Err(e) => {
-                log::log(
-                    log::ERR,
-                    &format!("s{space_id} connect_watchdog failed: {e}"),
+                self.log(
+                    Level::Err,
+                    format!("s{space_id} connect_watchdog failed: {e}"),
                 );
                 self.add_failed(i, sanlock_machine::watchdog::SANLK_WD_ERROR);
             }
@@ -180,9 +179,9 @@ impl Engine {
         let s = self.spaces.remove(i);
         let order = self.watchdog.disarm(s.ls.name);
         self.order_watchdog(order);
-        log::log(
-            log::ERR,
-            &format!("s{} add_lockspace fail result {rv}", s.space_id),
+        self.log(
+            Level::Err,
+            format!("s{} add_lockspace fail result {rv}", s.space_id),
         );
         if let Some(w) = s.add_waiter {
             self.answer(w, rv);
@@ -343,7 +342,7 @@ impl Engine {
 
     pub(super) fn shutdown(&mut self, force: bool) {
         if !force && !self.spaces.is_empty() {
-            log::log(log::WARNING, "shutdown ignored: lockspaces exist");
+            self.log(Level::Warning, "shutdown ignored: lockspaces exist");
             return;
         }
         self.shutting_down = true;
