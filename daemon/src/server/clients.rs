@@ -7,7 +7,6 @@ use std::collections::BTreeSet;
 use sanlock_core::ondisk::Name;
 use sanlock_core::Time;
 use sanlock_machine::clients::Effect;
-use tokio::net::UnixStream;
 
 use super::engine::{Client, Engine};
 use super::messages::Action;
@@ -36,14 +35,6 @@ impl Engine {
                 Effect::Log(level, line) => self.log(level, line),
             }
         }
-    }
-
-    /// A slot for a new connection, or `None` when the table is full.
-    pub(super) fn alloc_client(&mut self, stream: &UnixStream) -> Option<usize> {
-        let pid = stream.peer_cred().ok().and_then(|c| c.pid()).unwrap_or(-1);
-        let ci = self.table.alloc(pid);
-        self.table_effects();
-        ci
     }
 
     /// The slot `ci`, if used.

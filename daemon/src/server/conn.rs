@@ -206,7 +206,19 @@ async fn handle(
             // The host_event that follows is unused (§4.22).
             let _ = read_bytes(stream, HOST_EVENT_LEN).await?;
             let (sink, events) = mpsc::unbounded_channel();
-            let reply = ask(engine, ci, header, Call::RegEvent { ls, sink }).await;
+            let (tx, rx) = oneshot::channel();
+            let msg = Msg::RegEvent {
+                ci,
+                header,
+                ls,
+                sink,
+                reply: tx,
+            };
+            let reply = if engine.send(msg).is_ok() {
+                rx.await.unwrap_or_else(|_| Reply::close(Vec::new()))
+            } else {
+                Reply::close(Vec::new())
+            };
             let ok = <&[u8; HEADER_LEN]>::try_from(&reply.bytes[..])
                 .is_ok_and(|b| Header::decode(b).rv() == 0);
             if !ok {

@@ -22,21 +22,16 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sanlock_backends::clock;
-use sanlock_backends::storage::{sleep_until, Storage};
 use sanlock_backends::DiskId;
 use sanlock_core::host::{Host, HostConfig, Output};
-use sanlock_core::io::IoError;
+use sanlock_core::io::{IoError, IoRequest};
 use sanlock_core::ondisk::{Geometry, Name};
 use sanlock_core::routes::Routes;
 use sanlock_core::Time;
-use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use sanlock_machine::watchdog::Keeper;
 
 use super::config::DaemonConfig;
-use super::log;
-use super::messages::{Action, Call, Msg, Reply, ReplyBook, Waiter};
-use super::storage::DaemonStorage;
+use super::messages::{Action, Call, Input, Reply, Waiter};
 use crate::wire::{Header, WireLockspace, WireResource, HEADER_LEN};
 
 /// A connection's slot, with the lease command under way for it.
@@ -174,9 +169,12 @@ pub struct Engine {
     pub(super) host: Host,
     /// Which disk each lockspace's and lease's I/O goes to.
     pub(super) routes: Routes<DiskId>,
-    /// The backends the host's I/O runs on.
-    pub(super) storage: DaemonStorage,
-    pub(super) tx: mpsc::UnboundedSender<Msg>,
+    /// The disks open for the host's I/O, by path as named.
+    pub(super) disks: BTreeMap<Vec<u8>, DiskId>,
+    /// The host's I/O placed on its disks, for the shell to run.
+    io_out: Vec<(DiskId, IoRequest)>,
+    /// The next once-a-second check.
+    next_check: Time,
     /// The client table and the leases held (the daemon machine's, shared with the simulator).
     pub(super) table: sanlock_machine::clients::ClientTable<Job>,
     pub(super) spaces: Vec<Space>,
@@ -191,25 +189,18 @@ pub struct Engine {
     /// REQUESTs waiting for the host.
     pub(super) request_waiters: BTreeMap<(Name, Name), Waiter>,
     /// The watchdog as decided: the way chosen, our feeder's policy.
-    pub(super) watchdog: sanlock_machine::watchdog::Keeper,
-    /// The watchdog's shell: wdmd connections, the device thread.
-    pub(super) watchdog_io: super::watchdog::WatchdogIo,
+    pub(super) watchdog: Keeper,
     pub(super) next_space_id: u32,
     pub(super) next_res_id: u32,
     pub(super) inq_waiters: Vec<(WireLockspace, Waiter)>,
     /// Shutdown under way: the SHUTDOWN_WAIT replies owed at exit.
     pub(super) shutting_down: bool,
-    pub(super) exit_waiters: Vec<oneshot::Sender<Reply>>,
+    pub(super) exit_waiters: Vec<Waiter>,
     /// This turn's time: read once when the loop takes up a message, a connection or the
     /// host's outputs, and the only time the engine's decisions see (as `handle(now, …)`).
     pub(super) now: Time,
     /// What the loop is to do after this turn.
     pub(super) actions: Vec<Action>,
-    /// The event listeners' channels (the shell's), by listener id.
-    sinks: BTreeMap<u64, mpsc::UnboundedSender<Vec<u8>>>,
-    next_listener: u64,
-    /// The loop's book of replies owed.
-    replies: ReplyBook,
 }
 
 /// The reply of sanlock's main-thread commands: the header with version 1, length 32, the
@@ -221,25 +212,28 @@ fn echo_data2(header: Header, rv: i32) -> Vec<u8> {
 }
 
 impl Engine {
-    /// An engine for `cfg`, answering on `tx`'s channel.
+    /// An engine for `cfg` at `now`: the host's retry jitter seeded with `rng_seed`, the
+    /// watchdog kept as `watchdog` says.
     pub fn new(
         cfg: DaemonConfig,
         host_name: Name,
-        tx: mpsc::UnboundedSender<Msg>,
-        storage: DaemonStorage,
+        rng_seed: u64,
+        watchdog: Keeper,
+        now: Time,
     ) -> Self {
         let mut hc = HostConfig::new(host_name);
         hc.kill_grace_s = cfg.kill_grace_s;
         hc.set_bitmap_s = cfg.set_bitmap_seconds;
         hc.event_poll = true;
-        hc.rng_seed = u64::from(std::process::id()) ^ clock::now().since_boot().as_nanos() as u64;
+        hc.rng_seed = rng_seed;
         Engine {
             cfg,
             host_name,
             host: Host::new(hc),
             routes: Routes::default(),
-            storage,
-            tx,
+            disks: BTreeMap::new(),
+            io_out: Vec::new(),
+            next_check: now + Duration::from_secs(1),
             table: Default::default(),
             spaces: Vec::new(),
             pending: BTreeMap::new(),
@@ -248,100 +242,96 @@ impl Engine {
             request_waiters: BTreeMap::new(),
             opening: BTreeMap::new(),
             rindex_jobs: BTreeMap::new(),
-            watchdog: Default::default(),
-            watchdog_io: Default::default(),
+            watchdog,
             next_space_id: 1,
             next_res_id: 1,
             inq_waiters: Vec::new(),
             shutting_down: false,
             exit_waiters: Vec::new(),
-            now: clock::now(),
+            now,
             actions: Vec::new(),
-            sinks: BTreeMap::new(),
-            next_listener: 1,
-            replies: ReplyBook::default(),
         }
     }
 
-    /// Runs until shutdown: accepts connections, answers messages, drives the host, and makes
-    /// the once-a-second checks.
-    pub async fn run(mut self, listener: UnixListener, mut rx: mpsc::UnboundedReceiver<Msg>) {
-        log::log(
-            log::INFO,
-            &format!("storage backend {}", self.storage.kind()),
-        );
-        let mut next_check = clock::now() + Duration::from_secs(1);
-        // After a failed accept (out of fds) the listener rests until the next check rather
-        // than failing again at once and spinning the loop.
-        let mut accept_resting = false;
-        loop {
-            // Whatever the last turn asked of the host: its I/O to the storage, its outputs
-            // decided on, until it is quiet; then the turn's actions.
-            self.pump();
-            self.perform();
-            if self.shutting_down && self.spaces.is_empty() && self.pending.is_empty() {
-                break;
-            }
-            let check_at = self.wake_at(next_check);
-            let wake = self
-                .host
-                .poll_timeout()
-                .map_or(check_at, |t| t.min(check_at));
-            let in_flight = self.storage.stats().in_flight > 0;
-            tokio::select! {
-                msg = rx.recv() => {
-                    let Some(msg) = msg else { break };
-                    self.now = clock::now();
-                    self.handle_msg(msg);
-                }
-                accepted = listener.accept(), if !accept_resting => match accepted {
-                    Ok((stream, _)) => {
-                        self.now = clock::now();
-                        self.accept(stream);
-                    }
-                    Err(e) => {
-                        log::log(log::ERR, &format!("accept: {e}"));
-                        accept_resting = true;
-                    }
-                },
-                done = self.storage.completions(), if in_flight => {
-                    self.now = clock::now();
-                    for c in done {
-                        self.host.handle_io(self.now, c.id, c.result);
-                    }
-                    self.host.handle_timeout(self.now);
-                }
-                () = sleep_until(wake) => {
-                    self.now = clock::now();
-                    self.host.handle_timeout(self.now);
+    /// Takes `input` at `now` (the shell reads its clock once per turn; time never goes back),
+    /// then runs the host until it is quiet and makes the once-a-second check when due. What
+    /// it decided waits in [`Engine::take_actions`] and [`Engine::take_io`].
+    pub fn handle(&mut self, now: Time, input: Input) {
+        self.now = now.max(self.now);
+        match input {
+            Input::Call { ci, waiter, call } => self.handle_call(ci, waiter, call),
+            Input::Register { ci } => self.register(ci),
+            Input::Closed { ci } => self.client_closed(ci),
+            Input::ProcessExited { ci, pid } => self.process_exited(ci, pid),
+            Input::Probed { space_id, result } => self.probed(space_id, result),
+            Input::WdmdRegistered { space_id, result } => self.wdmd_registered(space_id, result),
+            Input::DiskOpened { path, result } => self.disk_opened(path, result),
+            Input::Answer { waiter, reply } => self.send_reply(waiter, reply),
+            Input::RindexDone { space } => self.end_rindex_op(space),
+            Input::RindexHeader { job } => self.rindex_header_read(job),
+            Input::RindexChanged { job } => self.rindex_changed(job),
+            Input::Signal => {
+                if self.spaces.is_empty() {
+                    self.shutting_down = true;
+                } else {
+                    self.log(Level::Warning, "signal ignored: lockspaces exist");
                 }
             }
-            let now = self.now;
-            if now >= self.wake_at(next_check) {
-                self.pump();
-                self.check(now);
+            Input::IoDone(done) => {
+                for (id, result) in done {
+                    self.host.handle_io(self.now, id, result);
+                }
+                self.host.handle_timeout(self.now);
             }
-            if now >= next_check {
-                next_check = now + Duration::from_secs(1);
-                accept_resting = false;
-            }
+            Input::Timer => self.host.handle_timeout(self.now),
+            Input::ListenersGone(gone) => self.listeners_gone(&gone),
         }
-        // SHUTDOWN_WAIT's reply: magic, version 1, length 32, cmd 0 (§4.28).
-        let bye = Header {
-            magic: crate::wire::SM_MAGIC,
-            version: crate::wire::SM_PROTO,
-            length: HEADER_LEN as u32,
-            ..Header::default()
-        };
-        for w in self.exit_waiters.drain(..) {
-            let _ = w.send(Reply::close(bye.encode().to_vec()));
+        self.settle();
+        let now = self.now;
+        if now >= self.wake_at(self.next_check) {
+            self.check(now);
+            self.settle();
         }
-        // Let the connections write those replies before the runtime stops.
-        for _ in 0..8 {
-            tokio::task::yield_now().await;
+        if now >= self.next_check {
+            self.next_check = now + Duration::from_secs(1);
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        log::log(log::WARNING, "sanlock daemon exiting");
+    }
+
+    /// A connection from process `pid`: its slot, or `None` when the table is full.
+    pub fn connect(&mut self, pid: i32) -> Option<usize> {
+        let ci = self.table.alloc(pid);
+        self.table_effects();
+        ci
+    }
+
+    /// What this turn decided, in order, for the shell to do.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    /// The host's I/O, each request on its disk, for the shell to run; it answers with
+    /// [`Input::IoDone`].
+    pub fn take_io(&mut self) -> Vec<(DiskId, IoRequest)> {
+        std::mem::take(&mut self.io_out)
+    }
+
+    /// When the shell must hand in [`Input::Timer`] at the latest: the host's next deadline
+    /// or the next check.
+    pub fn poll_timeout(&self) -> Time {
+        let check_at = self.wake_at(self.next_check);
+        self.host
+            .poll_timeout()
+            .map_or(check_at, |t| t.min(check_at))
+    }
+
+    /// Shutdown is done: no lockspace left and nothing pending.
+    pub fn finished(&self) -> bool {
+        self.shutting_down && self.spaces.is_empty() && self.pending.is_empty()
+    }
+
+    /// The SHUTDOWN_WAIT requests, answered by the shell as the daemon exits.
+    pub fn take_exit_waiters(&mut self) -> Vec<Waiter> {
+        std::mem::take(&mut self.exit_waiters)
     }
 
     /// The next check: once a second, or sooner when an add completes.
@@ -353,12 +343,12 @@ impl Engine {
             .fold(next_check, Time::min)
     }
 
-    /// Runs the host until it is quiet: its queued I/O goes to the disk its target names
-    /// (ENODEV for a disk nobody named), its outputs are decided on (which may give it more
-    /// to do).
-    fn pump(&mut self) {
+    /// Runs the host until it is quiet: its queued I/O is placed on the disk its target names
+    /// (ENODEV at once for a disk nobody named), its outputs are decided on (which may give it
+    /// more to do).
+    fn settle(&mut self) {
         loop {
-            self.submit_io();
+            self.place_io();
             let outputs: Vec<Output> = std::iter::from_fn(|| self.host.poll_output()).collect();
             if outputs.is_empty() {
                 return;
@@ -369,23 +359,13 @@ impl Engine {
         }
     }
 
-    fn submit_io(&mut self) {
-        let mut batch = Vec::new();
+    fn place_io(&mut self) {
         let mut unplaced = Vec::new();
         while let Some((target, request)) = self.host.poll_io() {
             match self.routes.place(&target, request.disk) {
-                Some(disk) => batch.push(sanlock_backends::storage::Io {
-                    id: request.id,
-                    disk,
-                    offset: request.offset,
-                    op: request.op,
-                    deadline: request.deadline,
-                }),
+                Some(disk) => self.io_out.push((disk, request)),
                 None => unplaced.push(request.id),
             }
-        }
-        if !batch.is_empty() {
-            self.storage.submit(batch);
         }
         for id in unplaced {
             self.host
@@ -393,50 +373,8 @@ impl Engine {
         }
     }
 
-    fn accept(&mut self, stream: UnixStream) {
-        let Some(ci) = self.alloc_client(&stream) else {
-            // The table is full: the connection is not added (sanlock closes nothing either,
-            // but we have no slot to poll it from).
-            return;
-        };
-        tokio::spawn(super::conn::serve(ci, stream, self.tx.clone()));
-    }
-
-    fn handle_msg(&mut self, msg: Msg) {
-        match msg {
-            Msg::Call {
-                ci,
-                header,
-                call,
-                reply,
-            } => self.handle_call(ci, header, call, reply),
-            Msg::Register { ci } => self.register(ci),
-            Msg::Closed { ci } => self.client_closed(ci),
-            Msg::ProcessExited { ci, pid } => self.process_exited(ci, pid),
-            Msg::Probed { space_id, result } => self.probed(space_id, result),
-            Msg::WdmdRegistered { space_id, result } => self.wdmd_registered(space_id, result),
-            Msg::DiskOpened { path, result } => self.disk_opened(path, result),
-            Msg::Answer { waiter, reply } => self.send_reply(waiter, reply),
-            Msg::RindexDone { space } => self.end_rindex_op(space),
-            Msg::RindexHeader { job } => self.rindex_header_read(job),
-            Msg::RindexChanged { job } => self.rindex_changed(job),
-            Msg::Signal => {
-                if self.spaces.is_empty() {
-                    self.shutting_down = true;
-                } else {
-                    self.log(Level::Warning, "signal ignored: lockspaces exist");
-                }
-            }
-        }
-    }
-
-    fn handle_call(
-        &mut self,
-        ci: usize,
-        header: Header,
-        call: Call,
-        reply: oneshot::Sender<Reply>,
-    ) {
+    fn handle_call(&mut self, ci: usize, waiter: Waiter, call: Call) {
+        let header = waiter.header;
         if let Some(c) = self.client_mut(ci) {
             c.cmd_last = header.cmd;
             if !c.registered() {
@@ -447,7 +385,6 @@ impl Engine {
                 );
             }
         }
-        let waiter = self.replies.waiter(header, reply);
         match call {
             Call::Version => {
                 // Rebuilt, not echoed (§4.27).
@@ -478,7 +415,7 @@ impl Engine {
                     let reply = Reply::close(header.result(EBUSY).encode().to_vec());
                     return self.send_reply(waiter, reply);
                 }
-                self.exit_waiters.extend(self.replies.take(waiter));
+                self.exit_waiters.push(waiter);
                 self.shutdown(force);
             }
             Call::Status => {
@@ -494,13 +431,9 @@ impl Engine {
                 self.send_reply(waiter, Reply::close(bytes));
             }
             Call::LogDump => {
-                let text = log::dump();
-                let mut h = header;
-                h.version = crate::wire::SM_PROTO;
-                h.data = text.len() as u32;
-                let mut bytes = h.encode().to_vec();
-                bytes.extend_from_slice(&text);
-                self.send_reply(waiter, Reply::close(bytes));
+                // The log's ring is the shell's: it answers from it.
+                let to = waiter.to;
+                self.actions.push(Action::ReplyLogDump { to, header });
             }
             Call::GetLockspaces => {
                 let bytes = self.get_lockspaces(header);
@@ -561,18 +494,11 @@ impl Engine {
                 self.host.examine(self.now, space, resource);
                 self.answer(waiter, 0);
             }
-            Call::RegEvent { ls, sink } => {
-                self.prune_listeners();
-                let listener = self.next_listener;
-                self.next_listener += 1;
+            Call::RegEvent { ls, listener } => {
                 let rv = self.reg_event(&ls.name, listener);
-                if rv == 0 {
-                    self.sinks.insert(listener, sink);
-                }
                 self.send_reply(waiter, Reply::keep_bytes(echo_data2(header, rv)));
             }
             Call::EndEvent(ls) => {
-                self.prune_listeners();
                 let rv = self.end_event(&ls.name);
                 self.send_reply(waiter, Reply::close(echo_data2(header, rv)));
             }
@@ -626,37 +552,6 @@ impl Engine {
             to: waiter.to,
             reply,
         });
-    }
-
-    /// Does what this turn asked for (the shell's part: the only place the engine's decisions
-    /// touch processes, threads and connections).
-    fn perform(&mut self) {
-        let actions = std::mem::take(&mut self.actions);
-        let gone = super::shell::perform(
-            actions,
-            &self.tx,
-            &mut self.replies,
-            &mut self.watchdog_io,
-            &mut self.sinks,
-        );
-        if !gone.is_empty() {
-            self.listeners_gone(&gone);
-        }
-    }
-
-    /// The shell's part of REG_EVENT and END_EVENT: listeners whose connection has ended are
-    /// forgotten, and the engine hears which before it counts them.
-    fn prune_listeners(&mut self) {
-        let gone: Vec<u64> = self
-            .sinks
-            .iter()
-            .filter(|(_, s)| s.is_closed())
-            .map(|(&id, _)| id)
-            .collect();
-        for id in &gone {
-            self.sinks.remove(id);
-        }
-        self.listeners_gone(&gone);
     }
 
     /// The client a lease command is for (§1.3): data2 -1 is the connection itself, else the

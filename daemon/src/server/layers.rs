@@ -1,10 +1,11 @@
 //! A test that keeps this module tree in layers (issue 16): the files name each other only
-//! downwards, so the engine's decisions, its loop and the shell can be read — and moved into
-//! the pure daemon machine — one layer at a time. Leaves (config, log, storage, disk_ops,
-//! lockfile) name no sibling; `messages` only types; the shell (`shell`, `conn`,
-//! `watchdog`) never the engine; the engine's loop (`engine`) none of its decision files
-//! (clients, spaces, leases, requests, lvb, events, rindex_jobs, opens, status), which add
-//! `impl Engine` blocks.
+//! downwards, so the engine's decisions and the shell can be read — and moved into the pure
+//! daemon machine — one layer at a time. Leaves (config, log, storage, disk_ops, lockfile)
+//! name no sibling; `messages` only types; the shell's hands (`shell`, `conn`, `watchdog`)
+//! never the engine; the engine (`engine`) none of its decision files (clients, spaces,
+//! leases, requests, lvb, events, rindex_jobs, opens, status), which add `impl Engine`
+//! blocks, and nothing of the shell; the loop (`runner`) sits on top, and only it names the
+//! engine from the shell's side.
 
 /// Every file of the tree, with its source.
 const FILES: &[(&str, &str)] = &[
@@ -22,6 +23,7 @@ const FILES: &[(&str, &str)] = &[
     ("opens", include_str!("opens.rs")),
     ("requests", include_str!("requests.rs")),
     ("rindex_jobs", include_str!("rindex_jobs.rs")),
+    ("runner", include_str!("runner.rs")),
     ("shell", include_str!("shell.rs")),
     ("spaces", include_str!("spaces.rs")),
     ("status", include_str!("status.rs")),
@@ -119,8 +121,19 @@ fn the_server_files_name_each_other_in_layers_without_a_circle() {
     for d in decisions {
         assert!(
             !names(source("engine")).contains(&d),
-            "the engine's loop names {d}"
+            "the engine names its decision file {d}"
         );
+    }
+    let engine_and_decisions = decisions.iter().chain(&["engine"]);
+    for d in engine_and_decisions {
+        for shell in [
+            "shell", "conn", "watchdog", "runner", "storage", "log", "disk_ops",
+        ] {
+            assert!(
+                !names(source(d)).contains(&shell),
+                "{d} names {shell}: the engine's side does no I/O"
+            );
+        }
     }
 }
 

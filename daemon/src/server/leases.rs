@@ -145,7 +145,7 @@ impl Engine {
             return Err(EINVAL);
         }
         let disk = &res.disks[0];
-        let Some(id) = self.storage.opened(&disk.path) else {
+        let Some(id) = self.disks.get(&disk.path).copied() else {
             return Ok(Start::NeedsDisk(disk.path.clone()));
         };
         let space_geometry = self

@@ -18,6 +18,14 @@ use crate::wire::{
 
 /// What connections and helper tasks tell the engine.
 pub enum Msg {
+    /// REG_EVENT on connection `ci`, answered on `reply`; on success its events go to `sink`.
+    RegEvent {
+        ci: usize,
+        header: Header,
+        ls: WireLockspace,
+        sink: mpsc::UnboundedSender<Vec<u8>>,
+        reply: oneshot::Sender<Reply>,
+    },
     /// A request, to answer on `reply`.
     Call {
         /// The connection's slot.
@@ -152,12 +160,13 @@ pub enum Call {
         /// One resource, or all held in the lockspace.
         resource: Option<Name>,
     },
-    /// REG_EVENT: on success the connection carries event_cb messages sent to `sink`.
+    /// REG_EVENT: on success the connection carries the event_cb messages of listener
+    /// `listener` (an id the shell gave its channel).
     RegEvent {
         /// The lockspace.
         ls: WireLockspace,
-        /// Where this listener's events go.
-        sink: mpsc::UnboundedSender<Vec<u8>>,
+        /// The listener.
+        listener: u64,
     },
     /// END_EVENT.
     EndEvent(WireLockspace),
@@ -236,6 +245,55 @@ pub struct Waiter {
     _alive: std::sync::Arc<()>,
 }
 
+/// What the engine is told: each message of the shell, in the engine's terms (no channels, no
+/// open files), taken by the engine's `handle` with the turn's time.
+pub enum Input {
+    /// A request of connection `ci`, answered through `waiter`.
+    Call {
+        ci: usize,
+        waiter: Waiter,
+        call: Call,
+    },
+    /// REGISTER on connection `ci`.
+    Register { ci: usize },
+    /// Connection `ci` closed.
+    Closed { ci: usize },
+    /// The registered process `pid` of slot `ci` exited.
+    ProcessExited { ci: usize, pid: i32 },
+    /// A lockspace's geometry probe finished.
+    Probed {
+        space_id: u32,
+        result: Result<Geometry, i32>,
+    },
+    /// The disk at `path` is open as `disk` for the host's I/O, or did not open (its error
+    /// and why).
+    DiskOpened {
+        path: Vec<u8>,
+        result: Result<sanlock_backends::DiskId, (i32, String)>,
+    },
+    /// A reply made off the loop.
+    Answer { waiter: Waiter, reply: Reply },
+    /// wdmd answered a lockspace's registration.
+    WdmdRegistered {
+        space_id: u32,
+        result: Result<(), String>,
+    },
+    /// A rindex operation that held no lease finished.
+    RindexDone { space: Name },
+    /// A locked rindex operation read its header.
+    RindexHeader { job: RindexJob },
+    /// A locked rindex operation made its change.
+    RindexChanged { job: RindexJob },
+    /// SIGTERM, SIGINT or SIGHUP.
+    Signal,
+    /// The host's I/O that completed (or passed its deadline).
+    IoDone(Vec<(sanlock_core::io::IoId, sanlock_core::io::IoResult)>),
+    /// A deadline of the engine's `poll_timeout` came.
+    Timer,
+    /// Event listeners whose connections ended.
+    ListenersGone(Vec<u64>),
+}
+
 /// What the engine asks of its loop, done after each turn in order: the engine decides, the
 /// loop does the I/O (issue 16: this is the daemon machine's `poll_action`, taking shape).
 pub enum Action {
@@ -268,6 +326,8 @@ pub enum Action {
     },
     /// Make a locked operation's change, its rindex_lease held: [`Msg::RindexChanged`].
     RindexChange { job: RindexJob },
+    /// Answer LOG_DUMP (`header`) to whoever waits for `to`, from the shell's log ring.
+    ReplyLogDump { to: ReplyTo, header: Header },
     /// Write a line to the log.
     Log(sanlock_machine::clients::Level, String),
     /// Send an event_cb to a listener.

@@ -17,6 +17,7 @@ pub mod messages;
 pub mod opens;
 pub mod requests;
 pub mod rindex_jobs;
+pub mod runner;
 pub mod shell;
 pub mod spaces;
 pub mod status;
@@ -147,9 +148,15 @@ pub fn serve(cfg: DaemonConfig, faults: Option<storage::FaultSwitch>) -> i32 {
                 storage::DaemonStorage::new()
             }
         };
-        let mut engine = Engine::new(cfg, host_name, tx, storage);
-        (engine.watchdog_io, engine.watchdog) = watchdog::choose(&engine.cfg);
-        engine.run(listener, rx).await;
+        let (watchdog_io, keeper) = watchdog::choose(&cfg);
+        // The host's retry jitter: different on every start, as sanlock's is.
+        let seed = u64::from(std::process::id())
+            ^ sanlock_backends::clock::now().since_boot().as_nanos() as u64;
+        let now = sanlock_backends::clock::now();
+        let engine = Engine::new(cfg, host_name, seed, keeper, now);
+        runner::Runner::new(engine, tx.clone(), storage, watchdog_io)
+            .run(listener, rx)
+            .await;
         0
     });
     log::flush();

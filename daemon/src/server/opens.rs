@@ -2,12 +2,10 @@
 //! sanlock's opens block only the lockspace or command thread that makes them, never its main
 //! loop. What needs a disk that is not open yet parks here and runs again once it is.
 
-use sanlock_backends::disk::DiskError;
 use sanlock_backends::DiskId;
 
 use super::engine::{Engine, Level};
 use super::messages::{Action, AfterOpen};
-use super::storage::OpenedDisk;
 
 impl Engine {
     /// Opens `path` on a blocking thread and runs `then` when it is open (or failed to open).
@@ -23,12 +21,15 @@ impl Engine {
 
     /// An open started by [`Engine::open_then`] finished: the disk goes to the storage and what
     /// waited for it runs again (or fails with the open's error).
-    pub(super) fn disk_opened(&mut self, path: Vec<u8>, result: Result<OpenedDisk, DiskError>) {
+    pub(super) fn disk_opened(&mut self, path: Vec<u8>, result: Result<DiskId, (i32, String)>) {
         let result: Result<DiskId, i32> = match result {
-            Ok(opened) => Ok(self.storage.adopt(&path, opened)),
-            Err(e) => {
-                self.log(Level::Err, format!("open error: {e}"));
-                Err(e.rv())
+            Ok(disk) => {
+                self.disks.insert(path.clone(), disk);
+                Ok(disk)
+            }
+            Err((rv, why)) => {
+                self.log(Level::Err, format!("open error: {why}"));
+                Err(rv)
             }
         };
         for then in self.opening.remove(&path).unwrap_or_default() {

@@ -98,7 +98,7 @@ impl Engine {
             );
             return self.answer(waiter, EINVAL);
         };
-        let Some(id) = self.storage.opened(&disk.path) else {
+        let Some(id) = self.disks.get(&disk.path).copied() else {
             let path = disk.path.clone();
             return self.open_then(path, AfterOpen::Request { res, waiter });
         };

@@ -113,7 +113,7 @@ impl Engine {
         if self.pending.contains_key(&key) || self.table.tokens.contains_key(&key) {
             return refuse(self, job, EBUSY);
         }
-        let Some(id) = self.storage.opened(&job.rx.disk.path) else {
+        let Some(id) = self.disks.get(&job.rx.disk.path).copied() else {
             let path = job.rx.disk.path.clone();
             return self.open_then(path, AfterOpen::Rindex { job });
         };

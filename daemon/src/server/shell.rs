@@ -76,6 +76,15 @@ pub(super) fn perform(
             }
             Action::Watchdog(order) => watchdog.carry_out(order, tx),
             Action::Log(level, line) => log::log(level as i32, &line),
+            Action::ReplyLogDump { to, header } => {
+                let text = log::dump();
+                let mut h = header;
+                h.version = crate::wire::SM_PROTO;
+                h.data = text.len() as u32;
+                let mut bytes = h.encode().to_vec();
+                bytes.extend_from_slice(&text);
+                replies.push((to, super::messages::Reply::close(bytes)));
+            }
             Action::Event { listener, bytes } => {
                 let sent = sinks.get(&listener).is_some_and(|s| s.send(bytes).is_ok());
                 if !sent {

@@ -115,7 +115,7 @@ impl Engine {
         }
         let path = space.ls.disk.path.clone();
         self.spaces[i].geometry = Some(geometry);
-        match self.storage.opened(&path) {
+        match self.disks.get(&path).copied() {
             Some(disk) => self.lockspace_disk_opened(space_id, Ok(disk)),
             None => self.open_then(path, AfterOpen::Join { space_id }),
         }
