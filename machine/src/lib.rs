@@ -5,6 +5,7 @@
 //! (`clippy.toml`, `tests/dependencies.rs`).
 
 pub mod clients;
+pub mod daemon;
 pub mod lease_slots;
 pub mod mutants;
 pub mod recovery;

@@ -440,7 +440,7 @@ fn read(o: &Options, out: &mut Vec<u8>) -> i32 {
             disks: res.disks.clone(),
             ..back.clone()
         };
-        line.extend(crate::server::status::resource_string(
+        line.extend(sanlock_machine::daemon::resource_string(
             &shown, shared, back.lver,
         ));
         line.push(b'\n');
@@ -727,7 +727,7 @@ fn status_line<'a>(s: &'a WireState, extra: &[u8]) -> StatusLine<'a> {
                 .collect();
             line.extend_from_slice(b"r ");
             let shared = res.flags & RES_SHARED != 0;
-            line.extend(crate::server::status::resource_string(
+            line.extend(sanlock_machine::daemon::resource_string(
                 &res, shared, s.data64,
             ));
             // The pid is printed unsigned here (§6.4).

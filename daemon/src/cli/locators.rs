@@ -198,32 +198,7 @@ pub fn import_path(escaped: &[u8]) -> Vec<u8> {
         .collect()
 }
 
-/// Escapes a path for display (status, inquire, `read -r`): a backslash before every unescaped
-/// space or colon; existing escapes are kept (client.c `sanlock_path_export`).
-pub fn export_path(path: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(path.len() + 8);
-    let mut bytes = path.iter().copied().take_while(|&b| b != 0);
-    while let Some(b) = bytes.next() {
-        if out.len() >= PATH_LEN - 1 {
-            break;
-        }
-        match b {
-            b'\\' => {
-                out.push(b);
-                match bytes.next() {
-                    Some(next) => out.push(next),
-                    None => break,
-                }
-            }
-            b' ' | b':' => {
-                out.push(b'\\');
-                out.push(b);
-            }
-            _ => out.push(b),
-        }
-    }
-    out
-}
+pub use sanlock_machine::wire::export_path;
 
 /// An offset or size with an optional `M` suffix: the digits before the first `M`, in MiB.
 fn megabyte_number(text: &[u8]) -> u64 {

@@ -1,26 +1,16 @@
 //! `sanlock daemon`: start-up in sanlock 3.8.5's order (wire.md §1.2), then the engine's loop
 //! on a single-threaded tokio runtime.
 
-pub mod clients;
 pub mod config;
 pub mod conn;
 pub mod disk_ops;
-pub mod engine;
-pub mod events;
 #[cfg(test)]
 mod layers;
-pub mod leases;
 pub mod lockfile;
 pub mod log;
-pub mod lvb;
 pub mod messages;
-pub mod opens;
-pub mod requests;
-pub mod rindex_jobs;
 pub mod runner;
 pub mod shell;
-pub mod spaces;
-pub mod status;
 pub mod storage;
 pub mod watchdog;
 
@@ -32,15 +22,15 @@ use tokio::sync::mpsc;
 
 use crate::cli::options::Options;
 use config::DaemonConfig;
-use engine::Engine;
 use messages::Msg;
+use sanlock_machine::daemon::Engine;
 
 /// Set in the background copy of a daemon started without `-D`.
 const DAEMONIZED_ENV: &str = "SANLOCK_RS_DAEMONIZED";
 
 /// Runs the daemon with `options`; returns the exit status.
 pub fn run(argv: &[Vec<u8>], options: &Options) -> i32 {
-    let cfg = DaemonConfig::load(options);
+    let cfg = config::load(options);
     if !cfg.foreground && std::env::var_os(DAEMONIZED_ENV).is_none() {
         // sanlock forks into the background; a second copy of us with the marker set does
         // the same, and this one returns at once.

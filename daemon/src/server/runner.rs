@@ -15,12 +15,12 @@ use sanlock_core::Time;
 use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 
-use super::engine::Engine;
 use super::log;
 use super::messages::{Call, Input, Msg, Reply, ReplyBook, Waiter};
 use super::storage::DaemonStorage;
 use super::watchdog::WatchdogIo;
 use crate::wire::{Header, HEADER_LEN};
+use sanlock_machine::daemon::{DiskNo, Engine};
 
 /// The loop and everything of the daemon that is not a decision.
 pub struct Runner {
@@ -164,7 +164,7 @@ impl Runner {
             Msg::WdmdRegistered { space_id, result } => Input::WdmdRegistered { space_id, result },
             Msg::DiskOpened { path, result } => {
                 let result = match result {
-                    Ok(opened) => Ok(self.storage.adopt(&path, opened)),
+                    Ok(opened) => Ok(DiskNo(self.storage.adopt(&path, opened).0)),
                     Err(e) => Err((e.rv(), e.to_string())),
                 };
                 Input::DiskOpened { path, result }
@@ -203,7 +203,7 @@ impl Runner {
                 .into_iter()
                 .map(|(disk, r)| Io {
                     id: r.id,
-                    disk,
+                    disk: sanlock_backends::DiskId(disk.0),
                     offset: r.offset,
                     op: r.op,
                     deadline: r.deadline,

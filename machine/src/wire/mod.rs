@@ -11,3 +11,31 @@ pub use payload::{
     WireRindex, WireState, DISK_LEN, HOST_LEN, LOCKSPACE_LEN, OPTIONS_LEN, RENTRY_LEN,
     RESOURCE_LEN, RINDEX_LEN, STATE_LEN,
 };
+
+/// Escapes a path for display (status, inquire, `read -r`): a backslash before every unescaped
+/// space or colon; existing escapes are kept (client.c `sanlock_path_export`).
+pub fn export_path(path: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(path.len() + 8);
+    let mut bytes = path.iter().copied().take_while(|&b| b != 0);
+    while let Some(b) = bytes.next() {
+        // SANLK_PATH_LEN: 1024 bytes, the terminating NUL included.
+        if out.len() >= 1024 - 1 {
+            break;
+        }
+        match b {
+            b'\\' => {
+                out.push(b);
+                match bytes.next() {
+                    Some(next) => out.push(next),
+                    None => break,
+                }
+            }
+            b' ' | b':' => {
+                out.push(b'\\');
+                out.push(b);
+            }
+            _ => out.push(b),
+        }
+    }
+    out
+}

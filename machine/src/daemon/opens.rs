@@ -2,7 +2,7 @@
 //! sanlock's opens block only the lockspace or command thread that makes them, never its main
 //! loop. What needs a disk that is not open yet parks here and runs again once it is.
 
-use sanlock_backends::DiskId;
+use super::DiskNo;
 
 use super::engine::{Engine, Level};
 use super::messages::{Action, AfterOpen};
@@ -21,8 +21,8 @@ impl Engine {
 
     /// An open started by [`Engine::open_then`] finished: the disk goes to the storage and what
     /// waited for it runs again (or fails with the open's error).
-    pub(super) fn disk_opened(&mut self, path: Vec<u8>, result: Result<DiskId, (i32, String)>) {
-        let result: Result<DiskId, i32> = match result {
+    pub(super) fn disk_opened(&mut self, path: Vec<u8>, result: Result<DiskNo, (i32, String)>) {
+        let result: Result<DiskNo, i32> = match result {
             Ok(disk) => {
                 self.disks.insert(path.clone(), disk);
                 Ok(disk)

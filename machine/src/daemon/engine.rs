@@ -1,6 +1,6 @@
 //! The daemon's one loop (STYLE.md "the core in one picture"): it owns the core `Host`, the
 //! routes of its I/O (`sanlock_core::routes`) and the backends that run it, the client table
-//! (`sanlock_machine::clients`, which decides who holds what and whom recovery stops), the
+//! (`crate::clients`, which decides who holds what and whom recovery stops), the
 //! lockspace list and what is pending. Each turn of the loop takes one message, connection,
 //! batch of I/O completions or timer, then pumps the host (its I/O to the backends, its
 //! outputs decided on) until it is quiet. Connections
@@ -22,22 +22,22 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sanlock_backends::DiskId;
+use super::DiskNo;
+use crate::watchdog::Keeper;
 use sanlock_core::host::{Host, HostConfig, Output};
 use sanlock_core::io::{IoError, IoRequest};
 use sanlock_core::ondisk::{Geometry, Name};
 use sanlock_core::routes::Routes;
 use sanlock_core::Time;
-use sanlock_machine::watchdog::Keeper;
 
 use super::config::DaemonConfig;
 use super::messages::{Action, Call, Input, Reply, Waiter};
 use crate::wire::{Header, WireLockspace, WireResource, HEADER_LEN};
 
 /// A connection's slot, with the lease command under way for it.
-pub(super) type Client = sanlock_machine::clients::Client<Job>;
-pub(super) use sanlock_machine::clients::{Level, Token};
-use sanlock_machine::renewal_history::RenewalHistory;
+pub(super) type Client = crate::clients::Client<Job>;
+pub(super) use crate::clients::{Level, Token};
+use crate::renewal_history::RenewalHistory;
 
 pub(super) const EPERM: i32 = -1;
 pub(super) const ENOENT: i32 = -2;
@@ -57,7 +57,7 @@ pub(super) const SANLK_ADDLS_INVALID_HOSTID: i32 = -231;
 /// How long after an add completes GET_HOSTS still answers -EAGAIN (measured: 0.96 s).
 pub(super) const HOSTS_SCAN_DELAY: Duration = Duration::from_millis(960);
 
-pub use sanlock_machine::clients::MAX_CLIENTS;
+pub use crate::clients::MAX_CLIENTS;
 
 /// Where a lockspace is in its life (sanlock's spaces / spaces_add / spaces_rem lists).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,15 +168,15 @@ pub struct Engine {
     /// The core host: every lockspace and lease of ours.
     pub(super) host: Host,
     /// Which disk each lockspace's and lease's I/O goes to.
-    pub(super) routes: Routes<DiskId>,
+    pub(super) routes: Routes<DiskNo>,
     /// The disks open for the host's I/O, by path as named.
-    pub(super) disks: BTreeMap<Vec<u8>, DiskId>,
+    pub(super) disks: BTreeMap<Vec<u8>, DiskNo>,
     /// The host's I/O placed on its disks, for the shell to run.
-    io_out: Vec<(DiskId, IoRequest)>,
+    io_out: Vec<(DiskNo, IoRequest)>,
     /// The next once-a-second check.
     next_check: Time,
     /// The client table and the leases held (the daemon machine's, shared with the simulator).
-    pub(super) table: sanlock_machine::clients::ClientTable<Job>,
+    pub(super) table: crate::clients::ClientTable<Job>,
     pub(super) spaces: Vec<Space>,
     pub(super) pending: BTreeMap<(Name, Name), Pending>,
     /// What the next release of a lease writes besides: a set_lvb value, a new name.
@@ -311,7 +311,7 @@ impl Engine {
 
     /// The host's I/O, each request on its disk, for the shell to run; it answers with
     /// [`Input::IoDone`].
-    pub fn take_io(&mut self) -> Vec<(DiskId, IoRequest)> {
+    pub fn take_io(&mut self) -> Vec<(DiskNo, IoRequest)> {
         std::mem::take(&mut self.io_out)
     }
 
@@ -530,8 +530,8 @@ impl Engine {
     }
 
     /// Hands an order of the watchdog's policy to the shell; stopping the feeds is logged.
-    pub(super) fn order_watchdog(&mut self, order: Option<sanlock_machine::watchdog::Order>) {
-        use sanlock_machine::watchdog::{Feed, Order};
+    pub(super) fn order_watchdog(&mut self, order: Option<crate::watchdog::Order>) {
+        use crate::watchdog::{Feed, Order};
         let Some(order) = order else { return };
         if let Order::Device {
             feed: Feed::Stop { .. },

@@ -5,9 +5,8 @@ use sanlock_core::ondisk::Name;
 use sanlock_core::HostId;
 
 use super::engine::{Engine, SpaceState};
-use crate::cli::locators::export_path;
 use crate::wire::payload::state_kind;
-use crate::wire::{Header, WireResource, WireState};
+use crate::wire::{export_path, Header, WireResource, WireState};
 
 const ENOSPC: i32 = -28;
 

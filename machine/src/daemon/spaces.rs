@@ -2,7 +2,7 @@
 //! get_hosts, shutdown, the once-a-second check that applies removes and completes adds, and
 //! the renewal history.
 
-use sanlock_backends::DiskId;
+use super::DiskNo;
 use sanlock_core::host::JoinRequest;
 use sanlock_core::ondisk::{Geometry, Name};
 use sanlock_core::{HostId, Time};
@@ -122,7 +122,7 @@ impl Engine {
     }
 
     /// The disk of lockspace `space_id` (probed) is open for the host's I/O, or failed to open.
-    pub(super) fn lockspace_disk_opened(&mut self, space_id: u32, disk: Result<DiskId, i32>) {
+    pub(super) fn lockspace_disk_opened(&mut self, space_id: u32, disk: Result<DiskNo, i32>) {
         let Some(i) = self.spaces.iter().position(|s| s.space_id == space_id) else {
             return;
         };
@@ -157,7 +157,7 @@ impl Engine {
                     Level::Err,
                     format!("s{space_id} connect_watchdog failed: {e}"),
                 );
-                self.add_failed(i, sanlock_machine::watchdog::SANLK_WD_ERROR);
+                self.add_failed(i, crate::watchdog::SANLK_WD_ERROR);
             }
         }
     }

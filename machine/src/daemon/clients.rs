@@ -1,16 +1,15 @@
-//! The engine's side of the client table (`sanlock_machine::clients`, which decides): what the
+//! The engine's side of the client table (`crate::clients`, which decides): what the
 //! table's effects become (actions, host releases, log lines), and the shell's means to carry
 //! out the actions of this layer (a pidfd watch, a killpath run, a signal).
 
 use std::collections::BTreeSet;
 
+use crate::clients::Effect;
 use sanlock_core::ondisk::Name;
 use sanlock_core::Time;
-use sanlock_machine::clients::Effect;
 
 use super::engine::{Client, Engine};
 use super::messages::Action;
-pub use sanlock_machine::recovery::Killpath;
 
 impl Engine {
     /// The lockspaces that no longer renew (a dead holder's persistent lease is no orphan
