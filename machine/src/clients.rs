@@ -421,11 +421,12 @@ impl<J> ClientTable<J> {
             self.holders_of(space)
         };
         let graceful = graceful && !self.mutated(crate::mutants::DaemonMutant::KillBeforeGrace);
+        let skip_killpaths = self.mutated(crate::mutants::DaemonMutant::SkipKillpathHolders);
         for ci in holders {
             let Some(c) = self.get_mut(ci) else {
                 continue;
             };
-            if c.dead() {
+            if c.dead() || (skip_killpaths && c.killpath.is_some()) {
                 continue;
             }
             let pid = c.pid;

@@ -13,15 +13,18 @@ pub enum DaemonMutant {
     StopEveryClient,
     /// A persistent lease whose holder dies is released instead of kept as an orphan.
     DropOrphans,
+    /// Recovery passes over holders that set a killpath (as if it had run already).
+    SkipKillpathHolders,
 }
 
 impl DaemonMutant {
     /// Every mutant.
-    pub const ALL: [DaemonMutant; 4] = [
+    pub const ALL: [DaemonMutant; 5] = [
         DaemonMutant::KeepDeadClientLeases,
         DaemonMutant::KillBeforeGrace,
         DaemonMutant::StopEveryClient,
         DaemonMutant::DropOrphans,
+        DaemonMutant::SkipKillpathHolders,
     ];
 
     /// Its name in reports.
@@ -31,6 +34,7 @@ impl DaemonMutant {
             DaemonMutant::KillBeforeGrace => "kill-before-grace",
             DaemonMutant::StopEveryClient => "stop-every-client",
             DaemonMutant::DropOrphans => "drop-orphans",
+            DaemonMutant::SkipKillpathHolders => "skip-killpath-holders",
         }
     }
 }

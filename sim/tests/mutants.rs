@@ -87,7 +87,9 @@ fn simulator_kill_daemon(m: DaemonMutant, seeds: u64) -> Option<(u64, String)> {
 fn daemon_scenario(m: DaemonMutant) -> &'static str {
     match m {
         DaemonMutant::KeepDeadClientLeases | DaemonMutant::DropOrphans => "client-dies",
-        DaemonMutant::KillBeforeGrace | DaemonMutant::StopEveryClient => "client-stopped",
+        DaemonMutant::KillBeforeGrace
+        | DaemonMutant::StopEveryClient
+        | DaemonMutant::SkipKillpathHolders => "client-stopped",
     }
 }
 

@@ -46,6 +46,8 @@ pub struct Scenario {
     pub persistent: [bool; 3],
     /// Registered processes on each host that never ask for a lease.
     pub idle_clients: [u8; 3],
+    /// Whether each host's working process sets a killpath (run instead of SIGTERM).
+    pub killpath: [bool; 3],
     /// kill_grace_seconds of every host (0: SIGKILL at once).
     pub kill_grace_s: u64,
     /// io_timeout N.
@@ -84,6 +86,7 @@ impl Scenario {
         may_die: [false, false, false],
         persistent: [false, false, false],
         idle_clients: [0, 0, 0],
+        killpath: [false, false, false],
         kill_grace_s: 0,
         io_timeout_s: 2,
         horizon_s: 7,
@@ -163,13 +166,14 @@ impl Scenario {
         },
         Scenario {
             name: "client-stopped",
-            about: "host0's holder (beside an idle client) is stopped by its daemon after host0 \
-                    loses the disk, with a 10 s kill grace; host1 then asks",
+            about: "host0's holder (with a killpath, beside an idle client) is stopped by its \
+                    daemon after host0 loses the disk, with a 10 s kill grace; host1 then asks",
             acquire_budget: [1, 1, 0],
             acquire_from_s: [0, 12, 0],
             acquire_until_s: [u64::MAX, 13, 0],
             holders_exit: [false, false, false],
             idle_clients: [1, 0, 0],
+            killpath: [true, false, false],
             kill_grace_s: 10,
             faults: 1,
             lose_disk: true,

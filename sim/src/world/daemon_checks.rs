@@ -78,6 +78,54 @@ impl World {
         }
     }
 
+    /// Host `n`'s daemon has just been told to stop its holders (at 8N after its last renewal,
+    /// or the lockspace is going): every process holding a lease has been stopped — signalled,
+    /// its killpath run — or is on its way out.
+    pub(super) fn check_all_stopped(&mut self, n: usize) {
+        self.inv_checks_daemon();
+        let node = &self.nodes[n];
+        let missed = node.procs.iter().find(|(_, p)| {
+            !p.holds.is_empty()
+                && !p.exited
+                && !p.exiting
+                && node
+                    .table
+                    .get(p.ci)
+                    .is_some_and(|c| !c.dead() && !c.kill.stopping())
+        });
+        if let Some((&pid, p)) = missed {
+            let r = p.holds.keys().next().copied().unwrap_or(0);
+            let v = format!(
+                "host{n}'s daemon was told to stop its holders, but process {pid} (holding R{r}) \
+                 was not stopped"
+            );
+            self.fail(v, vec![n]);
+        }
+    }
+
+    /// Host `n` is being reset by its watchdog: if a process of it still holds a lease, the
+    /// reset comes no later than 8N + 60 s after the last renewal the host armed it with.
+    pub(super) fn check_reset_in_time(&mut self, n: usize) {
+        self.inv_checks_daemon();
+        let node = &self.nodes[n];
+        let Some((&r, &pid)) = node.holders.iter().next() else {
+            return;
+        };
+        let now = self.local(n);
+        let bound = node.last_renewal.map(|t| {
+            t + Duration::from_secs(8 * self.p.io_timeout_s + 60) + Duration::from_secs(1)
+        });
+        if bound.is_none_or(|b| now > b) {
+            let v = format!(
+                "host{n} is reset at {:.1}s with process {pid} holding R{r}, later than its last \
+                 renewal ({:?}) + 8N + 60 s",
+                now.since_boot().as_secs_f64(),
+                node.last_renewal.map(|t| t.since_boot().as_secs_f64())
+            );
+            self.fail(v, vec![n]);
+        }
+    }
+
     fn inv_checks_daemon(&mut self) {
         self.inv.count_check();
     }

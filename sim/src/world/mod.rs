@@ -226,6 +226,8 @@ struct Node {
     joined: bool,
     /// Armed lockspace: expire on our clock.
     armed: Option<Time>,
+    /// The renewal of the last arm, on our clock.
+    last_renewal: Option<Time>,
     last_pet: Duration,
     pets: u64,
     device_closed: bool,
@@ -325,6 +327,7 @@ impl World {
                     failed: false,
                     joined: false,
                     armed: None,
+                    last_renewal: None,
                     last_pet: Duration::ZERO,
                     pets: 0,
                     device_closed: false,
@@ -579,6 +582,7 @@ impl World {
             Ev::Wdmd { n, inc } => self.wdmd(n, inc),
             Ev::WatchdogFire { n, inc, pets } => {
                 if self.nodes[n].inc == inc && self.nodes[n].pets == pets {
+                    self.check_reset_in_time(n);
                     self.stats.resets += 1;
                     self.note(n, "reset by its watchdog".into());
                     self.power_off(n);
@@ -734,6 +738,7 @@ impl World {
         node.failed = false;
         node.joined = false;
         node.armed = None;
+        node.last_renewal = None;
         node.next_tick = None;
         node.loss = None;
         node.paused_until = Duration::ZERO;

@@ -5,8 +5,11 @@ use super::*;
 impl World {
     pub(super) fn output(&mut self, n: usize, out: Output) {
         match &out {
-            Output::WatchdogArm { expire, .. } => {
+            Output::WatchdogArm {
+                expire, renewal, ..
+            } => {
                 self.nodes[n].armed = Some(*expire);
+                self.nodes[n].last_renewal = Some(*renewal);
                 return;
             }
             Output::WatchdogDisarm { .. } => {
@@ -65,6 +68,7 @@ impl World {
                 let table = &mut self.nodes[n].table;
                 table.stop_holders(now, space_name, graceful, grace);
                 self.table_effects(n, Some(graceful));
+                self.check_all_stopped(n);
                 self.holders_check(n);
             }
             Output::StopHolder {

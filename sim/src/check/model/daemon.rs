@@ -40,6 +40,9 @@ impl Model {
             let ci = table.alloc(WORKER_PID + i32::from(k)).expect("a free slot");
             table.register(ci, 0);
         }
+        if self.scenario.killpath[h] {
+            table.set_killpath(WORKER_CI, b"/sim/killpath".to_vec(), Vec::new(), 1);
+        }
         table.take_effects();
     }
 
@@ -190,8 +193,21 @@ impl Model {
                     Effect::Release(_) => {
                         self.release_lease(s, h);
                     }
-                    Effect::RunKillpath(_) => {
-                        return Err(format!("host{h}'s daemon ran a killpath nobody set"));
+                    Effect::RunKillpath(argv) => {
+                        // The killpath stops the process whose pid it was given, gracefully.
+                        let pid = argv
+                            .last()
+                            .and_then(|a| std::str::from_utf8(a).ok())
+                            .and_then(|a| a.parse::<i32>().ok());
+                        let hs = &s.hosts[h];
+                        if pid != Some(WORKER_PID) || !hs.alive || hs.holding.is_none() {
+                            return Err(format!(
+                                "host{h}'s daemon ran a killpath for {pid:?}, which holds no lease"
+                            ));
+                        }
+                        if !self.scenario.unkillable {
+                            self.exit(s, h);
+                        }
                     }
                     Effect::Signal { pid, signal } => {
                         let hs = &s.hosts[h];
@@ -211,6 +227,20 @@ impl Model {
                         }
                     }
                 }
+            }
+        }
+        if graceful.is_some() {
+            // Told to stop its holders: the working process, if it holds the lease, has been
+            // stopped (or is gone).
+            let hs = &s.hosts[h];
+            let stopped = hs
+                .table
+                .get(WORKER_CI)
+                .is_none_or(|c| c.dead() || c.kill.stopping());
+            if hs.alive && hs.holding.is_some() && !stopped {
+                return Err(format!(
+                    "host{h}'s daemon was told to stop its holders, but its holder was not stopped"
+                ));
             }
         }
         let now = self.local(h, s.now_ms);
