@@ -15,16 +15,20 @@ pub enum DaemonMutant {
     DropOrphans,
     /// Recovery passes over holders that set a killpath (as if it had run already).
     SkipKillpathHolders,
+    /// The host hears that a lockspace's holders are gone as soon as they are signalled, not
+    /// when they have exited: its watchdog is disarmed under live holders.
+    HoldersGoneEarly,
 }
 
 impl DaemonMutant {
     /// Every mutant.
-    pub const ALL: [DaemonMutant; 5] = [
+    pub const ALL: [DaemonMutant; 6] = [
         DaemonMutant::KeepDeadClientLeases,
         DaemonMutant::KillBeforeGrace,
         DaemonMutant::StopEveryClient,
         DaemonMutant::DropOrphans,
         DaemonMutant::SkipKillpathHolders,
+        DaemonMutant::HoldersGoneEarly,
     ];
 
     /// Its name in reports.
@@ -35,6 +39,7 @@ impl DaemonMutant {
             DaemonMutant::StopEveryClient => "stop-every-client",
             DaemonMutant::DropOrphans => "drop-orphans",
             DaemonMutant::SkipKillpathHolders => "skip-killpath-holders",
+            DaemonMutant::HoldersGoneEarly => "holders-gone-early",
         }
     }
 }

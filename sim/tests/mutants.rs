@@ -89,7 +89,8 @@ fn daemon_scenario(m: DaemonMutant) -> &'static str {
         DaemonMutant::KeepDeadClientLeases | DaemonMutant::DropOrphans => "client-dies",
         DaemonMutant::KillBeforeGrace
         | DaemonMutant::StopEveryClient
-        | DaemonMutant::SkipKillpathHolders => "client-stopped",
+        | DaemonMutant::SkipKillpathHolders
+        | DaemonMutant::HoldersGoneEarly => "client-stopped",
     }
 }
 

@@ -111,6 +111,11 @@ pub enum Step {
         /// Whose.
         host: usize,
     },
+    /// The host's process, stopped by its daemon, exits.
+    Exit {
+        /// Whose.
+        host: usize,
+    },
     /// Time moves to the next instant someone waits for.
     Advance {
         /// World time, ms.
@@ -148,6 +153,7 @@ impl fmt::Display for Step {
             Step::Acquire { host } => write!(f, "host{host} acquires"),
             Step::Release { host } => write!(f, "host{host}'s holder releases"),
             Step::Die { host } => write!(f, "host{host}'s process dies"),
+            Step::Exit { host } => write!(f, "host{host}'s stopped process exits"),
             Step::Advance { to_ms } => write!(f, "time advances to {:.3}s", *to_ms as f64 / 1e3),
         }
     }
@@ -187,6 +193,8 @@ pub(super) struct HostState {
     table: ClientTable<Cmd>,
     /// The working process lives.
     alive: bool,
+    /// Its daemon stopped it (a signal or its killpath); it exits at a later step.
+    stopped: bool,
     /// The lockspace failed and has not been joined again.
     failed: bool,
 }
@@ -282,6 +290,7 @@ impl Model {
                     idle_owners: 0,
                     table: ClientTable::default(),
                     alive: true,
+                    stopped: false,
                     failed: false,
                 })
                 .collect(),
@@ -390,6 +399,9 @@ impl Model {
             if hs.alive && self.scenario.dies(h) && (hs.holding.is_some() || acquiring(hs)) {
                 steps.push(Step::Die { host: h });
             }
+            if hs.alive && hs.stopped {
+                steps.push(Step::Exit { host: h });
+            }
         }
         if let Some(to_ms) = self.next_instant(state) {
             steps.push(Step::Advance { to_ms });
@@ -400,6 +412,12 @@ impl Model {
     /// The next instant a host or a watchdog waits for, if it comes before the horizon and
     /// every I/O still expected has completed by then.
     fn next_instant(&self, state: &State) -> Option<u64> {
+        // A stopped process exits within the instant (in any order with the I/O then in
+        // flight): that keeps the time points few, and its daemon's decisions in between are
+        // what the checks are about.
+        if state.hosts.iter().any(|hs| hs.alive && hs.stopped) {
+            return None;
+        }
         let mut next: Option<u64> = None;
         for (h, hs) in state.hosts.iter().enumerate() {
             let Some(host) = &hs.host else { continue };
@@ -567,6 +585,7 @@ impl Model {
                 self.drain(&mut s, host)?;
             }
             Step::Die { host } => self.die(&mut s, host)?,
+            Step::Exit { host } => self.stopped_exit(&mut s, host)?,
             Step::Advance { to_ms } => {
                 s.now_ms = to_ms;
                 for h in 0..self.hosts {

@@ -143,6 +143,13 @@ impl Model {
         self.drain(s, h)
     }
 
+    /// The working process of host `h`, stopped by its daemon, exits; its daemon hears at once.
+    pub(super) fn stopped_exit(&self, s: &mut State, h: usize) -> Result<(), Violation> {
+        self.exit(s, h);
+        self.table_effects(s, h, None)?;
+        self.drain(s, h)
+    }
+
     fn exit(&self, s: &mut State, h: usize) {
         let failed = self.failed_set(&s.hosts[h]);
         if s.hosts[h].holding.take().is_some() {
@@ -150,6 +157,7 @@ impl Model {
         }
         let hs = &mut s.hosts[h];
         hs.alive = false;
+        hs.stopped = false;
         hs.table.process_exited(WORKER_CI, WORKER_PID, &failed);
         hs.table.closed(WORKER_CI, &failed);
     }
@@ -206,7 +214,7 @@ impl Model {
                             ));
                         }
                         if !self.scenario.unkillable {
-                            self.exit(s, h);
+                            s.hosts[h].stopped = true;
                         }
                     }
                     Effect::Signal { pid, signal } => {
@@ -223,7 +231,7 @@ impl Model {
                             ));
                         }
                         if !self.scenario.unkillable {
-                            self.exit(s, h);
+                            s.hosts[h].stopped = true;
                         }
                     }
                 }
