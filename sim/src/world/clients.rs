@@ -93,7 +93,26 @@ impl World {
             table.release_all(ci, &failed);
         }
         self.table_effects(n, None);
+        if dead {
+            // What a dead client's command leaves as orphans is released later (REL_ORPHAN),
+            // as for a client that died idle.
+            self.release_orphans_later(n);
+        }
         self.holders_check(n);
+    }
+
+    /// Schedules REL_ORPHAN for each orphan host `n`'s daemon keeps.
+    pub(super) fn release_orphans_later(&mut self, n: usize) {
+        let orphans: Vec<usize> = (0..self.cfg.resources)
+            .filter(|&r| {
+                let key = self.key(r);
+                self.nodes[n].table.tokens.get(&key).is_some_and(|t| t.orphan)
+            })
+            .collect();
+        for r in orphans {
+            let at = self.now + self.uniform(self.p.hold_max);
+            self.act_at(at, n, Act::ReleaseOrphans { r });
+        }
     }
 
     /// The lockspaces of host `n` that no longer renew.
