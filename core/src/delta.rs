@@ -137,10 +137,12 @@ struct Held {
     last_renewal_ok: bool,
     warned: bool,
     expired: bool,
-    /// The acquire's claim was already 6N old when it was verified (a previous owner's larger
-    /// io_timeout made the waits long): one renewal must succeed before the lease is reported
-    /// acquired. Nothing can use the lease meanwhile.
-    confirming: bool,
+    /// Renewals that must still succeed before the lease is reported acquired: one when the
+    /// acquire's claim was already 6N old when it was verified (a previous owner's larger
+    /// io_timeout made the waits long, or the daemon stalled), two when the claim had been
+    /// silent so long that other hosts may count this host dead until they have seen a
+    /// renewal (their scans come every 2N). Nothing can use the lease meanwhile.
+    confirming: u8,
 }
 
 /// Where the machine is; each phase holds only what it knows.
@@ -347,16 +349,20 @@ impl DeltaLease {
             Phase::Held { due } => Some(self.peek_at.map_or(*due, |p| p.min(*due))),
             _ => self.pending().map(|io| io.deadline),
         };
-        let age = self.held.as_ref().filter(|h| !h.confirming).and_then(|h| {
-            let t = self.config.timeouts;
-            if !h.warned {
-                Some(h.last_success + t.id_renewal_warn())
-            } else if !h.expired {
-                Some(h.last_success + t.id_renewal_fail())
-            } else {
-                None
-            }
-        });
+        let age = self
+            .held
+            .as_ref()
+            .filter(|h| h.confirming == 0)
+            .and_then(|h| {
+                let t = self.config.timeouts;
+                if !h.warned {
+                    Some(h.last_success + t.id_renewal_warn())
+                } else if !h.expired {
+                    Some(h.last_success + t.id_renewal_fail())
+                } else {
+                    None
+                }
+            });
         [phase, age].into_iter().flatten().min()
     }
 
@@ -364,7 +370,7 @@ impl DeltaLease {
     pub fn generation(&self) -> Option<Generation> {
         self.held
             .as_ref()
-            .filter(|h| !h.confirming)
+            .filter(|h| h.confirming == 0)
             .map(|h| h.generation)
     }
 
@@ -378,12 +384,12 @@ impl DeltaLease {
     pub fn is_live(&self) -> bool {
         self.held
             .as_ref()
-            .is_some_and(|h| !h.expired && !h.confirming)
+            .is_some_and(|h| !h.expired && h.confirming == 0)
     }
 
     /// Whether an acquire is under way.
     pub fn is_acquiring(&self) -> bool {
-        self.held.as_ref().is_some_and(|h| h.confirming)
+        self.held.as_ref().is_some_and(|h| h.confirming > 0)
             || matches!(
                 self.phase,
                 Phase::ReadLeader { .. }
@@ -594,8 +600,19 @@ impl DeltaLease {
         // With our N below the one on disk, the waits (2N' and more) can outlast our own 6N and
         // 8N: renew first rather than report a lease that is already failing. (3.8.5 races its
         // first renewal against its own 8N check, and arms the watchdog already expired.)
-        let confirming = now.saturating_since(taken) >= self.config.timeouts.id_renewal_warn()
-            && !self.release_requested;
+        // A claim silent so long that the others' scans may already count this host dead
+        // (host_dead) by the time they see the renewal (within 2N) is renewed twice: a lease
+        // taken before they saw it could be cleared as a dead host's (found by the simulator:
+        // a daemon paused between its claim and its verify, then a shared hold cleared).
+        let t = self.config.timeouts;
+        let silence = now.saturating_since(taken);
+        let confirming = if self.release_requested {
+            0
+        } else if silence + t.id_renewal_warn() / 3 >= t.host_dead() {
+            2
+        } else {
+            u8::from(silence >= t.id_renewal_warn())
+        };
         self.held = Some(Held {
             generation,
             last_written: written,
@@ -605,7 +622,7 @@ impl DeltaLease {
             expired: false,
             confirming,
         });
-        if confirming {
+        if confirming > 0 {
             let len = self.config.geometry.area_bytes() as usize;
             let io = self.read(now, self.config.offset, len);
             return Phase::RenewRead { io };
@@ -704,7 +721,19 @@ impl DeltaLease {
         held.last_renewal_ok = true;
         held.warned = false;
         let timestamp_s = written.leader.timestamp;
-        if std::mem::take(&mut held.confirming) {
+        let confirmed = held.confirming == 1;
+        held.confirming = held.confirming.saturating_sub(1);
+        if held.confirming > 0 {
+            // The join's first renewal: the others see us alive from their next scan; the
+            // acquire is reported after the next renewal, 2N on.
+            if self.release_requested {
+                return self.start_release_phase(now);
+            }
+            return Phase::Held {
+                due: self.renewal_due(taken),
+            };
+        }
+        if confirmed {
             let generation = held.generation;
             self.events.push_back(Event::Acquired {
                 generation,
@@ -729,7 +758,7 @@ impl DeltaLease {
     }
 
     fn renewal_failed(&mut self, now: Time, rv: i32, corrupt: bool) -> Phase {
-        if self.held.as_ref().is_some_and(|h| h.confirming) {
+        if self.held.as_ref().is_some_and(|h| h.confirming > 0) {
             // The join's own renewal failed: the join fails; our claim dies on disk unrenewed.
             self.held = None;
             return self.acquire_failed(rv);
@@ -775,7 +804,7 @@ impl DeltaLease {
     /// Emits the warning at 6N and the expiry at 8N after the last success.
     fn check_age(&mut self, now: Time) {
         let t = self.config.timeouts;
-        let Some(held) = self.held.as_mut().filter(|h| !h.confirming) else {
+        let Some(held) = self.held.as_mut().filter(|h| h.confirming == 0) else {
             return;
         };
         let age = now.saturating_since(held.last_success);

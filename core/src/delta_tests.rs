@@ -305,6 +305,51 @@ fn a_claim_older_than_6n_when_verified_is_renewed_before_the_acquire_is_reported
 }
 
 #[test]
+fn a_claim_silent_for_host_dead_is_renewed_twice_before_the_acquire_is_reported() {
+    // The daemon stalls between its claim and the verify for longer than host_dead less 2N
+    // (here 8N + 60 = 140 s for N = 10): the others count this host_id dead until their next
+    // scan sees a renewal (within 2N). Reporting after the first renewal let a shared hold be
+    // taken and then cleared as a dead host's (the simulator, seed 67 of 8 hosts); after a
+    // second renewal every scan has seen the host alive.
+    let mut w = World::new(fresh_disk(), config(1, "me"), 10);
+    w.lease.acquire(w.now);
+    w.io("read", 0, 512, N);
+    w.io("write", 0, 512, N);
+    // The short delay ends at 2N; the stalled daemon takes it up 130 s late.
+    assert_eq!(w.lease.poll_timeout(), Some(w.now + secs(2 * N)));
+    w.now = w.now + secs(2 * N + 130);
+    w.lease.handle_timeout(w.now);
+    w.io("read", 0, 512, N);
+    w.io("read", 0, 1 << 20, N);
+    w.io("write", 0, 512, 8 * N + 60);
+    assert!(
+        w.events().is_empty(),
+        "not acquired after the first renewal"
+    );
+    assert!(!w.lease.is_live() && w.lease.generation().is_none());
+    let first = w.sector(1).leader.timestamp;
+    w.wait(secs(2 * N) + Duration::from_millis(500));
+    w.io("read", 0, 1 << 20, N);
+    w.io("write", 0, 512, 8 * N + 60);
+    let events = w.events();
+    assert!(
+        matches!(
+            &events[..],
+            [
+                Event::Acquired {
+                    generation: Generation(1),
+                    ..
+                },
+                Event::Renewed { .. }
+            ]
+        ),
+        "{events:?}"
+    );
+    assert!(w.lease.is_live());
+    assert_eq!(w.sector(1).leader.timestamp, first + 2 * N);
+}
+
+#[test]
 fn an_abort_during_the_long_wait_fails_the_acquire_with_sanlk_error() {
     let mut disk = fresh_disk();
     let mut held = DeltaSector::decode(&disk.bytes()[0..512], 0).unwrap();

@@ -1663,14 +1663,16 @@ impl PaxosLease {
             .timeouts
             .of_other(u64::from(s.io_timeout))
             .host_dead();
-        if s.timestamp == 0 || s.owner_generation > generation {
-            return false;
-        }
         if s.owner_generation < generation {
             // The shared hold is newer than anything our monitor has seen of that host (our
-            // renewals, and so our scans, may be failing): it joined again since. Alive.
-            // (3.8.5 judges it by the older instance's silence; found by the simulator.)
+            // renewals, and so our scans, may be failing): it joined again since — even when
+            // the instance we saw last had released its host_id. Alive.
+            // (3.8.5 judges it by the older instance's silence or release; found by the
+            // simulator.)
             return true;
+        }
+        if s.timestamp == 0 || s.owner_generation > generation {
+            return false;
         }
         match s.last_live {
             None => now.saturating_since(s.first_check) <= dead_after,

@@ -530,6 +530,36 @@ fn a_shared_holder_newer_than_our_monitor_knows_is_alive() {
     assert!(w.dblock(1).mode.shared, "the shared holder keeps its lease");
 }
 
+#[test]
+fn a_shared_holder_newer_than_a_released_instance_our_monitor_saw_is_alive() {
+    // Found by the simulator (4 hosts, seed 52): host 1's lockspace failed on a corrupt read,
+    // it released its host_id and joined again (a new generation) and took the lease shared;
+    // our monitor, whose scans were held up by hung I/O, still showed the released slot
+    // (timestamp 0) of the older instance. That slot is no evidence against the newer hold.
+    let mut w = exclusive_over_shared();
+    w.log.clear();
+    let mut s = status(0, 100, Some(120), 290);
+    s.owner_id = 1;
+    s.owner_generation = Generation(0);
+    w.lease.host_statuses(w.now, vec![Some(s)]);
+    w.run_io();
+    assert_eq!(w.events(), vec![Event::AcquireFailed { rv: EAGAIN }]);
+    assert!(w.dblock(1).mode.shared, "the shared holder keeps its lease");
+
+    // The same instance having released its host_id holds nothing: its hold is cleared.
+    let mut w = exclusive_over_shared();
+    let mut s = status(0, 100, Some(120), 290);
+    s.owner_id = 1;
+    s.owner_generation = Generation(1);
+    w.lease.host_statuses(w.now, vec![Some(s)]);
+    w.run_io();
+    assert!(matches!(w.events()[..], [Event::Acquired { .. }]));
+    assert!(
+        !w.dblock(1).mode.shared,
+        "the released instance's hold is cleared"
+    );
+}
+
 /// Runs a free acquire, failing the `fail_at`-th I/O (0-based) with EIO.
 fn acquire_failing_io(fail_at: usize) -> World {
     let mut w = World::new(1, 1, 764);

@@ -106,7 +106,11 @@ impl World {
         let orphans: Vec<usize> = (0..self.cfg.resources)
             .filter(|&r| {
                 let key = self.key(r);
-                self.nodes[n].table.tokens.get(&key).is_some_and(|t| t.orphan)
+                self.nodes[n]
+                    .table
+                    .tokens
+                    .get(&key)
+                    .is_some_and(|t| t.orphan)
             })
             .collect();
         for r in orphans {

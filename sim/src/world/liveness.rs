@@ -36,7 +36,10 @@ impl World {
                 node.host.is_none()
                     || (!node.holders.contains_key(&r)
                         && !node.ops.contains_key(&r)
-                        && !node.table.tokens.contains_key(&(self.space, self.resources[r]))
+                        && !node
+                            .table
+                            .tokens
+                            .contains_key(&(self.space, self.resources[r]))
                         && node.clean.get(&r) != Some(&false))
             });
             if !free {
