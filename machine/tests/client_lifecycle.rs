@@ -77,6 +77,11 @@ fn acts(t: &mut Table) -> Vec<Effect> {
         .collect()
 }
 
+/// The effect of sending `signal` to pid 10.
+fn to_10(signal: StopSignal) -> Effect {
+    Effect::Signal { pid: 10, signal }
+}
+
 fn logs(t: &mut Table) -> Vec<String> {
     t.take_effects()
         .into_iter()
@@ -227,10 +232,7 @@ fn recovery_sends_sigterm_once_a_second_within_the_grace_then_sigkill() {
     let idle = registered(&mut t, 20);
     hold(&mut t, ci, "R1", 0);
     let ls = name("LS");
-    let term = Effect::Signal {
-        pid: 10,
-        signal: StopSignal::Term,
-    };
+    let term = to_10(StopSignal::Term);
     t.stop_holders(at(0), ls, true, true);
     assert_eq!(
         acts(&mut t),
@@ -242,10 +244,7 @@ fn recovery_sends_sigterm_once_a_second_within_the_grace_then_sigkill() {
     t.stop_holders(at(1), ls, true, true);
     assert_eq!(acts(&mut t), [term]);
     t.stop_holders(at(2), ls, false, true);
-    let kill = Effect::Signal {
-        pid: 10,
-        signal: StopSignal::Kill,
-    };
+    let kill = to_10(StopSignal::Kill);
     assert_eq!(acts(&mut t), [kill]);
     assert!(t.killing(&ls) && t.emptied().is_empty());
     assert_eq!(t.get(ci).unwrap().kill.count, 3);
@@ -277,13 +276,7 @@ fn a_killpath_runs_once_in_place_of_sigterm_and_sigkill_follows_after_the_grace(
         "the killpath runs once; no SIGTERM after it"
     );
     t.stop_holders(at(11), ls, false, true);
-    assert_eq!(
-        acts(&mut t),
-        [Effect::Signal {
-            pid: 10,
-            signal: StopSignal::Kill
-        }]
-    );
+    assert_eq!(acts(&mut t), [to_10(StopSignal::Kill)]);
 }
 
 #[test]
@@ -293,13 +286,7 @@ fn restrict_sigkill_turns_recoverys_sigkill_into_sigterm() {
     t.get_mut(ci).unwrap().restrict = RESTRICT_SIGKILL;
     hold(&mut t, ci, "R1", 0);
     t.stop_holders(at(0), name("LS"), false, false);
-    assert_eq!(
-        acts(&mut t),
-        [Effect::Signal {
-            pid: 10,
-            signal: StopSignal::Term
-        }]
-    );
+    assert_eq!(acts(&mut t), [to_10(StopSignal::Term)]);
 }
 
 #[test]
@@ -332,13 +319,7 @@ fn a_request_stops_the_first_holder_through_the_leases_killpath_without_a_pid() 
         ]
     );
     t.stop_holder(key("R1"), false);
-    assert_eq!(
-        acts(&mut t),
-        [Effect::Signal {
-            pid: 10,
-            signal: StopSignal::Kill
-        }]
-    );
+    assert_eq!(acts(&mut t), [to_10(StopSignal::Kill)]);
 }
 
 #[test]

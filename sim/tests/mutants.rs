@@ -25,23 +25,35 @@ fn scenario(m: Mutant) -> &'static str {
     }
 }
 
-/// The first seed (of 1..=`seeds`) whose run of the random simulator finds a violation.
-fn simulator_kill(m: Mutant, seeds: u64) -> Option<(u64, String)> {
+/// The first seed (of 1..=`seeds`) whose run of the configuration `cfg` makes for it finds a
+/// violation.
+fn first_violation(seeds: u64, cfg: impl Fn(u64) -> SimConfig) -> Option<(u64, String)> {
     (1..=seeds).find_map(|seed| {
+        let (o, _) = World::new(cfg(seed)).run();
+        o.violation.map(|(v, _)| (seed, v))
+    })
+}
+
+/// The checker's counterexample in `s`, if any: states explored and the violation.
+fn counterexample(s: Scenario) -> Option<(u64, String)> {
+    let report = explore(&Model::new(2, s), 5_000_000);
+    report
+        .counterexample
+        .map(|(v, path)| (report.states, format!("{v} (after {} steps)", path.len())))
+}
+
+fn simulator_kill(m: Mutant, seeds: u64) -> Option<(u64, String)> {
+    first_violation(seeds, |seed| {
         let mut cfg = SimConfig::new(8, 4, seed, 900);
         cfg.mutant = Some(m);
-        let (o, _) = World::new(cfg).run();
-        o.violation.map(|(v, _)| (seed, v))
+        cfg
     })
 }
 
 fn checker_kill(m: Mutant) -> Option<(u64, String)> {
     let mut s = Scenario::from_name(scenario(m)).expect("a scenario");
     s.mutant = Some(m);
-    let report = explore(&Model::new(2, s), 5_000_000);
-    report
-        .counterexample
-        .map(|(v, path)| (report.states, format!("{v} (after {} steps)", path.len())))
+    counterexample(s)
 }
 
 #[test]
@@ -74,12 +86,11 @@ fn the_random_simulator_and_the_checker_catch_every_mutant() {
 
 /// The first seed (of 1..=`seeds`) whose run with daemon mutant `m` finds a violation.
 fn simulator_kill_daemon(m: DaemonMutant, seeds: u64) -> Option<(u64, String)> {
-    (1..=seeds).find_map(|seed| {
+    first_violation(seeds, |seed| {
         let mut cfg = SimConfig::new(4, 4, seed, 900);
         cfg.clients = 8;
         cfg.daemon_mutant = Some(m);
-        let (o, _) = World::new(cfg).run();
-        o.violation.map(|(v, _)| (seed, v))
+        cfg
     })
 }
 
@@ -97,10 +108,7 @@ fn daemon_scenario(m: DaemonMutant) -> &'static str {
 fn checker_kill_daemon(m: DaemonMutant) -> Option<(u64, String)> {
     let mut s = Scenario::from_name(daemon_scenario(m)).expect("a scenario");
     s.daemon_mutant = Some(m);
-    let report = explore(&Model::new(2, s), 5_000_000);
-    report
-        .counterexample
-        .map(|(v, path)| (report.states, format!("{v} (after {} steps)", path.len())))
+    counterexample(s)
 }
 
 #[test]
