@@ -514,18 +514,25 @@ fn an_exclusive_acquire_clears_the_mode_block_of_a_dead_shared_holder() {
     assert_ne!(w.leader().timestamp, 0);
 }
 
+/// The exclusive acquire over host 1's shared hold, told that our monitor last saw host 1 at
+/// `timestamp` (0: released) with `generation`.
+fn exclusive_over_shared_seen_as(timestamp: u64, generation: u64) -> World {
+    let mut w = exclusive_over_shared();
+    w.log.clear();
+    let mut s = status(timestamp, 100, Some(120), 290);
+    s.owner_id = 1;
+    s.owner_generation = Generation(generation);
+    w.lease.host_statuses(w.now, vec![Some(s)]);
+    w.run_io();
+    w
+}
+
 #[test]
 fn a_shared_holder_newer_than_our_monitor_knows_is_alive() {
     // Found by the simulator: our monitor last saw host 1 as an older instance, silent for
     // longer than 8N + 60 (our own renewals, and so our scans, had stopped), while host 1 had
     // joined again and taken the lease shared. 3.8.5 judges it dead and clears its hold.
-    let mut w = exclusive_over_shared();
-    w.log.clear();
-    let mut s = status(500, 100, Some(120), 290);
-    s.owner_id = 1;
-    s.owner_generation = Generation(0);
-    w.lease.host_statuses(w.now, vec![Some(s)]);
-    w.run_io();
+    let mut w = exclusive_over_shared_seen_as(500, 0);
     assert_eq!(w.events(), vec![Event::AcquireFailed { rv: EAGAIN }]);
     assert!(w.dblock(1).mode.shared, "the shared holder keeps its lease");
 }
@@ -536,23 +543,12 @@ fn a_shared_holder_newer_than_a_released_instance_our_monitor_saw_is_alive() {
     // it released its host_id and joined again (a new generation) and took the lease shared;
     // our monitor, whose scans were held up by hung I/O, still showed the released slot
     // (timestamp 0) of the older instance. That slot is no evidence against the newer hold.
-    let mut w = exclusive_over_shared();
-    w.log.clear();
-    let mut s = status(0, 100, Some(120), 290);
-    s.owner_id = 1;
-    s.owner_generation = Generation(0);
-    w.lease.host_statuses(w.now, vec![Some(s)]);
-    w.run_io();
+    let mut w = exclusive_over_shared_seen_as(0, 0);
     assert_eq!(w.events(), vec![Event::AcquireFailed { rv: EAGAIN }]);
     assert!(w.dblock(1).mode.shared, "the shared holder keeps its lease");
 
     // The same instance having released its host_id holds nothing: its hold is cleared.
-    let mut w = exclusive_over_shared();
-    let mut s = status(0, 100, Some(120), 290);
-    s.owner_id = 1;
-    s.owner_generation = Generation(1);
-    w.lease.host_statuses(w.now, vec![Some(s)]);
-    w.run_io();
+    let mut w = exclusive_over_shared_seen_as(0, 1);
     assert!(matches!(w.events()[..], [Event::Acquired { .. }]));
     assert!(
         !w.dblock(1).mode.shared,
