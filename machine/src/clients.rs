@@ -339,6 +339,49 @@ impl<J> ClientTable<J> {
         }
     }
 
+    /// Client `ci` now holds `resource`, acquired in `shared` mode at lease version `lver`: a
+    /// new token (the client's killpath and pid copied into it), which is returned for the
+    /// caller to fill in the rest (res_id, the LVB buffer).
+    pub fn hold(
+        &mut self,
+        ci: usize,
+        resource: WireResource,
+        shared: bool,
+        lver: u64,
+    ) -> &mut Token {
+        let key = (resource.lockspace_name, resource.name);
+        let (killpath, last_pid) = self
+            .get(ci)
+            .map_or((None, -1), |c| (c.killpath.clone(), c.pid));
+        self.add_lease(ci, key);
+        let token = Token {
+            flags: resource.flags,
+            resource,
+            shared,
+            lver,
+            holders: vec![ci],
+            res_id: 0,
+            orphan: false,
+            last_pid,
+            lvb: None,
+            killpath,
+        };
+        self.tokens.insert(key, token);
+        self.tokens.get_mut(&key).expect("just inserted")
+    }
+
+    /// The command under way for client `ci` has ended (the caller took it; `released`: it was
+    /// a RELEASE): a live client that a release left holding nothing is no longer being
+    /// stopped, and a client that died meanwhile loses everything now.
+    pub fn command_ended(&mut self, ci: usize, released: bool, failed: &BTreeSet<Name>) {
+        if released {
+            self.release_answered(ci);
+        }
+        if self.get(ci).is_some_and(Client::dead) {
+            self.release_all(ci, failed);
+        }
+    }
+
     /// Client `ci` now holds `key` (its token is in `tokens`).
     pub fn add_lease(&mut self, ci: usize, key: Key) {
         if let Some(c) = self.get_mut(ci) {

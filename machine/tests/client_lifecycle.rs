@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sanlock_core::ondisk::Name;
 use sanlock_core::Time;
-use sanlock_machine::clients::{ClientTable, Effect, Key, Level, Life, Token};
+use sanlock_machine::clients::{ClientTable, Effect, Key, Level, Life};
 use sanlock_machine::recovery::{StopSignal, RESTRICT_SIGKILL};
 use sanlock_machine::wire::payload::RES_PERSISTENT;
 use sanlock_machine::wire::WireResource;
@@ -50,23 +50,7 @@ fn hold(t: &mut Table, ci: usize, r: &str, flags: u32) {
         flags,
         ..WireResource::default()
     };
-    let killpath = t.get(ci).unwrap().killpath.clone();
-    t.tokens.insert(
-        k,
-        Token {
-            resource,
-            shared: false,
-            lver: 1,
-            holders: vec![ci],
-            res_id: 1,
-            flags,
-            orphan: false,
-            last_pid: t.get(ci).unwrap().pid,
-            lvb: None,
-            killpath,
-        },
-    );
-    t.add_lease(ci, k);
+    t.hold(ci, resource, false, 1);
 }
 
 /// The effects, log lines left out.

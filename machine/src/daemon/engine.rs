@@ -36,7 +36,7 @@ use crate::wire::{Header, WireLockspace, WireResource, HEADER_LEN};
 
 /// A connection's slot, with the lease command under way for it.
 pub(super) type Client = crate::clients::Client<Job>;
-pub(super) use crate::clients::{Level, Token};
+pub(super) use crate::clients::Level;
 use crate::renewal_history::RenewalHistory;
 
 pub(super) const EPERM: i32 = -1;
@@ -56,8 +56,6 @@ pub(super) const SANLK_ADDLS_INVALID_HOSTID: i32 = -231;
 
 /// How long after an add completes GET_HOSTS still answers -EAGAIN (measured: 0.96 s).
 pub(super) const HOSTS_SCAN_DELAY: Duration = Duration::from_millis(960);
-
-pub use crate::clients::MAX_CLIENTS;
 
 /// Where a lockspace is in its life (sanlock's spaces / spaces_add / spaces_rem lists).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -430,24 +430,9 @@ impl Engine {
                     }
                     buf
                 });
-                let (killpath, last_pid) = self
-                    .client(ci)
-                    .map_or((None, -1), |c| (c.killpath.clone(), c.pid));
-                self.table.tokens.insert(
-                    key,
-                    Token {
-                        flags: resource.flags,
-                        resource,
-                        shared,
-                        lver: leader.lver.0,
-                        holders: vec![ci],
-                        res_id,
-                        orphan: false,
-                        last_pid,
-                        lvb,
-                        killpath,
-                    },
-                );
+                let token = self.table.hold(ci, resource, shared, leader.lver.0);
+                token.res_id = res_id;
+                token.lvb = lvb;
                 self.acquired(ci, key);
                 self.acquire_next(ci);
             }

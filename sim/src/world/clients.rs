@@ -86,12 +86,7 @@ impl World {
         let Some(c) = table.get_mut(ci) else { return };
         let release = matches!(c.job.take(), Some(Cmd::Release { .. }));
         let dead = c.dead();
-        if release {
-            table.release_answered(ci);
-        }
-        if dead {
-            table.release_all(ci, &failed);
-        }
+        table.command_ended(ci, release, &failed);
         self.table_effects(n, None);
         if dead {
             // What a dead client's command leaves as orphans is released later (REL_ORPHAN),
@@ -139,33 +134,13 @@ impl World {
         persistent: bool,
     ) {
         let key = self.key(r);
-        let flags = if persistent { RES_PERSISTENT } else { 0 };
-        let table = &mut self.nodes[n].table;
-        let (killpath, pid) = table
-            .get(ci)
-            .map_or((None, -1), |c| (c.killpath.clone(), c.pid));
         let resource = WireResource {
             lockspace_name: key.0,
             name: key.1,
-            flags,
+            flags: if persistent { RES_PERSISTENT } else { 0 },
             ..WireResource::default()
         };
-        table.tokens.insert(
-            key,
-            sanlock_machine::clients::Token {
-                resource,
-                shared,
-                lver,
-                holders: vec![ci],
-                res_id: 0,
-                flags,
-                orphan: false,
-                last_pid: pid,
-                lvb: None,
-                killpath,
-            },
-        );
-        table.add_lease(ci, key);
+        self.nodes[n].table.hold(ci, resource, shared, lver);
     }
 
     /// Starts the host's release of `r` for the daemon (no client waits), unless the host has

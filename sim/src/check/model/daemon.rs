@@ -4,7 +4,7 @@
 //! SIGKILLed within the kill grace, a dead client keeps nothing, a persistent lease outlives
 //! its dead holder as an orphan.
 
-use sanlock_machine::clients::{Effect, Token};
+use sanlock_machine::clients::Effect;
 use sanlock_machine::recovery::StopSignal;
 use sanlock_machine::wire::payload::RES_PERSISTENT;
 use sanlock_machine::wire::WireResource;
@@ -64,28 +64,13 @@ impl Model {
             Some(Cmd::Acquire { persistent }) => persistent,
             _ => false,
         };
-        let flags = if persistent { RES_PERSISTENT } else { 0 };
-        hs.table.tokens.insert(
-            key,
-            Token {
-                resource: WireResource {
-                    lockspace_name: key.0,
-                    name: key.1,
-                    flags,
-                    ..WireResource::default()
-                },
-                shared,
-                lver,
-                holders: vec![WORKER_CI],
-                res_id: 0,
-                flags,
-                orphan: false,
-                last_pid: WORKER_PID,
-                lvb: None,
-                killpath: None,
-            },
-        );
-        hs.table.add_lease(WORKER_CI, key);
+        let resource = WireResource {
+            lockspace_name: key.0,
+            name: key.1,
+            flags: if persistent { RES_PERSISTENT } else { 0 },
+            ..WireResource::default()
+        };
+        hs.table.hold(WORKER_CI, resource, shared, lver);
         if hs.alive {
             hs.holding = Some(shared);
         } else {
@@ -121,13 +106,7 @@ impl Model {
             return Ok(());
         };
         let release = matches!(c.job.take(), Some(Cmd::Release));
-        let dead = c.dead();
-        if release {
-            table.release_answered(WORKER_CI);
-        }
-        if dead {
-            table.release_all(WORKER_CI, &failed);
-        }
+        table.command_ended(WORKER_CI, release, &failed);
         self.table_effects(s, h, None)
     }
 
