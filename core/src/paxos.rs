@@ -152,9 +152,9 @@ pub struct PaxosLease {
     rename_to: Option<Name>,
     /// While converting SH→EX: the shared hold to return to if the convert fails.
     converting: Option<(LeaderRecord, PaxosDblock)>,
-    /// The lease version this attempt's phase 2 proposed us for: the only committed value
-    /// naming us that we may adopt (an older attempt's value may have been retracted).
-    proposed_lver: Option<Lver>,
+    /// The lease version and value timestamp (inp3) this attempt's phase 2 proposed: the only
+    /// value naming us that we may adopt (an older attempt's value may have been retracted).
+    proposed: Option<(Lver, u64)>,
     phase: Step,
     rng: Rng,
     io: IoBook,
@@ -167,6 +167,9 @@ pub struct PaxosLease {
 struct Current {
     leader: LeaderRecord,
     max_mbal: u64,
+    /// Our own dblock, when it is for a later version than the leader: a late leader write
+    /// (another host's, issued before ours) put an older version back on disk.
+    ours_ahead: Option<PaxosDblock>,
 }
 
 /// The owner-liveness wait (algorithms.md §7.3).
@@ -190,6 +193,9 @@ struct Ballot {
     mbal: Mbal,
     /// Other hosts whose mode blocks said SHARED in phase 1.
     shared_seen: HostBitmap,
+    /// A value an earlier attempt of ours wrote for this version: phase 1 keeps it in our
+    /// dblock (as Disk Paxos does, where 3.8.5 zeroes it), since it may be the chosen one.
+    carried: Option<PaxosDblock>,
 }
 
 /// What a ballot makes of another host's dblock.
@@ -412,7 +418,7 @@ impl PaxosLease {
             dirty_lvb: None,
             rename_to: None,
             converting: None,
-            proposed_lver: None,
+            proposed: None,
             phase: Step::Idle,
             rng,
             io: IoBook::default(),
@@ -1093,17 +1099,27 @@ impl PaxosLease {
         }
         let ss = self.ss();
         let mut max_mbal = 0;
+        let mut ours_ahead = None;
         for q in 1..=leader.num_hosts as usize {
             let at = (q + 1) * ss;
             let Some(sector) = area.get(at..at + ss) else {
                 return self.acquire_failed(SANLK_DBLOCK_READ);
             };
             match PaxosDblock::decode(sector, (self.config.offset as usize + at) as u64) {
-                Ok(d) => max_mbal = max_mbal.max(d.mbal.0),
+                Ok(d) => {
+                    max_mbal = max_mbal.max(d.mbal.0);
+                    if q as u64 == self.config.host_id.get() && d.lver > leader.lver {
+                        ours_ahead = Some(d);
+                    }
+                }
                 Err(_) => return self.acquire_failed(SANLK_DBLOCK_CHECKSUM),
             }
         }
-        let cur = Current { leader, max_mbal };
+        let cur = Current {
+            leader,
+            max_mbal,
+            ours_ahead,
+        };
         if self.request.lver.is_some_and(|l| l != leader.lver) {
             return self.acquire_failed(SANLK_ACQUIRE_LVER);
         }
@@ -1197,11 +1213,22 @@ impl PaxosLease {
         } else {
             (cur.max_mbal - cur.max_mbal % max_hosts) + max_hosts + h
         };
+        // Our dblock never goes back to an earlier version: that would erase the only trace
+        // of a version we may have won and let go, which a host that saw our release is
+        // already past (docs/SIMULATION.md, seed 335).
+        let next_lver = match cur.ours_ahead {
+            Some(d) => d.lver.max(Lver(cur.leader.lver.0 + 1)),
+            None => Lver(cur.leader.lver.0 + 1),
+        };
+        let carried = cur
+            .ours_ahead
+            .filter(|d| d.lver == next_lver && d.bal.0 != 0 && d.inp != 0);
         let ballot = Ballot {
             cur,
-            next_lver: Lver(cur.leader.lver.0 + 1),
+            next_lver,
             mbal: Mbal(mbal),
             shared_seen: HostBitmap::EMPTY,
+            carried,
         };
         if reread {
             let io = self.read_leader(now);
@@ -1227,7 +1254,7 @@ impl PaxosLease {
                     lver: ballot.next_lver,
                     flags: 0,
                 };
-                if self.proposed_lver != Some(ballot.next_lver) {
+                if self.proposed.map(|p| p.0) != Some(ballot.next_lver) {
                     // The value came from an earlier attempt of ours, which may have retracted
                     // it (RELEASED) — other hosts may take this lease. Never hold it: mark it
                     // released (in case that attempt did not) and report it owned.
@@ -1249,12 +1276,13 @@ impl PaxosLease {
         self.phase1(now, ballot)
     }
 
-    /// Phase 1, write: our ballot number for the next version, no value.
+    /// Phase 1, write: our ballot number for the next version, no value (or the value an
+    /// earlier attempt of ours wrote for it).
     fn phase1(&mut self, now: Time, ballot: Ballot) -> Step {
         let dblock = PaxosDblock {
             mbal: ballot.mbal,
             lver: ballot.next_lver,
-            ..PaxosDblock::default()
+            ..ballot.carried.unwrap_or_default()
         };
         let mode = self.ballot_mode();
         let io = self.write_dblock(now, &dblock, mode);
@@ -1284,7 +1312,26 @@ impl PaxosLease {
                 best = Some(bk);
             }
         }
+        if best.is_some_and(|b| self.earlier_value_of_ours(&ballot, &b)) {
+            // Whatever this version chose, it was a value of ours that we no longer hold: no
+            // host holds it. Go on to the next version rather than win this one again.
+            let next = Ballot {
+                next_lver: Lver(ballot.next_lver.0 + 1),
+                carried: None,
+                ..ballot
+            };
+            return self.phase1(now, next);
+        }
         self.propose(now, ballot, best)
+    }
+
+    /// A value naming this instance of ours that this attempt did not propose: an earlier
+    /// attempt's, which was released or retracted (we are acquiring, so we hold nothing).
+    fn earlier_value_of_ours(&self, ballot: &Ballot, v: &PaxosDblock) -> bool {
+        let ours = (v.inp, v.inp2) == (self.config.host_id.get(), self.config.generation.0);
+        let proposed_now = self.proposed == Some((ballot.next_lver, v.inp3))
+            && ballot.carried.is_none_or(|c| c.inp3 != v.inp3);
+        ours && !proposed_now
     }
 
     /// The end of phase 1: the value of the highest ballot seen, or ourselves, goes out in
@@ -1308,7 +1355,7 @@ impl PaxosLease {
             flags: 0,
         };
         let mode = self.ballot_mode();
-        self.proposed_lver = Some(ballot.next_lver);
+        self.proposed = Some((ballot.next_lver, inp3));
         let io = self.write_dblock(now, &value, mode);
         Step::Phase2Write { io, ballot, value }
     }

@@ -744,3 +744,173 @@ fn converting_to_exclusive_beside_a_live_shared_holder_fails_with_eagain_and_sta
     assert_eq!(w.events(), vec![Event::Released]);
     assert!(!w.dblock(2).mode.shared);
 }
+
+impl World {
+    fn set_dblock(&mut self, host: u64, dblock: PaxosDblock) {
+        let at = (host as usize + 1) * 512;
+        let sector = DblockSector {
+            dblock,
+            mode: ModeBlock::default(),
+        };
+        self.lease_disk.bytes_mut()[at..at + 512]
+            .copy_from_slice(&sector.encode(SectorSize::Bytes512));
+    }
+
+    fn written_dblocks(&self, from: usize) -> usize {
+        self.log[from..]
+            .iter()
+            .filter(|(_, k, off, _)| *k == "write" && *off == 1024)
+            .count()
+    }
+}
+
+/// Host 1 took version 1 and let it go; then a late leader write (another host's release,
+/// issued before our commit) put version 0 back on disk.
+fn released_then_leader_taken_back() -> World {
+    let mut w = World::new(1, 1, 764);
+    let stale = w.lease_disk.bytes()[..512].to_vec();
+    w.lease.acquire(w.now, AcquireRequest::default());
+    w.run_io();
+    w.events();
+    w.lease.release(w.now);
+    w.run_io();
+    assert_eq!(w.events(), vec![Event::Released]);
+    assert_eq!(
+        (w.leader().lver, w.dblock(1).dblock.lver),
+        (Lver(1), Lver(1))
+    );
+    w.lease_disk.bytes_mut()[..512].copy_from_slice(&stale);
+    assert_eq!(w.leader().lver, Lver(0));
+    w.now = Time::from_secs(800);
+    w.lease = PaxosLease::new(config(1, 1));
+    w.log.clear();
+    w
+}
+
+#[test]
+fn a_version_we_won_and_let_go_is_never_won_again() {
+    // Winning version 1 again would hand us a lease that a host which saw our release may be
+    // winning at version 2 (sanlock-sim seed 335; 3.8.5 zeroes its dblock in phase 1 and wins
+    // version 1 again). Phase 1 keeps our earlier value, finds it chosen, and goes on to 2.
+    let mut w = released_then_leader_taken_back();
+    let earlier = w.dblock(1).dblock;
+    w.lease.acquire(w.now, AcquireRequest::default());
+    let req = w.lease.poll_io().unwrap();
+    let result = w.lease_disk.apply(&req);
+    w.lease.handle_io(w.now, req.id, result);
+    let req = w.lease.poll_io().unwrap();
+    let result = w.lease_disk.apply(&req);
+    let phase1 = w.dblock(1).dblock;
+    assert_eq!(
+        (
+            phase1.lver,
+            phase1.bal,
+            phase1.inp,
+            phase1.inp3,
+            phase1.flags
+        ),
+        (Lver(1), earlier.bal, 1, earlier.inp3, DBLOCK_FL_RELEASED),
+        "phase 1 for version 1 keeps the value we wrote for it"
+    );
+    assert!(phase1.mbal > earlier.mbal);
+    w.lease.handle_io(w.now, req.id, result);
+    w.run_io();
+    assert!(matches!(w.events()[..], [Event::Acquired { .. }]));
+    let d = w.dblock(1).dblock;
+    assert_eq!((w.leader().lver, d.lver, d.inp3), (Lver(2), Lver(2), 800));
+}
+
+#[test]
+fn a_value_of_ours_another_host_adopted_is_not_taken_as_won() {
+    // Host 2, also reading the old leader, adopted our released value for version 1; our
+    // dblock has since gone on to version 1 with no value. The value names us but is not
+    // this attempt's: version 2.
+    let mut w = released_then_leader_taken_back();
+    let earlier = w.dblock(1).dblock;
+    w.set_dblock(
+        2,
+        PaxosDblock {
+            mbal: Mbal(2002),
+            bal: Mbal(2002),
+            flags: 0,
+            ..earlier
+        },
+    );
+    w.set_dblock(
+        1,
+        PaxosDblock {
+            mbal: Mbal(4001),
+            lver: Lver(1),
+            ..PaxosDblock::default()
+        },
+    );
+    w.lease.acquire(w.now, AcquireRequest::default());
+    w.run_io();
+    assert!(matches!(w.events()[..], [Event::Acquired { .. }]));
+    assert_eq!(w.leader().lver, Lver(2));
+}
+
+#[test]
+fn a_version_another_host_won_over_our_retracted_value_is_left_to_it() {
+    // Our phase 2 for version 1 failed (retracted, RELEASED) and host 2 won version 1 with a
+    // larger ballot; a late write put version 0 back. Going past version 1 would take the
+    // lease from host 2: the ballot adopts host 2's value and commits it for host 2.
+    let mut w = acquire_failing_io(3);
+    w.events();
+    let ours = w.dblock(1).dblock;
+    assert!(ours.released());
+    w.set_dblock(
+        2,
+        PaxosDblock {
+            mbal: Mbal(2002),
+            bal: Mbal(2002),
+            inp: 2,
+            inp2: 1,
+            inp3: 770,
+            lver: Lver(1),
+            flags: 0,
+        },
+    );
+    w.now = Time::from_secs(800);
+    w.lease = PaxosLease::new(config(1, 1));
+    w.lease.acquire(w.now, AcquireRequest::default());
+    w.run_io();
+    assert_eq!(
+        w.events(),
+        vec![Event::AcquireFailed {
+            rv: SANLK_ACQUIRE_OTHER
+        }]
+    );
+    let l = w.leader();
+    assert_eq!(
+        (l.lver, l.owner_id, l.timestamp),
+        (Lver(1), HostId::new(2), 770)
+    );
+}
+
+#[test]
+fn our_dblock_never_goes_back_to_an_earlier_version() {
+    // Our dblock is at version 3 (a phase 1 that lost); the leader says 0. Balloting version
+    // 1 would erase the trace of our part in version 3: the ballot is for version 3.
+    let mut w = World::new(1, 1, 764);
+    w.set_dblock(
+        1,
+        PaxosDblock {
+            mbal: Mbal(1),
+            lver: Lver(3),
+            ..PaxosDblock::default()
+        },
+    );
+    w.lease.acquire(w.now, AcquireRequest::default());
+    w.run_io();
+    assert!(matches!(w.events()[..], [Event::Acquired { .. }]));
+    assert_eq!(
+        (w.leader().lver, w.dblock(1).dblock.lver),
+        (Lver(3), Lver(3))
+    );
+    assert_eq!(
+        w.written_dblocks(0),
+        2,
+        "one ballot, no detour through version 1"
+    );
+}

@@ -52,9 +52,6 @@ pub struct Stats {
     pub liveness_skipped: u64,
     /// Leader writes that landed after a leader write issued later (reordered or hung).
     pub stale_leader_writes: u64,
-    /// Exclusive acquisitions of a version already acquired, after a stale leader write took
-    /// the leader back: a property of the 3.8.5 protocol, counted rather than failed.
-    pub lver_reuses: u64,
 }
 
 impl Stats {

@@ -262,10 +262,8 @@ pub struct World {
     /// Liveness phase: per resource, the host that must get it, and whether it did.
     waiting: BTreeMap<usize, (usize, bool)>,
     violation: Option<(Violation, Vec<usize>)>,
-    /// Per leader sector: its resource, and the issue time of the newest write landed.
-    leader_writes: BTreeMap<usize, (usize, Duration)>,
-    /// Per resource: whether a stale leader write has landed (see [`Stats::lver_reuses`]).
-    regressed: Vec<bool>,
+    /// Per leader sector: the issue time of the newest write landed there.
+    leader_writes: BTreeMap<usize, Duration>,
     /// The next client process's pid.
     next_pid: i32,
 }
@@ -364,14 +362,8 @@ impl World {
             waiting: BTreeMap::new(),
             violation: None,
             leader_writes: (0..resources_len)
-                .map(|r| {
-                    (
-                        ((r as u64 + 1) * MIB) as usize / SECTOR,
-                        (r, Duration::ZERO),
-                    )
-                })
+                .map(|r| (((r as u64 + 1) * MIB) as usize / SECTOR, Duration::ZERO))
                 .collect(),
-            regressed: vec![false; resources_len],
             next_pid: 1000,
         }
     }
@@ -560,10 +552,9 @@ impl World {
                 issued,
             } => {
                 // A leader write landing after one issued later takes the leader back.
-                if let Some((r, last)) = self.leader_writes.get_mut(&sector) {
+                if let Some(last) = self.leader_writes.get_mut(&sector) {
                     if issued < *last {
                         self.stats.stale_leader_writes += 1;
-                        self.regressed[*r] = true;
                     }
                     *last = (*last).max(issued);
                 }
