@@ -21,6 +21,7 @@ use sanlock_core::paxos::{self, AcquireRequest};
 use sanlock_core::timeouts::WATCHDOG_FIRE_TIMEOUT_S;
 use sanlock_core::{HostId, Time};
 use sanlock_machine::clients::ClientTable;
+use sanlock_machine::watchdog::{Keeper, Order};
 
 use super::fingerprint::{intern, Fingerprinter, RECORD};
 use super::scenario::Scenario;
@@ -179,7 +180,9 @@ pub(super) struct HostState {
     holding: Option<bool>,
     busy: bool,
     acquires_left: u8,
-    /// Armed watchdog: expire on this host's clock.
+    /// The daemon's watchdog policy (wdmd), whose orders set `armed`.
+    keeper: Keeper,
+    /// What wdmd was last told: the armed expire on this host's clock (whole seconds).
     armed: Option<Time>,
     lost_disk: bool,
     /// An operation met a fault: its traces excuse a later refusal.
@@ -283,6 +286,7 @@ impl Model {
                     holding: None,
                     busy: false,
                     acquires_left: self.scenario.acquires(h),
+                    keeper: Keeper::Wdmd(Default::default()),
                     armed: None,
                     lost_disk: false,
                     faulted: false,
@@ -310,6 +314,9 @@ impl Model {
                 config.mutant = self.scenario.mutant;
             }
             let mut host = Host::new(config);
+            let host_id = self.scenario.host_id(h);
+            let order = state.hosts[h].keeper.register(0, self.space, host_id);
+            debug_assert!(matches!(order, Some(Order::Register { .. })));
             host.join(
                 self.local(h, 0),
                 JoinRequest {
@@ -596,6 +603,7 @@ impl Model {
                             let hs = &mut s.hosts[h];
                             hs.host = None;
                             hs.holding = None;
+                            hs.keeper = Keeper::Wdmd(Default::default());
                             hs.armed = None;
                             hs.joined = false;
                             hs.alive = false;
@@ -727,13 +735,26 @@ impl Model {
                 s.hosts[h].joined = false;
                 s.hosts[h].failed = true;
             }
-            Output::WatchdogArm { expire, .. } => s.hosts[h].armed = Some(expire),
-            Output::WatchdogDisarm { .. } => {
-                s.hosts[h].armed = None;
-                if s.hosts[h].holding.is_some() {
-                    return Err(format!(
-                        "host{h} disarmed its watchdog while its process holds the lease"
-                    ));
+            Output::WatchdogArm {
+                space_name,
+                renewal,
+                expire,
+            } => {
+                let hs = &mut s.hosts[h];
+                if let Some(Order::TestLive { expire, .. }) =
+                    hs.keeper.arm(space_name, renewal, expire)
+                {
+                    hs.armed = Some(Time::from_secs(expire));
+                }
+            }
+            Output::WatchdogDisarm { space_name } => {
+                if let Some(Order::Clear { .. }) = s.hosts[h].keeper.disarm(space_name) {
+                    s.hosts[h].armed = None;
+                    if s.hosts[h].holding.is_some() {
+                        return Err(format!(
+                            "host{h} disarmed its watchdog while its process holds the lease"
+                        ));
+                    }
                 }
             }
             Output::StopHolders {

@@ -12,7 +12,8 @@
 //!   converts and releases leases, some set a killpath, some die holding leases or with an
 //!   acquire under way; SIGTERM, a killpath or SIGKILL ends them after a short delay, unless
 //!   they ignore SIGTERM or are stuck where no signal reaches them; a dead one is replaced;
-//! - wdmd and /dev/watchdog: wdmd checks every 10 s (every second after a failure) and pets the
+//! - wdmd and /dev/watchdog: the daemon's watchdog policy (`Keeper`) orders wdmd (register,
+//!   TEST_LIVE, clear); wdmd checks every 10 s (every second after a failure) and pets the
 //!   device only while every armed lockspace's expire is more than 10 s away; the device resets
 //!   the host 60 s after its last pet. A reset, like a crash, ends the host and its processes;
 //! - the disk: [`SimDisk`], with random latencies, failed, hung and corrupted I/O.
@@ -41,6 +42,7 @@ use crate::queue::Agenda;
 pub use crate::stats::{Outcome, Stats};
 use crate::timeline::{Fate, Timeline, What};
 use sanlock_machine::clients::ClientTable;
+use sanlock_machine::watchdog::{Keeper, Order};
 
 mod clients;
 mod daemon_checks;
@@ -224,9 +226,12 @@ struct Node {
     failed: bool,
     /// The lockspace renews (joined and not failed).
     joined: bool,
-    /// Armed lockspace: expire on our clock.
+    /// The daemon's watchdog policy (`-w 1` with wdmd): what it orders wdmd to do.
+    keeper: Keeper,
+    /// What wdmd was last told: the armed lockspace's expire, on our clock (whole seconds,
+    /// as TEST_LIVE carries it).
     armed: Option<Time>,
-    /// The renewal of the last arm, on our clock.
+    /// The renewal of the last TEST_LIVE, on our clock.
     last_renewal: Option<Time>,
     last_pet: Duration,
     pets: u64,
@@ -324,6 +329,7 @@ impl World {
                     table: ClientTable::default(),
                     failed: false,
                     joined: false,
+                    keeper: wdmd_keeper(),
                     armed: None,
                     last_renewal: None,
                     last_pet: Duration::ZERO,
@@ -728,6 +734,7 @@ impl World {
         node.table = ClientTable::default();
         node.failed = false;
         node.joined = false;
+        node.keeper = wdmd_keeper();
         node.armed = None;
         node.last_renewal = None;
         node.next_tick = None;
@@ -746,6 +753,13 @@ impl World {
             offset: 0,
             io_timeout_s: self.p.io_timeout_s,
         };
+        if self.nodes[n].host.is_none() {
+            return;
+        }
+        // The daemon registers the lockspace with wdmd first; the simulated wdmd accepts.
+        let host_id = self.nodes[n].host_id.get();
+        let order = self.nodes[n].keeper.register(0, self.space, host_id);
+        self.wdmd_order(n, order);
         if let Some(host) = self.nodes[n].host.as_mut() {
             host.join(now, join);
         }
@@ -794,4 +808,9 @@ impl World {
             }
         }
     }
+}
+
+/// A daemon that keeps the host through wdmd, with nothing registered yet.
+fn wdmd_keeper() -> Keeper {
+    Keeper::Wdmd(Default::default())
 }

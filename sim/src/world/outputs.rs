@@ -6,16 +6,16 @@ impl World {
     pub(super) fn output(&mut self, n: usize, out: Output) {
         match &out {
             Output::WatchdogArm {
-                expire, renewal, ..
+                space_name,
+                renewal,
+                expire,
             } => {
-                self.nodes[n].armed = Some(*expire);
-                self.nodes[n].last_renewal = Some(*renewal);
-                return;
+                let order = self.nodes[n].keeper.arm(*space_name, *renewal, *expire);
+                return self.wdmd_order(n, order);
             }
-            Output::WatchdogDisarm { .. } => {
-                self.nodes[n].armed = None;
-                self.check_disarm(n);
-                return;
+            Output::WatchdogDisarm { space_name } => {
+                let order = self.nodes[n].keeper.disarm(*space_name);
+                return self.wdmd_order(n, order);
             }
             // The renewal history is the daemon's; the timeline records the renewals' I/O.
             Output::Renewal { .. } => return,

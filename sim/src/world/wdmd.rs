@@ -5,6 +5,24 @@
 use super::*;
 
 impl World {
+    /// What the daemon's watchdog policy ordered: wdmd takes it at once.
+    pub(super) fn wdmd_order(&mut self, n: usize, order: Option<Order>) {
+        match order {
+            None | Some(Order::Register { .. }) => {}
+            Some(Order::TestLive {
+                renewal, expire, ..
+            }) => {
+                self.nodes[n].armed = Some(Time::from_secs(expire));
+                self.nodes[n].last_renewal = Some(Time::from_secs(renewal));
+            }
+            Some(Order::Clear { .. }) => {
+                self.nodes[n].armed = None;
+                self.check_disarm(n);
+            }
+            Some(Order::Device { .. }) => unreachable!("a wdmd keeper drives no device"),
+        }
+    }
+
     pub(super) fn wdmd(&mut self, n: usize, inc: u32) {
         if self.nodes[n].inc != inc {
             return;
