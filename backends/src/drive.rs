@@ -7,15 +7,11 @@
 //! nobody named fails with ENODEV rather than going anywhere.
 
 use sanlock_core::host::{Host, Output};
-use sanlock_core::io::IoError;
 use sanlock_core::ondisk::Name;
 use sanlock_core::routes::Routes;
 use sanlock_core::Time;
 
 use crate::storage::{sleep_until, DiskId, Io, Storage};
-
-/// ENODEV: an I/O for a lockspace or lease whose disk was never named.
-const ENODEV: i32 = 19;
 
 /// A host and the storage its leases live on.
 pub struct HostDriver<S> {
@@ -92,26 +88,21 @@ impl<S: Storage> HostDriver<S> {
 
     /// Hands the host's queued I/O to the storage, each on the disk its target names.
     fn submit_io(&mut self) {
-        let mut batch = Vec::new();
-        let mut unplaced = Vec::new();
-        while let Some((target, request)) = self.host.poll_io() {
-            match self.routes.place(&target, request.disk) {
-                Some(disk) => batch.push(Io {
-                    id: request.id,
-                    disk,
-                    offset: request.offset,
-                    op: request.op,
-                    deadline: request.deadline,
-                }),
-                None => unplaced.push(request.id),
-            }
-        }
+        let now = crate::clock::now();
+        let batch: Vec<Io> = self
+            .routes
+            .take_placed(&mut self.host, now)
+            .into_iter()
+            .map(|(disk, request)| Io {
+                id: request.id,
+                disk,
+                offset: request.offset,
+                op: request.op,
+                deadline: request.deadline,
+            })
+            .collect();
         if !batch.is_empty() {
             self.storage.submit(batch);
-        }
-        let now = crate::clock::now();
-        for id in unplaced {
-            self.host.handle_io(now, id, Err(IoError::Failed(ENODEV)));
         }
     }
 }

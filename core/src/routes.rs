@@ -1,12 +1,17 @@
 //! Which disk each lockspace's and each lease's I/O goes to: the table every driver of a
 //! [`crate::host::Host`] keeps (the daemon, the backends' `HostDriver`), with one rule for
-//! placing a request. `D` is the driver's name for an open disk.
+//! placing a request and one way of taking the host's queued I/O. `D` is the driver's name
+//! for an open disk.
 
 use std::collections::BTreeMap;
 
-use crate::host::Target;
-use crate::io::DiskRef;
+use crate::host::{Host, Target};
+use crate::io::{DiskRef, IoError, IoRequest};
 use crate::ondisk::Name;
+use crate::Time;
+
+/// ENODEV: what an I/O for a lockspace or lease whose disk was never named fails with.
+pub const ENODEV: i32 = 19;
 
 /// The disks of the lockspaces and leases a driver has named.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -50,6 +55,23 @@ impl<D: Copy> Routes<D> {
         }
         .copied()
     }
+
+    /// Takes every I/O `host` has queued, each with the disk it goes to; one for a disk nobody
+    /// named fails at once with ENODEV (handed back to the host at `now`).
+    pub fn take_placed(&self, host: &mut Host, now: Time) -> Vec<(D, IoRequest)> {
+        let mut placed = Vec::new();
+        let mut unplaced = Vec::new();
+        while let Some((target, request)) = host.poll_io() {
+            match self.place(&target, request.disk) {
+                Some(disk) => placed.push((disk, request)),
+                None => unplaced.push(request.id),
+            }
+        }
+        for id in unplaced {
+            host.handle_io(now, id, Err(IoError::Failed(ENODEV)));
+        }
+        placed
+    }
 }
 
 #[cfg(test)]
@@ -87,6 +109,40 @@ mod tests {
         assert_eq!(
             routes.place(&Target::Request(ls, other), DiskRef::Lease),
             None
+        );
+    }
+
+    #[test]
+    fn io_for_a_disk_nobody_named_fails_with_enodev_and_the_rest_is_placed() {
+        use crate::host::{HostConfig, JoinRequest, Output};
+        use crate::ondisk::{Geometry, SectorSize};
+        use crate::HostId;
+        let (ls, other) = (Name::new(b"LS").unwrap(), Name::new(b"OTHER").unwrap());
+        let mut host = Host::new(HostConfig::new(Name::new(b"h").unwrap()));
+        let now = Time::from_secs(100);
+        for space_name in [ls, other] {
+            host.join(
+                now,
+                JoinRequest {
+                    space_name,
+                    host_id: HostId::new(1).unwrap(),
+                    geometry: Geometry::legacy(SectorSize::Bytes512),
+                    offset: 0,
+                    io_timeout_s: 10,
+                },
+            );
+        }
+        let mut routes = Routes::default();
+        routes.set_lockspace(ls, 7u8);
+        let placed = routes.take_placed(&mut host, now);
+        assert_eq!(placed.len(), 1, "LS's first read");
+        assert_eq!(placed[0].0, 7);
+        assert!(host.poll_io().is_none(), "everything was taken");
+        let failed: Vec<Output> = std::iter::from_fn(|| host.poll_output()).collect();
+        assert!(
+            failed.iter().any(|o| matches!(o,
+                Output::JoinFailed { space_name, rv } if *space_name == other && *rv == -ENODEV)),
+            "{failed:?}"
         );
     }
 }

@@ -25,7 +25,7 @@ use std::time::Duration;
 use super::DiskNo;
 use crate::watchdog::Keeper;
 use sanlock_core::host::{Host, HostConfig, Output};
-use sanlock_core::io::{IoError, IoRequest};
+use sanlock_core::io::IoRequest;
 use sanlock_core::ondisk::{Geometry, Name};
 use sanlock_core::routes::Routes;
 use sanlock_core::Time;
@@ -41,8 +41,6 @@ use crate::renewal_history::RenewalHistory;
 
 pub(super) const EPERM: i32 = -1;
 pub(super) const ENOENT: i32 = -2;
-/// ENODEV: an I/O for a lockspace or lease whose disk was never named.
-const ENODEV: i32 = 19;
 pub(super) const EAGAIN: i32 = -11;
 pub(super) const EBUSY: i32 = -16;
 pub(super) const EEXIST: i32 = -17;
@@ -358,17 +356,8 @@ impl Engine {
     }
 
     fn place_io(&mut self) {
-        let mut unplaced = Vec::new();
-        while let Some((target, request)) = self.host.poll_io() {
-            match self.routes.place(&target, request.disk) {
-                Some(disk) => self.io_out.push((disk, request)),
-                None => unplaced.push(request.id),
-            }
-        }
-        for id in unplaced {
-            self.host
-                .handle_io(self.now, id, Err(IoError::Failed(ENODEV)));
-        }
+        let placed = self.routes.take_placed(&mut self.host, self.now);
+        self.io_out.extend(placed);
     }
 
     fn handle_call(&mut self, ci: usize, waiter: Waiter, call: Call) {
