@@ -18,17 +18,21 @@ pub enum DaemonMutant {
     /// The host hears that a lockspace's holders are gone as soon as they are signalled, not
     /// when they have exited: its watchdog is disarmed under live holders.
     HoldersGoneEarly,
+    /// wdmd is never told a lockspace's expire (no TEST_LIVE after a renewal): it never
+    /// fires, and a host whose holders outlive its lease is never reset.
+    NoTestLive,
 }
 
 impl DaemonMutant {
     /// Every mutant.
-    pub const ALL: [DaemonMutant; 6] = [
+    pub const ALL: [DaemonMutant; 7] = [
         DaemonMutant::KeepDeadClientLeases,
         DaemonMutant::KillBeforeGrace,
         DaemonMutant::StopEveryClient,
         DaemonMutant::DropOrphans,
         DaemonMutant::SkipKillpathHolders,
         DaemonMutant::HoldersGoneEarly,
+        DaemonMutant::NoTestLive,
     ];
 
     /// Its name in reports.
@@ -40,6 +44,7 @@ impl DaemonMutant {
             DaemonMutant::DropOrphans => "drop-orphans",
             DaemonMutant::SkipKillpathHolders => "skip-killpath-holders",
             DaemonMutant::HoldersGoneEarly => "holders-gone-early",
+            DaemonMutant::NoTestLive => "no-test-live",
         }
     }
 }

@@ -90,9 +90,17 @@ pub enum Keeper {
     /// `-w 1` with nothing to drive: lockspaces cannot be joined.
     Unavailable,
     /// wdmd: the lockspaces registered with it.
-    Wdmd(std::collections::BTreeSet<Name>),
+    Wdmd(Registered),
     /// Our own feeder of a device (or a stand-in file).
     Feeder(Feeder),
+}
+
+/// The lockspaces registered with wdmd.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Registered {
+    spaces: std::collections::BTreeSet<Name>,
+    #[cfg(feature = "mutants")]
+    mutant: Option<crate::mutants::DaemonMutant>,
 }
 
 /// What the watchdog's shell is to do.
@@ -132,7 +140,7 @@ impl Keeper {
         let Keeper::Wdmd(registered) = self else {
             return None;
         };
-        registered.insert(space);
+        registered.spaces.insert(space);
         Some(Order::Register {
             space_id,
             space,
@@ -148,11 +156,18 @@ impl Keeper {
                 f.arm(space, expire);
                 None
             }
-            Keeper::Wdmd(registered) => registered.contains(&space).then(|| Order::TestLive {
-                space,
-                renewal: renewal.secs(),
-                expire: expire.secs(),
-            }),
+            Keeper::Wdmd(registered)
+                if registered.mutated(crate::mutants::DaemonMutant::NoTestLive) =>
+            {
+                None
+            }
+            Keeper::Wdmd(registered) => {
+                registered.spaces.contains(&space).then(|| Order::TestLive {
+                    space,
+                    renewal: renewal.secs(),
+                    expire: expire.secs(),
+                })
+            }
         }
     }
 
@@ -165,7 +180,18 @@ impl Keeper {
                 f.disarm(space);
                 None
             }
-            Keeper::Wdmd(registered) => registered.remove(&space).then_some(Order::Clear { space }),
+            Keeper::Wdmd(registered) => registered
+                .spaces
+                .remove(&space)
+                .then_some(Order::Clear { space }),
+        }
+    }
+
+    /// Runs with a deliberate bug (the mutant suite).
+    #[cfg(feature = "mutants")]
+    pub fn set_mutant(&mut self, mutant: Option<crate::mutants::DaemonMutant>) {
+        if let Keeper::Wdmd(registered) = self {
+            registered.mutant = mutant;
         }
     }
 
@@ -175,6 +201,15 @@ impl Keeper {
             return None;
         };
         f.check(now).map(|feed| Order::Device { feed, now })
+    }
+}
+
+impl Registered {
+    fn mutated(&self, _m: crate::mutants::DaemonMutant) -> bool {
+        #[cfg(feature = "mutants")]
+        return self.mutant == Some(_m);
+        #[cfg(not(feature = "mutants"))]
+        false
     }
 }
 

@@ -102,6 +102,7 @@ fn daemon_scenario(m: DaemonMutant) -> &'static str {
         | DaemonMutant::StopEveryClient
         | DaemonMutant::SkipKillpathHolders
         | DaemonMutant::HoldersGoneEarly => "client-stopped",
+        DaemonMutant::NoTestLive => "watchdog",
     }
 }
 

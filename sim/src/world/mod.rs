@@ -713,7 +713,10 @@ impl World {
         let at = self.now + self.millis(10_000);
         self.agenda.schedule(at, Ev::Wdmd { n, inc });
         #[cfg(feature = "mutants")]
-        self.nodes[n].table.set_mutant(self.cfg.daemon_mutant);
+        {
+            self.nodes[n].table.set_mutant(self.cfg.daemon_mutant);
+            self.nodes[n].keeper.set_mutant(self.cfg.daemon_mutant);
+        }
         for _ in 0..self.cfg.clients {
             self.spawn(n);
         }

@@ -33,6 +33,10 @@ pub(in crate::check) fn acquiring(hs: &HostState) -> bool {
 impl Model {
     /// Host `h`'s processes register with its daemon: the working one, then the idle ones.
     pub(super) fn register_clients(&self, state: &mut State, h: usize) {
+        #[cfg(feature = "mutants")]
+        state.hosts[h]
+            .keeper
+            .set_mutant(self.scenario.daemon_mutant);
         let table = &mut state.hosts[h].table;
         #[cfg(feature = "mutants")]
         table.set_mutant(self.scenario.daemon_mutant);
