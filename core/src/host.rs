@@ -842,6 +842,12 @@ impl Host {
         self.lockspaces.get(&space_name).map(|ls| &ls.table)
     }
 
+    /// Runs with a deliberate bug from now on (the simulator's mutant suite only).
+    #[cfg(feature = "mutants")]
+    pub fn set_mutant(&mut self, mutant: Option<crate::mutants::Mutant>) {
+        self.config.mutant = mutant;
+    }
+
     fn mutations(&self) -> Mutations {
         #[cfg(feature = "mutants")]
         {

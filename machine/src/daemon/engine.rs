@@ -136,7 +136,7 @@ pub(super) enum Pending {
 }
 
 /// A command bound to a client, waiting for the host (one per client: its "cmd_active").
-pub(super) enum Job {
+pub enum Job {
     /// ACQUIRE: resources still to take, the keys taken so far.
     Acquire {
         waiter: Waiter,
@@ -197,6 +197,8 @@ pub struct Engine {
     pub(super) now: Time,
     /// What the loop is to do after this turn.
     pub(super) actions: Vec<Action>,
+    /// The host's outputs kept for an observer (the simulator), with their action positions.
+    observed: Option<Vec<(usize, Output)>>,
 }
 
 /// The reply of sanlock's main-thread commands: the header with version 1, length 32, the
@@ -246,7 +248,44 @@ impl Engine {
             exit_waiters: Vec::new(),
             now,
             actions: Vec::new(),
+            observed: None,
         }
+    }
+
+    /// From now on, every output of the host is also kept for [`Engine::take_observed`]: how
+    /// the simulator checks the daemon's decisions against what the host did.
+    pub fn observe_outputs(&mut self) {
+        self.observed.get_or_insert_with(Vec::new);
+    }
+
+    /// The host outputs since the last call (when observed), each with the number of actions
+    /// queued before the engine took it up: the actions it led to come after that position.
+    pub fn take_observed(&mut self) -> Vec<(usize, Output)> {
+        self.observed.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// The core host, to look at.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// The client table, to look at.
+    pub fn clients(&self) -> &crate::clients::ClientTable<Job> {
+        &self.table
+    }
+
+    /// Runs with a deliberate bug (the mutant suite): in the client table and the watchdog's
+    /// policy alike.
+    #[cfg(feature = "mutants")]
+    pub fn set_mutant(&mut self, mutant: Option<crate::mutants::DaemonMutant>) {
+        self.table.set_mutant(mutant);
+        self.watchdog.set_mutant(mutant);
+    }
+
+    /// Runs its host with a deliberate core bug (the mutant suite).
+    #[cfg(feature = "mutants")]
+    pub fn set_core_mutant(&mut self, mutant: Option<sanlock_core::mutants::Mutant>) {
+        self.host.set_mutant(mutant);
     }
 
     /// Takes `input` at `now` (the shell reads its clock once per turn; time never goes back),
@@ -554,6 +593,9 @@ impl Engine {
     // ---- host outputs -----------------------------------------------------------------
 
     fn handle_output(&mut self, output: Output) {
+        if let Some(seen) = self.observed.as_mut() {
+            seen.push((self.actions.len(), output.clone()));
+        }
         match output {
             Output::Joined {
                 space_name,
