@@ -155,6 +155,9 @@ pub struct PaxosLease {
     /// The lease version and value timestamp (inp3) this attempt's phase 2 proposed: the only
     /// value naming us that we may adopt (an older attempt's value may have been retracted).
     proposed: Option<(Lver, u64)>,
+    /// The last dblock this machine wrote: a held lease's later writes never take our dblock
+    /// back to an earlier version than it (a failed SH→EX convert leaves a later one).
+    last_dblock: Option<PaxosDblock>,
     phase: Step,
     rng: Rng,
     io: IoBook,
@@ -419,6 +422,7 @@ impl PaxosLease {
             rename_to: None,
             converting: None,
             proposed: None,
+            last_dblock: None,
             phase: Step::Idle,
             rng,
             io: IoBook::default(),
@@ -570,6 +574,7 @@ impl PaxosLease {
         dblock: PaxosDblock,
         shared: bool,
     ) -> Step {
+        let dblock = self.not_behind(dblock);
         let released = if self.mutants.has(Mutant::ReleaseWithoutDblockFlag) {
             dblock
         } else {
@@ -774,6 +779,7 @@ impl PaxosLease {
     }
 
     fn write_dblock(&mut self, now: Time, dblock: &PaxosDblock, mode: ModeBlock) -> Pending {
+        self.last_dblock = Some(*dblock);
         let sector = DblockSector {
             dblock: *dblock,
             mode,
@@ -1526,7 +1532,7 @@ impl PaxosLease {
             let io = self.write_lvb(now, &lvb);
             return Step::ConvertLvb { io, leader, dblock };
         }
-        let shared = released(dblock);
+        let shared = released(self.not_behind(dblock));
         let mode = self.shared_mode();
         let io = self.write_dblock(now, &shared, mode);
         Step::ConvertSharedDblock {
@@ -1801,6 +1807,21 @@ impl PaxosLease {
         }
         self.events.push_back(Event::AcquireFailed { rv });
         Step::Done
+    }
+}
+
+impl PaxosLease {
+    /// `dblock`, or the later one this machine last wrote: after a failed SH→EX convert our
+    /// dblock holds the ballot's value for the next version, which may be the only trace of
+    /// a chosen value; writing the held version back over it would erase that trace.
+    fn not_behind(&self, dblock: PaxosDblock) -> PaxosDblock {
+        match self.last_dblock {
+            Some(last) if last.lver > dblock.lver => PaxosDblock {
+                flags: last.flags | dblock.flags,
+                ..last
+            },
+            _ => dblock,
+        }
     }
 }
 

@@ -914,3 +914,52 @@ fn our_dblock_never_goes_back_to_an_earlier_version() {
         "one ballot, no detour through version 1"
     );
 }
+
+#[test]
+fn a_failed_convert_leaves_our_dblock_at_its_version_through_the_release() {
+    // We hold version 1 shared; host 2 wrote its value for version 2 (phase 2). Our SH→EX
+    // convert adopts and commits host 2's value (-245, still shared). Our dblock now carries
+    // that chosen value at version 2, perhaps its only trace once host 2 retries: the shared
+    // release must not write version 1 back over it (sanlock-sim, engine-driven, seed 284).
+    let mut w = World::new(1, 1, 764);
+    w.lease.acquire(w.now, shared());
+    w.run_io();
+    assert!(matches!(w.events()[..], [Event::Acquired { .. }]));
+    let chosen = PaxosDblock {
+        mbal: Mbal(2),
+        bal: Mbal(2),
+        inp: 2,
+        inp2: 1,
+        inp3: 770,
+        lver: Lver(2),
+        flags: 0,
+    };
+    w.set_dblock(2, chosen);
+    w.lease.convert(w.now, false);
+    w.run_io();
+    assert_eq!(
+        w.events(),
+        vec![Event::ConvertFailed {
+            rv: SANLK_ACQUIRE_OTHER
+        }]
+    );
+    assert_eq!(
+        (w.leader().lver, w.leader().owner_id),
+        (Lver(2), HostId::new(2))
+    );
+    w.lease.release(w.now);
+    w.run_io();
+    assert_eq!(w.events(), vec![Event::Released]);
+    let d = w.dblock(1);
+    assert_eq!(
+        (
+            d.dblock.lver,
+            d.dblock.bal.0 > 0,
+            d.dblock.inp,
+            d.dblock.inp3
+        ),
+        (Lver(2), true, 2, 770),
+        "the value chosen for version 2 stays on our dblock"
+    );
+    assert!(d.dblock.released() && !d.mode.shared);
+}

@@ -261,7 +261,10 @@ impl Engine {
     /// The host outputs since the last call (when observed), each with the number of actions
     /// queued before the engine took it up: the actions it led to come after that position.
     pub fn take_observed(&mut self) -> Vec<(usize, Output)> {
-        self.observed.as_mut().map(std::mem::take).unwrap_or_default()
+        self.observed
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// The core host, to look at.

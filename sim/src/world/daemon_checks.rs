@@ -1,4 +1,4 @@
-//! The daemon's properties, checked as its client table decides (the processes' view against
+//! The daemon's properties, checked as its engine decides (the processes' view against
 //! the daemon's): a dead client keeps nothing, a persistent lease outlives its dead holder as
 //! an orphan, only holders are stopped, nobody is SIGKILLed within the kill grace, and the
 //! watchdog is not disarmed while a process holds a lease.
@@ -47,9 +47,12 @@ impl World {
     ) {
         for (&r, &persistent) in holds {
             self.inv_checks_daemon();
-            let key = self.key(r);
+            let key = (self.space, self.resources[r]);
             let node = &self.nodes[n];
-            let token = node.table.tokens.get(&key);
+            let token = node
+                .daemon
+                .as_ref()
+                .and_then(|d| d.clients().tokens.get(&key));
             if token.is_some_and(|t| t.holders.contains(&ci)) {
                 let v = format!("host{n}'s daemon kept R{r} for process {pid}, which is dead");
                 return self.fail(v, vec![n]);
@@ -89,8 +92,9 @@ impl World {
                 && !p.exited
                 && !p.exiting
                 && node
-                    .table
-                    .get(p.ci)
+                    .daemon
+                    .as_ref()
+                    .and_then(|d| d.clients().get(p.ci))
                     .is_some_and(|c| !c.dead() && !c.kill.stopping())
         });
         if let Some((&pid, p)) = missed {

@@ -25,22 +25,22 @@ impl World {
             };
             let owner = (leader.owner_id, leader.owner_generation);
             let owner_node = (0..self.nodes.len()).find(|&o| {
-                self.nodes[o].host.as_ref().is_some_and(|h| {
+                self.nodes[o].daemon.as_ref().is_some_and(|d| {
                     self.nodes[o].host_id.get() == owner.0
-                        && h.generation(self.space).map(|g| g.0) == Some(owner.1)
+                        && d.host().generation(self.space).map(|g| g.0) == Some(owner.1)
                 })
             });
             // Free: no running host holds it, works on it, or left a fault's traces on it.
             let free = (0..self.nodes.len()).all(|o| {
                 let node = &self.nodes[o];
-                node.host.is_none()
-                    || (!node.holders.contains_key(&r)
+                let key = (self.space, self.resources[r]);
+                node.daemon.as_ref().is_none_or(|d| {
+                    !node.holders.contains_key(&r)
                         && !node.ops.contains_key(&r)
-                        && !node
-                            .table
-                            .tokens
-                            .contains_key(&(self.space, self.resources[r]))
-                        && node.clean.get(&r) != Some(&false))
+                        && !d.clients().tokens.contains_key(&key)
+                        && !d.host().busy(key.0, key.1)
+                        && node.clean.get(&r) != Some(&false)
+                })
             });
             if !free {
                 self.stats.liveness_skipped += 1;

@@ -1,13 +1,13 @@
-//! The random simulator: hosts running the unchanged core `Host` on one shared disk, each with
-//! its daemon's client table (`sanlock_machine::clients`, the daemon's own code), with faults
-//! drawn from the seed, and the checkers of [`crate::invariants`] and of the daemon
-//! (`daemon_checks.rs`) run after every step.
+//! The random simulator: hosts each running the daemon's own machine
+//! (`sanlock_machine::daemon::Engine`, which owns the unchanged core `Host` and the client
+//! table) on one shared disk, with faults drawn from the seed, and the checkers of
+//! [`crate::invariants`] and of the daemon (`daemon_checks.rs`) run after every step.
 //!
 //! What each part stands for:
-//! - the daemon: hands I/O to the disk and completions, timeouts and client calls to `Host`,
-//!   and client life to its client table, whose decisions (releases, orphans, signals,
-//!   killpaths) it carries out; a paused host's daemon does nothing until it resumes, but its
-//!   processes and wdmd run on;
+//! - the daemon: the engine, played by a shell that hands it requests (decoded, as the socket
+//!   server does), completions, timeouts and process exits, and carries out its actions
+//!   (replies, signals, killpaths, wdmd orders, opens and probes answered at once); a paused
+//!   host's daemon does nothing until it resumes, but its processes and wdmd run on;
 //! - processes (`clients.rs`): `--clients` per host, registered with the daemon; each acquires,
 //!   converts and releases leases, some set a killpath, some die holding leases or with an
 //!   acquire under way; SIGTERM, a killpath or SIGKILL ends them after a short delay, unless
@@ -22,15 +22,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sanlock_core::host::{Host, HostConfig, JoinRequest, Output, Target};
+use sanlock_core::host::{Output, Target};
 use sanlock_core::io::{IoError, IoId, IoOp, IoRequest, IoResult};
 use sanlock_core::ondisk::leader::{DELTA_DISK_MAGIC, PAXOS_DISK_MAGIC};
 use sanlock_core::ondisk::{
     lockspace_init, resource_init, ForceMode, Geometry, LeaderKind, Name, RawLeader, ResourceInit,
     SectorSize,
 };
-use sanlock_core::paxos::{self, AcquireRequest};
-use sanlock_core::requests::RequestArgs;
+use sanlock_core::paxos;
 use sanlock_core::rng::Rng;
 use sanlock_core::{HostId, Time, Timeouts};
 
@@ -41,8 +40,10 @@ use crate::invariants::{Broken, Invariants, Violation};
 use crate::queue::Agenda;
 pub use crate::stats::{Outcome, Stats};
 use crate::timeline::{Fate, Timeline, What};
-use sanlock_machine::clients::ClientTable;
+use sanlock_machine::daemon::config::DaemonConfig;
+use sanlock_machine::daemon::{Action, Call, DiskNo, Engine, Input, ReplyTo, Waiter};
 use sanlock_machine::watchdog::{Keeper, Order};
+use sanlock_machine::wire::{Cmd as WireCmd, Header, WireDisk, WireLockspace, WireResource};
 
 mod clients;
 mod daemon_checks;
@@ -198,20 +199,48 @@ struct Proc {
     holds: BTreeMap<usize, bool>,
 }
 
-/// The command under way for a client (the table's job type).
+/// A request waiting for the daemon's reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cmd {
-    Acquire { r: usize, persistent: bool },
-    Release { r: usize },
-    Convert { r: usize },
+    /// ADD_LOCKSPACE on a connection of its own (slot `ci`).
+    Join {
+        ci: usize,
+    },
+    Acquire {
+        r: usize,
+        persistent: bool,
+        shared: bool,
+    },
+    Release {
+        r: usize,
+    },
+    Convert {
+        r: usize,
+    },
+    /// REQUEST on a connection of its own.
+    Request {
+        ci: usize,
+    },
+    /// RELEASE with REL_ORPHAN, from a client.
+    ReleaseOrphans,
+    Killpath,
 }
 
+/// A request of process `pid` (0: the daemon's own tools) waiting for its reply; `alive` dies
+/// with the engine's waiter if the engine drops the request unanswered.
 #[derive(Debug)]
+struct Pending {
+    pid: i32,
+    cmd: Cmd,
+    alive: std::sync::Weak<()>,
+}
+
 struct Node {
     name: Name,
     host_id: HostId,
     clock: HostClock,
-    host: Option<Host>,
+    /// The daemon's machine, while the host is up.
+    daemon: Option<Engine>,
     inc: u32,
     paused_until: Duration,
     next_tick: Option<Duration>,
@@ -220,14 +249,17 @@ struct Node {
     ops: BTreeMap<usize, Op>,
     /// The client processes, by pid.
     procs: BTreeMap<i32, Proc>,
-    /// The daemon's client table.
-    table: ClientTable<Cmd>,
+    /// Requests waiting for the daemon's reply.
+    pending: BTreeMap<ReplyTo, Pending>,
+    /// Signals in this turn follow a StopHolders within the grace (`Some(true)`), after it
+    /// (`Some(false)`), or a request's StopHolder (`None`).
+    stop_context: Option<bool>,
+    /// A StopHolders came in this turn: every holder must be stopped by its end.
+    stop_check: bool,
     /// The lockspace failed and has not been joined again.
     failed: bool,
     /// The lockspace renews (joined and not failed).
     joined: bool,
-    /// The daemon's watchdog policy (`-w 1` with wdmd): what it orders wdmd to do.
-    keeper: Keeper,
     /// What wdmd was last told: the armed lockspace's expire, on our clock (whole seconds,
     /// as TEST_LIVE carries it).
     armed: Option<Time>,
@@ -271,6 +303,8 @@ pub struct World {
     leader_writes: BTreeMap<usize, Duration>,
     /// The next client process's pid.
     next_pid: i32,
+    /// The next request's reply id.
+    next_reply: u64,
 }
 
 fn name(s: &str) -> Name {
@@ -319,17 +353,18 @@ impl World {
                     name: name(&format!("host{n}")),
                     host_id: HostId::new(n as u64 + 1).expect("1..=2000"),
                     clock: HostClock::new(offset, ppm),
-                    host: None,
+                    daemon: None,
                     inc: 0,
                     paused_until: Duration::ZERO,
                     next_tick: None,
                     holders: BTreeMap::new(),
                     ops: BTreeMap::new(),
                     procs: BTreeMap::new(),
-                    table: ClientTable::default(),
+                    pending: BTreeMap::new(),
+                    stop_context: None,
+                    stop_check: false,
                     failed: false,
                     joined: false,
-                    keeper: wdmd_keeper(),
                     armed: None,
                     last_renewal: None,
                     last_pet: Duration::ZERO,
@@ -371,6 +406,7 @@ impl World {
                 .map(|r| (((r as u64 + 1) * MIB) as usize / SECTOR, Duration::ZERO))
                 .collect(),
             next_pid: 1000,
+            next_reply: 0,
         }
     }
 
@@ -545,11 +581,7 @@ impl World {
                     && self.nodes[n].next_tick.is_some_and(|t| t <= self.now)
                 {
                     self.nodes[n].next_tick = None;
-                    let now = self.local(n);
-                    if let Some(host) = self.nodes[n].host.as_mut() {
-                        host.handle_timeout(now);
-                    }
-                    self.drain(n);
+                    self.input(n, Input::Timer);
                 }
             }
             Ev::Land {
@@ -569,11 +601,7 @@ impl World {
             Ev::Complete { n, inc, io } => self.complete(n, inc, io),
             Ev::Deliver { n, inc, id, result } => {
                 if self.nodes[n].inc == inc {
-                    let now = self.local(n);
-                    if let Some(host) = self.nodes[n].host.as_mut() {
-                        host.handle_io(now, id, result);
-                    }
-                    self.drain(n);
+                    self.input(n, Input::IoDone(vec![(id, result)]));
                 }
             }
             Ev::Wdmd { n, inc } => self.wdmd(n, inc),
@@ -608,7 +636,7 @@ impl World {
                 }
             }
             Ev::Pause { n, length } => {
-                if self.faults_on && self.nodes[n].host.is_some() {
+                if self.faults_on && self.nodes[n].daemon.is_some() {
                     self.stats.pauses += 1;
                     // Operations under way will see their I/O time out.
                     let busy: Vec<usize> = self.nodes[n].ops.keys().copied().collect();
@@ -621,7 +649,7 @@ impl World {
                 }
             }
             Ev::Crash { n, down } => {
-                if self.faults_on && self.nodes[n].host.is_some() {
+                if self.faults_on && self.nodes[n].daemon.is_some() {
                     self.stats.crashes += 1;
                     self.note(n, format!("powers off for {:.1}s", down.as_secs_f64()));
                     self.power_off(n);
@@ -629,7 +657,7 @@ impl World {
                 }
             }
             Ev::Loss { n, length, fail } => {
-                if self.faults_on && self.nodes[n].host.is_some() {
+                if self.faults_on && self.nodes[n].daemon.is_some() {
                     self.stats.disk_losses += 1;
                     self.nodes[n].loss = Some((self.now + length, fail));
                     let how = if fail { "fails" } else { "hangs" };
@@ -644,7 +672,7 @@ impl World {
                 self.faults_on = false;
                 self.note(0, "faults stop; every host restarts".into());
                 for n in 0..self.nodes.len() {
-                    if self.nodes[n].host.is_some() {
+                    if self.nodes[n].daemon.is_some() {
                         self.power_off(n);
                         let at = self.now + self.millis(5_000);
                         self.agenda.schedule(at, Ev::Boot { n });
@@ -672,21 +700,29 @@ impl World {
     }
 
     fn boot(&mut self, n: usize) {
-        if self.nodes[n].host.is_some() {
+        if self.nodes[n].daemon.is_some() {
             return;
         }
-        let mut config = HostConfig::new(self.nodes[n].name);
-        config.kill_grace_s = self.p.kill_grace_s;
-        config.rng_seed = self.rng.next_u64();
+        let config = DaemonConfig {
+            use_watchdog: true,
+            kill_grace_s: self.p.kill_grace_s,
+            ..DaemonConfig::default()
+        };
+        let seed = self.rng.next_u64();
+        let now = self.local(n);
+        let keeper = Keeper::Wdmd(Default::default());
+        let mut engine = Engine::new(config, self.nodes[n].name, seed, keeper, now);
+        engine.observe_outputs();
         #[cfg(feature = "mutants")]
         {
-            config.mutant = self.cfg.mutant;
+            engine.set_core_mutant(self.cfg.mutant);
+            engine.set_mutant(self.cfg.daemon_mutant);
         }
         let wrong = self.faults_on && self.cfg.hosts > 1 && self.pct(self.p.wrong_host_id_pct);
         let clone = std::mem::take(&mut self.nodes[n].clone_of_0);
         let node = &mut self.nodes[n];
         node.inc += 1;
-        node.host = Some(Host::new(config));
+        node.daemon = Some(engine);
         node.host_id = if clone {
             HostId::new(1).expect("1")
         } else if wrong {
@@ -712,11 +748,6 @@ impl World {
         self.act_at(at, n, Act::Join);
         let at = self.now + self.millis(10_000);
         self.agenda.schedule(at, Ev::Wdmd { n, inc });
-        #[cfg(feature = "mutants")]
-        {
-            self.nodes[n].table.set_mutant(self.cfg.daemon_mutant);
-            self.nodes[n].keeper.set_mutant(self.cfg.daemon_mutant);
-        }
         for _ in 0..self.cfg.clients {
             self.spawn(n);
         }
@@ -729,15 +760,16 @@ impl World {
             self.inv.dropped(r, n);
         }
         let node = &mut self.nodes[n];
-        node.host = None;
+        node.daemon = None;
         node.inc += 1;
         node.holders.clear();
         node.ops.clear();
         node.procs.clear();
-        node.table = ClientTable::default();
+        node.pending.clear();
+        node.stop_context = None;
+        node.stop_check = false;
         node.failed = false;
         node.joined = false;
-        node.keeper = wdmd_keeper();
         node.armed = None;
         node.last_renewal = None;
         node.next_tick = None;
@@ -747,73 +779,119 @@ impl World {
         node.clean.clear();
     }
 
+    /// ADD_LOCKSPACE, on a connection of its own, as `sanlock client add_lockspace` sends it.
     fn join(&mut self, n: usize) {
-        let now = self.local(n);
-        let join = JoinRequest {
-            space_name: self.space,
-            host_id: self.nodes[n].host_id,
-            geometry: geometry(),
-            offset: 0,
-            io_timeout_s: self.p.io_timeout_s,
-        };
-        if self.nodes[n].host.is_none() {
+        let Some(engine) = self.nodes[n].daemon.as_mut() else {
             return;
-        }
-        // The daemon registers the lockspace with wdmd first; the simulated wdmd accepts.
-        let host_id = self.nodes[n].host_id.get();
-        let order = self.nodes[n].keeper.register(0, self.space, host_id);
-        self.wdmd_order(n, order);
-        if let Some(host) = self.nodes[n].host.as_mut() {
-            host.join(now, join);
-        }
+        };
+        let Some(ci) = engine.connect(0) else {
+            return;
+        };
+        let ls = WireLockspace {
+            name: self.space,
+            host_id: self.nodes[n].host_id.get(),
+            flags: 0,
+            disk: WireDisk {
+                path: DISK_PATH.to_vec(),
+                offset: 0,
+            },
+        };
+        let io_timeout = self.p.io_timeout_s as u32;
+        let header = Header::request(WireCmd::AddLockspace, 0, io_timeout, 0, 0);
+        self.call(n, ci, 0, header, Call::AddLockspace(ls), Cmd::Join { ci });
+    }
+
+    /// Hands host `n`'s daemon request `call` on connection `ci` for process `pid`.
+    fn call(&mut self, n: usize, ci: usize, pid: i32, header: Header, call: Call, cmd: Cmd) {
+        let to = ReplyTo(self.next_reply);
+        self.next_reply += 1;
+        let (waiter, alive) = Waiter::new(header, to);
+        self.nodes[n]
+            .pending
+            .insert(to, Pending { pid, cmd, alive });
+        self.input(n, Input::Call { ci, waiter, call });
+    }
+
+    /// Hands host `n`'s daemon `input` at its clock's time, then carries out what it decided.
+    fn input(&mut self, n: usize, input: Input) {
+        let now = self.local(n);
+        let Some(engine) = self.nodes[n].daemon.as_mut() else {
+            return;
+        };
+        engine.handle(now, input);
         self.drain(n);
     }
 
-    /// Hands the host's I/O to the disk, acts on its outputs, schedules its next timeout.
+    /// Hands the daemon's I/O to the disk, checks what its host did, carries out its actions
+    /// (in the order decided), and schedules its next timer.
     fn drain(&mut self, n: usize) {
         loop {
-            let Some(host) = self.nodes[n].host.as_mut() else {
+            let Some(engine) = self.nodes[n].daemon.as_mut() else {
                 return;
             };
-            let mut progressed = false;
-            let mut ios = Vec::new();
-            while let Some(io) = host.poll_io() {
-                ios.push(io);
-            }
-            let mut outputs = Vec::new();
-            while let Some(out) = host.poll_output() {
-                outputs.push(out);
-            }
-            for (target, request) in ios {
-                progressed = true;
-                self.start_io(n, target, request);
-            }
-            for out in outputs {
-                progressed = true;
-                self.output(n, out);
-                if self.nodes[n].host.is_none() {
-                    return;
-                }
-            }
-            if !progressed {
+            let ios = engine.take_io();
+            let mut observed = engine.take_observed().into_iter().peekable();
+            let actions = engine.take_actions();
+            if ios.is_empty() && actions.is_empty() && observed.peek().is_none() {
                 break;
             }
+            for (_, request) in ios {
+                let target = self.target_of(request.offset);
+                self.start_io(n, target, request);
+            }
+            for (i, action) in actions.into_iter().enumerate() {
+                while let Some((_, out)) = observed.next_if(|(at, _)| *at <= i) {
+                    self.output(n, out);
+                }
+                if self.nodes[n].daemon.is_none() {
+                    return;
+                }
+                self.action(n, action);
+            }
+            for (_, out) in observed {
+                self.output(n, out);
+            }
+            if std::mem::take(&mut self.nodes[n].stop_check) {
+                self.check_all_stopped(n);
+            }
+            self.nodes[n].stop_context = None;
         }
-        let Some(host) = self.nodes[n].host.as_ref() else {
+        self.dropped_requests(n);
+        let Some(engine) = self.nodes[n].daemon.as_ref() else {
             return;
         };
-        if let Some(next) = host.poll_timeout() {
-            let at = self.nodes[n].clock.global(next).max(self.now);
-            if self.nodes[n].next_tick.is_none_or(|t| at < t) {
-                self.nodes[n].next_tick = Some(at);
-                let inc = self.nodes[n].inc;
-                self.agenda.schedule(at, Ev::Tick { n, inc });
+        let next = engine.poll_timeout();
+        let at = self.nodes[n].clock.global(next).max(self.now);
+        if self.nodes[n].next_tick.is_none_or(|t| at < t) {
+            self.nodes[n].next_tick = Some(at);
+            let inc = self.nodes[n].inc;
+            self.agenda.schedule(at, Ev::Tick { n, inc });
+        }
+    }
+
+    /// What an I/O at `offset` is for: the lockspace in the first MiB, else that resource.
+    fn target_of(&self, offset: u64) -> Target {
+        match (offset / MIB).checked_sub(1) {
+            Some(r) if (r as usize) < self.resources.len() => {
+                Target::Resource(self.space, self.resources[r as usize])
             }
+            _ => Target::Lockspace(self.space),
+        }
+    }
+
+    /// Requests the engine dropped unanswered: the client sees its connection end.
+    fn dropped_requests(&mut self, n: usize) {
+        let gone: Vec<ReplyTo> = self.nodes[n]
+            .pending
+            .iter()
+            .filter(|(_, p)| p.alive.strong_count() == 0)
+            .map(|(&to, _)| to)
+            .collect();
+        for to in gone {
+            self.reply(n, to, -32);
         }
     }
 }
 
-/// A daemon that keeps the host through wdmd, with nothing registered yet.
-fn wdmd_keeper() -> Keeper {
-    Keeper::Wdmd(Default::default())
-}
+/// The path of the one shared disk, as the daemon is told it.
+const DISK_PATH: &[u8] = b"/sim/disk";

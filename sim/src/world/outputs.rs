@@ -1,24 +1,161 @@
-//! What the simulated daemon does with a host's outputs, and the checks they trigger.
+//! What the simulated daemon's shell does with the engine's actions, and the checks that the
+//! host's outputs (observed as the engine took them up) and the replies trigger.
+
+use sanlock_machine::clients::Level;
+use sanlock_machine::recovery::StopSignal;
 
 use super::*;
 
 impl World {
+    /// Carries out one action of host `n`'s daemon, as the daemon's shell would.
+    pub(super) fn action(&mut self, n: usize, action: Action) {
+        match action {
+            Action::Reply { to, reply } => {
+                let rv = reply
+                    .bytes
+                    .get(..32)
+                    .and_then(|b| <&[u8; 32]>::try_from(b).ok())
+                    .map_or(-32, |b| Header::decode(b).rv());
+                self.reply(n, to, rv);
+            }
+            Action::Signal { pid, signal } => {
+                let context = self.nodes[n].stop_context;
+                self.check_signalled(n, pid, context, Some(signal));
+                self.signal(n, pid, signal == StopSignal::Term);
+            }
+            Action::RunKillpath(argv) => {
+                let pid = argv
+                    .get(1)
+                    .and_then(|a| std::str::from_utf8(a).ok())
+                    .and_then(|a| a.parse().ok());
+                if let Some(pid) = pid {
+                    let context = self.nodes[n].stop_context;
+                    self.check_signalled(n, pid, context, None);
+                    self.signal(n, pid, true);
+                }
+            }
+            // The simulator tells the daemon of each exit itself (reap).
+            Action::WatchPid { .. } => {}
+            Action::Probe { space_id, .. } => {
+                let input = Input::Probed {
+                    space_id,
+                    result: Ok(geometry()),
+                };
+                self.feed(n, input);
+            }
+            Action::Open { path } => {
+                let input = Input::DiskOpened {
+                    path,
+                    result: Ok(DiskNo(0)),
+                };
+                self.feed(n, input);
+            }
+            Action::Watchdog(order) => {
+                if let Order::Register { space_id, .. } = order {
+                    // The simulated wdmd takes every registration.
+                    let input = Input::WdmdRegistered {
+                        space_id,
+                        result: Ok(()),
+                    };
+                    self.feed(n, input);
+                }
+                self.wdmd_order(n, Some(order));
+            }
+            Action::Log(level, line) => {
+                if (level as u8) <= Level::Warning as u8 {
+                    self.note(n, format!("daemon: {line}"));
+                }
+            }
+            Action::Event { .. } | Action::ReplyLogDump { .. } => {}
+            Action::RindexFormat { .. }
+            | Action::RindexRead { .. }
+            | Action::RindexChange { .. } => {
+                unreachable!("the simulated clients use no resource index")
+            }
+        }
+    }
+
+    /// Hands host `n`'s daemon an answer from its shell; what it decides is taken up by the
+    /// drain under way.
+    fn feed(&mut self, n: usize, input: Input) {
+        let now = self.local(n);
+        if let Some(engine) = self.nodes[n].daemon.as_mut() {
+            engine.handle(now, input);
+        }
+    }
+
+    /// Host `n`'s daemon answered request `to` with `rv`.
+    pub(super) fn reply(&mut self, n: usize, to: ReplyTo, rv: i32) {
+        let Some(p) = self.nodes[n].pending.remove(&to) else {
+            return;
+        };
+        match p.cmd {
+            Cmd::Join { ci } => {
+                self.feed(n, Input::Closed { ci });
+                if rv != 0 {
+                    self.note(n, format!("add_lockspace {rv}"));
+                    let at = self.now + Duration::from_secs(1) + self.millis(20_000);
+                    self.act_at(at, n, Act::Join);
+                }
+            }
+            Cmd::Request { ci } => self.feed(n, Input::Closed { ci }),
+            Cmd::ReleaseOrphans | Cmd::Killpath => {}
+            Cmd::Release { r } | Cmd::Convert { r } => {
+                self.nodes[n].ops.remove(&r);
+            }
+            Cmd::Acquire { r, persistent, .. } => {
+                self.nodes[n].ops.remove(&r);
+                self.acquire_answered(n, p.pid, r, persistent, rv);
+            }
+        }
+    }
+
+    /// Process `pid` of host `n` has its answer to acquiring `r`.
+    fn acquire_answered(&mut self, n: usize, pid: i32, r: usize, persistent: bool, rv: i32) {
+        let alive = self.nodes[n].procs.get(&pid).is_some_and(|p| !p.exited);
+        if rv != 0 || !alive {
+            // Not the process's (a dead one never held it): what the host took, the daemon
+            // gives back.
+            self.inv.dropped(r, n);
+        }
+        if rv != 0 {
+            self.stats.refused += 1;
+            if self.waiting.get(&r).is_some_and(|&(h, _)| h == n) {
+                let at = self.now + Duration::from_secs(3);
+                self.act_at(at, n, Act::Acquire { r, shared: false });
+            } else if rv != -17 && alive && self.busy_phase() && self.pct(self.p.request_pct) {
+                let at = self.now + self.millis(2_000);
+                self.act_at(at, n, Act::Request { r });
+            }
+            return;
+        }
+        if !alive {
+            return;
+        }
+        self.nodes[n].holders.insert(r, pid);
+        if let Some(p) = self.nodes[n].procs.get_mut(&pid) {
+            p.holds.insert(r, persistent);
+        }
+        self.liveness_got(n, r);
+        let mut at = self.now + self.uniform(self.p.hold_max);
+        if !self.busy_phase() {
+            // Holders let go soon: the liveness phase needs them gone.
+            at = self.now + self.millis(1_000);
+        } else if self.pct(self.p.convert_pct) {
+            self.act_at(at, n, Act::Convert { r });
+            at += self.uniform(self.p.hold_max);
+        }
+        self.act_at(at, n, Act::Release { r });
+    }
+
+    /// A host output, as host `n`'s daemon took it up.
     pub(super) fn output(&mut self, n: usize, out: Output) {
         match &out {
-            Output::WatchdogArm {
-                space_name,
-                renewal,
-                expire,
-            } => {
-                let order = self.nodes[n].keeper.arm(*space_name, *renewal, *expire);
-                return self.wdmd_order(n, order);
+            // What wdmd is told comes as the daemon's orders; the renewal history is the
+            // daemon's; the timeline records the renewals' I/O.
+            Output::WatchdogArm { .. } | Output::WatchdogDisarm { .. } | Output::Renewal { .. } => {
+                return
             }
-            Output::WatchdogDisarm { space_name } => {
-                let order = self.nodes[n].keeper.disarm(*space_name);
-                return self.wdmd_order(n, order);
-            }
-            // The renewal history is the daemon's; the timeline records the renewals' I/O.
-            Output::Renewal { .. } => return,
             _ => self.timeline.push(self.now, n, What::Output(out.clone())),
         }
         match out {
@@ -33,9 +170,9 @@ impl World {
                     .filter(|&o| {
                         let local = self.local(o);
                         self.nodes[o]
-                            .host
+                            .daemon
                             .as_ref()
-                            .is_some_and(|h| h.delta_live(self.space, local))
+                            .is_some_and(|d| d.host().delta_live(self.space, local))
                     })
                     .collect();
                 if let Err(v) = self.inv.joined(n, host_id.get(), &others) {
@@ -46,11 +183,10 @@ impl World {
                 let at = self.now + self.uniform(self.p.think_max);
                 self.act_at(at, n, Act::Think);
             }
-            Output::JoinFailed { .. } | Output::Left { .. } => {
+            // The add's reply says it failed; it is asked again from there.
+            Output::JoinFailed { .. } => self.nodes[n].joined = false,
+            Output::Left { .. } => {
                 self.nodes[n].joined = false;
-                // Whatever of its leases the daemon still lists goes with the lockspace.
-                let space = self.space;
-                self.nodes[n].table.forget_space(space);
                 let at = self.now + Duration::from_secs(1) + self.millis(20_000);
                 self.act_at(at, n, Act::Join);
             }
@@ -59,27 +195,11 @@ impl World {
                 self.nodes[n].joined = false;
                 self.nodes[n].failed = true;
             }
-            Output::StopHolders {
-                space_name,
-                graceful,
-            } => {
-                let now = self.local(n);
-                let grace = self.p.kill_grace_s > 0;
-                let table = &mut self.nodes[n].table;
-                table.stop_holders(now, space_name, graceful, grace);
-                self.table_effects(n, Some(graceful));
-                self.check_all_stopped(n);
-                self.holders_check(n);
+            Output::StopHolders { graceful, .. } => {
+                self.nodes[n].stop_context = Some(graceful);
+                self.nodes[n].stop_check = true;
             }
-            Output::StopHolder {
-                space_name,
-                resource_name,
-                graceful,
-            } => {
-                let table = &mut self.nodes[n].table;
-                table.stop_holder((space_name, resource_name), graceful);
-                self.table_effects(n, None);
-            }
+            Output::StopHolder { .. } => self.nodes[n].stop_context = None,
             Output::Resource {
                 resource_name,
                 event,
@@ -96,8 +216,7 @@ impl World {
         }
     }
 
-    pub(super) fn resource_event(&mut self, n: usize, r: usize, event: paxos::Event) {
-        let op = self.nodes[n].ops.remove(&r);
+    fn resource_event(&mut self, n: usize, r: usize, event: paxos::Event) {
         let clean = self.nodes[n].faulted.get(&r) != Some(&true)
             && !matches!(event, paxos::Event::ReleaseFailed { .. });
         if !clean {
@@ -105,11 +224,12 @@ impl World {
             // stale mode block) outlive the operation that met it.
             self.nodes[n].clean.insert(r, false);
         }
-        // The client whose command this answers (none for the daemon's own releases).
-        let client = self.client_on(n, r);
         match event {
             paxos::Event::Acquired { leader, .. } => {
-                let shared = matches!(op, Some(Op::Acquire { shared: true }));
+                let shared = self.nodes[n]
+                    .pending
+                    .values()
+                    .any(|p| matches!(p.cmd, Cmd::Acquire { r: x, shared: true, .. } if x == r));
                 if shared {
                     self.stats.acquired_sh += 1;
                 } else {
@@ -121,65 +241,10 @@ impl World {
                 );
                 // Since seed 335 (docs/SIMULATION.md) an exclusive version is never won twice,
                 // stale leader writes or not.
-                let broken = match self.inv.acquired(r, n, shared, leader.lver.0, owner) {
-                    Ok(()) => None,
-                    Err(Broken::Exclusion(v) | Broken::Version(v)) => Some(v),
-                };
-                if let Some(v) = broken {
+                if let Err(Broken::Exclusion(v) | Broken::Version(v)) =
+                    self.inv.acquired(r, n, shared, leader.lver.0, owner)
+                {
                     self.fail_on_resource(n, r, v);
-                }
-                let Some((ci, Cmd::Acquire { persistent, .. })) = client else {
-                    // No client asked (cannot happen): the lease goes back.
-                    self.inv.dropped(r, n);
-                    self.release_lease(n, r);
-                    return;
-                };
-                self.hold(n, ci, r, shared, leader.lver.0, persistent);
-                let pid = self.nodes[n].table.get(ci).map_or(-1, |c| c.pid);
-                let alive = self.nodes[n].procs.get(&pid).is_some_and(|p| !p.exited);
-                if !alive {
-                    // Its process died before the answer: it never held the lease, and the
-                    // daemon gives it back as it finishes the command.
-                    self.inv.dropped(r, n);
-                    let key = self.key(r);
-                    if let Some(c) = self.nodes[n].table.get_mut(ci) {
-                        c.job = None;
-                    }
-                    if self.nodes[n].table.drop_holder(ci, key) {
-                        self.release_lease(n, r);
-                    }
-                    self.command_done(n, ci);
-                    return;
-                }
-                self.nodes[n].holders.insert(r, pid);
-                if let Some(p) = self.nodes[n].procs.get_mut(&pid) {
-                    p.holds.insert(r, persistent);
-                }
-                self.command_done(n, ci);
-                self.liveness_got(n, r);
-                let mut at = self.now + self.uniform(self.p.hold_max);
-                if !self.busy_phase() {
-                    // Holders let go soon: the liveness phase needs them gone.
-                    at = self.now + self.millis(1_000);
-                } else if self.pct(self.p.convert_pct) {
-                    self.act_at(at, n, Act::Convert { r });
-                    at += self.uniform(self.p.hold_max);
-                }
-                let release = Act::Release { r };
-                self.act_at(at, n, release);
-            }
-            paxos::Event::AcquireFailed { rv } => {
-                self.stats.refused += 1;
-                if let Some((ci, _)) = client {
-                    self.command_done(n, ci);
-                }
-                if self.waiting.get(&r).is_some_and(|&(h, _)| h == n) {
-                    let at = self.now + Duration::from_secs(3);
-                    let act = Act::Acquire { r, shared: false };
-                    self.act_at(at, n, act);
-                } else if rv != -17 && self.busy_phase() && self.pct(self.p.request_pct) {
-                    let at = self.now + self.millis(2_000);
-                    self.act_at(at, n, Act::Request { r });
                 }
             }
             paxos::Event::Converted { shared } => {
@@ -189,28 +254,9 @@ impl World {
                         self.fail_on_resource(n, r, v);
                     }
                 }
-                let key = self.key(r);
-                if let Some(t) = self.nodes[n].table.tokens.get_mut(&key) {
-                    t.shared = shared;
-                }
-                if let Some((ci, _)) = client {
-                    self.command_done(n, ci);
-                }
             }
-            paxos::Event::Released | paxos::Event::ReleaseFailed { .. } => {
-                if matches!(event, paxos::Event::Released) {
-                    self.stats.released += 1;
-                }
-                if let Some((ci, Cmd::Release { .. })) = client {
-                    self.command_done(n, ci);
-                }
-            }
-            paxos::Event::ConvertFailed { .. } => {
-                if let Some((ci, _)) = client {
-                    self.command_done(n, ci);
-                }
-            }
-            paxos::Event::NeedHostStatus { .. } | paxos::Event::NeedOwnerStatus { .. } => {}
+            paxos::Event::Released => self.stats.released += 1,
+            _ => {}
         }
     }
 }

@@ -1,19 +1,28 @@
 //! What a host's client processes ask of their daemon and when: acquire (some die before the
 //! answer), convert, let go (by RELEASE, or by dying holding the lease), request a lease held
-//! elsewhere, and release orphans.
+//! elsewhere, and release orphans. Each is a request on the process's registered connection,
+//! as python3-sanlock sends it.
+
+use sanlock_machine::wire::payload::{RES_PERSISTENT, RES_SHARED};
 
 use super::*;
 
+/// SANLK_REL_ORPHAN.
+const REL_ORPHAN: u32 = 4;
+/// SANLK_REQUEST_NEXT_LVER.
+const REQUEST_NEXT_LVER: u32 = 1;
+/// The header's data2 for "this connection's own process".
+const SELF: u32 = u32::MAX;
+
 impl World {
     pub(super) fn act(&mut self, n: usize, act: Act) {
-        let now = self.local(n);
         let inc = self.nodes[n].inc;
-        if self.nodes[n].host.is_none() {
+        if self.nodes[n].daemon.is_none() {
             return;
         }
         match act {
-            Act::Join => return self.join(n),
-            Act::Spawn => return self.spawn(n),
+            Act::Join => self.join(n),
+            Act::Spawn => self.spawn(n),
             Act::Think => {
                 if !self.nodes[n].joined || !self.busy_phase() {
                     return;
@@ -25,7 +34,6 @@ impl World {
                 }
                 let at = self.now + self.uniform(self.p.think_max);
                 self.act_at(at, n, Act::Think);
-                return;
             }
             Act::Acquire { r, shared } => {
                 if !self.free_here(n, r) {
@@ -42,20 +50,26 @@ impl World {
                 let persistent = self.busy_phase() && self.pct(self.p.persistent_pct);
                 let dies = self.busy_phase() && self.pct(self.p.death_pct / 3);
                 let ci = self.nodes[n].procs[&pid].ci;
-                let node = &mut self.nodes[n];
-                if let Some(c) = node.table.get_mut(ci) {
-                    c.job = Some(Cmd::Acquire { r, persistent });
+                self.nodes[n].ops.insert(r, Op::Acquire { shared });
+                self.nodes[n].faulted.insert(r, false);
+                let mut flags = 0;
+                if shared {
+                    flags |= RES_SHARED;
                 }
-                node.ops.insert(r, Op::Acquire { shared });
-                node.faulted.insert(r, false);
-                let request = AcquireRequest {
-                    shared,
-                    ..AcquireRequest::default()
+                if persistent {
+                    flags |= RES_PERSISTENT;
+                }
+                let res = self.resource(r, flags);
+                let header = Header::request(WireCmd::Acquire, 0, 0, SELF, 0);
+                let call = Call::Acquire {
+                    resources: vec![res],
+                    options: Default::default(),
                 };
-                let (space, res) = (self.space, self.resources[r]);
-                let offset = (r as u64 + 1) * MIB;
-                let host = self.nodes[n].host.as_mut().expect("checked");
-                host.acquire(now, space, res, offset, request);
+                let cmd = Cmd::Acquire {
+                    r,
+                    persistent,
+                    shared,
+                };
                 if dies {
                     // The process dies with its acquire under way.
                     let at = self.now + self.millis(3_000);
@@ -67,6 +81,7 @@ impl World {
                     };
                     self.agenda.schedule(at, ev);
                 }
+                self.call(n, ci, pid, header, call, cmd);
             }
             Act::Release { r } => {
                 let Some(&pid) = self.nodes[n].holders.get(&r) else {
@@ -77,9 +92,8 @@ impl World {
                 if p.exiting || p.exited {
                     return;
                 }
-                let busy = self.nodes[n].table.target(ci, u32::MAX).is_none();
-                if busy || self.nodes[n].ops.contains_key(&r) {
-                    // A command of this client is under way: let go once it has finished.
+                if self.busy(n, pid) || self.nodes[n].ops.contains_key(&r) {
+                    // A command of this process is under way: let go once it has finished.
                     let at = self.now + Duration::from_secs(1);
                     self.act_at(at, n, act);
                     return;
@@ -98,26 +112,22 @@ impl World {
                 }
                 // RELEASE: it holds the lease no more once it asks.
                 self.nodes[n].holders.remove(&r);
-                self.nodes[n]
-                    .procs
-                    .get_mut(&pid)
-                    .expect("live")
-                    .holds
-                    .remove(&r);
-                self.inv.dropped(r, n);
-                let key = self.key(r);
-                if self.nodes[n].table.drop_holder(ci, key) {
-                    if let Some(c) = self.nodes[n].table.get_mut(ci) {
-                        c.job = Some(Cmd::Release { r });
-                    }
-                    if !self.release_lease(n, r) {
-                        // Nothing to write (a failed lockspace dropped it): answered at once.
-                        self.command_done(n, ci);
-                    }
-                } else {
-                    self.nodes[n].table.release_answered(ci);
-                    self.table_effects(n, None);
+                if let Some(p) = self.nodes[n].procs.get_mut(&pid) {
+                    p.holds.remove(&r);
                 }
+                self.inv.dropped(r, n);
+                self.nodes[n].ops.insert(r, Op::Release);
+                self.nodes[n].faulted.insert(r, false);
+                let res = self.resource(r, 0);
+                let header = Header::request(WireCmd::Release, 0, 0, SELF, 0);
+                self.call(
+                    n,
+                    ci,
+                    pid,
+                    header,
+                    Call::Release(vec![res]),
+                    Cmd::Release { r },
+                );
             }
             Act::Convert { r } => {
                 let Some(&pid) = self.nodes[n].holders.get(&r) else {
@@ -128,7 +138,7 @@ impl World {
                 if p.exiting || p.exited || self.nodes[n].ops.contains_key(&r) {
                     return;
                 }
-                if self.nodes[n].table.target(ci, u32::MAX).is_none() {
+                if self.busy(n, pid) {
                     return;
                 }
                 let Some(shared) = self.inv.holding(r, n) else {
@@ -138,15 +148,11 @@ impl World {
                     // Asking to downgrade gives up exclusive use at once.
                     let _ = self.inv.converted(r, n, true);
                 }
-                let node = &mut self.nodes[n];
-                if let Some(c) = node.table.get_mut(ci) {
-                    c.job = Some(Cmd::Convert { r });
-                }
-                node.ops.insert(r, Op::Convert);
-                node.faulted.insert(r, false);
-                let (space, res) = (self.space, self.resources[r]);
-                let host = self.nodes[n].host.as_mut().expect("checked");
-                host.convert(now, space, res, !shared);
+                self.nodes[n].ops.insert(r, Op::Convert);
+                self.nodes[n].faulted.insert(r, false);
+                let res = self.resource(r, if shared { 0 } else { RES_SHARED });
+                let header = Header::request(WireCmd::Convert, 0, 0, SELF, 0);
+                self.call(n, ci, pid, header, Call::Convert(res), Cmd::Convert { r });
             }
             Act::Request { r } => {
                 let force_mode = if self.rng.below(2) == 0 {
@@ -154,47 +160,76 @@ impl World {
                 } else {
                     ForceMode::Graceful
                 };
-                let args = RequestArgs {
-                    lver: None,
-                    force_mode,
-                    next_lver: true,
+                // `sanlock client request`, on a connection of its own.
+                let Some(ci) = self.nodes[n].daemon.as_mut().and_then(|d| d.connect(0)) else {
+                    return;
                 };
-                let (space, res) = (self.space, self.resources[r]);
-                let offset = (r as u64 + 1) * MIB;
-                let host = self.nodes[n].host.as_mut().expect("checked");
-                host.request(now, space, res, offset, args);
+                let res = self.resource(r, 0);
+                let header = Header::request(
+                    WireCmd::Request,
+                    REQUEST_NEXT_LVER,
+                    force_mode.value(),
+                    0,
+                    0,
+                );
+                self.call(n, ci, 0, header, Call::Request(res), Cmd::Request { ci });
             }
             Act::ReleaseOrphans { r } => {
                 // REL_ORPHAN from some client: the orphan's lease is released.
-                let key = self.key(r);
+                let key = (self.space, self.resources[r]);
                 let orphan = self.nodes[n]
-                    .table
-                    .tokens
-                    .get(&key)
+                    .daemon
+                    .as_ref()
+                    .and_then(|d| d.clients().tokens.get(&key))
                     .is_some_and(|t| t.orphan);
                 if !orphan {
                     return;
                 }
-                if self.nodes[n].ops.contains_key(&r) {
+                let Some(pid) = self.idle_client(n) else {
                     let at = self.now + Duration::from_secs(1);
                     self.act_at(at, n, act);
                     return;
-                }
-                self.nodes[n].table.tokens.remove(&key);
-                self.release_lease(n, r);
+                };
+                let ci = self.nodes[n].procs[&pid].ci;
+                let res = self.resource(r, 0);
+                let header = Header::request(WireCmd::Release, REL_ORPHAN, 0, SELF, 0);
+                let call = Call::Release(vec![res]);
+                self.call(n, ci, pid, header, call, Cmd::ReleaseOrphans);
             }
         }
-        self.drain(n);
     }
 
-    /// Whether host `n` may start an acquire of `r`: no process here holds it, no operation
-    /// is under way on it, and it is not an orphan here.
+    /// Resource `r` as a request names it, on the shared disk.
+    fn resource(&self, r: usize, flags: u32) -> WireResource {
+        WireResource {
+            lockspace_name: self.space,
+            name: self.resources[r],
+            flags,
+            num_disks: 1,
+            disks: vec![WireDisk {
+                path: DISK_PATH.to_vec(),
+                offset: (r as u64 + 1) * MIB,
+            }],
+            ..WireResource::default()
+        }
+    }
+
+    /// Whether process `pid` of host `n` waits for a reply.
+    pub(super) fn busy(&self, n: usize, pid: i32) -> bool {
+        self.nodes[n].pending.values().any(|p| p.pid == pid)
+    }
+
+    /// Whether host `n` may start an acquire of `r`: no process here holds it, no request is
+    /// under way on it, and it is not an orphan here.
     fn free_here(&self, n: usize, r: usize) -> bool {
         let node = &self.nodes[n];
+        let key = (self.space, self.resources[r]);
         !node.holders.contains_key(&r)
             && !node.ops.contains_key(&r)
-            && !node.table.tokens.contains_key(&self.key(r))
-            && self.client_on(n, r).is_none()
+            && !node
+                .daemon
+                .as_ref()
+                .is_some_and(|d| d.clients().tokens.contains_key(&key))
     }
 
     /// Random work happens before the liveness phase.
