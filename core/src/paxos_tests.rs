@@ -756,11 +756,27 @@ impl World {
             .copy_from_slice(&sector.encode(SectorSize::Bytes512));
     }
 
+    /// An exclusive acquire run to its end: its events.
+    fn acquire_ex(&mut self) -> Vec<Event> {
+        self.lease.acquire(self.now, AcquireRequest::default());
+        self.run_io();
+        self.events()
+    }
+
     fn written_dblocks(&self, from: usize) -> usize {
         self.log[from..]
             .iter()
             .filter(|(_, k, off, _)| *k == "write" && *off == 1024)
             .count()
+    }
+}
+
+/// A dblock that went through phase 1 only: a ballot number for `lver`, no value.
+fn phase1_only(mbal: u64, lver: u64) -> PaxosDblock {
+    PaxosDblock {
+        mbal: Mbal(mbal),
+        lver: Lver(lver),
+        ..PaxosDblock::default()
     }
 }
 
@@ -836,17 +852,8 @@ fn a_value_of_ours_another_host_adopted_is_not_taken_as_won() {
             ..earlier
         },
     );
-    w.set_dblock(
-        1,
-        PaxosDblock {
-            mbal: Mbal(4001),
-            lver: Lver(1),
-            ..PaxosDblock::default()
-        },
-    );
-    w.lease.acquire(w.now, AcquireRequest::default());
-    w.run_io();
-    assert!(matches!(w.events()[..], [Event::Acquired { .. }]));
+    w.set_dblock(1, phase1_only(4001, 1));
+    assert!(matches!(w.acquire_ex()[..], [Event::Acquired { .. }]));
     assert_eq!(w.leader().lver, Lver(2));
 }
 
@@ -873,10 +880,8 @@ fn a_version_another_host_won_over_our_retracted_value_is_left_to_it() {
     );
     w.now = Time::from_secs(800);
     w.lease = PaxosLease::new(config(1, 1));
-    w.lease.acquire(w.now, AcquireRequest::default());
-    w.run_io();
     assert_eq!(
-        w.events(),
+        w.acquire_ex(),
         vec![Event::AcquireFailed {
             rv: SANLK_ACQUIRE_OTHER
         }]
@@ -893,17 +898,8 @@ fn our_dblock_never_goes_back_to_an_earlier_version() {
     // Our dblock is at version 3 (a phase 1 that lost); the leader says 0. Balloting version
     // 1 would erase the trace of our part in version 3: the ballot is for version 3.
     let mut w = World::new(1, 1, 764);
-    w.set_dblock(
-        1,
-        PaxosDblock {
-            mbal: Mbal(1),
-            lver: Lver(3),
-            ..PaxosDblock::default()
-        },
-    );
-    w.lease.acquire(w.now, AcquireRequest::default());
-    w.run_io();
-    assert!(matches!(w.events()[..], [Event::Acquired { .. }]));
+    w.set_dblock(1, phase1_only(1, 3));
+    assert!(matches!(w.acquire_ex()[..], [Event::Acquired { .. }]));
     assert_eq!(
         (w.leader().lver, w.dblock(1).dblock.lver),
         (Lver(3), Lver(3))
