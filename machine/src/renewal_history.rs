@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use sanlock_core::host::RenewalTimes;
 
 /// One successful renewal and the failed attempts after it (lockspace.c renewal history).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct RenewalRecord {
     /// The renewal's timestamp (s).
     pub timestamp: u64,
@@ -22,7 +22,7 @@ pub struct RenewalRecord {
 }
 
 /// The records, oldest first.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct RenewalHistory(VecDeque<RenewalRecord>);
 
 impl RenewalHistory {

@@ -1,10 +1,13 @@
-//! A deterministic simulator and an exhaustive model checker for sanlock-rs's core: many hosts
-//! run the unchanged `sanlock_core::host::Host` against a simulated shared disk, with faults,
-//! clocks and a watchdog, and checkers look for two hosts holding one lease.
+//! A deterministic simulator and an exhaustive model checker for sanlock-rs's daemon: many
+//! hosts each run the daemon's engine (`sanlock_machine::daemon`, with the unchanged core
+//! `Host` inside) against a simulated shared disk, with client processes, faults, clocks, wdmd
+//! and a watchdog, and checkers look for two hosts holding one lease and for a daemon that
+//! stops, releases or keeps the wrong thing.
 //!
 //! - [`world`]: the random simulator (`sanlock-sim run`), one seed per run;
 //! - [`check`]: the exhaustive checker for 2-3 hosts (`sanlock-sim check`);
-//! - [`invariants`]: the properties both check.
+//! - [`invariants`]: the properties both check;
+//! - [`requests`]: the requests their client processes send.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -15,6 +18,7 @@ pub mod config;
 pub mod disk;
 pub mod invariants;
 pub mod queue;
+pub mod requests;
 pub mod stats;
 pub mod timeline;
 pub mod world;

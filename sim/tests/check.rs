@@ -17,12 +17,12 @@ fn complete_and_safe(name: &str, hosts: usize) -> u64 {
 #[test]
 fn the_two_host_check_explores_every_state_and_finds_no_violation() {
     // `sanlock-sim check --hosts 2 --resources 1` prints the same count.
-    assert_eq!(complete_and_safe("basic", 2), 63_631);
+    assert_eq!(complete_and_safe("basic", 2), 90_827);
 }
 
 #[test]
 fn two_hosts_on_one_host_id_never_both_hold_it() {
-    assert_eq!(complete_and_safe("same-host-id", 2), 113);
+    assert_eq!(complete_and_safe("same-host-id", 2), 447);
 }
 
 #[test]
@@ -45,7 +45,7 @@ fn the_larger_scenarios_find_no_violation() {
 
 #[test]
 fn a_client_that_dies_mid_acquire_or_holding_leaves_its_lease_released_or_orphaned() {
-    // The daemon's client table decides; every order of the death against the acquire's I/O.
+    // The daemon's engine decides; every order of the death against the acquire's I/O.
     assert!(complete_and_safe("client-dies", 2) > 100_000);
 }
 

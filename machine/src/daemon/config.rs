@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 /// What the daemon runs with.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DaemonConfig {
     /// `$SANLOCK_RUN_DIR` or `/run/sanlock`.
     pub run_dir: PathBuf,

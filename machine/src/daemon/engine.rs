@@ -56,7 +56,7 @@ pub(super) const SANLK_ADDLS_INVALID_HOSTID: i32 = -231;
 pub(super) const HOSTS_SCAN_DELAY: Duration = Duration::from_millis(960);
 
 /// Where a lockspace is in its life (sanlock's spaces / spaces_add / spaces_rem lists).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) enum SpaceState {
     /// Probing the disk, then acquiring the delta lease.
     Adding,
@@ -71,6 +71,7 @@ pub(super) enum SpaceState {
 }
 
 /// One lockspace of ours.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub(super) struct Space {
     pub ls: WireLockspace,
     pub space_id: u32,
@@ -109,7 +110,7 @@ pub(super) struct Space {
 /// sanlock's `lease_status` of a lockspace as `status -D` shows it: the result of the last
 /// join and of the last renewal (1 for success, else the error), when each was attempted and
 /// when the last one succeeded (monotonic seconds; the join counts as a renewal too).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub(super) struct LeaseStatus {
     pub acquire_result: i32,
     pub acquire_attempt: u64,
@@ -120,6 +121,7 @@ pub(super) struct LeaseStatus {
 }
 
 /// What the host is doing on a resource for whom.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub(super) enum Pending {
     /// An acquire for client `ci`'s job (`lvb`: ACQUIRE_LVB).
     Acquire {
@@ -136,6 +138,7 @@ pub(super) enum Pending {
 }
 
 /// A command bound to a client, waiting for the host (one per client: its "cmd_active").
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub enum Job {
     /// ACQUIRE: resources still to take, the keys taken so far.
     Acquire {
@@ -157,7 +160,8 @@ pub enum Job {
     Convert { waiter: Waiter },
 }
 
-/// The daemon's state.
+/// The daemon's state: a value (the checker copies, compares and fingerprints it).
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Engine {
     pub(super) cfg: DaemonConfig,
     pub(super) host_name: Name,
@@ -199,6 +203,40 @@ pub struct Engine {
     pub(super) actions: Vec<Action>,
     /// The host's outputs kept for an observer (the simulator), with their action positions.
     observed: Option<Vec<(usize, Output)>>,
+}
+
+/// One turn of the engine as an observing shell sees it ([`Engine::take_turn`]).
+pub struct Turn {
+    /// The host's I/O, each request on its disk.
+    pub io: Vec<(DiskNo, IoRequest)>,
+    /// The host's outputs and the engine's actions, in the order they came.
+    pub events: Vec<Happened>,
+}
+
+impl Turn {
+    /// Nothing happened.
+    pub fn is_empty(&self) -> bool {
+        self.io.is_empty() && self.events.is_empty()
+    }
+}
+
+/// One thing in a [`Turn`].
+pub enum Happened {
+    /// What the host did (observed).
+    Output(Output),
+    /// What the engine asks of its shell.
+    Action(Action),
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("host_name", &self.host_name)
+            .field("now", &self.now)
+            .field("spaces", &self.spaces.len())
+            .field("clients", &self.table.iter().count())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The reply of sanlock's main-thread commands: the header with version 1, length 32, the
@@ -265,6 +303,23 @@ impl Engine {
             .as_mut()
             .map(std::mem::take)
             .unwrap_or_default()
+    }
+
+    /// Everything this turn produced, for an observing shell (the simulator, the checker):
+    /// the host's I/O, and its outputs interleaved in order with the actions they led to.
+    /// Empty when the engine is quiet.
+    pub fn take_turn(&mut self) -> Turn {
+        let io = self.take_io();
+        let mut observed = self.take_observed().into_iter().peekable();
+        let mut events = Vec::new();
+        for (i, action) in self.take_actions().into_iter().enumerate() {
+            while let Some((_, out)) = observed.next_if(|(at, _)| *at <= i) {
+                events.push(Happened::Output(out));
+            }
+            events.push(Happened::Action(action));
+        }
+        events.extend(observed.map(|(_, out)| Happened::Output(out)));
+        Turn { io, events }
     }
 
     /// The core host, to look at.

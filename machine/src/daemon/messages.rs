@@ -110,6 +110,7 @@ pub enum Call {
 }
 
 /// What to send back, and whether to close the connection after it.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Reply {
     /// The bytes (empty: send nothing).
     pub bytes: Vec<u8>,
@@ -118,6 +119,13 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The result its header carries (sanlock's `data`); `None` when it starts with no
+    /// header (a raw payload, or nothing to send).
+    pub fn rv(&self) -> Option<i32> {
+        let bytes: &[u8; 32] = self.bytes.get(..32)?.try_into().ok()?;
+        Some(Header::decode(bytes).rv())
+    }
+
     /// A header, connection kept open.
     pub fn keep(header: Header) -> Reply {
         Reply {
@@ -149,7 +157,9 @@ pub struct ReplyTo(pub u64);
 /// answers through [`Engine::answer`] or [`Engine::send_reply`], which push an
 /// [`Action::Reply`]; the loop hands it to the connection when the turn ends. A waiter dropped
 /// unanswered closes its connection, as sanlock closes a connection whose command it gives up
-/// on.
+/// on. A clone is the same waiter (it shares the pointer: the checker copies whole engines);
+/// waiters compare and hash by their header and reply id.
+#[derive(Clone)]
 pub struct Waiter {
     /// The request's header (replies are built from it).
     pub header: Header,
@@ -157,6 +167,20 @@ pub struct Waiter {
     pub to: ReplyTo,
     /// Alive as long as the waiter: the loop sees a dropped waiter by its dead weak pointer.
     _alive: std::sync::Arc<()>,
+}
+
+impl PartialEq for Waiter {
+    fn eq(&self, other: &Self) -> bool {
+        (self.header, self.to) == (other.header, other.to)
+    }
+}
+
+impl Eq for Waiter {}
+
+impl std::hash::Hash for Waiter {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.header, self.to).hash(state);
+    }
 }
 
 impl Waiter {
@@ -225,6 +249,7 @@ pub enum Input {
 
 /// What the engine asks of its loop, done after each turn in order: the engine decides, the
 /// loop does the I/O (issue 16: this is the daemon machine's `poll_action`, taking shape).
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub enum Action {
     /// Send `reply` to whoever waits for `to`.
     Reply { to: ReplyTo, reply: Reply },
@@ -267,6 +292,7 @@ pub enum Action {
 
 /// A create, delete or rebuild waiting for the host (the header read, the lease taken, the
 /// change made, the lease given back).
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct RindexJob {
     pub cmd: Cmd,
     pub rx: WireRindex,
@@ -278,6 +304,7 @@ pub struct RindexJob {
 }
 
 /// What waits for a disk.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub enum AfterOpen {
     /// The lockspace being added (probed already).
     Join { space_id: u32 },

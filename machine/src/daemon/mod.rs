@@ -25,7 +25,7 @@ mod rindex_jobs;
 mod spaces;
 mod status;
 
-pub use engine::Engine;
+pub use engine::{Engine, Happened, Turn};
 pub use messages::{Action, Call, Input, Reply, ReplyTo, Waiter};
 pub use status::resource_string;
 

@@ -11,7 +11,7 @@ pub const HEADER_LEN: usize = 32;
 pub const VERSION_NUM: u32 = 0x0308_0500;
 
 /// One header, as sent (host byte order: little-endian on every target).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Header {
     /// SM_MAGIC.
     pub magic: u32,

@@ -128,7 +128,7 @@ impl WireResource {
 }
 
 /// `sanlk_lockspace`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct WireLockspace {
     /// The lockspace name.
     pub name: Name,
@@ -164,7 +164,7 @@ impl WireLockspace {
 }
 
 /// `sanlk_options`: only the owner name is used.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct WireOptions {
     /// Shown in `status` for the client.
     pub owner_name: Name,
@@ -188,7 +188,7 @@ impl WireOptions {
 }
 
 /// `sanlk_host`: one host of a lockspace, or one owner of a resource.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct WireHost {
     /// Its host_id.
     pub host_id: u64,
@@ -226,7 +226,7 @@ impl WireHost {
 }
 
 /// `sanlk_host_event`: an event for a host (set_event), or as delivered (event_cb).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct WireHostEvent {
     /// The host it is for.
     pub host_id: u64,
@@ -264,7 +264,7 @@ pub const RINDEX_LEN: usize = 1104;
 pub const RENTRY_LEN: usize = 64;
 
 /// `sanlk_rindex`: where a resource index is, and its geometry flags.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct WireRindex {
     /// SANLK_RIF_* (the align and sector bits of SANLK_RES_*).
     pub flags: u32,
@@ -299,7 +299,7 @@ impl WireRindex {
 }
 
 /// `sanlk_rentry`: one entry of a resource index.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct WireRentry {
     /// The resource name (empty: none).
     pub name: Name,
@@ -330,7 +330,7 @@ impl WireRentry {
 }
 
 /// `sanlk_state` and its text: one record of a STATUS, HOST_STATUS or RENEWAL stream.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct WireState {
     /// SANLK_STATE_* (DAEMON 1 … RENEWAL 6).
     pub kind: u32,

@@ -10,22 +10,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sanlock_core::host::{Host, HostConfig, JoinRequest, Output, Target};
-use sanlock_core::io::{IoError, IoId, IoOp, IoRequest};
+use sanlock_core::host::Output;
+use sanlock_core::io::{IoError, IoId, IoOp};
 use sanlock_core::ondisk::leader::{DELTA_DISK_MAGIC, PAXOS_DISK_MAGIC};
 use sanlock_core::ondisk::{
     lockspace_init, resource_init, AlignSize, Geometry, LeaderKind, Name, RawLeader, ResourceInit,
     SectorSize,
 };
-use sanlock_core::paxos::{self, AcquireRequest};
+use sanlock_core::paxos;
 use sanlock_core::timeouts::WATCHDOG_FIRE_TIMEOUT_S;
 use sanlock_core::{HostId, Time};
-use sanlock_machine::clients::ClientTable;
+use sanlock_machine::daemon::config::DaemonConfig;
+use sanlock_machine::daemon::{Action, Call, DiskNo, Engine, Happened, Input, ReplyTo, Waiter};
 use sanlock_machine::watchdog::{Keeper, Order};
+use sanlock_machine::wire::{Header, WireResource};
 
 use super::fingerprint::{intern, Fingerprinter, RECORD};
 use super::scenario::Scenario;
 use crate::invariants::{Broken, Invariants};
+use crate::requests::{self, RES_PERSISTENT, RES_SHARED};
 use crate::world::TIMESTAMP_OFFSET;
 
 mod daemon;
@@ -174,14 +177,14 @@ pub struct State {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(super) struct HostState {
-    host: Option<Host>,
+    /// The daemon's machine (with the core Host it owns), while the host is up.
+    daemon: Option<Engine>,
+    /// The lockspace's add was answered 0: the process may ask for leases.
     joined: bool,
     /// Some(shared) while its process holds the resource.
     holding: Option<bool>,
     busy: bool,
     acquires_left: u8,
-    /// The daemon's watchdog policy (wdmd), whose orders set `armed`.
-    keeper: Keeper,
     /// What wdmd was last told: the armed expire on this host's clock (whole seconds).
     armed: Option<Time>,
     lost_disk: bool,
@@ -191,9 +194,14 @@ pub(super) struct HostState {
     released_clean: bool,
     /// Hosts that had released the lease cleanly and were idle when our acquire started.
     idle_owners: u8,
-    /// The daemon's client table (`sanlock_machine::clients`): the working process and the
-    /// idle ones.
-    table: ClientTable<Cmd>,
+    /// Requests waiting for the daemon's reply (the add, the working process's command).
+    pending: BTreeMap<ReplyTo, Cmd>,
+    /// The next request's reply id (per host: equal histories give equal ids).
+    next_reply: u64,
+    /// Within a turn: signals follow a StopHolders within (`Some(true)`) or after the grace,
+    /// or a request (`None`); and whether a StopHolders came.
+    stop_context: Option<bool>,
+    stop_check: bool,
     /// The working process lives.
     alive: bool,
     /// Its daemon stopped it (a signal or its killpath); it exits at a later step.
@@ -281,18 +289,20 @@ impl Model {
             now_ms: 0,
             hosts: (0..self.hosts)
                 .map(|h| HostState {
-                    host: None,
+                    daemon: None,
                     joined: false,
                     holding: None,
                     busy: false,
                     acquires_left: self.scenario.acquires(h),
-                    keeper: Keeper::Wdmd(Default::default()),
                     armed: None,
                     lost_disk: false,
                     faulted: false,
                     released_clean: false,
                     idle_owners: 0,
-                    table: ClientTable::default(),
+                    pending: BTreeMap::new(),
+                    next_reply: 0,
+                    stop_context: None,
+                    stop_check: false,
                     alive: true,
                     stopped: false,
                     failed: false,
@@ -305,30 +315,23 @@ impl Model {
         };
         for h in 0..self.hosts {
             let name = Name::new(format!("host{h}").as_bytes()).expect("short");
-            let mut config = HostConfig::new(name);
-            config.kill_grace_s = self.scenario.kill_grace_s;
-            config.rng_seed = h as u64 + 1;
-            self.register_clients(&mut state, h);
+            let config = DaemonConfig {
+                use_watchdog: true,
+                kill_grace_s: self.scenario.kill_grace_s,
+                ..DaemonConfig::default()
+            };
+            let keeper = Keeper::Wdmd(Default::default());
+            let now = self.local(h, 0);
+            let mut engine = Engine::new(config, name, h as u64 + 1, keeper, now);
+            engine.observe_outputs();
             #[cfg(feature = "mutants")]
             {
-                config.mutant = self.scenario.mutant;
+                engine.set_core_mutant(self.scenario.mutant);
+                engine.set_mutant(self.scenario.daemon_mutant);
             }
-            let mut host = Host::new(config);
-            let host_id = self.scenario.host_id(h);
-            let order = state.hosts[h].keeper.register(0, self.space, host_id);
-            debug_assert!(matches!(order, Some(Order::Register { .. })));
-            host.join(
-                self.local(h, 0),
-                JoinRequest {
-                    space_name: self.space,
-                    host_id: HostId::new(self.scenario.host_id(h)).expect("1.."),
-                    geometry: geometry(),
-                    offset: 0,
-                    io_timeout_s: self.scenario.io_timeout_s,
-                },
-            );
-            state.hosts[h].host = Some(host);
-            self.drain(&mut state, h)?;
+            state.hosts[h].daemon = Some(engine);
+            self.register_clients(&mut state, h)?;
+            self.add_lockspace(&mut state, h)?;
         }
         Ok(state)
     }
@@ -380,7 +383,7 @@ impl Model {
             }
         }
         for (h, hs) in state.hosts.iter().enumerate() {
-            if hs.host.is_none() {
+            if hs.daemon.is_none() {
                 continue;
             }
             if state.faults_left > 0
@@ -427,11 +430,12 @@ impl Model {
         }
         let mut next: Option<u64> = None;
         for (h, hs) in state.hosts.iter().enumerate() {
-            let Some(host) = &hs.host else { continue };
+            let Some(engine) = &hs.daemon else { continue };
             let mut consider = |t: u64| next = Some(next.map_or(t, |n| n.min(t)));
-            if let Some(t) = host.poll_timeout() {
-                consider(self.global_ms(h, t).max(state.now_ms + 1));
-            }
+            consider(
+                self.global_ms(h, engine.poll_timeout())
+                    .max(state.now_ms + 1),
+            );
             if let Some(expire) = hs.armed {
                 consider(self.reset_at(h, expire));
             }
@@ -551,7 +555,6 @@ impl Model {
                 }
             }
             Step::Acquire { host } => {
-                let now = self.local(host, s.now_ms);
                 let idle = (0..self.hosts)
                     .filter(|&o| {
                         let os = &s.hosts[o];
@@ -564,32 +567,30 @@ impl Model {
                 hs.acquires_left -= 1;
                 hs.busy = true;
                 hs.faulted = false;
-                if let Some(c) = hs.table.get_mut(WORKER_CI) {
-                    c.job = Some(Cmd::Acquire { persistent });
+                let mut flags = 0;
+                if self.scenario.shared(host) {
+                    flags |= RES_SHARED;
                 }
-                let request = AcquireRequest {
-                    shared: self.scenario.shared(host),
-                    ..AcquireRequest::default()
-                };
-                let h = hs.host.as_mut().expect("listed");
-                h.acquire(now, self.space, self.resource, MIB, request);
-                self.drain(&mut s, host)?;
+                if persistent {
+                    flags |= RES_PERSISTENT;
+                }
+                let (header, call) = requests::acquire(self.wire_resource(flags));
+                self.call(
+                    &mut s,
+                    host,
+                    WORKER_CI,
+                    header,
+                    call,
+                    Cmd::Acquire { persistent },
+                )?;
             }
             Step::Release { host } => {
                 s.inv.dropped(0, host);
                 let hs = &mut s.hosts[host];
                 hs.holding = None;
                 hs.faulted = false;
-                let key = (self.space, self.resource);
-                if hs.table.drop_holder(WORKER_CI, key) {
-                    if let Some(c) = hs.table.get_mut(WORKER_CI) {
-                        c.job = Some(Cmd::Release);
-                    }
-                    if !self.release_lease(&mut s, host) {
-                        self.command_done(&mut s, host)?;
-                    }
-                }
-                self.drain(&mut s, host)?;
+                let (header, call) = requests::release(self.wire_resource(0));
+                self.call(&mut s, host, WORKER_CI, header, call, Cmd::Release)?;
             }
             Step::Die { host } => self.die(&mut s, host)?,
             Step::Exit { host } => self.stopped_exit(&mut s, host)?,
@@ -601,13 +602,12 @@ impl Model {
                             // The watchdog resets the host: it and its process are gone.
                             s.inv.dropped(0, h);
                             let hs = &mut s.hosts[h];
-                            hs.host = None;
+                            hs.daemon = None;
                             hs.holding = None;
-                            hs.keeper = Keeper::Wdmd(Default::default());
                             hs.armed = None;
                             hs.joined = false;
                             hs.alive = false;
-                            hs.table = ClientTable::default();
+                            hs.pending.clear();
                             s.flights.retain(|(o, _), f| {
                                 *o as usize != h || (f.hung && f.write.is_some())
                             });
@@ -617,13 +617,11 @@ impl Model {
                 for h in 0..self.hosts {
                     let now = self.local(h, to_ms);
                     let due = s.hosts[h]
-                        .host
+                        .daemon
                         .as_ref()
-                        .and_then(Host::poll_timeout)
-                        .is_some_and(|t| t <= now);
+                        .is_some_and(|d| d.poll_timeout() <= now);
                     if due {
-                        s.hosts[h].host.as_mut().expect("due").handle_timeout(now);
-                        self.drain(&mut s, h)?;
+                        self.input(&mut s, h, Input::Timer)?;
                     }
                 }
             }
@@ -638,32 +636,65 @@ impl Model {
         id: u64,
         result: sanlock_core::io::IoResult,
     ) -> Result<(), Violation> {
-        let now = self.local(host, s.now_ms);
-        if let Some(h) = s.hosts[host].host.as_mut() {
-            h.handle_io(now, IoId(id), result);
-            self.drain(s, host)?;
-        }
-        Ok(())
+        self.input(s, host, Input::IoDone(vec![(IoId(id), result)]))
     }
 
-    /// Takes the host's new I/O and acts on its outputs, checking the properties.
+    /// Hands host `h`'s daemon `input`, then carries out what it decided.
+    pub(super) fn input(&self, s: &mut State, h: usize, input: Input) -> Result<(), Violation> {
+        let now = self.local(h, s.now_ms);
+        let Some(engine) = s.hosts[h].daemon.as_mut() else {
+            return Ok(());
+        };
+        engine.handle(now, input);
+        self.drain(s, h)
+    }
+
+    /// Hands host `h`'s daemon request `call` on connection `ci`.
+    pub(super) fn call(
+        &self,
+        s: &mut State,
+        h: usize,
+        ci: usize,
+        header: Header,
+        call: Call,
+        cmd: Cmd,
+    ) -> Result<(), Violation> {
+        let hs = &mut s.hosts[h];
+        let to = ReplyTo(hs.next_reply);
+        hs.next_reply += 1;
+        hs.pending.insert(to, cmd);
+        let (waiter, _) = Waiter::new(header, to);
+        self.input(s, h, Input::Call { ci, waiter, call })
+    }
+
+    /// The resource as a request names it.
+    fn wire_resource(&self, flags: u32) -> WireResource {
+        requests::resource(self.space, self.resource, MIB, flags)
+    }
+
+    /// ADD_LOCKSPACE on a connection of its own.
+    fn add_lockspace(&self, s: &mut State, h: usize) -> Result<(), Violation> {
+        let Some(ci) = s.hosts[h].daemon.as_mut().and_then(|d| d.connect(0)) else {
+            return Ok(());
+        };
+        let host_id = self.scenario.host_id(h);
+        let (header, call) =
+            requests::add_lockspace(self.space, host_id, self.scenario.io_timeout_s);
+        self.call(s, h, ci, header, call, Cmd::Join { ci })
+    }
+
+    /// Takes the daemon's new I/O, checks what its host did, carries out its actions in the
+    /// order decided, checking the properties.
     fn drain(&self, s: &mut State, h: usize) -> Result<(), Violation> {
         loop {
-            let Some(host) = s.hosts[h].host.as_mut() else {
+            let Some(engine) = s.hosts[h].daemon.as_mut() else {
                 return Ok(());
             };
-            let mut ios: Vec<(Target, IoRequest)> = Vec::new();
-            while let Some(io) = host.poll_io() {
-                ios.push(io);
+            let turn = engine.take_turn();
+            if turn.is_empty() {
+                break;
             }
-            let mut outputs = Vec::new();
-            while let Some(out) = host.poll_output() {
-                outputs.push(out);
-            }
-            if ios.is_empty() && outputs.is_empty() {
-                return Ok(());
-            }
-            for (target, request) in ios {
+            for (_, request) in turn.io {
                 let (len, write) = match request.op {
                     IoOp::Read { len } => (len, None),
                     IoOp::Write { data } => {
@@ -699,18 +730,25 @@ impl Model {
                         hung: false,
                         slow: false,
                         lost,
-                        target_lease: target.lease().is_some(),
+                        target_lease: request.offset >= MIB,
                     },
                 );
             }
-            for out in outputs {
-                self.output(s, h, out)?;
+            for happened in turn.events {
+                match happened {
+                    Happened::Output(out) => self.output(s, h, out)?,
+                    Happened::Action(action) => self.action(s, h, action)?,
+                }
             }
+            if std::mem::take(&mut s.hosts[h].stop_check) {
+                self.check_all_stopped(s, h)?;
+            }
+            s.hosts[h].stop_context = None;
         }
+        Ok(())
     }
 
     fn output(&self, s: &mut State, h: usize, out: Output) -> Result<(), Violation> {
-        let now = self.local(h, s.now_ms);
         match out {
             Output::Joined { .. } => {
                 s.hosts[h].failed = false;
@@ -718,64 +756,23 @@ impl Model {
                 let others: Vec<usize> = (0..self.hosts)
                     .filter(|&o| o != h && self.scenario.host_id(o) == host_id)
                     .filter(|&o| {
-                        s.hosts[o]
-                            .host
-                            .as_ref()
-                            .is_some_and(|x| x.delta_live(self.space, self.local(o, s.now_ms)))
+                        s.hosts[o].daemon.as_ref().is_some_and(|d| {
+                            d.host().delta_live(self.space, self.local(o, s.now_ms))
+                        })
                     })
                     .collect();
                 s.inv.joined(h, host_id, &others)?;
-                s.hosts[h].joined = true;
             }
-            Output::JoinFailed { space_name, .. } | Output::Left { space_name } => {
-                s.hosts[h].joined = false;
-                s.hosts[h].table.forget_space(space_name);
-            }
+            Output::JoinFailed { .. } | Output::Left { .. } => s.hosts[h].joined = false,
             Output::LockspaceFailed { .. } => {
                 s.hosts[h].joined = false;
                 s.hosts[h].failed = true;
             }
-            Output::WatchdogArm {
-                space_name,
-                renewal,
-                expire,
-            } => {
-                let hs = &mut s.hosts[h];
-                if let Some(Order::TestLive { expire, .. }) =
-                    hs.keeper.arm(space_name, renewal, expire)
-                {
-                    hs.armed = Some(Time::from_secs(expire));
-                }
+            Output::StopHolders { graceful, .. } => {
+                s.hosts[h].stop_context = Some(graceful);
+                s.hosts[h].stop_check = true;
             }
-            Output::WatchdogDisarm { space_name } => {
-                if let Some(Order::Clear { .. }) = s.hosts[h].keeper.disarm(space_name) {
-                    s.hosts[h].armed = None;
-                    if s.hosts[h].holding.is_some() {
-                        return Err(format!(
-                            "host{h} disarmed its watchdog while its process holds the lease"
-                        ));
-                    }
-                }
-            }
-            Output::StopHolders {
-                space_name,
-                graceful,
-            } => {
-                let grace = self.scenario.kill_grace_s > 0;
-                s.hosts[h]
-                    .table
-                    .stop_holders(now, space_name, graceful, grace);
-                self.table_effects(s, h, Some(graceful))?;
-            }
-            Output::StopHolder {
-                space_name,
-                resource_name,
-                graceful,
-            } => {
-                let key = (space_name, resource_name);
-                s.hosts[h].table.stop_holder(key, graceful);
-                self.table_effects(s, h, None)?;
-            }
+            Output::StopHolder { .. } => s.hosts[h].stop_context = None,
             Output::Resource { event, .. } => self.resource_event(s, h, event)?,
             _ => {}
         }
@@ -801,24 +798,25 @@ impl Model {
                     Ok(()) => {}
                     Err(Broken::Exclusion(v)) | Err(Broken::Version(v)) => return Err(v),
                 }
-                self.acquired(s, h, shared, leader.lver.0)?;
+                if !s.hosts[h].alive {
+                    // Its process died before the answer: it never held the lease; the
+                    // daemon gives it back.
+                    s.inv.dropped(0, h);
+                }
             }
             paxos::Event::AcquireFailed { rv } => {
                 s.hosts[h].busy = false;
                 if rv == sanlock_core::rv::SANLK_ACQUIRE_IDLIVE {
                     self.refused_by_ghost(s, h)?;
                 }
-                self.command_done(s, h)?;
             }
             paxos::Event::Released => {
                 s.hosts[h].busy = false;
                 s.hosts[h].released_clean = !s.hosts[h].faulted;
-                self.command_done(s, h)?;
             }
             paxos::Event::ReleaseFailed { .. } => {
                 s.hosts[h].busy = false;
                 s.hosts[h].released_clean = false;
-                self.command_done(s, h)?;
             }
             _ => {}
         }
@@ -838,8 +836,8 @@ impl Model {
         }
         let owner = (0..self.hosts).find(|&o| {
             self.scenario.host_id(o) == leader.owner_id
-                && s.hosts[o].host.as_ref().is_some_and(|x| {
-                    x.generation(self.space).map(|g| g.0) == Some(leader.owner_generation)
+                && s.hosts[o].daemon.as_ref().is_some_and(|d| {
+                    d.host().generation(self.space).map(|g| g.0) == Some(leader.owner_generation)
                 })
         });
         match owner {

@@ -36,11 +36,7 @@ impl World {
         self.nodes[n].procs.insert(pid, proc);
         self.input(n, Input::Register { ci });
         if killpath {
-            let call = Call::Killpath {
-                path: KILLPATH.to_vec(),
-                args: pid.to_string().into_bytes(),
-            };
-            let header = Header::request(WireCmd::Killpath, 0, 0, u32::MAX, 0);
+            let (header, call) = requests::killpath(KILLPATH, pid.to_string().into_bytes(), 0);
             self.call(n, ci, pid, header, call, Cmd::Killpath);
         }
     }

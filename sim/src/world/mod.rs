@@ -41,9 +41,11 @@ use crate::queue::Agenda;
 pub use crate::stats::{Outcome, Stats};
 use crate::timeline::{Fate, Timeline, What};
 use sanlock_machine::daemon::config::DaemonConfig;
-use sanlock_machine::daemon::{Action, Call, DiskNo, Engine, Input, ReplyTo, Waiter};
+use sanlock_machine::daemon::{Action, Call, DiskNo, Engine, Happened, Input, ReplyTo, Waiter};
 use sanlock_machine::watchdog::{Keeper, Order};
-use sanlock_machine::wire::{Cmd as WireCmd, Header, WireDisk, WireLockspace, WireResource};
+use sanlock_machine::wire::Header;
+
+use crate::requests;
 
 mod clients;
 mod daemon_checks;
@@ -787,18 +789,9 @@ impl World {
         let Some(ci) = engine.connect(0) else {
             return;
         };
-        let ls = WireLockspace {
-            name: self.space,
-            host_id: self.nodes[n].host_id.get(),
-            flags: 0,
-            disk: WireDisk {
-                path: DISK_PATH.to_vec(),
-                offset: 0,
-            },
-        };
-        let io_timeout = self.p.io_timeout_s as u32;
-        let header = Header::request(WireCmd::AddLockspace, 0, io_timeout, 0, 0);
-        self.call(n, ci, 0, header, Call::AddLockspace(ls), Cmd::Join { ci });
+        let host_id = self.nodes[n].host_id.get();
+        let (header, call) = requests::add_lockspace(self.space, host_id, self.p.io_timeout_s);
+        self.call(n, ci, 0, header, call, Cmd::Join { ci });
     }
 
     /// Hands host `n`'s daemon request `call` on connection `ci` for process `pid`.
@@ -829,27 +822,19 @@ impl World {
             let Some(engine) = self.nodes[n].daemon.as_mut() else {
                 return;
             };
-            let ios = engine.take_io();
-            let mut observed = engine.take_observed().into_iter().peekable();
-            let actions = engine.take_actions();
-            if ios.is_empty() && actions.is_empty() && observed.peek().is_none() {
+            let turn = engine.take_turn();
+            if turn.is_empty() {
                 break;
             }
-            for (_, request) in ios {
+            for (_, request) in turn.io {
                 let target = self.target_of(request.offset);
                 self.start_io(n, target, request);
             }
-            for (i, action) in actions.into_iter().enumerate() {
-                while let Some((_, out)) = observed.next_if(|(at, _)| *at <= i) {
-                    self.output(n, out);
+            for happened in turn.events {
+                match happened {
+                    Happened::Output(out) => self.output(n, out),
+                    Happened::Action(action) => self.action(n, action),
                 }
-                if self.nodes[n].daemon.is_none() {
-                    return;
-                }
-                self.action(n, action);
-            }
-            for (_, out) in observed {
-                self.output(n, out);
             }
             if std::mem::take(&mut self.nodes[n].stop_check) {
                 self.check_all_stopped(n);
@@ -892,6 +877,3 @@ impl World {
         }
     }
 }
-
-/// The path of the one shared disk, as the daemon is told it.
-const DISK_PATH: &[u8] = b"/sim/disk";

@@ -10,14 +10,7 @@ impl World {
     /// Carries out one action of host `n`'s daemon, as the daemon's shell would.
     pub(super) fn action(&mut self, n: usize, action: Action) {
         match action {
-            Action::Reply { to, reply } => {
-                let rv = reply
-                    .bytes
-                    .get(..32)
-                    .and_then(|b| <&[u8; 32]>::try_from(b).ok())
-                    .map_or(-32, |b| Header::decode(b).rv());
-                self.reply(n, to, rv);
-            }
+            Action::Reply { to, reply } => self.reply(n, to, reply.rv().unwrap_or(-32)),
             Action::Signal { pid, signal } => {
                 let context = self.nodes[n].stop_context;
                 self.check_signalled(n, pid, context, Some(signal));

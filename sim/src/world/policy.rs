@@ -3,16 +3,10 @@
 //! elsewhere, and release orphans. Each is a request on the process's registered connection,
 //! as python3-sanlock sends it.
 
-use sanlock_machine::wire::payload::{RES_PERSISTENT, RES_SHARED};
+use sanlock_machine::wire::WireResource;
 
 use super::*;
-
-/// SANLK_REL_ORPHAN.
-const REL_ORPHAN: u32 = 4;
-/// SANLK_REQUEST_NEXT_LVER.
-const REQUEST_NEXT_LVER: u32 = 1;
-/// The header's data2 for "this connection's own process".
-const SELF: u32 = u32::MAX;
+use crate::requests::{RES_PERSISTENT, RES_SHARED};
 
 impl World {
     pub(super) fn act(&mut self, n: usize, act: Act) {
@@ -59,12 +53,7 @@ impl World {
                 if persistent {
                     flags |= RES_PERSISTENT;
                 }
-                let res = self.resource(r, flags);
-                let header = Header::request(WireCmd::Acquire, 0, 0, SELF, 0);
-                let call = Call::Acquire {
-                    resources: vec![res],
-                    options: Default::default(),
-                };
+                let (header, call) = requests::acquire(self.resource(r, flags));
                 let cmd = Cmd::Acquire {
                     r,
                     persistent,
@@ -118,16 +107,8 @@ impl World {
                 self.inv.dropped(r, n);
                 self.nodes[n].ops.insert(r, Op::Release);
                 self.nodes[n].faulted.insert(r, false);
-                let res = self.resource(r, 0);
-                let header = Header::request(WireCmd::Release, 0, 0, SELF, 0);
-                self.call(
-                    n,
-                    ci,
-                    pid,
-                    header,
-                    Call::Release(vec![res]),
-                    Cmd::Release { r },
-                );
+                let (header, call) = requests::release(self.resource(r, 0));
+                self.call(n, ci, pid, header, call, Cmd::Release { r });
             }
             Act::Convert { r } => {
                 let Some(&pid) = self.nodes[n].holders.get(&r) else {
@@ -151,8 +132,8 @@ impl World {
                 self.nodes[n].ops.insert(r, Op::Convert);
                 self.nodes[n].faulted.insert(r, false);
                 let res = self.resource(r, if shared { 0 } else { RES_SHARED });
-                let header = Header::request(WireCmd::Convert, 0, 0, SELF, 0);
-                self.call(n, ci, pid, header, Call::Convert(res), Cmd::Convert { r });
+                let (header, call) = requests::convert(res);
+                self.call(n, ci, pid, header, call, Cmd::Convert { r });
             }
             Act::Request { r } => {
                 let force_mode = if self.rng.below(2) == 0 {
@@ -164,15 +145,8 @@ impl World {
                 let Some(ci) = self.nodes[n].daemon.as_mut().and_then(|d| d.connect(0)) else {
                     return;
                 };
-                let res = self.resource(r, 0);
-                let header = Header::request(
-                    WireCmd::Request,
-                    REQUEST_NEXT_LVER,
-                    force_mode.value(),
-                    0,
-                    0,
-                );
-                self.call(n, ci, 0, header, Call::Request(res), Cmd::Request { ci });
+                let (header, call) = requests::request(self.resource(r, 0), force_mode.value());
+                self.call(n, ci, 0, header, call, Cmd::Request { ci });
             }
             Act::ReleaseOrphans { r } => {
                 // REL_ORPHAN from some client: the orphan's lease is released.
@@ -191,9 +165,7 @@ impl World {
                     return;
                 };
                 let ci = self.nodes[n].procs[&pid].ci;
-                let res = self.resource(r, 0);
-                let header = Header::request(WireCmd::Release, REL_ORPHAN, 0, SELF, 0);
-                let call = Call::Release(vec![res]);
+                let (header, call) = requests::release_orphans(self.resource(r, 0));
                 self.call(n, ci, pid, header, call, Cmd::ReleaseOrphans);
             }
         }
@@ -201,17 +173,8 @@ impl World {
 
     /// Resource `r` as a request names it, on the shared disk.
     fn resource(&self, r: usize, flags: u32) -> WireResource {
-        WireResource {
-            lockspace_name: self.space,
-            name: self.resources[r],
-            flags,
-            num_disks: 1,
-            disks: vec![WireDisk {
-                path: DISK_PATH.to_vec(),
-                offset: (r as u64 + 1) * MIB,
-            }],
-            ..WireResource::default()
-        }
+        let offset = (r as u64 + 1) * MIB;
+        requests::resource(self.space, self.resources[r], offset, flags)
     }
 
     /// Whether process `pid` of host `n` waits for a reply.

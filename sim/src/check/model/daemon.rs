@@ -1,155 +1,205 @@
-//! The checker's daemons: each host's client table (`sanlock_machine::clients`, the daemon's
-//! own code) with its working process (which acquires, releases, may die) and idle ones, and
-//! the daemon's properties checked as the table decides: only holders are stopped, nobody is
-//! SIGKILLed within the kill grace, a dead client keeps nothing, a persistent lease outlives
-//! its dead holder as an orphan.
+//! The checker's daemons: each host runs the daemon's engine (`sanlock_machine::daemon`,
+//! with the client table and the watchdog policy inside), played by a shell that hands it
+//! decoded requests and carries out its actions. Its working process acquires, releases and
+//! may die; idle ones stay registered. The daemon's properties are checked as it decides:
+//! only holders are stopped, nobody is SIGKILLed within the kill grace, a dead client keeps
+//! nothing, a persistent lease outlives its dead holder as an orphan, the watchdog is not
+//! cleared under a holder.
 
-use sanlock_machine::clients::Effect;
 use sanlock_machine::recovery::StopSignal;
-use sanlock_machine::wire::payload::RES_PERSISTENT;
-use sanlock_machine::wire::WireResource;
 
 use super::*;
 
 /// The slot of each host's working process (registered first).
 pub(in crate::check) const WORKER_CI: usize = 0;
 /// Its pid; the idle clients' follow.
-const WORKER_PID: i32 = 100;
+pub(in crate::check) const WORKER_PID: i32 = 100;
 
-/// The command under way for the working process.
+/// A request waiting for its reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(in crate::check) enum Cmd {
-    Acquire { persistent: bool },
+    /// ADD_LOCKSPACE on connection `ci`.
+    Join {
+        ci: usize,
+    },
+    Acquire {
+        persistent: bool,
+    },
     Release,
+    Killpath,
 }
 
 /// Whether the working process of `hs` has an acquire under way.
 pub(in crate::check) fn acquiring(hs: &HostState) -> bool {
-    hs.table
-        .get(WORKER_CI)
-        .is_some_and(|c| matches!(c.job, Some(Cmd::Acquire { .. })))
+    hs.pending
+        .values()
+        .any(|c| matches!(c, Cmd::Acquire { .. }))
 }
 
 impl Model {
-    /// Host `h`'s processes register with its daemon: the working one, then the idle ones.
-    pub(super) fn register_clients(&self, state: &mut State, h: usize) {
-        #[cfg(feature = "mutants")]
-        state.hosts[h]
-            .keeper
-            .set_mutant(self.scenario.daemon_mutant);
-        let table = &mut state.hosts[h].table;
-        #[cfg(feature = "mutants")]
-        table.set_mutant(self.scenario.daemon_mutant);
+    /// Host `h`'s processes connect and register with its daemon: the working one (with its
+    /// killpath, if the scenario gives it one), then the idle ones.
+    pub(super) fn register_clients(&self, s: &mut State, h: usize) -> Result<(), Violation> {
         for k in 0..=self.scenario.idle_clients[h] {
-            let ci = table.alloc(WORKER_PID + i32::from(k)).expect("a free slot");
-            table.register(ci, 0);
+            let pid = WORKER_PID + i32::from(k);
+            let Some(ci) = s.hosts[h].daemon.as_mut().and_then(|d| d.connect(pid)) else {
+                return Err(format!("host{h}'s daemon has no slot for process {pid}"));
+            };
+            self.input(s, h, Input::Register { ci })?;
         }
         if self.scenario.killpath[h] {
-            table.set_killpath(WORKER_CI, b"/sim/killpath".to_vec(), Vec::new(), 1);
+            // The holder's pid is appended when it runs.
+            let (header, call) =
+                requests::killpath(b"/sim/killpath", Vec::new(), requests::KILLPATH_PID);
+            self.call(s, h, WORKER_CI, header, call, Cmd::Killpath)?;
         }
-        table.take_effects();
+        Ok(())
     }
 
-    fn failed_set(&self, hs: &HostState) -> std::collections::BTreeSet<Name> {
-        hs.failed.then_some(self.space).into_iter().collect()
-    }
-
-    /// The host acquired the lease for the working process (which may have died meanwhile).
-    pub(super) fn acquired(
-        &self,
-        s: &mut State,
-        h: usize,
-        shared: bool,
-        lver: u64,
-    ) -> Result<(), Violation> {
-        let key = (self.space, self.resource);
-        let hs = &mut s.hosts[h];
-        let persistent = match hs.table.get(WORKER_CI).and_then(|c| c.job) {
-            Some(Cmd::Acquire { persistent }) => persistent,
-            _ => false,
-        };
-        let resource = WireResource {
-            lockspace_name: key.0,
-            name: key.1,
-            flags: if persistent { RES_PERSISTENT } else { 0 },
-            ..WireResource::default()
-        };
-        hs.table.hold(WORKER_CI, resource, shared, lver);
-        if hs.alive {
-            hs.holding = Some(shared);
-        } else {
-            // Died before the answer: the process never held it; the daemon gives it back.
-            s.inv.dropped(0, h);
-            if hs.table.drop_holder(WORKER_CI, key) {
-                self.release_lease(s, h);
+    /// Carries out one action of host `h`'s daemon.
+    pub(super) fn action(&self, s: &mut State, h: usize, action: Action) -> Result<(), Violation> {
+        match action {
+            Action::Reply { to, reply } => self.reply(s, h, to, reply.rv().unwrap_or(-32))?,
+            Action::Signal { pid, signal } => {
+                let hs = &s.hosts[h];
+                if pid != WORKER_PID || !hs.alive || hs.holding.is_none() {
+                    return Err(format!(
+                        "host{h}'s daemon signalled process {pid}, which holds no lease"
+                    ));
+                }
+                if hs.stop_context == Some(true) && signal == StopSignal::Kill {
+                    return Err(format!(
+                        "host{h}'s daemon sent SIGKILL within the kill grace ({}s)",
+                        self.scenario.kill_grace_s
+                    ));
+                }
+                if !self.scenario.unkillable {
+                    s.hosts[h].stopped = true;
+                }
             }
+            Action::RunKillpath(argv) => {
+                // The killpath stops the process whose pid it was given, gracefully.
+                let pid = argv
+                    .last()
+                    .and_then(|a| std::str::from_utf8(a).ok())
+                    .and_then(|a| a.parse::<i32>().ok());
+                let hs = &s.hosts[h];
+                if pid != Some(WORKER_PID) || !hs.alive || hs.holding.is_none() {
+                    return Err(format!(
+                        "host{h}'s daemon ran a killpath for {pid:?}, which holds no lease"
+                    ));
+                }
+                if !self.scenario.unkillable {
+                    s.hosts[h].stopped = true;
+                }
+            }
+            Action::Probe { space_id, .. } => {
+                let result = Ok(geometry());
+                self.feed(s, h, Input::Probed { space_id, result });
+            }
+            Action::Open { path } => {
+                let result = Ok(DiskNo(0));
+                self.feed(s, h, Input::DiskOpened { path, result });
+            }
+            Action::Watchdog(order) => match order {
+                Order::Register { space_id, .. } => {
+                    // The simulated wdmd takes every registration.
+                    let result = Ok(());
+                    self.feed(s, h, Input::WdmdRegistered { space_id, result });
+                }
+                Order::TestLive { expire, .. } => {
+                    s.hosts[h].armed = Some(Time::from_secs(expire));
+                }
+                Order::Clear { .. } => {
+                    s.hosts[h].armed = None;
+                    if s.hosts[h].holding.is_some() {
+                        return Err(format!(
+                            "host{h} disarmed its watchdog while its process holds the lease"
+                        ));
+                    }
+                }
+                Order::Device { .. } => unreachable!("a wdmd keeper drives no device"),
+            },
+            Action::Log(..) | Action::WatchPid { .. } | Action::Event { .. } => {}
+            Action::ReplyLogDump { .. }
+            | Action::RindexFormat { .. }
+            | Action::RindexRead { .. }
+            | Action::RindexChange { .. } => unreachable!("not asked for in the checker"),
         }
-        self.command_done(s, h)
+        Ok(())
     }
 
-    /// Starts the host's release of the lease for the daemon, unless the host dropped it.
-    pub(super) fn release_lease(&self, s: &mut State, h: usize) -> bool {
+    /// Hands host `h`'s daemon an answer of its shell; the drain under way takes up the rest.
+    fn feed(&self, s: &mut State, h: usize, input: Input) {
         let now = self.local(h, s.now_ms);
-        let hs = &mut s.hosts[h];
-        let Some(host) = hs.host.as_mut() else {
-            return false;
-        };
-        if host.held(self.space, self.resource).is_none() || hs.busy {
-            return false;
+        if let Some(engine) = s.hosts[h].daemon.as_mut() {
+            engine.handle(now, input);
         }
-        hs.busy = true;
-        host.release(now, self.space, self.resource);
-        true
     }
 
-    /// The working process's command finished: a process that died meanwhile loses all.
-    pub(super) fn command_done(&self, s: &mut State, h: usize) -> Result<(), Violation> {
-        let failed = self.failed_set(&s.hosts[h]);
-        let table = &mut s.hosts[h].table;
-        let Some(c) = table.get_mut(WORKER_CI) else {
+    /// Host `h`'s daemon answered request `to` with `rv`.
+    fn reply(&self, s: &mut State, h: usize, to: ReplyTo, rv: i32) -> Result<(), Violation> {
+        let Some(cmd) = s.hosts[h].pending.remove(&to) else {
             return Ok(());
         };
-        let release = matches!(c.job.take(), Some(Cmd::Release));
-        table.command_ended(WORKER_CI, release, &failed);
-        self.table_effects(s, h, None)
+        match cmd {
+            Cmd::Join { ci } => {
+                s.hosts[h].joined = rv == 0;
+                self.feed(s, h, Input::Closed { ci });
+            }
+            Cmd::Acquire { .. } => {
+                let hs = &mut s.hosts[h];
+                hs.busy = false;
+                if rv == 0 && hs.alive {
+                    hs.holding = Some(self.scenario.shared(h));
+                } else {
+                    // Refused, or the process died before the answer: not the process's; what
+                    // the host took, the daemon gives back.
+                    s.inv.dropped(0, h);
+                }
+            }
+            Cmd::Release | Cmd::Killpath => {}
+        }
+        Ok(())
     }
 
     /// The working process of host `h` dies on its own; its daemon hears at once.
     pub(super) fn die(&self, s: &mut State, h: usize) -> Result<(), Violation> {
         let busy = acquiring(&s.hosts[h]);
         let held = s.hosts[h].holding.is_some();
-        self.exit(s, h);
-        self.table_effects(s, h, None)?;
+        self.exit(s, h)?;
         if !busy && held {
             self.check_dead_client(s, h)?;
         }
-        self.drain(s, h)
+        Ok(())
     }
 
     /// The working process of host `h`, stopped by its daemon, exits; its daemon hears at once.
     pub(super) fn stopped_exit(&self, s: &mut State, h: usize) -> Result<(), Violation> {
-        self.exit(s, h);
-        self.table_effects(s, h, None)?;
-        self.drain(s, h)
+        self.exit(s, h)
     }
 
-    fn exit(&self, s: &mut State, h: usize) {
-        let failed = self.failed_set(&s.hosts[h]);
+    fn exit(&self, s: &mut State, h: usize) -> Result<(), Violation> {
         if s.hosts[h].holding.take().is_some() {
             s.inv.dropped(0, h);
         }
         let hs = &mut s.hosts[h];
         hs.alive = false;
         hs.stopped = false;
-        hs.table.process_exited(WORKER_CI, WORKER_PID, &failed);
-        hs.table.closed(WORKER_CI, &failed);
+        let (ci, pid) = (WORKER_CI, WORKER_PID);
+        self.input(s, h, Input::ProcessExited { ci, pid })?;
+        self.input(s, h, Input::Closed { ci })
     }
 
     /// The working process died holding the lease and its daemon reaped it: the lease is no
     /// longer its; if persistent, with the lockspace renewing, it is an orphan.
     fn check_dead_client(&self, s: &State, h: usize) -> Result<(), Violation> {
         let hs = &s.hosts[h];
-        let token = hs.table.tokens.get(&(self.space, self.resource));
+        let key = (self.space, self.resource);
+        let token = hs
+            .daemon
+            .as_ref()
+            .and_then(|d| d.clients().tokens.get(&key));
         if token.is_some_and(|t| t.holders.contains(&WORKER_CI)) {
             return Err(format!(
                 "host{h}'s daemon kept the lease for its dead process"
@@ -164,83 +214,19 @@ impl Model {
         Ok(())
     }
 
-    /// Carries out what host `h`'s table decided (`graceful`: for a StopHolders within or
-    /// after the grace), until it decides nothing more; then tells the host of a lockspace
-    /// whose holders are gone.
-    pub(super) fn table_effects(
-        &self,
-        s: &mut State,
-        h: usize,
-        graceful: Option<bool>,
-    ) -> Result<(), Violation> {
-        loop {
-            let effects = s.hosts[h].table.take_effects();
-            if effects.is_empty() {
-                break;
-            }
-            for effect in effects {
-                match effect {
-                    Effect::WatchPid { .. } | Effect::Log(..) => {}
-                    Effect::Release(_) => {
-                        self.release_lease(s, h);
-                    }
-                    Effect::RunKillpath(argv) => {
-                        // The killpath stops the process whose pid it was given, gracefully.
-                        let pid = argv
-                            .last()
-                            .and_then(|a| std::str::from_utf8(a).ok())
-                            .and_then(|a| a.parse::<i32>().ok());
-                        let hs = &s.hosts[h];
-                        if pid != Some(WORKER_PID) || !hs.alive || hs.holding.is_none() {
-                            return Err(format!(
-                                "host{h}'s daemon ran a killpath for {pid:?}, which holds no lease"
-                            ));
-                        }
-                        if !self.scenario.unkillable {
-                            s.hosts[h].stopped = true;
-                        }
-                    }
-                    Effect::Signal { pid, signal } => {
-                        let hs = &s.hosts[h];
-                        if pid != WORKER_PID || !hs.alive || hs.holding.is_none() {
-                            return Err(format!(
-                                "host{h}'s daemon signalled process {pid}, which holds no lease"
-                            ));
-                        }
-                        if graceful == Some(true) && signal == StopSignal::Kill {
-                            return Err(format!(
-                                "host{h}'s daemon sent SIGKILL within the kill grace ({}s)",
-                                self.scenario.kill_grace_s
-                            ));
-                        }
-                        if !self.scenario.unkillable {
-                            s.hosts[h].stopped = true;
-                        }
-                    }
-                }
-            }
-        }
-        if graceful.is_some() {
-            // Told to stop its holders: the working process, if it holds the lease, has been
-            // stopped (or is gone).
-            let hs = &s.hosts[h];
-            let stopped = hs
-                .table
-                .get(WORKER_CI)
-                .is_none_or(|c| c.dead() || c.kill.stopping());
-            if hs.alive && hs.holding.is_some() && !stopped {
-                return Err(format!(
-                    "host{h}'s daemon was told to stop its holders, but its holder was not stopped"
-                ));
-            }
-        }
-        let now = self.local(h, s.now_ms);
-        let hs = &mut s.hosts[h];
-        for space in hs.table.emptied() {
-            hs.table.end_killing(space);
-            if let Some(host) = hs.host.as_mut() {
-                host.holders_gone(now, space);
-            }
+    /// Told to stop its holders: the working process, if it holds the lease, has been
+    /// stopped (or is gone).
+    pub(super) fn check_all_stopped(&self, s: &State, h: usize) -> Result<(), Violation> {
+        let hs = &s.hosts[h];
+        let stopped = hs
+            .daemon
+            .as_ref()
+            .and_then(|d| d.clients().get(WORKER_CI))
+            .is_none_or(|c| c.dead() || c.kill.stopping());
+        if hs.alive && hs.holding.is_some() && !stopped {
+            return Err(format!(
+                "host{h}'s daemon was told to stop its holders, but its holder was not stopped"
+            ));
         }
         Ok(())
     }
