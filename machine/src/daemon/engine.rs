@@ -290,15 +290,15 @@ impl Engine {
         }
     }
 
-    /// From now on, every output of the host is also kept for [`Engine::take_observed`]: how
-    /// the simulator checks the daemon's decisions against what the host did.
+    /// From now on, every output of the host is also kept for [`Engine::take_turn`]: how the
+    /// simulator and the checker check the daemon's decisions against what the host did.
     pub fn observe_outputs(&mut self) {
         self.observed.get_or_insert_with(Vec::new);
     }
 
     /// The host outputs since the last call (when observed), each with the number of actions
     /// queued before the engine took it up: the actions it led to come after that position.
-    pub fn take_observed(&mut self) -> Vec<(usize, Output)> {
+    fn take_observed(&mut self) -> Vec<(usize, Output)> {
         self.observed
             .as_mut()
             .map(std::mem::take)
