@@ -93,13 +93,7 @@ impl<S: Storage> HostDriver<S> {
             .routes
             .take_placed(&mut self.host, now)
             .into_iter()
-            .map(|(disk, request)| Io {
-                id: request.id,
-                disk,
-                offset: request.offset,
-                op: request.op,
-                deadline: request.deadline,
-            })
+            .map(|(disk, request)| Io::on(disk, request))
             .collect();
         if !batch.is_empty() {
             self.storage.submit(batch);

@@ -54,6 +54,19 @@ pub struct Io {
     pub deadline: Time,
 }
 
+impl Io {
+    /// The core's request `r`, on `disk`.
+    pub fn on(disk: DiskId, r: sanlock_core::io::IoRequest) -> Io {
+        Io {
+            id: r.id,
+            disk,
+            offset: r.offset,
+            op: r.op,
+            deadline: r.deadline,
+        }
+    }
+}
+
 /// A finished I/O.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Completed {

@@ -201,13 +201,7 @@ impl Runner {
                 .engine
                 .take_io()
                 .into_iter()
-                .map(|(disk, r)| Io {
-                    id: r.id,
-                    disk: sanlock_backends::DiskId(disk.0),
-                    offset: r.offset,
-                    op: r.op,
-                    deadline: r.deadline,
-                })
+                .map(|(disk, r)| Io::on(sanlock_backends::DiskId(disk.0), r))
                 .collect();
             if !io.is_empty() {
                 self.storage.submit(io);
