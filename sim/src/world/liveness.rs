@@ -36,7 +36,7 @@ impl World {
                 let key = (self.space, self.resources[r]);
                 node.daemon.as_ref().is_none_or(|d| {
                     !node.holders.contains_key(&r)
-                        && !node.ops.contains_key(&r)
+                        && !self.requested(o, r)
                         && !d.clients().tokens.contains_key(&key)
                         && !d.host().busy(key.0, key.1)
                         && node.clean.get(&r) != Some(&false)

@@ -174,13 +174,6 @@ enum Act {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Acquire { shared: bool },
-    Release,
-    Convert,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stubborn {
     No,
     IgnoresTerm,
@@ -228,6 +221,16 @@ enum Cmd {
     Killpath,
 }
 
+impl Cmd {
+    /// The resource a lease request is about.
+    fn resource(self) -> Option<usize> {
+        match self {
+            Cmd::Acquire { r, .. } | Cmd::Release { r } | Cmd::Convert { r } => Some(r),
+            _ => None,
+        }
+    }
+}
+
 /// A request of process `pid` (0: the daemon's own tools) waiting for its reply; `alive` dies
 /// with the engine's waiter if the engine drops the request unanswered.
 #[derive(Debug)]
@@ -248,7 +251,6 @@ struct Node {
     next_tick: Option<Duration>,
     /// Per resource: the process holding it here (at most one per host).
     holders: BTreeMap<usize, i32>,
-    ops: BTreeMap<usize, Op>,
     /// The client processes, by pid.
     procs: BTreeMap<i32, Proc>,
     /// Requests waiting for the daemon's reply.
@@ -360,7 +362,6 @@ impl World {
                     paused_until: Duration::ZERO,
                     next_tick: None,
                     holders: BTreeMap::new(),
-                    ops: BTreeMap::new(),
                     procs: BTreeMap::new(),
                     pending: BTreeMap::new(),
                     stop_context: None,
@@ -641,7 +642,11 @@ impl World {
                 if self.faults_on && self.nodes[n].daemon.is_some() {
                     self.stats.pauses += 1;
                     // Operations under way will see their I/O time out.
-                    let busy: Vec<usize> = self.nodes[n].ops.keys().copied().collect();
+                    let busy: Vec<usize> = self.nodes[n]
+                        .pending
+                        .values()
+                        .filter_map(|p| p.cmd.resource())
+                        .collect();
                     for r in busy {
                         self.nodes[n].faulted.insert(r, true);
                     }
@@ -765,7 +770,6 @@ impl World {
         node.daemon = None;
         node.inc += 1;
         node.holders.clear();
-        node.ops.clear();
         node.procs.clear();
         node.pending.clear();
         node.stop_context = None;

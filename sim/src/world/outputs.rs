@@ -93,11 +93,8 @@ impl World {
             }
             Cmd::Request { ci } => self.feed(n, Input::Closed { ci }),
             Cmd::ReleaseOrphans | Cmd::Killpath => {}
-            Cmd::Release { r } | Cmd::Convert { r } => {
-                self.nodes[n].ops.remove(&r);
-            }
+            Cmd::Release { .. } | Cmd::Convert { .. } => {}
             Cmd::Acquire { r, persistent, .. } => {
-                self.nodes[n].ops.remove(&r);
                 self.acquire_answered(n, p.pid, r, persistent, rv);
             }
         }

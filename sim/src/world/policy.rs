@@ -44,7 +44,6 @@ impl World {
                 let persistent = self.busy_phase() && self.pct(self.p.persistent_pct);
                 let dies = self.busy_phase() && self.pct(self.p.death_pct / 3);
                 let ci = self.nodes[n].procs[&pid].ci;
-                self.nodes[n].ops.insert(r, Op::Acquire { shared });
                 self.nodes[n].faulted.insert(r, false);
                 let mut flags = 0;
                 if shared {
@@ -81,7 +80,7 @@ impl World {
                 if p.exiting || p.exited {
                     return;
                 }
-                if self.busy(n, pid) || self.nodes[n].ops.contains_key(&r) {
+                if self.busy(n, pid) || self.requested(n, r) {
                     // A command of this process is under way: let go once it has finished.
                     let at = self.now + Duration::from_secs(1);
                     self.act_at(at, n, act);
@@ -105,7 +104,6 @@ impl World {
                     p.holds.remove(&r);
                 }
                 self.inv.dropped(r, n);
-                self.nodes[n].ops.insert(r, Op::Release);
                 self.nodes[n].faulted.insert(r, false);
                 let (header, call) = requests::release(self.resource(r, 0));
                 self.call(n, ci, pid, header, call, Cmd::Release { r });
@@ -116,7 +114,7 @@ impl World {
                 };
                 let p = &self.nodes[n].procs[&pid];
                 let ci = p.ci;
-                if p.exiting || p.exited || self.nodes[n].ops.contains_key(&r) {
+                if p.exiting || p.exited || self.requested(n, r) {
                     return;
                 }
                 if self.busy(n, pid) {
@@ -129,7 +127,6 @@ impl World {
                     // Asking to downgrade gives up exclusive use at once.
                     let _ = self.inv.converted(r, n, true);
                 }
-                self.nodes[n].ops.insert(r, Op::Convert);
                 self.nodes[n].faulted.insert(r, false);
                 let res = self.resource(r, if shared { 0 } else { RES_SHARED });
                 let (header, call) = requests::convert(res);
@@ -177,6 +174,14 @@ impl World {
         requests::resource(self.space, self.resources[r], offset, flags)
     }
 
+    /// Whether a request about resource `r` waits for host `n`'s reply.
+    pub(super) fn requested(&self, n: usize, r: usize) -> bool {
+        self.nodes[n]
+            .pending
+            .values()
+            .any(|p| p.cmd.resource() == Some(r))
+    }
+
     /// Whether process `pid` of host `n` waits for a reply.
     pub(super) fn busy(&self, n: usize, pid: i32) -> bool {
         self.nodes[n].pending.values().any(|p| p.pid == pid)
@@ -188,7 +193,7 @@ impl World {
         let node = &self.nodes[n];
         let key = (self.space, self.resources[r]);
         !node.holders.contains_key(&r)
-            && !node.ops.contains_key(&r)
+            && !self.requested(n, r)
             && !node
                 .daemon
                 .as_ref()
