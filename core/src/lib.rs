@@ -8,7 +8,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod agenda;
 pub mod delta;
+pub mod flight;
 pub mod fuzzing;
 pub mod host;
 pub mod hosts;

@@ -26,21 +26,32 @@ impl MemDisk {
 
     /// Runs `request` now: a read returns the bytes (short past the end), a write stores them.
     pub fn apply(&mut self, request: &IoRequest) -> IoResult {
-        let start = request.offset as usize;
         match &request.op {
-            IoOp::Read { len } => self
-                .bytes
-                .get(start..start + len)
-                .map(bytes::Bytes::copy_from_slice)
-                .ok_or(IoError::Short),
+            IoOp::Read { len } => self.read(request.offset, *len),
             IoOp::Write { data } => {
-                if self.bytes.len() < start + data.len() {
-                    self.bytes.resize(start + data.len(), 0);
-                }
-                self.bytes[start..start + data.len()].copy_from_slice(data);
+                self.write(request.offset, data);
                 Ok(bytes::Bytes::new())
             }
         }
+    }
+
+    /// `len` bytes at `offset` as they are now (short past the end).
+    pub fn read(&self, offset: u64, len: usize) -> IoResult {
+        let start = usize::try_from(offset).map_err(|_| IoError::Short)?;
+        start
+            .checked_add(len)
+            .and_then(|end| self.bytes.get(start..end))
+            .map(bytes::Bytes::copy_from_slice)
+            .ok_or(IoError::Short)
+    }
+
+    /// Stores `data` at `offset` (a sector landing from [`crate::flight`], a whole write).
+    pub fn write(&mut self, offset: u64, data: &[u8]) {
+        let start = offset as usize;
+        if self.bytes.len() < start + data.len() {
+            self.bytes.resize(start + data.len(), 0);
+        }
+        self.bytes[start..start + data.len()].copy_from_slice(data);
     }
 
     /// The bytes.

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use sanlock_core::hosts::{HostTable, ScanKind};
-use sanlock_core::io::{DiskRef, IoOp};
 use sanlock_core::memdisk::MemDisk;
 use sanlock_core::ondisk::{
     lockspace_init, resource_init, DeltaSector, Geometry, LeaderKind, LeaderRecord, Name,
@@ -16,6 +15,7 @@ use sanlock_core::paxos::{AcquireRequest, Event, PaxosConfig, PaxosLease, SANLK_
 use sanlock_core::{Generation, HostId, Lver, Time, Timeouts};
 
 mod support;
+use support::SharedDisks;
 
 fn name(s: &str) -> Name {
     Name::new(s.as_bytes()).unwrap()
@@ -26,8 +26,8 @@ fn g512() -> Geometry {
 }
 
 struct World {
-    lockspace: MemDisk,
-    lease_disk: MemDisk,
+    /// The lockspace and the lease disk as C wrote them, and our one host's I/O to them.
+    disks: SharedDisks,
     table: HostTable,
     now: Time,
 }
@@ -48,8 +48,11 @@ impl World {
         lease[..512].copy_from_slice(golden!("paxos_ex_leader"));
         lease[1024..1536].copy_from_slice(golden!("paxos_ex_dblock_host1"));
         World {
-            lockspace: MemDisk::from_bytes(lockspace),
-            lease_disk: MemDisk::from_bytes(lease),
+            disks: SharedDisks::new(
+                1,
+                MemDisk::from_bytes(lockspace),
+                MemDisk::from_bytes(lease),
+            ),
             table: HostTable::new(
                 name("LS"),
                 HostId::new(2).unwrap(),
@@ -63,14 +66,14 @@ impl World {
 
     /// Host 1 renews: its delta timestamp moves (what the C daemon does every 2 s).
     fn host1_renews(&mut self) {
-        let mut s = DeltaSector::decode(&self.lockspace.bytes()[..512], 0).unwrap();
+        let mut s = DeltaSector::decode(&self.disks.lockspace.bytes()[..512], 0).unwrap();
         s.leader.timestamp += 2;
-        self.lockspace.bytes_mut()[..512].copy_from_slice(&s.encode());
+        self.disks.lockspace.bytes_mut()[..512].copy_from_slice(&s.encode());
     }
 
     /// Our own renewal's scan of the lockspace.
     fn scan(&mut self) {
-        let area = self.lockspace.bytes()[..1 << 20].to_vec();
+        let area = self.disks.lockspace.bytes()[..1 << 20].to_vec();
         self.table.scan(self.now, &area, ScanKind::Renewal);
     }
 
@@ -95,13 +98,13 @@ impl World {
         loop {
             let mut progressed = false;
             while let Some(req) = lease.poll_io() {
-                let disk = match req.disk {
-                    DiskRef::Lease => &mut self.lease_disk,
-                    DiskRef::Lockspace => &mut self.lockspace,
-                };
-                assert!(matches!(req.op, IoOp::Read { .. } | IoOp::Write { .. }));
-                let result = disk.apply(&req);
-                lease.handle_io(self.now, req.id, result);
+                // Each I/O reaches the disk at once.
+                let flight = self.disks.issue(0, req, self.now.since_boot());
+                let done = self
+                    .disks
+                    .complete(flight)
+                    .expect("our machine waits for it");
+                lease.handle_io(self.now, done.io, done.result);
                 progressed = true;
             }
             while let Some(event) = lease.poll_event() {
@@ -185,9 +188,10 @@ fn a_c_owner_silent_for_host_dead_seconds_loses_its_lease() {
         "first second past 68 s of silence"
     );
     assert_eq!((leader.owner_id, leader.lver), (HostId::new(2), Lver(2)));
-    let on_disk = LeaderRecord::decode(&w.lease_disk.bytes()[..512], LeaderKind::Paxos, 0).unwrap();
+    let on_disk =
+        LeaderRecord::decode(&w.disks.lease.bytes()[..512], LeaderKind::Paxos, 0).unwrap();
     assert_eq!(on_disk, leader);
     // The C host's dblock was mbal 1; ours must be above it and ours modulo 2000.
-    let ours = &w.lease_disk.bytes()[1536..1536 + 8];
+    let ours = &w.disks.lease.bytes()[1536..1536 + 8];
     assert_eq!(u64::from_le_bytes(ours.try_into().unwrap()), 2002);
 }

@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use sanlock_core::host::{Host, HostConfig, JoinRequest, Output, Target};
-use sanlock_core::io::{DiskRef, IoRequest, IoResult};
+use sanlock_core::flight::FlightId;
+use sanlock_core::host::{Host, HostConfig, JoinRequest, Output};
+use sanlock_core::io::{IoId, IoResult};
 use sanlock_core::memdisk::MemDisk;
 use sanlock_core::ondisk::ForceMode;
 use sanlock_core::ondisk::{
@@ -24,9 +25,10 @@ use sanlock_core::requests::RequestArgs;
 use sanlock_core::rng::Rng;
 
 mod support;
+use sanlock_core::agenda::Agenda;
 use sanlock_core::timeouts::WATCHDOG_FIRE_TIMEOUT_S;
 use sanlock_core::{HostId, Time};
-use support::{millis, Queue};
+use support::{millis, SharedDisks};
 
 const N: u64 = 1;
 const RESOURCES: [&str; 2] = ["R0", "R1"];
@@ -43,13 +45,11 @@ fn g512() -> Geometry {
 enum Action {
     Join,
     Complete {
-        incarnation: u32,
-        target: Target,
-        request: IoRequest,
+        flight: FlightId,
     },
     Deliver {
         incarnation: u32,
-        request: IoRequest,
+        io: IoId,
         result: IoResult,
     },
     Tick {
@@ -80,7 +80,6 @@ enum Action {
 
 struct Node {
     host: Option<Host>,
-    incarnation: u32,
     clock_offset: Duration,
     paused_until: Duration,
     alive: bool,
@@ -93,10 +92,10 @@ struct Node {
 
 struct Sim {
     now: Duration,
-    lockspace: MemDisk,
-    leases: MemDisk,
+    /// The lockspace and the lease disk, and the I/O in flight.
+    disks: SharedDisks,
     nodes: Vec<Node>,
-    queue: Queue<Action>,
+    queue: Agenda<(usize, Action)>,
     rng: Rng,
     decided: [BTreeMap<u64, u64>; 2],
     timeline: Vec<String>,
@@ -122,10 +121,9 @@ impl Sim {
             }));
         }
         let mut rng = Rng::new(seed);
-        let nodes = (0..hosts)
+        let nodes: Vec<Node> = (0..hosts)
             .map(|_| Node {
                 host: None,
-                incarnation: 0,
                 clock_offset: Duration::from_secs(1000 + rng.below(10_000)),
                 paused_until: Duration::ZERO,
                 alive: true,
@@ -136,10 +134,13 @@ impl Sim {
             .collect();
         Sim {
             now: Duration::ZERO,
-            lockspace: MemDisk::from_bytes(lockspace),
-            leases: MemDisk::from_bytes(leases),
+            disks: SharedDisks::new(
+                nodes.len(),
+                MemDisk::from_bytes(lockspace),
+                MemDisk::from_bytes(leases),
+            ),
             nodes,
-            queue: Queue::new(),
+            queue: Agenda::new(),
             rng,
             decided: [BTreeMap::new(), BTreeMap::new()],
             timeline: Vec::new(),
@@ -150,7 +151,7 @@ impl Sim {
     }
 
     fn schedule(&mut self, at: Duration, node: usize, action: Action) {
-        self.queue.schedule(at, node, action);
+        self.queue.schedule(at, (node, action));
     }
 
     fn local(&self, n: usize) -> Time {
@@ -175,7 +176,7 @@ impl Sim {
                 self.schedule(at, n, Action::Crash);
             }
         }
-        while let Some((at, n, action)) = self.queue.pop() {
+        while let Some((at, (n, action))) = self.queue.pop() {
             if at > until {
                 break;
             }
@@ -206,7 +207,7 @@ impl Sim {
                 node.host = None;
                 node.holding = [None; 2];
                 node.reset_at = None;
-                node.incarnation += 1;
+                self.disks.machine_gone(n);
                 self.resets += 1;
                 let at = self.now + Duration::from_secs(5);
                 self.schedule(at, n, Action::Join);
@@ -216,7 +217,7 @@ impl Sim {
 
     fn step(&mut self, n: usize, action: Action) -> Result<(), String> {
         let now = self.local(n);
-        let inc = self.nodes[n].incarnation;
+        let inc = self.disks.incarnation(n);
         match action {
             Action::Pause { length } => {
                 self.nodes[n].paused_until = self.now + length;
@@ -233,13 +234,14 @@ impl Sim {
                 node.host = None;
                 node.holding = [None; 2];
                 node.reset_at = None;
+                self.disks.machine_gone(n);
                 return Ok(());
             }
             Action::Join => {
                 if self.nodes[n].host.is_some() {
                     return Ok(());
                 }
-                self.nodes[n].incarnation += 1;
+                self.disks.machine_gone(n);
                 let mut config = HostConfig::new(name(&format!("host{n}")));
                 config.kill_grace_s = 3;
                 config.rng_seed = self.rng.below(u64::MAX);
@@ -256,41 +258,34 @@ impl Sim {
                 );
                 self.nodes[n].host = Some(host);
             }
-            Action::Complete {
-                incarnation,
-                target,
-                request,
-            } => {
-                let disk = match (&target, request.disk) {
-                    (Target::Lockspace(_), _) | (_, DiskRef::Lockspace) => &mut self.lockspace,
-                    _ => &mut self.leases,
-                };
-                let result = disk.apply(&request);
-                if !self.nodes[n].alive || incarnation != self.nodes[n].incarnation {
-                    return Ok(());
+            Action::Complete { flight } => {
+                // A machine that is gone hears nothing; its write has landed all the same.
+                if let Some(done) = self.disks.complete(flight) {
+                    let at = self.now.max(self.nodes[n].paused_until);
+                    let incarnation = self.disks.incarnation(n);
+                    let (io, result) = (done.io, done.result);
+                    self.schedule(
+                        at,
+                        n,
+                        Action::Deliver {
+                            incarnation,
+                            io,
+                            result,
+                        },
+                    );
                 }
-                let at = self.now.max(self.nodes[n].paused_until);
-                self.schedule(
-                    at,
-                    n,
-                    Action::Deliver {
-                        incarnation,
-                        request,
-                        result,
-                    },
-                );
                 return Ok(());
             }
             Action::Deliver {
                 incarnation,
-                request,
+                io,
                 result,
             } => {
                 if incarnation != inc {
                     return Ok(());
                 }
                 if let Some(host) = self.nodes[n].host.as_mut() {
-                    host.handle_io(now, request.id, result);
+                    host.handle_io(now, io, result);
                 }
             }
             Action::Tick { incarnation } => {
@@ -390,25 +385,18 @@ impl Sim {
     }
 
     fn drain(&mut self, n: usize) -> Result<(), String> {
-        let inc = self.nodes[n].incarnation;
+        let inc = self.disks.incarnation(n);
         let Some(mut host) = self.nodes[n].host.take() else {
             return Ok(());
         };
         let mut result = Ok(());
         loop {
             let mut progressed = false;
-            while let Some((target, request)) = host.poll_io() {
+            while let Some((_, request)) = host.poll_io() {
                 progressed = true;
                 let at = self.now + millis(&mut self.rng, 1200 * N);
-                self.schedule(
-                    at,
-                    n,
-                    Action::Complete {
-                        incarnation: inc,
-                        target,
-                        request,
-                    },
-                );
+                let flight = self.disks.issue(n, request, self.now);
+                self.schedule(at, n, Action::Complete { flight });
             }
             while let Some(out) = host.poll_output() {
                 progressed = true;
@@ -445,7 +433,7 @@ impl Sim {
                         let at = self.now + millis(&mut self.rng, 10_000);
                         self.nodes[n].host = None;
                         self.schedule(at, n, Action::Join);
-                        self.nodes[n].incarnation += 1;
+                        self.disks.machine_gone(n);
                         return result;
                     }
                     Output::StopHolder { resource_name, .. } => {

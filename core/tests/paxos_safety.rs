@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use sanlock_core::io::{DiskRef, IoRequest, IoResult};
+use sanlock_core::flight::FlightId;
+use sanlock_core::io::{IoId, IoRequest, IoResult};
 use sanlock_core::memdisk::MemDisk;
 use sanlock_core::ondisk::{
     lockspace_init, resource_init, DeltaSector, Geometry, LeaderKind, LeaderRecord, Name,
@@ -30,8 +31,9 @@ use sanlock_core::paxos::{AcquireRequest, Event, PaxosConfig, PaxosLease};
 use sanlock_core::rng::Rng;
 
 mod support;
+use sanlock_core::agenda::Agenda;
 use sanlock_core::{Generation, HostId, Time, Timeouts};
-use support::{millis, Queue};
+use support::{millis, SharedDisks};
 
 const N: u64 = 1;
 
@@ -47,12 +49,11 @@ fn name(s: &str) -> Name {
 enum Action {
     Start,
     Complete {
-        incarnation: u32,
-        request: IoRequest,
+        flight: FlightId,
     },
     Deliver {
         incarnation: u32,
-        request: IoRequest,
+        io: IoId,
         result: IoResult,
     },
     Tick {
@@ -75,7 +76,6 @@ struct Host {
     clock_offset: Duration,
     generation: u64,
     lease: Option<PaxosLease>,
-    incarnation: u32,
     paused_until: Duration,
     last_renewal: Duration,
     alive: bool,
@@ -87,10 +87,10 @@ struct Host {
 
 struct Sim {
     now: Duration,
-    lease_disk: MemDisk,
-    lockspace: MemDisk,
+    /// The lockspace (renewed by the driver) and the lease disk, and the I/O in flight.
+    disks: SharedDisks,
     hosts: Vec<Host>,
-    queue: Queue<Action>,
+    queue: Agenda<(usize, Action)>,
     rng: Rng,
     timeline: Vec<String>,
     last_lver_on_disk: u64,
@@ -115,12 +115,11 @@ impl Sim {
             clear_at_s: None,
         });
         let mut rng = Rng::new(seed);
-        let hosts = (0..hosts)
+        let hosts: Vec<Host> = (0..hosts)
             .map(|_| Host {
                 clock_offset: Duration::from_secs(1000 + rng.below(10_000)),
                 generation: 1,
                 lease: None,
-                incarnation: 0,
                 paused_until: Duration::ZERO,
                 last_renewal: Duration::ZERO,
                 alive: true,
@@ -130,10 +129,13 @@ impl Sim {
             .collect();
         let mut sim = Sim {
             now: Duration::ZERO,
-            lease_disk: MemDisk::from_bytes(lease),
-            lockspace: MemDisk::from_bytes(lockspace),
+            disks: SharedDisks::new(
+                hosts.len(),
+                MemDisk::from_bytes(lockspace),
+                MemDisk::from_bytes(lease),
+            ),
             hosts,
-            queue: Queue::new(),
+            queue: Agenda::new(),
             rng,
             timeline: Vec::new(),
             last_lver_on_disk: 0,
@@ -150,7 +152,7 @@ impl Sim {
     }
 
     fn schedule(&mut self, at: Duration, host: usize, action: Action) {
-        self.queue.schedule(at, host, action);
+        self.queue.schedule(at, (host, action));
     }
 
     fn local(&self, h: usize) -> Time {
@@ -164,12 +166,12 @@ impl Sim {
     /// The driver's stand-in for the delta lease: a new timestamp in host h's sector.
     fn renew_delta(&mut self, h: usize) {
         let at = h * 512;
-        let mut s = DeltaSector::decode(&self.lockspace.bytes()[at..at + 512], 0).unwrap();
+        let mut s = DeltaSector::decode(&self.disks.lockspace.bytes()[at..at + 512], 0).unwrap();
         s.leader.owner_id = Some(Self::host_id(h));
         s.leader.owner_generation = Generation(self.hosts[h].generation);
         s.leader.timestamp = self.local(h).secs();
         s.leader.io_timeout = N as u16;
-        self.lockspace.bytes_mut()[at..at + 512].copy_from_slice(&s.encode());
+        self.disks.lockspace.bytes_mut()[at..at + 512].copy_from_slice(&s.encode());
         self.hosts[h].last_renewal = self.now;
     }
 
@@ -188,7 +190,7 @@ impl Sim {
                 self.schedule(at, h, Action::Crash);
             }
         }
-        while let Some((at, h, action)) = self.queue.pop() {
+        while let Some((at, (h, action))) = self.queue.pop() {
             if at > until {
                 break;
             }
@@ -218,6 +220,7 @@ impl Sim {
                 self.hosts[h].alive = false;
                 self.hosts[h].holding = None;
                 self.hosts[h].lease = None;
+                self.disks.machine_gone(h);
             }
         }
     }
@@ -243,10 +246,11 @@ impl Sim {
                 self.hosts[h].alive = false;
                 self.hosts[h].holding = None;
                 self.hosts[h].lease = None;
+                self.disks.machine_gone(h);
                 return Ok(());
             }
             Action::Start => {
-                self.hosts[h].incarnation += 1;
+                self.disks.machine_gone(h);
                 let config = PaxosConfig {
                     space_name: name("LS"),
                     resource_name: name("R"),
@@ -271,44 +275,38 @@ impl Sim {
                 self.hosts[h].wants_shared = shared;
                 self.hosts[h].lease = Some(lease);
             }
-            Action::Complete {
-                incarnation,
-                request,
-            } => {
-                let disk = match request.disk {
-                    DiskRef::Lease => &mut self.lease_disk,
-                    DiskRef::Lockspace => &mut self.lockspace,
-                };
-                let result = disk.apply(&request);
-                if !self.hosts[h].alive || incarnation != self.hosts[h].incarnation {
-                    return Ok(());
+            Action::Complete { flight } => {
+                // A machine that is gone hears nothing; its write has landed all the same.
+                if let Some(done) = self.disks.complete(flight) {
+                    let at = self.now.max(self.hosts[h].paused_until);
+                    let incarnation = self.disks.incarnation(h);
+                    let (io, result) = (done.io, done.result);
+                    self.schedule(
+                        at,
+                        h,
+                        Action::Deliver {
+                            incarnation,
+                            io,
+                            result,
+                        },
+                    );
                 }
-                let at = self.now.max(self.hosts[h].paused_until);
-                self.schedule(
-                    at,
-                    h,
-                    Action::Deliver {
-                        incarnation,
-                        request,
-                        result,
-                    },
-                );
                 return Ok(());
             }
             Action::Deliver {
                 incarnation,
-                request,
+                io,
                 result,
             } => {
-                if incarnation != self.hosts[h].incarnation {
+                if incarnation != self.disks.incarnation(h) {
                     return Ok(());
                 }
                 if let Some(lease) = self.hosts[h].lease.as_mut() {
-                    lease.handle_io(now, request.id, result);
+                    lease.handle_io(now, io, result);
                 }
             }
             Action::Convert { incarnation } => {
-                if incarnation != self.hosts[h].incarnation {
+                if incarnation != self.disks.incarnation(h) {
                     return Ok(());
                 }
                 let holding = self.hosts[h].holding;
@@ -324,7 +322,7 @@ impl Sim {
                 }
             }
             Action::Tick { incarnation } | Action::Release { incarnation } => {
-                if incarnation != self.hosts[h].incarnation {
+                if incarnation != self.disks.incarnation(h) {
                     return Ok(());
                 }
                 let release = matches!(action, Action::Release { .. });
@@ -344,13 +342,13 @@ impl Sim {
     }
 
     fn drain(&mut self, h: usize) -> Result<(), String> {
-        let incarnation = self.hosts[h].incarnation;
+        let incarnation = self.disks.incarnation(h);
         let Some(mut lease) = self.hosts[h].lease.take() else {
             return Ok(());
         };
         let mut result = Ok(());
         while let Some(request) = lease.poll_io() {
-            self.submit(h, incarnation, request);
+            self.submit(h, request);
         }
         while let Some(event) = lease.poll_event() {
             self.timeline.push(
@@ -444,7 +442,7 @@ impl Sim {
         }
         // Answering NeedOwnerStatus may have produced I/O.
         while let Some(request) = lease.poll_io() {
-            self.submit(h, incarnation, request);
+            self.submit(h, request);
         }
         if let Some(next) = lease.poll_timeout() {
             let at = next
@@ -458,7 +456,7 @@ impl Sim {
     }
 
     /// Runs `request` after a random latency (some past the machine's deadline of N).
-    fn submit(&mut self, h: usize, incarnation: u32, request: IoRequest) {
+    fn submit(&mut self, h: usize, request: IoRequest) {
         let at = self.now + millis(&mut self.rng, 1200 * N);
         let kind = match &request.op {
             sanlock_core::io::IoOp::Read { len } => format!("read {len}"),
@@ -468,18 +466,12 @@ impl Sim {
             "{:?} host{h} {} {:?} {kind} @{} lands at {at:?}",
             self.now, request.id, request.disk, request.offset
         ));
-        self.schedule(
-            at,
-            h,
-            Action::Complete {
-                incarnation,
-                request,
-            },
-        );
+        let flight = self.disks.issue(h, request, self.now);
+        self.schedule(at, h, Action::Complete { flight });
     }
 
     fn check_disk(&mut self) -> Result<(), String> {
-        let leader = LeaderRecord::decode(&self.lease_disk.bytes()[..512], LeaderKind::Paxos, 0)
+        let leader = LeaderRecord::decode(&self.disks.lease.bytes()[..512], LeaderKind::Paxos, 0)
             .map_err(|e| format!("leader unreadable: {e}"))?;
         if leader.lver.0 < self.last_lver_on_disk {
             self.lver_regressions_on_disk += 1;

@@ -17,7 +17,6 @@ pub mod clock;
 pub mod config;
 pub mod disk;
 pub mod invariants;
-pub mod queue;
 pub mod requests;
 pub mod stats;
 pub mod timeline;

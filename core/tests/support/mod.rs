@@ -1,11 +1,13 @@
-//! Pieces shared by core's integration tests: the golden sectors, and the timed-action queue and
-//! jitter of the multi-host safety drivers.
+//! Pieces shared by core's integration tests: the golden sectors, and the shared disks (with
+//! core's model of I/O in flight) and jitter of the multi-host safety drivers.
 #![allow(dead_code)] // each test file uses a different part
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::time::Duration;
 
+use bytes::Bytes;
+use sanlock_core::flight::{Delivery, FlightId, Flights};
+use sanlock_core::io::{DiskRef, IoRequest};
+use sanlock_core::memdisk::MemDisk;
 use sanlock_core::rng::Rng;
 
 /// A sector written by sanlock 3.8.5 (core/testdata, made by capture.sh).
@@ -19,37 +21,6 @@ macro_rules! golden {
             ".sector"
         ))
     };
-}
-
-/// Actions for simulated hosts, run in time order; actions due at the same time run in the
-/// order they were scheduled, so a seed replays exactly.
-pub struct Queue<A> {
-    heap: BinaryHeap<Reverse<(Duration, usize)>>,
-    actions: Vec<Option<(usize, A)>>,
-}
-
-impl<A> Queue<A> {
-    /// An empty queue.
-    pub fn new() -> Self {
-        Queue {
-            heap: BinaryHeap::new(),
-            actions: Vec::new(),
-        }
-    }
-
-    /// Runs `action` for host `node` at `at`.
-    pub fn schedule(&mut self, at: Duration, node: usize, action: A) {
-        let key = self.actions.len();
-        self.actions.push(Some((node, action)));
-        self.heap.push(Reverse((at, key)));
-    }
-
-    /// The next action: when, for which host, what.
-    pub fn pop(&mut self) -> Option<(Duration, usize, A)> {
-        let Reverse((at, key)) = self.heap.pop()?;
-        let (node, action) = self.actions[key].take().expect("each action runs once");
-        Some((at, node, action))
-    }
 }
 
 /// A random delay of 0 ..= `max_ms` milliseconds.
@@ -76,4 +47,71 @@ pub fn report_violation(
         "seed {seed}, {hosts} hosts: {violation}\nlast steps, newest first:\n{}",
         steps.join("\n")
     );
+}
+
+/// The shared disks of a safety run and the I/O in flight to them, under core's one model of
+/// flights (`sanlock_core::flight`): an I/O reaches the disk at its completion instant (a write
+/// lands whole then, a read sees the disk then); a host's machine that is gone (crashed, reset,
+/// or replaced by a new one) hears of none of its I/O, while its writes still land.
+pub struct SharedDisks {
+    pub lockspace: MemDisk,
+    pub lease: MemDisk,
+    flights: Flights<()>,
+    /// Writes that landed after their machine was gone (the runs check that some do).
+    pub late_writes: u32,
+}
+
+impl SharedDisks {
+    /// `lockspace` and `lease` as every host sees them, for `hosts` hosts.
+    pub fn new(hosts: usize, lockspace: MemDisk, lease: MemDisk) -> Self {
+        SharedDisks {
+            lockspace,
+            lease,
+            flights: Flights::new(hosts, 512),
+            late_writes: 0,
+        }
+    }
+
+    /// Host `host`'s current machine issues `request` at world time `at`.
+    pub fn issue(&mut self, host: usize, request: IoRequest, at: Duration) -> FlightId {
+        self.flights
+            .issue(host, request, at, ())
+            .expect("a machine's io ids are unique")
+    }
+
+    /// Flight `id` reaches the disk now; the completion, if its machine still waits for it.
+    pub fn complete(&mut self, id: FlightId) -> Option<Delivery> {
+        let flight = self.flights.get(id)?;
+        let (disk, offset, len) = (flight.disk(), flight.offset(), flight.len());
+        let result = if flight.is_write() {
+            self.late_writes += u32::from(!flight.owed());
+            for landing in self.flights.land_all(id).expect("listed") {
+                self.disk(landing.disk)
+                    .write(landing.offset, &landing.bytes);
+            }
+            Ok(Bytes::new())
+        } else {
+            self.disk(disk).read(offset, len)
+        };
+        // A write of a machine that is gone, landed whole: nothing of it is left.
+        self.flights.get(id)?;
+        self.flights.complete(id, result).expect("by the rules")
+    }
+
+    /// Host `host`'s machine is gone: its I/O completes to nobody; its writes still land.
+    pub fn machine_gone(&mut self, host: usize) {
+        self.flights.crash(host);
+    }
+
+    /// Which machine of host `host` is current: completions carry it, to be checked on delivery.
+    pub fn incarnation(&self, host: usize) -> u32 {
+        self.flights.incarnation(host)
+    }
+
+    fn disk(&mut self, disk: DiskRef) -> &mut MemDisk {
+        match disk {
+            DiskRef::Lockspace => &mut self.lockspace,
+            DiskRef::Lease => &mut self.lease,
+        }
+    }
 }

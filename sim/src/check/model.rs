@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use sanlock_core::flight::{FlightId, Flights};
 use sanlock_core::host::Output;
-use sanlock_core::io::{IoError, IoId, IoOp};
+use sanlock_core::io::{IoError, IoOp};
 use sanlock_core::ondisk::leader::{DELTA_DISK_MAGIC, PAXOS_DISK_MAGIC};
 use sanlock_core::ondisk::{
     lockspace_init, resource_init, AlignSize, Geometry, LeaderKind, Name, RawLeader, ResourceInit,
@@ -53,47 +54,35 @@ pub enum Step {
     /// I/O `id` of `host` completes now (for a read: seeing the disk as it is now, or as it was
     /// when the read started).
     Complete {
-        /// Whose.
-        host: usize,
-        /// Which (host-wide id).
-        id: u64,
+        /// Which.
+        flight: FlightId,
         /// A read that sees the disk as it was when issued.
         as_issued: bool,
     },
     /// The I/O fails with EIO (a write does not land).
     Fail {
-        /// Whose.
-        host: usize,
         /// Which.
-        id: u64,
+        flight: FlightId,
     },
     /// The I/O is slow: it may complete at any later instant before its deadline.
     Slow {
-        /// Whose.
-        host: usize,
         /// Which.
-        id: u64,
+        flight: FlightId,
     },
     /// The I/O hangs past its deadline; a write may still land later.
     Hang {
-        /// Whose.
-        host: usize,
         /// Which.
-        id: u64,
+        flight: FlightId,
     },
-    /// A hung write lands.
+    /// A write its host no longer waits for (hung, or its host was reset) lands.
     LandLate {
-        /// Whose.
-        host: usize,
         /// Which.
-        id: u64,
+        flight: FlightId,
     },
     /// A read of a leader sector returns it with its timestamp zeroed (checksum now wrong).
     Corrupt {
-        /// Whose.
-        host: usize,
         /// Which.
-        id: u64,
+        flight: FlightId,
     },
     /// The host loses its disk: every I/O it has or starts hangs and never lands.
     LoseDisk {
@@ -127,31 +116,43 @@ pub enum Step {
     },
 }
 
+/// An I/O as a counterexample names it.
+struct Io<'a>(&'a FlightId);
+
+impl fmt::Display for Io<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let FlightId {
+            host,
+            incarnation,
+            io,
+        } = self.0;
+        write!(f, "host{host} io#{}", io.0)?;
+        if *incarnation > 0 {
+            write!(f, " (before reset {incarnation})")?;
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Step::Complete {
-                host,
-                id,
-                as_issued,
-            } => write!(
+            Step::Complete { flight, as_issued } => write!(
                 f,
-                "host{host} io#{id} completes{}",
+                "{} completes{}",
+                Io(flight),
                 if *as_issued {
                     " (read sees the disk as when issued)"
                 } else {
                     ""
                 }
             ),
-            Step::Fail { host, id } => write!(f, "host{host} io#{id} fails with EIO"),
-            Step::Slow { host, id } => write!(f, "host{host} io#{id} is slow"),
-            Step::Hang { host, id } => write!(f, "host{host} io#{id} hangs past its deadline"),
-            Step::LandLate { host, id } => write!(f, "host{host} hung write io#{id} lands"),
-            Step::Corrupt { host, id } => {
-                write!(
-                    f,
-                    "host{host} io#{id} returns a leader with a zeroed timestamp"
-                )
+            Step::Fail { flight } => write!(f, "{} fails with EIO", Io(flight)),
+            Step::Slow { flight } => write!(f, "{} is slow", Io(flight)),
+            Step::Hang { flight } => write!(f, "{} hangs past its deadline", Io(flight)),
+            Step::LandLate { flight } => write!(f, "{}, a write, lands late", Io(flight)),
+            Step::Corrupt { flight } => {
+                write!(f, "{} returns a leader with a zeroed timestamp", Io(flight))
             }
             Step::LoseDisk { host } => write!(f, "host{host} loses its disk"),
             Step::Acquire { host } => write!(f, "host{host} acquires"),
@@ -170,7 +171,8 @@ pub struct State {
     hosts: Vec<HostState>,
     /// Sectors written so far (the rest is the base image).
     disk: BTreeMap<u32, Arc<[u8]>>,
-    flights: BTreeMap<(u8, u64), Flight>,
+    /// I/O issued and not yet landed or completed (core's one model of them).
+    flights: Flights<Fate>,
     faults_left: u8,
     inv: Invariants,
 }
@@ -210,20 +212,13 @@ pub(super) struct HostState {
     failed: bool,
 }
 
+/// What the checker has decided about an I/O so far.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Flight {
-    offset: u64,
-    len: usize,
-    write: Option<Arc<[u8]>>,
-    deadline_ms: u64,
+struct Fate {
     /// For reads: the written sectors when the read started.
     issued: Option<BTreeMap<u32, Arc<[u8]>>>,
-    hung: bool,
     /// May complete after time advances (else it completes at the instant it was issued).
     slow: bool,
-    /// Never lands nor completes (a lost disk).
-    lost: bool,
-    target_lease: bool,
 }
 
 /// A broken property and how the world got there.
@@ -309,7 +304,7 @@ impl Model {
                 })
                 .collect(),
             disk: BTreeMap::new(),
-            flights: BTreeMap::new(),
+            flights: Flights::new(self.hosts, SECTOR),
             faults_left: self.scenario.faults,
             inv: Invariants::new(1),
         };
@@ -339,46 +334,41 @@ impl Model {
     /// Every step possible from `state`, in a fixed order.
     pub fn steps(&self, state: &State) -> Vec<Step> {
         let mut steps = Vec::new();
-        for (&(h, id), f) in &state.flights {
-            let host = h as usize;
-            if f.lost {
-                continue;
-            }
-            if f.hung {
-                if f.write.is_some() {
-                    steps.push(Step::LandLate { host, id });
+        for (flight, f) in state.flights.iter() {
+            if !f.owed() {
+                // Hung, or its host was reset: a write may still land.
+                if f.unlanded().next().is_some() {
+                    steps.push(Step::LandLate { flight });
                 }
                 continue;
             }
             steps.push(Step::Complete {
-                host,
-                id,
+                flight,
                 as_issued: false,
             });
-            let changed = f.issued.as_ref().is_some_and(|before| {
-                let range = sector_range(f.offset, f.len);
+            let changed = f.extra.issued.as_ref().is_some_and(|before| {
+                let range = sector_range(f.offset(), f.len());
                 before.range(range.clone()).ne(state.disk.range(range))
             });
             if changed {
                 steps.push(Step::Complete {
-                    host,
-                    id,
+                    flight,
                     as_issued: true,
                 });
             }
             if state.faults_left > 0 {
                 let s = &self.scenario;
                 if s.fail {
-                    steps.push(Step::Fail { host, id });
+                    steps.push(Step::Fail { flight });
                 }
                 if s.hang {
-                    steps.push(Step::Hang { host, id });
+                    steps.push(Step::Hang { flight });
                 }
-                if s.slow && !f.slow {
-                    steps.push(Step::Slow { host, id });
+                if s.slow && !f.extra.slow {
+                    steps.push(Step::Slow { flight });
                 }
-                if s.corrupt && f.write.is_none() && self.leader_at(state, f.offset) {
-                    steps.push(Step::Corrupt { host, id });
+                if s.corrupt && !f.is_write() && self.leader_at(state, f.offset()) {
+                    steps.push(Step::Corrupt { flight });
                 }
             }
         }
@@ -441,12 +431,11 @@ impl Model {
             }
         }
         let next = next?;
-        // An I/O completes at the instant it was issued unless a fault made it slow, hung or
-        // lost: that keeps the time points few (see docs/SIMULATION.md).
-        let in_time = state
-            .flights
-            .values()
-            .all(|f| f.hung || f.lost || (f.slow && f.deadline_ms > next));
+        // An I/O completes at the instant it was issued unless a fault made it slow or hung
+        // (or its host is gone): that keeps the time points few (see docs/SIMULATION.md).
+        let in_time = state.flights.iter().all(|(id, f)| {
+            !f.owed() || (f.extra.slow && self.global_ms(id.host, f.deadline()) > next)
+        });
         (next <= self.scenario.horizon_s * 1000 && in_time).then_some(next)
     }
 
@@ -482,77 +471,54 @@ impl Model {
         out
     }
 
-    fn land(disk: &mut BTreeMap<u32, Arc<[u8]>>, offset: u64, data: &[u8]) {
-        for (i, chunk) in data.chunks(SECTOR).enumerate() {
-            disk.insert((offset as usize / SECTOR + i) as u32, chunk.into());
-        }
-    }
-
     /// Runs `step` on a copy of `state`.
     pub fn apply(&self, state: &State, step: &Step) -> Result<State, Violation> {
         let mut s = state.clone();
         match *step {
-            Step::Complete {
-                host,
-                id,
-                as_issued,
-            } => {
-                let f = s.flights.remove(&(host as u8, id)).expect("listed");
-                let result = match &f.write {
-                    Some(data) => {
-                        Self::land(&mut s.disk, f.offset, data);
-                        Ok(Bytes::new())
+            Step::Complete { flight, as_issued } => {
+                let f = s.flights.get(flight).expect("listed");
+                let result = if f.is_write() {
+                    self.land(&mut s, flight)?;
+                    Ok(Bytes::new())
+                } else {
+                    match (&f.extra.issued, as_issued) {
+                        (Some(before), true) => Ok(self.read_bytes(before, f.offset(), f.len())),
+                        _ => Ok(self.read_bytes(&s.disk, f.offset(), f.len())),
                     }
-                    None => match (&f.issued, as_issued) {
-                        (Some(before), true) => Ok(self.read_bytes(before, f.offset, f.len)),
-                        _ => Ok(self.read_bytes(&s.disk, f.offset, f.len)),
-                    },
                 };
-                self.deliver(&mut s, host, id, result)?;
+                self.complete(&mut s, flight, result)?;
             }
-            Step::Fail { host, id } => {
+            Step::Fail { flight } => {
                 s.faults_left -= 1;
-                let f = s.flights.remove(&(host as u8, id)).expect("listed");
-                s.hosts[host].faulted |= f.target_lease;
-                self.deliver(&mut s, host, id, Err(IoError::Failed(5)))?;
+                s.hosts[flight.host].faulted |= self.on_lease(&s, flight);
+                s.flights.never_lands(flight).map_err(|e| e.to_string())?;
+                self.complete(&mut s, flight, Err(IoError::Failed(5)))?;
             }
-            Step::Corrupt { host, id } => {
+            Step::Corrupt { flight } => {
                 s.faults_left -= 1;
-                let f = s.flights.remove(&(host as u8, id)).expect("listed");
-                s.hosts[host].faulted |= f.target_lease;
-                let mut data = self.read(&s.disk, f.offset, f.len);
+                s.hosts[flight.host].faulted |= self.on_lease(&s, flight);
+                let f = s.flights.get(flight).expect("listed");
+                let mut data = self.read(&s.disk, f.offset(), f.len());
                 data[TIMESTAMP_OFFSET..TIMESTAMP_OFFSET + 8].fill(0);
-                self.deliver(&mut s, host, id, Ok(Bytes::from(data)))?;
+                self.complete(&mut s, flight, Ok(Bytes::from(data)))?;
             }
-            Step::Slow { host, id } => {
+            Step::Slow { flight } => {
                 s.faults_left -= 1;
-                s.flights.get_mut(&(host as u8, id)).expect("listed").slow = true;
+                s.flights.extra_mut(flight).expect("listed").slow = true;
             }
-            Step::Hang { host, id } => {
+            Step::Hang { flight } => {
                 s.faults_left -= 1;
-                let f = s.flights.get_mut(&(host as u8, id)).expect("listed");
-                f.hung = true;
-                let lease = f.target_lease;
-                s.hosts[host].faulted |= lease;
-                if f.write.is_none() {
-                    s.flights.remove(&(host as u8, id));
-                }
+                s.hosts[flight.host].faulted |= self.on_lease(&s, flight);
+                s.flights
+                    .never_completes(flight)
+                    .map_err(|e| e.to_string())?;
             }
-            Step::LandLate { host, id } => {
-                let f = s.flights.remove(&(host as u8, id)).expect("listed");
-                if let Some(data) = &f.write {
-                    Self::land(&mut s.disk, f.offset, data);
-                }
-            }
+            Step::LandLate { flight } => self.land(&mut s, flight)?,
             Step::LoseDisk { host } => {
                 s.faults_left -= 1;
                 s.hosts[host].lost_disk = true;
                 s.hosts[host].faulted = true;
-                for ((h, _), f) in s.flights.iter_mut() {
-                    if *h as usize == host {
-                        f.lost = true;
-                    }
-                }
+                Self::lose_all(&mut s.flights, host);
             }
             Step::Acquire { host } => {
                 let idle = (0..self.hosts)
@@ -608,9 +574,9 @@ impl Model {
                             hs.joined = false;
                             hs.alive = false;
                             hs.pending.clear();
-                            s.flights.retain(|(o, _), f| {
-                                *o as usize != h || (f.hung && f.write.is_some())
-                            });
+                            // Its writes on their way may still land; nothing completes to it.
+                            s.flights.crash(h);
+                            Self::settle(&mut s.flights, h);
                         }
                     }
                 }
@@ -629,14 +595,61 @@ impl Model {
         Ok(s)
     }
 
-    fn deliver(
+    /// Flight `flight` completes with `result`; its host's daemon hears of it if still up.
+    fn complete(
         &self,
         s: &mut State,
-        host: usize,
-        id: u64,
+        flight: FlightId,
         result: sanlock_core::io::IoResult,
     ) -> Result<(), Violation> {
-        self.input(s, host, Input::IoDone(vec![(IoId(id), result)]))
+        let delivery = s
+            .flights
+            .complete(flight, result)
+            .map_err(|e| e.to_string())?;
+        match delivery {
+            Some(d) => self.input(s, d.host, Input::IoDone(vec![(d.io, d.result)])),
+            None => Ok(()),
+        }
+    }
+
+    /// Every sector of write `flight` still to land lands now.
+    fn land(&self, s: &mut State, flight: FlightId) -> Result<(), Violation> {
+        for landing in s.flights.land_all(flight).map_err(|e| e.to_string())? {
+            let sector = (landing.offset as usize / SECTOR) as u32;
+            s.disk.insert(sector, Arc::from(&landing.bytes[..]));
+        }
+        Ok(())
+    }
+
+    /// A host's flights on a lost disk: none lands nor completes.
+    fn lose_all(flights: &mut Flights<Fate>, host: usize) {
+        let ids: Vec<FlightId> = flights
+            .iter()
+            .filter(|(id, _)| id.host == host)
+            .map(|(id, _)| id)
+            .collect();
+        for id in ids {
+            flights.never_lands(id).expect("listed");
+            flights.never_completes(id).expect("listed");
+        }
+    }
+
+    /// After a reset: the reads of the host's that nobody waits for are gone (its writes stay,
+    /// to land or not).
+    fn settle(flights: &mut Flights<Fate>, host: usize) {
+        let ids: Vec<FlightId> = flights
+            .iter()
+            .filter(|(id, f)| id.host == host && !f.is_write())
+            .map(|(id, _)| id)
+            .collect();
+        for id in ids {
+            flights.never_completes(id).expect("listed");
+        }
+    }
+
+    /// The I/O is on the resource lease's disk area (not the lockspace's).
+    fn on_lease(&self, s: &State, flight: FlightId) -> bool {
+        s.flights.get(flight).is_some_and(|f| f.offset() >= MIB)
     }
 
     /// Hands host `h`'s daemon `input`, then carries out what it decided.
@@ -695,8 +708,8 @@ impl Model {
                 break;
             }
             for (_, request) in turn.io {
-                let (len, write) = match request.op {
-                    IoOp::Read { len } => (len, None),
+                let (len, write) = match &request.op {
+                    IoOp::Read { len } => (*len, false),
                     IoOp::Write { data } => {
                         // The fingerprints hash only the record part of a sector.
                         for chunk in data.chunks(SECTOR) {
@@ -706,33 +719,35 @@ impl Model {
                                 request.offset
                             );
                         }
-                        (data.len(), Some(Arc::<[u8]>::from(data)))
+                        (data.len(), true)
                     }
                 };
                 // A read may take effect when issued rather than when it completes: keep the
                 // sectors of its range as they were (whole-lockspace renewal reads excepted,
                 // to keep the state space small; the random simulator covers them).
-                let issued = (write.is_none() && len <= 64 * 1024).then(|| {
+                let issued = (!write && len <= 64 * 1024).then(|| {
                     s.disk
                         .range(sector_range(request.offset, len))
                         .map(|(k, v)| (*k, v.clone()))
                         .collect()
                 });
-                let lost = s.hosts[h].lost_disk;
-                s.flights.insert(
-                    (h as u8, request.id.0),
-                    Flight {
-                        offset: request.offset,
-                        len,
-                        write,
-                        deadline_ms: self.global_ms(h, request.deadline),
-                        issued,
-                        hung: false,
-                        slow: false,
-                        lost,
-                        target_lease: request.offset >= MIB,
-                    },
-                );
+                let now = Duration::from_millis(s.now_ms);
+                let flight = s
+                    .flights
+                    .issue(
+                        h,
+                        request,
+                        now,
+                        Fate {
+                            issued,
+                            slow: false,
+                        },
+                    )
+                    .map_err(|e| e.to_string())?;
+                if s.hosts[h].lost_disk {
+                    s.flights.never_lands(flight).expect("issued");
+                    s.flights.never_completes(flight).expect("issued");
+                }
             }
             for happened in turn.events {
                 match happened {

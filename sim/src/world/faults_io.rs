@@ -5,10 +5,9 @@ use super::*;
 
 impl World {
     pub(super) fn start_io(&mut self, n: usize, target: Target, request: IoRequest) {
-        let inc = self.nodes[n].inc;
-        let (write, len, data) = match &request.op {
-            IoOp::Read { len } => (false, *len, None),
-            IoOp::Write { data } => (true, data.len(), Some(data.clone())),
+        let (write, len) = match &request.op {
+            IoOp::Read { len } => (false, *len),
+            IoOp::Write { data } => (true, data.len()),
         };
         if write {
             self.stats.writes += 1;
@@ -82,21 +81,6 @@ impl World {
             Fate::Done(_) | Fate::Corrupted => write,
             Fate::Failed { landed } | Fate::Hung { landed, .. } => landed,
         };
-        if let (true, Some(data)) = (landed, data) {
-            // Each sector lands at its own instant before the completion (a hung write's
-            // perhaps after the deadline).
-            let span = done_at.saturating_sub(t0);
-            let first = request.offset as usize / SECTOR;
-            for (i, chunk) in data.chunks(SECTOR).enumerate() {
-                let at = t0 + self.uniform(span);
-                let ev = Ev::Land {
-                    sector: first + i,
-                    data: chunk.into(),
-                    issued: t0,
-                };
-                self.agenda.schedule(at, ev);
-            }
-        }
         self.timeline.push(
             self.now,
             n,
@@ -108,29 +92,61 @@ impl World {
                 fate,
             },
         );
-        let io = Flight {
-            id: request.id,
-            offset: request.offset,
-            len,
-            write,
-            started: t0,
-            result: planned,
-        };
-        self.agenda.schedule(done_at, Ev::Complete { n, inc, io });
+        let sectors = if write { len.div_ceil(SECTOR) } else { 0 };
+        let flight = self
+            .flights
+            .issue(n, request, t0, planned)
+            .expect("a machine's io ids are unique");
+        if landed {
+            // Each sector lands at its own instant before the completion (a hung write's
+            // perhaps after the deadline).
+            let span = done_at.saturating_sub(t0);
+            for index in 0..sectors {
+                let at = t0 + self.uniform(span);
+                self.agenda.schedule(at, Ev::Land { flight, index });
+            }
+        } else if write {
+            self.flights.never_lands(flight).expect("just issued");
+        }
+        self.agenda.schedule(done_at, Ev::Complete { flight });
     }
 
-    pub(super) fn complete(&mut self, n: usize, inc: u32, io: Flight) {
-        let result: IoResult = match io.result {
+    /// A sector of a write lands on the disk.
+    pub(super) fn land(&mut self, flight: FlightId, index: usize) {
+        let issued = self
+            .flights
+            .get(flight)
+            .expect("lands before it is done")
+            .issued();
+        let landing = self.flights.land(flight, index).expect("scheduled once");
+        let sector = landing.offset as usize / SECTOR;
+        // A leader write landing after one issued later takes the leader back.
+        if let Some(last) = self.leader_writes.get_mut(&sector) {
+            if issued < *last {
+                self.stats.stale_leader_writes += 1;
+            }
+            *last = (*last).max(issued);
+        }
+        self.disk.land(self.now, sector, &landing.bytes)
+    }
+
+    pub(super) fn complete(&mut self, flight: FlightId) {
+        let Some(f) = self.flights.get(flight) else {
+            return; // a write of a host gone down, landed whole: nothing of it is left
+        };
+        let (planned, offset, len, write, started) =
+            (f.extra, f.offset(), f.len(), f.is_write(), f.issued());
+        let result: IoResult = match planned {
             Planned::Failed => Err(IoError::Failed(5)),
-            Planned::Ok | Planned::Corrupt if io.write => Ok(Bytes::new()),
+            Planned::Ok | Planned::Corrupt if write => Ok(Bytes::new()),
             Planned::Ok | Planned::Corrupt => {
                 match self
                     .disk
-                    .read(io.offset, io.len, io.started, self.now, &mut self.rng)
+                    .read(offset, len, started, self.now, &mut self.rng)
                 {
                     None => Err(IoError::Short),
                     Some(data)
-                        if matches!(io.result, Planned::Corrupt)
+                        if matches!(planned, Planned::Corrupt)
                             && RawLeader::parse(&data).is_ok_and(|l| {
                                 [DELTA_DISK_MAGIC, PAXOS_DISK_MAGIC].contains(&l.magic)
                             }) =>
@@ -145,17 +161,19 @@ impl World {
                 }
             }
         };
-        if self.nodes[n].inc != inc {
-            return;
-        }
+        let Some(delivery) = self.flights.complete(flight, result).expect("by the rules") else {
+            return; // its host went down meanwhile
+        };
+        let n = delivery.host;
+        let inc = self.nodes[n].inc;
         // A paused daemon picks the completion up when it resumes (handle() defers it).
         self.agenda.schedule(
             self.now,
             Ev::Deliver {
                 n,
                 inc,
-                id: io.id,
-                result,
+                id: delivery.io,
+                result: delivery.result,
             },
         );
     }

@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
+use sanlock_core::flight::{FlightId, Flights};
 use sanlock_core::host::{Output, Target};
 use sanlock_core::io::{IoError, IoId, IoOp, IoRequest, IoResult};
 use sanlock_core::ondisk::leader::{DELTA_DISK_MAGIC, PAXOS_DISK_MAGIC};
@@ -37,9 +38,9 @@ use crate::clock::HostClock;
 use crate::config::{Params, SimConfig};
 use crate::disk::SimDisk;
 use crate::invariants::{Broken, Invariants, Violation};
-use crate::queue::Agenda;
 pub use crate::stats::{Outcome, Stats};
 use crate::timeline::{Fate, Timeline, What};
+use sanlock_core::agenda::Agenda;
 use sanlock_machine::daemon::config::DaemonConfig;
 use sanlock_machine::daemon::{Action, Call, DiskNo, Engine, Happened, Input, ReplyTo, Waiter};
 use sanlock_machine::watchdog::{Keeper, Order};
@@ -72,14 +73,11 @@ enum Ev {
         inc: u32,
     },
     Land {
-        sector: usize,
-        data: Box<[u8]>,
-        issued: Duration,
+        flight: FlightId,
+        index: usize,
     },
     Complete {
-        n: usize,
-        inc: u32,
-        io: Flight,
+        flight: FlightId,
     },
     Deliver {
         n: usize,
@@ -129,16 +127,6 @@ enum Ev {
     CalmOver,
     LivenessStart,
     LivenessDeadline,
-}
-
-#[derive(Debug)]
-struct Flight {
-    id: IoId,
-    offset: u64,
-    len: usize,
-    write: bool,
-    started: Duration,
-    result: Planned,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -290,6 +278,8 @@ pub struct World {
     now: Duration,
     agenda: Agenda<Ev>,
     disk: SimDisk,
+    /// Every I/O between issue and its last landing or completion (core's one model of them).
+    flights: Flights<Planned>,
     nodes: Vec<Node>,
     rng: Rng,
     inv: Invariants,
@@ -381,6 +371,7 @@ impl World {
             })
             .collect();
         let resources_len = cfg.resources;
+        let cfg_hosts = cfg.hosts;
         let timeline = Timeline::new(if cfg.keep_timeline {
             usize::MAX
         } else {
@@ -395,6 +386,7 @@ impl World {
             now: Duration::ZERO,
             agenda: Agenda::default(),
             disk,
+            flights: Flights::new(cfg_hosts, SECTOR),
             nodes,
             rng,
             timeline,
@@ -587,21 +579,8 @@ impl World {
                     self.input(n, Input::Timer);
                 }
             }
-            Ev::Land {
-                sector,
-                data,
-                issued,
-            } => {
-                // A leader write landing after one issued later takes the leader back.
-                if let Some(last) = self.leader_writes.get_mut(&sector) {
-                    if issued < *last {
-                        self.stats.stale_leader_writes += 1;
-                    }
-                    *last = (*last).max(issued);
-                }
-                self.disk.land(self.now, sector, &data)
-            }
-            Ev::Complete { n, inc, io } => self.complete(n, inc, io),
+            Ev::Land { flight, index } => self.land(flight, index),
+            Ev::Complete { flight } => self.complete(flight),
             Ev::Deliver { n, inc, id, result } => {
                 if self.nodes[n].inc == inc {
                     self.input(n, Input::IoDone(vec![(id, result)]));
@@ -766,6 +745,7 @@ impl World {
         for r in held {
             self.inv.dropped(r, n);
         }
+        self.flights.crash(n);
         let node = &mut self.nodes[n];
         node.daemon = None;
         node.inc += 1;
