@@ -13,7 +13,7 @@ use proptest::prelude::*;
 
 use sanlock_core::delta::{DeltaConfig, DeltaLease, Event};
 use sanlock_core::flight::FlightId;
-use sanlock_core::io::{IoId, IoOp, IoResult};
+use sanlock_core::io::IoOp;
 use sanlock_core::memdisk::MemDisk;
 use sanlock_core::ondisk::{lockspace_init, Geometry, Name, SectorSize};
 use sanlock_core::rng::Rng;
@@ -21,30 +21,18 @@ use sanlock_core::{HostId, Time, Timeouts};
 
 mod support;
 use sanlock_core::agenda::Agenda;
-use support::{millis, SharedDisks};
+use support::{millis, Done, SharedDisks};
 
 const N: u64 = 1;
 
 #[derive(Debug)]
 enum Action {
     Start,
-    Complete {
-        flight: FlightId,
-    },
-    Deliver {
-        incarnation: u32,
-        io: IoId,
-        result: IoResult,
-    },
-    Tick {
-        incarnation: u32,
-    },
-    Release {
-        incarnation: u32,
-    },
-    Pause {
-        length: Duration,
-    },
+    Complete { flight: FlightId },
+    Deliver(Done),
+    Tick { incarnation: u32 },
+    Release { incarnation: u32 },
+    Pause { length: Duration },
 }
 
 struct Host {
@@ -198,30 +186,16 @@ impl Sim {
                 // A machine that is gone hears nothing; its write has landed all the same.
                 if let Some(done) = self.disks.complete(flight) {
                     let at = self.now.max(self.hosts[h].paused_until);
-                    let incarnation = self.disks.incarnation(h);
-                    let (io, result) = (done.io, done.result);
-                    self.schedule(
-                        at,
-                        h,
-                        Action::Deliver {
-                            incarnation,
-                            io,
-                            result,
-                        },
-                    );
+                    self.schedule(at, h, Action::Deliver(done));
                 }
                 return Ok(());
             }
-            Action::Deliver {
-                incarnation,
-                io,
-                result,
-            } => {
-                if incarnation != self.disks.incarnation(h) {
+            Action::Deliver(done) => {
+                if !self.disks.is_current(h, &done) {
                     return Ok(());
                 }
                 if let Some(lease) = self.hosts[h].lease.as_mut() {
-                    lease.handle_io(now, io, result);
+                    lease.handle_io(now, done.io, done.result);
                 }
             }
             Action::Tick { incarnation } | Action::Release { incarnation } => {

@@ -14,7 +14,6 @@ use proptest::prelude::*;
 
 use sanlock_core::flight::FlightId;
 use sanlock_core::host::{Host, HostConfig, JoinRequest, Output};
-use sanlock_core::io::{IoId, IoResult};
 use sanlock_core::memdisk::MemDisk;
 use sanlock_core::ondisk::ForceMode;
 use sanlock_core::ondisk::{
@@ -28,7 +27,7 @@ mod support;
 use sanlock_core::agenda::Agenda;
 use sanlock_core::timeouts::WATCHDOG_FIRE_TIMEOUT_S;
 use sanlock_core::{HostId, Time};
-use support::{millis, SharedDisks};
+use support::{millis, Done, SharedDisks};
 
 const N: u64 = 1;
 const RESOURCES: [&str; 2] = ["R0", "R1"];
@@ -47,11 +46,7 @@ enum Action {
     Complete {
         flight: FlightId,
     },
-    Deliver {
-        incarnation: u32,
-        io: IoId,
-        result: IoResult,
-    },
+    Deliver(Done),
     Tick {
         incarnation: u32,
     },
@@ -262,30 +257,16 @@ impl Sim {
                 // A machine that is gone hears nothing; its write has landed all the same.
                 if let Some(done) = self.disks.complete(flight) {
                     let at = self.now.max(self.nodes[n].paused_until);
-                    let incarnation = self.disks.incarnation(n);
-                    let (io, result) = (done.io, done.result);
-                    self.schedule(
-                        at,
-                        n,
-                        Action::Deliver {
-                            incarnation,
-                            io,
-                            result,
-                        },
-                    );
+                    self.schedule(at, n, Action::Deliver(done));
                 }
                 return Ok(());
             }
-            Action::Deliver {
-                incarnation,
-                io,
-                result,
-            } => {
-                if incarnation != inc {
+            Action::Deliver(done) => {
+                if !self.disks.is_current(n, &done) {
                     return Ok(());
                 }
                 if let Some(host) = self.nodes[n].host.as_mut() {
-                    host.handle_io(now, io, result);
+                    host.handle_io(now, done.io, done.result);
                 }
             }
             Action::Tick { incarnation } => {

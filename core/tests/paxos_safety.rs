@@ -21,7 +21,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use sanlock_core::flight::FlightId;
-use sanlock_core::io::{IoId, IoRequest, IoResult};
+use sanlock_core::io::IoRequest;
 use sanlock_core::memdisk::MemDisk;
 use sanlock_core::ondisk::{
     lockspace_init, resource_init, DeltaSector, Geometry, LeaderKind, LeaderRecord, Name,
@@ -33,7 +33,7 @@ use sanlock_core::rng::Rng;
 mod support;
 use sanlock_core::agenda::Agenda;
 use sanlock_core::{Generation, HostId, Time, Timeouts};
-use support::{millis, SharedDisks};
+use support::{millis, Done, SharedDisks};
 
 const N: u64 = 1;
 
@@ -48,27 +48,13 @@ fn name(s: &str) -> Name {
 #[derive(Debug)]
 enum Action {
     Start,
-    Complete {
-        flight: FlightId,
-    },
-    Deliver {
-        incarnation: u32,
-        io: IoId,
-        result: IoResult,
-    },
-    Tick {
-        incarnation: u32,
-    },
-    Release {
-        incarnation: u32,
-    },
-    Convert {
-        incarnation: u32,
-    },
+    Complete { flight: FlightId },
+    Deliver(Done),
+    Tick { incarnation: u32 },
+    Release { incarnation: u32 },
+    Convert { incarnation: u32 },
     Renew,
-    Pause {
-        length: Duration,
-    },
+    Pause { length: Duration },
     Crash,
 }
 
@@ -279,30 +265,16 @@ impl Sim {
                 // A machine that is gone hears nothing; its write has landed all the same.
                 if let Some(done) = self.disks.complete(flight) {
                     let at = self.now.max(self.hosts[h].paused_until);
-                    let incarnation = self.disks.incarnation(h);
-                    let (io, result) = (done.io, done.result);
-                    self.schedule(
-                        at,
-                        h,
-                        Action::Deliver {
-                            incarnation,
-                            io,
-                            result,
-                        },
-                    );
+                    self.schedule(at, h, Action::Deliver(done));
                 }
                 return Ok(());
             }
-            Action::Deliver {
-                incarnation,
-                io,
-                result,
-            } => {
-                if incarnation != self.disks.incarnation(h) {
+            Action::Deliver(done) => {
+                if !self.disks.is_current(h, &done) {
                     return Ok(());
                 }
                 if let Some(lease) = self.hosts[h].lease.as_mut() {
-                    lease.handle_io(now, io, result);
+                    lease.handle_io(now, done.io, done.result);
                 }
             }
             Action::Convert { incarnation } => {

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use sanlock_core::flight::{Delivery, FlightId, Flights};
-use sanlock_core::io::{DiskRef, IoRequest};
+use sanlock_core::flight::{FlightId, Flights};
+use sanlock_core::io::{DiskRef, IoId, IoRequest, IoResult};
 use sanlock_core::memdisk::MemDisk;
 use sanlock_core::rng::Rng;
 
@@ -49,6 +49,14 @@ pub fn report_violation(
     );
 }
 
+/// A completion on its way to the machine that issued the I/O.
+#[derive(Debug)]
+pub struct Done {
+    pub incarnation: u32,
+    pub io: IoId,
+    pub result: IoResult,
+}
+
 /// The shared disks of a safety run and the I/O in flight to them, under core's one model of
 /// flights (`sanlock_core::flight`): an I/O reaches the disk at its completion instant (a write
 /// lands whole then, a read sees the disk then); a host's machine that is gone (crashed, reset,
@@ -80,7 +88,7 @@ impl SharedDisks {
     }
 
     /// Flight `id` reaches the disk now; the completion, if its machine still waits for it.
-    pub fn complete(&mut self, id: FlightId) -> Option<Delivery> {
+    pub fn complete(&mut self, id: FlightId) -> Option<Done> {
         let flight = self.flights.get(id)?;
         let (disk, offset, len) = (flight.disk(), flight.offset(), flight.len());
         let result = if flight.is_write() {
@@ -95,7 +103,18 @@ impl SharedDisks {
         };
         // A write of a machine that is gone, landed whole: nothing of it is left.
         self.flights.get(id)?;
-        self.flights.complete(id, result).expect("by the rules")
+        let delivery = self.flights.complete(id, result).expect("by the rules")?;
+        Some(Done {
+            incarnation: id.incarnation,
+            io: delivery.io,
+            result: delivery.result,
+        })
+    }
+
+    /// Whether `done` is for host `host`'s current machine (a paused host takes it up later,
+    /// when a new machine may have replaced the one that issued it).
+    pub fn is_current(&self, host: usize, done: &Done) -> bool {
+        done.incarnation == self.flights.incarnation(host)
     }
 
     /// Host `host`'s machine is gone: its I/O completes to nobody; its writes still land.
