@@ -120,6 +120,8 @@ pub struct DeltaLease {
     /// Read the lockspace between renewals too ([`DeltaLease::set_peek`]), next at `peek_at`.
     peek: bool,
     peek_at: Option<Time>,
+    /// Bytes a peek reads: the sectors up to the highest host_id in use at the last renewal.
+    peek_len: usize,
     io: IoBook,
     events: VecDeque<Event>,
     mutants: Mutations,
@@ -210,6 +212,7 @@ impl DeltaLease {
             release_requested: false,
             peek: false,
             peek_at: None,
+            peek_len: 0,
             io: IoBook::default(),
             events: VecDeque::new(),
             mutants: Mutations::default(),
@@ -321,8 +324,7 @@ impl DeltaLease {
             Phase::Held { due } if self.peek_at.is_some_and(|p| now >= p) => {
                 let due = *due;
                 self.peek_at = None;
-                let len = self.config.geometry.area_bytes() as usize;
-                let io = self.read(now, self.config.offset, len);
+                let io = self.read(now, self.config.offset, self.peek_len);
                 self.phase = Phase::Peek { io, due };
             }
             _ => {}
@@ -418,6 +420,22 @@ impl DeltaLease {
 
     fn tick(&mut self, now: Time) {
         self.io.tick(now);
+    }
+
+    /// Bytes from the area's start through the sector of the highest host_id that has ever
+    /// held a delta lease here (ours at least), as `area` shows: a peek need read no further.
+    /// A host that joins above it meanwhile is seen at our next renewal, as sanlock sees
+    /// every host (sanlock reads nothing between renewals).
+    fn sectors_in_use(&self, area: &[u8]) -> usize {
+        let ss = self.sector_len();
+        let ours = self.config.host_id.get() as usize;
+        let used = area
+            .chunks_exact(ss)
+            .rposition(|sector| {
+                RawLeader::parse(sector).is_ok_and(|r| r.owner_id != 0 || r.timestamp != 0)
+            })
+            .map_or(0, |i| i + 1);
+        used.max(ours) * ss
     }
 
     fn sector_len(&self) -> usize {
@@ -740,6 +758,7 @@ impl DeltaLease {
                 timestamp_s,
             });
         }
+        let peek_len = self.sectors_in_use(&lockspace);
         self.events.push_back(Event::Renewed {
             timestamp_s,
             read_ms,
@@ -753,6 +772,7 @@ impl DeltaLease {
         if self.peek {
             // Half way to the next renewal: events and requests wait at most half as long.
             self.peek_at = Some(now + due.saturating_since(now) / 2);
+            self.peek_len = peek_len;
         }
         Phase::Held { due }
     }

@@ -556,8 +556,9 @@ fn a_completion_delivered_after_its_deadline_is_a_timeout_even_without_a_tick() 
 
 #[test]
 fn with_peek_the_lockspace_is_read_half_way_to_the_next_renewal_which_stays_due() {
-    // The daemon's event_poll: renewal at 120.5 s, next due at 141 s; the extra read of the
-    // whole area (timeout N) comes at 130.75 s and changes nothing of the schedule.
+    // The daemon's event_poll: renewal at 120.5 s, next due at 141 s; the extra read (timeout
+    // N) comes at 130.75 s and changes nothing of the schedule. Only host_id 1 (ours) has ever
+    // been used: the peek reads its sector alone.
     let mut w = held_world();
     w.lease.set_peek(true);
     w.wait(Duration::from_millis(500));
@@ -565,10 +566,10 @@ fn with_peek_the_lockspace_is_read_half_way_to_the_next_renewal_which_stays_due(
     w.io("write", 0, 512, 8 * N + 60);
     w.events();
     w.wait(Duration::from_millis(10_250));
-    w.io("read", 0, 1 << 20, N);
+    w.io("read", 0, 512, N);
     let events = w.events();
     assert!(
-        matches!(&events[..], [Event::Peeked { lockspace }] if lockspace.len() == 1 << 20),
+        matches!(&events[..], [Event::Peeked { lockspace }] if lockspace.len() == 512),
         "{events:?}"
     );
     // Nothing was written, and the renewal is still due 2N + 0.5 s after the last success.
@@ -582,6 +583,36 @@ fn with_peek_the_lockspace_is_read_half_way_to_the_next_renewal_which_stays_due(
             ..
         }]
     ));
+}
+
+#[test]
+fn a_peek_reads_through_the_highest_host_id_the_last_renewal_saw_in_use() {
+    // sanlock reads nothing between renewals; our peek costs only the sectors of host_ids that
+    // have ever joined (here 1, ours, and 7), as of the last renewal's read. Host 30, joining
+    // after it, is read at the next renewal.
+    let mut w = held_world();
+    w.lease.set_peek(true);
+    let mut other = DeltaSector::decode(&w.disk.bytes()[6 * 512..7 * 512], 6 * 512).unwrap();
+    other.leader.owner_id = HostId::new(7);
+    other.leader.timestamp = 90;
+    w.disk.bytes_mut()[6 * 512..7 * 512].copy_from_slice(&other.encode());
+    w.wait(Duration::from_millis(500));
+    w.io("read", 0, 1 << 20, N);
+    w.io("write", 0, 512, 8 * N + 60);
+    w.events();
+    let mut late = DeltaSector::decode(&w.disk.bytes()[29 * 512..30 * 512], 29 * 512).unwrap();
+    late.leader.owner_id = HostId::new(30);
+    late.leader.timestamp = 125;
+    w.disk.bytes_mut()[29 * 512..30 * 512].copy_from_slice(&late.encode());
+    w.wait(Duration::from_millis(10_250));
+    w.io("read", 0, 7 * 512, N);
+    w.events();
+    w.wait(Duration::from_millis(10_250));
+    w.io("read", 0, 1 << 20, N);
+    w.io("write", 0, 512, 8 * N + 60);
+    w.events();
+    w.wait(Duration::from_millis(10_250));
+    w.io("read", 0, 30 * 512, N);
 }
 
 #[test]
