@@ -34,7 +34,11 @@ impl Connection {
     /// Connects to the daemon of this process's run directory: -ENOENT without a socket file,
     /// -ECONNREFUSED for a stale one.
     pub fn open() -> Result<Connection, i32> {
-        let path = socket_path();
+        Self::open_at(&socket_path())
+    }
+
+    /// Connects to the daemon listening at `path` (a benchmark talks to two daemons).
+    pub fn open_at(path: &std::path::Path) -> Result<Connection, i32> {
         // sanlock cuts the address to 106 bytes plus NUL, with no error.
         let bytes = path.as_os_str().as_bytes();
         let path = std::ffi::OsStr::from_bytes(&bytes[..bytes.len().min(106)]);
