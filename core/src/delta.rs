@@ -585,11 +585,15 @@ impl DeltaLease {
             leader,
             bitmap: HostBitmap::EMPTY,
         };
-        let short_delay = self
-            .config
-            .timeouts
+        // 3.8.5 waits 2 × the io_timeout on disk. A racer that read the sector free before our
+        // claim landed writes within its own io_timeout, so a disk value below ours (a
+        // lockspace made with -o 1, hosts joining with 10) lets its claim land after our
+        // check: two holders (found by the simulator). Wait 2 × the larger of the two.
+        let ours = self.config.timeouts;
+        let short_delay = ours
             .of_other(u64::from(raw.io_timeout))
-            .delta_short_delay();
+            .delta_short_delay()
+            .max(ours.delta_short_delay());
         let io = self.write(now, &written, self.config.timeouts.io_timeout());
         Phase::WriteLeader {
             io,

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use crate::delta::{self, DeltaConfig, DeltaLease};
-use crate::hosts::{HostTable, Notice, ScanKind};
+use crate::hosts::{HostTable, Notice, ReadBound, ScanKind};
 use crate::ids::{Generation, HostId};
 use crate::io::{DiskRef, IoId, IoOp, IoRequest, IoResult};
 use crate::mutants::{Mutant, Mutations};
@@ -325,6 +325,8 @@ struct Lockspace {
     event_set_at: Option<Time>,
     /// When we asked each host for attention; a bit stays set for set_bitmap seconds.
     bit_times: BTreeMap<HostId, Time>,
+    /// How far ballot reads must reach, from the latest renewal's read (hosts::ReadBound).
+    read_bound: Option<ReadBound>,
 }
 
 /// The flags of set_event (SANLK_SETEV_*).
@@ -416,6 +418,7 @@ impl Host {
                 host_event: HostEvent::default(),
                 event_set_at: None,
                 bit_times: BTreeMap::new(),
+                read_bound: None,
             },
         );
         self.drain(now);
@@ -503,6 +506,7 @@ impl Host {
             rng_seed: self.rng.next_u64(),
         });
         lease.set_mutations(self.mutations());
+        lease.set_read_bound(ls.read_bound);
         lease.acquire(now, request);
         self.resources.insert(key, lease);
         self.new_instance(Target::Resource(space_name, resource_name));
@@ -558,7 +562,12 @@ impl Host {
     /// Converts a held resource lease to shared or exclusive.
     pub fn convert(&mut self, now: Time, space_name: Name, resource_name: Name, to_shared: bool) {
         self.tick(now);
+        let bound = self
+            .lockspaces
+            .get(&space_name)
+            .and_then(|ls| ls.read_bound);
         if let Some(lease) = self.resources.get_mut(&(space_name, resource_name)) {
+            lease.set_read_bound(bound);
             lease.convert(now, to_shared);
         }
         self.drain(now);
@@ -1234,6 +1243,13 @@ impl Host {
                         &lockspace,
                         ScanKind::Renewal,
                     );
+                    // The read started before the write was issued: earlier by at most the
+                    // two rounded-down durations (plus a millisecond each).
+                    let read_started = Time::new(
+                        now.since_boot()
+                            .saturating_sub(Duration::from_millis(read_ms + write_ms + 2)),
+                    );
+                    ls.read_bound = ReadBound::of_renewal(&lockspace, ls.geometry, read_started);
                     // A failed lockspace stays failed: a later success does not feed wdmd.
                     if ls.failed.is_none() {
                         let renewal = ls.delta.last_success().expect("renewed");

@@ -28,11 +28,14 @@ pub enum Mutant {
     SkipDeltaShortWait,
     /// The watchdog is armed with expire = renewal + 8N + 60 instead of renewal + 8N.
     LateWatchdogExpire,
+    /// Ballot reads stay bounded to the host_ids a lockspace read once saw in use, however old
+    /// that read (a host that joined since is not read).
+    StaleReadBound,
 }
 
 impl Mutant {
     /// Every mutant, in declaration order.
-    pub const ALL: [Mutant; 10] = [
+    pub const ALL: [Mutant; 11] = [
         Mutant::SkipPhase1Read,
         Mutant::NoOwnerDeadWait,
         Mutant::OwnerDeadByLocalClock,
@@ -43,6 +46,7 @@ impl Mutant {
         Mutant::ReleaseWithoutDblockFlag,
         Mutant::SkipDeltaShortWait,
         Mutant::LateWatchdogExpire,
+        Mutant::StaleReadBound,
     ];
 
     /// A kebab-case name for command lines and reports.
@@ -58,6 +62,7 @@ impl Mutant {
             Mutant::ReleaseWithoutDblockFlag => "release-without-dblock-flag",
             Mutant::SkipDeltaShortWait => "skip-delta-short-wait",
             Mutant::LateWatchdogExpire => "late-watchdog-expire",
+            Mutant::StaleReadBound => "stale-read-bound",
         }
     }
 }

@@ -29,7 +29,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::hosts::HostStatus;
+use crate::hosts::{HostStatus, ReadBound};
 use crate::ids::{Generation, HostId, Lver};
 use crate::io::{Completion, DiskRef, IoBook, IoError, IoId, IoOp, IoRequest, IoResult, Pending};
 use crate::mutants::{Mutant, Mutations};
@@ -158,6 +158,8 @@ pub struct PaxosLease {
     /// The last dblock this machine wrote: a held lease's later writes never take our dblock
     /// back to an earlier version than it (a failed SH→EX convert leaves a later one).
     last_dblock: Option<PaxosDblock>,
+    /// How far ballot reads must reach, from our lockspace's last renewal (none: all).
+    read_bound: Option<ReadBound>,
     phase: Step,
     rng: Rng,
     io: IoBook,
@@ -249,6 +251,8 @@ enum Step {
     Idle,
     ReadLease {
         io: Pending,
+        /// The host_ids whose dblocks the read covers, when bounded.
+        hosts: Option<u64>,
     },
     AwaitOwnerStatus {
         cur: Current,
@@ -423,6 +427,7 @@ impl PaxosLease {
             converting: None,
             proposed: None,
             last_dblock: None,
+            read_bound: None,
             phase: Step::Idle,
             rng,
             io: IoBook::default(),
@@ -434,6 +439,12 @@ impl PaxosLease {
     /// The deliberate bug to run with (core::mutants).
     pub(crate) fn set_mutations(&mut self, mutants: Mutations) {
         self.mutants = mutants;
+    }
+
+    /// Ballot reads from now on cover only the dblocks `bound` says can be in use, while it
+    /// holds (the host passes its lockspace's latest before an acquire or a convert).
+    pub fn set_read_bound(&mut self, bound: Option<ReadBound>) {
+        self.read_bound = bound;
     }
 
     /// Starts an exclusive acquire. Call once, on a new machine.
@@ -725,7 +736,7 @@ impl PaxosLease {
 
     fn pending(&self) -> Option<Pending> {
         match &self.phase {
-            Step::ReadLease { io }
+            Step::ReadLease { io, .. }
             | Step::ReadOwnerDelta { io, .. }
             | Step::ReadOwnerDblock { io, .. }
             | Step::RereadOwnerLeader { io, .. }
@@ -759,10 +770,25 @@ impl PaxosLease {
         self.io.submit(now, disk, offset, op, timeout)
     }
 
+    /// Reads the lease: leader, request and dblocks, all of them or (with a bound from the
+    /// lockspace, [`PaxosLease::set_read_bound`]) those of the host_ids that can be in use.
     fn read_lease(&mut self, now: Time) -> Step {
-        let len = self.config.geometry.area_bytes() as usize;
+        let hosts = self.bounded_hosts(now);
+        let len = match hosts {
+            Some(m) => (m as usize + 2) * self.ss(),
+            None => self.config.geometry.area_bytes() as usize,
+        };
         let io = self.submit(now, DiskRef::Lease, self.config.offset, IoOp::Read { len });
-        Step::ReadLease { io }
+        Step::ReadLease { io, hosts }
+    }
+
+    /// The host_ids a read issued now must cover, while the read bound holds (the mutant
+    /// keeps using it after it has gone stale).
+    fn bounded_hosts(&self, now: Time) -> Option<u64> {
+        if self.mutants.has(Mutant::StaleReadBound) {
+            return self.read_bound.map(|b| b.hosts);
+        }
+        ReadBound::hosts_at(self.read_bound, now)
     }
 
     fn read_leader(&mut self, now: Time) -> Pending {
@@ -806,16 +832,18 @@ impl PaxosLease {
         )
     }
 
-    /// Reads the (n + 2) sectors a ballot phase looks at.
+    /// Reads the (n + 2) sectors a ballot phase looks at (fewer dblocks under a read bound).
     fn read_dblocks(&mut self, now: Time, cur: &Current) -> Pending {
-        let len = (cur.leader.num_hosts as usize + 2) * self.ss();
+        let n = cur.leader.num_hosts;
+        let hosts = self.bounded_hosts(now).map_or(n, |m| m.min(n));
+        let len = (hosts as usize + 2) * self.ss();
         self.submit(now, DiskRef::Lease, self.config.offset, IoOp::Read { len })
     }
 
     fn io_done(&mut self, now: Time, result: IoResult) {
         let phase = std::mem::replace(&mut self.phase, Step::Done);
         self.phase = match phase {
-            Step::ReadLease { .. } => self.after_read_lease(now, result),
+            Step::ReadLease { hosts, .. } => self.after_read_lease(now, hosts, result),
             Step::ReadOwnerDelta { cur, wait, .. } => {
                 self.after_owner_delta(now, cur, wait, result)
             }
@@ -1075,7 +1103,7 @@ impl PaxosLease {
     }
 
     /// §7.1-7.2: check the leader and every dblock, then decide whether to wait for an owner.
-    fn after_read_lease(&mut self, now: Time, result: IoResult) -> Step {
+    fn after_read_lease(&mut self, now: Time, hosts: Option<u64>, result: IoResult) -> Step {
         let area = match result {
             Ok(area) => area,
             Err(e) => return self.acquire_failed(e.rv()),
@@ -1106,7 +1134,8 @@ impl PaxosLease {
         let ss = self.ss();
         let mut max_mbal = 0;
         let mut ours_ahead = None;
-        for q in 1..=leader.num_hosts as usize {
+        let read = hosts.map_or(leader.num_hosts, |m| m.min(leader.num_hosts));
+        for q in 1..=read as usize {
             let at = (q + 1) * ss;
             let Some(sector) = area.get(at..at + ss) else {
                 return self.acquire_failed(SANLK_DBLOCK_READ);

@@ -144,6 +144,38 @@ fn a_free_lease_is_taken_with_exactly_six_ios() {
 }
 
 #[test]
+fn under_a_read_bound_a_ballot_reads_only_the_dblocks_of_host_ids_in_use() {
+    // hosts::ReadBound: host_ids 1..=3 may be in the lockspace until 10 s from now; the lease
+    // read and both phase reads cover leader, request and three dblocks.
+    let mut w = World::new(1, 1, 764);
+    let until = w.now + Duration::from_secs(10);
+    w.lease.set_read_bound(Some(ReadBound { hosts: 3, until }));
+    w.lease.acquire(w.now, AcquireRequest::default());
+    w.run_io();
+    let bounded = 5 * 512;
+    assert_eq!(
+        w.log,
+        vec![
+            (DiskRef::Lease, "read", 0, bounded),
+            (DiskRef::Lease, "write", 1024, 512),
+            (DiskRef::Lease, "read", 0, bounded),
+            (DiskRef::Lease, "write", 1024, 512),
+            (DiskRef::Lease, "read", 0, bounded),
+            (DiskRef::Lease, "write", 0, 512),
+        ]
+    );
+    assert!(matches!(w.events()[..], [Event::Acquired { .. }]));
+    // Once the bound has lapsed, every dblock again.
+    let mut w = World::new(1, 1, 764);
+    let until = w.now;
+    w.lease.set_read_bound(Some(ReadBound { hosts: 3, until }));
+    w.lease.acquire(w.now, AcquireRequest::default());
+    w.run_io();
+    assert_eq!(w.log[0], (DiskRef::Lease, "read", 0, 1 << 20));
+    assert_eq!(w.log[2], (DiskRef::Lease, "read", 0, 2002 * 512));
+}
+
+#[test]
 fn release_writes_the_released_dblock_then_frees_the_leader() {
     // §8.1 [run]: PWRITE dblock, PREAD leader, PWRITE leader; timestamp 0, owner kept,
     // dblock identical except flags = RELEASED.

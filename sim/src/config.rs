@@ -120,6 +120,10 @@ pub struct SimConfig {
     pub liveness: bool,
     /// Keep the whole timeline (not only the newest entries) to print it.
     pub keep_timeline: bool,
+    /// Every run has late joiners with io_timeout 2 among hosts with io_timeout 10, on a
+    /// lockspace initialised with io_timeout 1 (else the seed picks them): ballots run while
+    /// hosts join for the first time and ballot read bounds have lapsed.
+    pub late_joins: bool,
     /// The deliberate bug every host runs with.
     #[cfg(feature = "mutants")]
     pub mutant: Option<sanlock_core::mutants::Mutant>,
@@ -140,6 +144,7 @@ impl SimConfig {
             faults: FaultSet::ALL,
             liveness: true,
             keep_timeline: false,
+            late_joins: false,
             #[cfg(feature = "mutants")]
             mutant: None,
             #[cfg(feature = "mutants")]
@@ -215,6 +220,16 @@ pub struct Params {
     /// Percent of holders that die (exit without RELEASE) rather than release; the same share
     /// of acquires see their process die before the answer.
     pub death_pct: u64,
+    /// The io_timeout written into the lockspace at init (what a first join's 2N wait uses),
+    /// when shorter than the hosts' own: their renewals are further apart than a joiner's
+    /// wait, so ballot read bounds (core::hosts::ReadBound) lapse between renewals.
+    pub lockspace_io_timeout_s: u64,
+    /// The upper half of the hosts (by host_id, never host 0 or 1) boot late, each somewhere
+    /// in the first half of the run: their first joins come while the others run ballots.
+    pub late_joiner: bool,
+    /// The late joiners' own io_timeout, when not 0 (the others keep `io_timeout_s`): a
+    /// joiner whose 2N wait is shorter than the others' renewal interval.
+    pub late_io_timeout_s: u64,
 }
 
 impl Params {
@@ -250,6 +265,9 @@ impl Params {
             killpath_pct: pick(&[0, 30]),
             persistent_pct: pick(&[0, 10, 30]),
             death_pct: pick(&[10, 30]),
+            lockspace_io_timeout_s: pick(&[io_timeout_s, io_timeout_s, 1]),
+            late_joiner: pick(&[0, 1]) == 1,
+            late_io_timeout_s: pick(&[0, 2]),
         }
     }
 }

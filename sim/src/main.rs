@@ -14,8 +14,8 @@ use sanlock_sim::check::{self, Scenario};
 use sanlock_sim::{FaultSet, Outcome, SimConfig, World};
 
 const USAGE: &str = "usage:
-  sanlock-sim run   [--hosts N] [--resources N] [--clients N] [--seed S] [--faults all|none|LIST] [--seconds N] [--no-liveness] [--timeline]
-  sanlock-sim sweep [--hosts N] [--resources N] [--clients N] [--seeds A..B] [--faults ...] [--seconds N]
+  sanlock-sim run   [--hosts N] [--resources N] [--clients N] [--seed S] [--faults all|none|LIST] [--seconds N] [--no-liveness] [--late-joins] [--timeline]
+  sanlock-sim sweep [--hosts N] [--resources N] [--clients N] [--seeds A..B] [--faults ...] [--seconds N] [--late-joins]
   sanlock-sim check [--hosts 2|3] [--resources 1] [--scenario NAME] [--horizon SECONDS] [--max-states N]
   sanlock-sim bench
 clients: processes per host that register with its daemon, acquire, convert, release, and die
@@ -94,6 +94,7 @@ fn config(args: &mut Args, seed: u64) -> Result<SimConfig, String> {
         cfg.faults = FaultSet::parse(&f)?;
     }
     cfg.liveness = !args.flag("--no-liveness");
+    cfg.late_joins = args.flag("--late-joins");
     cfg.validate()?;
     Ok(cfg)
 }
@@ -129,24 +130,27 @@ fn print_summary(cfg: &SimConfig, o: &Outcome, wall: f64) {
     let s = &o.stats;
     let p = &o.params;
     println!(
-        "seed {} hosts {} resources {} faults {} | io_timeout {}s kill_grace {}s latency<={}ms drift<={}ppm",
+        "seed {} hosts {} resources {} faults {} | io_timeout {}s (lockspace init {}s) kill_grace {}s latency<={}ms drift<={}ppm{}",
         cfg.seed,
         cfg.hosts,
         cfg.resources,
         cfg.faults,
         p.io_timeout_s,
+        p.lockspace_io_timeout_s,
         p.kill_grace_s,
         p.latency.as_millis(),
-        p.drift_ppm
+        p.drift_ppm,
+        if p.late_joiner { ", the upper half joins late" } else { "" }
     );
     println!(
-        "simulated {:.0}s in {:.2}s wall: {} events, {} I/Os ({} reads, {} writes)",
+        "simulated {:.0}s in {:.2}s wall: {} events, {} I/Os ({} reads, {} writes), {:.1} MiB read",
         o.simulated.as_secs_f64(),
         wall,
         s.events,
         s.reads + s.writes,
         s.reads,
-        s.writes
+        s.writes,
+        s.bytes_read as f64 / (1 << 20) as f64
     );
     println!(
         "acquisitions {} ({} EX, {} SH), refused {}, converts {}, releases {}",

@@ -14,6 +14,8 @@ pub struct Stats {
     pub reads: u64,
     /// Writes started.
     pub writes: u64,
+    /// Bytes the reads returned (a ballot's reads shrink with the lockspace's read bound).
+    pub bytes_read: u64,
     /// Acquisitions by processes (exclusive, shared).
     pub acquired_ex: u64,
     /// Shared acquisitions.

@@ -22,6 +22,7 @@ fn scenario(m: Mutant) -> &'static str {
         Mutant::TrustBadChecksum => "corrupt",
         Mutant::SkipDeltaShortWait => "same-host-id",
         Mutant::LateWatchdogExpire => "watchdog",
+        Mutant::StaleReadBound => "late-join",
     }
 }
 
@@ -43,9 +44,13 @@ fn counterexample(s: Scenario) -> Option<(u64, String)> {
 }
 
 fn simulator_kill(m: Mutant, seeds: u64) -> Option<(u64, String)> {
+    // Stale read bounds matter only while hosts join for the first time: late joiners, for
+    // an hour.
+    let late = m == Mutant::StaleReadBound;
     first_violation(seeds, |seed| {
-        let mut cfg = SimConfig::new(8, 4, seed, 900);
+        let mut cfg = SimConfig::new(8, 4, seed, if late { 3600 } else { 900 });
         cfg.mutant = Some(m);
+        cfg.late_joins = late;
         cfg
     })
 }

@@ -181,6 +181,8 @@ pub struct State {
 pub(super) struct HostState {
     /// The daemon's machine (with the core Host it owns), while the host is up.
     daemon: Option<Engine>,
+    /// The daemon was asked to join the lockspace (at the scenario's join time).
+    join_asked: bool,
     /// The lockspace's add was answered 0: the process may ask for leases.
     joined: bool,
     /// Some(shared) while its process holds the resource.
@@ -231,7 +233,7 @@ impl Model {
         let space = Name::new(b"CHECK").expect("short");
         let resource = Name::new(b"R0").expect("short");
         let g = geometry();
-        let ls = lockspace_init(g, space, scenario.io_timeout_s as u16);
+        let ls = lockspace_init(g, space, scenario.lockspace_io_timeout_s() as u16);
         let mut image = ls.area;
         image[..SECTOR].copy_from_slice(&ls.commit_sector);
         image.resize(MIB as usize, 0);
@@ -285,6 +287,7 @@ impl Model {
             hosts: (0..self.hosts)
                 .map(|h| HostState {
                     daemon: None,
+                    join_asked: false,
                     joined: false,
                     holding: None,
                     busy: false,
@@ -326,7 +329,10 @@ impl Model {
             }
             state.hosts[h].daemon = Some(engine);
             self.register_clients(&mut state, h)?;
-            self.add_lockspace(&mut state, h)?;
+            if self.scenario.join_at_ms(h) == 0 {
+                state.hosts[h].join_asked = true;
+                self.add_lockspace(&mut state, h)?;
+            }
         }
         Ok(state)
     }
@@ -422,6 +428,9 @@ impl Model {
         for (h, hs) in state.hosts.iter().enumerate() {
             let Some(engine) = &hs.daemon else { continue };
             let mut consider = |t: u64| next = Some(next.map_or(t, |n| n.min(t)));
+            if !hs.join_asked {
+                consider(self.scenario.join_at_ms(h));
+            }
             consider(
                 self.global_ms(h, engine.poll_timeout())
                     .max(state.now_ms + 1),
@@ -578,6 +587,13 @@ impl Model {
                             s.flights.crash(h);
                             Self::settle(&mut s.flights, h);
                         }
+                    }
+                }
+                for h in 0..self.hosts {
+                    let due = self.scenario.join_at_ms(h) <= to_ms;
+                    if due && !s.hosts[h].join_asked && s.hosts[h].daemon.is_some() {
+                        s.hosts[h].join_asked = true;
+                        self.add_lockspace(&mut s, h)?;
                     }
                 }
                 for h in 0..self.hosts {

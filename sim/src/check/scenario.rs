@@ -52,6 +52,11 @@ pub struct Scenario {
     pub kill_grace_s: u64,
     /// io_timeout N.
     pub io_timeout_s: u64,
+    /// The io_timeout written into the lockspace at init (a first join's 2N wait uses it);
+    /// 0: the hosts' N.
+    pub lockspace_io_timeout_s: u64,
+    /// World time (s) at which each host asks to join the lockspace.
+    pub join_at_s: [u64; 3],
     /// No step after this world time.
     pub horizon_s: u64,
     /// The deliberate bug every host runs with.
@@ -89,6 +94,8 @@ impl Scenario {
         killpath: [false, false, false],
         kill_grace_s: 0,
         io_timeout_s: 2,
+        lockspace_io_timeout_s: 0,
+        join_at_s: [0, 0, 0],
         horizon_s: 7,
         #[cfg(feature = "mutants")]
         daemon_mutant: None,
@@ -97,7 +104,7 @@ impl Scenario {
     };
 
     /// Every scenario.
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::BASIC,
         Scenario {
             name: "reacquire",
@@ -181,6 +188,17 @@ impl Scenario {
             horizon_s: 100,
             ..Scenario::BASIC
         },
+        Scenario {
+            name: "late-join",
+            about: "host0 joins at 0 and renews every 4 s; host1 joins at 5 s, its first join \
+                    waiting 2 s (the lockspace was made with io_timeout 1); both ask at 7 s, \
+                    while host0's read bound from its 4 s renewal has lapsed",
+            lockspace_io_timeout_s: 1,
+            join_at_s: [0, 5, 0],
+            acquire_from_s: [7, 7, 0],
+            horizon_s: 12,
+            ..Scenario::BASIC
+        },
     ];
 
     /// The scenario called `name`.
@@ -200,6 +218,17 @@ impl Scenario {
 
     pub(crate) fn host_id(&self, h: usize) -> u64 {
         self.host_ids[h]
+    }
+
+    pub(crate) fn lockspace_io_timeout_s(&self) -> u64 {
+        match self.lockspace_io_timeout_s {
+            0 => self.io_timeout_s,
+            n => n,
+        }
+    }
+
+    pub(crate) fn join_at_ms(&self, h: usize) -> u64 {
+        self.join_at_s[h] * 1000
     }
 
     pub(crate) fn offset_ms(&self, h: usize) -> u64 {

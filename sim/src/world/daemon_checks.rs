@@ -116,9 +116,10 @@ impl World {
             return;
         };
         let now = self.local(n);
-        let bound = node.last_renewal.map(|t| {
-            t + Duration::from_secs(8 * self.p.io_timeout_s + 60) + Duration::from_secs(1)
-        });
+        let n_s = self.io_timeout_s(n);
+        let bound = node
+            .last_renewal
+            .map(|t| t + Duration::from_secs(8 * n_s + 60) + Duration::from_secs(1));
         if bound.is_none_or(|b| now > b) {
             let v = format!(
                 "host{n} is reset at {:.1}s with process {pid} holding R{r}, later than its last \

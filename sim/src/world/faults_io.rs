@@ -14,7 +14,7 @@ impl World {
         } else {
             self.stats.reads += 1;
         }
-        let n_timeout = Duration::from_secs(self.p.io_timeout_s);
+        let n_timeout = Duration::from_secs(self.io_timeout_s(n));
         let t0 = self.now;
         // The fate of this I/O: a lost path first, then the random faults.
         let draw = if self.faults_on {

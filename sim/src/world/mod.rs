@@ -313,11 +313,18 @@ impl World {
     /// A world for `cfg`, its parameters drawn from the seed.
     pub fn new(cfg: SimConfig) -> World {
         cfg.validate().expect("a valid configuration");
-        let p = Params::pick(cfg.seed, &cfg.faults);
+        let mut p = Params::pick(cfg.seed, &cfg.faults);
+        if cfg.late_joins {
+            // Renewals 20 s apart, a first join's wait 2 s: bounds lapse for 18 s of 20.
+            p.late_joiner = true;
+            p.io_timeout_s = 10;
+            p.lockspace_io_timeout_s = 1;
+            p.late_io_timeout_s = 2;
+        }
         let mut rng = Rng::new(cfg.seed);
         let space = name("SIMLS");
         let resources: Vec<Name> = (0..cfg.resources).map(|r| name(&format!("R{r}"))).collect();
-        let ls = lockspace_init(geometry(), space, p.io_timeout_s as u16);
+        let ls = lockspace_init(geometry(), space, p.lockspace_io_timeout_s as u16);
         let mut image = ls.area;
         image[..SECTOR].copy_from_slice(&ls.commit_sector);
         image.resize(MIB as usize, 0);
@@ -427,6 +434,7 @@ impl World {
             self.stats.events += 1;
             self.handle(ev);
         }
+        self.stats.bytes_read = self.disk.bytes_read();
         let outcome = Outcome {
             violation: self.violation,
             checks: self.inv.checks(),
@@ -436,6 +444,19 @@ impl World {
             params: self.p,
         };
         (outcome, self.timeline)
+    }
+
+    /// Host `n` is one of the upper half that boots late (never host 0 or 1).
+    fn late_joiner(&self, n: usize) -> bool {
+        self.p.late_joiner && n > 1 && 2 * n >= self.nodes.len()
+    }
+
+    /// Host `n`'s own io_timeout N (the world's timeouts are the largest).
+    fn io_timeout_s(&self, n: usize) -> u64 {
+        match self.p.late_io_timeout_s {
+            late if late > 0 && self.late_joiner(n) => late.min(self.p.io_timeout_s),
+            _ => self.p.io_timeout_s,
+        }
     }
 
     fn host_dead(&self) -> Duration {
@@ -469,6 +490,9 @@ impl World {
                 self.nodes[1].host_id = self.nodes[0].host_id;
                 self.nodes[1].clone_of_0 = true;
                 first_boot
+            } else if self.late_joiner(n) {
+                // The upper half's first joins come while the others hold and contend.
+                self.host_dead() + self.uniform(end / 2)
             } else {
                 self.millis(5_000)
             };
@@ -774,7 +798,7 @@ impl World {
             return;
         };
         let host_id = self.nodes[n].host_id.get();
-        let (header, call) = requests::add_lockspace(self.space, host_id, self.p.io_timeout_s);
+        let (header, call) = requests::add_lockspace(self.space, host_id, self.io_timeout_s(n));
         self.call(n, ci, 0, header, call, Cmd::Join { ci });
     }
 
