@@ -3,6 +3,7 @@
 //! with -243; shared leases go to both; a released lease goes to the other; and when a holder's
 //! daemon is killed, the other host gets the lease after host_dead_seconds (8N + 60 = 68 s)
 //! and not before. Run both ways at once: C killed, ours acquires; ours killed, C acquires.
+//! And two of ours contending while a C host joins as host_id 1999 and contends too.
 
 mod common;
 
@@ -154,4 +155,97 @@ fn a_c_host_and_ours_share_a_lockspace_and_take_a_dead_hosts_lease_only_after_ho
         a.join().unwrap();
         b.join().unwrap();
     });
+}
+
+/// One host's attempts at `res` for `secs`: each holder's command marks the resource taken
+/// (`set -C`: the marker must not exist) and clears it. Returns (acquired, collisions).
+fn contend(client: &Path, d: &CDaemon, res: &str, marker: &Path, secs: u64) -> (u32, u32) {
+    let script = format!(
+        "set -C; echo x > {m} || exit 99; sleep 0.05; rm -f {m}",
+        m = marker.display()
+    );
+    let (mut acquired, mut collisions) = (0, 0);
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        let out = Command::new(client)
+            .args([
+                "client", "command", "-r", res, "-c", "/bin/sh", "-c", &script,
+            ])
+            .env("SANLOCK_RUN_DIR", d.run_dir())
+            .stderr(Stdio::null())
+            .output()
+            .unwrap();
+        let refused = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l.starts_with("acquire done -"));
+        match out.status.code() {
+            Some(0) => acquired += 1,
+            Some(99) if !refused => collisions += 1,
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    (acquired, collisions)
+}
+
+/// Two of our daemons (host_ids 1 and 2) contend for one lease while a C daemon joins the
+/// lockspace as host_id 1999 and contends too: our ballots read only the dblocks of host_ids
+/// in use while their view is fresh (docs/ARCHITECTURE.md, "Reading only what a ballot
+/// needs"), and a C host joining far above them must still never hold beside them.
+#[test]
+fn a_c_host_joining_as_host_id_1999_while_ours_contend_never_holds_beside_them() {
+    let c = require_c_sanlock!();
+    let ours = common::ours();
+    let scratch = Scratch::new("mixed-1999");
+    let (ls, res) = (scratch.path("ls"), scratch.path("res"));
+    common::create_file(&ls, 1 << 20);
+    common::create_file(&res, 1 << 20);
+    let (ls_path, res_path) = (ls.display().to_string(), res.display().to_string());
+    for args in [
+        vec![
+            "direct",
+            "init",
+            "-s",
+            &format!("LS:0:{ls_path}:0"),
+            "-o",
+            "1",
+        ],
+        vec!["direct", "init", "-r", &format!("LS:R1:{res_path}:0")],
+    ] {
+        assert_eq!(common::run(&c, &args, None).code, 0, "{args:?}");
+    }
+    let h1 = CDaemon::start(&ours, &scratch, "ours1");
+    let h2 = CDaemon::start(&ours, &scratch, "ours2");
+    let hc = CDaemon::start(&c, &scratch, "c1999");
+    let add = |d: &CDaemon, id: u32| {
+        let arg = format!("LS:{id}:{ls_path}:0");
+        let r = d.client(&["add_lockspace", "-s", &arg, "-o", "1"]);
+        assert_eq!(r.code, 0, "{r:?}");
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| add(&h1, 1));
+        s.spawn(|| add(&h2, 2));
+    });
+    let r1 = format!("LS:R1:{res_path}:0");
+    let marker = scratch.path("holder");
+    let results = std::thread::scope(|s| {
+        let a = s.spawn(|| contend(&ours, &h1, &r1, &marker, 30));
+        let b = s.spawn(|| contend(&ours, &h2, &r1, &marker, 30));
+        let joiner = s.spawn(|| {
+            // Ours have renewed a few times and bound their reads to host_ids 1 and 2.
+            std::thread::sleep(Duration::from_secs(6));
+            add(&hc, 1999);
+            contend(&ours, &hc, &r1, &marker, 20)
+        });
+        [a.join().unwrap(), b.join().unwrap(), joiner.join().unwrap()]
+    });
+    eprintln!("acquired, collisions (host 1, host 2, C host 1999): {results:?}");
+    assert!(
+        results.iter().all(|&(_, collisions)| collisions == 0),
+        "{results:?}"
+    );
+    assert!(
+        results.iter().all(|&(acquired, _)| acquired > 0),
+        "{results:?}"
+    );
 }
