@@ -44,6 +44,31 @@ fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// `direct init` (with the C binary `c`) of lockspace LS (io_timeout 1) at `ls_path` and of
+/// resource R1 at the start of `res_path`.
+fn init_lockspace_and_r1(c: &Path, ls_path: &str, res_path: &str) {
+    for args in [
+        vec![
+            "direct",
+            "init",
+            "-s",
+            &format!("LS:0:{ls_path}:0"),
+            "-o",
+            "1",
+        ],
+        vec!["direct", "init", "-r", &format!("LS:R1:{res_path}:0")],
+    ] {
+        assert_eq!(common::run(c, &args, None).code, 0, "{args:?}");
+    }
+}
+
+/// Joins `d` to the lockspace at `ls_path` as `id`, with io_timeout 1.
+fn add_lockspace(d: &CDaemon, id: u32, ls_path: &str) {
+    let arg = format!("LS:{id}:{ls_path}:0");
+    let r = d.client(&["add_lockspace", "-s", &arg, "-o", "1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+}
+
 /// One cluster; `kill_c` picks whose daemon dies while holding R1.
 fn cluster(c: &Path, kill_c: bool) {
     let ours = common::ours();
@@ -59,28 +84,11 @@ fn cluster(c: &Path, kill_c: bool) {
     let ls_path = ls.display().to_string();
     let res_path = res.display().to_string();
     let init = |args: &[&str]| assert_eq!(common::run(c, args, None).code, 0, "{args:?}");
-    init(&[
-        "direct",
-        "init",
-        "-s",
-        &format!("LS:0:{ls_path}:0"),
-        "-o",
-        "1",
-    ]);
-    init(&["direct", "init", "-r", &format!("LS:R1:{res_path}:0")]);
+    init_lockspace_and_r1(c, &ls_path, &res_path);
     init(&["direct", "init", "-r", &format!("LS:R2:{res_path}:1M")]);
     let mut h1 = CDaemon::start(c, &scratch, "host1");
     let mut h2 = CDaemon::start(&ours, &scratch, "host2");
-    let add = |d: &CDaemon, id: u32| {
-        let r = d.client(&[
-            "add_lockspace",
-            "-s",
-            &format!("LS:{id}:{ls_path}:0"),
-            "-o",
-            "1",
-        ]);
-        assert_eq!(r.code, 0, "{r:?}");
-    };
+    let add = |d: &CDaemon, id: u32| add_lockspace(d, id, &ls_path);
     std::thread::scope(|s| {
         s.spawn(|| add(&h1, 1));
         s.spawn(|| add(&h2, 2));
@@ -201,27 +209,11 @@ fn a_c_host_joining_as_host_id_1999_while_ours_contend_never_holds_beside_them()
     common::create_file(&ls, 1 << 20);
     common::create_file(&res, 1 << 20);
     let (ls_path, res_path) = (ls.display().to_string(), res.display().to_string());
-    for args in [
-        vec![
-            "direct",
-            "init",
-            "-s",
-            &format!("LS:0:{ls_path}:0"),
-            "-o",
-            "1",
-        ],
-        vec!["direct", "init", "-r", &format!("LS:R1:{res_path}:0")],
-    ] {
-        assert_eq!(common::run(&c, &args, None).code, 0, "{args:?}");
-    }
+    init_lockspace_and_r1(&c, &ls_path, &res_path);
     let h1 = CDaemon::start(&ours, &scratch, "ours1");
     let h2 = CDaemon::start(&ours, &scratch, "ours2");
     let hc = CDaemon::start(&c, &scratch, "c1999");
-    let add = |d: &CDaemon, id: u32| {
-        let arg = format!("LS:{id}:{ls_path}:0");
-        let r = d.client(&["add_lockspace", "-s", &arg, "-o", "1"]);
-        assert_eq!(r.code, 0, "{r:?}");
-    };
+    let add = |d: &CDaemon, id: u32| add_lockspace(d, id, &ls_path);
     std::thread::scope(|s| {
         s.spawn(|| add(&h1, 1));
         s.spawn(|| add(&h2, 2));

@@ -2,7 +2,6 @@
 //! acquire and release, many at once, and a flood of cheap commands.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sanlock_daemon::client::{acquire_payload, names_payload, Connection};
@@ -63,15 +62,7 @@ pub fn acquire_release(
     resources: &[WireResource],
     ops: usize,
 ) -> Result<Vec<Duration>, String> {
-    let mut client = Client::register(daemon)?;
-    let mut times = Vec::with_capacity(ops);
-    for _ in 0..ops {
-        let t0 = Instant::now();
-        client.acquire(resources)?;
-        client.release(resources)?;
-        times.push(t0.elapsed());
-    }
-    Ok(times)
+    timed(daemon, resources, ops, true)
 }
 
 /// Times `ops` releases of `resources` (each after an untimed acquire).
@@ -80,13 +71,24 @@ pub fn releases(
     resources: &[WireResource],
     ops: usize,
 ) -> Result<Vec<Duration>, String> {
+    timed(daemon, resources, ops, false)
+}
+
+/// `ops` acquire+release pairs by one client: each pair's time, or each release's.
+fn timed(
+    daemon: &Daemon,
+    resources: &[WireResource],
+    ops: usize,
+    pair: bool,
+) -> Result<Vec<Duration>, String> {
     let mut client = Client::register(daemon)?;
     let mut times = Vec::with_capacity(ops);
     for _ in 0..ops {
-        client.acquire(resources)?;
         let t0 = Instant::now();
+        client.acquire(resources)?;
+        let t1 = Instant::now();
         client.release(resources)?;
-        times.push(t0.elapsed());
+        times.push(if pair { t0.elapsed() } else { t1.elapsed() });
     }
     Ok(times)
 }
@@ -97,56 +99,45 @@ pub fn throughput(
     resources: &[WireResource],
     length: Duration,
 ) -> Result<f64, String> {
-    let done = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut clients = Vec::new();
-    for _ in resources {
-        clients.push(Client::register(daemon)?);
+    let mut workers = Vec::new();
+    for resource in resources {
+        let mut client = Client::register(daemon)?;
+        let one = std::slice::from_ref(resource);
+        workers.push(move || -> Result<(), String> {
+            client.acquire(one)?;
+            client.release(one)
+        });
     }
-    let t0 = Instant::now();
-    let result = std::thread::scope(|scope| {
-        let workers: Vec<_> = clients
-            .into_iter()
-            .zip(resources)
-            .map(|(mut client, resource)| {
-                let (done, stop) = (done.clone(), stop.clone());
-                scope.spawn(move || -> Result<(), String> {
-                    let one = std::slice::from_ref(resource);
-                    while !stop.load(Ordering::Relaxed) {
-                        client.acquire(one)?;
-                        client.release(one)?;
-                        done.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        std::thread::sleep(length);
-        stop.store(true, Ordering::Relaxed);
-        workers
-            .into_iter()
-            .map(|w| w.join().unwrap_or_else(|_| Err("a worker panicked".into())))
-            .collect::<Result<Vec<()>, String>>()
-    });
-    result?;
-    Ok(done.load(Ordering::Relaxed) as f64 / t0.elapsed().as_secs_f64())
+    rate(length, workers)
 }
 
 /// Replies per second to `threads` clients each sending VERSION on a new connection, as
 /// libsanlock's one-shot calls do, for `length`.
 pub fn flood(daemon: &Daemon, threads: usize, length: Duration) -> Result<f64, String> {
+    let version = || match daemon.call(Cmd::Version, 0, 0, 0, &[])? {
+        rv if rv < 0 => Err(format!("{}: version: {rv}", daemon.label)),
+        _ => Ok(()),
+    };
+    rate(length, vec![version; threads])
+}
+
+/// Runs each of `workers` over and over, each on a thread of its own, for `length`: the runs
+/// completed per second.
+fn rate<W>(length: Duration, workers: Vec<W>) -> Result<f64, String>
+where
+    W: FnMut() -> Result<(), String> + Send,
+{
     let done = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     let t0 = Instant::now();
     std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| -> Result<(), String> {
+        let threads: Vec<_> = workers
+            .into_iter()
+            .map(|mut work| {
+                let (done, stop) = (&done, &stop);
+                scope.spawn(move || -> Result<(), String> {
                     while !stop.load(Ordering::Relaxed) {
-                        let rv = daemon.call(Cmd::Version, 0, 0, 0, &[])?;
-                        if rv < 0 {
-                            return Err(format!("{}: version: {rv}", daemon.label));
-                        }
+                        work()?;
                         done.fetch_add(1, Ordering::Relaxed);
                     }
                     Ok(())
@@ -155,9 +146,9 @@ pub fn flood(daemon: &Daemon, threads: usize, length: Duration) -> Result<f64, S
             .collect();
         std::thread::sleep(length);
         stop.store(true, Ordering::Relaxed);
-        workers
+        threads
             .into_iter()
-            .map(|w| w.join().unwrap_or_else(|_| Err("a worker panicked".into())))
+            .map(|t| t.join().unwrap_or_else(|_| Err("a worker panicked".into())))
             .collect::<Result<Vec<()>, String>>()
     })?;
     Ok(done.load(Ordering::Relaxed) as f64 / t0.elapsed().as_secs_f64())
