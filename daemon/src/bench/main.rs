@@ -163,10 +163,9 @@ fn measure(plan: &Plan, label: &'static str, binary: &Path, dir: &Path) -> Resul
     }
     f.insert("flood".into(), work::flood(&daemon, 64, plan.length)?);
 
-    let mut holders = Vec::new();
     let mut holding = 0;
     for &count in &plan.held {
-        holders.extend(work::hold(&daemon, &held[holding..count])?);
+        work::hold(&daemon, &held[holding..count])?;
         holding = count;
         let times = work::acquire_release(&daemon, probe, plan.ops / 3)?;
         f.insert(format!("held {count} latency"), ms(median(&times)));
@@ -182,7 +181,6 @@ fn measure(plan: &Plan, label: &'static str, binary: &Path, dir: &Path) -> Resul
             f.insert("idle reads".into(), reads);
         }
     }
-    drop(holders);
     Ok(f)
 }
 

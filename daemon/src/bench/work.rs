@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sanlock_daemon::client::{acquire_payload, names_payload, Connection};
+use sanlock_daemon::wire::payload::RES_PERSISTENT;
 use sanlock_daemon::wire::{Cmd, WireResource};
 
 use crate::daemons::Daemon;
@@ -154,14 +155,20 @@ where
     Ok(done.load(Ordering::Relaxed) as f64 / t0.elapsed().as_secs_f64())
 }
 
-/// Clients holding `resources`, 8 to a client (sanlock's most per client).
-pub fn hold(daemon: &Daemon, resources: &[WireResource]) -> Result<Vec<Client>, String> {
-    resources
-        .chunks(8)
-        .map(|chunk| {
-            let mut client = Client::register(daemon)?;
-            client.acquire(chunk)?;
-            Ok(client)
-        })
-        .collect()
+/// The daemon holds `resources` as orphans: persistent leases taken by clients (8 each,
+/// sanlock's most per client) that then went away. sanlock serves at most 1022 clients, so
+/// 10,000 leases cannot all have a live holder.
+pub fn hold(daemon: &Daemon, resources: &[WireResource]) -> Result<(), String> {
+    for chunk in resources.chunks(8) {
+        let persistent: Vec<WireResource> = chunk
+            .iter()
+            .map(|r| WireResource {
+                flags: r.flags | RES_PERSISTENT,
+                ..r.clone()
+            })
+            .collect();
+        let mut client = Client::register(daemon)?;
+        client.acquire(&persistent)?;
+    }
+    Ok(())
 }
