@@ -20,6 +20,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use crate::hosts::ReadBound;
 use crate::ids::{Generation, HostId};
 use crate::io::{Completion, DiskRef, IoBook, IoError, IoId, IoOp, IoRequest, IoResult, Pending};
 use crate::mutants::{Mutant, Mutations};
@@ -83,6 +84,8 @@ pub enum Event {
         write_ms: u64,
         /// Every host's delta sector, as read at the start of this renewal.
         lockspace: bytes::Bytes,
+        /// What that read says of the host_ids in use, for ballot reads.
+        read_bound: ReadBound,
     },
     /// A renewal failed; the lease is still ours until it expires. `corrupt` failures (our
     /// record is not what we wrote) expire the lease at once.
@@ -120,7 +123,8 @@ pub struct DeltaLease {
     /// Read the lockspace between renewals too ([`DeltaLease::set_peek`]), next at `peek_at`.
     peek: bool,
     peek_at: Option<Time>,
-    /// Bytes a peek reads: the sectors up to the highest host_id in use at the last renewal.
+    /// Bytes a peek reads: the sectors up to the highest host_id in use at the last renewal
+    /// (a host that joins above it is seen at the next renewal, as sanlock sees every host).
     peek_len: usize,
     io: IoBook,
     events: VecDeque<Event>,
@@ -192,7 +196,7 @@ enum Phase {
         written: DeltaSector,
         taken: Time,
         lockspace: bytes::Bytes,
-        read_ms: u64,
+        read_started: Time,
     },
     /// Our sector with timestamp 0.
     ReleaseWrite { io: Pending },
@@ -422,22 +426,6 @@ impl DeltaLease {
         self.io.tick(now);
     }
 
-    /// Bytes from the area's start through the sector of the highest host_id that has ever
-    /// held a delta lease here (ours at least), as `area` shows: a peek need read no further.
-    /// A host that joins above it meanwhile is seen at our next renewal, as sanlock sees
-    /// every host (sanlock reads nothing between renewals).
-    fn sectors_in_use(&self, area: &[u8]) -> usize {
-        let ss = self.sector_len();
-        let ours = self.config.host_id.get() as usize;
-        let used = area
-            .chunks_exact(ss)
-            .rposition(|sector| {
-                RawLeader::parse(sector).is_ok_and(|r| r.owner_id != 0 || r.timestamp != 0)
-            })
-            .map_or(0, |i| i + 1);
-        used.max(ours) * ss
-    }
-
     fn sector_len(&self) -> usize {
         self.config.geometry.sector_size().as_usize()
     }
@@ -506,16 +494,15 @@ impl DeltaLease {
                 // The read was issued io_timeout before its deadline.
                 let timeout = self.config.timeouts.io_timeout();
                 let started = Time::new(io.deadline.since_boot().saturating_sub(timeout));
-                let read_ms = now.saturating_since(started).as_millis() as u64;
-                self.after_renew_read(now, read_ms, result)
+                self.after_renew_read(now, started, result)
             }
             Phase::RenewWrite {
                 written,
                 taken,
                 lockspace,
-                read_ms,
+                read_started,
                 ..
-            } => self.after_renew_write(now, written, taken, lockspace, read_ms, result),
+            } => self.after_renew_write(now, written, taken, lockspace, read_started, result),
             Phase::Peek { due, .. } => {
                 if let Ok(area) = result {
                     self.events.push_back(Event::Peeked { lockspace: area });
@@ -671,7 +658,7 @@ impl DeltaLease {
     }
 
     /// delta_lease_renew steps 3-6.
-    fn after_renew_read(&mut self, now: Time, read_ms: u64, result: IoResult) -> Phase {
+    fn after_renew_read(&mut self, now: Time, read_started: Time, result: IoResult) -> Phase {
         let held = self.held.as_ref().expect("renewing a held lease");
         let area = match result {
             Ok(area) => area,
@@ -720,7 +707,7 @@ impl DeltaLease {
             written,
             taken: now,
             lockspace: area,
-            read_ms,
+            read_started,
         }
     }
 
@@ -730,7 +717,7 @@ impl DeltaLease {
         written: DeltaSector,
         taken: Time,
         lockspace: bytes::Bytes,
-        read_ms: u64,
+        read_started: Time,
         result: IoResult,
     ) -> Phase {
         if let Err(e) = result {
@@ -762,12 +749,13 @@ impl DeltaLease {
                 timestamp_s,
             });
         }
-        let peek_len = self.sectors_in_use(&lockspace);
+        let read_bound = ReadBound::of_renewal(&lockspace, self.config.geometry, read_started);
         self.events.push_back(Event::Renewed {
             timestamp_s,
-            read_ms,
+            read_ms: taken.saturating_since(read_started).as_millis() as u64,
             write_ms: now.saturating_since(taken).as_millis() as u64,
             lockspace,
+            read_bound,
         });
         if self.release_requested {
             return self.start_release_phase(now);
@@ -776,7 +764,8 @@ impl DeltaLease {
         if self.peek {
             // Half way to the next renewal: events and requests wait at most half as long.
             self.peek_at = Some(now + due.saturating_since(now) / 2);
-            self.peek_len = peek_len;
+            let hosts = read_bound.hosts.max(self.config.host_id.get());
+            self.peek_len = hosts as usize * self.sector_len();
         }
         Phase::Held { due }
     }

@@ -443,7 +443,7 @@ fn renewal_reads_the_whole_lockspace_and_writes_our_sector_with_a_long_timeout()
     w.io("write", 0, 512, 8 * N + 60);
     let events = w.events();
     assert!(
-        matches!(&events[..], [Event::Renewed { timestamp_s: 120, lockspace, read_ms: 0, write_ms: 0 }] if lockspace.len() == 1 << 20)
+        matches!(&events[..], [Event::Renewed { timestamp_s: 120, lockspace, read_ms: 0, write_ms: 0, .. }] if lockspace.len() == 1 << 20)
     );
     let s = w.sector(1);
     assert_eq!(s.leader.timestamp, 120);

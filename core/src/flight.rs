@@ -87,16 +87,12 @@ pub enum FlightError {
 /// One I/O on its way: who issued it, when, and what of it is still to happen.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Flight<X> {
-    host: usize,
-    incarnation: u32,
-    io: IoId,
     disk: DiskRef,
     offset: u64,
     deadline: Time,
     /// What a read asks for, or what a write carries (shared: worlds copy flights a lot).
     op: Op,
     issued: Duration,
-    sector: usize,
     /// Indices of the write's sectors still to land (none for a read).
     unlanded: Vec<u32>,
     /// The host's machine still waits for its completion.
@@ -112,11 +108,6 @@ enum Op {
 }
 
 impl<X> Flight<X> {
-    /// The host that issued it.
-    pub fn host(&self) -> usize {
-        self.host
-    }
-
     /// The disk the request named.
     pub fn disk(&self) -> DiskRef {
         self.disk
@@ -135,14 +126,6 @@ impl<X> Flight<X> {
     /// World time it was issued.
     pub fn issued(&self) -> Duration {
         self.issued
-    }
-
-    /// The bytes a write carries (`None` for a read).
-    pub fn data(&self) -> Option<&Bytes> {
-        match &self.op {
-            Op::Read(_) => None,
-            Op::Write(data) => Some(data),
-        }
     }
 
     /// A write (else a read).
@@ -173,15 +156,15 @@ impl<X> Flight<X> {
         self.owed
     }
 
-    fn landing(&self, index: usize) -> Landing {
+    fn landing(&self, index: usize, sector: usize) -> Landing {
         let Op::Write(data) = &self.op else {
             unreachable!("only writes have sectors to land")
         };
-        let at = index * self.sector;
+        let at = index * sector;
         Landing {
             disk: self.disk,
             offset: self.offset + at as u64,
-            bytes: data.slice(at..(at + self.sector).min(data.len())),
+            bytes: data.slice(at..(at + sector).min(data.len())),
         }
     }
 
@@ -232,15 +215,11 @@ impl<X> Flights<X> {
             }
         };
         let flight = Flight {
-            host,
-            incarnation: self.incarnations[host],
-            io: request.id,
             disk: request.disk,
             offset: request.offset,
             deadline: request.deadline,
             op,
             issued: at,
-            sector: self.sector,
             unlanded,
             owed: true,
             extra,
@@ -255,7 +234,7 @@ impl<X> Flights<X> {
     /// (delivering nothing) or says they never complete.
     pub fn crash(&mut self, host: usize) {
         self.incarnations[host] += 1;
-        for flight in self.flights.values_mut().filter(|f| f.host == host) {
+        for (_, flight) in self.flights.iter_mut().filter(|(id, _)| id.host == host) {
             flight.owed = false;
         }
     }
@@ -280,16 +259,6 @@ impl<X> Flights<X> {
         self.flights.iter().map(|(&id, f)| (id, f))
     }
 
-    /// How many are in flight.
-    pub fn len(&self) -> usize {
-        self.flights.len()
-    }
-
-    /// Whether none is.
-    pub fn is_empty(&self) -> bool {
-        self.flights.is_empty()
-    }
-
     /// Sector `index` of write `id` lands now: the world applies the returned bytes to its disk.
     pub fn land(&mut self, id: FlightId, index: usize) -> Result<Landing, FlightError> {
         let flight = self.flights.get_mut(&id).ok_or(FlightError::Unknown(id))?;
@@ -299,7 +268,7 @@ impl<X> Flights<X> {
             .position(|&i| i as usize == index)
             .ok_or(FlightError::NotWaiting { id, index })?;
         flight.unlanded.remove(at);
-        let landing = flight.landing(index);
+        let landing = flight.landing(index, self.sector);
         self.forget_if_finished(id);
         Ok(landing)
     }
@@ -307,7 +276,11 @@ impl<X> Flights<X> {
     /// Every sector of write `id` still to land lands now, in order.
     pub fn land_all(&mut self, id: FlightId) -> Result<Vec<Landing>, FlightError> {
         let flight = self.flights.get_mut(&id).ok_or(FlightError::Unknown(id))?;
-        let landings = flight.unlanded.iter().map(|&i| flight.landing(i as usize));
+        let sector = self.sector;
+        let landings = flight
+            .unlanded
+            .iter()
+            .map(|&i| flight.landing(i as usize, sector));
         let landings = landings.collect();
         flight.unlanded.clear();
         self.forget_if_finished(id);
@@ -338,15 +311,15 @@ impl<X> Flights<X> {
                 unlanded: flight.unlanded.len(),
             });
         }
-        let live = flight.incarnation == current[flight.host];
+        let live = id.incarnation == current[id.host];
         if live && !flight.owed {
             return Err(FlightError::Completed(id));
         }
         // A crashed host's I/O may still finish at the disk; nobody hears of it.
         flight.owed = false;
         let delivery = live.then(|| Delivery {
-            host: flight.host,
-            io: flight.io,
+            host: id.host,
+            io: id.io,
             result,
         });
         self.forget_if_finished(id);
@@ -422,7 +395,7 @@ mod tests {
         );
         let delivery = flights.complete(id, Ok(Bytes::new())).unwrap().unwrap();
         assert_eq!((delivery.host, delivery.io), (0, IoId(7)));
-        assert!(flights.is_empty(), "landed and completed: gone");
+        assert!(flights.get(id).is_none(), "landed and completed: gone");
         assert_eq!(
             flights.complete(id, Ok(Bytes::new())),
             Err(FlightError::Unknown(id))
@@ -475,6 +448,6 @@ mod tests {
             Err(FlightError::Completed(hung))
         );
         flights.land_all(hung).unwrap();
-        assert!(flights.is_empty());
+        assert_eq!(flights.iter().count(), 0);
     }
 }

@@ -1226,6 +1226,7 @@ impl Host {
                     timestamp_s,
                     read_ms,
                     write_ms,
+                    read_bound,
                 } => {
                     self.outputs.push_back(Output::Renewal {
                         space_name: name,
@@ -1243,13 +1244,7 @@ impl Host {
                         &lockspace,
                         ScanKind::Renewal,
                     );
-                    // The read started before the write was issued: earlier by at most the
-                    // two rounded-down durations (plus a millisecond each).
-                    let read_started = Time::new(
-                        now.since_boot()
-                            .saturating_sub(Duration::from_millis(read_ms + write_ms + 2)),
-                    );
-                    ls.read_bound = ReadBound::of_renewal(&lockspace, ls.geometry, read_started);
+                    ls.read_bound = Some(read_bound);
                     // A failed lockspace stays failed: a later success does not feed wdmd.
                     if ls.failed.is_none() {
                         let renewal = ls.delta.last_success().expect("renewed");

@@ -117,17 +117,17 @@ pub enum Notice {
 /// Disk Paxos needs of one of the two.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ReadBound {
-    /// The highest host_id whose delta sector was ever used.
+    /// The highest host_id whose delta sector was ever used (an unreadable one counts).
     pub hosts: u64,
-    /// Our time until which no higher host_id can have written a dblock.
-    pub until: Time,
+    /// Our time until which no higher host_id can have written a dblock; `None` when one can
+    /// at any time (a free sector above `hosts` says io_timeout 0, or none is free).
+    pub until: Option<Time>,
 }
 
 impl ReadBound {
-    /// The bound of a renewal's read of the whole lockspace `area` (of `geometry`) that
-    /// started at `read_started`; `None` when every host_id may be in use, or a sector above
-    /// the highest used one does not read as a free delta leader of known io_timeout.
-    pub fn of_renewal(area: &[u8], geometry: Geometry, read_started: Time) -> Option<ReadBound> {
+    /// The view of a renewal's read of the whole lockspace `area` (of `geometry`) that started
+    /// at `read_started`.
+    pub fn of_renewal(area: &[u8], geometry: Geometry, read_started: Time) -> ReadBound {
         let leaders: Vec<Option<RawLeader>> = area
             .chunks_exact(geometry.sector_size().as_usize())
             .take(usize::from(geometry.max_hosts()))
@@ -142,27 +142,27 @@ impl ReadBound {
                 .is_none_or(|r| r.owner_id != 0 || r.timestamp != 0)
         };
         let hosts = leaders.iter().rposition(used).map_or(0, |i| i + 1);
-        let above = &leaders[hosts..];
         // The shortest wait a joiner above `hosts` can make, in seconds.
-        let shortest = above
+        let shortest = leaders[hosts..]
             .iter()
             .map(|r| r.as_ref().map_or(0, |r| r.io_timeout))
-            .min()?;
-        if shortest == 0 {
-            return None;
-        }
+            .min()
+            .filter(|&n| n > 0);
         // 1% under 2 × io_timeout: the joiner's clock may run a little faster than ours.
-        let wait = Duration::from_millis(2000 * u64::from(shortest) * 99 / 100);
-        Some(ReadBound {
+        let until =
+            shortest.map(|n| read_started + Duration::from_millis(2000 * u64::from(n) * 99 / 100));
+        ReadBound {
             hosts: hosts as u64,
-            until: read_started + wait,
-        })
+            until,
+        }
     }
 
     /// The host_ids whose dblocks a ballot read issued at `now` must cover: `Some(hosts)` while
     /// the bound holds.
     pub fn hosts_at(bound: Option<ReadBound>, now: Time) -> Option<u64> {
-        bound.filter(|b| now < b.until).map(|b| b.hosts)
+        bound
+            .filter(|b| b.until.is_some_and(|until| now < until))
+            .map(|b| b.hosts)
     }
 }
 
@@ -389,36 +389,42 @@ mod tests {
         renew(&mut a, 1, 500, HostBitmap::EMPTY, HostEvent::default());
         renew(&mut a, 3, 0, HostBitmap::EMPTY, HostEvent::default()); // released: still used
         let r = Time::from_secs(1000);
-        let bound = ReadBound::of_renewal(&a, g(), r).unwrap();
+        let bound = ReadBound::of_renewal(&a, g(), r);
         // The free sectors carry the lockspace's io_timeout 10: a joiner waits 20 s.
         assert_eq!(bound.hosts, 3);
-        assert_eq!(bound.until, r + Duration::from_millis(19_800));
+        assert_eq!(bound.until, Some(r + Duration::from_millis(19_800)));
         assert_eq!(
             ReadBound::hosts_at(Some(bound), r + Duration::from_secs(19)),
             Some(3)
         );
-        assert_eq!(ReadBound::hosts_at(Some(bound), bound.until), None);
+        assert_eq!(
+            ReadBound::hosts_at(Some(bound), r + Duration::from_millis(19_800)),
+            None
+        );
         assert_eq!(ReadBound::hosts_at(None, r), None);
         // A free sector above with a shorter io_timeout shortens the bound.
         let at = 9 * 512;
         let mut s = DeltaSector::decode(&a[at..at + 512], at as u64).unwrap();
         s.leader.io_timeout = 1;
         a[at..at + 512].copy_from_slice(&s.encode());
-        let bound = ReadBound::of_renewal(&a, g(), r).unwrap();
+        let bound = ReadBound::of_renewal(&a, g(), r);
         assert_eq!(
             (bound.hosts, bound.until),
-            (3, r + Duration::from_millis(1_980))
+            (3, Some(r + Duration::from_millis(1_980)))
         );
         // One that says 0 (a joiner would use its own, unknown): no bound.
         s.leader.io_timeout = 0;
         a[at..at + 512].copy_from_slice(&s.encode());
-        assert_eq!(ReadBound::of_renewal(&a, g(), r), None);
+        let bound = ReadBound::of_renewal(&a, g(), r);
+        assert_eq!((bound.hosts, bound.until), (3, None));
+        assert_eq!(ReadBound::hosts_at(Some(bound), r), None);
         // A sector that is no delta leader counts as used; the last one used: no bound.
         let mut b = area();
         b[5 * 512..6 * 512].fill(0xA5);
-        assert_eq!(ReadBound::of_renewal(&b, g(), r).unwrap().hosts, 6);
+        assert_eq!(ReadBound::of_renewal(&b, g(), r).hosts, 6);
         b[1999 * 512..2000 * 512].fill(0);
-        assert_eq!(ReadBound::of_renewal(&b, g(), r), None);
+        let bound = ReadBound::of_renewal(&b, g(), r);
+        assert_eq!((bound.hosts, bound.until), (2000, None));
     }
 
     fn table() -> HostTable {

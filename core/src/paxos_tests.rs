@@ -149,7 +149,10 @@ fn under_a_read_bound_a_ballot_reads_only_the_dblocks_of_host_ids_in_use() {
     // read and both phase reads cover leader, request and three dblocks.
     let mut w = World::new(1, 1, 764);
     let until = w.now + Duration::from_secs(10);
-    w.lease.set_read_bound(Some(ReadBound { hosts: 3, until }));
+    w.lease.set_read_bound(Some(ReadBound {
+        hosts: 3,
+        until: Some(until),
+    }));
     w.lease.acquire(w.now, AcquireRequest::default());
     w.run_io();
     let bounded = 5 * 512;
@@ -168,7 +171,10 @@ fn under_a_read_bound_a_ballot_reads_only_the_dblocks_of_host_ids_in_use() {
     // Once the bound has lapsed, every dblock again.
     let mut w = World::new(1, 1, 764);
     let until = w.now;
-    w.lease.set_read_bound(Some(ReadBound { hosts: 3, until }));
+    w.lease.set_read_bound(Some(ReadBound {
+        hosts: 3,
+        until: Some(until),
+    }));
     w.lease.acquire(w.now, AcquireRequest::default());
     w.run_io();
     assert_eq!(w.log[0], (DiskRef::Lease, "read", 0, 1 << 20));

@@ -104,7 +104,7 @@ impl World {
                     .disks
                     .complete(flight)
                     .expect("our machine waits for it");
-                lease.handle_io(self.now, done.io, done.result);
+                lease.handle_io(self.now, done.flight.io, done.result);
                 progressed = true;
             }
             while let Some(event) = lease.poll_event() {

@@ -195,7 +195,7 @@ impl Sim {
                     return Ok(());
                 }
                 if let Some(lease) = self.hosts[h].lease.as_mut() {
-                    lease.handle_io(now, done.io, done.result);
+                    lease.handle_io(now, done.flight.io, done.result);
                 }
             }
             Action::Tick { incarnation } | Action::Release { incarnation } => {

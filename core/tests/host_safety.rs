@@ -266,7 +266,7 @@ impl Sim {
                     return Ok(());
                 }
                 if let Some(host) = self.nodes[n].host.as_mut() {
-                    host.handle_io(now, done.io, done.result);
+                    host.handle_io(now, done.flight.io, done.result);
                 }
             }
             Action::Tick { incarnation } => {

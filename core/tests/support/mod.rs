@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use sanlock_core::flight::{FlightId, Flights};
-use sanlock_core::io::{DiskRef, IoId, IoRequest, IoResult};
+use sanlock_core::io::{DiskRef, IoRequest, IoResult};
 use sanlock_core::memdisk::MemDisk;
 use sanlock_core::rng::Rng;
 
@@ -49,11 +49,10 @@ pub fn report_violation(
     );
 }
 
-/// A completion on its way to the machine that issued the I/O.
+/// A completion on its way to the machine that issued the I/O (the flight names it).
 #[derive(Debug)]
 pub struct Done {
-    pub incarnation: u32,
-    pub io: IoId,
+    pub flight: FlightId,
     pub result: IoResult,
 }
 
@@ -105,8 +104,7 @@ impl SharedDisks {
         self.flights.get(id)?;
         let delivery = self.flights.complete(id, result).expect("by the rules")?;
         Some(Done {
-            incarnation: id.incarnation,
-            io: delivery.io,
+            flight: id,
             result: delivery.result,
         })
     }
@@ -114,7 +112,7 @@ impl SharedDisks {
     /// Whether `done` is for host `host`'s current machine (a paused host takes it up later,
     /// when a new machine may have replaced the one that issued it).
     pub fn is_current(&self, host: usize, done: &Done) -> bool {
-        done.incarnation == self.flights.incarnation(host)
+        done.flight.incarnation == self.flights.incarnation(host)
     }
 
     /// Host `host`'s machine is gone: its I/O completes to nobody; its writes still land.

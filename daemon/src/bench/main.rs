@@ -52,13 +52,6 @@ impl Plan {
     }
 }
 
-/// One figure of the table: its row label, how to print it, whether more is better.
-#[derive(Clone, Copy)]
-struct Row {
-    label: &'static str,
-    unit: &'static str,
-}
-
 type Figures = BTreeMap<String, f64>;
 
 fn main() {
@@ -206,108 +199,44 @@ fn idle(plan: &Plan, daemon: &Daemon, pid: u32) -> Result<(f64, f64), String> {
     Ok((cpu, reads))
 }
 
-fn rows(plan: &Plan) -> Vec<(String, Row)> {
-    let mut rows = vec![
+/// The table's rows, in order: the key of each figure, and its label with the unit.
+fn rows(plan: &Plan) -> Vec<(String, String)> {
+    let mut rows: Vec<(String, String)> = [
+        ("latency 1", "acquire+release, 1 lease, median (ms)"),
+        ("latency 1 p99", "acquire+release, 1 lease, p99 (ms)"),
         (
-            "latency 1".to_string(),
-            Row {
-                label: "acquire+release, 1 lease, median",
-                unit: "ms",
-            },
+            "latency 8",
+            "acquire+release, 8 leases in one request, median (ms)",
         ),
-        (
-            "latency 1 p99".into(),
-            Row {
-                label: "acquire+release, 1 lease, p99",
-                unit: "ms",
-            },
-        ),
-        (
-            "latency 8".into(),
-            Row {
-                label: "acquire+release, 8 leases in one request, median",
-                unit: "ms",
-            },
-        ),
-        (
-            "ops/s 1".into(),
-            Row {
-                label: "acquire+release per second, 1 client",
-                unit: "/s",
-            },
-        ),
-        (
-            "ops/s 8".into(),
-            Row {
-                label: "acquire+release per second, 8 clients",
-                unit: "/s",
-            },
-        ),
-        (
-            "ops/s 32".into(),
-            Row {
-                label: "acquire+release per second, 32 clients",
-                unit: "/s",
-            },
-        ),
-        (
-            "KiB read".into(),
-            Row {
-                label: "read per acquire+release (/proc/PID/io)",
-                unit: "KiB",
-            },
-        ),
-    ];
+        ("ops/s 1", "acquire+release per second, 1 client (/s)"),
+        ("ops/s 8", "acquire+release per second, 8 clients (/s)"),
+        ("ops/s 32", "acquire+release per second, 32 clients (/s)"),
+        ("KiB read", "read per acquire+release (/proc/PID/io) (KiB)"),
+    ]
+    .map(|(key, label)| (key.to_string(), label.to_string()))
+    .into();
     for &h in &plan.held {
-        let latency =
-            Box::leak(format!("acquire+release with {h} leases held, median").into_boxed_str());
-        let release = Box::leak(format!("release with {h} leases held, median").into_boxed_str());
-        let rss = Box::leak(format!("daemon RSS with {h} leases held").into_boxed_str());
         rows.push((
             format!("held {h} latency"),
-            Row {
-                label: latency,
-                unit: "ms",
-            },
+            format!("acquire+release with {h} leases held, median (ms)"),
         ));
         rows.push((
             format!("held {h} release"),
-            Row {
-                label: release,
-                unit: "ms",
-            },
+            format!("release with {h} leases held, median (ms)"),
         ));
         rows.push((
             format!("held {h} rss"),
-            Row {
-                label: rss,
-                unit: "MiB",
-            },
+            format!("daemon RSS with {h} leases held (MiB)"),
         ));
     }
-    let idle =
-        Box::leak(format!("idle CPU, 10 lockspaces + {} held", plan.idle_held).into_boxed_str());
-    rows.push((
-        "idle cpu".into(),
-        Row {
-            label: idle,
-            unit: "%",
-        },
-    ));
-    rows.push((
-        "idle reads".into(),
-        Row {
-            label: "lockspace reads while idle",
-            unit: "MiB/min",
-        },
-    ));
-    rows.push((
-        "flood".into(),
-        Row {
-            label: "VERSION replies per second, 64 threads",
-            unit: "/s",
-        },
-    ));
+    let idle = format!("idle CPU, 10 lockspaces + {} held (%)", plan.idle_held);
+    rows.push(("idle cpu".into(), idle));
+    for (key, label) in [
+        ("idle reads", "lockspace reads while idle (MiB/min)"),
+        ("flood", "VERSION replies per second, 64 threads (/s)"),
+    ] {
+        rows.push((key.into(), label.into()));
+    }
     rows
 }
 
@@ -333,7 +262,7 @@ fn print_table(plan: &Plan, daemons: &[(&'static str, PathBuf)], results: &[Vec<
         "|{}|",
         vec!["---"; daemons.len() + 1 + usize::from(daemons.len() == 2)].join("|")
     );
-    for (key, row) in rows(plan) {
+    for (key, label) in rows(plan) {
         let values: Vec<Option<f64>> = results
             .iter()
             .map(|rounds| {
@@ -342,7 +271,7 @@ fn print_table(plan: &Plan, daemons: &[(&'static str, PathBuf)], results: &[Vec<
                 v.get(v.len() / 2).copied()
             })
             .collect();
-        let mut line = format!("| {:<58} |", format!("{} ({})", row.label, row.unit));
+        let mut line = format!("| {label:<58} |");
         for v in &values {
             line += &match v {
                 Some(v) => format!(" {:>10} |", format_value(*v)),

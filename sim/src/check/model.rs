@@ -748,8 +748,7 @@ impl Model {
                         .collect()
                 });
                 let now = Duration::from_millis(s.now_ms);
-                let flight = s
-                    .flights
+                s.flights
                     .issue(
                         h,
                         request,
@@ -760,9 +759,9 @@ impl Model {
                         },
                     )
                     .map_err(|e| e.to_string())?;
+                // A lost disk: nothing of it lands or completes.
                 if s.hosts[h].lost_disk {
-                    s.flights.never_lands(flight).expect("issued");
-                    s.flights.never_completes(flight).expect("issued");
+                    Self::lose_all(&mut s.flights, h);
                 }
             }
             for happened in turn.events {

@@ -92,7 +92,6 @@ impl World {
                 fate,
             },
         );
-        let sectors = if write { len.div_ceil(SECTOR) } else { 0 };
         let flight = self
             .flights
             .issue(n, request, t0, planned)
@@ -101,7 +100,9 @@ impl World {
             // Each sector lands at its own instant before the completion (a hung write's
             // perhaps after the deadline).
             let span = done_at.saturating_sub(t0);
-            for index in 0..sectors {
+            let f = self.flights.get(flight).expect("just issued");
+            let sectors: Vec<usize> = f.unlanded().collect();
+            for index in sectors {
                 let at = t0 + self.uniform(span);
                 self.agenda.schedule(at, Ev::Land { flight, index });
             }

@@ -315,7 +315,8 @@ impl World {
         cfg.validate().expect("a valid configuration");
         let mut p = Params::pick(cfg.seed, &cfg.faults);
         if cfg.late_joins {
-            // Renewals 20 s apart, a first join's wait 2 s: bounds lapse for 18 s of 20.
+            // Renewals 20 s apart; a read bound from a lockspace made with io_timeout 1 lasts
+            // 1.98 s of them; late joiners (N = 2) hold 4 s after their claim.
             p.late_joiner = true;
             p.io_timeout_s = 10;
             p.lockspace_io_timeout_s = 1;
