@@ -17,7 +17,7 @@
 //! A failed lockspace's resources are dropped without disk I/O (§6.1): other hosts take them
 //! once this host's delta lease is seen released or dead.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use crate::delta::{self, DeltaConfig, DeltaLease};
@@ -31,6 +31,7 @@ use crate::requests::{Examination, Examined, LeaseAddress, Request, RequestArgs,
 use crate::rng::Rng;
 use crate::rv::SANLK_ACQUIRE_LOCKSPACE;
 use crate::time::Time;
+use crate::timers::Timers;
 use crate::timeouts::{Timeouts, DEFAULT_KILL_GRACE_S};
 
 #[path = "host_input.rs"]
@@ -246,6 +247,11 @@ pub struct Host {
     /// handed to its successor (machine-local ids start again at 0).
     next_instance: u64,
     instances: BTreeMap<Target, u64>,
+    /// Machines that got input since the last drain: only they can have I/O or events to
+    /// collect, so the work per input does not grow with the leases held. Empty between calls.
+    touched: BTreeSet<Target>,
+    /// The next deadline of each resource, request and examine machine (a held lease has none).
+    timers: Timers<Target>,
     late_completions: u64,
     outputs: VecDeque<Output>,
     io: VecDeque<(Target, IoRequest)>,
@@ -358,6 +364,8 @@ impl Host {
             next_io: 0,
             next_instance: 0,
             instances: BTreeMap::new(),
+            touched: BTreeSet::new(),
+            timers: Timers::default(),
             late_completions: 0,
             outputs: VecDeque::new(),
             io: VecDeque::new(),
@@ -521,6 +529,8 @@ impl Host {
             .get(&space_name)
             .is_none_or(|ls| ls.failed.is_some());
         if let Some(lease) = self.resources.get_mut(&(space_name, resource_name)) {
+            self.touched
+                .insert(Target::Resource(space_name, resource_name));
             if failed {
                 lease.abort(now);
                 self.outputs.push_back(Output::Resource {
@@ -552,6 +562,8 @@ impl Host {
             self.tick(now);
             if let Some(lease) = self.resources.get_mut(&(space_name, resource_name)) {
                 lease.release_renamed(now, new_name);
+                self.touched
+                    .insert(Target::Resource(space_name, resource_name));
             }
             self.drain(now);
             return;
@@ -569,6 +581,8 @@ impl Host {
         if let Some(lease) = self.resources.get_mut(&(space_name, resource_name)) {
             lease.set_read_bound(bound);
             lease.convert(now, to_shared);
+            self.touched
+                .insert(Target::Resource(space_name, resource_name));
         }
         self.drain(now);
     }
@@ -711,6 +725,7 @@ impl Host {
             self.late_completions += 1;
             return;
         }
+        self.touch(&flight.target);
         match &flight.target {
             Target::Lockspace(name) => {
                 if let Some(ls) = self.lockspaces.get_mut(name) {
@@ -752,14 +767,26 @@ impl Host {
             refresh_bitmap(ls, now);
             ls.delta.handle_timeout(now);
         }
-        for lease in self.resources.values_mut() {
-            lease.handle_timeout(now);
-        }
-        for request in self.requests.values_mut() {
-            request.handle_timeout(now);
-        }
-        for examination in self.examines.values_mut() {
-            examination.handle_timeout(now);
+        for target in self.timers.take_due(now) {
+            match &target {
+                Target::Lockspace(_) => unreachable!("lockspaces are not in the timer queue"),
+                Target::Resource(ls, res) => {
+                    if let Some(lease) = self.resources.get_mut(&(*ls, *res)) {
+                        lease.handle_timeout(now);
+                    }
+                }
+                Target::Request(ls, res) => {
+                    if let Some(request) = self.requests.get_mut(&(*ls, *res)) {
+                        request.handle_timeout(now);
+                    }
+                }
+                Target::Examine(ls, res) => {
+                    if let Some(examination) = self.examines.get_mut(&(*ls, *res)) {
+                        examination.handle_timeout(now);
+                    }
+                }
+            }
+            self.touched.insert(target);
         }
         let grace = Duration::from_secs(self.config.kill_grace_s);
         for (name, ls) in &mut self.lockspaces {
@@ -800,15 +827,7 @@ impl Host {
             .values()
             .filter_map(|ls| ls.delta.poll_timeout());
         let stops = self.lockspaces.values().filter_map(|ls| ls.next_stop);
-        let leases = self.resources.values().filter_map(|l| l.poll_timeout());
-        let requests = self.requests.values().filter_map(|r| r.poll_timeout());
-        let examines = self.examines.values().filter_map(|e| e.poll_timeout());
-        deltas
-            .chain(stops)
-            .chain(leases)
-            .chain(requests)
-            .chain(examines)
-            .min()
+        deltas.chain(stops).chain(self.timers.first()).min()
     }
 
     /// The resource lease's committed leader while held.
@@ -877,9 +896,24 @@ impl Host {
         self.last_now = now;
     }
 
+    /// Numbers a new machine, and marks it for the drain that follows.
     fn new_instance(&mut self, target: Target) {
         self.next_instance += 1;
+        self.touch(&target);
         self.instances.insert(target, self.next_instance);
+    }
+
+    /// Marks a machine for the next drain (lockspaces, few, are drained every time).
+    fn touch(&mut self, target: &Target) {
+        if !matches!(target, Target::Lockspace(_)) {
+            self.touched.insert(target.clone());
+        }
+    }
+
+    /// A machine is gone: its completions are late from now on, and it has no deadline.
+    fn forget_machine(&mut self, target: &Target) {
+        self.instances.remove(target);
+        self.timers.set(target, None);
     }
 
     /// Gives a machine's request a host-wide id and remembers whose it is.
@@ -956,10 +990,7 @@ impl Host {
     }
 
     fn holders_in(&self, space_name: Name) -> bool {
-        self.resources.iter().any(|((ls, _), lease)| {
-            // A lease being converted is still held by its process.
-            *ls == space_name && (lease.held().is_some() || lease.is_converting())
-        })
+        holders_in(&self.resources, space_name)
     }
 
     /// Releases the delta lease (the machine writes only after a good renewal) and disarms
@@ -973,7 +1004,7 @@ impl Host {
             } else {
                 ls.delta.abort(now);
                 self.lockspaces.remove(&space_name);
-                self.instances.remove(&Target::Lockspace(space_name));
+                self.forget_machine(&Target::Lockspace(space_name));
                 self.outputs.push_back(Output::Left { space_name });
             }
         }
@@ -986,17 +1017,25 @@ impl Host {
         for name in names {
             self.drain_lockspace(now, name);
         }
-        let keys: Vec<(Name, Name)> = self.resources.keys().cloned().collect();
-        for key in keys {
-            self.drain_resource(now, key);
-        }
-        let keys: Vec<(Name, Name)> = self.requests.keys().cloned().collect();
-        for key in keys {
-            self.drain_request(now, key);
-        }
-        let keys: Vec<(Name, Name)> = self.examines.keys().cloned().collect();
-        for key in keys {
-            self.drain_examine(key);
+        // In Target's order (resources, then requests, then examines, each by key): draining
+        // one only ever touches machines later in that order (a renewal's examines).
+        while let Some(target) = self.touched.pop_first() {
+            let deadline = match &target {
+                Target::Lockspace(_) => unreachable!("lockspaces are never touched"),
+                Target::Resource(ls, res) => {
+                    self.drain_resource(now, (*ls, *res));
+                    self.resources.get(&(*ls, *res)).and_then(|l| l.poll_timeout())
+                }
+                Target::Request(ls, res) => {
+                    self.drain_request(now, (*ls, *res));
+                    self.requests.get(&(*ls, *res)).and_then(|r| r.poll_timeout())
+                }
+                Target::Examine(ls, res) => {
+                    self.drain_examine((*ls, *res));
+                    self.examines.get(&(*ls, *res)).and_then(|e| e.poll_timeout())
+                }
+            };
+            self.timers.set(&target, deadline);
         }
     }
 
@@ -1009,8 +1048,8 @@ impl Host {
         let timeouts = ls.timeouts;
         let mut started = Vec::new();
         let mut count = 0;
-        for ((lsn, res), lease) in &self.resources {
-            if *lsn != space_name || only.is_some_and(|o| o != *res) {
+        for ((lsn, res), lease) in in_lockspace(&self.resources, space_name) {
+            if only.is_some_and(|o| o != *res) {
                 continue;
             }
             let Some(leader) = lease.held() else {
@@ -1041,11 +1080,8 @@ impl Host {
     /// Forgets every lease of a stopping lockspace without disk I/O (§6.1); an acquire or a
     /// release under way is answered (failed, or released: nothing of it is ours any more).
     fn drop_leases(&mut self, now: Time, space_name: Name) {
-        let keys: Vec<(Name, Name)> = self
-            .resources
-            .keys()
-            .filter(|(ls, _)| *ls == space_name)
-            .cloned()
+        let keys: Vec<(Name, Name)> = in_lockspace(&self.resources, space_name)
+            .map(|(key, _)| *key)
             .collect();
         for key in keys {
             let Some(mut lease) = self.resources.remove(&key) else {
@@ -1072,18 +1108,15 @@ impl Host {
                     event,
                 });
             }
-            self.instances.remove(&Target::Resource(key.0, key.1));
+            self.forget_machine(&Target::Resource(key.0, key.1));
         }
         self.forget_requests(now, space_name);
     }
 
     fn forget_requests(&mut self, now: Time, space_name: Name) {
-        let keys: Vec<(Name, Name)> = self
-            .requests
-            .keys()
-            .chain(self.examines.keys())
-            .filter(|(ls, _)| *ls == space_name)
-            .cloned()
+        let keys: Vec<(Name, Name)> = in_lockspace(&self.requests, space_name)
+            .map(|(key, _)| *key)
+            .chain(in_lockspace(&self.examines, space_name).map(|(key, _)| *key))
             .collect();
         for key in keys {
             if let Some(mut request) = self.requests.remove(&key) {
@@ -1098,11 +1131,11 @@ impl Host {
                             RequestOutcome::Failed { rv } => rv,
                         }),
                 });
-                self.instances.remove(&Target::Request(key.0, key.1));
+                self.forget_machine(&Target::Request(key.0, key.1));
             }
             if let Some(mut examination) = self.examines.remove(&key) {
                 examination.abort();
-                self.instances.remove(&Target::Examine(key.0, key.1));
+                self.forget_machine(&Target::Examine(key.0, key.1));
             }
         }
     }
@@ -1124,8 +1157,7 @@ impl Host {
             return;
         };
         self.requests.remove(&key);
-        self.instances
-            .remove(&Target::Request(space_name, resource_name));
+        self.forget_machine(&Target::Request(space_name, resource_name));
         let rv = match outcome {
             RequestOutcome::Done { notify } => {
                 // §10.1 step 6: the owner learns of it from our renewals.
@@ -1163,8 +1195,7 @@ impl Host {
             return;
         };
         self.examines.remove(&key);
-        self.instances
-            .remove(&Target::Examine(space_name, resource_name));
+        self.forget_machine(&Target::Examine(space_name, resource_name));
         // The lease may have gone while the record was read.
         let graceful = match verdict {
             Examined::Nothing => return,
@@ -1181,7 +1212,6 @@ impl Host {
     }
 
     fn drain_lockspace(&mut self, now: Time, name: Name) {
-        let has_holders = self.holders_in(name);
         let late_expire = if self.mutations().has(Mutant::LateWatchdogExpire) {
             Duration::from_secs(60)
         } else {
@@ -1274,7 +1304,7 @@ impl Host {
                         ls.failed = Some(now);
                         self.outputs
                             .push_back(Output::LockspaceFailed { space_name: name });
-                        if has_holders {
+                        if holders_in(&self.resources, name) {
                             self.outputs.push_back(Output::StopHolders {
                                 space_name: name,
                                 graceful: self.config.kill_grace_s > 0,
@@ -1301,7 +1331,7 @@ impl Host {
         if gone {
             self.drop_leases(now, name);
             self.lockspaces.remove(&name);
-            self.instances.remove(&Target::Lockspace(name));
+            self.forget_machine(&Target::Lockspace(name));
         } else if stop {
             self.drop_leases(now, name);
             self.stop_lockspace(now, name);
@@ -1377,10 +1407,26 @@ impl Host {
         }
         if done {
             self.resources.remove(&key);
-            self.instances
-                .remove(&Target::Resource(space_name, resource_name));
+            self.forget_machine(&Target::Resource(space_name, resource_name));
         }
     }
+}
+
+/// The machines of one lockspace, found by key range rather than by walking every lease.
+fn in_lockspace<V>(
+    machines: &BTreeMap<(Name, Name), V>,
+    space_name: Name,
+) -> impl Iterator<Item = (&(Name, Name), &V)> {
+    machines
+        .range((space_name, Name::EMPTY)..)
+        .take_while(move |((ls, _), _)| *ls == space_name)
+}
+
+/// Whether any lease of the lockspace is held by a process (a lease being converted is still
+/// held by its process).
+fn holders_in(resources: &BTreeMap<(Name, Name), PaxosLease>, space_name: Name) -> bool {
+    in_lockspace(resources, space_name)
+        .any(|(_, lease)| lease.held().is_some() || lease.is_converting())
 }
 
 impl Lockspace {

@@ -26,6 +26,7 @@ pub mod routes;
 pub mod rv;
 pub mod time;
 pub mod timeouts;
+pub mod timers;
 
 pub use ids::{Generation, HostId, Lver};
 pub use time::Time;

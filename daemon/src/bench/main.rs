@@ -2,7 +2,7 @@
 //! client, rounds interleaved, and the table of figures with their ratios (docs/PERFORMANCE.md).
 //!
 //! ```text
-//! sanlock-bench [--quick] [--rounds R] [--ours PATH] [--c PATH] [--dir DIR]
+//! sanlock-bench [--quick] [--rounds R] [--held N,N,...] [--ours PATH] [--c PATH] [--dir DIR]
 //! ```
 //! Defaults: the `sanlock` beside this program, `/usr/sbin/sanlock` when present (else ours
 //! alone), `/var/tmp/sanlock-bench` (O_DIRECT needs a real file system, not tmpfs), 3 rounds.
@@ -72,6 +72,7 @@ fn run() -> Result<(), String> {
     let mut c = Some(PathBuf::from("/usr/sbin/sanlock")).filter(|p| p.exists());
     let mut dir = PathBuf::from("/var/tmp/sanlock-bench");
     let mut rounds = None;
+    let mut held = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
@@ -82,6 +83,7 @@ fn run() -> Result<(), String> {
             "--c" => c = Some(PathBuf::from(value()?)),
             "--no-c" => c = None,
             "--dir" => dir = PathBuf::from(value()?),
+            "--held" => held = Some(parse_held(&value()?)?),
             _ => {
                 return Err(format!(
                     "unknown argument {arg:?} (see docs/PERFORMANCE.md)"
@@ -91,6 +93,11 @@ fn run() -> Result<(), String> {
     }
     if let Some(r) = rounds {
         plan.rounds = r;
+    }
+    if let Some(held) = held {
+        // The idle figures are taken at the largest count asked for but one (or the only one).
+        plan.idle_held = held[held.len().saturating_sub(2)];
+        plan.held = held;
     }
     raise_fd_limit();
     let mut daemons: Vec<(&'static str, PathBuf)> = vec![("ours", ours)];
@@ -121,6 +128,18 @@ fn run() -> Result<(), String> {
     }
     print_table(&plan, &daemons, &results);
     Ok(())
+}
+
+/// `--held 0,2000,10000`: the counts of held leases to measure at, ascending.
+fn parse_held(list: &str) -> Result<Vec<usize>, String> {
+    let held = list
+        .split(',')
+        .map(|n| n.trim().parse::<usize>().map_err(|e| format!("--held {list:?}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if held.is_empty() || held.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(format!("--held {list:?}: counts must be ascending"));
+    }
+    Ok(held)
 }
 
 /// Every figure of one daemon, fresh.
