@@ -6,8 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use crate::disk::AlignedBuf;
 
-/// Buffers kept for reuse, at most this many bytes in all.
-const POOL_BYTES: usize = 16 << 20;
+/// Buffers kept for reuse, at most this many bytes in all: four whole-lockspace reads (a
+/// renewal's 1 MiB) at once, which is what a host with several lockspaces has in flight; more
+/// would only keep resident what a burst once needed.
+const POOL_BYTES: usize = 4 << 20;
 
 /// Shared by a backend and its workers.
 #[derive(Clone, Default)]

@@ -106,8 +106,11 @@ pub enum Event {
     /// A read between renewals ([`DeltaLease::set_peek`]): every host's delta sector, for
     /// events and requests only (our own lease's state is judged at renewals).
     Peeked {
-        /// The whole area as read.
+        /// The area as read (the sectors up to the highest host_id in use, or all of them).
         lockspace: bytes::Bytes,
+        /// When the whole area was read (ballots were under way): how far ballot reads must
+        /// reach from now on, as a renewal's read says ([`ReadBound`]).
+        read_bound: Option<ReadBound>,
     },
 }
 
@@ -126,6 +129,9 @@ pub struct DeltaLease {
     /// Bytes a peek reads: the sectors up to the highest host_id in use at the last renewal
     /// (a host that joins above it is seen at the next renewal, as sanlock sees every host).
     peek_len: usize,
+    /// Until when a peek reads the whole area, so that ballots under way keep a fresh read
+    /// bound between renewals ([`DeltaLease::want_view`]).
+    view_wanted_until: Option<Time>,
     io: IoBook,
     events: VecDeque<Event>,
     mutants: Mutations,
@@ -187,7 +193,12 @@ enum Phase {
     Held { due: Time },
     /// Between renewals (with [`DeltaLease::set_peek`]): the whole lockspace read again, for
     /// the other hosts' events and requests only; the renewal stays due at `due`.
-    Peek { io: Pending, due: Time },
+    Peek {
+        io: Pending,
+        due: Time,
+        /// Whether it reads the whole area (and so gives a read bound).
+        whole: bool,
+    },
     /// Renewal step 1: the whole lockspace.
     RenewRead { io: Pending },
     /// Renewal step 2: our new timestamp.
@@ -217,6 +228,7 @@ impl DeltaLease {
             peek: false,
             peek_at: None,
             peek_len: 0,
+            view_wanted_until: None,
             io: IoBook::default(),
             events: VecDeque::new(),
             mutants: Mutations::default(),
@@ -241,6 +253,13 @@ impl DeltaLease {
     /// sooner; the simulator leaves it off).
     pub fn set_peek(&mut self, peek: bool) {
         self.peek = peek;
+    }
+
+    /// Ballots are under way (or about to be): for the next renewal interval, peeks read the
+    /// whole area, so that a read bound (`Event::Peeked`) comes half way between renewals and
+    /// ballot reads stay bounded across the gap between one renewal's bound and the next.
+    pub fn want_view(&mut self, now: Time) {
+        self.view_wanted_until = Some(now + self.config.timeouts.id_renewal());
     }
 
     /// Renews as soon as possible (when held between renewals): an event just set goes out
@@ -328,8 +347,14 @@ impl DeltaLease {
             Phase::Held { due } if self.peek_at.is_some_and(|p| now >= p) => {
                 let due = *due;
                 self.peek_at = None;
-                let io = self.read(now, self.config.offset, self.peek_len);
-                self.phase = Phase::Peek { io, due };
+                let whole = self.view_wanted_until.is_some_and(|until| now < until);
+                let len = if whole {
+                    self.config.geometry.area_bytes() as usize
+                } else {
+                    self.peek_len
+                };
+                let io = self.read(now, self.config.offset, len);
+                self.phase = Phase::Peek { io, due, whole };
             }
             _ => {}
         }
@@ -503,9 +528,17 @@ impl DeltaLease {
                 read_started,
                 ..
             } => self.after_renew_write(now, written, taken, lockspace, read_started, result),
-            Phase::Peek { due, .. } => {
+            Phase::Peek { io, due, whole } => {
                 if let Ok(area) = result {
-                    self.events.push_back(Event::Peeked { lockspace: area });
+                    // As for a renewal's read: issued io_timeout before its deadline.
+                    let timeout = self.config.timeouts.io_timeout();
+                    let started = Time::new(io.deadline.since_boot().saturating_sub(timeout));
+                    let read_bound =
+                        whole.then(|| ReadBound::of_renewal(&area, self.config.geometry, started));
+                    self.events.push_back(Event::Peeked {
+                        lockspace: area,
+                        read_bound,
+                    });
                 }
                 if self.release_requested {
                     self.start_release_phase(now)

@@ -588,7 +588,10 @@ fn with_peek_the_lockspace_is_read_half_way_to_the_next_renewal_which_stays_due(
     w.io("read", 0, 512, N);
     let events = w.events();
     assert!(
-        matches!(&events[..], [Event::Peeked { lockspace }] if lockspace.len() == 512),
+        matches!(
+            &events[..],
+            [Event::Peeked { lockspace, read_bound: None }] if lockspace.len() == 512
+        ),
         "{events:?}"
     );
     // Nothing was written, and the renewal is still due 2N + 0.5 s after the last success.
@@ -599,6 +602,53 @@ fn with_peek_the_lockspace_is_read_half_way_to_the_next_renewal_which_stays_due(
         &w.events()[..],
         [Event::Renewed {
             timestamp_s: 141,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn while_ballots_want_a_view_the_peek_reads_the_whole_area_and_gives_a_read_bound() {
+    // A renewal's read bound lasts 2N × 0.99 from its read, and the next renewal's read comes
+    // 2N + 0.5 s after the last success: ballots in that gap would read every dblock. While
+    // they want a view, the peek half way reads the whole area, and its bound closes the gap.
+    let mut w = held_world();
+    w.lease.set_peek(true);
+    w.wait(Duration::from_millis(500));
+    w.io("read", 0, 1 << 20, N);
+    w.io("write", 0, 512, 8 * N + 60);
+    w.events();
+    w.lease.want_view(w.now);
+    w.wait(Duration::from_millis(10_250));
+    let peek_started = w.now;
+    w.io("read", 0, 1 << 20, N);
+    let events = w.events();
+    let [Event::Peeked {
+        lockspace,
+        read_bound: Some(bound),
+    }] = &events[..]
+    else {
+        panic!("{events:?}");
+    };
+    assert_eq!(lockspace.len(), 1 << 20);
+    assert_eq!(bound.hosts, 1);
+    // The free sectors say io_timeout 10: no host can join above host_id 1 unseen before
+    // 2 × 10 s (less 1% for a faster clock) from the peek's read.
+    assert_eq!(
+        bound.until,
+        Some(peek_started + Duration::from_millis(2000 * N * 99 / 100))
+    );
+    // The wish lapses 2N after it was made: the peek after the next renewal is small again.
+    w.wait(Duration::from_millis(10_250));
+    w.io("read", 0, 1 << 20, N);
+    w.io("write", 0, 512, 8 * N + 60);
+    w.events();
+    w.wait(Duration::from_millis(10_250));
+    w.io("read", 0, 512, N);
+    assert!(matches!(
+        &w.events()[..],
+        [Event::Peeked {
+            read_bound: None,
             ..
         }]
     ));

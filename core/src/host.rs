@@ -31,8 +31,8 @@ use crate::requests::{Examination, Examined, LeaseAddress, Request, RequestArgs,
 use crate::rng::Rng;
 use crate::rv::SANLK_ACQUIRE_LOCKSPACE;
 use crate::time::Time;
-use crate::timers::Timers;
 use crate::timeouts::{Timeouts, DEFAULT_KILL_GRACE_S};
+use crate::timers::Timers;
 
 #[path = "host_input.rs"]
 mod input;
@@ -236,7 +236,9 @@ pub struct RenewalTimes {
 pub struct Host {
     config: HostConfig,
     lockspaces: BTreeMap<Name, Lockspace>,
-    resources: BTreeMap<(Name, Name), PaxosLease>,
+    /// Boxed: a B-tree node holds eleven values inline, so a held lease costs its own size,
+    /// not that of the tree's half-empty slots (memory at 10,000 leases held).
+    resources: BTreeMap<(Name, Name), Box<PaxosLease>>,
     /// Requests we make on other hosts' leases, and examines of the ones we hold.
     requests: BTreeMap<(Name, Name), Request>,
     examines: BTreeMap<(Name, Name), Examination>,
@@ -516,7 +518,10 @@ impl Host {
         lease.set_mutations(self.mutations());
         lease.set_read_bound(ls.read_bound);
         lease.acquire(now, request);
-        self.resources.insert(key, lease);
+        if let Some(ls) = self.lockspaces.get_mut(&space_name) {
+            ls.delta.want_view(now);
+        }
+        self.resources.insert(key, Box::new(lease));
         self.new_instance(Target::Resource(space_name, resource_name));
         self.drain(now);
     }
@@ -574,10 +579,10 @@ impl Host {
     /// Converts a held resource lease to shared or exclusive.
     pub fn convert(&mut self, now: Time, space_name: Name, resource_name: Name, to_shared: bool) {
         self.tick(now);
-        let bound = self
-            .lockspaces
-            .get(&space_name)
-            .and_then(|ls| ls.read_bound);
+        let bound = self.lockspaces.get_mut(&space_name).and_then(|ls| {
+            ls.delta.want_view(now);
+            ls.read_bound
+        });
         if let Some(lease) = self.resources.get_mut(&(space_name, resource_name)) {
             lease.set_read_bound(bound);
             lease.convert(now, to_shared);
@@ -733,7 +738,10 @@ impl Host {
                 }
             }
             Target::Resource(ls, res) => {
+                let bound = self.lockspaces.get(ls).and_then(|l| l.read_bound);
                 if let Some(lease) = self.resources.get_mut(&(*ls, *res)) {
+                    // Its next ballot read (issued from this completion) uses the latest bound.
+                    lease.set_read_bound(bound);
                     lease.handle_io(now, flight.id, result);
                 }
             }
@@ -771,7 +779,9 @@ impl Host {
             match &target {
                 Target::Lockspace(_) => unreachable!("lockspaces are not in the timer queue"),
                 Target::Resource(ls, res) => {
+                    let bound = self.lockspaces.get(ls).and_then(|l| l.read_bound);
                     if let Some(lease) = self.resources.get_mut(&(*ls, *res)) {
+                        lease.set_read_bound(bound);
                         lease.handle_timeout(now);
                     }
                 }
@@ -1024,15 +1034,21 @@ impl Host {
                 Target::Lockspace(_) => unreachable!("lockspaces are never touched"),
                 Target::Resource(ls, res) => {
                     self.drain_resource(now, (*ls, *res));
-                    self.resources.get(&(*ls, *res)).and_then(|l| l.poll_timeout())
+                    self.resources
+                        .get(&(*ls, *res))
+                        .and_then(|l| l.poll_timeout())
                 }
                 Target::Request(ls, res) => {
                     self.drain_request(now, (*ls, *res));
-                    self.requests.get(&(*ls, *res)).and_then(|r| r.poll_timeout())
+                    self.requests
+                        .get(&(*ls, *res))
+                        .and_then(|r| r.poll_timeout())
                 }
                 Target::Examine(ls, res) => {
                     self.drain_examine((*ls, *res));
-                    self.examines.get(&(*ls, *res)).and_then(|e| e.poll_timeout())
+                    self.examines
+                        .get(&(*ls, *res))
+                        .and_then(|e| e.poll_timeout())
                 }
             };
             self.timers.set(&target, deadline);
@@ -1285,9 +1301,15 @@ impl Host {
                         });
                     }
                 }
-                delta::Event::Peeked { lockspace } => {
+                delta::Event::Peeked {
+                    lockspace,
+                    read_bound,
+                } => {
                     examine |=
                         scan_hosts(&mut self.outputs, ls, name, now, &lockspace, ScanKind::Peek);
+                    if read_bound.is_some() {
+                        ls.read_bound = read_bound;
+                    }
                 }
                 delta::Event::RenewalFailed { rv, .. } => {
                     self.outputs.push_back(Output::Renewal {
@@ -1424,7 +1446,7 @@ fn in_lockspace<V>(
 
 /// Whether any lease of the lockspace is held by a process (a lease being converted is still
 /// held by its process).
-fn holders_in(resources: &BTreeMap<(Name, Name), PaxosLease>, space_name: Name) -> bool {
+fn holders_in(resources: &BTreeMap<(Name, Name), Box<PaxosLease>>, space_name: Name) -> bool {
     in_lockspace(resources, space_name)
         .any(|(_, lease)| lease.held().is_some() || lease.is_converting())
 }

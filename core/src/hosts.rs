@@ -128,24 +128,25 @@ impl ReadBound {
     /// The view of a renewal's read of the whole lockspace `area` (of `geometry`) that started
     /// at `read_started`.
     pub fn of_renewal(area: &[u8], geometry: Geometry, read_started: Time) -> ReadBound {
-        let leaders: Vec<Option<RawLeader>> = area
-            .chunks_exact(geometry.sector_size().as_usize())
-            .take(usize::from(geometry.max_hosts()))
-            .map(|s| {
-                RawLeader::parse(s)
-                    .ok()
-                    .filter(|r| r.magic == DELTA_DISK_MAGIC)
-            })
-            .collect();
-        let used = |r: &Option<RawLeader>| {
-            r.as_ref()
-                .is_none_or(|r| r.owner_id != 0 || r.timestamp != 0)
+        // Two passes over the sectors, nothing kept: this runs at every renewal.
+        let sectors = || {
+            area.chunks_exact(geometry.sector_size().as_usize())
+                .take(usize::from(geometry.max_hosts()))
+                .map(|s| {
+                    RawLeader::parse(s)
+                        .ok()
+                        .filter(|r| r.magic == DELTA_DISK_MAGIC)
+                        .map(|r| (r.owner_id != 0 || r.timestamp != 0, r.io_timeout))
+                })
         };
-        let hosts = leaders.iter().rposition(used).map_or(0, |i| i + 1);
+        // An unreadable sector (wrong magic, short) counts as used.
+        let hosts = sectors()
+            .rposition(|r| r.is_none_or(|(used, _)| used))
+            .map_or(0, |i| i + 1);
         // The shortest wait a joiner above `hosts` can make, in seconds.
-        let shortest = leaders[hosts..]
-            .iter()
-            .map(|r| r.as_ref().map_or(0, |r| r.io_timeout))
+        let shortest = sectors()
+            .skip(hosts)
+            .map(|r| r.map_or(0, |(_, io_timeout)| io_timeout))
             .min()
             .filter(|&n| n > 0);
         // 1% under 2 × io_timeout: the joiner's clock may run a little faster than ours.

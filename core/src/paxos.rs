@@ -442,7 +442,7 @@ impl PaxosLease {
     }
 
     /// Ballot reads from now on cover only the dblocks `bound` says can be in use, while it
-    /// holds (the host passes its lockspace's latest before an acquire or a convert).
+    /// holds (the host passes its lockspace's latest before each input to the machine).
     pub fn set_read_bound(&mut self, bound: Option<ReadBound>) {
         self.read_bound = bound;
     }

@@ -134,7 +134,11 @@ fn run() -> Result<(), String> {
 fn parse_held(list: &str) -> Result<Vec<usize>, String> {
     let held = list
         .split(',')
-        .map(|n| n.trim().parse::<usize>().map_err(|e| format!("--held {list:?}: {e}")))
+        .map(|n| {
+            n.trim()
+                .parse::<usize>()
+                .map_err(|e| format!("--held {list:?}: {e}"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     if held.is_empty() || held.windows(2).any(|w| w[0] >= w[1]) {
         return Err(format!("--held {list:?}: counts must be ascending"));
@@ -209,11 +213,16 @@ fn idle(plan: &Plan, daemon: &Daemon, pid: u32) -> Result<(f64, f64), String> {
             .collect::<Result<Vec<()>, String>>()
     })?;
     let before = procfs::read(pid)?;
+    let threads_before = procfs::thread_cpu(pid)?;
     let t0 = Instant::now();
     std::thread::sleep(plan.idle);
+    let threads_after = procfs::thread_cpu(pid)?;
     let after = procfs::read(pid)?;
     let secs = t0.elapsed().as_secs_f64();
-    let cpu = (after.cpu - before.cpu).as_secs_f64() / secs * 100.0;
+    // Per-thread nanoseconds when no thread exited meanwhile, else the process's ticks.
+    let spent =
+        procfs::cpu_between(&threads_before, &threads_after).unwrap_or(after.cpu - before.cpu);
+    let cpu = spent.as_secs_f64() / secs * 100.0;
     let reads = (after.read_bytes - before.read_bytes) as f64 / (1 << 20) as f64 / secs * 60.0;
     Ok((cpu, reads))
 }

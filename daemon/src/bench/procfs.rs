@@ -14,6 +14,43 @@ pub struct Reading {
     pub rss: u64,
 }
 
+/// CPU time on each live thread, in nanoseconds (`/proc/PID/task/TID/schedstat`): the stat
+/// counters tick at 10 ms, too coarse for a daemon that idles at a fraction of a percent.
+pub fn thread_cpu(pid: u32) -> Result<std::collections::BTreeMap<u32, u64>, String> {
+    let dir = format!("/proc/{pid}/task");
+    let mut threads = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).map_err(|e| format!("{dir}: {e}"))? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        // A thread may exit between the listing and the read: it is left out.
+        let Ok(text) = std::fs::read_to_string(entry.path().join("schedstat")) else {
+            continue;
+        };
+        if let Some(ns) = text.split_whitespace().next().and_then(|f| f.parse().ok()) {
+            threads.insert(tid, ns);
+        }
+    }
+    Ok(threads)
+}
+
+/// The CPU time spent between two [`thread_cpu`] readings, when every thread of the first is
+/// still there (else `None`: an exited thread's time is lost to this count).
+pub fn cpu_between(
+    before: &std::collections::BTreeMap<u32, u64>,
+    after: &std::collections::BTreeMap<u32, u64>,
+) -> Option<Duration> {
+    let mut ns = 0;
+    for (tid, &after_ns) in after {
+        ns += after_ns - before.get(tid).copied().unwrap_or(0);
+    }
+    before
+        .keys()
+        .all(|tid| after.contains_key(tid))
+        .then(|| Duration::from_nanos(ns))
+}
+
 /// Reads `pid`'s counters now.
 pub fn read(pid: u32) -> Result<Reading, String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
