@@ -1424,6 +1424,9 @@ impl Host {
             requests.push(req);
         }
         let done = finished && lease.is_done();
+        if lease.held().is_some() && requests.is_empty() {
+            lease.shed();
+        }
         for req in requests {
             self.hand_out(Target::Resource(space_name, resource_name), req);
         }

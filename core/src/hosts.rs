@@ -128,27 +128,26 @@ impl ReadBound {
     /// The view of a renewal's read of the whole lockspace `area` (of `geometry`) that started
     /// at `read_started`.
     pub fn of_renewal(area: &[u8], geometry: Geometry, read_started: Time) -> ReadBound {
-        // Two passes over the sectors, nothing kept: this runs at every renewal.
-        let sectors = || {
-            area.chunks_exact(geometry.sector_size().as_usize())
-                .take(usize::from(geometry.max_hosts()))
-                .map(|s| {
-                    RawLeader::parse(s)
-                        .ok()
-                        .filter(|r| r.magic == DELTA_DISK_MAGIC)
-                        .map(|r| (r.owner_id != 0 || r.timestamp != 0, r.io_timeout))
-                })
-        };
-        // An unreadable sector (wrong magic, short) counts as used.
-        let hosts = sectors()
-            .rposition(|r| r.is_none_or(|(used, _)| used))
-            .map_or(0, |i| i + 1);
-        // The shortest wait a joiner above `hosts` can make, in seconds.
-        let shortest = sectors()
-            .skip(hosts)
-            .map(|r| r.map_or(0, |(_, io_timeout)| io_timeout))
-            .min()
-            .filter(|&n| n > 0);
+        // One pass over the sectors, nothing kept: this runs at every renewal. `shortest` is
+        // the least io_timeout of the free sectors after the last used one.
+        let mut hosts = 0;
+        let mut shortest: Option<u16> = None;
+        let sectors = area
+            .chunks_exact(geometry.sector_size().as_usize())
+            .take(usize::from(geometry.max_hosts()));
+        for (i, sector) in sectors.enumerate() {
+            match RawLeader::delta_use(sector) {
+                // An unreadable sector (wrong magic, short) counts as used.
+                None | Some((true, _)) => {
+                    hosts = i + 1;
+                    shortest = None;
+                }
+                Some((false, io_timeout)) => {
+                    shortest = Some(shortest.map_or(io_timeout, |s| s.min(io_timeout)));
+                }
+            }
+        }
+        let shortest = shortest.filter(|&n| n > 0);
         // 1% under 2 × io_timeout: the joiner's clock may run a little faster than ours.
         let until =
             shortest.map(|n| read_started + Duration::from_millis(2000 * u64::from(n) * 99 / 100));
@@ -227,6 +226,20 @@ impl HostTable {
             let Some(sector) = area.get(i * ss..(i + 1) * ss) else {
                 break;
             };
+            // The usual case, an unchanged sector seen before: nothing to parse.
+            if let Some(st) = slot.as_mut().filter(|st| st.first_check != now) {
+                let (owner, generation) = (st.owner_id, st.owner_generation.0);
+                if RawLeader::delta_unchanged(
+                    sector,
+                    &self.space_name,
+                    owner,
+                    generation,
+                    st.timestamp,
+                ) {
+                    st.last_check = now;
+                    continue;
+                }
+            }
             let Ok(raw) = RawLeader::parse(sector) else {
                 break;
             };

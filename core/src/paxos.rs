@@ -36,8 +36,8 @@ use crate::mutants::{Mutant, Mutations};
 use crate::ondisk::dblock::{DBLOCK_FL_RELEASED, MBLOCK_OFFSET};
 use crate::ondisk::leader::{LEADER_RECORD_SIZE, LFL_SHORT_HOLD};
 use crate::ondisk::{
-    DblockSector, Geometry, HostBitmap, LeaderKind, LeaderRecord, Lvb, Mbal, ModeBlock, Name,
-    PaxosDblock, RawLeader, RecordKind, SectorNr,
+    DblockSector, Geometry, LeaderKind, LeaderRecord, Lvb, Mbal, ModeBlock, Name, PaxosDblock,
+    RawLeader, RecordKind, SectorNr,
 };
 use crate::rng::Rng;
 use crate::time::Time;
@@ -150,14 +150,19 @@ pub struct PaxosLease {
     dirty_lvb: Option<Lvb>,
     /// SANLK_REL_RENAME: the name the released leader carries.
     rename_to: Option<Name>,
-    /// While converting SH→EX: the shared hold to return to if the convert fails.
-    converting: Option<(LeaderRecord, PaxosDblock)>,
+    /// While converting SH→EX: the shared hold to return to if the convert fails (boxed: a
+    /// held lease keeps only a pointer's room for it).
+    converting: Option<Box<(LeaderRecord, PaxosDblock)>>,
     /// The lease version and value timestamp (inp3) this attempt's phase 2 proposed: the only
     /// value naming us that we may adopt (an older attempt's value may have been retracted).
     proposed: Option<(Lver, u64)>,
     /// The last dblock this machine wrote: a held lease's later writes never take our dblock
     /// back to an earlier version than it (a failed SH→EX convert leaves a later one).
     last_dblock: Option<PaxosDblock>,
+    /// Other hosts whose mode blocks said SHARED in this ballot's phase 1 (or in the read after
+    /// another host committed our value), ascending: a list, not a 2000-bit map, since it is
+    /// almost always empty and every lease machine carries it.
+    shared_seen: Vec<HostId>,
     /// How far ballot reads must reach, from our lockspace's last renewal (none: all).
     read_bound: Option<ReadBound>,
     phase: Step,
@@ -196,8 +201,6 @@ struct Ballot {
     cur: Current,
     next_lver: Lver,
     mbal: Mbal,
-    /// Other hosts whose mode blocks said SHARED in phase 1.
-    shared_seen: HostBitmap,
     /// A value an earlier attempt of ours wrote for this version: phase 1 keeps it in our
     /// dblock (as Disk Paxos does, where 3.8.5 zeroes it), since it may be the chosen one.
     carried: Option<PaxosDblock>,
@@ -425,6 +428,7 @@ impl PaxosLease {
             dirty_lvb: None,
             rename_to: None,
             converting: None,
+            shared_seen: Vec::new(),
             proposed: None,
             last_dblock: None,
             read_bound: None,
@@ -558,7 +562,7 @@ impl PaxosLease {
         }
         // SH→EX runs the exclusive acquire; every dblock write carries our SHARED mode block
         // so that a failure leaves the shared lease in place (§9.4).
-        self.converting = Some((leader, dblock));
+        self.converting = Some(Box::new((leader, dblock)));
         self.request.shared = false;
         self.request.lvb = false;
         self.request.lver = None;
@@ -671,6 +675,16 @@ impl PaxosLease {
     /// What the machine was made for.
     pub fn config(&self) -> &PaxosConfig {
         &self.config
+    }
+
+    /// Gives back the room its queues grew to while it acquired, where they are empty: a
+    /// held lease may wait for hours with nothing queued (memory with 10,000 leases held).
+    pub fn shed(&mut self) {
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
+        self.shared_seen = Vec::new();
+        self.io.shed();
     }
 
     /// The committed leader while held.
@@ -902,7 +916,7 @@ impl PaxosLease {
                         == (Some(self.config.host_id), self.config.generation) =>
                 {
                     assert!(leader.lver > ballot.cur.leader.lver, "lver goes forward");
-                    self.after_commit(now, ballot, value, leader)
+                    self.after_commit(now, value, leader)
                 }
                 // We completed another host's ballot: it owns the lease now.
                 Ok(_) => {
@@ -1038,7 +1052,7 @@ impl PaxosLease {
                 self.release_dblock(now, leader, dblock, false)
             }
             Step::ReadModesAfterAdoption {
-                mut ballot,
+                ballot,
                 value,
                 leader,
                 ..
@@ -1053,8 +1067,8 @@ impl PaxosLease {
                         // We have already told other hosts we let this version go.
                         self.acquire_failed(SANLK_ACQUIRE_OWNED)
                     } else {
-                        ballot.shared_seen = self.shared_mode_blocks(&area, &ballot.cur);
-                        self.after_commit(now, ballot, value, leader)
+                        self.shared_seen = self.shared_mode_blocks(&area, &ballot.cur);
+                        self.after_commit(now, value, leader)
                     }
                 }
                 // The lease is ours on disk but we cannot tell who shares it: give it back
@@ -1258,11 +1272,11 @@ impl PaxosLease {
         let carried = cur
             .ours_ahead
             .filter(|d| d.lver == next_lver && d.bal.0 != 0 && d.inp != 0);
+        self.shared_seen.clear();
         let ballot = Ballot {
             cur,
             next_lver,
             mbal: Mbal(mbal),
-            shared_seen: HostBitmap::EMPTY,
             carried,
         };
         if reread {
@@ -1331,8 +1345,7 @@ impl PaxosLease {
             Ok(area) => area,
             Err(_) => return self.acquire_failed(SANLK_DBLOCK_READ),
         };
-        let mut ballot = ballot;
-        ballot.shared_seen = self.shared_mode_blocks(&area, &ballot.cur);
+        self.shared_seen = self.shared_mode_blocks(&area, &ballot.cur);
         let mut best: Option<PaxosDblock> = None;
         for bk in self.dblocks(&area, &ballot.cur) {
             match ballot.judge(&bk, self.mutants) {
@@ -1442,9 +1455,9 @@ impl PaxosLease {
     }
 
     /// Hosts other than us whose dblock checks out and whose mode block says SHARED.
-    fn shared_mode_blocks(&self, area: &[u8], cur: &Current) -> HostBitmap {
+    fn shared_mode_blocks(&self, area: &[u8], cur: &Current) -> Vec<HostId> {
         let ss = self.ss();
-        let mut seen = HostBitmap::EMPTY;
+        let mut seen = Vec::new();
         if self.mutants.has(Mutant::IgnoreModeBlocks) {
             return seen;
         }
@@ -1458,7 +1471,7 @@ impl PaxosLease {
                 continue;
             }
             if ModeBlock::decode(&sector[MBLOCK_OFFSET..], 0).is_ok_and(|m| m.shared) {
-                seen.set(host);
+                seen.push(host);
             }
         }
         seen
@@ -1660,13 +1673,7 @@ impl PaxosLease {
     }
 
     /// §9.1 step 4 / §9.2: what follows our own commit.
-    fn after_commit(
-        &mut self,
-        now: Time,
-        ballot: Ballot,
-        value: PaxosDblock,
-        leader: LeaderRecord,
-    ) -> Step {
+    fn after_commit(&mut self, now: Time, value: PaxosDblock, leader: LeaderRecord) -> Step {
         if self.request.shared {
             let dblock = released(value);
             let mode = self.shared_mode();
@@ -1677,7 +1684,7 @@ impl PaxosLease {
                 dblock,
             };
         }
-        let holders: Vec<HostId> = ballot.shared_seen.hosts(HostId::MAX).collect();
+        let holders: Vec<HostId> = std::mem::take(&mut self.shared_seen);
         if holders.is_empty() {
             return self.become_held(now, leader, value, false);
         }
@@ -1825,7 +1832,7 @@ impl PaxosLease {
     }
 
     fn acquire_failed(&mut self, rv: i32) -> Step {
-        if let Some((leader, dblock)) = self.converting.take() {
+        if let Some((leader, dblock)) = self.converting.take().map(|held| *held) {
             // A failed SH→EX leaves the shared lease: our mode block still says SHARED.
             self.events.push_back(Event::ConvertFailed { rv });
             return Step::Held {

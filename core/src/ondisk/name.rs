@@ -64,7 +64,8 @@ impl Name {
     /// sanlock's name comparison: a bounded string compare over at most 48 bytes, so bytes after
     /// a NUL do not count (ondisk.md §0).
     pub fn matches(&self, other: &Name) -> bool {
-        self.as_bytes() == other.as_bytes()
+        // Equal fields (the usual case: both zero-padded) match without finding their ends.
+        self.0 == other.0 || self.as_bytes() == other.as_bytes()
     }
 }
 

@@ -18,6 +18,10 @@ use tokio::sync::mpsc;
 use super::log;
 use super::messages::{Call, Input, Msg, Reply, ReplyBook, Waiter};
 use super::storage::DaemonStorage;
+
+/// Messages (or connections) taken in one turn of the loop at most, so that timers and I/O
+/// completions wait for no more than this many.
+const BATCH: usize = 64;
 use super::watchdog::WatchdogIo;
 use crate::wire::{Header, HEADER_LEN};
 use sanlock_machine::daemon::{DiskNo, Engine};
@@ -75,17 +79,27 @@ impl Runner {
                 msg = rx.recv() => {
                     let Some(msg) = msg else { break };
                     self.message(clock::now(), msg);
+                    // What else has arrived goes in the same turn (one carry_out for all): under
+                    // a flood of one-shot commands, a turn per message is most of the cost.
+                    for _ in 0..BATCH {
+                        let Ok(msg) = rx.try_recv() else { break };
+                        self.message(clock::now(), msg);
+                    }
                 }
                 accepted = listener.accept(), if !accept_resting => match accepted {
                     Ok((stream, _)) => {
-                        let pid = stream.peer_cred().ok().and_then(|c| c.pid()).unwrap_or(-1);
-                        match self.engine.connect(pid) {
-                            Some(ci) => {
-                                tokio::spawn(super::conn::serve(ci, stream, self.tx.clone()));
-                            }
-                            // The table is full: the connection is not added (sanlock closes
-                            // nothing either, but we have no slot to poll it from).
-                            None => drop(stream),
+                        self.connected(stream);
+                        // Connections already waiting are taken in the same turn.
+                        for _ in 0..BATCH {
+                            let more = std::future::poll_fn(|cx| {
+                                std::task::Poll::Ready(match listener.poll_accept(cx) {
+                                    std::task::Poll::Ready(Ok((stream, _))) => Some(stream),
+                                    _ => None,
+                                })
+                            })
+                            .await;
+                            let Some(stream) = more else { break };
+                            self.connected(stream);
                         }
                     }
                     Err(e) => {
@@ -123,6 +137,19 @@ impl Runner {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
         log::log(log::WARNING, "sanlock daemon exiting");
+    }
+
+    /// A new connection: a client slot and a task to serve it.
+    fn connected(&mut self, stream: tokio::net::UnixStream) {
+        let pid = stream.peer_cred().ok().and_then(|c| c.pid()).unwrap_or(-1);
+        match self.engine.connect(pid) {
+            Some(ci) => {
+                tokio::spawn(super::conn::serve(ci, stream, self.tx.clone()));
+            }
+            // The table is full: the connection is not added (sanlock closes nothing either,
+            // but we have no slot to poll it from).
+            None => drop(stream),
+        }
     }
 
     /// Hands a message to the engine, in its terms: a request gets its reply channel booked,
