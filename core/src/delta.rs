@@ -132,6 +132,8 @@ pub struct DeltaLease {
     /// Until when a peek reads the whole area, so that ballots under way keep a fresh read
     /// bound between renewals ([`DeltaLease::want_view`]).
     view_wanted_until: Option<Time>,
+    /// When the last read of the whole area (a renewal's or a whole peek's) was issued.
+    whole_read_at: Option<Time>,
     io: IoBook,
     events: VecDeque<Event>,
     mutants: Mutations,
@@ -229,6 +231,7 @@ impl DeltaLease {
             peek_at: None,
             peek_len: 0,
             view_wanted_until: None,
+            whole_read_at: None,
             io: IoBook::default(),
             events: VecDeque::new(),
             mutants: Mutations::default(),
@@ -258,8 +261,18 @@ impl DeltaLease {
     /// Ballots are under way (or about to be): for the next renewal interval, peeks read the
     /// whole area, so that a read bound (`Event::Peeked`) comes half way between renewals and
     /// ballot reads stay bounded across the gap between one renewal's bound and the next.
+    /// When the last whole read is more than N old, a whole peek is due at once: ballots that
+    /// start late in a renewal interval find the renewal's bound about to lapse, and the peek
+    /// of this interval already made.
     pub fn want_view(&mut self, now: Time) {
+        self.tick(now);
         self.view_wanted_until = Some(now + self.config.timeouts.id_renewal());
+        let old = self
+            .whole_read_at
+            .is_none_or(|at| now >= at + self.config.timeouts.io_timeout());
+        if self.peek && old && matches!(self.phase, Phase::Held { .. }) {
+            self.peek_at = Some(self.peek_at.map_or(now, |p| p.min(now)));
+        }
     }
 
     /// Renews as soon as possible (when held between renewals): an event just set goes out
@@ -348,6 +361,9 @@ impl DeltaLease {
                 let due = *due;
                 self.peek_at = None;
                 let whole = self.view_wanted_until.is_some_and(|until| now < until);
+                if whole {
+                    self.whole_read_at = Some(now);
+                }
                 let len = if whole {
                     self.config.geometry.area_bytes() as usize
                 } else {
@@ -685,6 +701,7 @@ impl DeltaLease {
     }
 
     fn start_renewal(&mut self, now: Time) {
+        self.whole_read_at = Some(now);
         let len = self.config.geometry.area_bytes() as usize;
         let io = self.read(now, self.config.offset, len);
         self.phase = Phase::RenewRead { io };

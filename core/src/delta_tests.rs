@@ -655,6 +655,36 @@ fn while_ballots_want_a_view_the_peek_reads_the_whole_area_and_gives_a_read_boun
 }
 
 #[test]
+fn ballots_starting_late_in_a_renewal_interval_get_a_whole_peek_at_once() {
+    // The half-way peek was small (no ballots then); ballots start 11.25 s after the renewal's
+    // read, more than N on, when its bound has under N left: the whole area is read at once,
+    // and only once (a second wish right after finds a fresh view).
+    let mut w = held_world();
+    w.lease.set_peek(true);
+    w.wait(Duration::from_millis(500));
+    w.io("read", 0, 1 << 20, N);
+    w.io("write", 0, 512, 8 * N + 60);
+    w.events();
+    let due = w.now + Duration::from_millis(20_500);
+    w.wait(Duration::from_millis(10_250));
+    w.io("read", 0, 512, N);
+    w.events();
+    w.now = w.now + secs(1);
+    w.lease.want_view(w.now);
+    w.wait(Duration::ZERO);
+    w.io("read", 0, 1 << 20, N);
+    assert!(matches!(
+        &w.events()[..],
+        [Event::Peeked {
+            read_bound: Some(_),
+            ..
+        }]
+    ));
+    w.lease.want_view(w.now);
+    assert_eq!(w.lease.poll_timeout(), Some(due), "no second peek");
+}
+
+#[test]
 fn a_peek_reads_through_the_highest_host_id_the_last_renewal_saw_in_use() {
     // sanlock reads nothing between renewals; our peek costs only the sectors of host_ids that
     // have ever joined (here 1, ours, and 7), as of the last renewal's read. Host 30, joining
