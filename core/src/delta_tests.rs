@@ -386,6 +386,17 @@ fn an_abort_during_the_long_wait_fails_the_acquire_with_sanlk_error() {
 }
 
 /// A world that holds host_id 1 since t = 100 (the acquire's timestamp).
+/// Held, peeking between renewals, just renewed (at 120.5 s; the next renewal due at 141 s).
+fn renewed_with_peek() -> World {
+    let mut w = held_world();
+    w.lease.set_peek(true);
+    w.wait(Duration::from_millis(500));
+    w.io("read", 0, 1 << 20, N);
+    w.io("write", 0, 512, 8 * N + 60);
+    w.events();
+    w
+}
+
 fn held_world() -> World {
     let mut w = World::new(fresh_disk(), config(1, "me"), 100);
     w.lease.acquire(w.now);
@@ -578,12 +589,7 @@ fn with_peek_the_lockspace_is_read_half_way_to_the_next_renewal_which_stays_due(
     // The daemon's event_poll: renewal at 120.5 s, next due at 141 s; the extra read (timeout
     // N) comes at 130.75 s and changes nothing of the schedule. Only host_id 1 (ours) has ever
     // been used: the peek reads its sector alone.
-    let mut w = held_world();
-    w.lease.set_peek(true);
-    w.wait(Duration::from_millis(500));
-    w.io("read", 0, 1 << 20, N);
-    w.io("write", 0, 512, 8 * N + 60);
-    w.events();
+    let mut w = renewed_with_peek();
     w.wait(Duration::from_millis(10_250));
     w.io("read", 0, 512, N);
     let events = w.events();
@@ -612,12 +618,7 @@ fn while_ballots_want_a_view_the_peek_reads_the_whole_area_and_gives_a_read_boun
     // A renewal's read bound lasts 2N × 0.99 from its read, and the next renewal's read comes
     // 2N + 0.5 s after the last success: ballots in that gap would read every dblock. While
     // they want a view, the peek half way reads the whole area, and its bound closes the gap.
-    let mut w = held_world();
-    w.lease.set_peek(true);
-    w.wait(Duration::from_millis(500));
-    w.io("read", 0, 1 << 20, N);
-    w.io("write", 0, 512, 8 * N + 60);
-    w.events();
+    let mut w = renewed_with_peek();
     w.lease.want_view(w.now);
     w.wait(Duration::from_millis(10_250));
     let peek_started = w.now;
@@ -659,12 +660,7 @@ fn ballots_starting_late_in_a_renewal_interval_get_a_whole_peek_at_once() {
     // The half-way peek was small (no ballots then); ballots start 11.25 s after the renewal's
     // read, more than N on, when its bound has under N left: the whole area is read at once,
     // and only once (a second wish right after finds a fresh view).
-    let mut w = held_world();
-    w.lease.set_peek(true);
-    w.wait(Duration::from_millis(500));
-    w.io("read", 0, 1 << 20, N);
-    w.io("write", 0, 512, 8 * N + 60);
-    w.events();
+    let mut w = renewed_with_peek();
     let due = w.now + Duration::from_millis(20_500);
     w.wait(Duration::from_millis(10_250));
     w.io("read", 0, 512, N);
