@@ -164,9 +164,10 @@ fn measure(plan: &Plan, label: &'static str, binary: &Path, dir: &Path) -> Resul
     let (eight, rest) = rest.split_at(8);
     let (parallel, rest) = rest.split_at(32);
     let (probe, held) = rest.split_at(1);
-    // Writing 10,000 lease areas and syncing them keeps the disk busy for a while after: with
-    // io_timeout 1 the lockspace's renewals time out meanwhile (for both daemons). Timing
-    // starts once two renewal intervals have passed, as leases are made long before use.
+    // Writing 10,000 lease areas and syncing them keeps the disk busy for a while after (our
+    // first timed run then read 1.9 MiB per acquire+release: the lockspace's renewals lagged
+    // and the read bound lapsed). Timing starts two renewal intervals later, for both daemons,
+    // as leases are made long before they are used.
     std::thread::sleep(SETTLE);
 
     let before = procfs::read(pid)?;
