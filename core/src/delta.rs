@@ -467,6 +467,12 @@ impl DeltaLease {
         self.io.tick(now);
     }
 
+    /// When a read of ours was issued: io_timeout before its deadline.
+    fn read_issued_at(&self, io: &Pending) -> Time {
+        let timeout = self.config.timeouts.io_timeout();
+        Time::new(io.deadline.since_boot().saturating_sub(timeout))
+    }
+
     fn sector_len(&self) -> usize {
         self.config.geometry.sector_size().as_usize()
     }
@@ -532,9 +538,7 @@ impl DeltaLease {
                 self.after_verify(now, written, taken, result)
             }
             Phase::RenewRead { io } => {
-                // The read was issued io_timeout before its deadline.
-                let timeout = self.config.timeouts.io_timeout();
-                let started = Time::new(io.deadline.since_boot().saturating_sub(timeout));
+                let started = self.read_issued_at(&io);
                 self.after_renew_read(now, started, result)
             }
             Phase::RenewWrite {
@@ -546,9 +550,7 @@ impl DeltaLease {
             } => self.after_renew_write(now, written, taken, lockspace, read_started, result),
             Phase::Peek { io, due, whole } => {
                 if let Ok(area) = result {
-                    // As for a renewal's read: issued io_timeout before its deadline.
-                    let timeout = self.config.timeouts.io_timeout();
-                    let started = Time::new(io.deadline.since_boot().saturating_sub(timeout));
+                    let started = self.read_issued_at(&io);
                     let read_bound =
                         whole.then(|| ReadBound::of_renewal(&area, self.config.geometry, started));
                     self.events.push_back(Event::Peeked {

@@ -738,7 +738,7 @@ impl Host {
                 }
             }
             Target::Resource(ls, res) => {
-                let bound = self.lockspaces.get(ls).and_then(|l| l.read_bound);
+                let bound = self.read_bound(ls);
                 if let Some(lease) = self.resources.get_mut(&(*ls, *res)) {
                     // Its next ballot read (issued from this completion) uses the latest bound.
                     lease.set_read_bound(bound);
@@ -779,7 +779,7 @@ impl Host {
             match &target {
                 Target::Lockspace(_) => unreachable!("lockspaces are not in the timer queue"),
                 Target::Resource(ls, res) => {
-                    let bound = self.lockspaces.get(ls).and_then(|l| l.read_bound);
+                    let bound = self.read_bound(ls);
                     if let Some(lease) = self.resources.get_mut(&(*ls, *res)) {
                         lease.set_read_bound(bound);
                         lease.handle_timeout(now);
@@ -997,6 +997,11 @@ impl Host {
     /// Writes dropped unsent because an earlier write to their sectors outlived their deadline.
     pub fn fenced_writes_dropped(&self) -> u64 {
         self.fenced_dropped
+    }
+
+    /// The lockspace's latest read bound, which a lease machine is handed before each input.
+    fn read_bound(&self, space_name: &Name) -> Option<ReadBound> {
+        self.lockspaces.get(space_name).and_then(|ls| ls.read_bound)
     }
 
     fn holders_in(&self, space_name: Name) -> bool {

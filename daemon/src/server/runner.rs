@@ -79,8 +79,7 @@ impl Runner {
                 msg = rx.recv() => {
                     let Some(msg) = msg else { break };
                     self.message(clock::now(), msg);
-                    // What else has arrived goes in the same turn (one carry_out for all): under
-                    // a flood of one-shot commands, a turn per message is most of the cost.
+                    // What else has arrived goes in the same turn, with one carry_out for all.
                     for _ in 0..BATCH {
                         let Ok(msg) = rx.try_recv() else { break };
                         self.message(clock::now(), msg);
