@@ -25,7 +25,9 @@ use crate::ids::{Generation, HostId};
 use crate::io::{Completion, DiskRef, IoBook, IoError, IoId, IoOp, IoRequest, IoResult, Pending};
 use crate::mutants::{Mutant, Mutations};
 use crate::ondisk::error::SANLK_LEADER_READ;
-use crate::ondisk::{DeltaSector, Geometry, HostBitmap, HostEvent, LeaderKind, Name, RawLeader};
+use crate::ondisk::{
+    DeltaSector, Geometry, HostBitmap, HostEvent, LeaderKind, MailboxBlock, Name, RawLeader,
+};
 use crate::time::Time;
 use crate::timeouts::Timeouts;
 
@@ -122,6 +124,9 @@ pub struct DeltaLease {
     held: Option<Held>,
     bitmap: HostBitmap,
     host_event: HostEvent,
+    /// Our mailbox block (messages and acks, ondisk::mailbox), written with every write of
+    /// our sector; `None` writes sanlock's zeros there.
+    mailbox: Option<MailboxBlock>,
     release_requested: bool,
     /// Read the lockspace between renewals too ([`DeltaLease::set_peek`]), next at `peek_at`.
     peek: bool,
@@ -226,6 +231,7 @@ impl DeltaLease {
             held: None,
             bitmap: HostBitmap::EMPTY,
             host_event: HostEvent::default(),
+            mailbox: None,
             release_requested: false,
             peek: false,
             peek_at: None,
@@ -320,6 +326,16 @@ impl DeltaLease {
     /// Sets the host event the next renewals write (zeros when cleared).
     pub fn set_host_event(&mut self, event: HostEvent) {
         self.host_event = event;
+    }
+
+    /// Sets the mailbox block the next writes of our sector carry.
+    pub fn set_mailbox(&mut self, block: Option<MailboxBlock>) {
+        self.mailbox = block;
+    }
+
+    /// The mailbox block of our last completed write (what the other hosts can read now).
+    pub fn written_mailbox(&self) -> Option<MailboxBlock> {
+        self.held.as_ref().and_then(|h| h.last_written.mailbox)
     }
 
     /// Hands in the completion of request `id`. A completion at or after the I/O's deadline
@@ -622,6 +638,7 @@ impl DeltaLease {
         let written = DeltaSector {
             leader,
             bitmap: HostBitmap::EMPTY,
+            mailbox: self.mailbox,
         };
         // 3.8.5 waits 2 × the io_timeout on disk. A racer that read the sector free before our
         // claim landed writes within its own io_timeout, so a disk value below ours (a
@@ -751,6 +768,7 @@ impl DeltaLease {
         let written = DeltaSector {
             leader,
             bitmap: self.bitmap,
+            mailbox: self.mailbox,
         };
         let timeout = self.config.timeouts.renewal_write_timeout();
         let io = self.write(now, &written, timeout);
@@ -858,9 +876,11 @@ impl DeltaLease {
         }
         let mut leader = held.last_written.leader;
         leader.timestamp = 0;
+        // The acks stay readable after we leave (a fence sees its ack and the release).
         let sector = DeltaSector {
             leader,
             bitmap: HostBitmap::EMPTY,
+            mailbox: held.last_written.mailbox,
         };
         let io = self.write(now, &sector, self.config.timeouts.io_timeout());
         Phase::ReleaseWrite { io }

@@ -22,10 +22,11 @@ use std::time::Duration;
 
 use crate::delta::{self, DeltaConfig, DeltaLease};
 use crate::hosts::{HostTable, Notice, ReadBound, ScanKind};
-use crate::ids::{Generation, HostId};
+use crate::ids::{Generation, HostId, MessageSeq};
 use crate::io::{DiskRef, IoId, IoOp, IoRequest, IoResult};
+use crate::mailbox::{MailEvent, Mailbox};
 use crate::mutants::{Mutant, Mutations};
-use crate::ondisk::{Geometry, HostBitmap, HostEvent, LeaderRecord, Lvb, Name};
+use crate::ondisk::{Geometry, HostBitmap, HostEvent, LeaderRecord, Lvb, MailboxBlock, Name};
 use crate::paxos::{self, AcquireRequest, PaxosConfig, PaxosLease};
 use crate::requests::{Examination, Examined, LeaseAddress, Request, RequestArgs, RequestOutcome};
 use crate::rng::Rng;
@@ -188,6 +189,13 @@ pub enum Output {
         /// What the scan found.
         notice: Notice,
     },
+    /// A host message of ours or for us moved on (our extension, [`crate::mailbox`]).
+    Mail {
+        /// The lockspace.
+        space_name: Name,
+        /// What happened.
+        event: MailEvent,
+    },
     /// A request (§10.1) finished: 0, or a SANLK_* / -errno result.
     RequestDone {
         /// The lockspace.
@@ -335,6 +343,10 @@ struct Lockspace {
     bit_times: BTreeMap<HostId, Time>,
     /// How far ballot reads must reach, from the latest renewal's read (hosts::ReadBound).
     read_bound: Option<ReadBound>,
+    /// Host messages and acks (our extension), and the message whose event and bit our
+    /// renewals carry now.
+    mailbox: Mailbox,
+    mail_seq: Option<MessageSeq>,
 }
 
 /// The flags of set_event (SANLK_SETEV_*).
@@ -400,7 +412,11 @@ impl Host {
         });
         delta.set_mutations(self.mutations());
         delta.set_peek(self.config.event_poll);
+        // Our sector says from the first write that this host acknowledges messages.
+        delta.set_mailbox(Some(MailboxBlock::default()));
         delta.acquire(now);
+        let mut mailbox = Mailbox::new(join.host_id);
+        mailbox.set_mutations(self.mutations());
         self.new_instance(Target::Lockspace(join.space_name));
         let set_bitmap = match self.config.set_bitmap_s {
             0 => timeouts.set_bitmap(),
@@ -429,6 +445,8 @@ impl Host {
                 event_set_at: None,
                 bit_times: BTreeMap::new(),
                 read_bound: None,
+                mailbox,
+                mail_seq: None,
             },
         );
         self.drain(now);
@@ -611,6 +629,10 @@ impl Host {
         let Some(target) = HostId::new(target).filter(|&h| ls.geometry.contains_host(h)) else {
             return Err(-22);
         };
+        if ls.mailbox.busy() {
+            // Host messages hold the lockspace's one event until they are done.
+            return Err(-16);
+        }
         if flags.clear_event {
             ls.host_event = HostEvent::default();
             ls.delta.set_host_event(ls.host_event);
@@ -650,6 +672,79 @@ impl Host {
         }
         refresh_bitmap(ls, now);
         Ok(())
+    }
+
+    /// Sends a host message (our extension, [`crate::mailbox`]): `event` to `target`, after
+    /// the messages queued before it. Returns its number; what becomes of it comes as
+    /// [`Output::Mail`]. Errors: -ENOENT for an unknown lockspace, -EINVAL for a host_id
+    /// outside it, our own, or event 0, -EBUSY while a set_event is pending.
+    pub fn send_message(
+        &mut self,
+        now: Time,
+        space_name: Name,
+        target: u64,
+        event: HostEvent,
+    ) -> Result<MessageSeq, i32> {
+        self.tick(now);
+        let event_poll = self.config.event_poll;
+        let Some(ls) = self.lockspaces.get_mut(&space_name) else {
+            return Err(-2);
+        };
+        let ours = ls.delta.config().host_id;
+        let Some(target) = HostId::new(target)
+            .filter(|&h| ls.geometry.contains_host(h))
+            .filter(|&h| h != ours && event.event != 0)
+        else {
+            return Err(-22);
+        };
+        let plain_pending = !ls.mailbox.busy()
+            && ls.host_event.event != 0
+            && ls
+                .event_set_at
+                .is_some_and(|at| now.secs().saturating_sub(at.secs()) < ls.set_bitmap.as_secs());
+        if plain_pending {
+            return Err(-16);
+        }
+        let seq = ls.mailbox.send(target, event);
+        sync_mailbox(ls, now, event_poll);
+        self.drain(now);
+        Ok(seq)
+    }
+
+    /// Message `seq` of `from` (in `from_generation`) was delivered: our next write
+    /// acknowledges it ([`MailEvent::AckWritten`] when it is on disk).
+    pub fn ack_message(
+        &mut self,
+        now: Time,
+        space_name: Name,
+        from: HostId,
+        from_generation: Generation,
+        seq: MessageSeq,
+    ) {
+        self.tick(now);
+        let event_poll = self.config.event_poll;
+        let Some(ls) = self.lockspaces.get_mut(&space_name) else {
+            return;
+        };
+        if ls.mailbox.ack(from, from_generation, seq) {
+            sync_mailbox(ls, now, event_poll);
+        }
+        self.drain(now);
+    }
+
+    /// Stops sending message `seq` (its sender gave up waiting). Whether it was still there.
+    pub fn cancel_message(&mut self, now: Time, space_name: Name, seq: MessageSeq) -> bool {
+        self.tick(now);
+        let event_poll = self.config.event_poll;
+        let Some(ls) = self.lockspaces.get_mut(&space_name) else {
+            return false;
+        };
+        let found = ls.mailbox.cancel(seq);
+        if found {
+            sync_mailbox(ls, now, event_poll);
+        }
+        self.drain(now);
+        found
     }
 
     /// Sets the LVB a held resource writes on release.
@@ -1295,6 +1390,8 @@ impl Host {
                         &lockspace,
                         ScanKind::Renewal,
                     );
+                    ls.mailbox.written(ls.delta.written_mailbox());
+                    scan_mailbox(ls, now, &lockspace, self.config.event_poll);
                     ls.read_bound = Some(read_bound);
                     // A failed lockspace stays failed: a later success does not feed wdmd.
                     if ls.failed.is_none() {
@@ -1312,6 +1409,7 @@ impl Host {
                 } => {
                     examine |=
                         scan_hosts(&mut self.outputs, ls, name, now, &lockspace, ScanKind::Peek);
+                    scan_mailbox(ls, now, &lockspace, self.config.event_poll);
                     if read_bound.is_some() {
                         ls.read_bound = read_bound;
                     }
@@ -1348,6 +1446,16 @@ impl Host {
                     gone = true;
                 }
             }
+        }
+        while let Some(event) = ls.mailbox.poll_event() {
+            self.outputs.push_back(Output::Mail {
+                space_name: name,
+                event,
+            });
+        }
+        // What the mailbox changed may have renewed at once (renew_soon from a scan).
+        while let Some(req) = ls.delta.poll_io() {
+            requests.push(req);
         }
         for req in requests {
             self.hand_out(Target::Lockspace(name), req);
@@ -1485,13 +1593,62 @@ fn scan_hosts(
     kind: ScanKind,
 ) -> bool {
     let mut examine = false;
+    let generation = ls.delta.generation();
     for notice in ls.table.scan(now, area, kind) {
         match notice {
             Notice::Examine { .. } => examine = true,
+            Notice::Message {
+                from,
+                from_generation,
+                seq,
+                event,
+            } => {
+                if let Some(ours) = generation {
+                    ls.mailbox.received(from, from_generation, seq, event, ours);
+                }
+            }
             notice => outputs.push_back(Output::HostEvent { space_name, notice }),
         }
     }
     examine
+}
+
+/// After a read of the lockspace: the mailbox frees the slots of acks no longer waited for
+/// and looks for the ack of our message.
+fn scan_mailbox(ls: &mut Lockspace, now: Time, area: &[u8], event_poll: bool) {
+    let Some(generation) = ls.delta.generation() else {
+        return;
+    };
+    if ls
+        .mailbox
+        .scan(now, area, ls.geometry, generation, &ls.table)
+    {
+        sync_mailbox(ls, now, event_poll);
+    }
+}
+
+/// Hands the mailbox's block to the delta lease, and its current message's event and the
+/// target's bit (set once per message, expiring as set_event's do); with `event_poll` a
+/// change goes out in a renewal made now.
+fn sync_mailbox(ls: &mut Lockspace, now: Time, event_poll: bool) {
+    let current = ls.mailbox.current();
+    if current.map(|m| m.seq) != ls.mail_seq {
+        match current {
+            Some(msg) => {
+                ls.host_event = msg.event;
+                ls.event_set_at = Some(now);
+                ls.bit_times.insert(msg.target, now);
+                refresh_bitmap(ls, now);
+            }
+            None => ls.host_event = HostEvent::default(),
+        }
+        ls.delta.set_host_event(ls.host_event);
+        ls.mail_seq = current.map(|m| m.seq);
+    }
+    ls.delta.set_mailbox(Some(ls.mailbox.block()));
+    if event_poll {
+        ls.delta.renew_soon(now);
+    }
 }
 
 /// Puts the bits asked for within set_bitmap seconds (never ours) into the delta lease's next

@@ -4,6 +4,7 @@
 //! any sequence of them.
 
 use super::{Host, JoinRequest, SetEventFlags};
+use crate::ids::{Generation, HostId, MessageSeq};
 use crate::io::{IoId, IoResult};
 use crate::ondisk::{HostEvent, Lvb, Name};
 use crate::paxos::AcquireRequest;
@@ -99,6 +100,33 @@ pub enum Input {
         /// The resource.
         resource_name: Option<Name>,
     },
+    /// [`Host::send_message`].
+    SendMessage {
+        /// The lockspace.
+        space_name: Name,
+        /// The target host_id.
+        target: u64,
+        /// The event it carries.
+        event: HostEvent,
+    },
+    /// [`Host::ack_message`].
+    AckMessage {
+        /// The lockspace.
+        space_name: Name,
+        /// The sender.
+        from: HostId,
+        /// The sender's generation.
+        from_generation: Generation,
+        /// The message.
+        seq: MessageSeq,
+    },
+    /// [`Host::cancel_message`].
+    CancelMessage {
+        /// The lockspace.
+        space_name: Name,
+        /// The message.
+        seq: MessageSeq,
+    },
     /// [`Host::handle_io`].
     IoDone {
         /// The I/O, as given out.
@@ -119,6 +147,10 @@ pub enum Handled {
     SetEvent(Result<(), i32>),
     /// [`Host::examine`]'s count of leases marked.
     Examined(usize),
+    /// [`Host::send_message`]'s result.
+    SendMessage(Result<MessageSeq, i32>),
+    /// [`Host::cancel_message`]'s result.
+    Cancelled(bool),
 }
 
 impl Host {
@@ -171,6 +203,20 @@ impl Host {
                 space_name,
                 resource_name,
             } => return Handled::Examined(self.examine(now, space_name, resource_name)),
+            Input::SendMessage {
+                space_name,
+                target,
+                event,
+            } => return Handled::SendMessage(self.send_message(now, space_name, target, event)),
+            Input::AckMessage {
+                space_name,
+                from,
+                from_generation,
+                seq,
+            } => self.ack_message(now, space_name, from, from_generation, seq),
+            Input::CancelMessage { space_name, seq } => {
+                return Handled::Cancelled(self.cancel_message(now, space_name, seq))
+            }
             Input::IoDone { id, result } => self.handle_io(now, id, result),
             Input::Timeout => self.handle_timeout(now),
         }

@@ -8,10 +8,10 @@
 
 use std::time::Duration;
 
-use crate::ids::{Generation, HostId};
+use crate::ids::{Generation, HostId, MessageSeq};
 use crate::ondisk::bitmap::HOSTID_BITMAP_OFFSET;
 use crate::ondisk::leader::DELTA_DISK_MAGIC;
-use crate::ondisk::{Geometry, HostBitmap, HostEvent, Name, RawLeader};
+use crate::ondisk::{Geometry, HostBitmap, HostEvent, MailboxBlock, Name, RawLeader};
 use crate::time::Time;
 use crate::timeouts::Timeouts;
 
@@ -95,6 +95,18 @@ pub enum Notice {
         /// The sender's generation.
         from_generation: Generation,
         /// The event as carried (its generation is not compared with ours).
+        event: HostEvent,
+    },
+    /// A host's mailbox block names us as the target of its message (our extension,
+    /// [`crate::mailbox`]): reported at every change of its sector while it shows it.
+    Message {
+        /// The sender.
+        from: HostId,
+        /// The sender's generation.
+        from_generation: Generation,
+        /// The sender's number for it.
+        seq: MessageSeq,
+        /// The event it carries.
         event: HostEvent,
     },
     /// A host set our bit and the per-sender throttle allows: examine the resources we hold.
@@ -303,12 +315,29 @@ impl HostTable {
             if i == self.our_host_id.index() {
                 continue;
             }
+            // Our extension: a message to us in the sender's mailbox block is reported as a
+            // message (delivered once, acknowledged), not as a plain event.
+            let message = MailboxBlock::decode(sector)
+                .and_then(|b| b.outgoing)
+                .filter(|out| out.target == self.our_host_id && raw.write_generation != 0);
+            if let (Some(out), Some(from)) = (message, HostId::new(raw.owner_id)) {
+                notices.push(Notice::Message {
+                    from,
+                    from_generation: Generation(raw.owner_generation),
+                    seq: out.seq,
+                    event: HostEvent {
+                        generation: raw.write_id,
+                        event: raw.write_generation,
+                        data: raw.write_timestamp,
+                    },
+                });
+            }
             let mut bits = [0u8; 256];
             bits.copy_from_slice(&sector[HOSTID_BITMAP_OFFSET..HOSTID_BITMAP_OFFSET + 256]);
             if !HostBitmap::from_bytes(bits).test(self.our_host_id) {
                 continue;
             }
-            if raw.write_generation != 0 {
+            if raw.write_generation != 0 && message.is_none() {
                 notices.push(Notice::Event {
                     from: raw.owner_id,
                     from_generation: Generation(raw.owner_generation),

@@ -60,6 +60,17 @@ impl fmt::Display for Lver {
     }
 }
 
+/// The number a sender gives each host message it sends (our extension, docs/MESSAGES.md):
+/// counted up by the sending daemon from 1; acks name it. 0 is "none".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageSeq(pub u32);
+
+impl fmt::Display for MessageSeq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@ pub mod host;
 pub mod hosts;
 pub mod ids;
 pub mod io;
+pub mod mailbox;
 pub mod memdisk;
 pub mod mutants;
 pub mod ondisk;
@@ -28,6 +29,6 @@ pub mod time;
 pub mod timeouts;
 pub mod timers;
 
-pub use ids::{Generation, HostId, Lver};
+pub use ids::{Generation, HostId, Lver, MessageSeq};
 pub use time::Time;
 pub use timeouts::Timeouts;

@@ -31,11 +31,16 @@ pub enum Mutant {
     /// Ballot reads stay bounded to the host_ids a lockspace read once saw in use, however old
     /// that read (a host that joined since is not read).
     StaleReadBound,
+    /// A host message is acknowledged as soon as a scan finds it, before the daemon has
+    /// delivered it.
+    AckBeforeDelivery,
+    /// With every ack slot taken, a new ack overwrites one whose sender still waits.
+    AckOverwrite,
 }
 
 impl Mutant {
     /// Every mutant, in declaration order.
-    pub const ALL: [Mutant; 11] = [
+    pub const ALL: [Mutant; 13] = [
         Mutant::SkipPhase1Read,
         Mutant::NoOwnerDeadWait,
         Mutant::OwnerDeadByLocalClock,
@@ -47,6 +52,8 @@ impl Mutant {
         Mutant::SkipDeltaShortWait,
         Mutant::LateWatchdogExpire,
         Mutant::StaleReadBound,
+        Mutant::AckBeforeDelivery,
+        Mutant::AckOverwrite,
     ];
 
     /// A kebab-case name for command lines and reports.
@@ -63,6 +70,8 @@ impl Mutant {
             Mutant::SkipDeltaShortWait => "skip-delta-short-wait",
             Mutant::LateWatchdogExpire => "late-watchdog-expire",
             Mutant::StaleReadBound => "stale-read-bound",
+            Mutant::AckBeforeDelivery => "ack-before-delivery",
+            Mutant::AckOverwrite => "ack-overwrite",
         }
     }
 }

@@ -47,6 +47,7 @@ fn direct_init_lockspace_sectors_for_every_geometry() {
         let expected = DeltaSector {
             leader: LeaderRecord::delta_init(geometry, name("LS"), 10),
             bitmap: HostBitmap::EMPTY,
+            mailbox: None,
         };
         assert_eq!(sector, expected, "{geometry}");
         assert_eq!(expected.encode(), bytes, "{geometry}");

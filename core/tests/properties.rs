@@ -83,7 +83,7 @@ fn bitmap() -> impl Strategy<Value = HostBitmap> {
 proptest! {
     #[test]
     fn delta_sectors_round_trip(leader in delta_leader(), bitmap in bitmap()) {
-        let sector = DeltaSector { leader, bitmap };
+        let sector = DeltaSector { leader, bitmap, mailbox: None };
         let bytes = sector.encode();
         prop_assert_eq!(bytes.len(), leader.sector_size().as_usize());
         prop_assert_eq!(DeltaSector::decode(&bytes, 0).unwrap(), sector);

@@ -4,6 +4,7 @@
 use super::error::DecodeError;
 use super::geometry::SectorSize;
 use super::leader::{LeaderKind, LeaderRecord, LEADER_RECORD_MAX};
+use super::mailbox::MailboxBlock;
 use crate::ids::HostId;
 
 /// Where the bitmap starts in a delta-lease sector (HOSTID_BITMAP_OFFSET).
@@ -79,6 +80,8 @@ pub struct DeltaSector {
     pub leader: LeaderRecord,
     /// The owner's requests for other hosts' attention.
     pub bitmap: HostBitmap,
+    /// Our extension at byte 200 (messages and acks); `None` in a C host's sector.
+    pub mailbox: Option<MailboxBlock>,
 }
 
 impl DeltaSector {
@@ -101,10 +104,12 @@ impl DeltaSector {
         Ok(DeltaSector {
             leader,
             bitmap: HostBitmap(bitmap),
+            mailbox: MailboxBlock::decode(sector),
         })
     }
 
-    /// The whole sector to write; every byte outside the leader and the bitmap is zero.
+    /// The whole sector to write; every byte outside the leader, the bitmap and the mailbox
+    /// block (when there is one) is zero.
     pub fn encode(&self) -> Vec<u8> {
         let mut sector = vec![0u8; self.leader.sector_size().as_usize()];
         self.encode_into(&mut sector);
@@ -119,6 +124,9 @@ impl DeltaSector {
         sector[..leader.len()].copy_from_slice(&leader);
         sector[HOSTID_BITMAP_OFFSET..HOSTID_BITMAP_OFFSET + HOSTID_BITMAP_SIZE]
             .copy_from_slice(self.bitmap.bytes());
+        if let Some(block) = &self.mailbox {
+            block.encode_into(sector);
+        }
     }
 
     /// The sector size of this lockspace.

@@ -9,6 +9,7 @@
 //! | --- | --- | --- |
 //! | leader_record (delta and paxos) | delta: sector N−1 of the lockspace; paxos: sector 0 | [`leader`] |
 //! | host_id bitmap | byte 256 of a delta sector | [`bitmap`] |
+//! | mailbox block (our extension: message out, acks) | byte 200 of a delta sector | [`mailbox`] |
 //! | request_record | sector 1 of a resource | [`request`] |
 //! | paxos_dblock + mode_block | sector N+1 of a resource (mode block at byte 128) | [`dblock`] |
 //! | LVB | sector 2002 of a resource | [`lvb`] |
@@ -22,6 +23,7 @@ pub mod geometry;
 pub mod init;
 pub mod leader;
 pub mod lvb;
+pub mod mailbox;
 pub mod name;
 pub mod request;
 pub mod rindex;
@@ -34,6 +36,7 @@ pub use geometry::{AlignSize, Geometry, GeometryError, SectorNr, SectorSize};
 pub use init::{lockspace_init, resource_init, LockspaceInit, ResourceInit};
 pub use leader::{HostEvent, LeaderKind, LeaderMagic, LeaderRecord, RawLeader};
 pub use lvb::Lvb;
+pub use mailbox::{Ack, MailboxBlock, Outgoing};
 pub use name::{Name, NameTooLong, NAME_LEN};
 pub use request::{ForceMode, RawRequest, RequestRecord};
 pub use rindex::{RawRindexHeader, RindexEntry, RindexHeader};
