@@ -398,3 +398,71 @@ pub fn set_config(name: &sanlock_core::ondisk::Name, cmd: u32) -> i32 {
     });
     call(Cmd::SetConfig, 0, cmd, 0, &payload)
 }
+
+/// A host message's reply (our extension, docs/MESSAGES.md): the result, and the message's
+/// status when the daemon got as far as a message.
+fn message_call(
+    cmd: Cmd,
+    name: &sanlock_core::ondisk::Name,
+    event: Option<&crate::wire::WireHostEvent>,
+    wait_s: u32,
+    seq: u32,
+) -> (i32, Option<crate::wire::WireMessageStatus>) {
+    use crate::wire::{WireMessageStatus, MESSAGE_STATUS_LEN};
+    let run = || -> Result<(i32, Option<WireMessageStatus>), i32> {
+        let mut payload = lockspace_payload(&WireLockspace {
+            name: *name,
+            ..WireLockspace::default()
+        });
+        if let Some(event) = event {
+            event.encode_into(&mut payload);
+        }
+        let mut c = Connection::open()?;
+        c.request(cmd, 0, wait_s, seq, &payload)?;
+        let h = c.recv_header()?;
+        if (h.length as usize) < HEADER_LEN + MESSAGE_STATUS_LEN {
+            return Ok((h.rv(), None));
+        }
+        let body = c.recv_exact(MESSAGE_STATUS_LEN)?;
+        Ok((h.rv(), Some(WireMessageStatus::decode(&body))))
+    };
+    run().unwrap_or_else(|e| (e, None))
+}
+
+/// MESSAGE_SEND: `event.event` and `event.data` to host `event.host_id` (of generation
+/// `event.generation`, 0 for its current one) in lockspace `name`; waits up to `wait_s`
+/// seconds for its ack (0: answers at once with its number).
+pub fn message(
+    name: &sanlock_core::ondisk::Name,
+    event: &crate::wire::WireHostEvent,
+    wait_s: u32,
+) -> (i32, Option<crate::wire::WireMessageStatus>) {
+    message_call(Cmd::MessageSend, name, Some(event), wait_s, 0)
+}
+
+/// MESSAGE_STATUS of message `seq`, waiting up to `wait_s` seconds for it to resolve.
+pub fn message_status(
+    name: &sanlock_core::ondisk::Name,
+    seq: u32,
+    wait_s: u32,
+) -> (i32, Option<crate::wire::WireMessageStatus>) {
+    message_call(Cmd::MessageStatus, name, None, wait_s, seq)
+}
+
+/// FENCE host `host_id` (of `generation`, 0 for its current one): returns 0 once it has
+/// acknowledged RESET and left the lockspace, or is dead; waits up to `wait_s` seconds (0:
+/// until it must be dead by its host_dead_seconds).
+pub fn fence(
+    name: &sanlock_core::ondisk::Name,
+    host_id: u64,
+    generation: u64,
+    wait_s: u32,
+) -> (i32, Option<crate::wire::WireMessageStatus>) {
+    let event = crate::wire::WireHostEvent {
+        host_id,
+        generation,
+        event: 0,
+        data: 0,
+    };
+    message_call(Cmd::Fence, name, Some(&event), wait_s, 0)
+}

@@ -34,6 +34,8 @@ pub struct Feeder {
     last_feed: Option<Time>,
     stopped: bool,
     open: bool,
+    /// A RESET was acknowledged: never fed again, whatever is armed.
+    firing: bool,
 }
 
 impl Feeder {
@@ -47,8 +49,21 @@ impl Feeder {
         self.armed.remove(&space);
     }
 
+    /// Stop feeding for good: the device resets the host (a RESET message).
+    pub fn fire(&mut self) {
+        self.firing = true;
+    }
+
     /// The once-a-second check at `now`: what to do to the device, if anything.
     pub fn check(&mut self, now: Time) -> Option<Feed> {
+        if self.firing {
+            if self.stopped || !self.open {
+                return None;
+            }
+            self.stopped = true;
+            let fire_at = self.last_feed.map_or(now, |t| t + FIRE_TIMEOUT);
+            return Some(Feed::Stop { fire_at });
+        }
         if self.armed.is_empty() {
             if !self.open {
                 return None;
@@ -99,6 +114,8 @@ pub enum Keeper {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Registered {
     spaces: std::collections::BTreeSet<Name>,
+    /// Lockspaces told to expire now (a RESET): kept registered, never renewed again.
+    firing: std::collections::BTreeSet<Name>,
     #[cfg(feature = "mutants")]
     mutant: Option<crate::mutants::DaemonMutant>,
 }
@@ -157,7 +174,8 @@ impl Keeper {
                 None
             }
             Keeper::Wdmd(registered)
-                if registered.mutated(crate::mutants::DaemonMutant::NoTestLive) =>
+                if registered.mutated(crate::mutants::DaemonMutant::NoTestLive)
+                    || registered.firing.contains(&space) =>
             {
                 None
             }
@@ -180,10 +198,35 @@ impl Keeper {
                 f.disarm(space);
                 None
             }
+            Keeper::Wdmd(registered) if registered.firing.contains(&space) => None,
             Keeper::Wdmd(registered) => registered
                 .spaces
                 .remove(&space)
                 .then_some(Order::Clear { space }),
+        }
+    }
+
+    /// A RESET was acknowledged in lockspace `space`: let the watchdog reset the host. wdmd
+    /// is told the lockspace expired now, and the lockspace stays registered; our feeder
+    /// stops feeding for good. Without a watchdog (`-w 0`) there is nothing to fire.
+    pub fn fire(&mut self, space: Name, now: Time) -> Option<Order> {
+        match self {
+            Keeper::Off | Keeper::Unavailable => None,
+            Keeper::Feeder(f) => {
+                f.fire();
+                None
+            }
+            Keeper::Wdmd(registered) => {
+                if !registered.spaces.contains(&space) {
+                    return None;
+                }
+                registered.firing.insert(space);
+                Some(Order::TestLive {
+                    space,
+                    renewal: now.secs(),
+                    expire: now.secs(),
+                })
+            }
         }
     }
 
@@ -230,6 +273,34 @@ mod tests {
         (from..=to)
             .filter_map(|s| f.check(t(s)).map(|a| (s, a)))
             .collect()
+    }
+
+    #[test]
+    fn after_fire_the_device_is_never_fed_again_even_with_nothing_armed() {
+        let mut f = Feeder::default();
+        f.arm(ls(), t(1000));
+        assert_eq!(run(&mut f, 0, 0), [(0, Feed::Feed)]);
+        f.fire();
+        f.disarm(ls());
+        // Fires 60 s after the last feed; no feed, no magic close.
+        assert_eq!(run(&mut f, 1, 200), [(1, Feed::Stop { fire_at: t(60) })]);
+    }
+
+    #[test]
+    fn after_fire_wdmd_hears_the_lockspace_expired_and_is_never_cleared() {
+        let mut k = Keeper::Wdmd(Registered::default());
+        assert!(k.register(1, ls(), 1).is_some());
+        assert_eq!(
+            k.fire(ls(), t(500)),
+            Some(Order::TestLive {
+                space: ls(),
+                renewal: 500,
+                expire: 500
+            })
+        );
+        assert_eq!(k.arm(ls(), t(510), t(590)), None, "no renewal un-fires it");
+        assert_eq!(k.disarm(ls()), None, "leaving does not clear it");
+        assert_eq!(Keeper::Off.fire(ls(), t(500)), None);
     }
 
     #[test]

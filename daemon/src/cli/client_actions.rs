@@ -165,6 +165,7 @@ pub fn run(action: ClientAction, o: &Options, out: &mut Vec<u8>) -> i32 {
             say(format!("set_event done {rv}\n"));
             rv
         }
+        Message | Fence => return message_or_fence(action == Fence, o, out),
         SetConfig => {
             // -O wins over -u; neither sends 0, which the daemon refuses.
             let cmd = match (o.orphan, o.used) {
@@ -903,4 +904,44 @@ fn exec(argv: &[Vec<u8>]) -> std::io::Error {
     std::process::Command::new(program)
         .args(argv[1..].iter().map(|a| std::ffi::OsStr::from_bytes(a)))
         .exec()
+}
+
+/// `client message` and `client fence` (ours, docs/MESSAGES.md): what was asked, what became
+/// of it, and the result. Without `-w` they wait until the message resolves.
+fn message_or_fence(fence: bool, o: &Options, out: &mut Vec<u8>) -> i32 {
+    let mut say = |s: String| out.extend_from_slice(s.as_bytes());
+    let wait = if o.wait_given {
+        o.wait.max(0) as u32
+    } else {
+        u32::MAX
+    };
+    let (what, (rv, status)) = if fence {
+        say(format!("fence {} {}\n", o.host_id, o.host_generation));
+        let r = client::fence(&o.lockspace.name, o.host_id, o.host_generation, wait);
+        ("fence", r)
+    } else {
+        say(format!(
+            "message {} {} event 0x{:x} data 0x{:x}\n",
+            o.host_id, o.host_generation, o.message_event, o.he_data
+        ));
+        let event = WireHostEvent {
+            host_id: o.host_id,
+            generation: o.host_generation,
+            event: o.message_event,
+            data: o.he_data,
+        };
+        ("message", client::message(&o.lockspace.name, &event, wait))
+    };
+    if let Some(st) = status {
+        say(format!(
+            "{what} {} to host {} gen {}: {} after {} ms\n",
+            st.seq,
+            st.target,
+            st.target_generation,
+            st.status_name(),
+            st.elapsed_ms
+        ));
+    }
+    say(format!("{what} done {rv}\n"));
+    rv
 }

@@ -59,6 +59,10 @@ pub enum ClientAction {
     Delete,
     Lookup,
     Update,
+    /// Ours (docs/MESSAGES.md): `client message`.
+    Message,
+    /// Ours: `client fence`.
+    Fence,
 }
 
 /// `direct` actions (wire.md §6.1).
@@ -114,6 +118,8 @@ const CLIENT_ACTIONS: &[(&str, ClientAction)] = {
         ("delete", Delete),
         ("lookup", Lookup),
         ("update", Update),
+        ("message", Message),
+        ("fence", Fence),
     ]
 };
 
@@ -200,6 +206,10 @@ pub struct Options {
     pub max_worker_threads: i32,
     pub use_watchdog: i32,
     pub wait: i32,
+    /// `-w` was given (`client message` and `fence` wait until resolved without it).
+    pub wait_given: bool,
+    /// `-m` as a message number (`client message`).
+    pub message_event: u64,
     pub get_hosts: i32,
     pub high_priority: i32,
     pub mlock_level: i32,
@@ -247,6 +257,8 @@ impl Default for Options {
             max_worker_threads: 8,
             use_watchdog: 1,
             wait: 0,
+            wait_given: false,
+            message_event: 0,
             get_hosts: 0,
             high_priority: 0,
             mlock_level: 1,
@@ -442,6 +454,7 @@ pub fn parse(argv: &[Vec<u8>]) -> Result<CommandLine, Exit> {
             b'w' => {
                 o.use_watchdog = atoi(value);
                 o.wait = atoi(value);
+                o.wait_given = true;
             }
             b'h' => {
                 if matches!(mode, Mode::Client(ClientAction::Gets | ClientAction::Read)) {
@@ -463,7 +476,10 @@ pub fn parse(argv: &[Vec<u8>]) -> Result<CommandLine, Exit> {
             }
             b'b' => o.set_bitmap_seconds = atoi(value),
             b'n' => o.num_hosts = atoi(value),
-            b'm' => o.max_hosts = atoi(value),
+            b'm' => {
+                o.max_hosts = atoi(value);
+                o.message_event = strtoull0(value);
+            }
             b'p' => o.pid = atoi(value),
             b'd' => o.he_data = strtoull0(value),
             b'e' => {

@@ -58,6 +58,10 @@ sanlock client lookup -x RINDEX [-e <resource_name> | -e :<offset>]
 sanlock client update -x RINDEX -e <resource_name>[:<offset>] [-z 0|1]
 sanlock client rebuild -x RINDEX
 
+Ours (not in sanlock 3.8.5):
+sanlock client message -s LOCKSPACE -i <host_id> [-g <gen>] -m <msg> [-d <data>] [-w <sec>]
+sanlock client fence -s LOCKSPACE -i <host_id> [-g <gen>] [-w <sec>]
+
 sanlock direct <action> [-a 0|1] [-o <io_timeout>]
 sanlock direct init -s LOCKSPACE | -r RESOURCE [-Z 512|4096] [-A 1M|2M|4M|8M]
 sanlock direct read_leader -s LOCKSPACE | -r RESOURCE [-Z 512|4096] [-A 1M|2M|4M|8M]
@@ -127,6 +131,8 @@ mod tests {
             "lookup",
             "update",
             "rebuild",
+            "message",
+            "fence",
         ];
         let found: Vec<&str> = USAGE
             .lines()

@@ -239,6 +239,16 @@ async fn handle(
             Call::SetEvent { ls, event }
         }
         Cmd::EndEvent => Call::EndEvent(read_lockspace(stream).await?),
+        Cmd::MessageSend | Cmd::Fence => {
+            let ls = read_lockspace(stream).await?;
+            let event = WireHostEvent::decode(&read_bytes(stream, HOST_EVENT_LEN).await?);
+            Call::Message {
+                ls,
+                event,
+                fence: cmd == Cmd::Fence,
+            }
+        }
+        Cmd::MessageStatus => Call::MessageStatus(read_lockspace(stream).await?),
         Cmd::SetConfig => Call::SetConfig(read_lockspace(stream).await?),
         Cmd::ExamineLockspace => Call::Examine {
             space: read_lockspace(stream).await?.name,

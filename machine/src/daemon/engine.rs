@@ -196,6 +196,10 @@ pub struct Engine {
     /// Shutdown under way: the SHUTDOWN_WAIT replies owed at exit.
     pub(super) shutting_down: bool,
     pub(super) exit_waiters: Vec<Waiter>,
+    /// Host messages we sent, by lockspace and number (the last ones resolved are kept for
+    /// MESSAGE_STATUS), and RESETs acknowledged whose ack is not yet on disk.
+    pub(super) sent: BTreeMap<(Name, sanlock_core::MessageSeq), super::host_messages::Sent>,
+    pub(super) resets: Vec<(Name, super::host_messages::MessageKey)>,
     /// This turn's time: read once when the loop takes up a message, a connection or the
     /// host's outputs, and the only time the engine's decisions see (as `handle(now, …)`).
     pub(super) now: Time,
@@ -284,6 +288,8 @@ impl Engine {
             inq_waiters: Vec::new(),
             shutting_down: false,
             exit_waiters: Vec::new(),
+            sent: BTreeMap::new(),
+            resets: Vec::new(),
             now,
             actions: Vec::new(),
             observed: None,
@@ -590,6 +596,8 @@ impl Engine {
                 let rv = self.set_event(&ls.name, event, header.cmd_flags);
                 self.answer(waiter, rv);
             }
+            Call::Message { ls, event, fence } => self.message_send(&ls, event, fence, waiter),
+            Call::MessageStatus(ls) => self.message_status(&ls, waiter),
             Call::SetLvb { res, lvb } => {
                 let rv = self.set_lvb(&res, &lvb);
                 self.answer(waiter, rv);
@@ -771,6 +779,7 @@ impl Engine {
                 event,
             } => self.resource_event((space_name, resource_name), event),
             Output::HostEvent { space_name, notice } => self.deliver_event(space_name, notice),
+            Output::Mail { space_name, event } => self.mail_event(space_name, event),
             Output::RequestDone {
                 space_name,
                 resource_name,

@@ -114,13 +114,25 @@ impl Engine {
         else {
             return;
         };
+        self.deliver(space_name, from, from_generation.0, event);
+    }
+
+    /// Hands `event` from host `from` to every listener of the lockspace and logs it; false
+    /// when the lockspace is not active.
+    pub(super) fn deliver(
+        &mut self,
+        space_name: Name,
+        from: u64,
+        from_generation: u64,
+        event: HostEvent,
+    ) -> bool {
         let Some(s) = self.active_space(&space_name) else {
-            return;
+            return false;
         };
-        let cb = event_cb(s.ls.host_id, event, from, from_generation.0);
+        let cb = event_cb(s.ls.host_id, event, from, from_generation);
         let line = format!(
             "s{} event from host {from} gen {}: {} {} {}",
-            s.space_id, from_generation.0, event.generation, event.event, event.data
+            s.space_id, from_generation, event.generation, event.event, event.data
         );
         let sends: Vec<Action> = s
             .listeners
@@ -132,6 +144,7 @@ impl Engine {
             .collect();
         self.log(Level::Info, line);
         self.actions.extend(sends);
+        true
     }
 
     /// Listeners that ended (closed, wrote 1, or could not take an event) lose their slots.

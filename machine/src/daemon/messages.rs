@@ -89,6 +89,17 @@ pub enum Call {
         /// The event.
         event: WireHostEvent,
     },
+    /// MESSAGE_SEND or, with `fence`, FENCE (ours; seconds to wait in `data`).
+    Message {
+        /// The lockspace.
+        ls: WireLockspace,
+        /// The target, its generation (0: the current one) and, for a message, what it says.
+        event: WireHostEvent,
+        /// FENCE: send RESET and wait until the target has reset or is dead.
+        fence: bool,
+    },
+    /// MESSAGE_STATUS (ours; seconds to wait in `data`, the message's number in `data2`).
+    MessageStatus(WireLockspace),
     /// SET_LVB.
     SetLvb {
         /// The resource (names only).

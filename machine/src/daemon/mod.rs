@@ -8,7 +8,7 @@
 //! `engine.rs` holds the state, the dispatch and the host's outputs; each other file adds
 //! `impl Engine` blocks for one part of the protocol: lockspaces (`spaces`), leases
 //! (`leases`), the client table's effects (`clients`), requests and set_config (`requests`),
-//! LVBs (`lvb`), events (`events`), rindex (`rindex_jobs`), disks opened off the loop
+//! LVBs (`lvb`), events (`events`), host messages and fence (`host_messages`), rindex (`rindex_jobs`), disks opened off the loop
 //! (`opens`) and the status replies (`status`). `messages` is the vocabulary.
 
 pub mod config;
@@ -17,6 +17,7 @@ pub mod messages;
 
 mod clients;
 mod events;
+mod host_messages;
 mod leases;
 mod lvb;
 mod opens;

@@ -424,6 +424,7 @@ impl Engine {
             }
         }
         self.holders_check(now);
+        self.messages_check(now);
         let order = self.watchdog.check(now);
         self.order_watchdog(order);
     }

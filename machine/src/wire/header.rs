@@ -161,7 +161,16 @@ pub enum Cmd {
     CreateResource = 38,
     DeleteResource = 39,
     RebuildRindex = 40,
+    /// Ours (docs/MESSAGES.md): send a host message, and wait for it if asked.
+    MessageSend = 201,
+    /// Ours: what became of a message sent, waiting if asked.
+    MessageStatus = 202,
+    /// Ours: make a host reset itself, or wait until it is dead.
+    Fence = 203,
 }
+
+/// The first number of our extension commands: sanlock 3.8.5 has 1-40.
+pub const FIRST_EXTENSION_CMD: u32 = 201;
 
 impl Cmd {
     /// The command with this number, if sanlock 3.8.5 has one.
@@ -209,6 +218,12 @@ impl Cmd {
             DeleteResource,
             RebuildRindex,
         ];
+        match n {
+            201 => return Some(MessageSend),
+            202 => return Some(MessageStatus),
+            203 => return Some(Fence),
+            _ => {}
+        }
         let i = usize::try_from(n).ok()?.checked_sub(1)?;
         ALL.get(i).copied()
     }
@@ -229,6 +244,8 @@ impl Cmd {
             Cmd::AddLockspace => "add_lockspace",
             Cmd::InqLockspace => "inq_lockspace",
             Cmd::RemLockspace => "rem_lockspace",
+            Cmd::MessageSend | Cmd::MessageStatus => "message",
+            Cmd::Fence => "fence",
             _ => "cmd",
         }
     }
@@ -305,5 +322,11 @@ mod tests {
             assert_eq!(Cmd::from_u32(n).unwrap() as u32, n);
         }
         assert_eq!(Cmd::from_u32(41), None);
+        // Our extensions, far from sanlock's numbers.
+        for n in 201..=203 {
+            assert_eq!(Cmd::from_u32(n).unwrap() as u32, n);
+        }
+        assert_eq!(Cmd::from_u32(200), None);
+        assert_eq!(Cmd::from_u32(204), None);
     }
 }

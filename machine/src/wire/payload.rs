@@ -258,6 +258,77 @@ impl WireHostEvent {
     }
 }
 
+/// Our message status (docs/MESSAGES.md) size.
+pub const MESSAGE_STATUS_LEN: usize = 32;
+
+/// What became of a host message (our extension): the reply payload of MESSAGE_SEND,
+/// MESSAGE_STATUS and FENCE, after the header.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct WireMessageStatus {
+    /// The message's number.
+    pub seq: u64,
+    /// Where it stands (`MSG_*`).
+    pub status: u32,
+    /// Milliseconds from the send to this status.
+    pub elapsed_ms: u32,
+    /// The target's generation the message was for.
+    pub target_generation: u64,
+    /// The target host_id.
+    pub target: u64,
+}
+
+/// Queued behind another message of ours.
+pub const MSG_QUEUED: u32 = 0;
+/// On disk; no answer yet.
+pub const MSG_SENT: u32 = 1;
+/// The target acknowledged it.
+pub const MSG_ACKED: u32 = 2;
+/// The target cannot acknowledge (a C host): delivered as a plain event.
+pub const MSG_NO_ACK_SUPPORT: u32 = 3;
+/// The target is dead (host_dead_seconds), left the lockspace, or is another generation.
+pub const MSG_TARGET_DEAD: u32 = 4;
+/// No answer within the time allowed.
+pub const MSG_TIMED_OUT: u32 = 5;
+/// Fence: the target acknowledged RESET and left the lockspace.
+pub const MSG_RESET: u32 = 6;
+
+impl WireMessageStatus {
+    /// Decodes 32 bytes.
+    pub fn decode(b: &[u8]) -> Self {
+        assert_eq!(b.len(), MESSAGE_STATUS_LEN);
+        WireMessageStatus {
+            seq: u64_at(b, 0),
+            status: u32::from_le_bytes(b[8..12].try_into().unwrap()),
+            elapsed_ms: u32::from_le_bytes(b[12..16].try_into().unwrap()),
+            target_generation: u64_at(b, 16),
+            target: u64_at(b, 24),
+        }
+    }
+
+    /// Appends 32 bytes.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.seq.to_le_bytes());
+        out.extend_from_slice(&self.status.to_le_bytes());
+        out.extend_from_slice(&self.elapsed_ms.to_le_bytes());
+        out.extend_from_slice(&self.target_generation.to_le_bytes());
+        out.extend_from_slice(&self.target.to_le_bytes());
+    }
+
+    /// The status's name, as the CLI prints it.
+    pub fn status_name(&self) -> &'static str {
+        match self.status {
+            MSG_QUEUED => "queued",
+            MSG_SENT => "sent",
+            MSG_ACKED => "acked",
+            MSG_NO_ACK_SUPPORT => "no ack support",
+            MSG_TARGET_DEAD => "target dead",
+            MSG_TIMED_OUT => "timed out",
+            MSG_RESET => "reset",
+            _ => "unknown",
+        }
+    }
+}
+
 /// `sanlk_rindex` size.
 pub const RINDEX_LEN: usize = 1104;
 /// `sanlk_rentry` size.
