@@ -965,6 +965,14 @@ impl Host {
         self.lockspaces.get(&space_name)?.delta.last_success()
     }
 
+    /// Whether we are leaving the lockspace (rem_lockspace, shutdown, a RESET): its holders
+    /// are being stopped, its leases then forgotten and its delta lease released.
+    pub fn leaving(&self, space_name: Name) -> bool {
+        self.lockspaces
+            .get(&space_name)
+            .is_some_and(|ls| ls.removing)
+    }
+
     /// Our generation in a joined lockspace.
     pub fn generation(&self, space_name: Name) -> Option<Generation> {
         self.lockspaces.get(&space_name)?.delta.generation()

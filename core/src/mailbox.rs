@@ -62,6 +62,8 @@ pub enum MailEvent {
     Acked {
         /// The message.
         seq: MessageSeq,
+        /// The target's generation, in whose sector the ack was.
+        target_generation: Generation,
     },
     /// The target's sector has no mailbox block: it cannot acknowledge (a C host). The
     /// message stays on disk a while as a plain event, then the next one goes.
@@ -291,6 +293,9 @@ impl Mailbox {
             let Ok(raw) = RawLeader::parse(sector) else {
                 return false;
             };
+            if raw.checksum != raw.computed_checksum() {
+                return true; // a damaged read says nothing (a corrupted timestamp reads as 0)
+            }
             !dead
                 && raw.timestamp != 0
                 && raw.owner_generation as u32 == a.from_generation
@@ -313,7 +318,12 @@ impl Mailbox {
             if let Some(sector) = sector_of(s.msg.target) {
                 let block = MailboxBlock::decode(sector);
                 if block.is_some_and(|b| b.acknowledges(our, our_generation, s.msg.seq)) {
-                    self.events.push_back(MailEvent::Acked { seq: s.msg.seq });
+                    let target_generation =
+                        Generation(RawLeader::parse(sector).map_or(0, |r| r.owner_generation));
+                    self.events.push_back(MailEvent::Acked {
+                        seq: s.msg.seq,
+                        target_generation,
+                    });
                     self.sending = None;
                     self.start_next();
                 } else if block.is_none() && s.written && s.linger_until.is_none() {

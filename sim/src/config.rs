@@ -124,6 +124,10 @@ pub struct SimConfig {
     /// lockspace initialised with io_timeout 1 (else the seed picks them): ballots run while
     /// hosts join for the first time and ballot read bounds have lapsed.
     pub late_joins: bool,
+    /// Hosts send each other messages and fences (docs/MESSAGES.md): every 20-60 s a target
+    /// is picked and the other joined hosts message it at once, one of them sometimes
+    /// fencing it instead. Off by default: on, it changes every seed's run.
+    pub messages: bool,
     /// The deliberate bug every host runs with.
     #[cfg(feature = "mutants")]
     pub mutant: Option<sanlock_core::mutants::Mutant>,
@@ -143,6 +147,7 @@ impl SimConfig {
             clients: 4,
             faults: FaultSet::ALL,
             liveness: true,
+            messages: false,
             keep_timeline: false,
             late_joins: false,
             #[cfg(feature = "mutants")]

@@ -17,6 +17,7 @@ pub mod clock;
 pub mod config;
 pub mod disk;
 pub mod invariants;
+pub mod mail;
 pub mod requests;
 pub mod stats;
 pub mod timeline;

@@ -14,8 +14,8 @@ use sanlock_sim::check::{self, Scenario};
 use sanlock_sim::{FaultSet, Outcome, SimConfig, World};
 
 const USAGE: &str = "usage:
-  sanlock-sim run   [--hosts N] [--resources N] [--clients N] [--seed S] [--faults all|none|LIST] [--seconds N] [--no-liveness] [--late-joins] [--timeline]
-  sanlock-sim sweep [--hosts N] [--resources N] [--clients N] [--seeds A..B] [--faults ...] [--seconds N] [--late-joins]
+  sanlock-sim run   [--hosts N] [--resources N] [--clients N] [--seed S] [--faults all|none|LIST] [--seconds N] [--no-liveness] [--late-joins] [--messages] [--timeline]
+  sanlock-sim sweep [--hosts N] [--resources N] [--clients N] [--seeds A..B] [--faults ...] [--seconds N] [--late-joins] [--messages]
   sanlock-sim check [--hosts 2|3] [--resources 1] [--scenario NAME] [--horizon SECONDS] [--max-states N]
   sanlock-sim bench
 clients: processes per host that register with its daemon, acquire, convert, release, and die
@@ -95,6 +95,7 @@ fn config(args: &mut Args, seed: u64) -> Result<SimConfig, String> {
     }
     cfg.liveness = !args.flag("--no-liveness");
     cfg.late_joins = args.flag("--late-joins");
+    cfg.messages = args.flag("--messages");
     cfg.validate()?;
     Ok(cfg)
 }
@@ -118,8 +119,15 @@ fn run(mut args: Args) -> Result<bool, String> {
             println!("{}", log.render(60, hosts));
             println!("VIOLATION (seed {}): {v}", cfg.seed);
             println!(
-                "replay: sanlock-sim run --hosts {} --resources {} --clients {} --seed {} --faults {} --seconds {}",
-                cfg.hosts, cfg.resources, cfg.clients, cfg.seed, cfg.faults, cfg.seconds
+                "replay: sanlock-sim run --hosts {} --resources {} --clients {} --seed {} --faults {} --seconds {}{}{}",
+                cfg.hosts,
+                cfg.resources,
+                cfg.clients,
+                cfg.seed,
+                cfg.faults,
+                cfg.seconds,
+                if cfg.late_joins { " --late-joins" } else { "" },
+                if cfg.messages { " --messages" } else { "" }
             );
             Ok(false)
         }
@@ -176,6 +184,13 @@ fn print_summary(cfg: &SimConfig, o: &Outcome, wall: f64) {
          {} processes stopped by signal, {} watchdog resets",
         cfg.clients, s.client_deaths, s.orphans, s.lockspace_failures, s.killed, s.resets
     );
+    if cfg.messages {
+        let m = s.messages;
+        println!(
+            "messages {}: {} acked, {} no ack support, {} target dead, {} timed out; fences {}, {} done",
+            m[0], m[1], m[2], m[3], m[4], s.fences[0], s.fences[1]
+        );
+    }
     println!(
         "invariant checks {}; liveness: {} resources checked, {} skipped; digest {:016x}; {}",
         o.checks,

@@ -54,6 +54,11 @@ pub struct Stats {
     pub liveness_skipped: u64,
     /// Leader writes that landed after a leader write issued later (reordered or hung).
     pub stale_leader_writes: u64,
+    /// Host messages (`--messages`): sent, and resolved as acked, no ack support, target
+    /// dead, timed out.
+    pub messages: [u64; 5],
+    /// Fences: asked, and returned success.
+    pub fences: [u64; 2],
 }
 
 impl Stats {

@@ -53,3 +53,9 @@ fn a_client_that_dies_mid_acquire_or_holding_leaves_its_lease_released_or_orphan
 fn a_failed_lockspaces_holder_is_stopped_gracefully_and_nobody_else_is() {
     assert!(complete_and_safe("client-stopped", 2) > 100_000);
 }
+
+#[test]
+fn a_fenced_host_holds_nothing_once_the_fence_returns() {
+    // Its holder killed after its ack is on disk, its lockspace left; then host1 acquires.
+    assert!(complete_and_safe("fence", 2) > 100_000);
+}

@@ -120,12 +120,13 @@ impl Engine {
                 Err(rv) => return self.answer(waiter, rv),
             }
         };
-        // How long it is carried: the wait asked, else 8N (a fence: until the target is surely
-        // dead by its own io_timeout, and two more renewal intervals).
+        // How long it is carried: the wait asked, else 8N. A fence: until the target is surely
+        // dead by its own io_timeout, counted from when its watchdog fires (it may renew until
+        // then, its holders unkillable), and two more renewal intervals.
         let their = status.map_or(u64::from(io_timeout), |s| u64::from(s.io_timeout));
         let ours = Timeouts::new(u64::from(io_timeout));
         let life = if fence {
-            ours.of_other(their).host_dead() + 2 * ours.id_renewal()
+            ours.of_other(their).host_dead() + crate::watchdog::FIRE_TIMEOUT + 2 * ours.id_renewal()
         } else {
             ours.id_renewal_fail()
         };
@@ -247,11 +248,18 @@ impl Engine {
                     }
                 }
             }
-            MailEvent::Acked { seq } => {
+            MailEvent::Acked {
+                seq,
+                target_generation,
+            } => {
                 let Some(s) = self.sent.get_mut(&(space, seq)) else {
                     return;
                 };
                 s.status = MSG_ACKED;
+                // Sent for any generation: the one that acknowledged.
+                if s.target_generation.0 == 0 {
+                    s.target_generation = target_generation;
+                }
                 if !s.fence {
                     self.resolve(space, seq, MSG_ACKED, 0);
                 }

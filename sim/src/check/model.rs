@@ -29,10 +29,12 @@ use sanlock_machine::wire::{Header, WireResource};
 use super::fingerprint::{intern, Fingerprinter, RECORD};
 use super::scenario::Scenario;
 use crate::invariants::{Broken, Invariants};
+use crate::mail::Ledger;
 use crate::requests::{self, RES_PERSISTENT, RES_SHARED};
 use crate::world::TIMESTAMP_OFFSET;
 
 mod daemon;
+mod messages;
 
 use daemon::{acquiring, Cmd, WORKER_CI};
 
@@ -109,6 +111,16 @@ pub enum Step {
         /// Whose.
         host: usize,
     },
+    /// The host sends host0 a message (docs/MESSAGES.md), waiting until it resolves.
+    Message {
+        /// Whose.
+        host: usize,
+    },
+    /// The host fences host0.
+    Fence {
+        /// Whose.
+        host: usize,
+    },
     /// Time moves to the next instant someone waits for.
     Advance {
         /// World time, ms.
@@ -159,6 +171,8 @@ impl fmt::Display for Step {
             Step::Release { host } => write!(f, "host{host}'s holder releases"),
             Step::Die { host } => write!(f, "host{host}'s process dies"),
             Step::Exit { host } => write!(f, "host{host}'s stopped process exits"),
+            Step::Message { host } => write!(f, "host{host} messages host0"),
+            Step::Fence { host } => write!(f, "host{host} fences host0"),
             Step::Advance { to_ms } => write!(f, "time advances to {:.3}s", *to_ms as f64 / 1e3),
         }
     }
@@ -175,6 +189,8 @@ pub struct State {
     flights: Flights<Fate>,
     faults_left: u8,
     inv: Invariants,
+    /// What the daemons delivered and whom fences reported done (crate::mail).
+    ledger: Ledger,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -212,6 +228,9 @@ pub(super) struct HostState {
     stopped: bool,
     /// The lockspace failed and has not been joined again.
     failed: bool,
+    /// Messages and fences still to send to host0.
+    messages_left: u8,
+    fences_left: u8,
 }
 
 /// What the checker has decided about an I/O so far.
@@ -304,12 +323,15 @@ impl Model {
                     alive: true,
                     stopped: false,
                     failed: false,
+                    messages_left: self.scenario.messages[h],
+                    fences_left: self.scenario.fences[h],
                 })
                 .collect(),
             disk: BTreeMap::new(),
             flights: Flights::new(self.hosts, SECTOR),
             faults_left: self.scenario.faults,
             inv: Invariants::new(1),
+            ledger: Ledger::default(),
         };
         for h in 0..self.hosts {
             let name = Name::new(format!("host{h}").as_bytes()).expect("short");
@@ -407,6 +429,16 @@ impl Model {
             }
             if hs.alive && hs.stopped {
                 steps.push(Step::Exit { host: h });
+            }
+            let mail = h != 0
+                && hs.joined
+                && (self.scenario.mail_from_s * 1000..=self.scenario.mail_until_s * 1000)
+                    .contains(&state.now_ms);
+            if mail && hs.messages_left > 0 {
+                steps.push(Step::Message { host: h });
+            }
+            if mail && hs.fences_left > 0 {
+                steps.push(Step::Fence { host: h });
             }
         }
         if let Some(to_ms) = self.next_instant(state) {
@@ -569,6 +601,14 @@ impl Model {
             }
             Step::Die { host } => self.die(&mut s, host)?,
             Step::Exit { host } => self.stopped_exit(&mut s, host)?,
+            Step::Message { host } => {
+                s.hosts[host].messages_left -= 1;
+                self.send_message(&mut s, host, false)?;
+            }
+            Step::Fence { host } => {
+                s.hosts[host].fences_left -= 1;
+                self.send_message(&mut s, host, true)?;
+            }
             Step::Advance { to_ms } => {
                 s.now_ms = to_ms;
                 for h in 0..self.hosts {
@@ -608,6 +648,7 @@ impl Model {
                 }
             }
         }
+        self.check_fenced(&s)?;
         Ok(s)
     }
 
@@ -632,7 +673,12 @@ impl Model {
     fn land(&self, s: &mut State, flight: FlightId) -> Result<(), Violation> {
         for landing in s.flights.land_all(flight).map_err(|e| e.to_string())? {
             let sector = (landing.offset as usize / SECTOR) as u32;
+            let old = (self.mail() && (sector as usize) < self.hosts)
+                .then(|| self.read(&s.disk, u64::from(sector) * SECTOR as u64, SECTOR));
             s.disk.insert(sector, Arc::from(&landing.bytes[..]));
+            if let Some(old) = old {
+                self.check_acks_kept(s, &old, &landing.bytes)?;
+            }
         }
         Ok(())
     }
@@ -864,10 +910,13 @@ impl Model {
         if leader.verify(LeaderKind::Paxos).is_err() || leader.timestamp == 0 {
             return Ok(());
         }
+        // A host leaving the lockspace (a RESET) forgets its leases without writing them free:
+        // others take them once they see its delta lease released.
         let owner = (0..self.hosts).find(|&o| {
             self.scenario.host_id(o) == leader.owner_id
                 && s.hosts[o].daemon.as_ref().is_some_and(|d| {
                     d.host().generation(self.space).map(|g| g.0) == Some(leader.owner_generation)
+                        && !d.host().leaving(self.space)
                 })
         });
         match owner {

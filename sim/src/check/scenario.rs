@@ -59,6 +59,14 @@ pub struct Scenario {
     pub join_at_s: [u64; 3],
     /// No step after this world time.
     pub horizon_s: u64,
+    /// Host messages each host sends to host0 (docs/MESSAGES.md), from `mail_from_s` on.
+    pub messages: [u8; 3],
+    /// Fences each host asks of host0.
+    pub fences: [u8; 3],
+    /// The window of world time (s) in which hosts may message or fence.
+    pub mail_from_s: u64,
+    /// End of that window.
+    pub mail_until_s: u64,
     /// The deliberate bug every host runs with.
     #[cfg(feature = "mutants")]
     pub mutant: Option<sanlock_core::mutants::Mutant>,
@@ -97,6 +105,10 @@ impl Scenario {
         lockspace_io_timeout_s: 0,
         join_at_s: [0, 0, 0],
         horizon_s: 7,
+        messages: [0, 0, 0],
+        fences: [0, 0, 0],
+        mail_from_s: 0,
+        mail_until_s: 0,
         #[cfg(feature = "mutants")]
         daemon_mutant: None,
         #[cfg(feature = "mutants")]
@@ -104,7 +116,7 @@ impl Scenario {
     };
 
     /// Every scenario.
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 12] = [
         Scenario::BASIC,
         Scenario {
             name: "reacquire",
@@ -197,6 +209,35 @@ impl Scenario {
             join_at_s: [0, 5, 0],
             acquire_from_s: [7, 7, 0],
             horizon_s: 12,
+            ..Scenario::BASIC
+        },
+        Scenario {
+            name: "fence",
+            about: "host0 holds the lease; host1 fences host0 at 4-5 s (its holder killed, host0 \
+                    leaving the lockspace), then asks for the lease at 12 s",
+            acquire_budget: [1, 1, 0],
+            acquire_from_s: [0, 12, 0],
+            acquire_until_s: [u64::MAX, 13, 0],
+            holders_exit: [false, true, false],
+            fences: [0, 1, 0],
+            mail_from_s: 4,
+            mail_until_s: 5,
+            horizon_s: 20,
+            ..Scenario::BASIC
+        },
+        Scenario {
+            name: "fence-stuck",
+            about: "host0's holder cannot be killed; at 4-5 s host1 fences host0 and sends a \
+                    message that goes out while host0 is leaving: acked only if delivered, and the fence returns once \
+                    host0's watchdog has reset it and it is dead",
+            acquire_budget: [1, 0, 0],
+            holders_exit: [false, false, false],
+            unkillable: true,
+            messages: [0, 1, 0],
+            fences: [0, 1, 0],
+            mail_from_s: 4,
+            mail_until_s: 5,
+            horizon_s: 150,
             ..Scenario::BASIC
         },
     ];

@@ -128,7 +128,12 @@ impl World {
             }
             *last = (*last).max(issued);
         }
-        self.disk.land(self.now, sector, &landing.bytes)
+        let old = (self.cfg.messages && sector < self.nodes.len())
+            .then(|| self.disk.bytes()[sector * SECTOR..(sector + 1) * SECTOR].to_vec());
+        self.disk.land(self.now, sector, &landing.bytes);
+        if let Some(old) = old {
+            self.check_acks_kept(sector, &old);
+        }
     }
 
     pub(super) fn complete(&mut self, flight: FlightId) {

@@ -52,6 +52,7 @@ mod clients;
 mod daemon_checks;
 mod faults_io;
 mod liveness;
+mod messages;
 mod outputs;
 mod policy;
 mod wdmd;
@@ -123,6 +124,8 @@ enum Ev {
         length: Duration,
         fail: bool,
     },
+    /// Host messages: the joined hosts message (or fence) one of them.
+    MailBurst,
     EndFaults,
     CalmOver,
     LivenessStart,
@@ -158,6 +161,11 @@ enum Act {
     /// The orphans of `r` are released (REL_ORPHAN).
     ReleaseOrphans {
         r: usize,
+    },
+    /// `client message` (or `client fence`) to host `target`, on a connection of its own.
+    Message {
+        target: usize,
+        fence: bool,
     },
 }
 
@@ -207,6 +215,19 @@ enum Cmd {
     /// RELEASE with REL_ORPHAN, from a client.
     ReleaseOrphans,
     Killpath,
+    /// REG_EVENT on a connection of its own (which the shell then hands over as the event fd).
+    RegEvent {
+        ci: usize,
+    },
+    /// MESSAGE_SEND or FENCE on a connection of its own: to host `target`, with `data`, sent
+    /// in our generation `from_gen`.
+    Message {
+        ci: usize,
+        target: usize,
+        data: u64,
+        fence: bool,
+        from_gen: u64,
+    },
 }
 
 impl Cmd {
@@ -299,6 +320,11 @@ pub struct World {
     next_pid: i32,
     /// The next request's reply id.
     next_reply: u64,
+    /// Host messages: what was delivered and fenced, their own randomness (so that runs
+    /// without messages stay as they were), and the next message's data.
+    ledger: crate::mail::Ledger,
+    mail_rng: Rng,
+    next_data: u64,
 }
 
 fn name(s: &str) -> Name {
@@ -380,6 +406,7 @@ impl World {
             .collect();
         let resources_len = cfg.resources;
         let cfg_hosts = cfg.hosts;
+        let cfg_seed = cfg.seed;
         let timeline = Timeline::new(if cfg.keep_timeline {
             usize::MAX
         } else {
@@ -410,6 +437,9 @@ impl World {
                 .collect(),
             next_pid: 1000,
             next_reply: 0,
+            ledger: crate::mail::Ledger::default(),
+            mail_rng: Rng::new(cfg_seed ^ 0x6d61_696c),
+            next_data: 1,
         }
     }
 
@@ -434,6 +464,9 @@ impl World {
             self.now = at;
             self.stats.events += 1;
             self.handle(ev);
+            if self.cfg.messages {
+                self.check_fenced();
+            }
         }
         self.stats.bytes_read = self.disk.bytes_read();
         let outcome = Outcome {
@@ -518,6 +551,10 @@ impl World {
                 let fail = self.rng.below(2) == 0;
                 self.agenda.schedule(at, Ev::Loss { n, length, fail });
             }
+        }
+        if self.cfg.messages {
+            let at = self.host_dead();
+            self.agenda.schedule(at, Ev::MailBurst);
         }
         self.agenda.schedule(end, Ev::EndFaults);
         if self.liveness {
@@ -679,6 +716,7 @@ impl World {
                     self.note(n, text);
                 }
             }
+            Ev::MailBurst => self.mail_burst(),
             Ev::EndFaults => {
                 self.faults_on = false;
                 self.note(0, "faults stop; every host restarts".into());
@@ -882,7 +920,7 @@ impl World {
             .map(|(&to, _)| to)
             .collect();
         for to in gone {
-            self.reply(n, to, -32);
+            self.reply(n, to, -32, &[]);
         }
     }
 }

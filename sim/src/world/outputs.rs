@@ -10,7 +10,9 @@ impl World {
     /// Carries out one action of host `n`'s daemon, as the daemon's shell would.
     pub(super) fn action(&mut self, n: usize, action: Action) {
         match action {
-            Action::Reply { to, reply } => self.reply(n, to, reply.rv().unwrap_or(-32)),
+            Action::Reply { to, reply } => {
+                self.reply(n, to, reply.rv().unwrap_or(-32), &reply.bytes)
+            }
             Action::Signal { pid, signal } => {
                 let context = self.nodes[n].stop_context;
                 self.check_signalled(n, pid, context, Some(signal));
@@ -59,7 +61,8 @@ impl World {
                     self.note(n, format!("daemon: {line}"));
                 }
             }
-            Action::Event { .. } | Action::ReplyLogDump { .. } => {}
+            Action::Event { listener, bytes } => self.event_delivered(listener, &bytes),
+            Action::ReplyLogDump { .. } => {}
             Action::RindexFormat { .. }
             | Action::RindexRead { .. }
             | Action::RindexChange { .. } => {
@@ -78,20 +81,33 @@ impl World {
     }
 
     /// Host `n`'s daemon answered request `to` with `rv`.
-    pub(super) fn reply(&mut self, n: usize, to: ReplyTo, rv: i32) {
+    pub(super) fn reply(&mut self, n: usize, to: ReplyTo, rv: i32, bytes: &[u8]) {
         let Some(p) = self.nodes[n].pending.remove(&to) else {
             return;
         };
         match p.cmd {
             Cmd::Join { ci } => {
                 self.feed(n, Input::Closed { ci });
+                if rv == 0 && self.cfg.messages {
+                    self.reg_event(n);
+                }
                 if rv != 0 {
                     self.note(n, format!("add_lockspace {rv}"));
                     let at = self.now + Duration::from_secs(1) + self.millis(20_000);
                     self.act_at(at, n, Act::Join);
                 }
             }
-            Cmd::Request { ci } => self.feed(n, Input::Closed { ci }),
+            Cmd::Request { ci } | Cmd::RegEvent { ci } => self.feed(n, Input::Closed { ci }),
+            Cmd::Message {
+                ci,
+                target,
+                data,
+                fence,
+                from_gen,
+            } => {
+                self.feed(n, Input::Closed { ci });
+                self.message_answered(n, target, data, fence, from_gen, rv, bytes);
+            }
             Cmd::ReleaseOrphans | Cmd::Killpath => {}
             Cmd::Release { .. } | Cmd::Convert { .. } => {}
             Cmd::Acquire { r, persistent, .. } => {

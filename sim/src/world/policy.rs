@@ -145,6 +145,7 @@ impl World {
                 let (header, call) = requests::request(self.resource(r, 0), force_mode.value());
                 self.call(n, ci, 0, header, call, Cmd::Request { ci });
             }
+            Act::Message { target, fence } => self.send_message(n, target, fence),
             Act::ReleaseOrphans { r } => {
                 // REL_ORPHAN from some client: the orphan's lease is released.
                 let key = (self.space, self.resources[r]);

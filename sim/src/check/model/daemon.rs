@@ -27,6 +27,18 @@ pub(in crate::check) enum Cmd {
     },
     Release,
     Killpath,
+    /// REG_EVENT on connection `ci` (handed over as the event fd once answered).
+    RegEvent {
+        ci: usize,
+    },
+    /// MESSAGE_SEND or FENCE to host0 on connection `ci`, with `data`, sent in our
+    /// generation `from_gen`.
+    Message {
+        ci: usize,
+        data: u64,
+        fence: bool,
+        from_gen: u64,
+    },
 }
 
 /// Whether the working process of `hs` has an acquire under way.
@@ -59,7 +71,9 @@ impl Model {
     /// Carries out one action of host `h`'s daemon.
     pub(super) fn action(&self, s: &mut State, h: usize, action: Action) -> Result<(), Violation> {
         match action {
-            Action::Reply { to, reply } => self.reply(s, h, to, reply.rv().unwrap_or(-32))?,
+            Action::Reply { to, reply } => {
+                self.reply(s, h, to, reply.rv().unwrap_or(-32), &reply.bytes)?
+            }
             Action::Signal { pid, signal } => {
                 let hs = &s.hosts[h];
                 if pid != WORKER_PID || !hs.alive || hs.holding.is_none() {
@@ -120,7 +134,8 @@ impl Model {
                 }
                 Order::Device { .. } => unreachable!("a wdmd keeper drives no device"),
             },
-            Action::Log(..) | Action::WatchPid { .. } | Action::Event { .. } => {}
+            Action::Event { bytes, .. } => self.event_delivered(s, h, &bytes),
+            Action::Log(..) | Action::WatchPid { .. } => {}
             Action::ReplyLogDump { .. }
             | Action::RindexFormat { .. }
             | Action::RindexRead { .. }
@@ -138,7 +153,14 @@ impl Model {
     }
 
     /// Host `h`'s daemon answered request `to` with `rv`.
-    fn reply(&self, s: &mut State, h: usize, to: ReplyTo, rv: i32) -> Result<(), Violation> {
+    fn reply(
+        &self,
+        s: &mut State,
+        h: usize,
+        to: ReplyTo,
+        rv: i32,
+        bytes: &[u8],
+    ) -> Result<(), Violation> {
         let Some(cmd) = s.hosts[h].pending.remove(&to) else {
             return Ok(());
         };
@@ -146,6 +168,19 @@ impl Model {
             Cmd::Join { ci } => {
                 s.hosts[h].joined = rv == 0;
                 self.feed(s, h, Input::Closed { ci });
+                if rv == 0 && self.mail() {
+                    self.reg_event(s, h)?;
+                }
+            }
+            Cmd::RegEvent { ci } => self.feed(s, h, Input::Closed { ci }),
+            Cmd::Message {
+                ci,
+                data,
+                fence,
+                from_gen,
+            } => {
+                self.feed(s, h, Input::Closed { ci });
+                self.message_answered(s, h, data, fence, from_gen, rv, bytes)?;
             }
             Cmd::Acquire { .. } => {
                 let hs = &mut s.hosts[h];
