@@ -15,6 +15,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{CDaemon, Scratch};
+use sanlock_daemon::client::Connection;
+use sanlock_daemon::wire::{Cmd, WireLockspace, WireMessageStatus, HEADER_LEN, MESSAGE_STATUS_LEN};
 
 /// host_dead_seconds for io_timeout 1.
 const HOST_DEAD_S: f64 = 68.0;
@@ -178,6 +180,25 @@ fn messages_are_acked_by_ours_and_delivered_as_plain_events_to_a_c_host() {
     assert_eq!(outcome(&r.stdout).0, -2, "{r:?}");
 }
 
+/// MESSAGE_STATUS of message `seq` on `d`, waiting up to `wait_s`: (result, status).
+fn message_status(d: &CDaemon, seq: u32, wait_s: u32) -> (i32, Option<WireMessageStatus>) {
+    let mut c = Connection::open_at(&d.run_dir().join("sanlock.sock")).unwrap();
+    let mut payload = Vec::new();
+    WireLockspace {
+        name: sanlock_core::ondisk::Name::new(b"LS").unwrap(),
+        ..WireLockspace::default()
+    }
+    .encode_into(&mut payload);
+    c.request(Cmd::MessageStatus, 0, wait_s, seq, &payload)
+        .unwrap();
+    let h = c.recv_header().unwrap();
+    if (h.length as usize) < HEADER_LEN + MESSAGE_STATUS_LEN {
+        return (h.rv(), None);
+    }
+    let body = c.recv_exact(MESSAGE_STATUS_LEN).unwrap();
+    (h.rv(), Some(WireMessageStatus::decode(&body)))
+}
+
 #[test]
 fn five_senders_to_one_receiver_all_get_their_acks() {
     let ours = common::ours();
@@ -206,6 +227,24 @@ fn five_senders_to_one_receiver_all_get_their_acks() {
         assert_eq!((*rv, status.as_str()), (0, "acked"), "sender {}", i + 1);
         eprintln!("sender {} acked after {ms} ms", i + 1);
     }
+    // Send now, ask later: the daemon remembers. `-w 0` answers with the number at once.
+    let r = daemons[0].client(&["message", "-s", "LS", "-i", "6", "-m", "4", "-w", "0"]);
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.contains(" to host 6 "))
+        .unwrap()
+        .to_string();
+    assert!(line.contains(": queued after 0 ms"), "{r:?}");
+    let seq: u32 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let (rv, st) = message_status(&daemons[0], seq, 10);
+    let st = st.expect("a status");
+    assert_eq!((rv, st.status_name(), st.seq), (0, "acked", u64::from(seq)));
+    assert_eq!(
+        message_status(&daemons[0], seq + 100, 0).0,
+        -2,
+        "unknown number"
+    );
     let log = daemons[5].client(&["log_dump"]).stdout;
     for from in 1..=5 {
         assert!(

@@ -333,6 +333,11 @@ impl DeltaLease {
         self.mailbox = block;
     }
 
+    /// The mailbox block our next writes carry.
+    pub fn mailbox(&self) -> Option<MailboxBlock> {
+        self.mailbox
+    }
+
     /// The mailbox block of our last completed write (what the other hosts can read now).
     pub fn written_mailbox(&self) -> Option<MailboxBlock> {
         self.held.as_ref().and_then(|h| h.last_written.mailbox)

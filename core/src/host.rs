@@ -1627,10 +1627,12 @@ fn scan_mailbox(ls: &mut Lockspace, now: Time, area: &[u8], event_poll: bool) {
     let Some(generation) = ls.delta.generation() else {
         return;
     };
-    if ls
-        .mailbox
-        .scan(now, area, ls.geometry, generation, &ls.table)
-    {
+    ls.mailbox
+        .scan(now, area, ls.geometry, generation, &ls.table);
+    // Whatever changed the mailbox (this scan, or the messages the scan of the hosts found),
+    // the next write carries it.
+    let current = ls.mailbox.current().map(|m| m.seq);
+    if ls.delta.mailbox() != Some(ls.mailbox.block()) || current != ls.mail_seq {
         sync_mailbox(ls, now, event_poll);
     }
 }

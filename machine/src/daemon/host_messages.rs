@@ -312,6 +312,10 @@ impl Engine {
 
     /// The once-a-second look at messages under way: targets gone, fences done, waits over.
     pub(super) fn messages_check(&mut self, now: Time) {
+        // RESETs whose lockspace went before their ack was written will never be acted on.
+        let host = &self.host;
+        self.resets
+            .retain(|(space, _)| host.hosts(*space).is_some());
         let open: Vec<(Name, MessageSeq)> = self
             .sent
             .iter()

@@ -1,6 +1,7 @@
 //! Host messages and fences in the random simulator (`--messages`; docs/MESSAGES.md): every
 //! 20-60 s a target is picked and every other joined host messages it at once, one of them
-//! now and then fencing it instead. Each daemon has an event listener; what it delivers, what
+//! now and then fencing it instead (the others then message it again 2-8 s later, while it
+//! leaves). Each daemon has an event listener; what it delivers, what
 //! the disk shows and what each sender is told are checked (`crate::mail`).
 
 use sanlock_machine::wire::payload::{MSG_ACKED, MSG_NO_ACK_SUPPORT, MSG_RESET, MSG_TARGET_DEAD};
@@ -38,6 +39,12 @@ impl World {
             let at = self.now + Duration::from_millis(self.mail_rng.below(500));
             let fence = fencer == Some(n);
             self.act_at(at, n, Act::Message { target, fence });
+            if fencer.is_some() && !fence {
+                // The others keep messaging a host being fenced, which is leaving meanwhile.
+                let later = at + Duration::from_millis(2_000 + self.mail_rng.below(6_000));
+                let fence = false;
+                self.act_at(later, n, Act::Message { target, fence });
+            }
         }
     }
 
