@@ -11,7 +11,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{CDaemon, Scratch};
@@ -91,36 +91,12 @@ fn outcome(out: &str) -> (i32, String, u64) {
     (rv, status, ms)
 }
 
-/// A python process on `d` registered for LS's events; it prints the first event it gets.
-fn python_listener(d: &CDaemon) -> (Child, BufReader<std::process::ChildStdout>) {
-    let script = "import sanlock, select, time\nfd = sanlock.reg_event(b'LS')\n\
-                  print('ready', flush=True)\nt0 = time.monotonic()\n\
-                  while time.monotonic() - t0 < 30:\n\
-                  \x20   r, _, _ = select.select([fd], [], [], 1)\n\
-                  \x20   if r:\n\
-                  \x20       evs = sanlock.get_event(fd)\n\
-                  \x20       if evs:\n\
-                  \x20           e = evs[0]\n\
-                  \x20           print(e['from_host_id'], e['host_id'], e['event'], e['data'], flush=True)\n\
-                  \x20           break\n\
-                  sanlock.end_event(fd, b'LS')\n";
-    let mut child = Command::new("/usr/bin/python3")
-        .args(["-c", script])
-        .env("SANLOCK_RUN_DIR", d.run_dir())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
+/// The listener's event line without its first field (the seconds it waited).
+fn next_event(out: &mut BufReader<std::process::ChildStdout>) -> String {
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
-    (child, out)
-}
-
-fn next_line(out: &mut BufReader<std::process::ChildStdout>) -> String {
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    line.trim().to_string()
+    let fields: Vec<&str> = line.split_whitespace().skip(1).collect();
+    fields.join(" ")
 }
 
 #[test]
@@ -136,22 +112,22 @@ fn messages_are_acked_by_ours_and_delivered_as_plain_events_to_a_c_host() {
     join_all(&[&h1, &h2, &h3], &ls);
 
     // Ours to ours: delivered to h2's listener, acked within two renewal intervals.
-    let (mut l2, mut out2) = python_listener(&h2);
+    let (mut l2, mut out2) = common::python_listener(&h2);
     let r = h1.client(&["message", "-s", "LS", "-i", "2", "-m", "5", "-d", "77"]);
     let (rv, status, ms) = outcome(&r.stdout);
     assert_eq!((rv, status.as_str(), r.code), (0, "acked", 0), "{r:?}");
     assert!(ms <= 2 * RENEWAL_MS, "acked after {ms} ms");
-    assert_eq!(next_line(&mut out2), "1 2 5 77");
+    assert_eq!(next_event(&mut out2), "1 2 5 77");
     let _ = l2.wait();
     eprintln!("ack latency ours→ours: {ms} ms");
 
     // Ours to C: the C host's listener gets the event; we report that no ack can come.
-    let (mut l3, mut out3) = python_listener(&h3);
+    let (mut l3, mut out3) = common::python_listener(&h3);
     let r = h1.client(&["message", "-s", "LS", "-i", "3", "-m", "6", "-d", "88"]);
     let (rv, status, _) = outcome(&r.stdout);
     assert_eq!((rv, status.as_str()), (-95, "no ack support"), "{r:?}");
     assert_ne!(r.code, 0);
-    assert_eq!(next_line(&mut out3), "1 3 6 88");
+    assert_eq!(next_event(&mut out3), "1 3 6 88");
     let _ = l3.wait();
 
     // What each wrote: our sectors carry the marker (and h2's the ack of message 1 until h1

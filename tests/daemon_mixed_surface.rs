@@ -73,34 +73,6 @@ fn python_holder(
     child
 }
 
-/// A python process on `d` registered for LS's events; it prints the first event it gets
-/// and the seconds from its "ready" line to it.
-fn python_listener(d: &CDaemon) -> (Child, BufReader<std::process::ChildStdout>) {
-    let script = "import sanlock, select, time\nfd = sanlock.reg_event(b'LS')\n\
-                  print('ready', flush=True)\nt0 = time.monotonic()\n\
-                  while time.monotonic() - t0 < 30:\n\
-                  \x20   r, _, _ = select.select([fd], [], [], 1)\n\
-                  \x20   if r:\n\
-                  \x20       evs = sanlock.get_event(fd)\n\
-                  \x20       if evs:\n\
-                  \x20           e = evs[0]\n\
-                  \x20           print('%.2f' % (time.monotonic() - t0), e['from_host_id'], \
-                  e['host_id'], e['event'], e['data'], flush=True)\n\
-                  \x20           break\n\
-                  sanlock.end_event(fd, b'LS')\n";
-    let mut child = Command::new("/usr/bin/python3")
-        .args(["-c", script])
-        .env("SANLOCK_RUN_DIR", d.run_dir())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
-    (child, out)
-}
-
 /// The lver a resource has on disk (`client read -r`).
 fn lver(bin: &Path, d: &CDaemon, res: &str) -> u64 {
     let out = cli(bin, d, &["read", "-r", res]);
@@ -159,7 +131,7 @@ fn events_requests_killpath_and_rindex_work_between_a_c_host_and_ours() {
 
     // Events, both ways.
     for (from, from_bin, to, to_id, ev) in [(&h1, &c, &h2, 2, 0x11), (&h2, &ours, &h1, 1, 0x33)] {
-        let (mut listener, mut out) = python_listener(to);
+        let (mut listener, mut out) = common::python_listener(to);
         let t0 = Instant::now();
         let set = cli(
             from_bin,

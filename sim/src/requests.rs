@@ -6,7 +6,7 @@
 use sanlock_core::ondisk::Name;
 use sanlock_machine::daemon::Call;
 pub use sanlock_machine::wire::payload::{RES_PERSISTENT, RES_SHARED};
-use sanlock_machine::wire::{Cmd, Header, WireDisk, WireLockspace, WireResource};
+use sanlock_machine::wire::{Cmd, Header, WireDisk, WireHostEvent, WireLockspace, WireResource};
 
 /// The path of the shared disk, as the daemons are told it.
 pub const DISK_PATH: &[u8] = b"/sim/disk";
@@ -94,4 +94,36 @@ pub fn killpath(path: &[u8], args: Vec<u8>, flags: u32) -> (Header, Call) {
         args,
     };
     (Header::request(Cmd::Killpath, flags, 0, SELF, 0), call)
+}
+
+/// MESSAGE_SEND (or FENCE) in `space` to `host_id`: event `event` with `data`, waiting until
+/// it resolves (docs/MESSAGES.md).
+pub fn message(space: Name, host_id: u64, event: u64, data: u64, fence: bool) -> (Header, Call) {
+    let cmd = if fence { Cmd::Fence } else { Cmd::MessageSend };
+    let call = Call::Message {
+        ls: WireLockspace {
+            name: space,
+            ..WireLockspace::default()
+        },
+        event: WireHostEvent {
+            host_id,
+            generation: 0,
+            event,
+            data,
+        },
+        fence,
+    };
+    (Header::request(cmd, 0, u32::MAX, 0, 0), call)
+}
+
+/// REG_EVENT for `space`: the connection becomes listener `listener`.
+pub fn reg_event(space: Name, listener: u64) -> (Header, Call) {
+    let call = Call::RegEvent {
+        ls: WireLockspace {
+            name: space,
+            ..WireLockspace::default()
+        },
+        listener,
+    };
+    (Header::request(Cmd::RegEvent, 0, 0, 0, 0), call)
 }

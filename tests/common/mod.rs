@@ -4,7 +4,7 @@
 
 use std::ffi::OsStr;
 use std::fs::{self, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -783,4 +783,33 @@ pub fn first_line(child: &mut Child) -> String {
     )
     .unwrap();
     line.trim().to_string()
+}
+
+/// A python process on `d` registered for LS's events (python3-sanlock's reg_event): it
+/// prints the first event it gets within 30 s, as the seconds from its "ready" line to it,
+/// from_host_id, host_id, event and data, and ends.
+pub fn python_listener(d: &CDaemon) -> (Child, std::io::BufReader<std::process::ChildStdout>) {
+    let script = "import sanlock, select, time\nfd = sanlock.reg_event(b'LS')\n\
+                  print('ready', flush=True)\nt0 = time.monotonic()\n\
+                  while time.monotonic() - t0 < 30:\n\
+                  \x20   r, _, _ = select.select([fd], [], [], 1)\n\
+                  \x20   if r:\n\
+                  \x20       evs = sanlock.get_event(fd)\n\
+                  \x20       if evs:\n\
+                  \x20           e = evs[0]\n\
+                  \x20           print('%.2f' % (time.monotonic() - t0), e['from_host_id'], \
+                  e['host_id'], e['event'], e['data'], flush=True)\n\
+                  \x20           break\n\
+                  sanlock.end_event(fd, b'LS')\n";
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .env("SANLOCK_RUN_DIR", d.run_dir())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    (child, out)
 }

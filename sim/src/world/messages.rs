@@ -5,7 +5,7 @@
 //! the disk shows and what each sender is told are checked (`crate::mail`).
 
 use sanlock_machine::wire::payload::{MSG_ACKED, MSG_NO_ACK_SUPPORT, MSG_RESET, MSG_TARGET_DEAD};
-use sanlock_machine::wire::{Cmd as WireCmd, WireHostEvent, WireLockspace, WireMessageStatus};
+use sanlock_machine::wire::WireMessageStatus;
 
 use super::*;
 
@@ -62,25 +62,8 @@ impl World {
         };
         let data = self.next_data;
         self.next_data += 1;
-        let cmd = if fence {
-            WireCmd::Fence
-        } else {
-            WireCmd::MessageSend
-        };
-        let header = Header::request(cmd, 0, u32::MAX, 0, 0);
-        let call = Call::Message {
-            ls: WireLockspace {
-                name: space,
-                ..WireLockspace::default()
-            },
-            event: WireHostEvent {
-                host_id: self.nodes[target].host_id.get(),
-                generation: 0,
-                event: SIM_EVENT,
-                data,
-            },
-            fence,
-        };
+        let host_id = self.nodes[target].host_id.get();
+        let (header, call) = requests::message(space, host_id, SIM_EVENT, data, fence);
         if fence {
             self.stats.fences[0] += 1;
         } else {
@@ -154,14 +137,7 @@ impl World {
         let Some(ci) = self.nodes[n].daemon.as_mut().and_then(|d| d.connect(0)) else {
             return;
         };
-        let header = Header::request(WireCmd::RegEvent, 0, 0, 0, 0);
-        let call = Call::RegEvent {
-            ls: WireLockspace {
-                name: self.space,
-                ..WireLockspace::default()
-            },
-            listener: n as u64,
-        };
+        let (header, call) = requests::reg_event(self.space, n as u64);
         self.call(n, ci, 0, header, call, Cmd::RegEvent { ci });
     }
 

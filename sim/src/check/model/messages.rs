@@ -5,7 +5,7 @@
 //! no lease held by an incarnation a fence reported done.
 
 use sanlock_machine::wire::payload::{MSG_ACKED, MSG_RESET, MSG_TARGET_DEAD};
-use sanlock_machine::wire::{Cmd as WireCmd, WireHostEvent, WireLockspace, WireMessageStatus};
+use sanlock_machine::wire::WireMessageStatus;
 
 use super::daemon::Cmd;
 use super::*;
@@ -19,23 +19,12 @@ impl Model {
         (0..self.hosts).any(|h| self.scenario.messages[h] + self.scenario.fences[h] > 0)
     }
 
-    fn lockspace(&self) -> WireLockspace {
-        WireLockspace {
-            name: self.space,
-            ..WireLockspace::default()
-        }
-    }
-
     /// REG_EVENT on a connection of its own; the listener is the host's index.
     pub(super) fn reg_event(&self, s: &mut State, h: usize) -> Result<(), Violation> {
         let Some(ci) = s.hosts[h].daemon.as_mut().and_then(|d| d.connect(0)) else {
             return Ok(());
         };
-        let header = Header::request(WireCmd::RegEvent, 0, 0, 0, 0);
-        let call = Call::RegEvent {
-            ls: self.lockspace(),
-            listener: h as u64,
-        };
+        let (header, call) = requests::reg_event(self.space, h as u64);
         self.call(s, h, ci, header, call, Cmd::RegEvent { ci })
     }
 
@@ -58,22 +47,8 @@ impl Model {
         let hs = &s.hosts[h];
         let data =
             ((h as u64) << 16) | u64::from(hs.messages_left) << 8 | u64::from(hs.fences_left);
-        let cmd = if fence {
-            WireCmd::Fence
-        } else {
-            WireCmd::MessageSend
-        };
-        let header = Header::request(cmd, 0, u32::MAX, 0, 0);
-        let call = Call::Message {
-            ls: self.lockspace(),
-            event: WireHostEvent {
-                host_id: self.scenario.host_id(0),
-                generation: 0,
-                event: CHECK_EVENT,
-                data,
-            },
-            fence,
-        };
+        let host_id = self.scenario.host_id(0);
+        let (header, call) = requests::message(self.space, host_id, CHECK_EVENT, data, fence);
         let cmd = Cmd::Message {
             ci,
             data,
