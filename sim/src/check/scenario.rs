@@ -116,7 +116,7 @@ impl Scenario {
     };
 
     /// Every scenario.
-    pub const ALL: [Scenario; 12] = [
+    pub const ALL: [Scenario; 13] = [
         Scenario::BASIC,
         Scenario {
             name: "reacquire",
@@ -223,6 +223,22 @@ impl Scenario {
             mail_from_s: 4,
             mail_until_s: 5,
             horizon_s: 20,
+            ..Scenario::BASIC
+        },
+        Scenario {
+            name: "fence-faults",
+            about: "host0 holds the lease; host1 messages host0 and fences it at 4-5 s; one I/O \
+                    may fail (a write lost) or hang past its deadline (a write landing late)",
+            acquire_budget: [1, 0, 0],
+            holders_exit: [false, false, false],
+            messages: [0, 1, 0],
+            fences: [0, 1, 0],
+            mail_from_s: 4,
+            mail_until_s: 5,
+            faults: 1,
+            fail: true,
+            hang: true,
+            horizon_s: 16,
             ..Scenario::BASIC
         },
         Scenario {
