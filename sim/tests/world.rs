@@ -151,3 +151,37 @@ fn runs_that_found_holes_pass() {
         }
     }
 }
+
+/// Host messages and fences (`--messages`): bursts of five to seven senders to one receiver
+/// and fences, with every fault, keep the three message properties; and the run that found a
+/// fencer with a failing lockspace taking a live target for dead (seed 7, late joins, an hour).
+#[test]
+fn host_messages_and_fences_keep_their_properties() {
+    let mut acked = 0;
+    let mut fenced = 0;
+    let mut runs: Vec<SimConfig> = (1..=10)
+        .map(|seed| {
+            let mut cfg = SimConfig::new(8, 4, seed, 900);
+            cfg.messages = true;
+            cfg
+        })
+        .collect();
+    let mut found = SimConfig::new(8, 4, 7, 3600);
+    found.late_joins = true;
+    found.messages = true;
+    runs.push(found);
+    for cfg in runs {
+        let seed = cfg.seed;
+        let (o, log) = World::new(cfg).run();
+        if let Some((v, involved)) = &o.violation {
+            panic!("seed {seed}: {v}\n{}", log.render(60, involved));
+        }
+        acked += o.stats.messages[1];
+        fenced += o.stats.fences[1];
+    }
+    // Not vacuous: messages were acked and fences returned.
+    assert!(
+        acked > 500 && fenced > 20,
+        "acked {acked}, fences done {fenced}"
+    );
+}

@@ -11,7 +11,6 @@
 
 use std::time::Duration;
 
-use sanlock_core::hosts::HostState;
 use sanlock_core::mailbox::MailEvent;
 use sanlock_core::ondisk::{HostEvent, Name};
 use sanlock_core::{Generation, HostId, MessageSeq, Time, Timeouts};
@@ -295,8 +294,11 @@ impl Engine {
         self.host.leave(now, space);
     }
 
-    /// Whether `target` in `generation` holds nothing in the lockspace any more: its delta
-    /// lease is free or taken by another generation, or it is dead by host_dead_seconds.
+    /// Whether `target` in `generation` holds nothing in the lockspace any more: our scans
+    /// saw its delta lease free or taken by another generation, or saw it silent for
+    /// host_dead_seconds. Silence counts between our own scans, and only while our lease is
+    /// live: a host whose own reads stopped would otherwise take everyone for dead (found by
+    /// the simulator: a fencer losing its disk returned success on a live target).
     fn target_gone(&self, space: Name, target: HostId, generation: Generation) -> bool {
         let Some(table) = self.host.hosts(space) else {
             return false;
@@ -304,10 +306,19 @@ impl Engine {
         let Some(st) = table.status(target) else {
             return false;
         };
-        let state = table.state(target, self.now);
-        state == Some(HostState::Free)
-            || state == Some(HostState::Dead)
-            || (generation.0 != 0 && st.owner_generation != generation)
+        if st.timestamp == 0 || (generation.0 != 0 && st.owner_generation != generation) {
+            return true;
+        }
+        let io_timeout = self
+            .spaces
+            .iter()
+            .find(|s| s.ls.name == space)
+            .map_or(10, |s| s.io_timeout);
+        let theirs = Timeouts::new(u64::from(io_timeout)).of_other(u64::from(st.io_timeout));
+        let silent = st
+            .last_check
+            .saturating_since(st.last_live.unwrap_or(st.first_check));
+        silent > theirs.host_dead() && self.host.delta_live(space, self.now)
     }
 
     /// The once-a-second look at messages under way: targets gone, fences done, waits over.
