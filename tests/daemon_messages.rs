@@ -147,6 +147,17 @@ fn messages_are_acked_by_ours_and_delivered_as_plain_events_to_a_c_host() {
     let status = h3.client(&["status"]).stdout;
     assert!(status.lines().any(|l| l.starts_with("s LS:3:")), "{status}");
 
+    // Our CLI asked to message through the C daemon, which never answers commands it does
+    // not know: refused after the probe, not hung.
+    let t0 = Instant::now();
+    let r = common::client_at(h3.run_dir(), &["message", "-s", "LS", "-i", "1", "-m", "5"]);
+    assert_eq!((outcome(&r.stdout).0, r.code), (-95, 1), "{r:?}");
+    assert!(
+        r.stderr.contains("does not answer host-message commands"),
+        "{r:?}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(10));
+
     // A message to a host_id nobody holds: refused as dead; to ourselves: -EINVAL.
     let r = h1.client(&["message", "-s", "LS", "-i", "9", "-m", "5", "-w", "5"]);
     assert_ne!(outcome(&r.stdout).0, 0, "{r:?}");

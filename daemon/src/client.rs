@@ -440,6 +440,22 @@ pub fn message(
     message_call(Cmd::MessageSend, name, Some(event), wait_s, 0)
 }
 
+/// Whether the daemon answers our host-message commands: MESSAGE_STATUS of number 0, which
+/// ours answers at once (-ENOENT); sanlock 3.8.5 leaves an unknown command unanswered, so no
+/// answer within `within` means no.
+pub fn supports_messages(within: std::time::Duration) -> bool {
+    let run = || -> Result<bool, i32> {
+        let mut c = Connection::open()?;
+        c.stream
+            .set_read_timeout(Some(within))
+            .map_err(|e| neg_errno(&e))?;
+        let payload = lockspace_payload(&WireLockspace::default());
+        c.request(Cmd::MessageStatus, 0, 0, 0, &payload)?;
+        Ok(c.recv_header().is_ok())
+    };
+    run().unwrap_or(false)
+}
+
 /// MESSAGE_STATUS of message `seq`, waiting up to `wait_s` seconds for it to resolve.
 pub fn message_status(
     name: &sanlock_core::ondisk::Name,

@@ -910,6 +910,16 @@ fn exec(argv: &[Vec<u8>]) -> std::io::Error {
 /// of it, and the result. Without `-w` they wait until the message resolves.
 fn message_or_fence(fence: bool, o: &Options, out: &mut Vec<u8>) -> i32 {
     let mut say = |s: String| out.extend_from_slice(s.as_bytes());
+    let what = if fence { "fence" } else { "message" };
+    if !client::supports_messages(std::time::Duration::from_secs(5)) {
+        // A sanlock 3.8.5 daemon never answers a command it does not know: say so, not hang.
+        eprintln!(
+            "{what}: the daemon at {} does not answer host-message commands (sanlock 3.8.5?)",
+            client::socket_path().display()
+        );
+        say(format!("{what} done -95\n"));
+        return -95;
+    }
     let wait = if o.wait_given {
         o.wait.max(0) as u32
     } else {
