@@ -646,11 +646,10 @@ impl Host {
         if flags.cur_generation && event.generation == 0 {
             event.generation = ls.table.status(target).map_or(0, |s| s.owner_generation.0);
         }
-        let pending = ls.host_event.event != 0
-            && ls
-                .event_set_at
-                .is_some_and(|at| now.secs().saturating_sub(at.secs()) < ls.set_bitmap.as_secs());
-        if pending && event.event != 0 && event.event != ls.host_event.event && !flags.replace_event
+        if event_pending(ls, now)
+            && event.event != 0
+            && event.event != ls.host_event.event
+            && !flags.replace_event
         {
             return Err(-16);
         }
@@ -697,12 +696,8 @@ impl Host {
         else {
             return Err(-22);
         };
-        let plain_pending = !ls.mailbox.busy()
-            && ls.host_event.event != 0
-            && ls
-                .event_set_at
-                .is_some_and(|at| now.secs().saturating_sub(at.secs()) < ls.set_bitmap.as_secs());
-        if plain_pending {
+        if !ls.mailbox.busy() && event_pending(ls, now) {
+            // A set_event's event holds the lockspace's one event slot for now.
             return Err(-16);
         }
         let seq = ls.mailbox.send(target, event);
@@ -726,9 +721,8 @@ impl Host {
         let Some(ls) = self.lockspaces.get_mut(&space_name) else {
             return;
         };
-        if ls.mailbox.ack(from, from_generation, seq) {
-            sync_mailbox(ls, now, event_poll);
-        }
+        ls.mailbox.ack(from, from_generation, seq);
+        sync_mailbox(ls, now, event_poll);
         self.drain(now);
     }
 
@@ -740,9 +734,7 @@ impl Host {
             return false;
         };
         let found = ls.mailbox.cancel(seq);
-        if found {
-            sync_mailbox(ls, now, event_poll);
-        }
+        sync_mailbox(ls, now, event_poll);
         self.drain(now);
         found
     }
@@ -1631,17 +1623,18 @@ fn scan_mailbox(ls: &mut Lockspace, now: Time, area: &[u8], event_poll: bool) {
         .scan(now, area, ls.geometry, generation, &ls.table);
     // Whatever changed the mailbox (this scan, or the messages the scan of the hosts found),
     // the next write carries it.
-    let current = ls.mailbox.current().map(|m| m.seq);
-    if ls.delta.mailbox() != Some(ls.mailbox.block()) || current != ls.mail_seq {
-        sync_mailbox(ls, now, event_poll);
-    }
+    sync_mailbox(ls, now, event_poll);
 }
 
 /// Hands the mailbox's block to the delta lease, and its current message's event and the
-/// target's bit (set once per message, expiring as set_event's do); with `event_poll` a
-/// change goes out in a renewal made now.
+/// target's bit (set once per message, expiring as set_event's do), when either changed;
+/// with `event_poll` a change goes out in a renewal made now.
 fn sync_mailbox(ls: &mut Lockspace, now: Time, event_poll: bool) {
     let current = ls.mailbox.current();
+    let block = ls.mailbox.block();
+    if current.map(|m| m.seq) == ls.mail_seq && ls.delta.mailbox() == Some(block) {
+        return;
+    }
     if current.map(|m| m.seq) != ls.mail_seq {
         match current {
             Some(msg) => {
@@ -1655,10 +1648,19 @@ fn sync_mailbox(ls: &mut Lockspace, now: Time, event_poll: bool) {
         ls.delta.set_host_event(ls.host_event);
         ls.mail_seq = current.map(|m| m.seq);
     }
-    ls.delta.set_mailbox(Some(ls.mailbox.block()));
+    ls.delta.set_mailbox(Some(block));
     if event_poll {
         ls.delta.renew_soon(now);
     }
+}
+
+/// Whether the lockspace's one event (set_event's, or a message's) was set less than
+/// set_bitmap seconds ago (whole seconds, as sanlock's monotime).
+fn event_pending(ls: &Lockspace, now: Time) -> bool {
+    ls.host_event.event != 0
+        && ls
+            .event_set_at
+            .is_some_and(|at| now.secs().saturating_sub(at.secs()) < ls.set_bitmap.as_secs())
 }
 
 /// Puts the bits asked for within set_bitmap seconds (never ours) into the delta lease's next

@@ -369,6 +369,21 @@ impl HostTable {
         self.slots.iter().any(Option::is_some)
     }
 
+    /// Whether our own scans have seen `host` silent for its host_dead_seconds: from the scan
+    /// at which it last changed (or the first) to our latest scan. Unlike [`Self::state`],
+    /// which counts up to `now`, a gap in our own reads (a disk we lost) is not its silence.
+    /// A free slot is free, not dead.
+    pub fn seen_dead(&self, host: HostId) -> bool {
+        let Some(s) = self.status(host).filter(|s| s.timestamp != 0) else {
+            return false;
+        };
+        let t = self.timeouts.of_other(u64::from(s.io_timeout));
+        let silent = s
+            .last_check
+            .saturating_since(s.last_live.unwrap_or(s.first_check));
+        silent > t.host_dead()
+    }
+
     /// `host`'s state now (lockspace.c `get_host_flag`), judged with its own io_timeout.
     pub fn state(&self, host: HostId, now: Time) -> Option<HostState> {
         let s = self.status(host)?;
@@ -504,6 +519,24 @@ mod tests {
         tab.scan(t(1150), &a, ScanKind::Renewal);
         assert_eq!(tab.status(host(2)).unwrap().last_live, Some(t(1020)));
         assert_eq!(tab.status(host(2)).unwrap().last_check, t(1150));
+    }
+
+    #[test]
+    fn only_silence_between_our_own_scans_makes_a_host_seen_dead() {
+        // N = 10: host_dead 140 s. Our reads stopping is not the other host's silence.
+        let mut a = area();
+        let mut tab = table();
+        renew(&mut a, 2, 500, HostBitmap::EMPTY, HostEvent::default());
+        tab.scan(t(1000), &a, ScanKind::Renewal);
+        renew(&mut a, 2, 520, HostBitmap::EMPTY, HostEvent::default());
+        tab.scan(t(1020), &a, ScanKind::Renewal);
+        assert_eq!(tab.state(host(2), t(1200)), Some(HostState::Dead));
+        assert!(!tab.seen_dead(host(2)), "no scan of ours since 1020");
+        tab.scan(t(1160), &a, ScanKind::Renewal);
+        assert!(!tab.seen_dead(host(2)), "140 s of silence seen, not more");
+        tab.scan(t(1161), &a, ScanKind::Peek);
+        assert!(tab.seen_dead(host(2)));
+        assert!(!tab.seen_dead(host(7)), "a free slot is free, not dead");
     }
 
     #[test]

@@ -199,11 +199,11 @@ impl Mailbox {
     }
 
     /// The message was delivered: acknowledge it in the next write (in a free slot, else
-    /// once one frees). Returns whether the block changed.
-    pub fn ack(&mut self, from: HostId, from_generation: Generation, seq: MessageSeq) -> bool {
+    /// once one frees).
+    pub fn ack(&mut self, from: HostId, from_generation: Generation, seq: MessageSeq) {
         let ack = Ack::new(from, from_generation, seq);
         if self.slots.contains(&Some(ack)) || self.unslotted.contains(&ack) {
-            return false;
+            return;
         }
         // An older message of the same sender no longer needs its slot.
         for slot in self.slots.iter_mut() {
@@ -214,7 +214,6 @@ impl Mailbox {
         self.unslotted.retain(|a| a.from != from);
         self.unslotted.push_back(ack);
         self.fill_slots();
-        true
     }
 
     fn fill_slots(&mut self) {
@@ -268,7 +267,7 @@ impl Mailbox {
 
     /// A read of the lockspace (`area`, from its start; a peek may be shorter) at `now`, we
     /// being in `our_generation`: frees the slots of acks their senders no longer wait for,
-    /// and looks for the ack of our message. Returns whether the block changed.
+    /// and looks for the ack of our message.
     pub fn scan(
         &mut self,
         now: Time,
@@ -276,8 +275,7 @@ impl Mailbox {
         geometry: Geometry,
         our_generation: Generation,
         table: &HostTable,
-    ) -> bool {
-        let before = self.block();
+    ) {
         let ss = geometry.sector_size().as_usize();
         let sector_of = |h: HostId| area.get(h.index() * ss..(h.index() + 1) * ss);
         let our = self.our;
@@ -341,7 +339,6 @@ impl Mailbox {
                 }
             }
         }
-        before != self.block()
     }
 
     fn start_next(&mut self) {

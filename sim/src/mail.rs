@@ -72,6 +72,30 @@ impl Ledger {
     }
 }
 
+impl Ledger {
+    /// Host `index` (host_id `host_id`, in `generation` if joined) holds leases (`holds`):
+    /// a violation if a fence reported that incarnation done.
+    pub fn check_fenced(
+        &self,
+        index: usize,
+        host_id: u64,
+        generation: Option<u64>,
+        holds: bool,
+    ) -> Result<(), String> {
+        match self
+            .fenced
+            .iter()
+            .find(|&&f| Some(f) == generation.map(|g| (host_id, g)))
+        {
+            Some((_, gen)) if holds => Err(format!(
+                "host{index} (host_id {host_id} gen {gen}) holds a lease after a fence of it \
+                 returned success"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A write replaced `old` with `new` in the delta sector of some host: an ack present before
 /// and gone now, whose sender (by `sector_of`) still shows that message to this host in the
 /// same generation, alive (`sender_live`), is an ack lost while its sender waits.

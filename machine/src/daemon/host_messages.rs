@@ -306,19 +306,9 @@ impl Engine {
         let Some(st) = table.status(target) else {
             return false;
         };
-        if st.timestamp == 0 || (generation.0 != 0 && st.owner_generation != generation) {
-            return true;
-        }
-        let io_timeout = self
-            .spaces
-            .iter()
-            .find(|s| s.ls.name == space)
-            .map_or(10, |s| s.io_timeout);
-        let theirs = Timeouts::new(u64::from(io_timeout)).of_other(u64::from(st.io_timeout));
-        let silent = st
-            .last_check
-            .saturating_since(st.last_live.unwrap_or(st.first_check));
-        silent > theirs.host_dead() && self.host.delta_live(space, self.now)
+        st.timestamp == 0
+            || (generation.0 != 0 && st.owner_generation != generation)
+            || (table.seen_dead(target) && self.host.delta_live(space, self.now))
     }
 
     /// The once-a-second look at messages under way: targets gone, fences done, waits over.

@@ -169,11 +169,9 @@ pub enum Cmd {
     Fence = 203,
 }
 
-/// The first number of our extension commands: sanlock 3.8.5 has 1-40.
-pub const FIRST_EXTENSION_CMD: u32 = 201;
-
 impl Cmd {
-    /// The command with this number, if sanlock 3.8.5 has one.
+    /// The command with this number: sanlock 3.8.5's (1-40) or one of our extensions
+    /// (201-203, docs/MESSAGES.md).
     pub fn from_u32(n: u32) -> Option<Cmd> {
         use Cmd::*;
         const ALL: [Cmd; 40] = [

@@ -5,7 +5,7 @@
 pub mod header;
 pub mod payload;
 
-pub use header::{Cmd, Header, FIRST_EXTENSION_CMD, HEADER_LEN, SM_MAGIC, SM_PROTO, VERSION_NUM};
+pub use header::{Cmd, Header, HEADER_LEN, SM_MAGIC, SM_PROTO, VERSION_NUM};
 pub use payload::{
     WireDisk, WireHost, WireHostEvent, WireLockspace, WireMessageStatus, WireOptions, WireRentry,
     WireResource, WireRindex, WireState, DISK_LEN, HOST_LEN, LOCKSPACE_LEN, MESSAGE_STATUS_LEN,

@@ -298,8 +298,8 @@ impl WireMessageStatus {
         assert_eq!(b.len(), MESSAGE_STATUS_LEN);
         WireMessageStatus {
             seq: u64_at(b, 0),
-            status: u32::from_le_bytes(b[8..12].try_into().unwrap()),
-            elapsed_ms: u32::from_le_bytes(b[12..16].try_into().unwrap()),
+            status: u32_at(b, 8),
+            elapsed_ms: u32_at(b, 12),
             target_generation: u64_at(b, 16),
             target: u64_at(b, 24),
         }

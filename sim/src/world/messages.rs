@@ -181,24 +181,19 @@ impl World {
 
     /// No incarnation a fence reported done holds a lease.
     pub(super) fn check_fenced(&mut self) {
-        for i in 0..self.ledger.fenced.len() {
-            let (host_id, gen) = self.ledger.fenced[i];
-            for t in 0..self.nodes.len() {
-                let node = &self.nodes[t];
-                let same = node.host_id.get() == host_id
-                    && node
-                        .daemon
-                        .as_ref()
-                        .and_then(|d| d.host().generation(self.space))
-                        .is_some_and(|g| g.0 == gen);
-                if same && !node.holders.is_empty() {
-                    let v = format!(
-                        "host{t} (host_id {host_id} gen {gen}) holds {:?} after a fence of it \
-                         returned success",
-                        node.holders.keys().collect::<Vec<_>>()
-                    );
-                    return self.fail(v, vec![t]);
-                }
+        for t in 0..self.nodes.len() {
+            let node = &self.nodes[t];
+            let generation = node
+                .daemon
+                .as_ref()
+                .and_then(|d| d.host().generation(self.space))
+                .map(|g| g.0);
+            let holds = !node.holders.is_empty();
+            let checked = self
+                .ledger
+                .check_fenced(t, node.host_id.get(), generation, holds);
+            if let Err(v) = checked {
+                return self.fail(v, vec![t]);
             }
         }
     }

@@ -126,22 +126,15 @@ impl Model {
 
     /// No incarnation a fence reported done holds the lease.
     pub(super) fn check_fenced(&self, s: &State) -> Result<(), Violation> {
-        for &(host_id, gen) in &s.ledger.fenced {
-            for h in 0..self.hosts {
-                let hs = &s.hosts[h];
-                let same = self.scenario.host_id(h) == host_id
-                    && hs
-                        .daemon
-                        .as_ref()
-                        .and_then(|d| d.host().generation(self.space))
-                        .is_some_and(|g| g.0 == gen);
-                if same && hs.alive && hs.holding.is_some() {
-                    return Err(format!(
-                        "host{h} (host_id {host_id} gen {gen}) holds the lease after a fence of \
-                         it returned success"
-                    ));
-                }
-            }
+        for (h, hs) in s.hosts.iter().enumerate() {
+            let generation = hs
+                .daemon
+                .as_ref()
+                .and_then(|d| d.host().generation(self.space))
+                .map(|g| g.0);
+            let holds = hs.alive && hs.holding.is_some();
+            s.ledger
+                .check_fenced(h, self.scenario.host_id(h), generation, holds)?;
         }
         Ok(())
     }
