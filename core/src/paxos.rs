@@ -970,7 +970,7 @@ impl PaxosLease {
                     Some(m) if !m.shared || m.generation.0 == 0 => {
                         self.check_next_holder(now, leader, dblock, queue, live)
                     }
-                    Some(m) if self.holder_alive(now, status.as_ref(), m.generation) => {
+                    Some(m) if self.holder_alive(status.as_ref(), m.generation) => {
                         self.check_next_holder(now, leader, dblock, queue, live + 1)
                     }
                     Some(_) => {
@@ -1742,8 +1742,9 @@ impl PaxosLease {
         }
     }
 
-    /// Whether a shared holder with this mode-block generation is alive (§9.2 table).
-    fn holder_alive(&self, now: Time, status: Option<&HostStatus>, generation: Generation) -> bool {
+    /// Whether a shared holder with this mode-block generation is alive (§9.2 table), its
+    /// silence measured between our own scans (to `last_check`), where 3.8.5 measures to now.
+    fn holder_alive(&self, status: Option<&HostStatus>, generation: Generation) -> bool {
         let Some(s) = status else {
             return true;
         };
@@ -1763,10 +1764,13 @@ impl PaxosLease {
         if s.timestamp == 0 || s.owner_generation > generation {
             return false;
         }
-        match s.last_live {
-            None => now.saturating_since(s.first_check) <= dead_after,
-            Some(last) => now.saturating_since(last) <= dead_after,
-        }
+        // A daemon that stalled (or whose scans stopped) has seen nothing since its last
+        // scan: the time since then is not the holder's silence. Found by the simulator: a
+        // host resumed after 96 s stopped and cleared a live holder's shared lease.
+        let seen_silent = s
+            .last_check
+            .saturating_since(s.last_live.unwrap_or(s.first_check));
+        seen_silent <= dead_after
     }
 
     /// §8.3: an acquire that failed in phase 2 or at the commit may still see its value chosen

@@ -552,6 +552,23 @@ fn an_exclusive_acquire_clears_the_mode_block_of_a_dead_shared_holder() {
     assert_ne!(w.leader().timestamp, 0);
 }
 
+#[test]
+fn a_shared_holder_is_dead_only_by_silence_our_own_scans_saw() {
+    // Found by the simulator (8 hosts, seed 40, --late-joins --messages): a daemon stopped for
+    // 96 s resumed in the middle of an SH→EX convert; its monitor's last scan, from before the
+    // stop, had seen the holder renewing, yet `now − last_live` passed 8N + 60 and 3.8.5's rule
+    // cleared a live holder's shared lease; a third host then took the lease exclusively.
+    // Here: seen renewing at 120, our last scan at 125, asked at 300.
+    let mut w = exclusive_over_shared();
+    w.log.clear();
+    let mut s = status(500, 100, Some(120), 125);
+    s.owner_id = 1;
+    w.lease.host_statuses(w.now, vec![Some(s)]);
+    w.run_io();
+    assert_eq!(w.events(), vec![Event::AcquireFailed { rv: EAGAIN }]);
+    assert!(w.dblock(1).mode.shared, "the shared holder keeps its lease");
+}
+
 /// The exclusive acquire over host 1's shared hold, told that our monitor last saw host 1 at
 /// `timestamp` (0: released) with `generation`.
 fn exclusive_over_shared_seen_as(timestamp: u64, generation: u64) -> World {
