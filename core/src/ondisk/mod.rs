@@ -13,6 +13,7 @@
 //! | request_record | sector 1 of a resource | [`request`] |
 //! | paxos_dblock + mode_block | sector N+1 of a resource (mode block at byte 128) | [`dblock`] |
 //! | LVB | sector 2002 of a resource | [`lvb`] |
+//! | message record (our extension: cluster messaging) | the LVB of an area's MESSAGE lease | [`message_lvb`] |
 //! | rindex header and entries | sector 0 and on of an rindex area | [`rindex`] |
 
 pub mod bitmap;
@@ -24,6 +25,7 @@ pub mod init;
 pub mod leader;
 pub mod lvb;
 pub mod mailbox;
+pub mod message_lvb;
 pub mod name;
 pub mod request;
 pub mod rindex;
