@@ -502,6 +502,11 @@ impl Messenger {
         matches!(self.phase, Phase::Left | Phase::Failed)
     }
 
+    /// The message handed to the program and not yet processed, if any.
+    pub fn awaiting_processed(&self) -> Option<u64> {
+        self.awaiting
+    }
+
     /// The last message this member processed or sent.
     pub fn last_processed(&self) -> u64 {
         self.processed

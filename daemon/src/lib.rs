@@ -5,6 +5,7 @@ pub mod cli;
 pub mod client;
 pub mod demo;
 pub mod direct;
+pub mod msg;
 pub mod rindex;
 pub mod server;
 pub use sanlock_backends::disk;
@@ -30,6 +31,13 @@ pub fn run(argv: &[Vec<u8>]) -> Outcome {
         return Outcome {
             stdout: Vec::new(),
             code: demo::run(),
+        };
+    }
+    // `sanlock msg …` is ours too (docs/MESSAGING.md); it streams its own output.
+    if argv.get(1).is_some_and(|a| a == b"msg") {
+        return Outcome {
+            stdout: Vec::new(),
+            code: cli::msg::run(&argv[2..]),
         };
     }
     let cl = match options::parse(argv) {

@@ -3,5 +3,6 @@
 pub mod client_actions;
 pub mod cnum;
 pub mod locators;
+pub mod msg;
 pub mod options;
 pub mod usage;
