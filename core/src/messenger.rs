@@ -328,6 +328,12 @@ pub struct Messenger {
     sends: VecDeque<(SendId, Vec<u8>)>,
     token_held: bool,
     token_retry_at: Option<Time>,
+    /// ACK's LVB was read since we took TOKEN: a round it shows incomplete then is one whose
+    /// sender let TOKEN go without completing it.
+    round_read_with_token: bool,
+    /// An LVB was read since our last busy TOKEN: a member waiting for TOKEN still looks for
+    /// messages (another sender may be waiting for us) between its tries.
+    looked_since_token: bool,
     /// The highest message number seen in MESSAGE's LVB.
     lvb_seen: u64,
     /// The highest complete round seen in ACK's LVB.
@@ -363,6 +369,8 @@ impl Messenger {
             sends: VecDeque::new(),
             token_held: false,
             token_retry_at: None,
+            round_read_with_token: false,
+            looked_since_token: true,
             lvb_seen: 0,
             round_seen: 0,
             acked: 0,
@@ -500,6 +508,30 @@ impl Messenger {
     /// Whether it left or failed: nothing more will happen.
     pub fn is_done(&self) -> bool {
         matches!(self.phase, Phase::Left | Phase::Failed)
+    }
+
+    /// The request in flight, if any (the checker completes it by id).
+    pub fn pending_request(&self) -> Option<OpId> {
+        self.pending.as_ref().map(|(id, _)| *id)
+    }
+
+    /// Forgets what only numbers requests and counts busy answers, so that two states that
+    /// behave alike compare equal (for the model checker, whose retries take no time).
+    pub fn canonicalize(&mut self) {
+        let pending = self.pending.is_some();
+        if let Some((id, _)) = &mut self.pending {
+            *id = OpId(0);
+        }
+        for out in &mut self.outputs {
+            match out {
+                Output::Lease { id, .. } | Output::Read { id, .. } | Output::Write { id, .. } => {
+                    *id = OpId(0)
+                }
+                _ => {}
+            }
+        }
+        self.next_op = u64::from(pending);
+        self.busy_tries = 0;
     }
 
     /// The message handed to the program and not yet processed, if any.
@@ -656,7 +688,9 @@ impl Messenger {
             return;
         }
         self.busy_tries = 0;
-        let token_due = !self.sends.is_empty() && self.token_retry_at.is_none_or(|t| now >= t);
+        let token_due = !self.sends.is_empty()
+            && self.looked_since_token
+            && self.token_retry_at.is_none_or(|t| now >= t);
         if self.leave_asked {
             self.phase = Phase::Leaving;
             for (id, _) in std::mem::take(&mut self.sends) {
@@ -670,9 +704,12 @@ impl Messenger {
         } else if let Some(seq) = self.round_wait {
             if self.round_seen >= seq {
                 self.issue(now, Step::CycleAck { seq });
-            } else if self.token_held {
+            } else if self.token_held && self.round_read_with_token {
                 // Its sender let TOKEN go without completing the round: it died.
                 self.issue(now, Step::CompleteAck { seq });
+            } else if self.token_held {
+                // Its sender may have completed it and let TOKEN go since we last looked.
+                self.issue(now, Step::PollRound);
             } else if token_due {
                 self.start_token(now);
             } else if now >= self.next_poll {
@@ -693,6 +730,7 @@ impl Messenger {
         self.token_retry_at = None;
         if self.slipped(Slip::SkipToken) {
             self.token_held = true;
+            self.round_read_with_token = false;
             self.advance(now);
         } else {
             self.issue(now, Step::SendToken);
@@ -793,16 +831,21 @@ impl Messenger {
                 if let Ok(Ok(Some(rec))) = result.map(|s| MessageRecord::decode(&s)) {
                     self.lvb_seen = self.lvb_seen.max(rec.seq);
                 }
+                self.looked_since_token = true;
                 self.next_poll = now + self.config.poll;
                 Then::Done
             }
-            Step::PollRound => {
-                if let Ok(Ok(Some(rec))) = result.map(|s| MessageRecord::decode(&s)) {
-                    self.round_seen = self.round_seen.max(rec.seq);
+            Step::PollRound => match result.map(|s| MessageRecord::decode(&s)) {
+                Ok(Ok(rec)) => {
+                    self.round_seen = self.round_seen.max(rec.map_or(0, |r| r.seq));
+                    self.round_read_with_token = self.token_held;
+                    self.looked_since_token = true;
+                    self.next_poll = now + self.config.poll;
+                    Then::Done
                 }
-                self.next_poll = now + self.config.poll;
-                Then::Done
-            }
+                // A read that failed or a record that did not check: look again.
+                _ => Then::Wait(Step::PollRound),
+            },
             Step::CycleMessage => match result {
                 Ok(_) => {
                     self.message_held = true;
@@ -899,13 +942,17 @@ impl Messenger {
             Step::SendToken => match result {
                 Ok(_) => {
                     self.token_held = true;
+                    self.round_read_with_token = false;
                     Then::Done
                 }
                 Err(rv) if FATAL.contains(&rv) => self.fail(rv),
                 Err(_) => {
-                    // Another sender has it: serve as a member meanwhile.
+                    // Another sender has it: serve as a member meanwhile, looking for its
+                    // message before trying again.
                     let wait = self.backoff();
                     self.token_retry_at = Some(now + wait);
+                    self.looked_since_token = false;
+                    self.next_poll = now;
                     Then::Done
                 }
             },

@@ -7,7 +7,8 @@
 //! - [`world`]: the random simulator (`sanlock-sim run`), one seed per run;
 //! - [`check`]: the exhaustive checker for 2-3 hosts (`sanlock-sim check`);
 //! - [`invariants`]: the properties both check;
-//! - [`requests`]: the requests their client processes send.
+//! - [`requests`]: the requests their client processes send;
+//! - [`msgs`]: cluster messaging's member machines, checked and simulated on a lease model.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -18,6 +19,7 @@ pub mod config;
 pub mod disk;
 pub mod invariants;
 pub mod mail;
+pub mod msgs;
 pub mod requests;
 pub mod stats;
 pub mod timeline;

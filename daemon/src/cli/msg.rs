@@ -3,8 +3,9 @@
 //!
 //! - `msg init -s LS -a PATH:OFFSET` writes the area's three leases and zeroes its data slots,
 //!   refusing a place that holds another lease or a held messaging lease.
-//! - `msg listen -s LS -a PATH:OFFSET [-c COUNT]` joins as this host's member and prints each
-//!   message on a line of its own, then tells the member it is processed; it also serves
+//! - `msg listen -s LS -a PATH:OFFSET [-c COUNT] [-p MS]` joins as this host's member and
+//!   prints each message on a line of its own (after MS milliseconds of "work", for demos),
+//!   then tells the member it is processed; it exits after COUNT messages; it also serves
 //!   `msg send` on this host through `<run dir>/msg-LS.sock`.
 //! - `msg send -s LS -a PATH:OFFSET TEXT…` exits 0 once every live member has processed TEXT:
 //!   through the local listener if one runs, else as a member of its own for the send.
@@ -29,6 +30,8 @@ struct Args {
     space: String,
     place: AreaPlace,
     count: Option<u64>,
+    /// Milliseconds a listener spends "processing" each message before printing it.
+    pause_ms: u64,
     text: Vec<String>,
 }
 
@@ -36,6 +39,7 @@ fn parse(argv: &[Vec<u8>]) -> Result<Args, String> {
     let mut it = argv.iter().map(|a| String::from_utf8_lossy(a).into_owned());
     let action = it.next().ok_or("no action")?;
     let (mut space, mut place, mut count, mut text) = (None, None, None, Vec::new());
+    let mut pause_ms = 0;
     while let Some(a) = it.next() {
         match a.as_str() {
             "-s" => space = Some(it.next().ok_or("-s needs a lockspace name")?),
@@ -57,6 +61,12 @@ fn parse(argv: &[Vec<u8>]) -> Result<Args, String> {
                         .map_err(|_| format!("-c: {v:?} is not a number"))?,
                 );
             }
+            "-p" => {
+                let v = it.next().ok_or("-p needs milliseconds")?;
+                pause_ms = v
+                    .parse()
+                    .map_err(|_| format!("-p: {v:?} is not a number"))?;
+            }
             _ => text.push(a),
         }
     }
@@ -65,6 +75,7 @@ fn parse(argv: &[Vec<u8>]) -> Result<Args, String> {
         space: space.ok_or("-s LOCKSPACE is required")?,
         place: place.ok_or("-a PATH:OFFSET is required")?,
         count,
+        pause_ms,
         text,
     })
 }
@@ -200,6 +211,7 @@ fn listen(args: &Args) -> Result<(), String> {
     let mut n = 0;
     while args.count.is_none_or(|c| n < c) {
         let msg = m.recv().map_err(|e| e.to_string())?;
+        std::thread::sleep(std::time::Duration::from_millis(args.pause_ms));
         let text = String::from_utf8_lossy(&msg.payload).replace('\n', "\\n");
         writeln!(out, "{text}")
             .and_then(|()| out.flush())
