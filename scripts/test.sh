@@ -8,4 +8,4 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo clippy -p sanlock-sim --features mutants --all-targets --quiet -- -D warnings
 cargo test --workspace
-cargo test -p sanlock-sim --features mutants --test mutants -- --nocapture
+cargo test -p sanlock-sim --features mutants --test mutants --test msg_mutants -- --nocapture

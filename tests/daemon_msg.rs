@@ -276,3 +276,41 @@ fn a_receiver_killed_mid_message_holds_the_sender_up_at_most_host_dead_seconds()
     );
     m1.leave();
 }
+
+#[test]
+fn the_tokio_form_sends_and_receives() {
+    let cluster = Cluster::start(&common::ours(), "msg-async");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let join = |h: usize| {
+            let options = JoinOptions {
+                run_dir: Some(cluster.daemons[h - 1].run_dir().to_path_buf()),
+                ..JoinOptions::default()
+            };
+            let place = cluster.place();
+            async move {
+                sanlock_daemon::msg::AsyncMessenger::join("LS", &place, &options)
+                    .await
+                    .expect("join")
+            }
+        };
+        let (a, b, c) = (join(1).await, join(2).await, join(3).await);
+        let receiver = |m: sanlock_daemon::msg::AsyncMessenger| async move {
+            let msg = m.recv().await.expect("recv");
+            let got = (msg.seq, msg.from, msg.payload.clone());
+            msg.processed();
+            got
+        };
+        let (sent, got_b, got_c) = tokio::join!(
+            a.send(b"from tokio".to_vec()),
+            receiver(b.clone()),
+            receiver(c.clone())
+        );
+        let seq = sent.expect("send");
+        assert_eq!(got_b, (seq, 1, b"from tokio".to_vec()));
+        assert_eq!(got_c, (seq, 1, b"from tokio".to_vec()));
+    });
+}

@@ -34,6 +34,19 @@ pub const ESHUTDOWN: i32 = -108;
 /// Everything else a lease call returns (busy, owned, I/O trouble) is tried again.
 const FATAL: [i32; 5] = [-2, -7, -17, -22, -241];
 
+/// Looks at a held leader before a shared acquire is tried anyway (its owner may be dead:
+/// only the daemon's acquire finds out).
+const LOOKS: u32 = 20;
+
+/// Whether a leader sector read shows the lease held (a timestamp): a shared acquire now would
+/// meet the holder.
+fn leader_held(read: &Result<Vec<u8>, i32>) -> bool {
+    read.as_ref()
+        .ok()
+        .and_then(|b| crate::ondisk::RawLeader::parse(b).ok())
+        .is_some_and(|l| l.timestamp != 0)
+}
+
 /// Reads of a record or a payload that fail their checksum before the member gives up.
 const BAD_READS: u32 = 5;
 
@@ -56,6 +69,9 @@ pub struct MessengerConfig {
     pub notify_every: Duration,
     /// Seeds the retry jitter.
     pub seed: u64,
+    /// Members take MESSAGE SH and ACK SH this long apart, by host_id (modulo 8): shared
+    /// acquires that meet each other's short hold sleep up to a second in sanlock.
+    pub stagger: Duration,
 }
 
 /// A lease call for the shell to make through the daemon.
@@ -217,6 +233,17 @@ enum Step {
     },
     Poll,
     PollRound,
+    /// Read MESSAGE's leader before asking for it shared: while another host holds it (the
+    /// sender converting, another member's short hold) a shared acquire would sleep in the
+    /// daemon for up to a second.
+    CycleLookMessage {
+        looks: u32,
+    },
+    /// The same look at ACK's leader before taking ACK SH back.
+    CycleLookAck {
+        seq: u64,
+        looks: u32,
+    },
     CycleMessage,
     CycleGetLvb,
     CycleReadData {
@@ -595,6 +622,16 @@ impl Messenger {
                 offset: area.lvb_offset(MsgLease::Ack),
                 len: sector,
             },
+            Step::CycleLookMessage { .. } => Output::Read {
+                id,
+                offset: area.lease_offset(MsgLease::Message),
+                len: sector,
+            },
+            Step::CycleLookAck { .. } => Output::Read {
+                id,
+                offset: area.lease_offset(MsgLease::Ack),
+                len: sector,
+            },
             Step::CycleReadData { rec } => {
                 let Place::Slot(slot) = rec.place else {
                     unreachable!("an inline message has no data to read")
@@ -703,7 +740,7 @@ impl Messenger {
             }
         } else if let Some(seq) = self.round_wait {
             if self.round_seen >= seq {
-                self.issue(now, Step::CycleAck { seq });
+                self.staggered(now, Step::CycleLookAck { seq, looks: 0 });
             } else if self.token_held && self.round_read_with_token {
                 // Its sender let TOKEN go without completing the round: it died.
                 self.issue(now, Step::CompleteAck { seq });
@@ -716,13 +753,24 @@ impl Messenger {
                 self.issue(now, Step::PollRound);
             }
         } else if self.lvb_seen > self.acked {
-            self.issue(now, Step::CycleMessage);
+            self.staggered(now, Step::CycleLookMessage { looks: 0 });
         } else if self.token_held {
             self.issue(now, Step::SendReadLvb);
         } else if token_due {
             self.start_token(now);
         } else if now >= self.next_poll {
             self.issue(now, Step::Poll);
+        }
+    }
+
+    /// Issues a shared acquire after our host's turn in the stagger.
+    fn staggered(&mut self, now: Time, step: Step) {
+        let turn = (self.config.host_id.get() - 1) % 8;
+        let delay = self.config.stagger * turn as u32;
+        if delay.is_zero() {
+            self.issue(now, step);
+        } else {
+            self.waiting = Some((now + delay, step));
         }
     }
 
@@ -846,6 +894,23 @@ impl Messenger {
                 // A read that failed or a record that did not check: look again.
                 _ => Then::Wait(Step::PollRound),
             },
+            Step::CycleLookMessage { looks } => {
+                if looks < LOOKS && leader_held(&result) {
+                    Then::Wait(Step::CycleLookMessage { looks: looks + 1 })
+                } else {
+                    Then::Issue(Step::CycleMessage)
+                }
+            }
+            Step::CycleLookAck { seq, looks } => {
+                if looks < LOOKS && leader_held(&result) {
+                    Then::Wait(Step::CycleLookAck {
+                        seq,
+                        looks: looks + 1,
+                    })
+                } else {
+                    Then::Issue(Step::CycleAck { seq })
+                }
+            }
             Step::CycleMessage => match result {
                 Ok(_) => {
                     self.message_held = true;
@@ -948,9 +1013,11 @@ impl Messenger {
                 Err(rv) if FATAL.contains(&rv) => self.fail(rv),
                 Err(_) => {
                     // Another sender has it: serve as a member meanwhile, looking for its
-                    // message before trying again.
-                    let wait = self.backoff();
-                    self.token_retry_at = Some(now + wait);
+                    // message before trying again, soon (no growing backoff: a sender lets
+                    // TOKEN rest for a moment between its sends, and we must be quick then).
+                    let jitter = self.rng.below(self.config.retry.as_micros() as u64);
+                    self.token_retry_at =
+                        Some(now + self.config.retry + Duration::from_micros(jitter));
                     self.looked_since_token = false;
                     self.next_poll = now;
                     Then::Done
@@ -1039,14 +1106,14 @@ impl Messenger {
             },
             Step::SendReleaseMessage { rec } => {
                 if self.slipped(Slip::SkipToken) {
-                    self.finish_send(rec.seq);
+                    self.finish_send(rec.seq, now);
                     Then::Done
                 } else {
                     Then::Issue(Step::SendReleaseToken { seq: rec.seq })
                 }
             }
             Step::SendReleaseToken { seq } => {
-                self.finish_send(seq);
+                self.finish_send(seq, now);
                 Then::Done
             }
             Step::LeaveMessage => {
@@ -1089,11 +1156,15 @@ impl Messenger {
         Then::Done
     }
 
-    fn finish_send(&mut self, seq: u64) {
+    fn finish_send(&mut self, seq: u64, now: Time) {
         self.token_held = false;
         self.busy_tries = 0;
         let (id, _) = self.sends.pop_front().expect("a send under way");
         self.report(Event::Sent { id, seq });
+        // TOKEN has no queue: leave it free for a few retry intervals before our next send,
+        // so that a sender retrying it gets its turn (without this one busy sender starved
+        // the other for seconds).
+        self.token_retry_at = Some(now + self.config.retry * 4);
     }
 
     /// The record for the send at the head of the queue, numbered after `last`.

@@ -16,6 +16,7 @@ fn config(host: u64) -> MessengerConfig {
         retry_max: Duration::from_millis(200),
         notify_every: Duration::from_secs(1),
         seed: host,
+        stagger: Duration::ZERO,
     }
 }
 

@@ -166,6 +166,7 @@ impl MsgState {
                     retry_max: step,
                     notify_every: step,
                     seed: i as u64 + 1,
+                    stagger: step,
                 });
                 set_slip(&mut m, slip);
                 m.join(NOW);

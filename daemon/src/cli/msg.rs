@@ -241,28 +241,21 @@ fn serve_send(m: &Messenger, mut conn: UnixStream) {
 
 fn send(args: &Args) -> Result<(), String> {
     let payload = args.text.join(" ").into_bytes();
-    if let Ok(mut conn) = UnixStream::connect(socket_path(&args.space)) {
-        conn.write_all(&payload).map_err(|e| e.to_string())?;
-        conn.shutdown(std::net::Shutdown::Write)
-            .map_err(|e| e.to_string())?;
-        let mut line = String::new();
-        BufReader::new(conn)
-            .read_line(&mut line)
-            .map_err(|e| e.to_string())?;
-        let mut words = line.split_whitespace();
-        return match (words.next(), words.next()) {
-            (Some("0"), Some(seq)) => {
-                println!("msg send done: message {seq}");
-                Ok(())
+    // A listener that holds the member lock but has not bound its socket yet is still
+    // joining: wait for it rather than fail.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let m = loop {
+        if let Ok(conn) = UnixStream::connect(socket_path(&args.space)) {
+            return forward(conn, &payload);
+        }
+        match Messenger::join(&args.space, &args.place, &JoinOptions::default()) {
+            Ok(m) => break Arc::new(m),
+            Err(crate::msg::MsgError::Busy { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
             }
-            (Some(rv), _) => Err(format!("the local listener's send failed: {rv}")),
-            _ => Err("the local listener closed without an answer".into()),
-        };
-    }
-    let m = Arc::new(
-        Messenger::join(&args.space, &args.place, &JoinOptions::default())
-            .map_err(|e| e.to_string())?,
-    );
+            Err(e) => return Err(e.to_string()),
+        }
+    };
     // A member only for this send: others' messages meanwhile are ours to let through, and
     // nothing here has a use for them.
     let drain = m.clone();
@@ -275,4 +268,24 @@ fn send(args: &Args) -> Result<(), String> {
     println!("msg send done: message {seq}");
     m.leave();
     Ok(())
+}
+
+/// Hands the payload to this host's listener; its answer.
+fn forward(mut conn: UnixStream, payload: &[u8]) -> Result<(), String> {
+    conn.write_all(payload).map_err(|e| e.to_string())?;
+    conn.shutdown(std::net::Shutdown::Write)
+        .map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    BufReader::new(conn)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let mut words = line.split_whitespace();
+    match (words.next(), words.next()) {
+        (Some("0"), Some(seq)) => {
+            println!("msg send done: message {seq}");
+            Ok(())
+        }
+        (Some(rv), _) => Err(format!("the local listener's send failed: {rv}")),
+        _ => Err("the local listener closed without an answer".into()),
+    }
 }

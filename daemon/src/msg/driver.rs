@@ -58,7 +58,12 @@ pub fn run(mut m: Messenger, mut shell: Shell, rx: mpsc::Receiver<Command>) {
             }
             match out {
                 Output::Lease { id, lease, op } => {
+                    let t = Instant::now();
                     let r = shell.link.lease(lease, &op);
+                    if trace {
+                        let rv = r.as_ref().map_or_else(|rv| *rv, |_| 0);
+                        eprintln!("msg   -> {rv} in {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+                    }
                     m.complete(now(), id, r);
                 }
                 Output::Read { id, offset, len } => {

@@ -20,6 +20,12 @@ use crate::wire::{Cmd, WireDisk, WireHostEvent, WireLockspace, WireResource, HEA
 const SELF_PID: u32 = u32::MAX;
 /// SANLK_ACQUIRE_LVB: keep the LVB sector (needed for set_lvb / get_lvb).
 const ACQUIRE_LVB: u32 = 1;
+/// SANLK_ACQUIRE_OWNER_NOWAIT / SANLK_CONVERT_OWNER_NOWAIT: fail at once (-247) rather than
+/// wait to learn whether the owner is alive.
+const OWNER_NOWAIT: u32 = 8;
+/// A lease busy this long gets one acquire that waits: only a waiting acquire takes the lease
+/// of an owner that died.
+const WAIT_AFTER: std::time::Duration = std::time::Duration::from_secs(20);
 /// SANLK_SETEV_REPLACE_EVENT | SANLK_SETEV_ALL_HOSTS.
 const SETEV_REPLACE_ALL: u32 = 0x8 | 0x10;
 /// The event number a messaging wake-up carries (its data is the message number).
@@ -32,6 +38,8 @@ pub struct Link {
     space: Name,
     disk_path: Vec<u8>,
     area: sanlock_core::ondisk::message_lvb::MessagingArea,
+    /// Since when each lease has answered busy, without a success.
+    busy_since: [Option<std::time::Instant>; 3],
 }
 
 impl Link {
@@ -51,6 +59,7 @@ impl Link {
             space,
             disk_path: disk_path.to_vec(),
             area,
+            busy_since: [None; 3],
         })
     }
 
@@ -108,17 +117,40 @@ impl Link {
         } else {
             ACQUIRE_LVB
         };
-        match op {
+        let slot = lease as usize;
+        // Contended leases answer at once; a lease busy for WAIT_AFTER gets a waiting try.
+        let nowait = match self.busy_since[slot] {
+            Some(t) if t.elapsed() >= WAIT_AFTER => {
+                self.busy_since[slot] = None;
+                0
+            }
+            _ => OWNER_NOWAIT,
+        };
+        let r = match op {
             LeaseOp::Acquire { shared } => {
                 let res = self.resource(lease, *shared, true);
-                self.command(Cmd::Acquire, lvb_flag, 1, &acquire_payload(&[res]))
+                self.command(Cmd::Acquire, lvb_flag | nowait, 1, &acquire_payload(&[res]))
                     .map(|_| Vec::new())
             }
             LeaseOp::Convert { shared } => {
                 let res = self.resource(lease, *shared, false);
-                self.command(Cmd::Convert, 0, 0, &names_payload(&[res]))
+                self.command(Cmd::Convert, nowait, 0, &names_payload(&[res]))
                     .map(|_| Vec::new())
             }
+            other => return self.other(lease, other),
+        };
+        match &r {
+            Ok(_) => self.busy_since[slot] = None,
+            Err(_) => {
+                self.busy_since[slot].get_or_insert_with(std::time::Instant::now);
+            }
+        }
+        r
+    }
+
+    fn other(&mut self, lease: MsgLease, op: &LeaseOp) -> Result<Vec<u8>, i32> {
+        match op {
+            LeaseOp::Acquire { .. } | LeaseOp::Convert { .. } => unreachable!("handled above"),
             LeaseOp::Release => {
                 let res = self.resource(lease, false, false);
                 self.command(Cmd::Release, 0, 1, &names_payload(&[res]))

@@ -52,7 +52,7 @@ impl Default for JoinOptions {
     fn default() -> Self {
         JoinOptions {
             run_dir: None,
-            poll: Duration::from_millis(50),
+            poll: Duration::from_millis(20),
             retry: Duration::from_millis(5),
         }
     }
@@ -178,9 +178,10 @@ impl Messenger {
             generation: sanlock_core::Generation(generation),
             poll: options.poll,
             retry: options.retry,
-            retry_max: Duration::from_millis(500),
+            retry_max: Duration::from_millis(100),
             notify_every: Duration::from_secs(2),
             seed: host_id ^ (u64::from(std::process::id()) << 16),
+            stagger: Duration::from_millis(10),
         };
         let (commands, rx) = mpsc::channel();
         let (deliver_tx, deliveries) = mpsc::channel();
