@@ -28,6 +28,7 @@ for h in 1 2 3; do
     SANLOCK_RUN_DIR=$D/run$h SANLOCK_PRIVILEGED=0 setsid "$DAEMON" daemon -D -w 0 -l 0 -h 0 \
         -U root -G root -e "host$h" >/dev/null 2>"$D/run$h/log" &
     echo $! >"$D/run$h/dpid"
+    disown
 done
 for h in 1 2 3; do
     while [ ! -S "$D/run$h/sanlock.sock" ]; do sleep 0.1; done
@@ -41,8 +42,10 @@ wait "${pids[@]}"
 echo "three daemons ($DAEMON) joined lockspace DEMO as hosts 1, 2, 3"
 
 SANLOCK_RUN_DIR=$D/run2 "$B" msg listen -s DEMO -a "$D/area:0" >"$D/out2" 2>&1 &
+disown
 SANLOCK_RUN_DIR=$D/run3 "$B" msg listen -s DEMO -a "$D/area:0" -p 30000 >"$D/out3" 2>&1 &
 L3=$!
+disown
 sleep 2
 send() {
     local t0 t1
