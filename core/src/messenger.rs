@@ -817,6 +817,15 @@ impl Messenger {
         }
     }
 
+    /// The step after a lease call that succeeded, or the same call again after a wait when
+    /// the lease was busy.
+    fn next_or_again(&mut self, result: Result<Vec<u8>, i32>, next: Step, again: Step) -> Then {
+        match result {
+            Ok(_) => Then::Issue(next),
+            Err(rv) => self.busy_or_fatal(rv, again),
+        }
+    }
+
     /// A record or payload that failed its checks: tried again, up to [`BAD_READS`] in a row.
     fn bad_read(&mut self, step: Step) -> Then {
         self.bad_reads += 1;
@@ -838,20 +847,16 @@ impl Messenger {
 
     fn after(&mut self, now: Time, step: Step, result: Result<Vec<u8>, i32>) -> Then {
         match step {
-            Step::JoinMessage => match result {
-                Ok(_) => Then::Issue(Step::JoinGetLvb),
-                Err(rv) => self.busy_or_fatal(rv, Step::JoinMessage),
-            },
+            Step::JoinMessage => self.next_or_again(result, Step::JoinGetLvb, Step::JoinMessage),
             Step::JoinGetLvb => match self.lvb_record(result) {
                 Ok(rec) => Then::Issue(Step::JoinAck {
                     seen: rec.map_or(0, |r| r.seq),
                 }),
                 Err(then) => then,
             },
-            Step::JoinAck { seen } => match result {
-                Ok(_) => Then::Issue(Step::JoinRound { seen }),
-                Err(rv) => self.busy_or_fatal(rv, Step::JoinAck { seen }),
-            },
+            Step::JoinAck { seen } => {
+                self.next_or_again(result, Step::JoinRound { seen }, Step::JoinAck { seen })
+            }
             Step::JoinRound { seen } => match self.lvb_record(result) {
                 Ok(rec) => Then::Issue(Step::JoinRelease {
                     seen,
@@ -968,10 +973,9 @@ impl Messenger {
                 self.next_poll = now;
                 Then::Done
             }
-            Step::CycleAck { seq } => match result {
-                Ok(_) => Then::Issue(Step::CycleAckRound { seq }),
-                Err(rv) => self.busy_or_fatal(rv, Step::CycleAck { seq }),
-            },
+            Step::CycleAck { seq } => {
+                self.next_or_again(result, Step::CycleAckRound { seq }, Step::CycleAck { seq })
+            }
             Step::CycleAckRound { seq } => match self.lvb_record(result) {
                 Ok(rec) if rec.as_ref().is_some_and(|r| r.seq >= seq) => self.round_done(seq),
                 Ok(_) => Then::Issue(Step::CycleAckTooEarly { seq }),
@@ -988,14 +992,16 @@ impl Messenger {
                 self.next_poll = now;
                 Then::Done
             }
-            Step::CompleteAck { seq } => match result {
-                Ok(_) => Then::Issue(Step::CompleteSetRound { seq }),
-                Err(rv) => self.busy_or_fatal(rv, Step::CompleteAck { seq }),
-            },
-            Step::CompleteSetRound { seq } => match result {
-                Ok(_) => Then::Issue(Step::CompleteConvert { seq }),
-                Err(rv) => self.busy_or_fatal(rv, Step::CompleteSetRound { seq }),
-            },
+            Step::CompleteAck { seq } => self.next_or_again(
+                result,
+                Step::CompleteSetRound { seq },
+                Step::CompleteAck { seq },
+            ),
+            Step::CompleteSetRound { seq } => self.next_or_again(
+                result,
+                Step::CompleteConvert { seq },
+                Step::CompleteSetRound { seq },
+            ),
             Step::CompleteConvert { seq } => match result {
                 Ok(_) => {
                     self.round_seen = self.round_seen.max(seq);
@@ -1047,10 +1053,11 @@ impl Messenger {
                 Ok(_) => Then::Issue(Step::SendMessage { rec }),
                 Err(_) => Then::Wait(Step::SendWriteData { rec }),
             },
-            Step::SendMessage { rec } => match result {
-                Ok(_) => Then::Issue(Step::SendGetLvb { rec }),
-                Err(rv) => self.busy_or_fatal(rv, Step::SendMessage { rec }),
-            },
+            Step::SendMessage { rec } => self.next_or_again(
+                result,
+                Step::SendGetLvb { rec: rec.clone() },
+                Step::SendMessage { rec },
+            ),
             Step::SendGetLvb { rec } => match self.lvb_record(result) {
                 Ok(cur) if cur.as_ref().map_or(0, |r| r.seq) + 1 == rec.seq => {
                     Then::Issue(Step::SendSetLvb { rec })
@@ -1068,10 +1075,11 @@ impl Messenger {
                 }
                 Err(then) => then,
             },
-            Step::SendSetLvb { rec } => match result {
-                Ok(_) => Then::Issue(Step::SendConvertMessage { rec }),
-                Err(rv) => self.busy_or_fatal(rv, Step::SendSetLvb { rec }),
-            },
+            Step::SendSetLvb { rec } => self.next_or_again(
+                result,
+                Step::SendConvertMessage { rec: rec.clone() },
+                Step::SendSetLvb { rec },
+            ),
             Step::SendConvertMessage { rec } => match result {
                 Ok(_) => {
                     // Published: the record is on disk. Ours counts as processed by us.
@@ -1091,10 +1099,11 @@ impl Messenger {
                 }
                 Err(rv) => self.busy_or_fatal(rv, Step::SendAckEx { rec }),
             },
-            Step::SendSetRound { rec } => match result {
-                Ok(_) => Then::Issue(Step::SendAckSh { rec }),
-                Err(rv) => self.busy_or_fatal(rv, Step::SendSetRound { rec }),
-            },
+            Step::SendSetRound { rec } => self.next_or_again(
+                result,
+                Step::SendAckSh { rec: rec.clone() },
+                Step::SendSetRound { rec },
+            ),
             Step::SendAckSh { rec } => match result {
                 Ok(_) => {
                     // The round is on disk: the members waiting for it take ACK back.
