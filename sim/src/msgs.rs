@@ -38,6 +38,9 @@ pub struct MsgScenario {
     pub may_die: Vec<usize>,
     /// Members whose process may die (their daemon releases at once).
     pub may_quit: Vec<usize>,
+    /// I/O failures the schedule may inject: a read or write of the area, or an acquire or
+    /// convert, fails with -EIO and has no effect.
+    pub faults: u32,
 }
 
 impl MsgScenario {
@@ -50,6 +53,7 @@ impl MsgScenario {
                 sends: vec![vec![true], vec![true]],
                 may_die: vec![],
                 may_quit: vec![],
+                faults: 0,
             },
             MsgScenario {
                 name: "one-sender",
@@ -57,6 +61,7 @@ impl MsgScenario {
                 sends: vec![vec![false, false], vec![], vec![]],
                 may_die: vec![],
                 may_quit: vec![],
+                faults: 0,
             },
             MsgScenario {
                 name: "dead-sender",
@@ -64,6 +69,7 @@ impl MsgScenario {
                 sends: vec![vec![false], vec![false], vec![]],
                 may_die: vec![0],
                 may_quit: vec![],
+                faults: 0,
             },
             MsgScenario {
                 name: "dead-receiver",
@@ -71,6 +77,15 @@ impl MsgScenario {
                 sends: vec![vec![false, true], vec![], vec![]],
                 may_die: vec![2],
                 may_quit: vec![1],
+                faults: 0,
+            },
+            MsgScenario {
+                name: "faults",
+                members: 2,
+                sends: vec![vec![true], vec![false]],
+                may_die: vec![],
+                may_quit: vec![],
+                faults: 2,
             },
         ]
     }
@@ -114,6 +129,7 @@ pub struct MsgState {
     /// The bytes each number carried when first delivered.
     numbers: BTreeMap<u64, Vec<u8>>,
     dead_hosts: Vec<usize>,
+    faults: u32,
 }
 
 /// One step the schedule may take.
@@ -133,6 +149,8 @@ pub enum Move {
     Expire(usize),
     /// Member i's process dies: its daemon releases what it held.
     Quit(usize),
+    /// Member i's request fails with -EIO, with no effect.
+    Fail(usize),
 }
 
 fn area() -> MessagingArea {
@@ -189,6 +207,7 @@ impl MsgState {
             members,
             numbers: BTreeMap::new(),
             dead_hosts: Vec::new(),
+            faults: 0,
         };
         for i in 0..s.members {
             st.drain(i).expect("joining breaks nothing");
@@ -220,6 +239,22 @@ impl MsgState {
             }
             if s.may_die.contains(&i) {
                 out.push(Move::Die(i));
+            }
+            if self.faults < s.faults
+                && matches!(
+                    mb.inflight,
+                    Some(
+                        Inflight::Read(..)
+                            | Inflight::Write(..)
+                            | Inflight::Lease(
+                                _,
+                                _,
+                                LeaseOp::Acquire { .. } | LeaseOp::Convert { .. }
+                            )
+                    )
+                )
+            {
+                out.push(Move::Fail(i));
             }
             if s.may_quit.contains(&i) {
                 out.push(Move::Quit(i));
@@ -273,6 +308,13 @@ impl MsgState {
                 self.model.expire(i);
                 return Ok(());
             }
+            Move::Fail(i) => {
+                self.faults += 1;
+                let r = self.members[i].inflight.take().expect("a request");
+                let (Inflight::Lease(id, ..) | Inflight::Read(id, ..) | Inflight::Write(id, ..)) =
+                    r;
+                self.members[i].m.complete(NOW, id, Err(-5));
+            }
             Move::Quit(i) => {
                 self.members[i].dead = true;
                 self.members[i].inflight = None;
@@ -281,7 +323,11 @@ impl MsgState {
             }
         }
         let i = match mv {
-            Move::Complete(i) | Move::Tick(i) | Move::Process(i) | Move::Send(i) => i,
+            Move::Complete(i)
+            | Move::Tick(i)
+            | Move::Process(i)
+            | Move::Send(i)
+            | Move::Fail(i) => i,
             _ => unreachable!(),
         };
         self.drain(i)
@@ -487,7 +533,8 @@ pub fn random_walk(
             | Move::Send(i)
             | Move::Die(i)
             | Move::Expire(i)
-            | Move::Quit(i) => i,
+            | Move::Quit(i)
+            | Move::Fail(i) => i,
         };
         let total: u64 = moves.iter().map(|m| speed[owner(m)]).sum();
         // Deaths are rare; everything else goes by its member's speed.
@@ -505,7 +552,10 @@ pub fn random_walk(
                     }
                 })
                 .expect("a move");
-            let rare = matches!(mv, Move::Die(_) | Move::Quit(_) | Move::Expire(_));
+            let rare = matches!(
+                mv,
+                Move::Die(_) | Move::Quit(_) | Move::Expire(_) | Move::Fail(_)
+            );
             if !rare || rng.below(200) == 0 {
                 break mv;
             }
@@ -563,6 +613,7 @@ pub fn random_scenario(seed: u64) -> MsgScenario {
         sends,
         may_die: vec![die],
         may_quit: if quit == die { vec![] } else { vec![quit] },
+        faults: rng.below(20) as u32,
     }
 }
 
