@@ -236,13 +236,8 @@ pub fn our_host(socket: &Path, space: &Name) -> Result<(u64, u64), i32> {
     Ok((host_id, generation))
 }
 
-/// A REG_EVENT listener for `space`: calls `wake` for each messaging event that arrives, until
-/// the daemon closes the connection.
-pub fn listen_events(
-    socket: &Path,
-    space: &Name,
-    mut wake: impl FnMut(u64) -> bool,
-) -> Result<(), i32> {
+/// A REG_EVENT registration for `space`: the connection the daemon's events arrive on.
+pub fn register_events(socket: &Path, space: &Name) -> Result<std::os::unix::net::UnixStream, i32> {
     let mut c = Connection::open_at(socket)?;
     let mut payload = lockspace_payload(&WireLockspace {
         name: *space,
@@ -254,7 +249,15 @@ pub fn listen_events(
     if rv < 0 {
         return Err(rv);
     }
-    let mut stream = c.into_stream();
+    Ok(c.into_stream())
+}
+
+/// Calls `wake` for each messaging event on `stream`, until it closes (the daemon went, or the
+/// member shut it down) or `wake` says stop.
+pub fn listen_events(
+    mut stream: std::os::unix::net::UnixStream,
+    mut wake: impl FnMut(u64) -> bool,
+) {
     let mut cb = [0u8; HEADER_LEN + 48];
     while stream.read_exact(&mut cb).is_ok() {
         let ev = WireHostEvent::decode(&cb[HEADER_LEN..HEADER_LEN + 32]);
@@ -262,5 +265,4 @@ pub fn listen_events(
             break;
         }
     }
-    Ok(())
 }

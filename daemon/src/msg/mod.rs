@@ -137,6 +137,8 @@ pub struct Messenger {
     commands: mpsc::Sender<driver::Command>,
     deliveries: Mutex<mpsc::Receiver<driver::Delivery>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The REG_EVENT connection, shut down when we leave.
+    events: std::os::unix::net::UnixStream,
     space: Name,
     host_id: u64,
     joined_at: u64,
@@ -187,13 +189,16 @@ impl Messenger {
         let (deliver_tx, deliveries) = mpsc::channel();
         let (joined_tx, joined_rx) = mpsc::channel();
         let wake = commands.clone();
-        let events_socket = socket.clone();
+        let events =
+            link::register_events(&socket, &name).map_err(|rv| daemon_err("reg_event", rv))?;
+        // Shut down when the member leaves, which ends the listening thread.
+        let events_handle = events
+            .try_clone()
+            .map_err(|e| daemon_err("reg_event", -e.raw_os_error().unwrap_or(5)))?;
         std::thread::Builder::new()
             .name("msg-events".into())
             .spawn(move || {
-                let _ = link::listen_events(&events_socket, &name, |_| {
-                    wake.send(driver::Command::Wake).is_ok()
-                });
+                link::listen_events(events, |_| wake.send(driver::Command::Wake).is_ok());
             })
             .map_err(|_| daemon_err("events thread", -11))?;
         let shell = driver::Shell {
@@ -213,16 +218,19 @@ impl Messenger {
                 commands,
                 deliveries: Mutex::new(deliveries),
                 thread: Mutex::new(Some(thread)),
+                events: events_handle,
                 space: name,
                 host_id,
                 joined_at: seq,
             }),
             Ok(Err(rv)) => {
                 let _ = thread.join();
+                let _ = events_handle.shutdown(std::net::Shutdown::Both);
                 Err(daemon_err("join", rv))
             }
             Err(_) => {
                 let _ = thread.join();
+                let _ = events_handle.shutdown(std::net::Shutdown::Both);
                 Err(daemon_err("join", -108))
             }
         }
@@ -286,6 +294,7 @@ impl Messenger {
         if let Some(t) = thread {
             let _ = t.join();
         }
+        let _ = self.events.shutdown(std::net::Shutdown::Both);
     }
 
     /// The lockspace.
