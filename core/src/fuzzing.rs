@@ -54,6 +54,14 @@ pub fn decode_sector(data: &[u8]) {
         let again = DblockSector::decode(&sector.encode(ss), 0).expect("re-encoded dblock sector");
         assert_eq!(again, sector);
     }
+    if let Ok(Some(rec)) = crate::ondisk::message_lvb::MessageRecord::decode(data) {
+        let bytes = rec.encode();
+        assert_eq!(
+            &bytes[..],
+            &data[..bytes.len()],
+            "message record round trip"
+        );
+    }
     if let Ok(header) = RindexHeader::decode(data, 0) {
         let again = RindexHeader::decode(&header.encode(), 0).expect("re-encoded header");
         assert_eq!(again, header);

@@ -133,6 +133,12 @@ impl MessageRecord {
         if found != computed {
             return Err(MessageLvbError::Checksum { found, computed });
         }
+        if u32_at(lvb, 36) != 0 {
+            return Err(MessageLvbError::Field {
+                field: "reserved",
+                value: u64::from(u32_at(lvb, 36)),
+            });
+        }
         let host = u32_at(lvb, 16);
         let from = HostId::new(u64::from(host)).ok_or(MessageLvbError::Field {
             field: "host_id",
@@ -345,6 +351,26 @@ mod tests {
             MessageRecord::decode(&long),
             Err(MessageLvbError::Field { .. })
         ));
+    }
+
+    #[test]
+    fn records_round_trip_through_the_fuzz_entry_point_and_reserved_bytes_are_refused() {
+        for r in [record(Place::Inline, b"hello"), record(Place::Slot(0), b"")] {
+            let mut sector = r.encode();
+            sector.resize(512, 0);
+            crate::fuzzing::decode_sector(&sector);
+            let mut odd = r.encode();
+            odd[36] = 1;
+            let crc = sanlock_crc32c(&odd[8..]);
+            odd[4..8].copy_from_slice(&crc.to_le_bytes());
+            assert!(matches!(
+                MessageRecord::decode(&odd),
+                Err(MessageLvbError::Field {
+                    field: "reserved",
+                    ..
+                })
+            ));
+        }
     }
 
     #[test]
