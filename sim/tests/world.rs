@@ -176,11 +176,14 @@ fn host_messages_and_fences_keep_their_properties() {
         runs.push(found);
     }
     // Seed 40 found a daemon that resumed after a 96 s stop clearing a live shared hold by
-    // its stale monitor's clock (holder silence is now measured between our own scans).
-    let mut found = SimConfig::new(8, 4, 40, 3600);
-    found.late_joins = true;
-    found.messages = true;
-    runs.push(found);
+    // its stale monitor's clock (holder silence is now measured between our own scans); seed
+    // 487 a check that wanted an orphan kept in a lockspace a RESET was leaving.
+    for seed in [40, 487] {
+        let mut found = SimConfig::new(8, 4, seed, 3600);
+        found.late_joins = true;
+        found.messages = true;
+        runs.push(found);
+    }
     for cfg in runs {
         let seed = cfg.seed;
         let (o, log) = World::new(cfg).run();

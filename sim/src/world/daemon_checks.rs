@@ -37,7 +37,8 @@ impl World {
 
     /// Host `n`'s daemon has reaped process `pid` (slot `ci`), which held `holds` (resource,
     /// persistent) and had no command under way: none of them may still be its; each persistent
-    /// one whose lockspace renews must be an orphan, the others released.
+    /// one whose lockspace renews (joined, not failed, not being left) must be an orphan, the
+    /// others released.
     pub(super) fn check_dead_client(
         &mut self,
         n: usize,
@@ -57,7 +58,13 @@ impl World {
                 let v = format!("host{n}'s daemon kept R{r} for process {pid}, which is dead");
                 return self.fail(v, vec![n]);
             }
-            if persistent && !node.failed {
+            // Orphans live in a lockspace that goes on renewing: one being left (a RESET,
+            // rem_lockspace) or gone keeps none (found by the simulator: seed 487, late joins,
+            // messages — a RESET whose unkillable persistent holder died as the host left).
+            let space_stays = node.daemon.as_ref().is_some_and(|d| {
+                d.host().generation(self.space).is_some() && !d.host().leaving(self.space)
+            });
+            if persistent && !node.failed && space_stays {
                 if !token.is_some_and(|t| t.orphan) {
                     let v = format!(
                         "host{n}'s daemon let go of persistent R{r} when its holder {pid} died, \
