@@ -48,6 +48,16 @@ pub struct HostStatus {
     pub changed_at_renewal: bool,
 }
 
+impl HostStatus {
+    /// How long our own scans have seen this slot unchanged: from the scan at which it last
+    /// changed (or the first) to our latest scan. A gap in our own reads (a daemon stopped, a
+    /// disk lost) is not the other host's silence.
+    pub fn silence_seen(&self) -> Duration {
+        self.last_check
+            .saturating_since(self.last_live.unwrap_or(self.first_check))
+    }
+}
+
 /// Which read of the lockspace a scan looks at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ScanKind {
@@ -377,11 +387,7 @@ impl HostTable {
         let Some(s) = self.status(host).filter(|s| s.timestamp != 0) else {
             return false;
         };
-        let t = self.timeouts.of_other(u64::from(s.io_timeout));
-        let silent = s
-            .last_check
-            .saturating_since(s.last_live.unwrap_or(s.first_check));
-        silent > t.host_dead()
+        s.silence_seen() > self.timeouts.of_other(u64::from(s.io_timeout)).host_dead()
     }
 
     /// `host`'s state now (lockspace.c `get_host_flag`), judged with its own io_timeout.
@@ -521,15 +527,21 @@ mod tests {
         assert_eq!(tab.status(host(2)).unwrap().last_check, t(1150));
     }
 
-    #[test]
-    fn only_silence_between_our_own_scans_makes_a_host_seen_dead() {
-        // N = 10: host_dead 140 s. Our reads stopping is not the other host's silence.
+    /// Host 2's slot as our renewal scans at 1000 and 1020 saw it: written at 500, then 520.
+    fn host2_renewed_at_1000_and_1020() -> (Vec<u8>, HostTable) {
         let mut a = area();
         let mut tab = table();
         renew(&mut a, 2, 500, HostBitmap::EMPTY, HostEvent::default());
         tab.scan(t(1000), &a, ScanKind::Renewal);
         renew(&mut a, 2, 520, HostBitmap::EMPTY, HostEvent::default());
         tab.scan(t(1020), &a, ScanKind::Renewal);
+        (a, tab)
+    }
+
+    #[test]
+    fn only_silence_between_our_own_scans_makes_a_host_seen_dead() {
+        // N = 10: host_dead 140 s. Our reads stopping is not the other host's silence.
+        let (a, mut tab) = host2_renewed_at_1000_and_1020();
         assert_eq!(tab.state(host(2), t(1200)), Some(HostState::Dead));
         assert!(!tab.seen_dead(host(2)), "no scan of ours since 1020");
         tab.scan(t(1160), &a, ScanKind::Renewal);
@@ -572,12 +584,7 @@ mod tests {
     fn a_slot_with_a_bad_checksum_never_shows_a_free_slot_or_a_new_owner() {
         // Found by the simulator: a read that zeroed a live host's timestamp made it FREE,
         // and an exclusive acquire then cleared that host's shared hold.
-        let mut a = area();
-        let mut tab = table();
-        renew(&mut a, 2, 500, HostBitmap::EMPTY, HostEvent::default());
-        tab.scan(t(1000), &a, ScanKind::Renewal);
-        renew(&mut a, 2, 520, HostBitmap::EMPTY, HostEvent::default());
-        tab.scan(t(1020), &a, ScanKind::Renewal);
+        let (a, mut tab) = host2_renewed_at_1000_and_1020();
         assert_eq!(tab.state(host(2), t(1020)), Some(HostState::Live));
         let at = 512 + 152;
         let mut bad = a.clone();

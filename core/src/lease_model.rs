@@ -70,11 +70,6 @@ impl LeaseModel {
         }
     }
 
-    /// The area modelled.
-    pub fn area(&self) -> MessagingArea {
-        self.area
-    }
-
     /// Runs a lease call of `member`; the result a daemon would give.
     pub fn lease(
         &mut self,

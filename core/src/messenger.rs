@@ -566,11 +566,6 @@ impl Messenger {
         self.awaiting
     }
 
-    /// The last message this member processed or sent.
-    pub fn last_processed(&self) -> u64 {
-        self.processed
-    }
-
     fn report(&mut self, event: Event) {
         self.outputs.push_back(Output::Event(event));
     }

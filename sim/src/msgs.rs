@@ -511,7 +511,7 @@ pub fn random_run(
 }
 
 /// [`random_run`], with the state it ended in.
-pub fn random_walk(
+fn random_walk(
     s: &MsgScenario,
     slip: Option<Slip>,
     seed: u64,
@@ -615,25 +615,4 @@ pub fn random_scenario(seed: u64) -> MsgScenario {
         may_quit: if quit == die { vec![] } else { vec![quit] },
         faults: rng.below(20) as u32,
     }
-}
-
-/// Replays `path` from the start of `s`, printing each move and the members after it.
-pub fn replay(s: &MsgScenario, slip: Option<Slip>, path: &[Move]) -> Vec<String> {
-    let mut st = MsgState::new(s, slip);
-    let mut out = Vec::new();
-    for &mv in path {
-        let r = st.apply(s, mv);
-        out.push(format!("{mv:?} -> {r:?}"));
-        for (i, m) in st.members.iter().enumerate() {
-            out.push(format!(
-                "  m{i}: inflight {:?} moves {:?}",
-                m.inflight,
-                st.moves(s)
-                    .iter()
-                    .filter(|x| matches!(x, Move::Complete(j) | Move::Tick(j) if *j == i))
-                    .collect::<Vec<_>>()
-            ));
-        }
-    }
-    out
 }

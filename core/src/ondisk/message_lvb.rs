@@ -267,16 +267,6 @@ impl MessagingArea {
         self.geometry.sector_size().as_usize() - MESSAGE_LVB_HEADER
     }
 
-    /// The whole area's length.
-    pub fn len(&self) -> u64 {
-        4 * self.lease_len()
-    }
-
-    /// An area is never empty; here for clippy's `len` rule.
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
     /// Bytes to read or write for a payload of `len` in a slot: whole sectors.
     pub fn slot_io_len(&self, len: usize) -> usize {
         let ss = self.geometry.sector_size().as_usize();
@@ -385,7 +375,11 @@ mod tests {
         assert_eq!(a.message_lvb_offset(), (2 << 20) + 2002 * 512);
         assert_eq!(a.slot_offset(0), 4 << 20);
         assert_eq!(a.slot_offset(1), (4 << 20) + (512 << 10));
-        assert_eq!(a.len(), 4 << 20);
+        assert_eq!(
+            a.slot_offset(1) + a.slot_len(),
+            (1 << 20) + (4 << 20),
+            "4 leases long"
+        );
         assert_eq!(a.inline_max(), 472);
         assert_eq!(a.slot_io_len(0), 512);
         assert_eq!(a.slot_io_len(513), 1024);

@@ -34,8 +34,6 @@ pub enum Delivery {
 pub struct Shell {
     pub link: Link,
     pub disk: Disk,
-    /// For the listener thread's wake-ups (kept so the channel outlives the program's handle).
-    pub commands: mpsc::Sender<Command>,
     pub deliveries: mpsc::Sender<Delivery>,
     pub joined: Option<mpsc::Sender<Result<u64, i32>>>,
     /// The per-host lock file, held for the member's life.
@@ -147,5 +145,4 @@ pub fn run(mut m: Messenger, mut shell: Shell, rx: mpsc::Receiver<Command>) {
         let _ = tx.send(Err(stopped));
     }
     let _ = shell.deliveries.send(Delivery::Stopped(stopped));
-    drop(shell.commands);
 }

@@ -117,56 +117,49 @@ impl Link {
         } else {
             ACQUIRE_LVB
         };
+        // Acquires and converts of a contended lease answer at once; one busy for WAIT_AFTER
+        // gets a waiting try.
         let slot = lease as usize;
-        // Contended leases answer at once; a lease busy for WAIT_AFTER gets a waiting try.
+        let contended = matches!(op, LeaseOp::Acquire { .. } | LeaseOp::Convert { .. });
         let nowait = match self.busy_since[slot] {
+            _ if !contended => 0,
             Some(t) if t.elapsed() >= WAIT_AFTER => {
                 self.busy_since[slot] = None;
                 0
             }
             _ => OWNER_NOWAIT,
         };
+        let name_only = |link: &Self| names_payload(&[link.resource(lease, false, false)]);
         let r = match op {
             LeaseOp::Acquire { shared } => {
                 let res = self.resource(lease, *shared, true);
                 self.command(Cmd::Acquire, lvb_flag | nowait, 1, &acquire_payload(&[res]))
-                    .map(|_| Vec::new())
             }
             LeaseOp::Convert { shared } => {
                 let res = self.resource(lease, *shared, false);
                 self.command(Cmd::Convert, nowait, 0, &names_payload(&[res]))
-                    .map(|_| Vec::new())
             }
-            other => return self.other(lease, other),
-        };
-        match &r {
-            Ok(_) => self.busy_since[slot] = None,
-            Err(_) => {
-                self.busy_since[slot].get_or_insert_with(std::time::Instant::now);
-            }
-        }
-        r
-    }
-
-    fn other(&mut self, lease: MsgLease, op: &LeaseOp) -> Result<Vec<u8>, i32> {
-        match op {
-            LeaseOp::Acquire { .. } | LeaseOp::Convert { .. } => unreachable!("handled above"),
-            LeaseOp::Release => {
-                let res = self.resource(lease, false, false);
-                self.command(Cmd::Release, 0, 1, &names_payload(&[res]))
-                    .map(|_| Vec::new())
-            }
+            LeaseOp::Release => self.command(Cmd::Release, 0, 1, &name_only(self)),
             LeaseOp::SetLvb(bytes) => {
                 let mut payload = resource_payload(&self.resource(lease, false, false));
                 payload.extend_from_slice(bytes);
                 self.command(Cmd::SetLvb, 0, 0, &payload)
-                    .map(|_| Vec::new())
             }
             LeaseOp::GetLvb => {
                 let payload = resource_payload(&self.resource(lease, false, false));
-                self.command(Cmd::GetLvb, 0, 0, &payload)
+                return self.command(Cmd::GetLvb, 0, 0, &payload);
+            }
+        };
+        if contended {
+            match &r {
+                Ok(_) => self.busy_since[slot] = None,
+                Err(_) => {
+                    self.busy_since[slot].get_or_insert_with(std::time::Instant::now);
+                }
             }
         }
+        // Only GET_LVB's reply carries bytes the member wants.
+        r.map(|_| Vec::new())
     }
 
     /// Wakes every other host's members (SET_EVENT to all hosts); a failure only costs the

@@ -204,7 +204,6 @@ impl Messenger {
         let shell = driver::Shell {
             link,
             disk,
-            commands: commands.clone(),
             deliveries: deliver_tx,
             joined: Some(joined_tx),
             _lock: lock,
