@@ -2,13 +2,14 @@
 //! so that tests can call its parts.
 
 pub mod cli;
-pub mod client;
 pub mod demo;
 pub mod direct;
 pub mod msg;
 pub mod rindex;
 pub mod server;
 pub use sanlock_backends::disk;
+/// The libsanlock-style client layer, from the client crate.
+pub use sanlock_client::raw as client;
 /// The socket protocol as bytes (it lives with the daemon machine, which is pure).
 pub use sanlock_machine::wire;
 

@@ -11,4 +11,5 @@ pub mod mutants;
 pub mod recovery;
 pub mod renewal_history;
 pub mod watchdog;
-pub mod wire;
+/// The socket protocol as bytes, a crate of its own so that clients need nothing else of ours.
+pub use sanlock_wire as wire;

@@ -39,5 +39,8 @@ fn tree(package: &str) -> BTreeSet<String> {
 fn the_machines_whole_normal_dependency_tree_is_the_cores() {
     let mut core = tree("sanlock-core");
     core.insert("sanlock-core".to_string());
+    // The socket protocol's crate, which depends on the core alone.
+    assert_eq!(tree("sanlock-wire"), core);
+    core.insert("sanlock-wire".to_string());
     assert_eq!(tree("sanlock-machine"), core);
 }

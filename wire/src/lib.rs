@@ -1,9 +1,14 @@
 //! sanlock 3.8.5's client socket protocol (`shared/spec/wire.md` §2): the header and the
-//! payload structs, as bytes. Both the daemon and the client library use these and nothing
-//! else to talk.
+//! payload structs, as bytes. Both the daemon and the client crate (`sanlock-client`) use these
+//! and nothing else to talk. Pure as core is: no I/O, no clock, no threads.
+
+#![forbid(unsafe_code)]
 
 pub mod header;
 pub mod payload;
+
+/// Names of lockspaces and resources: 48-byte fields (core's type, shared with the disk format).
+pub use sanlock_core::ondisk::Name;
 
 pub use header::{Cmd, Header, HEADER_LEN, SM_MAGIC, SM_PROTO, VERSION_NUM};
 pub use payload::{
