@@ -30,6 +30,7 @@ pub(crate) fn transport_error(path: &Path, rv: i32) -> Error {
 #[derive(Clone, Debug)]
 pub struct Client {
     socket: PathBuf,
+    timeout: Option<std::time::Duration>,
 }
 
 impl Default for Client {
@@ -48,7 +49,16 @@ impl Client {
     pub fn at(socket: impl Into<PathBuf>) -> Client {
         Client {
             socket: socket.into(),
+            timeout: None,
         }
+    }
+
+    /// The same client, whose calls fail (a socket error, EAGAIN) when the daemon has not
+    /// answered within `timeout`: for asking something of a daemon that may not know the
+    /// call (sanlock 3.8.5 leaves an unknown command unanswered).
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Client {
+        self.timeout = Some(timeout);
+        self
     }
 
     /// The socket this client talks to.
@@ -57,7 +67,13 @@ impl Client {
     }
 
     fn connect(&self) -> Result<Connection> {
-        Connection::open_at(&self.socket).map_err(|rv| transport_error(&self.socket, rv))
+        let mut c =
+            Connection::open_at(&self.socket).map_err(|rv| transport_error(&self.socket, rv))?;
+        if self.timeout.is_some() {
+            c.set_timeout(self.timeout)
+                .map_err(|rv| transport_error(&self.socket, rv))?;
+        }
+        Ok(c)
     }
 
     pub(crate) fn run<T>(&self, call: Call<T>) -> Result<T> {

@@ -325,6 +325,10 @@ pub(crate) fn renewal(name: &Name) -> Result<Call<Vec<StateRecord>>> {
     Ok(state_stream(proto::stream(Cmd::Renewal, 0, Some(name))))
 }
 
+pub(crate) fn show() -> Result<Call<Vec<StateRecord>>> {
+    Ok(state_stream(proto::stream(Cmd::Show, 0, None)))
+}
+
 pub(crate) fn log_dump() -> Result<Call<Vec<u8>>> {
     Ok(call(proto::stream(Cmd::LogDump, 0, None), |r| {
         check(r.rv())?;
@@ -498,6 +502,8 @@ pub enum StateKind {
     Host,
     /// One renewal (`data64` its timestamp).
     Renewal,
+    /// Ours, from `show`: what an add, acquire or removal waits for (`op=`, `kind=`, `left=`).
+    Wait,
     /// A kind sanlock 3.8.5 does not define.
     Other(u32),
 }
@@ -531,6 +537,7 @@ impl StateRecord {
             state_kind::RESOURCE => StateKind::Resource,
             state_kind::HOST => StateKind::Host,
             state_kind::RENEWAL => StateKind::Renewal,
+            state_kind::WAIT => StateKind::Wait,
             n => StateKind::Other(n),
         };
         let lockspace = (kind == StateKind::Lockspace && extra.len() >= LOCKSPACE_LEN)
@@ -554,11 +561,21 @@ impl StateRecord {
         }
     }
 
-    /// The value of `key` in the text, if the record has it.
+    /// The value of `key` in the text, if the record has it. A value runs to the next space,
+    /// except the text's last field (a name there may hold spaces), which runs to the end.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.text
-            .split(' ')
-            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        let mut rest = self.text.as_str();
+        loop {
+            let (field, next) = match rest.find(' ') {
+                Some(at) => (&rest[..at], Some(&rest[at + 1..])),
+                None => (rest, None),
+            };
+            if let Some(value) = field.strip_prefix(key).and_then(|v| v.strip_prefix('=')) {
+                let last = next.is_none_or(|n| !n.contains('='));
+                return Some(if last { &rest[key.len() + 1..] } else { value });
+            }
+            rest = next?;
+        }
     }
 }
 
@@ -617,5 +634,27 @@ impl MessageStatus {
             target: s.target,
             target_generation: s.target_generation,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_records_last_field_keeps_its_spaces() {
+        let r = StateRecord {
+            kind: StateKind::Host,
+            data32: 2,
+            data64: 0,
+            name: Name::EMPTY,
+            text: "generation=3 state=live owner_name=host two".to_string(),
+            lockspace: None,
+            resource: None,
+        };
+        assert_eq!(r.get("generation"), Some("3"));
+        assert_eq!(r.get("state"), Some("live"));
+        assert_eq!(r.get("owner_name"), Some("host two"));
+        assert_eq!(r.get("name"), None);
     }
 }

@@ -141,6 +141,9 @@ client_calls! {
     fn host_status(name: &Name) -> Vec<StateRecord>;
     /// The recent renewals of lockspace `name` (RENEWAL).
     fn renewal(name: &Name) -> Vec<StateRecord>;
+    /// Ours: lockspaces with their hosts (names, seconds since each renewed), leases held here,
+    /// and what adds, acquires and removals are waiting for, with the seconds left (SHOW).
+    fn show() -> Vec<StateRecord>;
     /// The daemon's in-memory log (LOG_DUMP).
     fn log_dump() -> Vec<u8>;
     /// Asks the daemon to stop; `force` stops it with leases held (SHUTDOWN).

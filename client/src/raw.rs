@@ -127,6 +127,15 @@ impl Connection {
         Ok(Reply { header, body })
     }
 
+    /// Makes reads and writes on the connection fail with EAGAIN after `timeout` (None: wait
+    /// for ever, the default).
+    pub fn set_timeout(&mut self, timeout: Option<std::time::Duration>) -> Result<(), i32> {
+        self.stream
+            .set_read_timeout(timeout)
+            .and_then(|()| self.stream.set_write_timeout(timeout))
+            .map_err(|e| neg_errno(&e))
+    }
+
     /// The raw fd, for `register` callers that keep the connection as their liveness.
     pub fn into_stream(self) -> UnixStream {
         self.stream

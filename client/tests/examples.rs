@@ -152,10 +152,10 @@ fn examples_against(bin: &Path, label: &str) {
     let again = c1.add_lockspace(&ls(1), AddFlags::NONE, 1).unwrap_err();
     assert!(again.is_errno(sanlock_client::errno::EEXIST), "{again}");
 
-    // hold_lease: host 1 holds R1 while its child runs; host 2 is refused meanwhile.
+    // lease_for_child: host 1 holds R1 while its child runs; host 2 is refused meanwhile.
     let mut hold = h1
         .example(
-            "hold_lease",
+            "lease_for_child",
             &["LS", "R1", res_path.to_str().unwrap(), "0", "sleep", "4"],
         )
         .stdout(Stdio::piped())

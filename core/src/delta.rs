@@ -434,6 +434,20 @@ impl DeltaLease {
         [phase, age].into_iter().flatten().min()
     }
 
+    /// What an acquire is waiting for, while one is under way.
+    pub fn wait(&self) -> Option<crate::waits::Wait> {
+        use crate::waits::Wait;
+        match &self.phase {
+            Phase::WaitLongDelay { until, .. } => Some(Wait::HostIdHolder { until: *until }),
+            Phase::WaitShortDelay { until, .. } => Some(Wait::HostIdSettle { until: *until }),
+            Phase::ReadLeader { io }
+            | Phase::RereadLeader { io, .. }
+            | Phase::WriteLeader { io, .. }
+            | Phase::VerifyLeader { io, .. } => Some(Wait::Io { until: io.deadline }),
+            _ => None,
+        }
+    }
+
     /// Our generation of the host_id, once acquired.
     pub fn generation(&self) -> Option<Generation> {
         self.held

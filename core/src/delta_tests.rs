@@ -138,6 +138,12 @@ fn acquire_waits_host_dead_seconds_of_the_previous_owner_when_another_name_held_
     let mut w = World::new(disk, config(2, "new-host"), 500);
     w.lease.acquire(w.now);
     w.io("read", 512, 512, N);
+    assert_eq!(
+        w.lease.wait(),
+        Some(crate::waits::Wait::HostIdHolder {
+            until: Time::from_secs(500 + 8 * 3 + 60)
+        })
+    );
     w.wait(secs(8 * 3 + 60));
     w.io("read", 512, 512, N);
     w.io("write", 512, 512, N);

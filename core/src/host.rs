@@ -970,6 +970,28 @@ impl Host {
         self.lockspaces.get(&space_name)?.delta.generation()
     }
 
+    /// What joining the lockspace is waiting for, while it is under way.
+    pub fn space_wait(&self, space_name: Name) -> Option<crate::waits::Wait> {
+        self.lockspaces.get(&space_name)?.delta.wait()
+    }
+
+    /// What acquiring the resource lease is waiting for, while it is under way.
+    pub fn resource_wait(
+        &self,
+        space_name: Name,
+        resource_name: Name,
+    ) -> Option<crate::waits::Wait> {
+        self.resources.get(&(space_name, resource_name))?.wait()
+    }
+
+    /// Every resource lease whose acquire is waiting, with what for.
+    pub fn resource_waits(&self) -> Vec<(Name, Name, crate::waits::Wait)> {
+        self.resources
+            .iter()
+            .filter_map(|(&(ls, res), lease)| Some((ls, res, lease.wait()?)))
+            .collect()
+    }
+
     /// The table of other hosts in a lockspace.
     pub fn hosts(&self, space_name: Name) -> Option<&HostTable> {
         self.lockspaces.get(&space_name).map(|ls| &ls.table)

@@ -93,6 +93,17 @@ impl HostState {
             HostState::Dead => 5,
         }
     }
+
+    /// Its name in `sanlock client show`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            HostState::Unknown => "unknown",
+            HostState::Free => "free",
+            HostState::Live => "live",
+            HostState::Fail => "fail",
+            HostState::Dead => "dead",
+        }
+    }
 }
 
 /// Something a scan found aimed at us.

@@ -30,6 +30,7 @@ pub mod rv;
 pub mod time;
 pub mod timeouts;
 pub mod timers;
+pub mod waits;
 
 pub use ids::{Generation, HostId, Lver, MessageSeq};
 pub use time::Time;

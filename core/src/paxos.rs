@@ -672,6 +672,26 @@ impl PaxosLease {
         }
     }
 
+    /// What an acquire is waiting for, while one is under way.
+    pub fn wait(&self) -> Option<crate::waits::Wait> {
+        use crate::waits::Wait;
+        let owner = |w: &OwnerWait| Wait::OwnerDead {
+            owner: w.owner,
+            generation: w.owner_generation,
+            until: w.wait_start + w.dead_after,
+        };
+        match &self.phase {
+            Step::SleepOwner { wait, .. }
+            | Step::ReadOwnerDelta { wait, .. }
+            | Step::RereadOwnerLeader { wait, .. } => Some(owner(wait)),
+            Step::RetryDelay { until, .. } | Step::ShRetryDelay { until } => {
+                Some(Wait::Backoff { until: *until })
+            }
+            _ if self.is_acquiring() => self.pending().map(|io| Wait::Io { until: io.deadline }),
+            _ => None,
+        }
+    }
+
     /// What the machine was made for.
     pub fn config(&self) -> &PaxosConfig {
         &self.config

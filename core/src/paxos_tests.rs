@@ -368,6 +368,15 @@ fn a_silent_owner_is_waited_for_from_our_monitors_last_change_then_its_lease_is_
     w.lease
         .owner_status(w.now, Some(&status(500, 850, Some(900), 990)));
     w.run_io();
+    // What `client show` and a waiting client report: host 2, dead at 900 + 140.
+    assert_eq!(
+        w.lease.wait(),
+        Some(crate::waits::Wait::OwnerDead {
+            owner: HostId::new(2).unwrap(),
+            generation: Generation(1),
+            until: Time::from_secs(1040),
+        })
+    );
     let mut sleeps = 0;
     while w.events().is_empty() {
         let next = w.lease.poll_timeout().unwrap();
@@ -389,6 +398,7 @@ fn a_silent_owner_is_waited_for_from_our_monitors_last_change_then_its_lease_is_
     let leader = w.leader();
     assert_eq!((leader.owner_id, leader.lver), (HostId::new(1), Lver(2)));
     assert_eq!(w.dblock(1).dblock.mbal.0, 2001, "above host 2's ballot 2");
+    assert_eq!(w.lease.wait(), None, "held: nothing to wait for");
 }
 
 #[test]

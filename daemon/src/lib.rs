@@ -34,6 +34,11 @@ pub fn run(argv: &[Vec<u8>]) -> Outcome {
             code: demo::run(),
         };
     }
+    // `sanlock client show …` is ours (`--json` is not sanlock's option syntax).
+    if argv.get(1).is_some_and(|a| a == b"client") && argv.get(2).is_some_and(|a| a == b"show") {
+        let (stdout, code) = cli::show::run(&argv[3..]);
+        return Outcome { stdout, code };
+    }
     // `sanlock msg …` is ours too (docs/MESSAGING.md); it streams its own output.
     if argv.get(1).is_some_and(|a| a == b"msg") {
         return Outcome {

@@ -167,11 +167,14 @@ pub enum Cmd {
     MessageStatus = 202,
     /// Ours: make a host reset itself, or wait until it is dead.
     Fence = 203,
+    /// Ours (`sanlock client show`): lockspaces with their hosts' names and silence, leases
+    /// held, and what adds, acquires and removals are waiting for.
+    Show = 204,
 }
 
 impl Cmd {
     /// The command with this number: sanlock 3.8.5's (1-40) or one of our extensions
-    /// (201-203, docs/MESSAGES.md).
+    /// (201-203, docs/MESSAGES.md; 204, `client show`).
     pub fn from_u32(n: u32) -> Option<Cmd> {
         use Cmd::*;
         const ALL: [Cmd; 40] = [
@@ -220,6 +223,7 @@ impl Cmd {
             201 => return Some(MessageSend),
             202 => return Some(MessageStatus),
             203 => return Some(Fence),
+            204 => return Some(Show),
             _ => {}
         }
         let i = usize::try_from(n).ok()?.checked_sub(1)?;
@@ -244,6 +248,7 @@ impl Cmd {
             Cmd::RemLockspace => "rem_lockspace",
             Cmd::MessageSend | Cmd::MessageStatus => "message",
             Cmd::Fence => "fence",
+            Cmd::Show => "show",
             _ => "cmd",
         }
     }
@@ -321,10 +326,10 @@ mod tests {
         }
         assert_eq!(Cmd::from_u32(41), None);
         // Our extensions, far from sanlock's numbers.
-        for n in 201..=203 {
+        for n in 201..=204 {
             assert_eq!(Cmd::from_u32(n).unwrap() as u32, n);
         }
         assert_eq!(Cmd::from_u32(200), None);
-        assert_eq!(Cmd::from_u32(204), None);
+        assert_eq!(Cmd::from_u32(205), None);
     }
 }

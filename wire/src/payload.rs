@@ -429,6 +429,8 @@ pub mod state_kind {
     pub const HOST: u32 = 5;
     /// A renewal record.
     pub const RENEWAL: u32 = 6;
+    /// Ours, in SHOW replies: something an add, acquire or removal is waiting for.
+    pub const WAIT: u32 = 7;
 }
 
 impl WireState {

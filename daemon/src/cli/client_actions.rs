@@ -6,6 +6,7 @@ use sanlock_core::ondisk::{Name, SectorSize};
 
 use super::locators::{export_path, ResourceArg, ResourceSuffix};
 use super::options::{ClientAction, Options, DEFAULT_IO_TIMEOUT};
+use super::progress::{acquire_of, wait_of, Progress};
 use crate::client::{self, Connection};
 use crate::wire::payload::{state_kind, RES_LVER, RES_NUM_HOSTS, RES_PERSISTENT, RES_SHARED};
 use crate::wire::{
@@ -27,6 +28,7 @@ pub fn run(action: ClientAction, o: &Options, out: &mut Vec<u8>) -> i32 {
         Version => return version(out),
         Shutdown => {
             say(format!("shutdown force {} wait {}\n", o.force_mode, o.wait));
+            let _progress = Progress::start("shutdown".into(), wait_of("rem_lockspace", None));
             let rv = shutdown(o);
             say(format!("shutdown done {rv}\n"));
             rv
@@ -40,6 +42,10 @@ pub fn run(action: ClientAction, o: &Options, out: &mut Vec<u8>) -> i32 {
                 say(format!("add_lockspace_timeout {t}\n"));
                 "add_lockspace_timeout".to_string()
             };
+            let _progress = Progress::start(
+                format!("add_lockspace {}", o.lockspace.name),
+                wait_of("add_lockspace", Some(o.lockspace.name.to_string())),
+            );
             let rv = client::add_lockspace(&lockspace(o), false, t as u32);
             say(format!("{label} done {rv}\n"));
             rv
@@ -52,6 +58,10 @@ pub fn run(action: ClientAction, o: &Options, out: &mut Vec<u8>) -> i32 {
         }
         RemLockspace => {
             say("rem_lockspace\n".into());
+            let _progress = Progress::start(
+                format!("rem_lockspace {}", o.lockspace.name),
+                wait_of("rem_lockspace", Some(o.lockspace.name.to_string())),
+            );
             let rv = client::rem_lockspace(&lockspace(o), false, false);
             say(format!("rem_lockspace done {rv}\n"));
             rv
@@ -360,6 +370,17 @@ fn acquire_on(conn: Option<&mut Connection>, o: &Options) -> i32 {
         })
         .collect();
     let flags = if o.orphan.unwrap_or(0) != 0 { 2 } else { 0 };
+    let names: Vec<(String, String)> = o
+        .resources
+        .iter()
+        .map(|r| (r.lockspace_name.to_string(), r.name.to_string()))
+        .collect();
+    let label = names
+        .iter()
+        .map(|(ls, r)| format!("{ls}:{r}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let _progress = Progress::start(format!("acquire {label}"), acquire_of(names));
     let payload = client::acquire_payload(&resources);
     let count = resources.len() as u32;
     match conn {

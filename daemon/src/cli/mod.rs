@@ -3,6 +3,10 @@
 pub mod client_actions;
 pub mod cnum;
 pub mod locators;
+#[cfg(test)]
+mod man_page;
 pub mod msg;
 pub mod options;
+pub mod progress;
+pub mod show;
 pub mod usage;

@@ -80,6 +80,9 @@ fn parse(argv: &[Vec<u8>]) -> Result<Args, String> {
     })
 }
 
+/// The `msg` actions, as the dispatch in [`run`] knows them.
+pub const ACTIONS: [&str; 3] = ["init", "listen", "send"];
+
 /// Runs `sanlock msg …` (argv after "msg"); the exit status.
 pub fn run(argv: &[Vec<u8>]) -> i32 {
     let args = match parse(argv) {
@@ -94,7 +97,10 @@ pub fn run(argv: &[Vec<u8>]) -> i32 {
         "init" => init(&args),
         "listen" => listen(&args),
         "send" => send(&args),
-        other => Err(format!("unknown action {other:?}")),
+        other => Err(format!(
+            "unknown action {other:?}; one of {}",
+            ACTIONS.join(", ")
+        )),
     };
     match result {
         Ok(()) => 0,

@@ -86,7 +86,7 @@ pub enum DirectAction {
 }
 
 /// `client` action names as sanlock spells them; `write` is an alias of `init`.
-const CLIENT_ACTIONS: &[(&str, ClientAction)] = {
+pub(crate) const CLIENT_ACTIONS: &[(&str, ClientAction)] = {
     use ClientAction::*;
     &[
         ("status", Status),
@@ -124,7 +124,7 @@ const CLIENT_ACTIONS: &[(&str, ClientAction)] = {
 };
 
 /// `direct` action names as sanlock spells them.
-const DIRECT_ACTIONS: &[(&str, DirectAction)] = {
+pub(crate) const DIRECT_ACTIONS: &[(&str, DirectAction)] = {
     use DirectAction::*;
     &[
         ("init", Init),

@@ -59,11 +59,13 @@ sanlock client update -x RINDEX -e <resource_name>[:<offset>] [-z 0|1]
 sanlock client rebuild -x RINDEX
 
 Ours (not in sanlock 3.8.5):
+sanlock client show [-s <lockspace_name>] [-r RESOURCE] [--json]
 sanlock client message -s LOCKSPACE -i <host_id> [-g <gen>] -m <msg> [-d <data>] [-w <sec>]
 sanlock client fence -s LOCKSPACE -i <host_id> [-g <gen>] [-w <sec>]
 sanlock msg init -s LOCKSPACE -a <path>:<offset>
 sanlock msg listen -s LOCKSPACE -a <path>:<offset> [-c <count>] [-p <ms>]
 sanlock msg send -s LOCKSPACE -a <path>:<offset> <text>
+sanlock demo
 
 sanlock direct <action> [-a 0|1] [-o <io_timeout>]
 sanlock direct init -s LOCKSPACE | -r RESOURCE [-Z 512|4096] [-A 1M|2M|4M|8M]
@@ -134,6 +136,7 @@ mod tests {
             "lookup",
             "update",
             "rebuild",
+            "show",
             "message",
             "fence",
         ];

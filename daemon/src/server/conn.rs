@@ -98,6 +98,7 @@ async fn handle(
         Cmd::Shutdown => Call::Shutdown,
         Cmd::ShutdownWait => Call::ShutdownWait,
         Cmd::Status => Call::Status,
+        Cmd::Show => Call::Show,
         Cmd::LogDump => Call::LogDump,
         Cmd::GetLockspaces => Call::GetLockspaces,
         Cmd::Inquire => Call::Inquire,

@@ -512,6 +512,10 @@ impl Engine {
                 let bytes = self.status(header);
                 self.send_reply(waiter, Reply::close(bytes));
             }
+            Call::Show => {
+                let bytes = self.show(header);
+                self.send_reply(waiter, Reply::close(bytes));
+            }
             Call::HostStatus(ls) => {
                 let bytes = self.host_status(header, &ls.name);
                 self.send_reply(waiter, Reply::close(bytes));

@@ -25,6 +25,8 @@ pub enum Call {
     ShutdownWait,
     /// STATUS (`data` selects how much).
     Status,
+    /// SHOW (ours): lockspaces, hosts, leases and waits in one stream.
+    Show,
     /// LOG_DUMP.
     LogDump,
     /// GET_LOCKSPACES.

@@ -23,6 +23,7 @@ mod lvb;
 mod opens;
 mod requests;
 mod rindex_jobs;
+mod show;
 mod spaces;
 mod status;
 

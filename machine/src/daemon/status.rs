@@ -164,6 +164,13 @@ impl Engine {
         if header.data == state_kind::LOCKSPACE {
             return out;
         }
+        self.resource_records(&mut out);
+        out
+    }
+
+    /// One RESOURCE record per lease holder (and orphan), each with its resource and disks.
+    pub(super) fn resource_records(&self, out: &mut Vec<u8>) {
+        let e = self;
         // sanlock adds resources at the head of its list: newest first.
         let mut tokens: Vec<_> = e.table.tokens.values().collect();
         // Orphans come after the held list, as sanlock sends its lists.
@@ -201,16 +208,15 @@ impl Engine {
                     name: t.resource.name,
                     text: text.into_bytes(),
                 }
-                .encode_into(&mut out);
+                .encode_into(out);
                 let mut res = t.resource.clone();
                 if t.shared {
                     res.flags |= crate::wire::payload::RES_SHARED;
                 }
                 res.lver = t.lver;
-                res.encode_into(&mut out, true);
+                res.encode_into(out, true);
             }
         }
-        out
     }
 
     /// HOST_STATUS: one record per host_id with a timestamp or owner (§4.25); -ENOSPC for a

@@ -1,7 +1,7 @@
 //! Holds a resource lease while a child process runs, as `sanlock client command` does, and
 //! lets it go when the child exits.
 //!
-//! `hold_lease LOCKSPACE NAME PATH OFFSET COMMAND [ARG…]`: the lockspace must be joined.
+//! `lease_for_child LOCKSPACE NAME PATH OFFSET COMMAND [ARG…]`: the lockspace must be joined.
 //! Prints `acquired`, the child's output, then `released` and exits with the child's status.
 
 use std::process::{Command, ExitCode};
@@ -11,13 +11,13 @@ use sanlock_client::{AcquireFlags, Client, Disk, ReleaseFlags, Resource};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [ls, name, path, offset, command, rest @ ..] = &args[..] else {
-        eprintln!("usage: hold_lease LOCKSPACE NAME PATH OFFSET COMMAND [ARG...]");
+        eprintln!("usage: lease_for_child LOCKSPACE NAME PATH OFFSET COMMAND [ARG...]");
         return ExitCode::from(2);
     };
     match run(ls, name, path, offset, command, rest) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("hold_lease: {e}");
+            eprintln!("lease_for_child: {e}");
             ExitCode::FAILURE
         }
     }
