@@ -250,3 +250,116 @@ fn an_acquire_waiting_for_a_dead_owner_says_so_on_a_terminal_and_not_in_a_pipe()
         "progress on stdout: {stdout:?}"
     );
 }
+
+#[test]
+fn the_metrics_file_has_every_series_after_a_renewal() {
+    let scratch = Scratch::new("metrics");
+    let ours = common::ours();
+    common::create_file(&scratch.path("ls"), 8 << 20);
+    common::create_file(&scratch.path("res"), 8 << 20);
+    let metrics = scratch.path("sanlock.prom");
+    // -w 1 with a stand-in for /dev/watchdog: our feeder holds it, so it shows armed.
+    let stand_in = scratch.path("watchdog");
+    let mut h = CDaemon::start_with_env(
+        &ours,
+        &scratch,
+        "metrics-host",
+        &["-w", "1"],
+        &[
+            ("SANLOCK_METRICS_FILE", &metrics),
+            ("SANLOCK_WATCHDOG_FILE", &stand_in),
+        ],
+    );
+    let d = scratch.dir().display().to_string();
+    assert_eq!(
+        h.client(&["init", "-s", &format!("LS:0:{d}/ls:0"), "-o", "1"])
+            .code,
+        0
+    );
+    assert_eq!(
+        h.client(&["init", "-r", &format!("LS:R1:{d}/res:0")]).code,
+        0
+    );
+    let add = h.client(&["add_lockspace", "-s", &format!("LS:1:{d}/ls:0"), "-o", "1"]);
+    assert_eq!(add.code, 0, "{add:?}");
+    h.hold(&format!("LS:R1:{d}/res:0"));
+    // A second acquire of the same lease here fails: an acquire counted by its result.
+    let again = Command::new(&ours)
+        .args([
+            "client",
+            "command",
+            "-r",
+            &format!("LS:R1:{d}/res:0"),
+            "-c",
+            "/bin/true",
+        ])
+        .env("SANLOCK_RUN_DIR", h.run_dir())
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    // The next renewals (every 2 s) rewrite the file with all of that.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let text = loop {
+        let text = std::fs::read_to_string(&metrics).unwrap_or_default();
+        if text.contains("sanlock_leases_held{lockspace=\"LS\",mode=\"exclusive\"} 1") {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no metrics with the lease: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for series in [
+        "sanlock_renewal_seconds_bucket{lockspace=\"LS\",le=\"0.001\"}",
+        "sanlock_renewal_seconds_bucket{lockspace=\"LS\",le=\"+Inf\"}",
+        "sanlock_renewal_seconds_sum{lockspace=\"LS\"}",
+        "sanlock_renewal_seconds_count{lockspace=\"LS\"}",
+        "sanlock_renewal_failures_total{lockspace=\"LS\"} 0",
+        "sanlock_io_timeouts_total 0",
+        "sanlock_io_errors_total 0",
+        "sanlock_lockspace_joined{lockspace=\"LS\"} 1",
+        "sanlock_leases_held{lockspace=\"LS\",mode=\"shared\"} 0",
+        "sanlock_acquires_total{result=\"0\"} 1",
+        "sanlock_acquires_total{result=\"-17\"} 1",
+        "sanlock_watchdog_mode{mode=\"device\"} 1",
+        "sanlock_watchdog_mode{mode=\"wdmd\"} 0",
+        "sanlock_watchdog_armed{lockspace=\"LS\"} 1",
+        "sanlock_watchdog_expire_seconds{lockspace=\"LS\"}",
+    ] {
+        assert!(text.contains(series), "{series} missing from:\n{text}");
+    }
+    // The exposition format: every sample's metric has a TYPE line, every value is a number,
+    // and the histogram's buckets never decrease.
+    let typed: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let mut last_bucket = 0.0;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').expect("name and value");
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("value of {line}"));
+        let name = series.split('{').next().unwrap();
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .filter(|b| typed.contains(b))
+            .unwrap_or(name);
+        assert!(typed.contains(&base), "{name} has no TYPE line");
+        if name == "sanlock_renewal_seconds_bucket" {
+            assert!(value >= last_bucket, "buckets decrease at {line}");
+            last_bucket = value;
+        }
+    }
+    let count: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("sanlock_renewal_seconds_count{lockspace=\"LS\"} "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        count >= 1.0 && count == last_bucket,
+        "+Inf bucket {last_bucket} = count {count}"
+    );
+}

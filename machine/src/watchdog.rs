@@ -143,6 +143,16 @@ pub enum Order {
 }
 
 impl Keeper {
+    /// The way chosen, for metrics: wdmd, device, off or unavailable.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Keeper::Off => "off",
+            Keeper::Unavailable => "unavailable",
+            Keeper::Wdmd(_) => "wdmd",
+            Keeper::Feeder(_) => "device",
+        }
+    }
+
     /// Whether a lockspace may be joined at all.
     pub fn available(&self) -> Result<(), i32> {
         match self {

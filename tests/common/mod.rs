@@ -386,6 +386,17 @@ impl CDaemon {
 
     /// As [`CDaemon::start`], with `options` (e.g. `-w 1`) instead of `-w 0`.
     pub fn start_with(bin: &Path, scratch: &Scratch, name: &str, options: &[&str]) -> CDaemon {
+        Self::start_with_env(bin, scratch, name, options, &[])
+    }
+
+    /// As [`CDaemon::start_with`], with more environment variables for the daemon.
+    pub fn start_with_env(
+        bin: &Path,
+        scratch: &Scratch,
+        name: &str,
+        options: &[&str],
+        env: &[(&str, &Path)],
+    ) -> CDaemon {
         let run_dir = scratch.path(&format!("run-{name}"));
         fs::create_dir_all(&run_dir).unwrap();
         let daemon = Command::new(bin)
@@ -394,6 +405,7 @@ impl CDaemon {
             .args(["-l", "0", "-h", "0", "-U", "root", "-G", "root", "-e", name])
             .env("SANLOCK_RUN_DIR", &run_dir)
             .env("SANLOCK_PRIVILEGED", "0")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(fs::File::create(run_dir.join("daemon.log")).unwrap())
             .spawn()

@@ -22,6 +22,9 @@ pub fn load(options: &Options) -> DaemonConfig {
     if let Some(path) = std::env::var_os("SANLOCK_WATCHDOG_FILE") {
         cfg.watchdog_file = Some(PathBuf::from(path));
     }
+    if let Some(path) = std::env::var_os("SANLOCK_METRICS_FILE") {
+        cfg.metrics_file = Some(PathBuf::from(path));
+    }
     apply_options(&mut cfg, options);
     cfg
 }
@@ -55,6 +58,9 @@ pub fn apply_file(cfg: &mut DaemonConfig, text: &[u8]) {
             b"watchdog_file" => {
                 cfg.watchdog_file =
                     Some(PathBuf::from(String::from_utf8_lossy(value).into_owned()));
+            }
+            b"metrics_file" => {
+                cfg.metrics_file = Some(PathBuf::from(String::from_utf8_lossy(value).into_owned()));
             }
             _ => {}
         }

@@ -92,6 +92,10 @@ pub(super) fn perform(
                     gone.push(listener);
                 }
             }
+            Action::Metrics { path, text } => {
+                // A file system that stalls holds up this thread, never the engine.
+                tokio::task::spawn_blocking(move || write_metrics(&path, &text));
+            }
             Action::Open { path } => {
                 let tx = tx.clone();
                 tokio::task::spawn_blocking(move || {
@@ -103,6 +107,20 @@ pub(super) fn perform(
     }
     book.deliver(replies);
     gone
+}
+
+/// Replaces the metrics file whole: written beside it, then renamed over it, so that
+/// node_exporter never reads half a file. A failure is logged and the next renewal tries again.
+fn write_metrics(path: &std::path::Path, text: &str) {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        log::log(
+            log::WARNING,
+            &format!("metrics file {}: {e}", path.display()),
+        );
+    }
 }
 
 /// Runs a killpath program (no wait: a thread reaps it), as sanlock's helper forks it.

@@ -45,6 +45,9 @@ pub struct DaemonConfig {
     /// Where to write watchdog keepalives instead of `/dev/watchdog` (ours: the `watchdog_file`
     /// config key or `$SANLOCK_WATCHDOG_FILE`; tests use a plain file or a FIFO).
     pub watchdog_file: Option<PathBuf>,
+    /// Where to write Prometheus text metrics after each renewal (ours: the `metrics_file`
+    /// config key or `$SANLOCK_METRICS_FILE`).
+    pub metrics_file: Option<PathBuf>,
 }
 
 impl Default for DaemonConfig {
@@ -69,6 +72,7 @@ impl Default for DaemonConfig {
             sh_retries: 8,
             write_init_io_timeout: 60,
             watchdog_file: None,
+            metrics_file: None,
         }
     }
 }

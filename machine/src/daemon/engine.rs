@@ -190,6 +190,8 @@ pub struct Engine {
     pub(super) request_waiters: BTreeMap<(Name, Name), Waiter>,
     /// The watchdog as decided: the way chosen, our feeder's policy.
     pub(super) watchdog: Keeper,
+    /// What has been counted, for the metrics file.
+    pub(super) metrics: super::metrics::Metrics,
     pub(super) next_space_id: u32,
     pub(super) next_res_id: u32,
     pub(super) inq_waiters: Vec<(WireLockspace, Waiter)>,
@@ -283,6 +285,7 @@ impl Engine {
             opening: BTreeMap::new(),
             rindex_jobs: BTreeMap::new(),
             watchdog,
+            metrics: Default::default(),
             next_space_id: 1,
             next_res_id: 1,
             inq_waiters: Vec::new(),
@@ -378,6 +381,7 @@ impl Engine {
             }
             Input::IoDone(done) => {
                 for (id, result) in done {
+                    self.metrics.io(result.as_ref().err().copied());
                     self.host.handle_io(self.now, id, result);
                 }
                 self.host.handle_timeout(self.now);
@@ -728,10 +732,14 @@ impl Engine {
                 expire,
             } => {
                 let order = self.watchdog.arm(space_name, renewal, expire);
+                if matches!(self.watchdog.mode(), "wdmd" | "device") {
+                    self.metrics.watchdog(space_name, Some(expire));
+                }
                 self.order_watchdog(order);
             }
             Output::WatchdogDisarm { space_name } => {
                 let order = self.watchdog.disarm(space_name);
+                self.metrics.watchdog(space_name, None);
                 self.order_watchdog(order);
             }
             Output::Renewal {
@@ -755,6 +763,12 @@ impl Engine {
                         }
                     }
                     s.history.record(keep, outcome);
+                }
+                let took = outcome.map(|t| t.read_ms + t.write_ms);
+                self.metrics.renewal(space_name, took);
+                if let Some(path) = self.cfg.metrics_file.clone() {
+                    let text = self.metrics_text();
+                    self.actions.push(Action::Metrics { path, text });
                 }
             }
             Output::RenewalWarning { space_name } => {

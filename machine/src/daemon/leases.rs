@@ -192,6 +192,7 @@ impl Engine {
     }
 
     pub(super) fn finish_acquire(&mut self, ci: usize, rv: i32) {
+        self.metrics.acquire(rv);
         let Some(c) = self.client_mut(ci) else { return };
         let Some(Job::Acquire { waiter, done, .. }) = c.job.take() else {
             return;

@@ -301,6 +301,11 @@ pub enum Action {
     Event { listener: u64, bytes: Vec<u8> },
     /// What the watchdog's policy orders (wdmd or our device).
     Watchdog(crate::watchdog::Order),
+    /// Replace the metrics file at `path` with `text` (ours, after each renewal).
+    Metrics {
+        path: std::path::PathBuf,
+        text: String,
+    },
 }
 
 /// A create, delete or rebuild waiting for the host (the header read, the lease taken, the

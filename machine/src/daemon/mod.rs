@@ -20,6 +20,7 @@ mod events;
 mod host_messages;
 mod leases;
 mod lvb;
+pub mod metrics;
 mod opens;
 mod requests;
 mod rindex_jobs;

@@ -62,7 +62,7 @@ impl World {
                 }
             }
             Action::Event { listener, bytes } => self.event_delivered(listener, &bytes),
-            Action::ReplyLogDump { .. } => {}
+            Action::ReplyLogDump { .. } | Action::Metrics { .. } => {}
             Action::RindexFormat { .. }
             | Action::RindexRead { .. }
             | Action::RindexChange { .. } => {

@@ -135,7 +135,7 @@ impl Model {
                 Order::Device { .. } => unreachable!("a wdmd keeper drives no device"),
             },
             Action::Event { bytes, .. } => self.event_delivered(s, h, &bytes),
-            Action::Log(..) | Action::WatchPid { .. } => {}
+            Action::Log(..) | Action::WatchPid { .. } | Action::Metrics { .. } => {}
             Action::ReplyLogDump { .. }
             | Action::RindexFormat { .. }
             | Action::RindexRead { .. }
