@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# All tests: formatting, clippy with warnings as errors, then every crate's tests, then the
-# simulator's mutant suite (core built with its deliberate bugs). Tests that need the C
-# sanlock, root or loop devices print one "skipped: …" line where those are missing.
+# All tests: formatting, clippy with warnings as errors, then every crate's tests, the client
+# crate's docs, the Debian package, then the simulator's mutant suite (core built with its
+# deliberate bugs). Tests that need the C sanlock, root or loop devices print one "skipped: …"
+# line where those are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
@@ -10,4 +11,7 @@ cargo clippy -p sanlock-sim --features mutants --all-targets --quiet -- -D warni
 cargo test --workspace
 # The client crate's documentation builds without a warning (it denies missing docs).
 RUSTDOCFLAGS="-D warnings" cargo doc -p sanlock-client --no-deps --quiet
+# The Debian package around the binary just tested: fields, files, unit, man page, and the
+# python3-sanlock tests against the binary taken out of it.
+./scripts/package-check.sh
 cargo test -p sanlock-sim --features mutants --test mutants --test msg_mutants -- --nocapture

@@ -11,9 +11,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// Our binary, built by cargo for this test.
+/// Our binary: the one cargo built for this test, or `$SANLOCK_UNDER_TEST` (the package check
+/// runs the tests against the binary taken out of the Debian package).
 pub fn ours() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_sanlock"))
+    std::env::var_os("SANLOCK_UNDER_TEST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sanlock")))
 }
 
 /// Debian's sanlock 3.8.5 (or `SANLOCK_C` if set), when it is installed and is 3.8.5.

@@ -55,16 +55,16 @@ pub fn apply_file(cfg: &mut DaemonConfig, text: &[u8]) {
             b"gname" => cfg.gname = Some(value.to_vec()),
             b"sh_retries" => cfg.sh_retries = num().max(0) as u32,
             b"write_init_io_timeout" => cfg.write_init_io_timeout = num().max(0) as u32,
-            b"watchdog_file" => {
-                cfg.watchdog_file =
-                    Some(PathBuf::from(String::from_utf8_lossy(value).into_owned()));
-            }
-            b"metrics_file" => {
-                cfg.metrics_file = Some(PathBuf::from(String::from_utf8_lossy(value).into_owned()));
-            }
+            b"watchdog_file" => cfg.watchdog_file = path(value),
+            b"metrics_file" => cfg.metrics_file = path(value),
             _ => {}
         }
     }
+}
+
+/// A path setting: none when the value is empty (a key uncommented without a value).
+fn path(value: &[u8]) -> Option<PathBuf> {
+    (!value.is_empty()).then(|| PathBuf::from(String::from_utf8_lossy(value).into_owned()))
 }
 
 /// The command line wins over the file. `Options` does not record which options were
@@ -139,6 +139,60 @@ mod tests {
         assert!(!cfg.use_watchdog);
         assert_eq!(cfg.mlock_level, 0);
         assert_eq!(cfg.sh_retries, 3);
+    }
+
+    /// The keys the daemon reads, each with a value other than its default.
+    const KEYS: [(&str, &str); 14] = [
+        ("our_host_name", "h9"),
+        ("use_watchdog", "0"),
+        ("high_priority", "1"),
+        ("mlock_level", "2"),
+        ("quiet_fail", "0"),
+        ("logfile_priority", "7"),
+        ("syslog_priority", "-1"),
+        ("renewal_history_size", "9"),
+        ("uname", "u9"),
+        ("gname", "g9"),
+        ("sh_retries", "2"),
+        ("write_init_io_timeout", "5"),
+        ("watchdog_file", "/tmp/wd"),
+        ("metrics_file", "/tmp/m.prom"),
+    ];
+
+    #[test]
+    fn the_packaged_config_file_lists_every_key_the_daemon_reads_at_its_default() {
+        let text = include_str!("../../../packaging/sanlock.conf");
+        let listed: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter_map(|l| l.split_once(" ="))
+            .map(|(k, _)| k)
+            .filter(|k| !k.contains(' '))
+            .collect();
+        let keys: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+        assert_eq!(listed, keys);
+        // Uncommented as installed, the file's values are the defaults.
+        let uncommented: String = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| keys.iter().any(|k| l.starts_with(&format!("{k} ="))))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let mut cfg = DaemonConfig::default();
+        apply_file(&mut cfg, uncommented.as_bytes());
+        let paths_and_names_unset = DaemonConfig {
+            uname: None,
+            gname: None,
+            ..cfg.clone()
+        };
+        assert_eq!(paths_and_names_unset, DaemonConfig::default());
+        assert_eq!(cfg.uname.as_deref(), Some(&b"sanlock"[..]));
+        // And each key is one the daemon reads.
+        for (key, value) in KEYS {
+            let mut cfg = DaemonConfig::default();
+            apply_file(&mut cfg, format!("{key} = {value}\n").as_bytes());
+            assert_ne!(cfg, DaemonConfig::default(), "{key} is not read");
+        }
     }
 
     #[test]
