@@ -39,15 +39,12 @@ async fn exchange(stream: &mut UnixStream, path: &Path, req: &Request) -> Result
     stream.read_exact(&mut head).await.map_err(io)?;
     let header = Header::decode(&head);
     let mut body = Vec::new();
-    match req.shape {
-        Shape::Counted { max_body } => {
-            let len = (header.length as usize)
-                .saturating_sub(HEADER_LEN)
-                .min(max_body);
+    match req.shape.body_len(&header) {
+        Some(len) => {
             body.resize(len, 0);
             stream.read_exact(&mut body).await.map_err(io)?;
         }
-        _ => {
+        None => {
             stream.read_to_end(&mut body).await.map_err(io)?;
         }
     }

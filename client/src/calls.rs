@@ -330,7 +330,11 @@ pub(crate) fn show() -> Result<Call<Vec<StateRecord>>> {
 }
 
 pub(crate) fn log_dump() -> Result<Call<Vec<u8>>> {
-    Ok(call(proto::stream(Cmd::LogDump, 0, None), |r| {
+    let req = Request {
+        shape: proto::Shape::DataCounted,
+        ..Request::new(Cmd::LogDump, 0, 0, 0, Vec::new())
+    };
+    Ok(call(req, |r| {
         check(r.rv())?;
         let mut text = r.body;
         while text.last() == Some(&0) {

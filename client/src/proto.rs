@@ -18,8 +18,36 @@ pub enum Shape {
         /// A cap on the body read, for replies whose length may claim more than is sent.
         max_body: usize,
     },
-    /// A header, then records until the daemon closes (STATUS, HOST_STATUS, RENEWAL, LOG_DUMP).
+    /// A header, then records until the daemon closes (STATUS, HOST_STATUS, RENEWAL).
     Stream,
+    /// A header whose `data` counts the bytes that follow (LOG_DUMP; its length stays 32).
+    DataCounted,
+    /// As `Counted` on success; nothing follows a failure, whatever the length says (GET_LVB
+    /// with a length asked for: sanlock's header then counts bytes it does not send).
+    CountedOnSuccess {
+        /// As for `Counted`.
+        max_body: usize,
+    },
+}
+
+impl Shape {
+    /// How many bytes follow `header`: Some(n), or None for "until the daemon closes". The one
+    /// place both transports learn it from.
+    pub fn body_len(self, header: &Header) -> Option<usize> {
+        let counted = |max_body: usize| {
+            (header.length as usize)
+                .saturating_sub(HEADER_LEN)
+                .min(max_body)
+        };
+        match self {
+            Shape::Nothing => Some(0),
+            Shape::Counted { max_body } => Some(counted(max_body)),
+            Shape::CountedOnSuccess { .. } if header.rv() < 0 => Some(0),
+            Shape::CountedOnSuccess { max_body } => Some(counted(max_body)),
+            Shape::DataCounted => Some(header.rv().max(0) as usize),
+            Shape::Stream => None,
+        }
+    }
 }
 
 /// One request: its header, its payload, and what reply to expect.
@@ -140,11 +168,8 @@ pub fn get_lvb(res: &WireResource, len: u32) -> Request {
     let mut payload = Vec::new();
     res.encode_into(&mut payload, false);
     let mut req = Request::new(Cmd::GetLvb, 0, 0, len, payload);
-    if len > 0 {
-        req.shape = Shape::Counted {
-            max_body: len as usize,
-        };
-    }
+    let max_body = if len > 0 { len as usize } else { usize::MAX };
+    req.shape = Shape::CountedOnSuccess { max_body };
     req
 }
 
@@ -318,6 +343,23 @@ mod tests {
         assert_eq!(r.header.length, 32 + 1104 + 128);
         assert_eq!(r.payload.len(), 1104 + 64);
         assert_eq!(shutdown(false, false).shape, Shape::Nothing);
+    }
+
+    #[test]
+    fn how_much_follows_a_reply_header() {
+        let reply = |rv: i32, length: u32| Header {
+            length,
+            ..Header::request(Cmd::GetLvb, 0, 0, 0, 0).result(rv)
+        };
+        let lvb = get_lvb(&WireResource::default(), 16).shape;
+        assert_eq!(lvb.body_len(&reply(0, 48)), Some(16));
+        // A failed GET_LVB's length counts bytes sanlock does not send.
+        assert_eq!(lvb.body_len(&reply(-2, 48)), Some(0));
+        let counted = Request::new(Cmd::ReadResource, 0, 0, 0, Vec::new()).shape;
+        assert_eq!(counted.body_len(&reply(-2, 160)), Some(128));
+        // LOG_DUMP: `data` counts the text; the length stays 32.
+        assert_eq!(Shape::DataCounted.body_len(&reply(500, 32)), Some(500));
+        assert_eq!(Shape::Stream.body_len(&reply(0, 32)), None);
     }
 
     #[test]

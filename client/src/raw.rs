@@ -105,18 +105,13 @@ impl Connection {
         self.stream
             .write_all(&req.bytes())
             .map_err(|e| neg_errno(&e))?;
-        let header = match req.shape {
-            Shape::Nothing => return Ok(Reply::default()),
-            _ => self.recv_header()?,
-        };
-        let body = match req.shape {
-            Shape::Counted { max_body } => {
-                let len = (header.length as usize)
-                    .saturating_sub(HEADER_LEN)
-                    .min(max_body);
-                self.recv_exact(len)?
-            }
-            _ => {
+        if req.shape == Shape::Nothing {
+            return Ok(Reply::default());
+        }
+        let header = self.recv_header()?;
+        let body = match req.shape.body_len(&header) {
+            Some(len) => self.recv_exact(len)?,
+            None => {
                 let mut body = Vec::new();
                 self.stream
                     .read_to_end(&mut body)

@@ -250,10 +250,11 @@ pub fn create_locked(
     if let Err(rv) = write_entry(disk, header, &area, i, &entry) {
         return (rv, WireRentry::default());
     }
+    // 3.8.5 fills in only the offset of the entry it sends back; the name stays zero.
     (
         0,
         WireRentry {
-            name,
+            name: Name::EMPTY,
             offset,
             flags: 0,
         },
