@@ -3,62 +3,13 @@
 //! the two transcripts must be the same line for line. Where a value depends on time or pids it
 //! is left out of the line.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::path::Path;
+use std::time::Duration;
+
+use common::{c_sanlock, ours, Daemon, Scratch};
 use sanlock_client::*;
-
-struct Daemon {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Daemon {
-    fn start(bin: &Path, label: &str) -> Daemon {
-        let dir = PathBuf::from(format!(
-            "/var/tmp/sanlock-rs-tests/client-calls-{label}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("run")).unwrap();
-        for (f, size) in [("ls", 1 << 20), ("res", 3 << 20), ("rx", 4 << 20)] {
-            std::fs::File::create(dir.join(f))
-                .unwrap()
-                .set_len(size)
-                .unwrap();
-        }
-        let child = Command::new(bin)
-            .args([
-                "daemon", "-D", "-w", "0", "-l", "0", "-h", "0", "-U", "root", "-G", "root",
-            ])
-            .args(["-e", "calls-host"])
-            .env("SANLOCK_RUN_DIR", dir.join("run"))
-            .env("SANLOCK_PRIVILEGED", "0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !dir.join("run/sanlock.sock").exists() {
-            assert!(
-                Instant::now() < deadline,
-                "{} made no socket",
-                bin.display()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Daemon { child, dir }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// A result as a line: the value as `show` renders it, or the error's code and words.
 fn line<T>(label: &str, r: Result<T>, show: impl FnOnce(T) -> String) -> String {
@@ -73,12 +24,17 @@ fn text(n: &Name) -> String {
 }
 
 fn script(bin: &Path, label: &str) -> Vec<String> {
-    let d = Daemon::start(bin, label);
+    let scratch = Scratch::new(&format!("calls-{label}"));
+    let dir = &scratch.0;
+    for (f, size) in [("ls", 1 << 20), ("res", 3 << 20), ("rx", 4 << 20)] {
+        scratch.file(f, size);
+    }
+    let d = Daemon::start(bin, &scratch, "calls-host");
     // A call that hangs becomes an error line (EAGAIN) instead of a hung test.
-    let c = Client::at(d.dir.join("run/sanlock.sock")).with_timeout(Duration::from_secs(15));
+    let c = d.client().with_timeout(Duration::from_secs(15));
     let mut out = Vec::new();
-    let ls = Lockspace::new("LS", 1, Disk::new(d.dir.join("ls"), 0)).unwrap();
-    let res = |n: &str, off| Resource::new("LS", n, Disk::new(d.dir.join("res"), off)).unwrap();
+    let ls = Lockspace::new("LS", 1, Disk::new(dir.join("ls"), 0)).unwrap();
+    let res = |n: &str, off| Resource::new("LS", n, Disk::new(dir.join("res"), off)).unwrap();
     let (r1, r2) = (res("R1", 0), res("R2", 1 << 20));
     let ls_name = ls.name;
 
@@ -306,7 +262,7 @@ fn script(bin: &Path, label: &str) -> Vec<String> {
 
     let rx = Rindex {
         lockspace: ls_name,
-        disk: Disk::new(d.dir.join("rx"), 0),
+        disk: Disk::new(dir.join("rx"), 0),
         max_resources: 0,
     };
     let x1 = name("X1").unwrap();
@@ -381,27 +337,12 @@ fn script(bin: &Path, label: &str) -> Vec<String> {
     out
 }
 
-fn c_sanlock() -> Option<PathBuf> {
-    let out = Command::new("/usr/sbin/sanlock")
-        .arg("version")
-        .output()
-        .ok()?;
-    (out.stdout == b"3.8.5\n").then(|| PathBuf::from("/usr/sbin/sanlock"))
-}
-
 #[test]
 fn every_kind_of_call_gets_the_same_answers_from_our_daemon_and_sanlock_3_8_5() {
-    let ours = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("sanlock");
-    if !ours.exists() {
+    let Some(ours) = ours() else {
         println!("skipped: no sanlock binary beside the tests (cargo test --workspace builds it)");
         return;
-    }
+    };
     let Some(c) = c_sanlock() else {
         println!("skipped: Debian's sanlock 3.8.5 is not installed");
         return;

@@ -2,108 +2,19 @@
 //! `sanlock`) and, where Debian's is installed, sanlock 3.8.5's, since the crate speaks the
 //! protocol both do. The test sets everything up with the typed client itself.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::{c_sanlock, ours, Daemon, Scratch};
+
 use sanlock_client::{
-    AcquireFlags, AddFlags, Client, Code, Disk, Error, HostEvent, Lockspace, ReleaseFlags,
-    Resource, SetEventFlags, WriteFlags,
+    AcquireFlags, AddFlags, Code, Disk, Error, HostEvent, Lockspace, ReleaseFlags, Resource,
+    SetEventFlags, WriteFlags,
 };
-
-/// A folder under /var/tmp (O_DIRECT works there, not on tmpfs), removed at the end.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(label: &str) -> Scratch {
-        let dir = PathBuf::from(format!(
-            "/var/tmp/sanlock-rs-tests/client-{label}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A daemon as host `name`, killed when dropped.
-struct Daemon {
-    child: Child,
-    run_dir: PathBuf,
-}
-
-impl Daemon {
-    fn start(bin: &Path, scratch: &Scratch, name: &str) -> Daemon {
-        let run_dir = scratch.0.join(format!("run-{name}"));
-        std::fs::create_dir_all(&run_dir).unwrap();
-        let child = Command::new(bin)
-            .args([
-                "daemon", "-D", "-w", "0", "-l", "0", "-h", "0", "-U", "root", "-G", "root",
-            ])
-            .args(["-e", name])
-            .env("SANLOCK_RUN_DIR", &run_dir)
-            .env("SANLOCK_PRIVILEGED", "0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !run_dir.join("sanlock.sock").exists() {
-            assert!(
-                Instant::now() < deadline,
-                "{} made no socket",
-                bin.display()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Daemon { child, run_dir }
-    }
-
-    fn client(&self) -> Client {
-        Client::at(self.run_dir.join("sanlock.sock"))
-    }
-
-    /// Runs example `name` with this daemon's run directory.
-    fn example(&self, name: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::new(examples_dir().join(name));
-        cmd.args(args).env("SANLOCK_RUN_DIR", &self.run_dir);
-        cmd
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Where cargo put this crate's examples: beside this test's own folder.
-fn examples_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("examples")
-}
-
-/// The workspace's `sanlock`, built beside the examples by `cargo test --workspace`.
-fn ours() -> Option<PathBuf> {
-    let bin = examples_dir().parent().unwrap().join("sanlock");
-    bin.exists().then_some(bin)
-}
-
-fn c_sanlock() -> Option<PathBuf> {
-    let out = Command::new("/usr/sbin/sanlock")
-        .arg("version")
-        .output()
-        .ok()?;
-    (out.stdout == b"3.8.5\n").then(|| PathBuf::from("/usr/sbin/sanlock"))
-}
 
 fn wait_for_line(out: &mut impl BufRead, within: Duration, what: &str) -> String {
     let t0 = Instant::now();
@@ -123,11 +34,8 @@ fn wait_for_line(out: &mut impl BufRead, within: Duration, what: &str) -> String
 /// Every example against two hosts of daemon `bin`.
 fn examples_against(bin: &Path, label: &str) {
     let scratch = Scratch::new(label);
-    let ls_path = scratch.0.join("ls");
-    let res_path = scratch.0.join("res");
-    for p in [&ls_path, &res_path] {
-        std::fs::File::create(p).unwrap().set_len(8 << 20).unwrap();
-    }
+    let ls_path = scratch.file("ls", 8 << 20);
+    let res_path = scratch.file("res", 8 << 20);
     let h1 = Daemon::start(bin, &scratch, "h1");
     let h2 = Daemon::start(bin, &scratch, "h2");
     let (c1, c2) = (h1.client(), h2.client());
