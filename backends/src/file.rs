@@ -24,6 +24,29 @@ use crate::buffers::BufferPool;
 use crate::disk::{AlignedBuf, Disk, DiskError, EMSGSIZE};
 use crate::storage::{Completed, DiskId, DiskInfo, Inbox, Io, Stats, Storage};
 
+/// -EAGAIN: no thread could be started for an I/O.
+const EAGAIN: i32 = 11;
+/// -EIO: an I/O that panicked.
+const EIO: i32 = 5;
+
+#[cfg(test)]
+thread_local! {
+    /// Spawns from this thread fail (a test's injection; tests run on threads of their own).
+    static FAIL_SPAWNS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether thread spawns are made to fail (a test's injection; never outside tests).
+fn spawn_fails() -> bool {
+    #[cfg(test)]
+    {
+        FAIL_SPAWNS.get()
+    }
+    #[cfg(not(test))]
+    {
+        false
+    }
+}
+
 /// Threads the backend may grow to. Beyond it I/Os wait for a thread (and time out at their
 /// deadline if none frees up): a hung file system cannot make the daemon spawn without end.
 pub const MAX_WORKERS: usize = 64;
@@ -101,12 +124,15 @@ impl FileStorage {
         DiskId(self.disks.len() - 1)
     }
 
-    fn ensure_worker(&mut self) {
+    /// Starts a thread when the queue needs one. False when none could be started and there is
+    /// no thread at all to run a job: the caller fails the I/O rather than let it wait for its
+    /// deadline (or take the daemon down, as an `expect` on the spawn did).
+    fn ensure_worker(&mut self) -> bool {
         // One idle thread per queued job, so that a batch runs concurrently.
         if self.idle.load(Ordering::Acquire) > self.queued.load(Ordering::Acquire)
             || self.workers >= MAX_WORKERS
         {
-            return;
+            return true;
         }
         let queue = Arc::clone(&self.queue);
         let idle = Arc::clone(&self.idle);
@@ -114,11 +140,25 @@ impl FileStorage {
         let running = Arc::clone(&self.running);
         // Counted idle before it starts, so that the next job does not spawn another.
         idle.fetch_add(1, Ordering::AcqRel);
-        std::thread::Builder::new()
-            .name(format!("sanlock-io-{}", self.workers))
-            .spawn(move || worker(&queue, &idle, &queued, &running))
-            .expect("spawning an I/O thread");
-        self.workers += 1;
+        let undo = Arc::clone(&idle);
+        let spawned = if spawn_fails() {
+            Err(std::io::Error::from_raw_os_error(11))
+        } else {
+            std::thread::Builder::new()
+                .name(format!("sanlock-io-{}", self.workers))
+                .spawn(move || worker(&queue, &idle, &queued, &running))
+                .map(drop)
+        };
+        match spawned {
+            Ok(()) => {
+                self.workers += 1;
+                true
+            }
+            Err(_) => {
+                undo.fetch_sub(1, Ordering::AcqRel);
+                self.workers > 0
+            }
+        }
     }
 }
 
@@ -141,11 +181,23 @@ fn worker(
             continue;
         }
         idle.fetch_sub(1, Ordering::AcqRel);
-        let outcome = if job.write {
-            job.disk.write(job.offset, &job.buf)
-        } else {
-            job.disk.read_into(job.offset, &mut job.buf)
-        };
+        // A panic in the I/O fails that I/O; the thread and its counts go on.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if job.write {
+                job.disk.write(job.offset, &job.buf)
+            } else {
+                job.disk.read_into(job.offset, &mut job.buf)
+            }
+        }))
+        .unwrap_or_else(|_| {
+            Err(crate::disk::DiskError {
+                op: if job.write { "write" } else { "read" },
+                path: Vec::new(),
+                offset: Some(job.offset),
+                errno: EIO,
+                reason: "the I/O panicked".to_string(),
+            })
+        });
         let result = match outcome {
             Ok(()) if !job.write => Ok(job.pool.into_bytes(job.buf)),
             other => {
@@ -182,7 +234,15 @@ impl Storage for FileStorage {
                 IoOp::Read { len } => (false, self.pool.take(*len)),
                 IoOp::Write { data } => (true, self.pool.copy_of(data)),
             };
-            self.ensure_worker();
+            if !self.ensure_worker() {
+                // No thread to run it: failed now, as a device error would.
+                self.pool.give(buf);
+                let _ = self
+                    .inbox
+                    .sender()
+                    .send((io.id, Err(IoError::Failed(EAGAIN))));
+                continue;
+            }
             self.queued.fetch_add(1, Ordering::AcqRel);
             self.running.fetch_add(1, Ordering::AcqRel);
             let job = Job {
@@ -212,5 +272,50 @@ impl Storage for FileStorage {
             .load(Ordering::Acquire)
             .saturating_sub(stats.in_flight);
         stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn read(id: u64) -> Io {
+        Io {
+            id: IoId(id),
+            disk: DiskId(0),
+            offset: 0,
+            op: IoOp::Read { len: 512 },
+            deadline: crate::clock::now() + Duration::from_secs(10),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_thread_that_cannot_be_spawned_fails_the_io_at_once_and_the_next_goes_through() {
+        let dir = std::path::PathBuf::from(format!(
+            "/var/tmp/sanlock-rs-tests/file-spawn-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("disk");
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(1 << 20)
+            .unwrap();
+        let mut storage = FileStorage::new();
+        storage.open(path.to_str().unwrap()).unwrap();
+        FAIL_SPAWNS.set(true);
+        storage.submit(vec![read(1)]);
+        let got = tokio::time::timeout(Duration::from_secs(2), storage.completions())
+            .await
+            .expect("failed at once, not at the 10 s deadline");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].result, Err(IoError::Failed(EAGAIN)));
+        FAIL_SPAWNS.set(false);
+        storage.submit(vec![read(2)]);
+        let got = storage.completions().await;
+        assert_eq!(got[0].id, IoId(2));
+        assert_eq!(got[0].result.as_ref().map(|b| b.len()), Ok(512));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -20,6 +20,7 @@ use crate::wire::{
 const E2BIG: i32 = -7;
 const ERANGE: i32 = -34;
 const ENOTCONN: i32 = -107;
+const EIO: i32 = -5;
 /// SANLK_MAX_RESOURCES.
 const MAX_RESOURCES: u32 = 8;
 /// SANLK_HELPER_PATH_LEN and SANLK_HELPER_ARGS_LEN: the killpath payload's two fields.
@@ -30,11 +31,50 @@ const RESTRICT_ALL: u32 = 1;
 /// A payload read came up short: the peer closed or sent less than the command defines.
 struct Short;
 
+/// Why a request got no answer of its own.
+enum Fail {
+    /// Its payload came up short: answered -ENOTCONN, and the connection closes.
+    Short,
+    /// Its disk operation panicked: answered -EIO; the connection and the daemon go on.
+    Panicked,
+}
+
+impl From<Short> for Fail {
+    fn from(_: Short) -> Fail {
+        Fail::Short
+    }
+}
+
+/// Tells the engine the connection is gone however `serve` ends, a panic in it included, so
+/// that its client slot is freed (unless it became an event fd, whose slot went then).
+struct Closing {
+    ci: usize,
+    engine: mpsc::UnboundedSender<Msg>,
+    detached: bool,
+}
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            log::log(
+                log::ERR,
+                &format!("ci {} connection task panicked", self.ci),
+            );
+        }
+        if !self.detached {
+            let _ = self.engine.send(Msg::Closed { ci: self.ci });
+        }
+    }
+}
+
 /// Serves one connection until it closes.
 pub async fn serve(ci: usize, mut stream: UnixStream, engine: mpsc::UnboundedSender<Msg>) {
     let mut restrict_all = false;
-    // Set when the connection became an event fd and its slot was given up.
-    let mut detached = false;
+    let mut closing = Closing {
+        ci,
+        engine: engine.clone(),
+        detached: false,
+    };
     loop {
         let mut buf = [0u8; HEADER_LEN];
         if stream.read_exact(&mut buf).await.is_err() {
@@ -62,10 +102,12 @@ pub async fn serve(ci: usize, mut stream: UnixStream, engine: mpsc::UnboundedSen
         if cmd == Cmd::Restrict {
             restrict_all = header.cmd_flags & RESTRICT_ALL != 0;
         }
-        let reply = match handle(ci, cmd, header, &mut stream, &engine, &mut detached).await {
+        let detached = &mut closing.detached;
+        let reply = match handle(ci, cmd, header, &mut stream, &engine, detached).await {
             Ok(Some(reply)) => reply,
             Ok(None) => continue,
-            Err(Short) => Reply::close(header.result(ENOTCONN).encode().to_vec()),
+            Err(Fail::Short) => Reply::close(header.result(ENOTCONN).encode().to_vec()),
+            Err(Fail::Panicked) => Reply::keep(header.result(EIO)),
         };
         if !reply.bytes.is_empty() && stream.write_all(&reply.bytes).await.is_err() {
             break;
@@ -73,9 +115,6 @@ pub async fn serve(ci: usize, mut stream: UnixStream, engine: mpsc::UnboundedSen
         if reply.close {
             break;
         }
-    }
-    if !detached {
-        let _ = engine.send(Msg::Closed { ci });
     }
 }
 
@@ -87,7 +126,7 @@ async fn handle(
     stream: &mut UnixStream,
     engine: &mpsc::UnboundedSender<Msg>,
     detached: &mut bool,
-) -> Result<Option<Reply>, Short> {
+) -> Result<Option<Reply>, Fail> {
     let call = match cmd {
         Cmd::Register => {
             let _ = engine.send(Msg::Register { ci });
@@ -149,12 +188,12 @@ async fn handle(
         )),
         Cmd::WriteLockspace => {
             let ls = read_lockspace(stream).await?;
-            let rv = blocking(move || disk_ops::write_lockspace(&ls, header.data2)).await;
+            let rv = blocking(move || disk_ops::write_lockspace(&ls, header.data2)).await?;
             return Ok(Some(Reply::keep(header.result(rv))));
         }
         Cmd::ReadLockspace => {
             let ls = read_lockspace(stream).await?;
-            let (rv, io_timeout, out) = blocking(move || disk_ops::read_lockspace(&ls)).await;
+            let (rv, io_timeout, out) = blocking(move || disk_ops::read_lockspace(&ls)).await?;
             let mut reply = header.result(rv);
             reply.data2 = io_timeout;
             reply.length = (HEADER_LEN + LOCKSPACE_LEN) as u32;
@@ -167,14 +206,14 @@ async fn handle(
                 return Ok(Some(Reply::keep(header.result(ERANGE))));
             };
             let clear = header.cmd_flags & 1 != 0;
-            let rv = blocking(move || disk_ops::write_resource(&res, header.data, clear)).await;
+            let rv = blocking(move || disk_ops::write_resource(&res, header.data, clear)).await?;
             return Ok(Some(Reply::keep(header.result(rv))));
         }
         Cmd::ReadResource => {
             let Some(res) = read_resource(stream, true).await? else {
                 return Ok(Some(Reply::keep(header.result(ERANGE))));
             };
-            let (rv, out) = blocking(move || disk_ops::read_resource(&res)).await;
+            let (rv, out) = blocking(move || disk_ops::read_resource(&res)).await?;
             let mut reply = header.result(rv);
             reply.length = (HEADER_LEN + RESOURCE_LEN) as u32;
             let mut bytes = reply.encode().to_vec();
@@ -185,7 +224,7 @@ async fn handle(
             let Some(res) = read_resource(stream, true).await? else {
                 return Ok(Some(Reply::keep(header.result(ERANGE))));
             };
-            let (rv, out, owners) = blocking(move || disk_ops::read_resource_owners(&res)).await;
+            let (rv, out, owners) = blocking(move || disk_ops::read_resource_owners(&res)).await?;
             let mut reply = header.result(rv);
             reply.data2 = owners.len() as u32;
             reply.length =
@@ -199,7 +238,7 @@ async fn handle(
         }
         Cmd::Align => {
             let disk = WireDisk::decode(&read_bytes(stream, DISK_LEN).await?);
-            let rv = blocking(move || disk_ops::align(&disk.path)).await;
+            let rv = blocking(move || disk_ops::align(&disk.path)).await?;
             return Ok(Some(Reply::keep(header.result(rv))));
         }
         Cmd::RegEvent => {
@@ -402,8 +441,49 @@ async fn drain(stream: &mut UnixStream, length: u32) {
     let _ = stream.read_exact(&mut buf).await;
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("a disk operation does not panic")
+/// Runs a disk operation on a blocking thread. A panic in it fails this request alone (logged;
+/// answered -EIO), not the connection's task, whose slot would then never be freed.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Fail> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            log::log(log::ERR, &format!("disk operation failed: {e}"));
+            Err(Fail::Panicked)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_disk_operation_that_panics_fails_its_request_alone() {
+        let failed = blocking(|| -> i32 { panic!("injected") }).await;
+        assert!(matches!(failed, Err(Fail::Panicked)));
+        assert!(matches!(blocking(|| 7).await, Ok(7)));
+    }
+
+    #[tokio::test]
+    async fn a_connection_task_that_panics_still_frees_its_client_slot() {
+        let (engine, mut seen) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            let _closing = Closing {
+                ci: 5,
+                engine,
+                detached: false,
+            };
+            panic!("injected");
+        });
+        assert!(task.await.unwrap_err().is_panic());
+        assert!(matches!(seen.recv().await, Some(Msg::Closed { ci: 5 })));
+        // An event fd's slot went when it became one: nothing more is sent.
+        let (engine, mut seen) = mpsc::unbounded_channel();
+        drop(Closing {
+            ci: 6,
+            engine,
+            detached: true,
+        });
+        assert!(seen.recv().await.is_none());
+    }
 }

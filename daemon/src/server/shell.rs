@@ -43,18 +43,29 @@ pub(super) fn perform(
                 path,
                 offset,
             } => {
-                let tx = tx.clone();
-                tokio::task::spawn_blocking(move || {
-                    let result = disk_ops::probe_lockspace(&path, offset);
-                    let _ = tx.send(Msg::Probed { space_id, result });
-                });
+                let (tx, tx2) = (tx.clone(), tx.clone());
+                on_blocking_thread(
+                    "lockspace probe",
+                    move || {
+                        let result = disk_ops::probe_lockspace(&path, offset);
+                        let _ = tx.send(Msg::Probed { space_id, result });
+                    },
+                    move || {
+                        let result = Err(EIO);
+                        let _ = tx2.send(Msg::Probed { space_id, result });
+                    },
+                );
             }
             Action::RindexFormat { job } => {
-                let tx = tx.clone();
-                tokio::task::spawn_blocking(move || {
-                    let rv = rindex::format(&job.rx);
-                    answer_from_thread(&tx, job, rv, &WireRentry::default());
-                });
+                let (tx, tx2, failed) = (tx.clone(), tx.clone(), job.clone());
+                on_blocking_thread(
+                    "rindex format",
+                    move || {
+                        let rv = rindex::format(&job.rx);
+                        answer_from_thread(&tx, job, rv, &WireRentry::default());
+                    },
+                    move || answer_from_thread(&tx2, failed, EIO, &WireRentry::default()),
+                );
             }
             Action::RindexRead {
                 job,
@@ -63,16 +74,24 @@ pub(super) fn perform(
                 sector,
             } => rindex_read(tx, job, nolock, locked, sector),
             Action::RindexChange { mut job } => {
-                let tx = tx.clone();
-                tokio::task::spawn_blocking(move || {
-                    let header = job.header.expect("read before");
-                    let result = match rindex::open(&job.rx) {
-                        Err(rv) => (rv, WireRentry::default()),
-                        Ok(disk) => disk_steps(&job, &disk, &header),
-                    };
-                    job.result = Some(result);
-                    let _ = tx.send(Msg::RindexChanged { job });
-                });
+                let (tx, tx2, mut failed) = (tx.clone(), tx.clone(), job.clone());
+                on_blocking_thread(
+                    "rindex change",
+                    move || {
+                        let header = job.header.expect("read before");
+                        let result = match rindex::open(&job.rx) {
+                            Err(rv) => (rv, WireRentry::default()),
+                            Ok(disk) => disk_steps(&job, &disk, &header),
+                        };
+                        job.result = Some(result);
+                        let _ = tx.send(Msg::RindexChanged { job });
+                    },
+                    // The rindex lease is still given back: the engine goes on from the result.
+                    move || {
+                        failed.result = Some((EIO, WireRentry::default()));
+                        let _ = tx2.send(Msg::RindexChanged { job: failed });
+                    },
+                );
             }
             Action::Watchdog(order) => watchdog.carry_out(order, tx),
             Action::Log(level, line) => log::log(level as i32, &line),
@@ -94,19 +113,54 @@ pub(super) fn perform(
             }
             Action::Metrics { path, text } => {
                 // A file system that stalls holds up this thread, never the engine.
-                tokio::task::spawn_blocking(move || write_metrics(&path, &text));
+                on_blocking_thread("metrics write", move || write_metrics(&path, &text), || {});
             }
             Action::Open { path } => {
-                let tx = tx.clone();
-                tokio::task::spawn_blocking(move || {
-                    let result = storage::open_disk(&path);
-                    let _ = tx.send(Msg::DiskOpened { path, result });
-                });
+                let (tx, tx2, failed) = (tx.clone(), tx.clone(), path.clone());
+                on_blocking_thread(
+                    "disk open",
+                    move || {
+                        let result = storage::open_disk(&path);
+                        let _ = tx.send(Msg::DiskOpened { path, result });
+                    },
+                    move || {
+                        let result = Err(sanlock_backends::disk::DiskError {
+                            op: "open",
+                            path: failed.clone(),
+                            offset: None,
+                            errno: -EIO,
+                            reason: "the open panicked".into(),
+                        });
+                        let _ = tx2.send(Msg::DiskOpened {
+                            path: failed,
+                            result,
+                        });
+                    },
+                );
             }
         }
     }
     book.deliver(replies);
     gone
+}
+
+/// -EIO: what an operation that panicked answers.
+const EIO: i32 = -5;
+
+/// Runs `f` on a blocking thread. A panic in it is caught and logged, and `otherwise` tells
+/// the engine the operation failed, so that nothing (a lockspace being added, a rindex marked
+/// busy, a client's request) waits for it until the daemon restarts.
+fn on_blocking_thread(
+    what: &'static str,
+    f: impl FnOnce() + Send + 'static,
+    otherwise: impl FnOnce() + Send + 'static,
+) {
+    tokio::task::spawn_blocking(move || {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+            log::log(log::ERR, &format!("{what} panicked; it fails with -EIO"));
+            otherwise();
+        }
+    });
 }
 
 /// Replaces the metrics file whole: written beside it, then renamed over it, so that
@@ -199,28 +253,88 @@ fn rindex_read(
 ) {
     let tx = tx.clone();
     let space = job.rx.lockspace_name;
-    tokio::task::spawn_blocking(move || {
-        let header = rindex::open(&job.rx)
-            .and_then(|disk| Ok((rindex::read_header(&disk, &job.rx, sector)?, disk)));
-        let (header, disk) = match header {
-            Ok(h) => h,
-            Err(rv) => {
-                if !nolock {
-                    let _ = tx.send(Msg::RindexDone { space });
+    let (tx2, failed) = (tx.clone(), job.clone());
+    let otherwise = move || {
+        if !nolock {
+            let _ = tx2.send(Msg::RindexDone { space });
+        }
+        answer_from_thread(&tx2, failed, EIO, &WireRentry::default());
+    };
+    on_blocking_thread(
+        "rindex read",
+        move || {
+            let header = rindex::open(&job.rx)
+                .and_then(|disk| Ok((rindex::read_header(&disk, &job.rx, sector)?, disk)));
+            let (header, disk) = match header {
+                Ok(h) => h,
+                Err(rv) => {
+                    if !nolock {
+                        let _ = tx.send(Msg::RindexDone { space });
+                    }
+                    answer_from_thread(&tx, job, rv, &WireRentry::default());
+                    return;
                 }
-                answer_from_thread(&tx, job, rv, &WireRentry::default());
+            };
+            if locked {
+                job.header = Some(header);
+                let _ = tx.send(Msg::RindexHeader { job });
                 return;
             }
-        };
-        if locked {
-            job.header = Some(header);
-            let _ = tx.send(Msg::RindexHeader { job });
-            return;
+            let (rv, out) = disk_steps(&job, &disk, &header);
+            if !nolock {
+                let _ = tx.send(Msg::RindexDone { space });
+            }
+            answer_from_thread(&tx, job, rv, &out);
+        },
+        otherwise,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_operation_that_panics_on_its_thread_is_reported_failed() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let tx2 = tx.clone();
+        on_blocking_thread(
+            "test probe",
+            || panic!("injected"),
+            move || {
+                let _ = tx2.send(Msg::Probed {
+                    space_id: 3,
+                    result: Err(EIO),
+                });
+            },
+        );
+        match rx.recv().await {
+            Some(Msg::Probed { space_id, result }) => {
+                assert_eq!((space_id, result.err()), (3, Some(EIO)));
+            }
+            _ => panic!("no failure reported"),
         }
-        let (rv, out) = disk_steps(&job, &disk, &header);
-        if !nolock {
-            let _ = tx.send(Msg::RindexDone { space });
-        }
-        answer_from_thread(&tx, job, rv, &out);
-    });
+        // One that does not panic reports itself; `otherwise` is not called.
+        let tx3 = tx.clone();
+        on_blocking_thread(
+            "test probe",
+            move || {
+                let _ = tx3.send(Msg::Probed {
+                    space_id: 4,
+                    result: Err(-2),
+                });
+            },
+            move || {
+                let _ = tx.send(Msg::Probed {
+                    space_id: 99,
+                    result: Err(EIO),
+                });
+            },
+        );
+        assert!(matches!(
+            rx.recv().await,
+            Some(Msg::Probed { space_id: 4, .. })
+        ));
+        assert!(rx.recv().await.is_none(), "otherwise ran after a success");
+    }
 }
