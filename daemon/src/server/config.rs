@@ -57,6 +57,7 @@ pub fn apply_file(cfg: &mut DaemonConfig, text: &[u8]) {
             b"write_init_io_timeout" => cfg.write_init_io_timeout = num().max(0) as u32,
             b"watchdog_file" => cfg.watchdog_file = path(value),
             b"metrics_file" => cfg.metrics_file = path(value),
+            b"pid_file_nofollow" => cfg.pid_file_nofollow = num() != 0,
             _ => {}
         }
     }
@@ -142,7 +143,7 @@ mod tests {
     }
 
     /// The keys the daemon reads, each with a value other than its default.
-    const KEYS: [(&str, &str); 14] = [
+    const KEYS: [(&str, &str); 15] = [
         ("our_host_name", "h9"),
         ("use_watchdog", "0"),
         ("high_priority", "1"),
@@ -157,6 +158,7 @@ mod tests {
         ("write_init_io_timeout", "5"),
         ("watchdog_file", "/tmp/wd"),
         ("metrics_file", "/tmp/m.prom"),
+        ("pid_file_nofollow", "1"),
     ];
 
     #[test]

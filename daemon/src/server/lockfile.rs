@@ -31,7 +31,15 @@ pub enum LockfileError {
 
 /// Creates the run directory (0775, EEXIST fine), chowns it, and takes the write lock on
 /// `sanlock.pid`, writing our pid. The returned file must stay open for the daemon's life.
-pub fn take(run_dir: &Path, uid: u32, gid: u32, privileged: bool) -> Result<File, LockfileError> {
+/// With `nofollow` (ours, opt-in: `pid_file_nofollow = 1`) a symbolic link planted as
+/// `sanlock.pid` is refused (ELOOP) rather than followed, as sanlock 3.8.5 follows it.
+pub fn take(
+    run_dir: &Path,
+    uid: u32,
+    gid: u32,
+    privileged: bool,
+    nofollow: bool,
+) -> Result<File, LockfileError> {
     let io = |what, path: &Path| {
         let path = path.display().to_string();
         move |source| LockfileError::Io { what, path, source }
@@ -53,6 +61,11 @@ pub fn take(run_dir: &Path, uid: u32, gid: u32, privileged: bool) -> Result<File
         .write(true)
         .truncate(false)
         .mode(0o644)
+        .custom_flags(if nofollow {
+            rustix::fs::OFlags::NOFOLLOW.bits() as i32
+        } else {
+            0
+        })
         .open(&path)
         .map_err(io("open", &path))?;
     // A POSIX write lock (F_SETLK), as sanlock takes: neither kind of daemon starts beside
@@ -77,7 +90,7 @@ mod tests {
         // starts a second daemon to see it.
         let dir = std::env::temp_dir().join(format!("sanlock-lockfile-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let lock = take(&dir, 0, 0, false).unwrap();
+        let lock = take(&dir, 0, 0, false, false).unwrap();
         let text = std::fs::read_to_string(dir.join("sanlock.pid")).unwrap();
         assert_eq!(text, format!("{}\n", std::process::id()));
         let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
@@ -87,6 +100,33 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(pid_mode & 0o777, 0o644);
+        drop(lock);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_planted_pid_file_link_is_followed_as_sanlock_does_unless_nofollow_is_set() {
+        let dir = std::env::temp_dir().join(format!("sanlock-pidlink-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join("sanlock.pid")).unwrap();
+        match take(&dir, 0, 0, false, true) {
+            Err(LockfileError::Io {
+                what: "open",
+                source,
+                ..
+            }) => {
+                assert_eq!(source.raw_os_error(), Some(40), "ELOOP: {source}");
+            }
+            other => panic!("followed the link: {:?}", other.map(|_| ())),
+        }
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+        // The default is sanlock's: the link is followed and its target overwritten.
+        let lock = take(&dir, 0, 0, false, false).unwrap();
+        let text = std::fs::read_to_string(&victim).unwrap();
+        assert_eq!(text, format!("{}\n", std::process::id()));
         drop(lock);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -76,7 +76,13 @@ pub fn serve(cfg: DaemonConfig, faults: Option<storage::FaultSwitch>) -> i32 {
             log::log(log::ERR, &format!("initgroups failed: {e}"));
         }
     }
-    let _lock = match lockfile::take(&cfg.run_dir, uid, gid, cfg.privileged) {
+    let _lock = match lockfile::take(
+        &cfg.run_dir,
+        uid,
+        gid,
+        cfg.privileged,
+        cfg.pid_file_nofollow,
+    ) {
         Ok(f) => f,
         Err(e) => {
             log::log(log::ERR, &e.to_string());

@@ -48,6 +48,9 @@ pub struct DaemonConfig {
     /// Where to write Prometheus text metrics after each renewal (ours: the `metrics_file`
     /// config key or `$SANLOCK_METRICS_FILE`).
     pub metrics_file: Option<PathBuf>,
+    /// Open the pid file without following a symbolic link (ours, opt-in:
+    /// `pid_file_nofollow`; sanlock 3.8.5 follows one).
+    pub pid_file_nofollow: bool,
 }
 
 impl Default for DaemonConfig {
@@ -73,6 +76,7 @@ impl Default for DaemonConfig {
             write_init_io_timeout: 60,
             watchdog_file: None,
             metrics_file: None,
+            pid_file_nofollow: false,
         }
     }
 }
