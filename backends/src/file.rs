@@ -140,7 +140,6 @@ impl FileStorage {
         let running = Arc::clone(&self.running);
         // Counted idle before it starts, so that the next job does not spawn another.
         idle.fetch_add(1, Ordering::AcqRel);
-        let undo = Arc::clone(&idle);
         let spawned = if spawn_fails() {
             Err(std::io::Error::from_raw_os_error(11))
         } else {
@@ -155,7 +154,7 @@ impl FileStorage {
                 true
             }
             Err(_) => {
-                undo.fetch_sub(1, Ordering::AcqRel);
+                self.idle.fetch_sub(1, Ordering::AcqRel);
                 self.workers > 0
             }
         }

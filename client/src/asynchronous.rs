@@ -11,8 +11,9 @@ use tokio::net::UnixStream;
 use crate::calls::{self, Call};
 use crate::error::{Error, Result};
 use crate::proto::{Reply, Request, Shape};
-use crate::types::{Event, EVENT_LEN};
+use crate::types::Event;
 use crate::Name;
+use sanlock_wire::EVENT_CB_LEN as EVENT_LEN;
 use sanlock_wire::{Header, HEADER_LEN};
 
 fn socket_error(path: &Path, e: std::io::Error) -> Error {
@@ -91,11 +92,7 @@ impl AsyncClient {
     /// Registers this process (REGISTER); see [`crate::Client::register`].
     pub async fn register(&self) -> Result<AsyncRegistration> {
         let mut stream = self.connect().await?;
-        let req = Request {
-            shape: Shape::Nothing,
-            ..Request::new(sanlock_wire::Cmd::Register, 0, 0, 0, Vec::new())
-        };
-        exchange(&mut stream, &self.socket, &req).await?;
+        exchange(&mut stream, &self.socket, &crate::proto::register()).await?;
         Ok(AsyncRegistration {
             stream,
             socket: self.socket.clone(),

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use crate::calls::{self, Call};
 use crate::error::{Error, Result};
 use crate::raw::Connection;
-use crate::types::{Event, EVENT_LEN};
+use crate::types::Event;
 use crate::Name;
+use sanlock_wire::EVENT_CB_LEN as EVENT_LEN;
 
 /// The failure a raw (libsanlock-style) transport result stands for.
 pub(crate) fn transport_error(path: &Path, rv: i32) -> Error {
@@ -89,10 +90,7 @@ impl Client {
     pub fn register(&self) -> Result<Registration> {
         let mut connection = self.connect()?;
         connection
-            .exchange(&crate::proto::Request {
-                shape: crate::proto::Shape::Nothing,
-                ..crate::proto::Request::new(sanlock_wire::Cmd::Register, 0, 0, 0, Vec::new())
-            })
+            .exchange(&crate::proto::register())
             .map_err(|rv| transport_error(&self.socket, rv))?;
         Ok(Registration {
             connection,

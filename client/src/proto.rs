@@ -149,6 +149,14 @@ pub fn stream(cmd: Cmd, data: u32, name: Option<&sanlock_wire::Name>) -> Request
     }
 }
 
+/// REGISTER: no payload and no reply; the connection becomes the process's liveness.
+pub fn register() -> Request {
+    Request {
+        shape: Shape::Nothing,
+        ..Request::new(Cmd::Register, 0, 0, 0, Vec::new())
+    }
+}
+
 /// SHUTDOWN (no reply) or, with `wait`, SHUTDOWN_WAIT (a reply once the daemon is going).
 pub fn shutdown(force: bool, wait: bool) -> Request {
     let cmd = if wait {

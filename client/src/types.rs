@@ -278,21 +278,18 @@ pub struct Event {
     pub from_generation: u64,
 }
 
-/// The size of one event on an event connection (header, host event, from host and generation).
-pub(crate) const EVENT_LEN: usize = 80;
-
 impl Event {
-    pub(crate) fn decode(b: &[u8; EVENT_LEN]) -> Event {
-        let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    pub(crate) fn decode(b: &[u8]) -> Event {
+        let cb = sanlock_wire::WireEventCb::decode(b);
         Event {
             event: HostEvent {
-                host_id: u64_at(32),
-                generation: u64_at(40),
-                event: u64_at(48),
-                data: u64_at(56),
+                host_id: cb.event.host_id,
+                generation: cb.event.generation,
+                event: cb.event.event,
+                data: cb.event.data,
             },
-            from_host_id: u64_at(64),
-            from_generation: u64_at(72),
+            from_host_id: cb.from_host_id,
+            from_generation: cb.from_generation,
         }
     }
 }

@@ -51,22 +51,4 @@ impl Wait {
             | Wait::Io { until } => until,
         }
     }
-
-    /// What it waits for, in words.
-    pub fn describe(&self) -> String {
-        match self {
-            Wait::HostIdHolder { .. } => {
-                "the host id's previous holder to be certainly gone".to_string()
-            }
-            Wait::HostIdSettle { .. } => "hosts racing for the host id to show".to_string(),
-            Wait::OwnerDead {
-                owner, generation, ..
-            } => format!(
-                "owner host {owner} (generation {}) to be certainly dead",
-                generation.0
-            ),
-            Wait::Backoff { .. } => "the next ballot after a lost one".to_string(),
-            Wait::Io { .. } => "the disk".to_string(),
-        }
-    }
 }

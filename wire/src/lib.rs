@@ -12,9 +12,10 @@ pub use sanlock_core::ondisk::Name;
 
 pub use header::{Cmd, Header, HEADER_LEN, SM_MAGIC, SM_PROTO, VERSION_NUM};
 pub use payload::{
-    WireDisk, WireHost, WireHostEvent, WireLockspace, WireMessageStatus, WireOptions, WireRentry,
-    WireResource, WireRindex, WireState, DISK_LEN, HOST_LEN, LOCKSPACE_LEN, MESSAGE_STATUS_LEN,
-    OPTIONS_LEN, RENTRY_LEN, RESOURCE_LEN, RINDEX_LEN, STATE_LEN,
+    WireDisk, WireEventCb, WireHost, WireHostEvent, WireLockspace, WireMessageStatus, WireOptions,
+    WireRentry, WireResource, WireRindex, WireState, DISK_LEN, EVENT_CB_LEN, HOST_LEN,
+    LOCKSPACE_LEN, MESSAGE_STATUS_LEN, OPTIONS_LEN, RENTRY_LEN, RESOURCE_LEN, RINDEX_LEN,
+    STATE_LEN,
 };
 
 /// Escapes a path for display (status, inquire, `read -r`): a backslash before every unescaped

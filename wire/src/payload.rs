@@ -258,6 +258,53 @@ impl WireHostEvent {
     }
 }
 
+/// An `event_cb` on an event connection: header, host event, from host_id, from generation.
+pub const EVENT_CB_LEN: usize = crate::HEADER_LEN + HOST_EVENT_LEN + 16;
+
+/// SM_CB_GET_EVENT: the header command of an event_cb.
+pub const CB_GET_EVENT: u32 = 1;
+
+/// The event_cb a reg_event listener reads (wire.md §2.3, appendix A.7): the event as the
+/// setter gave it (host_id: the listener's host), and who set it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct WireEventCb {
+    /// The event.
+    pub event: WireHostEvent,
+    /// The host that set it.
+    pub from_host_id: u64,
+    /// That host's generation.
+    pub from_generation: u64,
+}
+
+impl WireEventCb {
+    /// Decodes 80 bytes (the header is not looked at).
+    pub fn decode(b: &[u8]) -> Self {
+        assert_eq!(b.len(), EVENT_CB_LEN);
+        let at = crate::HEADER_LEN;
+        WireEventCb {
+            event: WireHostEvent::decode(&b[at..at + HOST_EVENT_LEN]),
+            from_host_id: u64_at(b, at + HOST_EVENT_LEN),
+            from_generation: u64_at(b, at + HOST_EVENT_LEN + 8),
+        }
+    }
+
+    /// The 80 bytes, header included.
+    pub fn encode(&self) -> Vec<u8> {
+        let h = crate::Header {
+            magic: crate::SM_MAGIC,
+            version: crate::SM_PROTO,
+            cmd: CB_GET_EVENT,
+            length: EVENT_CB_LEN as u32,
+            ..crate::Header::default()
+        };
+        let mut out = h.encode().to_vec();
+        self.event.encode_into(&mut out);
+        out.extend_from_slice(&self.from_host_id.to_le_bytes());
+        out.extend_from_slice(&self.from_generation.to_le_bytes());
+        out
+    }
+}
+
 /// Our message status (docs/MESSAGES.md) size.
 pub const MESSAGE_STATUS_LEN: usize = 32;
 
@@ -478,6 +525,24 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_cb_decodes_to_what_was_encoded() {
+        let cb = WireEventCb {
+            event: WireHostEvent {
+                host_id: 2,
+                generation: 3,
+                event: 0x11,
+                data: 0x22,
+            },
+            from_host_id: 1,
+            from_generation: 4,
+        };
+        let bytes = cb.encode();
+        assert_eq!(bytes.len(), 80);
+        assert_eq!(&bytes[8..12], &CB_GET_EVENT.to_le_bytes());
+        assert_eq!(WireEventCb::decode(&bytes), cb);
+    }
 
     fn name(s: &str) -> Name {
         Name::new(s.as_bytes()).unwrap()

@@ -732,7 +732,7 @@ impl Engine {
                 expire,
             } => {
                 let order = self.watchdog.arm(space_name, renewal, expire);
-                if matches!(self.watchdog.mode(), "wdmd" | "device") {
+                if matches!(self.watchdog, Keeper::Wdmd(_) | Keeper::Feeder(_)) {
                     self.metrics.watchdog(space_name, Some(expire));
                 }
                 self.order_watchdog(order);

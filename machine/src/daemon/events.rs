@@ -8,7 +8,7 @@ use sanlock_core::ondisk::{HostEvent, Name};
 
 use super::engine::*;
 use super::messages::Action;
-use crate::wire::{Header, WireHostEvent, HEADER_LEN};
+use crate::wire::WireHostEvent;
 
 /// Listeners per lockspace (MAX_EVENT_FDS).
 const MAX_EVENT_FDS: usize = 32;
@@ -16,32 +16,20 @@ const MAX_EVENT_FDS: usize = 32;
 const ENOCSI: i32 = -50;
 /// The most host_ids any lockspace has (DEFAULT_MAX_HOSTS).
 const MAX_HOST_ID: u64 = 2000;
-/// event_cb: header + host_event + from_host_id + from_generation.
-const EVENT_CB_LEN: usize = HEADER_LEN + 32 + 16;
-/// SM_CB_GET_EVENT.
-const CB_GET_EVENT: u32 = 1;
-
 /// The 80-byte event_cb a listener reads (wire.md §2.3, appendix A.7): the event as carried,
 /// with our host_id, and the sender's host_id and generation.
 pub fn event_cb(our_host_id: u64, event: HostEvent, from: u64, from_generation: u64) -> Vec<u8> {
-    let h = Header {
-        magic: crate::wire::SM_MAGIC,
-        version: crate::wire::SM_PROTO,
-        cmd: CB_GET_EVENT,
-        length: EVENT_CB_LEN as u32,
-        ..Header::default()
-    };
-    let mut cb = h.encode().to_vec();
-    WireHostEvent {
-        host_id: our_host_id,
-        generation: event.generation,
-        event: event.event,
-        data: event.data,
+    crate::wire::WireEventCb {
+        event: WireHostEvent {
+            host_id: our_host_id,
+            generation: event.generation,
+            event: event.event,
+            data: event.data,
+        },
+        from_host_id: from,
+        from_generation,
     }
-    .encode_into(&mut cb);
-    cb.extend_from_slice(&from.to_le_bytes());
-    cb.extend_from_slice(&from_generation.to_le_bytes());
-    cb
+    .encode()
 }
 
 impl Engine {
