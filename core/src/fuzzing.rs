@@ -70,3 +70,86 @@ pub fn decode_sector(data: &[u8]) {
         assert_eq!(&entry.encode()[..], &data[..64], "rindex entry round trip");
     }
 }
+
+/// Decodes `data` as a rindex header and, when it decodes, runs the index's searches and its
+/// entry update over an area made of the bytes after it (the entries the header's searches
+/// reach; zeros where `data` runs out), as the daemon runs them over the area it read. Then
+/// decodes `data` as an LVB sector and as the message record an LVB carries. Panics when a
+/// search or an update breaks what it promises.
+pub fn rindex_lvb(data: &[u8]) {
+    use crate::ondisk::{Lvb, Name, SectorSize, NAME_LEN};
+
+    if let Ok(header) = RindexHeader::decode(data, 0) {
+        // Where the daemon read the header: a header naming another offset is refused.
+        let header = RindexHeader {
+            rx_offset: 0,
+            ..header
+        };
+        let ss = header.geometry.sector_size().as_usize();
+        let searched = header.searched();
+        let len = (ss + searched as usize * 64).div_ceil(ss) * ss;
+        assert!(
+            len as u64 <= header.geometry.area_bytes(),
+            "entries fit the area"
+        );
+        let mut area = vec![0u8; len];
+        let from = data.get(ss..).unwrap_or_default();
+        let n = from.len().min(len - ss);
+        area[ss..ss + n].copy_from_slice(&from[..n]);
+
+        if let Some(i) = header.find_free(&area) {
+            assert!(i < searched && header.entry(&area, i).is_free());
+        }
+        let tail = data
+            .get(data.len().saturating_sub(NAME_LEN)..)
+            .unwrap_or_default();
+        let name = Name::truncated(tail);
+        if let Some(i) = header.find_name(&area, &name) {
+            assert!(header.entry(&area, i).name.matches(&name));
+        }
+        let at = data
+            .get(80..88)
+            .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+        if let Some(i) = header.index_of_lease(at) {
+            assert_eq!(header.lease_offset(i), at, "lease offset round trip");
+        }
+        let i = (at % u64::from(searched.max(1))) as u32;
+        let entry = RindexEntry {
+            res_offset: header.lease_offset(i),
+            flags: 0,
+            unused: 0,
+            name,
+        };
+        let (offset, sector) = header.sector_with(&area, i, &entry);
+        assert_eq!(sector.len(), ss, "one sector written");
+        assert_eq!(offset % ss as u64, 0, "written at a sector boundary");
+        assert!(offset >= ss as u64, "the header's sector is never written");
+        let mut after = area.clone();
+        after[offset as usize..offset as usize + ss].copy_from_slice(&sector);
+        assert_eq!(header.entry(&after, i), entry, "the entry written");
+        for j in 0..searched.min(64) {
+            if j != i {
+                assert_eq!(
+                    header.entry(&after, j),
+                    header.entry(&area, j),
+                    "entry {j} kept"
+                );
+            }
+        }
+    }
+
+    for ss in [SectorSize::Bytes512, SectorSize::Bytes4096] {
+        let sector = &data[..data.len().min(ss.as_usize())];
+        let read = Lvb::from_sector(sector);
+        assert_eq!(read.bytes(), sector);
+        match Lvb::new(sector, ss) {
+            Ok(lvb) => assert_eq!(&lvb.encode(ss)[..sector.len()], sector),
+            Err(e) => panic!("a sector's bytes did not fit its sector: {e}"),
+        }
+    }
+    if let Ok(Some(rec)) = crate::ondisk::message_lvb::MessageRecord::decode(data) {
+        let bytes = rec.encode();
+        let again = crate::ondisk::message_lvb::MessageRecord::decode(&bytes);
+        assert_eq!(again, Ok(Some(rec)), "message record round trip");
+    }
+}

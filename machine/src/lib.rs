@@ -6,6 +6,7 @@
 
 pub mod clients;
 pub mod daemon;
+pub mod fuzzing;
 pub mod lease_slots;
 pub mod mutants;
 pub mod recovery;

@@ -17,6 +17,7 @@ pub mod check;
 pub mod clock;
 pub mod config;
 pub mod disk;
+pub mod fuzzing;
 pub mod invariants;
 pub mod mail;
 pub mod msgs;

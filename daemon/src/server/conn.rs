@@ -10,26 +10,13 @@ use tokio::sync::{mpsc, oneshot};
 use super::disk_ops;
 use super::log;
 use super::messages::{Call, Msg, Reply};
-use crate::wire::payload::{HOST_EVENT_LEN, MAX_DISKS};
-use crate::wire::{
-    Cmd, Header, WireDisk, WireHostEvent, WireLockspace, WireOptions, WireRentry, WireResource,
-    WireRindex, DISK_LEN, HEADER_LEN, LOCKSPACE_LEN, OPTIONS_LEN, RENTRY_LEN, RESOURCE_LEN,
-    RINDEX_LEN,
-};
+use crate::wire::{Cmd, Header, WireLockspace, HEADER_LEN, LOCKSPACE_LEN, RESOURCE_LEN};
+use sanlock_machine::daemon::request_parse::{parse_request, DiskCall, Parse, Parsed};
 
-const E2BIG: i32 = -7;
-const ERANGE: i32 = -34;
 const ENOTCONN: i32 = -107;
 const EIO: i32 = -5;
-/// SANLK_MAX_RESOURCES.
-const MAX_RESOURCES: u32 = 8;
-/// SANLK_HELPER_PATH_LEN and SANLK_HELPER_ARGS_LEN: the killpath payload's two fields.
-const KILLPATH_FIELD: usize = 128;
 /// RESTRICT_ALL: every later message is dropped.
 const RESTRICT_ALL: u32 = 1;
-
-/// A payload read came up short: the peer closed or sent less than the command defines.
-struct Short;
 
 /// Why a request got no answer of its own.
 enum Fail {
@@ -37,12 +24,6 @@ enum Fail {
     Short,
     /// Its disk operation panicked: answered -EIO; the connection and the daemon go on.
     Panicked,
-}
-
-impl From<Short> for Fail {
-    fn from(_: Short) -> Fail {
-        Fail::Short
-    }
 }
 
 /// Tells the engine the connection is gone however `serve` ends, a panic in it included, so
@@ -118,7 +99,8 @@ pub async fn serve(ci: usize, mut stream: UnixStream, engine: mpsc::UnboundedSen
     }
 }
 
-/// Reads `cmd`'s payload and answers it. `Ok(None)`: nothing to send (REGISTER).
+/// Reads `cmd`'s payload, exactly as much as the parser asks for, and answers it.
+/// `Ok(None)`: nothing to send (REGISTER).
 async fn handle(
     ci: usize,
     cmd: Cmd,
@@ -127,103 +109,68 @@ async fn handle(
     engine: &mpsc::UnboundedSender<Msg>,
     detached: &mut bool,
 ) -> Result<Option<Reply>, Fail> {
-    let call = match cmd {
-        Cmd::Register => {
+    let mut payload = Vec::new();
+    let parsed = loop {
+        match parse_request(cmd, &header, &payload) {
+            Parse::Need(n) => {
+                let have = payload.len();
+                payload.resize(n, 0);
+                stream
+                    .read_exact(&mut payload[have..])
+                    .await
+                    .map_err(|_| Fail::Short)?;
+            }
+            Parse::Done(parsed, _) => break parsed,
+        }
+    };
+    let call = match parsed {
+        Parsed::Register => {
             let _ = engine.send(Msg::Register { ci });
             return Ok(None);
         }
-        Cmd::Version => Call::Version,
-        Cmd::Restrict => Call::Restrict,
-        Cmd::Shutdown => Call::Shutdown,
-        Cmd::ShutdownWait => Call::ShutdownWait,
-        Cmd::Status => Call::Status,
-        Cmd::Show => Call::Show,
-        Cmd::LogDump => Call::LogDump,
-        Cmd::GetLockspaces => Call::GetLockspaces,
-        Cmd::Inquire => Call::Inquire,
-        Cmd::AddLockspace => Call::AddLockspace(read_lockspace(stream).await?),
-        Cmd::InqLockspace => Call::InqLockspace(read_lockspace(stream).await?),
-        Cmd::RemLockspace => Call::RemLockspace(read_lockspace(stream).await?),
-        Cmd::GetHosts => Call::GetHosts(read_lockspace(stream).await?),
-        Cmd::HostStatus => Call::HostStatus(read_lockspace(stream).await?),
-        Cmd::Renewal => Call::Renewal(read_lockspace(stream).await?),
-        Cmd::Acquire => {
-            if header.data > MAX_RESOURCES {
-                // Checked before the payload; what was sent is drained (§4.4 step 1).
-                drain(stream, header.length).await;
-                return Ok(Some(Reply::keep(header.result(E2BIG))));
+        Parsed::Call(call) => call,
+        Parsed::Refused { rv, drain } => {
+            if drain > 0 {
+                let mut buf = vec![0u8; drain];
+                let _ = stream.read_exact(&mut buf).await;
             }
-            let mut resources = Vec::new();
-            for _ in 0..header.data {
-                let Some(r) = read_resource(stream, true).await? else {
-                    return Ok(Some(Reply::keep(header.result(ERANGE))));
-                };
-                resources.push(r);
-            }
-            let options = WireOptions::decode(&read_bytes(stream, OPTIONS_LEN).await?);
-            Call::Acquire { resources, options }
-        }
-        Cmd::Release => {
-            // REL_ALL reads no payload, whatever data says (§4.5).
-            let count = if header.cmd_flags & 1 != 0 {
-                0
-            } else if header.cmd_flags & 4 != 0 {
-                // REL_ORPHAN: one resource (a name, or empty for all of a lockspace).
-                1
-            } else if header.cmd_flags & 2 != 0 {
-                2
-            } else {
-                header.data.min(MAX_RESOURCES)
-            };
-            let mut resources = Vec::new();
-            for _ in 0..count {
-                resources.push(WireResource::decode(
-                    &read_bytes(stream, RESOURCE_LEN).await?,
-                ));
-            }
-            Call::Release(resources)
-        }
-        Cmd::Convert => Call::Convert(WireResource::decode(
-            &read_bytes(stream, RESOURCE_LEN).await?,
-        )),
-        Cmd::WriteLockspace => {
-            let ls = read_lockspace(stream).await?;
-            let rv = blocking(move || disk_ops::write_lockspace(&ls, header.data2)).await?;
             return Ok(Some(Reply::keep(header.result(rv))));
         }
-        Cmd::ReadLockspace => {
-            let ls = read_lockspace(stream).await?;
+        Parsed::Disk(disk) => return disk_call(header, disk).await.map(Some),
+        Parsed::RegEvent(ls) => return reg_event(ci, header, ls, stream, engine, detached).await,
+    };
+    Ok(Some(ask(engine, ci, header, call).await))
+}
+
+/// Answers a disk-only request from a blocking thread.
+async fn disk_call(header: Header, disk: DiskCall) -> Result<Reply, Fail> {
+    Ok(match disk {
+        DiskCall::WriteLockspace(ls) => {
+            let rv = blocking(move || disk_ops::write_lockspace(&ls, header.data2)).await?;
+            Reply::keep(header.result(rv))
+        }
+        DiskCall::ReadLockspace(ls) => {
             let (rv, io_timeout, out) = blocking(move || disk_ops::read_lockspace(&ls)).await?;
             let mut reply = header.result(rv);
             reply.data2 = io_timeout;
             reply.length = (HEADER_LEN + LOCKSPACE_LEN) as u32;
             let mut bytes = reply.encode().to_vec();
             out.encode_into(&mut bytes);
-            return Ok(Some(Reply::keep_bytes(bytes)));
+            Reply::keep_bytes(bytes)
         }
-        Cmd::WriteResource => {
-            let Some(res) = read_resource(stream, true).await? else {
-                return Ok(Some(Reply::keep(header.result(ERANGE))));
-            };
-            let clear = header.cmd_flags & 1 != 0;
+        DiskCall::WriteResource { res, clear } => {
             let rv = blocking(move || disk_ops::write_resource(&res, header.data, clear)).await?;
-            return Ok(Some(Reply::keep(header.result(rv))));
+            Reply::keep(header.result(rv))
         }
-        Cmd::ReadResource => {
-            let Some(res) = read_resource(stream, true).await? else {
-                return Ok(Some(Reply::keep(header.result(ERANGE))));
-            };
+        DiskCall::ReadResource(res) => {
             let (rv, out) = blocking(move || disk_ops::read_resource(&res)).await?;
             let mut reply = header.result(rv);
             reply.length = (HEADER_LEN + RESOURCE_LEN) as u32;
             let mut bytes = reply.encode().to_vec();
             out.encode_into(&mut bytes, false);
-            return Ok(Some(Reply::keep_bytes(bytes)));
+            Reply::keep_bytes(bytes)
         }
-        Cmd::ReadResourceOwners => {
-            let Some(res) = read_resource(stream, true).await? else {
-                return Ok(Some(Reply::keep(header.result(ERANGE))));
-            };
+        DiskCall::ReadResourceOwners(res) => {
             let (rv, out, owners) = blocking(move || disk_ops::read_resource_owners(&res)).await?;
             let mut reply = header.result(rv);
             reply.data2 = owners.len() as u32;
@@ -234,115 +181,52 @@ async fn handle(
             for o in &owners {
                 o.encode_into(&mut bytes);
             }
-            return Ok(Some(Reply::keep_bytes(bytes)));
+            Reply::keep_bytes(bytes)
         }
-        Cmd::Align => {
-            let disk = WireDisk::decode(&read_bytes(stream, DISK_LEN).await?);
+        DiskCall::Align(disk) => {
             let rv = blocking(move || disk_ops::align(&disk.path)).await?;
-            return Ok(Some(Reply::keep(header.result(rv))));
+            Reply::keep(header.result(rv))
         }
-        Cmd::RegEvent => {
-            let ls = read_lockspace(stream).await?;
-            // The host_event that follows is unused (§4.22).
-            let _ = read_bytes(stream, HOST_EVENT_LEN).await?;
-            let (sink, events) = mpsc::unbounded_channel();
-            let (tx, rx) = oneshot::channel();
-            let msg = Msg::RegEvent {
-                ci,
-                header,
-                ls,
-                sink,
-                reply: tx,
-            };
-            let reply = if engine.send(msg).is_ok() {
-                rx.await.unwrap_or_else(|_| Reply::close(Vec::new()))
-            } else {
-                Reply::close(Vec::new())
-            };
-            let ok = <&[u8; HEADER_LEN]>::try_from(&reply.bytes[..])
-                .is_ok_and(|b| Header::decode(b).rv() == 0);
-            if !ok {
-                return Ok(Some(reply));
-            }
-            // The connection is now the event fd: its slot goes, as sanlock frees the client
-            // and keeps only its dup.
-            let _ = engine.send(Msg::Closed { ci });
-            *detached = true;
-            if stream.write_all(&reply.bytes).await.is_ok() {
-                event_sink(stream, events).await;
-            }
-            return Ok(Some(Reply::close(Vec::new())));
-        }
-        Cmd::SetEvent => {
-            let ls = read_lockspace(stream).await?;
-            let event = WireHostEvent::decode(&read_bytes(stream, HOST_EVENT_LEN).await?);
-            Call::SetEvent { ls, event }
-        }
-        Cmd::EndEvent => Call::EndEvent(read_lockspace(stream).await?),
-        Cmd::MessageSend | Cmd::Fence => {
-            let ls = read_lockspace(stream).await?;
-            let event = WireHostEvent::decode(&read_bytes(stream, HOST_EVENT_LEN).await?);
-            Call::Message {
-                ls,
-                event,
-                fence: cmd == Cmd::Fence,
-            }
-        }
-        Cmd::MessageStatus => Call::MessageStatus(read_lockspace(stream).await?),
-        Cmd::SetConfig => Call::SetConfig(read_lockspace(stream).await?),
-        Cmd::ExamineLockspace => Call::Examine {
-            space: read_lockspace(stream).await?.name,
-            resource: None,
-        },
-        Cmd::ExamineResource => {
-            let res = WireResource::decode(&read_bytes(stream, RESOURCE_LEN).await?);
-            Call::Examine {
-                space: res.lockspace_name,
-                resource: Some(res.name),
-            }
-        }
-        Cmd::Request => {
-            let Some(res) = read_resource(stream, true).await? else {
-                return Ok(Some(Reply::keep(header.result(ERANGE))));
-            };
-            Call::Request(res)
-        }
-        Cmd::Killpath => {
-            let path = read_bytes(stream, KILLPATH_FIELD).await?;
-            let args = read_bytes(stream, KILLPATH_FIELD).await?;
-            Call::Killpath {
-                path: c_string(&path),
-                args: c_string(&args),
-            }
-        }
-        Cmd::SetLvb => {
-            let res = WireResource::decode(&read_bytes(stream, RESOURCE_LEN).await?);
-            let lvb_len = (header.length as usize).saturating_sub(HEADER_LEN + RESOURCE_LEN);
-            if lvb_len > 4096 {
-                // Refused before the LVB is read (cmd_set_lvb); what follows stays unread.
-                return Ok(Some(Reply::keep(header.result(E2BIG))));
-            }
-            let lvb = read_bytes(stream, lvb_len).await?;
-            Call::SetLvb { res, lvb }
-        }
-        Cmd::GetLvb => Call::GetLvb(WireResource::decode(
-            &read_bytes(stream, RESOURCE_LEN).await?,
-        )),
-        Cmd::FormatRindex | Cmd::RebuildRindex => {
-            let rx = WireRindex::decode(&read_bytes(stream, RINDEX_LEN).await?);
-            Call::Rindex {
-                cmd,
-                rx,
-                entry: WireRentry::default(),
-            }
-        }
-        Cmd::UpdateRindex | Cmd::LookupRindex | Cmd::CreateResource | Cmd::DeleteResource => {
-            let rx = WireRindex::decode(&read_bytes(stream, RINDEX_LEN).await?);
-            let entry = WireRentry::decode(&read_bytes(stream, RENTRY_LEN).await?);
-            Call::Rindex { cmd, rx, entry }
-        }
+    })
+}
+
+/// REG_EVENT: on success the connection becomes the lockspace's event fd and serves its
+/// events until it closes.
+async fn reg_event(
+    ci: usize,
+    header: Header,
+    ls: WireLockspace,
+    stream: &mut UnixStream,
+    engine: &mpsc::UnboundedSender<Msg>,
+    detached: &mut bool,
+) -> Result<Option<Reply>, Fail> {
+    let (sink, events) = mpsc::unbounded_channel();
+    let (tx, rx) = oneshot::channel();
+    let msg = Msg::RegEvent {
+        ci,
+        header,
+        ls,
+        sink,
+        reply: tx,
     };
-    Ok(Some(ask(engine, ci, header, call).await))
+    let reply = if engine.send(msg).is_ok() {
+        rx.await.unwrap_or_else(|_| Reply::close(Vec::new()))
+    } else {
+        Reply::close(Vec::new())
+    };
+    let ok =
+        <&[u8; HEADER_LEN]>::try_from(&reply.bytes[..]).is_ok_and(|b| Header::decode(b).rv() == 0);
+    if !ok {
+        return Ok(Some(reply));
+    }
+    // The connection is now the event fd: its slot goes, as sanlock frees the client and keeps
+    // only its dup.
+    let _ = engine.send(Msg::Closed { ci });
+    *detached = true;
+    if stream.write_all(&reply.bytes).await.is_ok() {
+        event_sink(stream, events).await;
+    }
+    Ok(Some(Reply::close(Vec::new())))
 }
 
 /// Hands `call` to the engine and waits for its answer.
@@ -392,53 +276,6 @@ async fn event_sink(stream: &mut UnixStream, mut events: mpsc::UnboundedReceiver
             },
         }
     }
-}
-
-/// A NUL-padded field up to its first NUL (its last byte counts as NUL, as sanlock forces).
-fn c_string(field: &[u8]) -> Vec<u8> {
-    let field = &field[..field.len() - 1];
-    let end = field.iter().position(|&c| c == 0).unwrap_or(field.len());
-    field[..end].to_vec()
-}
-
-async fn read_bytes(stream: &mut UnixStream, len: usize) -> Result<Vec<u8>, Short> {
-    let mut buf = vec![0u8; len];
-    stream.read_exact(&mut buf).await.map_err(|_| Short)?;
-    Ok(buf)
-}
-
-async fn read_lockspace(stream: &mut UnixStream) -> Result<WireLockspace, Short> {
-    Ok(WireLockspace::decode(
-        &read_bytes(stream, LOCKSPACE_LEN).await?,
-    ))
-}
-
-/// A resource and, with `disks`, its num_disks disks. `Ok(None)`: num_disks was 0 or above 4
-/// (-ERANGE); no disks were read.
-async fn read_resource(
-    stream: &mut UnixStream,
-    disks: bool,
-) -> Result<Option<WireResource>, Short> {
-    let mut res = WireResource::decode(&read_bytes(stream, RESOURCE_LEN).await?);
-    if disks {
-        if res.num_disks == 0 || res.num_disks > MAX_DISKS {
-            return Ok(None);
-        }
-        for _ in 0..res.num_disks {
-            res.disks
-                .push(WireDisk::decode(&read_bytes(stream, DISK_LEN).await?));
-        }
-    }
-    Ok(Some(res))
-}
-
-/// Reads and drops what a refused request sent after its header (bounded by what sanlock
-/// would ever send: 8 resources of 4 disks and the options).
-async fn drain(stream: &mut UnixStream, length: u32) {
-    const MOST: usize = 8 * (RESOURCE_LEN + 4 * DISK_LEN) + OPTIONS_LEN;
-    let len = (length as usize).saturating_sub(HEADER_LEN).min(MOST);
-    let mut buf = vec![0u8; len];
-    let _ = stream.read_exact(&mut buf).await;
 }
 
 /// Runs a disk operation on a blocking thread. A panic in it fails this request alone (logged;

@@ -14,6 +14,7 @@ use crate::wire::{
 };
 
 /// A request the engine answers, its payload decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Call {
     /// VERSION.
     Version,

@@ -22,6 +22,7 @@ mod leases;
 mod lvb;
 pub mod metrics;
 mod opens;
+pub mod request_parse;
 mod requests;
 mod rindex_jobs;
 mod show;
