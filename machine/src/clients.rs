@@ -76,6 +76,8 @@ pub enum Life {
 pub struct Client<J> {
     /// SO_PEERCRED pid of the connecting process.
     pub pid: i32,
+    /// SO_PEERCRED uid of the connecting process, where the shell read it.
+    pub uid: Option<u32>,
     /// Shown in `status`: the pid until an ACQUIRE names an owner.
     pub owner_name: Name,
     /// Where it is in its life.
@@ -181,8 +183,14 @@ impl<J> ClientTable<J> {
 
     /// A slot for a new connection from `pid`, or `None` when the table is full.
     pub fn alloc(&mut self, pid: i32) -> Option<usize> {
+        self.alloc_peer(pid, None)
+    }
+
+    /// A slot for a new connection whose peer credentials are `pid` and `uid`.
+    pub fn alloc_peer(&mut self, pid: i32, uid: Option<u32>) -> Option<usize> {
         let client = Client {
             pid,
+            uid,
             owner_name: Name::EMPTY,
             life: Life::Connected,
             closed: false,

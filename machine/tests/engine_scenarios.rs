@@ -52,11 +52,15 @@ impl Shell {
     /// A daemon (`-w 0`, kill grace `grace`) with a lockspace LS and a resource R1, each on a
     /// disk of its own.
     fn new(grace: u64) -> Shell {
-        let cfg = DaemonConfig {
+        Shell::with(DaemonConfig {
             use_watchdog: false,
             kill_grace_s: grace,
             ..DaemonConfig::default()
-        };
+        })
+    }
+
+    /// The same daemon with the configuration `cfg`.
+    fn with(cfg: DaemonConfig) -> Shell {
         let now = Time::new(Duration::from_secs(1000));
         let engine = Engine::new(cfg, name("host1"), 7, Keeper::Off, now);
         let ls = lockspace_init(geometry(), name("LS"), IO_TIMEOUT as u16);
@@ -378,4 +382,67 @@ fn an_acquire_waiting_on_a_slow_disk_holds_up_no_other_request() {
     assert!(sh.replies.contains_key(&status));
     assert_eq!(sh.rv(to), None);
     assert!(!sh.engine.finished());
+}
+
+#[test]
+fn with_pid_target_same_uid_only_root_or_the_processs_own_user_may_name_it_by_pid() {
+    const EPERM: i32 = -1;
+    // (the key set, the caller's uid; the target process runs as uid 1000)
+    for (strict, caller_uid) in [(false, Some(1001)), (true, Some(1001)), (true, None)]
+        .into_iter()
+        .chain([(true, Some(1000)), (true, Some(0))])
+    {
+        let mut shell = Shell::with(DaemonConfig {
+            use_watchdog: false,
+            pid_target_same_uid: strict,
+            ..DaemonConfig::default()
+        });
+        let target = shell.engine.connect_peer(60, Some(1000)).unwrap();
+        shell.input(Input::Register { ci: target });
+        let caller = shell.engine.connect_peer(70, caller_uid).unwrap();
+        let refused = strict && !matches!(caller_uid, Some(0 | 1000));
+        let case = format!("strict {strict}, caller uid {caller_uid:?}");
+
+        let inquire = Header::request(Cmd::Inquire, 0, 0, 60, 0);
+        let to = shell.call(caller, inquire, Call::Inquire);
+        assert_eq!(
+            shell.rv(to),
+            Some(if refused { EPERM } else { 0 }),
+            "inquire, {case}"
+        );
+
+        let release_all = Header::request(Cmd::Release, 1, 0, 60, 0);
+        let to = shell.call(caller, release_all, Call::Release(Vec::new()));
+        assert_eq!(
+            shell.rv(to),
+            Some(if refused { EPERM } else { 0 }),
+            "release, {case}"
+        );
+
+        let acquire = Header::request(Cmd::Acquire, 0, 1, 60, 0);
+        let to = shell.call(caller, acquire, acquire_r1());
+        let rv = shell.rv(to).expect("answered at once: no lockspace");
+        assert_eq!(rv == EPERM, refused, "acquire answered {rv}, {case}");
+
+        // A process naming itself, or its own connection, is never refused.
+        let own = Header::request(Cmd::Inquire, 0, 0, u32::MAX, 0);
+        let to = shell.call(target, own, Call::Inquire);
+        assert_eq!(shell.rv(to), Some(0), "own inquire, {case}");
+    }
+}
+
+fn acquire_r1() -> Call {
+    Call::Acquire {
+        resources: vec![WireResource {
+            lockspace_name: name("LS"),
+            name: name("R1"),
+            num_disks: 1,
+            disks: vec![WireDisk {
+                path: RES_PATH.to_vec(),
+                offset: 0,
+            }],
+            ..WireResource::default()
+        }],
+        options: WireOptions::default(),
+    }
 }

@@ -58,6 +58,7 @@ pub fn apply_file(cfg: &mut DaemonConfig, text: &[u8]) {
             b"watchdog_file" => cfg.watchdog_file = path(value),
             b"metrics_file" => cfg.metrics_file = path(value),
             b"pid_file_nofollow" => cfg.pid_file_nofollow = num() != 0,
+            b"pid_target_same_uid" => cfg.pid_target_same_uid = num() != 0,
             _ => {}
         }
     }
@@ -143,7 +144,7 @@ mod tests {
     }
 
     /// The keys the daemon reads, each with a value other than its default.
-    const KEYS: [(&str, &str); 15] = [
+    const KEYS: [(&str, &str); 16] = [
         ("our_host_name", "h9"),
         ("use_watchdog", "0"),
         ("high_priority", "1"),
@@ -159,6 +160,7 @@ mod tests {
         ("watchdog_file", "/tmp/wd"),
         ("metrics_file", "/tmp/m.prom"),
         ("pid_file_nofollow", "1"),
+        ("pid_target_same_uid", "1"),
     ];
 
     #[test]

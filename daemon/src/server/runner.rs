@@ -140,8 +140,9 @@ impl Runner {
 
     /// A new connection: a client slot and a task to serve it.
     fn connected(&mut self, stream: tokio::net::UnixStream) {
-        let pid = stream.peer_cred().ok().and_then(|c| c.pid()).unwrap_or(-1);
-        match self.engine.connect(pid) {
+        let cred = stream.peer_cred().ok();
+        let pid = cred.and_then(|c| c.pid()).unwrap_or(-1);
+        match self.engine.connect_peer(pid, cred.map(|c| c.uid())) {
             Some(ci) => {
                 tokio::spawn(super::conn::serve(ci, stream, self.tx.clone()));
             }

@@ -51,6 +51,10 @@ pub struct DaemonConfig {
     /// Open the pid file without following a symbolic link (ours, opt-in:
     /// `pid_file_nofollow`; sanlock 3.8.5 follows one).
     pub pid_file_nofollow: bool,
+    /// ACQUIRE, RELEASE, INQUIRE, CONVERT and KILLPATH naming another process by pid only from
+    /// root or that process's own user (ours, opt-in: `pid_target_same_uid`; sanlock 3.8.5
+    /// lets any client name any registered pid).
+    pub pid_target_same_uid: bool,
 }
 
 impl Default for DaemonConfig {
@@ -77,6 +81,7 @@ impl Default for DaemonConfig {
             watchdog_file: None,
             metrics_file: None,
             pid_file_nofollow: false,
+            pid_target_same_uid: false,
         }
     }
 }

@@ -402,7 +402,12 @@ impl Engine {
 
     /// A connection from process `pid`: its slot, or `None` when the table is full.
     pub fn connect(&mut self, pid: i32) -> Option<usize> {
-        let ci = self.table.alloc(pid);
+        self.connect_peer(pid, None)
+    }
+
+    /// A new connection whose peer credentials (SO_PEERCRED) are `pid` and `uid`.
+    pub fn connect_peer(&mut self, pid: i32, uid: Option<u32>) -> Option<usize> {
+        let ci = self.table.alloc_peer(pid, uid);
         self.table_effects();
         ci
     }
@@ -656,12 +661,32 @@ impl Engine {
 
     /// The client a lease command is for (§1.3): data2 -1 is the connection itself, else the
     /// first registered slot with that pid; it must be registered, alive and idle.
+    /// With `pid_target_same_uid` (ours, opt-in) a command naming another process by pid must
+    /// come from root or from that process's own user.
     fn target(&self, ci: usize, header: Header) -> Option<usize> {
-        self.table.target(ci, header.data2)
+        self.table
+            .target(ci, header.data2)
+            .filter(|&t| self.may_target(ci, t))
     }
 
     fn target_error(&self, ci: usize, header: Header) -> i32 {
-        self.table.target_error(ci, header.data2)
+        match self.table.target(ci, header.data2) {
+            Some(t) if !self.may_target(ci, t) => EPERM,
+            _ => self.table.target_error(ci, header.data2),
+        }
+    }
+
+    /// Whether connection `ci` may act for client `t` (itself, always).
+    fn may_target(&self, ci: usize, t: usize) -> bool {
+        if !self.cfg.pid_target_same_uid || t == ci {
+            return true;
+        }
+        let uid = |i| self.table.get(i).and_then(|c| c.uid);
+        match uid(ci) {
+            Some(0) => true,
+            Some(caller) => uid(t) == Some(caller),
+            None => false,
+        }
     }
 
     // ---- host outputs -----------------------------------------------------------------
