@@ -295,6 +295,12 @@ impl AlignedBuf {
         self.storage.len() - self.start
     }
 
+    /// The length it was made for: what it costs a pool's budget (its capacity is up to
+    /// 4095 bytes more, depending on where the allocator put it).
+    pub fn made_for(&self) -> usize {
+        self.storage.len() - BUFFER_ALIGN
+    }
+
     /// Makes it `len` bytes long, keeping its memory (and whatever bytes it held: the caller
     /// overwrites them). False, unchanged, when `len` exceeds its capacity.
     pub fn reuse(&mut self, len: usize) -> bool {

@@ -12,9 +12,7 @@
 //! Files use 512-byte sectors, as sanlock assumes (`FileStorage::open_with_sector_size` says
 //! otherwise); block devices their logical sector size.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sanlock_core::io::{IoError, IoId, IoOp, IoResult};
@@ -23,6 +21,7 @@ use sanlock_core::ondisk::SectorSize;
 use crate::buffers::BufferPool;
 use crate::disk::{AlignedBuf, Disk, DiskError, EMSGSIZE};
 use crate::storage::{Completed, DiskId, DiskInfo, Inbox, Io, Stats, Storage};
+use crate::workers::Workers;
 
 /// -EAGAIN: no thread could be started for an I/O.
 const EAGAIN: i32 = 11;
@@ -55,14 +54,7 @@ pub const MAX_WORKERS: usize = 64;
 pub struct FileStorage {
     disks: Vec<(DiskInfo, Arc<Disk>)>,
     inbox: Inbox,
-    jobs: mpsc::Sender<Job>,
-    queue: Arc<Mutex<mpsc::Receiver<Job>>>,
-    idle: Arc<AtomicUsize>,
-    /// Jobs sent and not yet taken by a thread.
-    queued: Arc<AtomicUsize>,
-    /// Jobs handed to threads and not yet returned by the kernel.
-    running: Arc<AtomicUsize>,
-    workers: usize,
+    workers: Workers<Job>,
     pool: BufferPool,
 }
 
@@ -86,16 +78,10 @@ impl Default for FileStorage {
 impl FileStorage {
     /// A backend with no disks and no threads yet.
     pub fn new() -> Self {
-        let (jobs, queue) = mpsc::channel();
         FileStorage {
             disks: Vec::new(),
             inbox: Inbox::default(),
-            jobs,
-            queue: Arc::new(Mutex::new(queue)),
-            idle: Arc::new(AtomicUsize::new(0)),
-            queued: Arc::new(AtomicUsize::new(0)),
-            running: Arc::new(AtomicUsize::new(0)),
-            workers: 0,
+            workers: Workers::new("sanlock-io", MAX_WORKERS, run),
             pool: BufferPool::default(),
         }
     }
@@ -123,97 +109,47 @@ impl FileStorage {
         self.disks.push((info, Arc::new(disk)));
         DiskId(self.disks.len() - 1)
     }
-
-    /// Starts a thread when the queue needs one. False when none could be started and there is
-    /// no thread at all to run a job: the caller fails the I/O rather than let it wait for its
-    /// deadline (or take the daemon down, as an `expect` on the spawn did).
-    fn ensure_worker(&mut self) -> bool {
-        // One idle thread per queued job, so that a batch runs concurrently.
-        if self.idle.load(Ordering::Acquire) > self.queued.load(Ordering::Acquire)
-            || self.workers >= MAX_WORKERS
-        {
-            return true;
-        }
-        let queue = Arc::clone(&self.queue);
-        let idle = Arc::clone(&self.idle);
-        let queued = Arc::clone(&self.queued);
-        let running = Arc::clone(&self.running);
-        // Counted idle before it starts, so that the next job does not spawn another.
-        idle.fetch_add(1, Ordering::AcqRel);
-        let spawned = if spawn_fails() {
-            Err(std::io::Error::from_raw_os_error(11))
-        } else {
-            std::thread::Builder::new()
-                .name(format!("sanlock-io-{}", self.workers))
-                .spawn(move || worker(&queue, &idle, &queued, &running))
-                .map(drop)
-        };
-        match spawned {
-            Ok(()) => {
-                self.workers += 1;
-                true
-            }
-            Err(_) => {
-                self.idle.fetch_sub(1, Ordering::AcqRel);
-                self.workers > 0
-            }
-        }
-    }
 }
 
-fn worker(
-    queue: &Mutex<mpsc::Receiver<Job>>,
-    idle: &AtomicUsize,
-    queued: &AtomicUsize,
-    running: &AtomicUsize,
-) {
-    loop {
-        let job = queue.lock().expect("no worker panics holding it").recv();
-        let Ok(mut job) = job else {
-            return; // the backend is gone
-        };
-        queued.fetch_sub(1, Ordering::AcqRel);
-        if crate::clock::now() >= job.deadline {
-            // Reported timed out already, while it waited for a thread: not worth starting.
-            job.pool.give(job.buf);
-            running.fetch_sub(1, Ordering::AcqRel);
-            continue;
-        }
-        idle.fetch_sub(1, Ordering::AcqRel);
-        // A panic in the I/O fails that I/O; the thread and its counts go on.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            if job.write {
-                job.disk.write(job.offset, &job.buf)
-            } else {
-                job.disk.read_into(job.offset, &mut job.buf)
-            }
-        }))
-        .unwrap_or_else(|_| {
-            Err(crate::disk::DiskError {
-                op: if job.write { "write" } else { "read" },
-                path: Vec::new(),
-                offset: Some(job.offset),
-                errno: EIO,
-                reason: "the I/O panicked".to_string(),
-            })
-        });
-        let result = match outcome {
-            Ok(()) if !job.write => Ok(job.pool.into_bytes(job.buf)),
-            other => {
-                job.pool.give(job.buf);
-                other
-                    .map(|()| bytes::Bytes::new())
-                    .map_err(|e| match e.errno {
-                        EMSGSIZE => IoError::Short,
-                        errno => IoError::Failed(errno),
-                    })
-            }
-        };
-        running.fetch_sub(1, Ordering::AcqRel);
-        // The backend may be gone; a late completion has nowhere to go, which is fine.
-        let _ = job.done.send((job.id, result));
-        idle.fetch_add(1, Ordering::AcqRel);
+/// One I/O on a worker thread: the blocking `pread`/`pwrite`, its buffer back to the pool
+/// (or lent to the caller as the bytes read), its result to the inbox.
+fn run(mut job: Job) {
+    if crate::clock::now() >= job.deadline {
+        // Reported timed out already, while it waited for a thread: not worth starting.
+        job.pool.give(job.buf);
+        return;
     }
+    // A panic in the I/O fails that I/O; the thread and its counts go on.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if job.write {
+            job.disk.write(job.offset, &job.buf)
+        } else {
+            job.disk.read_into(job.offset, &mut job.buf)
+        }
+    }))
+    .unwrap_or_else(|_| {
+        Err(crate::disk::DiskError {
+            op: if job.write { "write" } else { "read" },
+            path: Vec::new(),
+            offset: Some(job.offset),
+            errno: EIO,
+            reason: "the I/O panicked".to_string(),
+        })
+    });
+    let result = match outcome {
+        Ok(()) if !job.write => Ok(job.pool.into_bytes(job.buf)),
+        other => {
+            job.pool.give(job.buf);
+            other
+                .map(|()| bytes::Bytes::new())
+                .map_err(|e| match e.errno {
+                    EMSGSIZE => IoError::Short,
+                    errno => IoError::Failed(errno),
+                })
+        }
+    };
+    // The backend may be gone; a late completion has nowhere to go, which is fine.
+    let _ = job.done.send((job.id, result));
 }
 
 #[async_trait]
@@ -233,17 +169,6 @@ impl Storage for FileStorage {
                 IoOp::Read { len } => (false, self.pool.take(*len)),
                 IoOp::Write { data } => (true, self.pool.copy_of(data)),
             };
-            if !self.ensure_worker() {
-                // No thread to run it: failed now, as a device error would.
-                self.pool.give(buf);
-                let _ = self
-                    .inbox
-                    .sender()
-                    .send((io.id, Err(IoError::Failed(EAGAIN))));
-                continue;
-            }
-            self.queued.fetch_add(1, Ordering::AcqRel);
-            self.running.fetch_add(1, Ordering::AcqRel);
             let job = Job {
                 id: io.id,
                 deadline: io.deadline,
@@ -254,9 +179,14 @@ impl Storage for FileStorage {
                 done: self.inbox.sender(),
                 pool: self.pool.clone(),
             };
-            self.jobs
-                .send(job)
-                .expect("workers hold the queue while the backend lives");
+            if let Err(job) = self.workers.submit(job, spawn_fails()) {
+                // No thread to run it: failed now, as a device error would.
+                self.pool.give(job.buf);
+                let _ = self
+                    .inbox
+                    .sender()
+                    .send((io.id, Err(IoError::Failed(EAGAIN))));
+            }
         }
     }
 
@@ -266,10 +196,7 @@ impl Storage for FileStorage {
 
     fn stats(&self) -> Stats {
         let mut stats = self.inbox.deadlines.stats();
-        stats.abandoned_buffers = self
-            .running
-            .load(Ordering::Acquire)
-            .saturating_sub(stats.in_flight);
+        stats.abandoned_buffers = self.workers.running().saturating_sub(stats.in_flight);
         stats
     }
 }

@@ -18,6 +18,11 @@ pub mod faults;
 pub mod file;
 pub mod nfs;
 pub mod storage;
+mod sync;
 pub mod uring;
+pub mod workers;
+
+#[cfg(all(test, sanlock_loom))]
+mod loom_models;
 
 pub use storage::{Completed, DiskId, DiskInfo, Io, Stats, Storage};
