@@ -533,3 +533,97 @@ fn a_log_that_takes_no_writes_holds_up_no_reply() {
         "{status:?}"
     );
 }
+
+/// Our daemon with `SANLOCK_TEST_PANIC=what` (debug builds inject one panic there).
+fn spawn_daemon_panicking(run_dir: &Path, what: &str) -> Child {
+    std::fs::create_dir_all(run_dir).unwrap();
+    Command::new(common::ours())
+        .args([
+            "daemon", "-D", "-w", "0", "-l", "0", "-h", "0", "-U", "root", "-G", "root", "-e",
+            "host",
+        ])
+        .env("SANLOCK_RUN_DIR", run_dir)
+        .env("SANLOCK_PRIVILEGED", "0")
+        .env("SANLOCK_TEST_PANIC", what)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(run_dir.join("daemon.log")).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_panic_in_a_blocking_operation_fails_that_operation_and_the_daemon_goes_on() {
+    if std::env::var_os("SANLOCK_UNDER_TEST").is_some() {
+        println!("skipped: SANLOCK_UNDER_TEST may be a release build, which injects no panic");
+        return;
+    }
+    // (where the panic is injected, the request that meets it, the log line it leaves)
+    let cases: [(&str, &str, &str); 3] = [
+        ("disk operation", "init_ls", "disk operation failed"),
+        (
+            "lockspace probe",
+            "add_lockspace",
+            "lockspace probe panicked",
+        ),
+        ("rindex format", "format", "rindex format panicked"),
+    ];
+    for (what, request, logged) in cases {
+        let scratch = Scratch::new("daemon-panic");
+        let run_dir = scratch.path("run");
+        let mut daemon = spawn_daemon_panicking(&run_dir, what);
+        connect_within(&run_dir, Duration::from_secs(2));
+        let ls = scratch.path("ls");
+        let rx = scratch.path("rx");
+        common::create_file(&ls, 1 << 20);
+        common::create_file(&rx, 4 << 20);
+        let ls_arg = format!("LS:1:{}:0", ls.display());
+        let rx_arg = format!("LS:{}:0", rx.display());
+        let init: Vec<&str> = vec!["init", "-s", &ls_arg, "-o", "1"];
+        let add: Vec<&str> = vec!["add_lockspace", "-s", &ls_arg, "-o", "1"];
+        let format: Vec<&str> = vec!["format", "-x", &rx_arg];
+        let steps = [
+            ("init_ls", init),
+            ("add_lockspace", add),
+            ("format", format),
+        ];
+        for (name, args) in &steps {
+            let first = common::client_at(&run_dir, args);
+            if *name == request {
+                // The operation that panicked fails with -EIO; the same again succeeds: nothing
+                // it held (client slot, lockspace "adding", rindex busy) was left behind.
+                assert_ne!(
+                    first.code, 0,
+                    "{what}: {name} should have failed: {first:?}"
+                );
+                assert!(
+                    first.stdout.contains("-5") || first.stderr.contains("-5"),
+                    "{what}: {name} fails with -EIO: {first:?}"
+                );
+                let again = common::client_at(&run_dir, args);
+                assert_eq!(again.code, 0, "{what}: {name} again: {again:?}");
+            } else {
+                assert_eq!(first.code, 0, "{what}: {name}: {first:?}");
+            }
+        }
+        // Still serving: the lockspace is joined and a lookup in the index answers.
+        let status = common::client_at(&run_dir, &["status"]);
+        assert!(status.stdout.contains("s LS:1:"), "{what}: {status:?}");
+        let lookup = common::client_at(&run_dir, &["lookup", "-x", &rx_arg, "-r", "LS:R1"]);
+        let busy = |t: &str| t.contains("-16");
+        assert!(
+            !busy(&lookup.stdout) && !busy(&lookup.stderr),
+            "{what}: the index is not left busy: {lookup:?}"
+        );
+        let logdump = common::client_at(&run_dir, &["log_dump"]);
+        kill(&mut daemon);
+        let log = std::fs::read_to_string(run_dir.join("daemon.log")).unwrap();
+        assert!(
+            log.contains("injected panic in"),
+            "{what}: the panic was injected: {log}"
+        );
+        assert!(
+            log.contains(logged) || logdump.stdout.contains(logged),
+            "{what}: logged {logged:?}: {log}"
+        );
+    }
+}

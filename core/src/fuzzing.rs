@@ -127,8 +127,16 @@ pub fn rindex_lvb(data: &[u8]) {
         // The sector written is the area's, with entry i's bytes replaced and no others.
         let start = offset as usize;
         let at = (header.entry_offset(i) - header.rx_offset) as usize - start;
-        assert_eq!(&sector[at..at + 64], &entry.encode()[..], "the entry written");
-        assert_eq!(&sector[..at], &area[start..start + at], "bytes before it kept");
+        assert_eq!(
+            &sector[at..at + 64],
+            &entry.encode()[..],
+            "the entry written"
+        );
+        assert_eq!(
+            &sector[..at],
+            &area[start..start + at],
+            "bytes before it kept"
+        );
         assert_eq!(
             &sector[at + 64..],
             &area[start + at + 64..start + ss],

@@ -281,7 +281,11 @@ async fn event_sink(stream: &mut UnixStream, mut events: mpsc::UnboundedReceiver
 /// Runs a disk operation on a blocking thread. A panic in it fails this request alone (logged;
 /// answered -EIO), not the connection's task, whose slot would then never be freed.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Fail> {
-    match tokio::task::spawn_blocking(f).await {
+    let run = move || {
+        super::inject::maybe_panic("disk operation");
+        f()
+    };
+    match tokio::task::spawn_blocking(run).await {
         Ok(v) => Ok(v),
         Err(e) => {
             log::log(log::ERR, &format!("disk operation failed: {e}"));

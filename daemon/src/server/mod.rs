@@ -4,6 +4,7 @@
 pub mod config;
 pub mod conn;
 pub mod disk_ops;
+mod inject;
 #[cfg(test)]
 mod layers;
 pub mod lockfile;

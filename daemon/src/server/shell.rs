@@ -156,7 +156,11 @@ fn on_blocking_thread(
     otherwise: impl FnOnce() + Send + 'static,
 ) {
     tokio::task::spawn_blocking(move || {
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+        let run = move || {
+            super::inject::maybe_panic(what);
+            f()
+        };
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).is_err() {
             log::log(log::ERR, &format!("{what} panicked; it fails with -EIO"));
             otherwise();
         }
