@@ -261,24 +261,43 @@ async fn worker(
             // Already reported timed out by the inbox.
             continue;
         }
-        let run = run_job(&remote, &mut conn, &job);
-        let result = match tokio::time::timeout(left, run).await {
-            Ok(result) => result,
+        // On a task of its own, so that a panic (a reply the client library chokes on) fails
+        // this I/O with -EIO and drops the connection, instead of ending this loop and leaving
+        // the disk one connection short for good.
+        let (id, remote2, held) = (job.id, Arc::clone(&remote), conn.take());
+        let mut task = tokio::spawn(async move {
+            let mut conn = held;
+            let result = run_job(&remote2, &mut conn, &job).await;
+            (result, conn)
+        });
+        let result = match tokio::time::timeout(left, &mut task).await {
+            Ok(Ok((result, kept))) => {
+                conn = kept;
+                result
+            }
+            Ok(Err(_panicked)) => Err(IoError::Failed(EIO)),
             Err(_) => {
-                conn = None;
+                task.abort();
                 Err(IoError::TimedOut)
             }
         };
         if matches!(result, Err(IoError::Failed(EIO))) {
             conn = None;
         }
-        if done.send((job.id, result)).is_err() {
+        if done.send((id, result)).is_err() {
             return;
         }
     }
 }
 
+#[cfg(test)]
+static PANIC_NEXT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 async fn run_job(remote: &Remote, conn: &mut Option<Connection>, job: &Job) -> IoResult {
+    #[cfg(test)]
+    if PANIC_NEXT.swap(false, std::sync::atomic::Ordering::AcqRel) {
+        panic!("injected: the NFS client panicked");
+    }
     if conn.is_none() {
         *conn = Some(
             connect(&remote.target)
@@ -401,5 +420,47 @@ impl Storage for NfsStorage {
 
     fn stats(&self) -> Stats {
         self.inbox.deadlines.stats()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_job_that_panics_fails_with_eio_and_its_connection_loop_goes_on() {
+        // No server at all: the panic comes before any connection, and the next job's
+        // connect is refused at once (port 1 on loopback).
+        let remote = Arc::new(Remote {
+            target: NfsTarget {
+                server: "127.0.0.1".into(),
+                export: "/x".into(),
+                file: "f".into(),
+                ports: Some((1, 1)),
+                sector_size: SectorSize::Bytes512,
+            },
+            fh: nfs_fh3::default(),
+            rtmax: 4096,
+            wtmax: 4096,
+        });
+        let (jobs, queue) = mpsc::unbounded_channel();
+        let (done, mut results) = mpsc::unbounded_channel();
+        tokio::spawn(worker(remote, Arc::new(Mutex::new(queue)), None, done));
+        let job = |id| Job {
+            id: IoId(id),
+            offset: 0,
+            op: IoOp::Read { len: 512 },
+            deadline: crate::clock::now() + Duration::from_secs(10),
+        };
+        PANIC_NEXT.store(true, std::sync::atomic::Ordering::Release);
+        jobs.send(job(1)).unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(5), results.recv()).await;
+        assert_eq!(first.unwrap(), Some((IoId(1), Err(IoError::Failed(EIO)))));
+        jobs.send(job(2)).unwrap();
+        let second = tokio::time::timeout(Duration::from_secs(5), results.recv()).await;
+        let (id, result) = second.expect("the loop still runs").unwrap();
+        assert_eq!(id, IoId(2));
+        assert!(result.is_err(), "no server: {result:?}");
     }
 }
