@@ -34,6 +34,9 @@ pub fn walk(data: &[u8]) {
     };
     let scenario = usize::from(*s) % Scenario::ALL.len();
     let model = model(scenario, 2 + usize::from(*h) % 2);
+    // Each walk on its own, as each exploration is: reads interned by earlier walks are
+    // dropped (they would pile up to gigabytes over millions of walks).
+    crate::check::forget_interned();
     let mut state = model.initial().unwrap_or_else(|v| panic!("initial: {v}"));
     let mut taken = Vec::new();
     for &b in path.iter().take(MAX_STEPS) {

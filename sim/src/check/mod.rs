@@ -10,5 +10,6 @@ mod scenario;
 
 pub use explore::{explore, Report};
 pub use fingerprint::Fingerprinter;
+pub(crate) use fingerprint::forget_interned;
 pub use model::{Model, State, Step};
 pub use scenario::Scenario;

@@ -45,6 +45,9 @@ const MIB: u64 = 1 << 20;
 pub struct Model {
     scenario: Scenario,
     base: Arc<Vec<u8>>,
+    /// The base image's fingerprint: part of every interned read's key, so that models with
+    /// other images (other scenarios, other host counts) never share a read.
+    base_key: u128,
     space: Name,
     resource: Name,
     hosts: usize,
@@ -273,6 +276,7 @@ impl Model {
         }
         Model {
             scenario,
+            base_key: Fingerprinter::of(&image),
             base: Arc::new(image),
             space,
             resource,
@@ -498,7 +502,7 @@ impl Model {
             return Bytes::from(self.read(disk, offset, len));
         }
         let written: Vec<(&u32, &Arc<[u8]>)> = disk.range(sector_range(offset, len)).collect();
-        let key = Fingerprinter::of(&(offset, len, written));
+        let key = Fingerprinter::of(&(self.base_key, offset, len, written));
         intern(key, || Bytes::from(self.read(disk, offset, len)))
     }
 
