@@ -300,3 +300,56 @@ fn a_killpath_set_with_killpath_pid_gets_the_holders_pid_appended() {
         format!("recovery {pid}\n")
     );
 }
+
+#[test]
+fn a_device_left_armed_by_a_daemon_killed_uncleanly_is_not_fed_by_the_next_one() {
+    // historical-bugs C26 (sanlock 089b8cd): after an unclean exit the watchdog is counting
+    // down to the reset that stops the dead daemon's lease holders; a restarted daemon that
+    // reopened and fed it would give the host new life while other hosts take those leases.
+    let scratch = Scratch::new("daemon-watchdog-left-armed");
+    let wd = scratch.path("watchdog");
+    let marker = scratch.path("watchdog.armed");
+    let run = scratch.path("run");
+    let d = Daemon::start(&run, &["-w", "1"], Some(&wd));
+    setup(&scratch, &d, "1");
+    assert!(
+        marker.exists(),
+        "the feeder marks the device it holds armed"
+    );
+    drop(d); // SIGKILL: no magic close
+    let fed_before = std::fs::read_to_string(&wd).unwrap();
+    let d = Daemon::start(&run, &["-w", "1"], Some(&wd));
+    let ls_arg = format!("LS:1:{}:0", scratch.path("ls").display());
+    let add = d.client(&["add_lockspace", "-s", &ls_arg, "-o", "1"]);
+    assert_ne!(add.code, 0, "joined on a watchdog left armed: {add:?}");
+    assert!(
+        format!("{}{}", add.stdout, add.stderr).contains("-203"),
+        "SANLK_WD_ERROR: {add:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&wd).unwrap(),
+        fed_before,
+        "not fed, not closed"
+    );
+    let log = std::fs::read_to_string(run.join("daemon.log")).unwrap();
+    assert!(log.contains("left armed"), "{log}");
+    drop(d);
+
+    // Once the host has reset (the mark gone with /dev/shm), and after a clean removal, the
+    // next daemon joins as usual.
+    std::fs::remove_file(&marker).unwrap();
+    let d = Daemon::start(&run, &["-w", "1"], Some(&wd));
+    let add = d.client(&["add_lockspace", "-s", &ls_arg, "-o", "1"]);
+    assert_eq!(add.code, 0, "{add:?}");
+    let rem = d.client(&["rem_lockspace", "-s", &ls_arg]);
+    assert_eq!(rem.code, 0, "{rem:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while marker.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the magic close removes the mark"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(std::fs::read_to_string(&wd).unwrap().ends_with("close\n"));
+}

@@ -1024,3 +1024,76 @@ fn a_failed_convert_leaves_our_dblock_at_its_version_through_the_release() {
     );
     assert!(d.dblock.released() && !d.mode.shared);
 }
+
+#[test]
+fn a_restarted_host_ballots_above_the_largest_mbal_any_dblock_shows() {
+    // historical-bugs A2 (sanlock 6121048): the next ballot number comes from the largest
+    // mbal read in all dblocks, not from our own last one. Host 1 restarts knowing nothing;
+    // host 2 ran phase 1 of version 1 with ballot 4002. Ours must be above it and ours:
+    // (4002 − 4002 mod 2000) + 2000 + 1.
+    let mut w = World::new(1, 1, 764);
+    w.set_dblock(2, phase1_only(4002, 1));
+    assert!(matches!(w.acquire_ex()[..], [Event::Acquired { .. }]));
+    assert_eq!(w.dblock(1).dblock.mbal, Mbal(6001));
+    assert_eq!(w.leader().lver, Lver(1));
+}
+
+#[test]
+fn a_larger_version_in_a_dblock_beats_our_ballot_as_a_larger_mbal_does() {
+    // historical-bugs A4 (sanlock c1d65fd): host 2 is already balloting version 2 (its dblock
+    // says so) while the leader still says 0 and we ballot version 1 with the larger mbal.
+    // Our ballot is beaten: we must not commit version 1 under a host that is past it.
+    let mut w = World::new(1, 1, 764);
+    w.set_dblock(2, phase1_only(2, 2));
+    let events = w.acquire_ex();
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Acquired { .. })),
+        "{events:?}"
+    );
+    assert_eq!(w.leader().lver, Lver(0), "nothing committed");
+}
+
+#[test]
+fn a_lease_another_host_committed_for_a_live_owner_that_let_go_is_taken() {
+    // historical-bugs A5 and A11 (sanlock e40e1f6, 735781d): host 3 completed host 2's ballot
+    // and wrote the leader naming host 2 (write_id 3); host 2 took it and released at once
+    // (its dblock RELEASED), but its own leader write came before host 3's and was lost. Host
+    // 2 is alive: the owner's liveness alone would keep the lease held for ever. The write_id
+    // tells that the owner may have let go; its RELEASED dblock says it did.
+    let mut w = owned_by_host_2(500);
+    let mut leader = w.leader();
+    leader.write_id = 3;
+    w.lease_disk.bytes_mut()[..200].copy_from_slice(&leader.encode());
+    let mut owners = w.dblock(2).dblock;
+    owners.flags |= crate::ondisk::dblock::DBLOCK_FL_RELEASED;
+    w.set_dblock(2, owners);
+    w.lease.acquire(w.now, AcquireRequest::default());
+    w.run_io();
+    w.events();
+    w.lease
+        .owner_status(w.now, Some(&status(500, 900, Some(998), 998)));
+    w.run_io();
+    assert!(
+        matches!(w.events()[..], [Event::Acquired { .. }]),
+        "taken from an owner that let go"
+    );
+    assert_eq!(w.leader().owner_id, HostId::new(1));
+
+    // The same with the owner's dblock not released: it still holds it.
+    let mut w = owned_by_host_2(500);
+    let mut leader = w.leader();
+    leader.write_id = 3;
+    w.lease_disk.bytes_mut()[..200].copy_from_slice(&leader.encode());
+    w.lease.acquire(w.now, AcquireRequest::default());
+    w.run_io();
+    w.events();
+    w.lease
+        .owner_status(w.now, Some(&status(500, 900, Some(998), 998)));
+    w.run_io();
+    assert_eq!(
+        w.events(),
+        vec![Event::AcquireFailed {
+            rv: SANLK_ACQUIRE_IDLIVE
+        }]
+    );
+}

@@ -446,3 +446,66 @@ fn acquire_r1() -> Call {
         options: WireOptions::default(),
     }
 }
+
+#[test]
+fn after_the_daemon_is_stopped_across_the_grace_the_next_turn_sends_sigkill() {
+    // historical-bugs B24 (sanlock aa0092c): escalation goes by elapsed time, not by how many
+    // checks were made. The daemon is SIGSTOPped right after its first SIGTERM and resumed
+    // past the grace: its first turn after that must send SIGKILL, not count one more SIGTERM.
+    let grace = 10;
+    let mut sh = Shell::new(grace);
+    sh.join();
+    let ci = sh.client(100);
+    let to = sh.acquire(ci);
+    assert_eq!(sh.rv(to), Some(0));
+    sh.hung.push(DiskNo(0));
+    let started = sh.now;
+    while sh.signals_to(100).is_empty() {
+        sh.wait(0.5);
+        assert!(sh.now < started + Duration::from_secs(60), "no SIGTERM");
+    }
+    assert_eq!(sh.signals_to(100), [StopSignal::Term]);
+    // Stopped for grace + 5 s: one turn when it runs again.
+    sh.now = sh.now + Duration::from_secs(grace + 5);
+    sh.input(Input::Timer);
+    assert_eq!(
+        sh.signals_to(100),
+        [StopSignal::Term, StopSignal::Kill],
+        "the first turn after the stop escalates"
+    );
+}
+
+#[test]
+fn a_removal_during_the_add_cancels_it_and_the_lockspace_can_be_added_again() {
+    // historical-bugs B23 (sanlock 85de31c, 7f34244): rem_lockspace while add_lockspace is
+    // acquiring the host_id. The removal answers 0, the add -1 (§4.12), and nothing is left
+    // half there: the same add then succeeds.
+    let mut sh = Shell::new(40);
+    let ls = WireLockspace {
+        name: name("LS"),
+        host_id: 1,
+        flags: 0,
+        disk: WireDisk {
+            path: LS_PATH.to_vec(),
+            offset: 0,
+        },
+    };
+    let ci = sh.engine.connect(50).unwrap();
+    let add = Header::request(Cmd::AddLockspace, 0, IO_TIMEOUT, 0, 0);
+    let adding = sh.call(ci, add, Call::AddLockspace(ls.clone()));
+    assert_eq!(sh.rv(adding), None, "the add waits out its 2N");
+    let other = sh.engine.connect(51).unwrap();
+    let rem = Header::request(Cmd::RemLockspace, 0, 0, 0, 0);
+    let removing = sh.call(other, rem, Call::RemLockspace(ls.clone()));
+    assert_eq!(sh.rv(removing), Some(0));
+    sh.wait(30.0);
+    assert_eq!(sh.rv(adding), Some(-1), "the add is cancelled");
+    let again = sh.call(ci, add, Call::AddLockspace(ls));
+    for _ in 0..200 {
+        if sh.rv(again).is_some() {
+            break;
+        }
+        sh.wait(0.5);
+    }
+    assert_eq!(sh.rv(again), Some(0), "added again");
+}

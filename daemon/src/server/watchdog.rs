@@ -75,7 +75,7 @@ pub fn choose(cfg: &DaemonConfig) -> (WatchdogIo, Keeper) {
         return (WatchdogIo::Off, Keeper::Off);
     }
     if let Some(path) = cfg.watchdog_file.clone() {
-        return (device(path, true), Keeper::Feeder(Default::default()));
+        return device_unless_left_armed(path, true);
     }
     let socket = std::env::var_os("SANLOCK_WDMD_SOCKET")
         .map_or_else(|| PathBuf::from(WDMD_SOCKET), PathBuf::from);
@@ -86,8 +86,7 @@ pub fn choose(cfg: &DaemonConfig) -> (WatchdogIo, Keeper) {
         };
         (io, Keeper::Wdmd(Default::default()))
     } else if std::path::Path::new("/dev/watchdog").exists() {
-        let io = device("/dev/watchdog".into(), false);
-        (io, Keeper::Feeder(Default::default()))
+        device_unless_left_armed("/dev/watchdog".into(), false)
     } else {
         log::log(
             log::WARNING,
@@ -96,6 +95,40 @@ pub fn choose(cfg: &DaemonConfig) -> (WatchdogIo, Keeper) {
         );
         (WatchdogIo::Off, Keeper::Unavailable)
     }
+}
+
+/// Where our feeder marks a device it holds open and armed: in /dev/shm for the real device
+/// (tmpfs: a reset clears it), beside a stand-in file for tests.
+pub fn armed_marker(path: &std::path::Path, stand_in: bool) -> PathBuf {
+    if stand_in {
+        let mut marker = path.as_os_str().to_owned();
+        marker.push(".armed");
+        PathBuf::from(marker)
+    } else {
+        PathBuf::from("/dev/shm/sanlock-rs-watchdog.armed")
+    }
+}
+
+/// Our feeder, unless an earlier daemon left the device open and armed when it ended (its
+/// marker is still there): then the device is counting down to the reset that stops that
+/// daemon's lease holders, and feeding it would give the host new life while other hosts take
+/// those leases (sanlock 089b8cd: wdmd refuses to start then). Joins fail with
+/// SANLK_WD_ERROR until the host has reset.
+fn device_unless_left_armed(path: PathBuf, stand_in: bool) -> (WatchdogIo, Keeper) {
+    let marker = armed_marker(&path, stand_in);
+    if marker.exists() {
+        log::log(
+            log::ERR,
+            &format!(
+                "watchdog {}: left armed by a daemon that did not exit cleanly ({} exists); \
+                 not fed, so that it resets the host: lockspaces cannot be joined until then",
+                path.display(),
+                marker.display()
+            ),
+        );
+        return (WatchdogIo::Off, Keeper::Unavailable);
+    }
+    (device(path, stand_in), Keeper::Feeder(Default::default()))
 }
 
 /// Starts the thread that writes to our device.
@@ -197,6 +230,7 @@ fn write_device(
     orders: &std::sync::mpsc::Receiver<(Feed, Time)>,
 ) {
     let mut device: Option<File> = None;
+    let marker = armed_marker(path, stand_in);
     let ms = |t: Time| t.since_boot().as_millis();
     for (feed, now) in orders {
         if device.is_none() && feed != Feed::Close {
@@ -206,7 +240,13 @@ fn write_device(
                 .create(stand_in)
                 .open(path)
             {
-                Ok(f) => device = Some(f),
+                Ok(f) => {
+                    // Marked while open: only the magic close below removes the mark.
+                    if let Err(e) = std::fs::write(&marker, std::process::id().to_string()) {
+                        log::log(log::ERR, &format!("watchdog {}: {e}", marker.display()));
+                    }
+                    device = Some(f);
+                }
                 Err(e) => {
                     log::log(log::ERR, &format!("watchdog {}: {e}", path.display()));
                     continue;
@@ -226,6 +266,7 @@ fn write_device(
         };
         if feed == Feed::Close {
             device = None;
+            let _ = std::fs::remove_file(&marker);
         }
     }
 }
