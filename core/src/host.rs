@@ -1545,6 +1545,7 @@ impl Host {
                         paxos::Event::AcquireFailed { .. }
                             | paxos::Event::Released
                             | paxos::Event::ReleaseFailed { .. }
+                            | paxos::Event::ReleaseRetried { .. }
                     );
                     self.outputs.push_back(Output::Resource {
                         space_name,

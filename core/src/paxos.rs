@@ -133,9 +133,17 @@ pub enum Event {
     },
     /// Released (on disk, or left to our RELEASED dblock when another host wrote the leader).
     Released,
-    /// The release failed with this result; the lease may still be ours on disk.
+    /// The release failed with this result; the lease may still be ours on disk. After
+    /// SANLK_AIO_TIMEOUT the machine goes on releasing in the background (not done yet) and
+    /// ends with [`Event::ReleaseRetried`].
     ReleaseFailed {
         /// SANLK_* or -errno.
+        rv: i32,
+    },
+    /// A release that timed out, retried in the background, has ended: 0 (the lease is free)
+    /// or the error that stopped it. Its caller was answered at the first timeout.
+    ReleaseRetried {
+        /// 0, SANLK_* or -errno.
         rv: i32,
     },
 }
@@ -146,6 +154,8 @@ pub struct PaxosLease {
     config: PaxosConfig,
     request: AcquireRequest,
     sh_retries_left: u32,
+    /// A release timed out and is being tried again (its failure was reported once).
+    release_retrying: bool,
     /// An LVB value set by the holder, written before the release.
     dirty_lvb: Option<Lvb>,
     /// SANLK_REL_RENAME: the name the released leader carries.
@@ -350,6 +360,13 @@ enum Step {
     ShRetryDelay {
         until: Time,
     },
+    /// A release whose leader I/O timed out, tried again from its leader read at `until`
+    /// until it ends other than by a timeout: a lease left held on disk would be held for as
+    /// long as we live, unmanaged (sanlock 48d2841).
+    ReleaseRetryDelay {
+        until: Time,
+        leader: LeaderRecord,
+    },
     /// After a shared commit: our dblock RELEASED plus a SHARED mode block.
     SharedDblockWrite {
         io: Pending,
@@ -425,6 +442,7 @@ impl PaxosLease {
             config,
             request: AcquireRequest::default(),
             sh_retries_left: SH_RETRIES,
+            release_retrying: false,
             dirty_lvb: None,
             rename_to: None,
             converting: None,
@@ -644,6 +662,14 @@ impl PaxosLease {
             Step::ShRetryDelay { until } if now >= until => {
                 self.phase = self.read_lease(now);
             }
+            Step::ReleaseRetryDelay { until, leader } if now >= until => {
+                let io = self.read_leader(now);
+                self.phase = Step::ReleaseReadLeader {
+                    io,
+                    leader,
+                    then: AfterFree::Released,
+                };
+            }
             Step::RetryDelay { ballot, until } if now >= until => {
                 let io = self.read_leader(now);
                 self.phase = Step::RereadBeforeBallot { io, ballot };
@@ -667,7 +693,8 @@ impl PaxosLease {
         match &self.phase {
             Step::SleepOwner { until, .. }
             | Step::RetryDelay { until, .. }
-            | Step::ShRetryDelay { until } => Some(*until),
+            | Step::ShRetryDelay { until }
+            | Step::ReleaseRetryDelay { until, .. } => Some(*until),
             _ => self.pending().map(|io| io.deadline),
         }
     }
@@ -684,9 +711,9 @@ impl PaxosLease {
             Step::SleepOwner { wait, .. }
             | Step::ReadOwnerDelta { wait, .. }
             | Step::RereadOwnerLeader { wait, .. } => Some(owner(wait)),
-            Step::RetryDelay { until, .. } | Step::ShRetryDelay { until } => {
-                Some(Wait::Backoff { until: *until })
-            }
+            Step::RetryDelay { until, .. }
+            | Step::ShRetryDelay { until }
+            | Step::ReleaseRetryDelay { until, .. } => Some(Wait::Backoff { until: *until }),
             _ if self.is_acquiring() => self.pending().map(|io| Wait::Io { until: io.deadline }),
             _ => None,
         }
@@ -1647,11 +1674,33 @@ impl PaxosLease {
     ) -> Step {
         match (then, result) {
             (AfterFree::Released, Ok(())) => {
-                self.events.push_back(Event::Released);
+                let done = if self.release_retrying {
+                    Event::ReleaseRetried { rv: 0 }
+                } else {
+                    Event::Released
+                };
+                self.events.push_back(done);
                 Step::Done
             }
+            (AfterFree::Released, Err(crate::rv::SANLK_AIO_TIMEOUT)) => {
+                // The caller hears of the timeout once; the release goes on in the background.
+                if !std::mem::replace(&mut self.release_retrying, true) {
+                    self.events.push_back(Event::ReleaseFailed {
+                        rv: crate::rv::SANLK_AIO_TIMEOUT,
+                    });
+                }
+                Step::ReleaseRetryDelay {
+                    until: now + self.config.timeouts.io_timeout(),
+                    leader: committed,
+                }
+            }
             (AfterFree::Released, Err(rv)) => {
-                self.events.push_back(Event::ReleaseFailed { rv });
+                let done = if self.release_retrying {
+                    Event::ReleaseRetried { rv }
+                } else {
+                    Event::ReleaseFailed { rv }
+                };
+                self.events.push_back(done);
                 Step::Done
             }
             (AfterFree::HeldShared { dblock }, Ok(())) => {

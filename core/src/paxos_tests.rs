@@ -1097,3 +1097,135 @@ fn a_lease_another_host_committed_for_a_live_owner_that_let_go_is_taken() {
         }]
     );
 }
+
+#[test]
+fn a_shared_acquire_meeting_another_shared_acquire_passing_through_retries_and_gets_it() {
+    // historical-bugs A10 (sanlock 0d816d9): a shared acquire holds the leader exclusively
+    // for a moment (SHORT_HOLD). Another host's shared acquire meeting it must not fail: it
+    // waits a random moment and tries again.
+    let mut w = owned_by_host_2(500);
+    let mut leader = w.leader();
+    leader.flags |= crate::ondisk::leader::LFL_SHORT_HOLD;
+    w.lease_disk.bytes_mut()[..200].copy_from_slice(&leader.encode());
+    w.lease.acquire(w.now, shared());
+    w.run_io();
+    w.events();
+    w.lease
+        .owner_status(w.now, Some(&status(500, 900, Some(998), 998)));
+    w.run_io();
+    assert_eq!(w.events(), vec![], "no failure: a retry is due");
+    let until = w.lease.poll_timeout().expect("the retry's moment");
+    assert!(until <= w.now + std::time::Duration::from_secs(1));
+    // Meanwhile host 2's shared acquire has let go of the leader behind its mode block.
+    leader.timestamp = 0;
+    leader.flags = 0;
+    w.lease_disk.bytes_mut()[..200].copy_from_slice(&leader.encode());
+    w.now = until;
+    w.lease.handle_timeout(w.now);
+    w.run_io();
+    assert!(
+        matches!(w.events()[..], [Event::Acquired { .. }]),
+        "acquired shared on the retry"
+    );
+}
+
+#[test]
+fn a_release_whose_leader_write_times_out_is_retried_until_the_lease_is_free() {
+    // historical-bugs A12 (sanlock 48d2841): a release that times out must not leave the
+    // lease held on disk by a host that is alive and no longer manages it. The caller hears
+    // of the timeout (-202) once; the release goes on until the leader is free.
+    let mut w = World::new(1, 1, 764);
+    assert!(matches!(w.acquire_ex()[..], [Event::Acquired { .. }]));
+    w.lease.release(w.now);
+    let mut timed_out = 0;
+    while let Some(req) = w.lease.poll_io() {
+        let leader_write = req.offset == 0 && matches!(req.op, IoOp::Write { .. });
+        let result = if leader_write {
+            timed_out += 1;
+            Err(IoError::TimedOut)
+        } else {
+            w.lease_disk.apply(&req)
+        };
+        w.lease.handle_io(w.now, req.id, result);
+    }
+    assert_eq!(timed_out, 1);
+    assert_eq!(
+        w.events(),
+        vec![Event::ReleaseFailed {
+            rv: crate::rv::SANLK_AIO_TIMEOUT
+        }]
+    );
+    assert!(w.leader().timestamp != 0, "still held on disk");
+    assert!(!w.lease.is_done(), "the release goes on");
+    let until = w.lease.poll_timeout().expect("a retry");
+    assert_eq!(
+        until,
+        w.now + std::time::Duration::from_secs(10),
+        "after io_timeout"
+    );
+    // The retry times out too: no second report, another retry.
+    w.now = until;
+    w.lease.handle_timeout(w.now);
+    while let Some(req) = w.lease.poll_io() {
+        let result = if req.offset == 0 && matches!(req.op, IoOp::Write { .. }) {
+            Err(IoError::TimedOut)
+        } else {
+            w.lease_disk.apply(&req)
+        };
+        w.lease.handle_io(w.now, req.id, result);
+    }
+    assert_eq!(w.events(), vec![]);
+    // The disk answers again: the lease is freed.
+    w.now = w.lease.poll_timeout().expect("another retry");
+    w.lease.handle_timeout(w.now);
+    w.run_io();
+    assert_eq!(w.events(), vec![Event::ReleaseRetried { rv: 0 }]);
+    assert!(w.lease.is_done());
+    assert_eq!(w.leader().timestamp, 0, "free on disk");
+}
+
+#[test]
+fn a_ballot_lost_then_the_lease_moved_on_meanwhile_restarts_from_the_new_leader() {
+    // historical-bugs A3 (sanlock fe03caf, dc0e092): our ballot for version 1 is beaten; while
+    // we wait to try again, version 2 is committed and released by others. The retry must
+    // start over from the leader now on disk (and get version 3), not fail.
+    let mut w = World::new(1, 1, 764);
+    w.set_dblock(2, phase1_only(2, 2));
+    assert_eq!(w.acquire_ex(), vec![], "beaten: waiting to try again");
+    let until = w.lease.poll_timeout().expect("a retry is due");
+    let mut moved_on = w.leader();
+    moved_on.lver = Lver(2);
+    moved_on.owner_id = HostId::new(2);
+    moved_on.owner_generation = Generation(1);
+    moved_on.timestamp = 0; // released
+    w.lease_disk.bytes_mut()[..200].copy_from_slice(&moved_on.encode());
+    w.now = until;
+    w.lease.handle_timeout(w.now);
+    w.run_io();
+    assert!(
+        matches!(w.events()[..], [Event::Acquired { .. }]),
+        "the retry starts over"
+    );
+    assert_eq!(
+        (w.leader().lver, w.leader().owner_id),
+        (Lver(3), HostId::new(1))
+    );
+}
+
+#[test]
+fn a_lease_our_earlier_generation_owned_is_taken_without_a_liveness_wait() {
+    // historical-bugs A13 (sanlock 73184e5, 4cdb754): we crashed holding the lease and
+    // rejoined with generation 2; the leader still names us at generation 1, whose holders
+    // died with that instance. No wait for our own host_id to look dead.
+    let mut old = World::new(1, 1, 500);
+    assert!(matches!(old.acquire_ex()[..], [Event::Acquired { .. }]));
+    let mut w = World::new(1, 2, 900);
+    w.lease_disk = old.lease_disk;
+    assert!(matches!(w.acquire_ex()[..], [Event::Acquired { .. }]));
+    let l = w.leader();
+    assert_eq!((l.owner_generation, l.lver), (Generation(2), Lver(2)));
+    assert!(
+        !w.log.iter().any(|(d, ..)| *d == DiskRef::Lockspace),
+        "no owner check on the lockspace"
+    );
+}

@@ -405,7 +405,8 @@ impl Sim {
                         self.hosts[h].holding = Some(shared);
                     }
                 }
-                Event::ConvertFailed { .. } => {}
+                // The release's caller heard at its first timeout; the run moved on then.
+                Event::ConvertFailed { .. } | Event::ReleaseRetried { .. } => {}
                 Event::AcquireFailed { .. } | Event::Released | Event::ReleaseFailed { .. } => {
                     let at = self.now + millis(&mut self.rng, 5_000);
                     self.schedule(at, h, Action::Start);

@@ -446,6 +446,24 @@ impl Engine {
             (Some(Pending::Release { ci }), paxos::Event::ReleaseFailed { rv }) => {
                 self.release_done(ci, key, rv);
             }
+            (_, paxos::Event::ReleaseRetried { rv }) => {
+                // The release that timed out (its caller had -202) has ended in the background.
+                let (space, name) = key;
+                let level = if rv == 0 { Level::Warning } else { Level::Err };
+                self.log(
+                    level,
+                    format!(
+                        "r {}:{} release retried after a timeout: {}",
+                        String::from_utf8_lossy(space.as_bytes()),
+                        String::from_utf8_lossy(name.as_bytes()),
+                        if rv == 0 {
+                            "released".into()
+                        } else {
+                            format!("error {rv}")
+                        }
+                    ),
+                );
+            }
             (Some(Pending::Convert { ci }), paxos::Event::Converted { shared }) => {
                 let lver = self.host.held(key.0, key.1).map(|l| l.lver.0);
                 if let Some(t) = self.table.tokens.get_mut(&key) {
