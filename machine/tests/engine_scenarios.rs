@@ -509,3 +509,62 @@ fn a_removal_during_the_add_cancels_it_and_the_lockspace_can_be_added_again() {
     }
     assert_eq!(sh.rv(again), Some(0), "added again");
 }
+
+/// Client `ci` asks for R1 with the resource flags `res_flags` and acquire flags `flags`.
+fn acquire_r1_with(sh: &mut Shell, ci: usize, res_flags: u32, flags: u32) -> ReplyTo {
+    let Call::Acquire {
+        mut resources,
+        options,
+    } = acquire_r1()
+    else {
+        unreachable!()
+    };
+    resources[0].flags = res_flags;
+    let h = Header::request(Cmd::Acquire, flags, 1, u32::MAX, 0);
+    sh.call(ci, h, Call::Acquire { resources, options })
+}
+
+#[test]
+fn a_shared_orphan_is_adopted_shared_and_its_release_frees_the_lease() {
+    // historical-bugs A14 (sanlock e66d5d1, 34402f8): adopting a shared orphan missed the
+    // set-up an exclusive one had. A persistent shared lease outlives its holder as an
+    // orphan; another process adopts it (ACQUIRE_ORPHAN), holds it shared, and its release
+    // leaves the lease free on disk for an exclusive acquire.
+    use sanlock_machine::wire::payload::{RES_PERSISTENT, RES_SHARED};
+    const ACQUIRE_ORPHAN: u32 = 2;
+    let mut sh = Shell::new(40);
+    sh.join();
+    let first = sh.client(100);
+    let to = acquire_r1_with(&mut sh, first, RES_SHARED | RES_PERSISTENT, 0);
+    assert_eq!(sh.rv(to), Some(0));
+    sh.input(Input::ProcessExited {
+        ci: first,
+        pid: 100,
+    });
+    sh.input(Input::Closed { ci: first });
+    let token = sh.engine.clients().tokens.get(&(name("LS"), name("R1")));
+    assert!(
+        token.is_some_and(|t| t.orphan && t.shared),
+        "a shared orphan"
+    );
+
+    let second = sh.client(200);
+    let to = acquire_r1_with(&mut sh, second, RES_SHARED | RES_PERSISTENT, ACQUIRE_ORPHAN);
+    assert_eq!(sh.rv(to), Some(0), "adopted");
+    let token = sh.engine.clients().tokens.get(&(name("LS"), name("R1")));
+    assert!(
+        token.is_some_and(|t| !t.orphan && t.shared && t.holders.contains(&second)),
+        "held shared by its adopter"
+    );
+    let release = Header::request(Cmd::Release, 0, 1, u32::MAX, 0);
+    let Call::Acquire { resources, .. } = acquire_r1() else {
+        unreachable!()
+    };
+    let to = sh.call(second, release, Call::Release(resources));
+    assert_eq!(sh.rv(to), Some(0), "released");
+    assert!(sh.engine.clients().tokens.is_empty());
+    // Nothing of it is left on disk: an exclusive acquire gets it at once.
+    let third = sh.client(300);
+    let to = acquire_r1_with(&mut sh, third, 0, 0);
+    assert_eq!(sh.rv(to), Some(0), "free for an exclusive acquire");
+}

@@ -324,3 +324,27 @@ fn nodename() -> String {
         .to_string_lossy()
         .into_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_dash_e_each_start_gets_a_host_name_of_its_own() {
+        // historical-bugs B25 (sanlock 00f5985, 8e17fd6): two hosts with one name look like
+        // one host restarting to the delta lease, which then skips its wait for the other.
+        let cfg = DaemonConfig::default();
+        let (a, b) = (host_name(&cfg), host_name(&cfg));
+        assert_ne!(a, b, "a fresh UUID each time");
+        let text = String::from_utf8_lossy(a.as_bytes()).into_owned();
+        assert!(
+            text.len() > 37 && text.as_bytes()[36] == b'.',
+            "uuid.nodename: {text}"
+        );
+        let named = DaemonConfig {
+            our_host_name: b"host7".to_vec(),
+            ..DaemonConfig::default()
+        };
+        assert_eq!(host_name(&named), Name::truncated(b"host7"));
+    }
+}
