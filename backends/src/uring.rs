@@ -237,10 +237,13 @@ impl Storage for UringStorage {
             let deadline = self.deadlines.next_deadline().expect("not idle");
             tokio::select! {
                 biased;
-                guard = self.ring.readable() => {
+                guard = self.ring.readable() => match guard {
                     // Cleared before reaping: a completion posted after this wakes us again.
-                    guard.expect("polling the ring").clear_ready();
-                }
+                    Ok(mut guard) => guard.clear_ready(),
+                    // The reactor is going away (the runtime shuts down): no panic in the
+                    // daemon's loop; the deadlines still report every I/O.
+                    Err(_) => crate::storage::sleep_until(deadline).await,
+                },
                 () = crate::storage::sleep_until(deadline) => {}
             }
         }
