@@ -44,6 +44,11 @@ pub(crate) fn intern(key: u128, make: impl FnOnce() -> Bytes) -> Bytes {
     })
 }
 
+/// How many areas are interned.
+pub(crate) fn interned() -> usize {
+    INTERNED.with(|i| i.borrow().by_key.len())
+}
+
 /// Drops every interned area (between explorations).
 pub(crate) fn forget_interned() {
     INTERNED.with(|i| *i.borrow_mut() = Interned::default());
