@@ -15,6 +15,11 @@ use common::Scratch;
 use sanlock_daemon::wire::{Cmd, Header, WireDisk, WireLockspace, HEADER_LEN};
 
 fn spawn_daemon(run_dir: &Path) -> Child {
+    spawn_daemon_with(run_dir, &[], Stdio::piped())
+}
+
+/// Our daemon for `run_dir` with more environment and its stderr to `stderr`.
+fn spawn_daemon_with(run_dir: &Path, env: &[(&str, &str)], stderr: Stdio) -> Child {
     std::fs::create_dir_all(run_dir).unwrap();
     Command::new(common::ours())
         .args([
@@ -23,8 +28,9 @@ fn spawn_daemon(run_dir: &Path) -> Child {
         ])
         .env("SANLOCK_RUN_DIR", run_dir)
         .env("SANLOCK_PRIVILEGED", "0")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .unwrap()
 }
@@ -534,21 +540,12 @@ fn a_log_that_takes_no_writes_holds_up_no_reply() {
     );
 }
 
-/// Our daemon with `SANLOCK_TEST_PANIC=what` (debug builds inject one panic there).
+/// Our daemon with `SANLOCK_TEST_PANIC=what` (debug builds inject one panic there), its
+/// stderr in `daemon.log`.
 fn spawn_daemon_panicking(run_dir: &Path, what: &str) -> Child {
     std::fs::create_dir_all(run_dir).unwrap();
-    Command::new(common::ours())
-        .args([
-            "daemon", "-D", "-w", "0", "-l", "0", "-h", "0", "-U", "root", "-G", "root", "-e",
-            "host",
-        ])
-        .env("SANLOCK_RUN_DIR", run_dir)
-        .env("SANLOCK_PRIVILEGED", "0")
-        .env("SANLOCK_TEST_PANIC", what)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(run_dir.join("daemon.log")).unwrap())
-        .spawn()
-        .unwrap()
+    let log = std::fs::File::create(run_dir.join("daemon.log")).unwrap();
+    spawn_daemon_with(run_dir, &[("SANLOCK_TEST_PANIC", what)], log.into())
 }
 
 #[test]

@@ -1067,12 +1067,7 @@ fn a_lease_another_host_committed_for_a_live_owner_that_let_go_is_taken() {
     let mut owners = w.dblock(2).dblock;
     owners.flags |= crate::ondisk::dblock::DBLOCK_FL_RELEASED;
     w.set_dblock(2, owners);
-    w.lease.acquire(w.now, AcquireRequest::default());
-    w.run_io();
-    w.events();
-    w.lease
-        .owner_status(w.now, Some(&status(500, 900, Some(998), 998)));
-    w.run_io();
+    acquire_beside_a_live_owner(&mut w, AcquireRequest::default());
     assert!(
         matches!(w.events()[..], [Event::Acquired { .. }]),
         "taken from an owner that let go"
@@ -1084,12 +1079,7 @@ fn a_lease_another_host_committed_for_a_live_owner_that_let_go_is_taken() {
     let mut leader = w.leader();
     leader.write_id = 3;
     w.lease_disk.bytes_mut()[..200].copy_from_slice(&leader.encode());
-    w.lease.acquire(w.now, AcquireRequest::default());
-    w.run_io();
-    w.events();
-    w.lease
-        .owner_status(w.now, Some(&status(500, 900, Some(998), 998)));
-    w.run_io();
+    acquire_beside_a_live_owner(&mut w, AcquireRequest::default());
     assert_eq!(
         w.events(),
         vec![Event::AcquireFailed {
@@ -1107,12 +1097,7 @@ fn a_shared_acquire_meeting_another_shared_acquire_passing_through_retries_and_g
     let mut leader = w.leader();
     leader.flags |= crate::ondisk::leader::LFL_SHORT_HOLD;
     w.lease_disk.bytes_mut()[..200].copy_from_slice(&leader.encode());
-    w.lease.acquire(w.now, shared());
-    w.run_io();
-    w.events();
-    w.lease
-        .owner_status(w.now, Some(&status(500, 900, Some(998), 998)));
-    w.run_io();
+    acquire_beside_a_live_owner(&mut w, shared());
     assert_eq!(w.events(), vec![], "no failure: a retry is due");
     let until = w.lease.poll_timeout().expect("the retry's moment");
     assert!(until <= w.now + std::time::Duration::from_secs(1));
@@ -1228,4 +1213,15 @@ fn a_lease_our_earlier_generation_owned_is_taken_without_a_liveness_wait() {
         !w.log.iter().any(|(d, ..)| *d == DiskRef::Lockspace),
         "no owner check on the lockspace"
     );
+}
+
+/// Starts `request` on a lease host 2 owns, and answers its owner check: host 2 seen renewing
+/// by our monitor just now.
+fn acquire_beside_a_live_owner(w: &mut World, request: AcquireRequest) {
+    w.lease.acquire(w.now, request);
+    w.run_io();
+    w.events();
+    w.lease
+        .owner_status(w.now, Some(&status(500, 900, Some(998), 998)));
+    w.run_io();
 }

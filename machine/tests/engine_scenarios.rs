@@ -192,14 +192,17 @@ impl Shell {
         };
         let h = Header::request(Cmd::AddLockspace, 0, IO_TIMEOUT, 0, 0);
         let to = self.call(ci, h, Call::AddLockspace(ls));
-        for _ in 0..200 {
-            if self.rv(to).is_some() {
-                break;
-            }
+        assert_eq!(self.answer_within(to, 100.0), Some(0), "add_lockspace");
+        self.input(Input::Closed { ci });
+    }
+
+    /// The result of request `to`, waiting up to `seconds` of virtual time for it.
+    fn answer_within(&mut self, to: ReplyTo, seconds: f64) -> Option<i32> {
+        let until = self.now + Duration::from_secs_f64(seconds);
+        while self.rv(to).is_none() && self.now < until {
             self.wait(0.5);
         }
-        assert_eq!(self.rv(to), Some(0), "add_lockspace");
-        self.input(Input::Closed { ci });
+        self.rv(to)
     }
 
     /// A registered client of process `pid`.
@@ -211,22 +214,8 @@ impl Shell {
 
     /// Client `ci` asks for R1, exclusive.
     fn acquire(&mut self, ci: usize) -> ReplyTo {
-        let r1 = WireResource {
-            lockspace_name: name("LS"),
-            name: name("R1"),
-            num_disks: 1,
-            disks: vec![WireDisk {
-                path: RES_PATH.to_vec(),
-                offset: 0,
-            }],
-            ..WireResource::default()
-        };
         let h = Header::request(Cmd::Acquire, 0, 1, u32::MAX, 0);
-        let call = Call::Acquire {
-            resources: vec![r1],
-            options: WireOptions::default(),
-        };
-        self.call(ci, h, call)
+        self.call(ci, h, acquire_r1())
     }
 
     /// R1's leader as it is on disk: its owner's host_id, and whether it is held (a
@@ -236,6 +225,24 @@ impl Shell {
         let leader = RawLeader::parse(&disk.bytes()[..512]).unwrap();
         assert_eq!(leader.magic, PAXOS_DISK_MAGIC);
         (leader.owner_id, leader.timestamp != 0)
+    }
+
+    /// Joins, lets process 100 take R1, then hangs the lockspace's disk until the renewals
+    /// fail and 100 gets its first SIGTERM: its slot and when the disk hung.
+    fn holder_until_sigterm(&mut self) -> (usize, Time) {
+        self.join();
+        let ci = self.client(100);
+        let to = self.acquire(ci);
+        assert_eq!(self.rv(to), Some(0));
+        // The lockspace's disk stops answering: renewals time out.
+        self.hung.push(DiskNo(0));
+        let started = self.now;
+        while self.signals_to(100).is_empty() {
+            self.wait(0.5);
+            assert!(self.now < started + Duration::from_secs(60), "no SIGTERM");
+        }
+        assert_eq!(self.signals_to(100), [StopSignal::Term]);
+        (ci, started)
     }
 
     fn signals_to(&self, pid: i32) -> Vec<StopSignal> {
@@ -315,18 +322,8 @@ fn a_client_that_dies_mid_acquire_gets_nothing_and_the_lease_goes_back() {
 fn when_renewals_fail_a_holder_gets_sigterm_at_8n_then_sigkill_after_the_grace() {
     let grace = 10;
     let mut sh = Shell::new(grace);
-    sh.join();
-    let ci = sh.client(100);
     let idle = sh.client(300);
-    let to = sh.acquire(ci);
-    assert_eq!(sh.rv(to), Some(0));
-    // The lockspace's disk stops answering: renewals time out.
-    sh.hung.push(DiskNo(0));
-    let started = sh.now;
-    while sh.signals_to(100).is_empty() {
-        sh.wait(0.5);
-        assert!(sh.now < started + Duration::from_secs(60), "no SIGTERM");
-    }
+    let (ci, started) = sh.holder_until_sigterm();
     let term_at = sh.now.saturating_since(started).as_secs_f64();
     // The last renewal was at most 2N before the disk hung: SIGTERM between 6N and 8N later.
     let n = f64::from(IO_TIMEOUT);
@@ -454,17 +451,7 @@ fn after_the_daemon_is_stopped_across_the_grace_the_next_turn_sends_sigkill() {
     // past the grace: its first turn after that must send SIGKILL, not count one more SIGTERM.
     let grace = 10;
     let mut sh = Shell::new(grace);
-    sh.join();
-    let ci = sh.client(100);
-    let to = sh.acquire(ci);
-    assert_eq!(sh.rv(to), Some(0));
-    sh.hung.push(DiskNo(0));
-    let started = sh.now;
-    while sh.signals_to(100).is_empty() {
-        sh.wait(0.5);
-        assert!(sh.now < started + Duration::from_secs(60), "no SIGTERM");
-    }
-    assert_eq!(sh.signals_to(100), [StopSignal::Term]);
+    let (_, _) = sh.holder_until_sigterm();
     // Stopped for grace + 5 s: one turn when it runs again.
     sh.now = sh.now + Duration::from_secs(grace + 5);
     sh.input(Input::Timer);
@@ -501,13 +488,7 @@ fn a_removal_during_the_add_cancels_it_and_the_lockspace_can_be_added_again() {
     sh.wait(30.0);
     assert_eq!(sh.rv(adding), Some(-1), "the add is cancelled");
     let again = sh.call(ci, add, Call::AddLockspace(ls));
-    for _ in 0..200 {
-        if sh.rv(again).is_some() {
-            break;
-        }
-        sh.wait(0.5);
-    }
-    assert_eq!(sh.rv(again), Some(0), "added again");
+    assert_eq!(sh.answer_within(again, 100.0), Some(0), "added again");
 }
 
 /// Client `ci` asks for R1 with the resource flags `res_flags` and acquire flags `flags`.

@@ -9,7 +9,7 @@ mod model;
 mod scenario;
 
 pub use explore::{explore, Report};
-pub(crate) use fingerprint::{forget_interned, interned};
 pub use fingerprint::Fingerprinter;
+pub(crate) use fingerprint::{forget_interned, interned};
 pub use model::{Model, State, Step};
 pub use scenario::Scenario;
