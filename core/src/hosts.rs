@@ -207,7 +207,9 @@ pub struct HostTable {
     geometry: Geometry,
     timeouts: Timeouts,
     set_bitmap: Duration,
-    slots: Vec<Option<HostStatus>>,
+    /// Shared between copies until one changes it: the simulator and the checker copy whole
+    /// hosts at every step, and this is the bulk of one (2000 slots).
+    slots: std::sync::Arc<Vec<Option<HostStatus>>>,
 }
 
 impl HostTable {
@@ -225,7 +227,7 @@ impl HostTable {
             geometry,
             timeouts,
             set_bitmap,
-            slots: vec![None; usize::from(geometry.max_hosts())],
+            slots: std::sync::Arc::new(vec![None; usize::from(geometry.max_hosts())]),
         }
     }
 
@@ -240,7 +242,8 @@ impl HostTable {
     pub fn scan(&mut self, now: Time, area: &[u8], kind: ScanKind) -> Vec<Notice> {
         let notices = self.scan_slots(now, area);
         if kind == ScanKind::Renewal {
-            for status in self.slots.iter_mut().flatten() {
+            let slots = std::sync::Arc::make_mut(&mut self.slots);
+            for status in slots.iter_mut().flatten() {
                 if status.last_check != now {
                     continue;
                 }
@@ -255,7 +258,8 @@ impl HostTable {
     fn scan_slots(&mut self, now: Time, area: &[u8]) -> Vec<Notice> {
         let ss = self.geometry.sector_size().as_usize();
         let mut notices = Vec::new();
-        for (i, slot) in self.slots.iter_mut().enumerate() {
+        let slots = std::sync::Arc::make_mut(&mut self.slots);
+        for (i, slot) in slots.iter_mut().enumerate() {
             let Some(sector) = area.get(i * ss..(i + 1) * ss) else {
                 break;
             };
