@@ -1,6 +1,11 @@
-//! Entry point for the `wire_request` fuzz target and the test that replays its corpus: any
-//! bytes as a request's header and payload through the connection's parser
-//! ([`crate::daemon::request_parse`]), and as every payload record of the socket protocol.
+//! Entry points for the fuzz targets on the daemon's side and the tests that replay their
+//! corpora: `wire_request`, any bytes as a request's header and payload through the
+//! connection's parser ([`crate::daemon::request_parse`]) and as every payload record of the
+//! socket protocol; `engine_inputs`, the engine fed any sequence of inputs.
+
+mod engine_inputs;
+
+pub use engine_inputs::engine_inputs;
 
 use crate::daemon::request_parse::check_parse;
 use crate::wire::payload::{
