@@ -16,6 +16,8 @@ RUSTFLAGS="--cfg sanlock_loom" CARGO_TARGET_DIR="$LOOM_TARGET" \
     cargo clippy -p sanlock-backends --lib --tests --quiet -- -D warnings
 RUSTFLAGS="--cfg sanlock_loom" CARGO_TARGET_DIR="$LOOM_TARGET" \
     cargo test --release -p sanlock-backends --lib loom_models
+# The fuzz targets (their own workspace, run with cargo-fuzz) still build against the crates.
+cargo check --manifest-path fuzz/Cargo.toml --bins --quiet
 # The client crate's documentation builds without a warning (it denies missing docs).
 RUSTDOCFLAGS="-D warnings" cargo doc -p sanlock-client --no-deps --quiet
 # The Debian package around the binary just tested: fields, files, unit, man page, and the
