@@ -57,12 +57,13 @@ impl<J: Send + 'static> Workers<J> {
 
     /// Queues `job` for a thread, starting one when every thread is busy. `Err(job)` when no
     /// thread could be started and there is none at all to run it: the caller fails it.
+    /// `spawn_fails` makes starting a thread fail, as when the system has none to give (tests).
     pub fn submit(&mut self, job: J, spawn_fails: bool) -> Result<(), J> {
         if !self.ensure_thread(spawn_fails) {
             return Err(job);
         }
-        self.shared.queued.fetch_add(1, Ordering::AcqRel);
-        self.shared.running.fetch_add(1, Ordering::AcqRel);
+        self.shared.queued.fetch_add(1, Ordering::SeqCst);
+        self.shared.running.fetch_add(1, Ordering::SeqCst);
         self.jobs
             .send(Some(job))
             .expect("threads hold the queue while the pool lives");
@@ -92,7 +93,7 @@ impl<J: Send + 'static> Workers<J> {
             return true;
         }
         // Counted idle before it starts, so that the next job does not start another.
-        s.idle.fetch_add(1, Ordering::AcqRel);
+        s.idle.fetch_add(1, Ordering::SeqCst);
         let shared = Arc::clone(&self.shared);
         let run = std::sync::Arc::clone(&self.run);
         let spawned = if spawn_fails {
@@ -111,7 +112,7 @@ impl<J: Send + 'static> Workers<J> {
                 true
             }
             Err(()) => {
-                s.idle.fetch_sub(1, Ordering::AcqRel);
+                s.idle.fetch_sub(1, Ordering::SeqCst);
                 self.started > 0
             }
         }
@@ -158,7 +159,7 @@ fn work<J>(shared: &Shared<J>, run: &(dyn Fn(J) + Send + Sync)) {
         shared.idle.fetch_sub(1, Ordering::SeqCst);
         shared.queued.fetch_sub(1, Ordering::SeqCst);
         run(job);
-        shared.running.fetch_sub(1, Ordering::AcqRel);
-        shared.idle.fetch_add(1, Ordering::AcqRel);
+        shared.running.fetch_sub(1, Ordering::SeqCst);
+        shared.idle.fetch_add(1, Ordering::SeqCst);
     }
 }
