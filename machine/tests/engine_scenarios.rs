@@ -181,15 +181,7 @@ impl Shell {
     /// Joins LS as host 1 (from a connection of pid 50); returns when the add is answered.
     fn join(&mut self) {
         let ci = self.engine.connect(50).unwrap();
-        let ls = WireLockspace {
-            name: name("LS"),
-            host_id: 1,
-            flags: 0,
-            disk: WireDisk {
-                path: LS_PATH.to_vec(),
-                offset: 0,
-            },
-        };
+        let ls = ls_host1();
         let h = Header::request(Cmd::AddLockspace, 0, IO_TIMEOUT, 0, 0);
         let to = self.call(ci, h, Call::AddLockspace(ls));
         assert_eq!(self.answer_within(to, 100.0), Some(0), "add_lockspace");
@@ -428,6 +420,19 @@ fn with_pid_target_same_uid_only_root_or_the_processs_own_user_may_name_it_by_pi
     }
 }
 
+/// Lockspace LS on its disk, as host 1.
+fn ls_host1() -> WireLockspace {
+    WireLockspace {
+        name: name("LS"),
+        host_id: 1,
+        flags: 0,
+        disk: WireDisk {
+            path: LS_PATH.to_vec(),
+            offset: 0,
+        },
+    }
+}
+
 fn acquire_r1() -> Call {
     Call::Acquire {
         resources: vec![WireResource {
@@ -468,15 +473,7 @@ fn a_removal_during_the_add_cancels_it_and_the_lockspace_can_be_added_again() {
     // acquiring the host_id. The removal answers 0, the add -1 (§4.12), and nothing is left
     // half there: the same add then succeeds.
     let mut sh = Shell::new(40);
-    let ls = WireLockspace {
-        name: name("LS"),
-        host_id: 1,
-        flags: 0,
-        disk: WireDisk {
-            path: LS_PATH.to_vec(),
-            offset: 0,
-        },
-    };
+    let ls = ls_host1();
     let ci = sh.engine.connect(50).unwrap();
     let add = Header::request(Cmd::AddLockspace, 0, IO_TIMEOUT, 0, 0);
     let adding = sh.call(ci, add, Call::AddLockspace(ls.clone()));
