@@ -89,7 +89,10 @@ fn the_random_simulator_and_the_checker_catch_every_mutant() {
     let mut check_kills = 0;
     let mut check_reachable = 0;
     for m in Mutant::ALL {
-        let sim = simulator_kill(m, 20);
+        // Stale read bounds need a late joiner racing a ballot: rarer in random runs (since
+        // releases that time out are retried, the first seed to show one is 28).
+        let seeds = if m == Mutant::StaleReadBound { 40 } else { 20 };
+        let sim = simulator_kill(m, seeds);
         let check = checker_kill(m);
         sim_kills += usize::from(sim.is_some());
         check_kills += usize::from(matches!(check, Ok(Some(_))));
@@ -97,7 +100,7 @@ fn the_random_simulator_and_the_checker_catch_every_mutant() {
         lines.push(format!(
             "{:<28} simulator: {:<60} checker ({}): {}",
             m.name(),
-            sim.map_or("SURVIVED 20 seeds".into(), |(seed, v)| format!(
+            sim.map_or(format!("SURVIVED {seeds} seeds"), |(seed, v)| format!(
                 "seed {seed}: {v}"
             )),
             scenario(m).unwrap_or("-"),
