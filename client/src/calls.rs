@@ -244,14 +244,16 @@ pub(crate) fn convert(pid: i32, res: &Resource, flags: ConvertFlags) -> Result<C
 }
 
 pub(crate) fn killpath(path: &[u8], args: &[u8], flags: KillpathFlags) -> Result<Call<()>> {
-    if path.len() > 127 || args.len() > 127 {
+    // Each field keeps its last byte for the NUL.
+    const FIELD: usize = sanlock_wire::payload::KILLPATH_FIELD_LEN;
+    if path.len() >= FIELD || args.len() >= FIELD {
         return Err(Error::Invalid(
             "killpath path and args are at most 127 bytes each".into(),
         ));
     }
-    let mut payload = vec![0u8; 256];
+    let mut payload = vec![0u8; 2 * FIELD];
     payload[..path.len()].copy_from_slice(path);
-    payload[128..128 + args.len()].copy_from_slice(args);
+    payload[FIELD..FIELD + args.len()].copy_from_slice(args);
     Ok(plain(Cmd::Killpath, flags.0, 0, target(-1), payload))
 }
 

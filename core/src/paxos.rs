@@ -40,6 +40,7 @@ use crate::ondisk::{
     RawLeader, RecordKind, SectorNr,
 };
 use crate::rng::Rng;
+use crate::rv::SANLK_AIO_TIMEOUT;
 use crate::time::Time;
 use crate::timeouts::Timeouts;
 
@@ -154,8 +155,6 @@ pub struct PaxosLease {
     config: PaxosConfig,
     request: AcquireRequest,
     sh_retries_left: u32,
-    /// A release timed out and is being tried again (its failure was reported once).
-    release_retrying: bool,
     /// An LVB value set by the holder, written before the release.
     dirty_lvb: Option<Lvb>,
     /// SANLK_REL_RENAME: the name the released leader carries.
@@ -247,6 +246,9 @@ impl Ballot {
 enum AfterFree {
     /// A plain release: report Released (or ReleaseFailed).
     Released,
+    /// A release retried after a timeout, its caller answered already: report
+    /// ReleaseRetried when it ends.
+    Retried,
     /// The end of a shared acquire: we hold it shared with this ballot's dblock.
     HeldShared { dblock: PaxosDblock },
     /// An exclusive acquire that found live shared holders: fail with -EAGAIN.
@@ -442,7 +444,6 @@ impl PaxosLease {
             config,
             request: AcquireRequest::default(),
             sh_retries_left: SH_RETRIES,
-            release_retrying: false,
             dirty_lvb: None,
             rename_to: None,
             converting: None,
@@ -667,7 +668,7 @@ impl PaxosLease {
                 self.phase = Step::ReleaseReadLeader {
                     io,
                     leader,
-                    then: AfterFree::Released,
+                    then: AfterFree::Retried,
                 };
             }
             Step::RetryDelay { ballot, until } if now >= until => {
@@ -1674,19 +1675,14 @@ impl PaxosLease {
     ) -> Step {
         match (then, result) {
             (AfterFree::Released, Ok(())) => {
-                let done = if self.release_retrying {
-                    Event::ReleaseRetried { rv: 0 }
-                } else {
-                    Event::Released
-                };
-                self.events.push_back(done);
+                self.events.push_back(Event::Released);
                 Step::Done
             }
-            (AfterFree::Released, Err(crate::rv::SANLK_AIO_TIMEOUT)) => {
+            (AfterFree::Released | AfterFree::Retried, Err(SANLK_AIO_TIMEOUT)) => {
                 // The caller hears of the timeout once; the release goes on in the background.
-                if !std::mem::replace(&mut self.release_retrying, true) {
+                if then == AfterFree::Released {
                     self.events.push_back(Event::ReleaseFailed {
-                        rv: crate::rv::SANLK_AIO_TIMEOUT,
+                        rv: SANLK_AIO_TIMEOUT,
                     });
                 }
                 Step::ReleaseRetryDelay {
@@ -1695,12 +1691,12 @@ impl PaxosLease {
                 }
             }
             (AfterFree::Released, Err(rv)) => {
-                let done = if self.release_retrying {
-                    Event::ReleaseRetried { rv }
-                } else {
-                    Event::ReleaseFailed { rv }
-                };
-                self.events.push_back(done);
+                self.events.push_back(Event::ReleaseFailed { rv });
+                Step::Done
+            }
+            (AfterFree::Retried, result) => {
+                let rv = result.err().unwrap_or(0);
+                self.events.push_back(Event::ReleaseRetried { rv });
                 Step::Done
             }
             (AfterFree::HeldShared { dblock }, Ok(())) => {

@@ -23,6 +23,11 @@ pub const STATE_LEN: usize = 80;
 pub const PATH_LEN: usize = 1024;
 /// The most disks a resource may name (SANLK_MAX_DISKS).
 pub const MAX_DISKS: u32 = 4;
+/// The most resources one ACQUIRE or RELEASE names (SANLK_MAX_RESOURCES).
+pub const MAX_RESOURCES: u32 = 8;
+/// Each of KILLPATH's two fields, the program and its arguments, NUL-padded
+/// (SANLK_HELPER_PATH_LEN, SANLK_HELPER_ARGS_LEN).
+pub const KILLPATH_FIELD_LEN: usize = 128;
 
 /// SANLK_RES_LVER.
 pub const RES_LVER: u32 = 0x1;

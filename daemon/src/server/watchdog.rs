@@ -99,7 +99,7 @@ pub fn choose(cfg: &DaemonConfig) -> (WatchdogIo, Keeper) {
 
 /// Where our feeder marks a device it holds open and armed: in /dev/shm for the real device
 /// (tmpfs: a reset clears it), beside a stand-in file for tests.
-pub fn armed_marker(path: &std::path::Path, stand_in: bool) -> PathBuf {
+fn armed_marker(path: &std::path::Path, stand_in: bool) -> PathBuf {
     if stand_in {
         let mut marker = path.as_os_str().to_owned();
         marker.push(".armed");
@@ -128,15 +128,18 @@ fn device_unless_left_armed(path: PathBuf, stand_in: bool) -> (WatchdogIo, Keepe
         );
         return (WatchdogIo::Off, Keeper::Unavailable);
     }
-    (device(path, stand_in), Keeper::Feeder(Default::default()))
+    (
+        device(path, stand_in, marker),
+        Keeper::Feeder(Default::default()),
+    )
 }
 
-/// Starts the thread that writes to our device.
-fn device(path: PathBuf, stand_in: bool) -> WatchdogIo {
+/// Starts the thread that writes to our device, marking it with `marker` while it is open.
+fn device(path: PathBuf, stand_in: bool, marker: PathBuf) -> WatchdogIo {
     let (device, orders) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("sanlock-watchdog".into())
-        .spawn(move || write_device(&path, stand_in, &orders));
+        .spawn(move || write_device(&path, stand_in, &marker, &orders));
     if let Err(e) = spawned {
         log::log(log::ERR, &format!("watchdog thread: {e}"));
     }
@@ -227,10 +230,10 @@ fn serve_wdmd(mut conn: UnixStream, inbox: &std::sync::mpsc::Receiver<WdmdCmd>) 
 fn write_device(
     path: &std::path::Path,
     stand_in: bool,
+    marker: &std::path::Path,
     orders: &std::sync::mpsc::Receiver<(Feed, Time)>,
 ) {
     let mut device: Option<File> = None;
-    let marker = armed_marker(path, stand_in);
     let ms = |t: Time| t.since_boot().as_millis();
     for (feed, now) in orders {
         if device.is_none() && feed != Feed::Close {
@@ -242,7 +245,7 @@ fn write_device(
             {
                 Ok(f) => {
                     // Marked while open: only the magic close below removes the mark.
-                    if let Err(e) = std::fs::write(&marker, std::process::id().to_string()) {
+                    if let Err(e) = std::fs::write(marker, std::process::id().to_string()) {
                         log::log(log::ERR, &format!("watchdog {}: {e}", marker.display()));
                     }
                     device = Some(f);
@@ -266,7 +269,7 @@ fn write_device(
         };
         if feed == Feed::Close {
             device = None;
-            let _ = std::fs::remove_file(&marker);
+            let _ = std::fs::remove_file(marker);
         }
     }
 }

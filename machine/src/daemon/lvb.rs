@@ -8,8 +8,9 @@ use crate::wire::{Header, WireResource, HEADER_LEN};
 
 /// -E2BIG: the value is longer than the lease's sector.
 const E2BIG: i32 = -7;
-/// The largest sector, and so the largest LVB.
-const MAX_LVB: usize = 4096;
+/// The largest sector, and so the largest LVB (SET_LVB longer than this is refused before
+/// its value is read: `request_parse`).
+pub(super) const MAX_LVB: usize = 4096;
 
 impl Engine {
     /// SET_LVB: overwrites the start of the buffer (the rest keeps its bytes, as sanlock's

@@ -4,23 +4,18 @@
 //! and no more, so a lying `length` or a short payload behaves as in sanlock 3.8.5, and the
 //! fuzz target feeds this function arbitrary bytes with no socket at all.
 
-use crate::wire::payload::{HOST_EVENT_LEN, MAX_DISKS};
+use crate::wire::payload::{HOST_EVENT_LEN, KILLPATH_FIELD_LEN, MAX_DISKS, MAX_RESOURCES};
 use crate::wire::{
     Cmd, Header, WireDisk, WireHostEvent, WireLockspace, WireOptions, WireRentry, WireResource,
     WireRindex, DISK_LEN, HEADER_LEN, LOCKSPACE_LEN, OPTIONS_LEN, RENTRY_LEN, RESOURCE_LEN,
     RINDEX_LEN,
 };
 
+use super::lvb::MAX_LVB;
 use super::messages::Call;
 
 const E2BIG: i32 = -7;
 const ERANGE: i32 = -34;
-/// SANLK_MAX_RESOURCES.
-pub const MAX_RESOURCES: u32 = 8;
-/// SANLK_HELPER_PATH_LEN and SANLK_HELPER_ARGS_LEN: the killpath payload's two fields.
-pub const KILLPATH_FIELD: usize = 128;
-/// The LVB a SET_LVB may carry.
-const LVB_MAX: usize = 4096;
 /// What a refused ACQUIRE's payload is drained up to: 8 resources of 4 disks and the options.
 const DRAIN_MOST: usize = 8 * (RESOURCE_LEN + 4 * DISK_LEN) + OPTIONS_LEN;
 
@@ -246,14 +241,14 @@ fn decide(cmd: Cmd, header: &Header, cur: &mut Cursor) -> Result<Parsed, Short> 
             Call::Request(res)
         }
         Cmd::Killpath => {
-            let path = c_string(cur.take(KILLPATH_FIELD)?);
-            let args = c_string(cur.take(KILLPATH_FIELD)?);
+            let path = c_string(cur.take(KILLPATH_FIELD_LEN)?);
+            let args = c_string(cur.take(KILLPATH_FIELD_LEN)?);
             Call::Killpath { path, args }
         }
         Cmd::SetLvb => {
             let res = cur.resource()?;
             let lvb_len = (header.length as usize).saturating_sub(HEADER_LEN + RESOURCE_LEN);
-            if lvb_len > LVB_MAX {
+            if lvb_len > MAX_LVB {
                 // Refused before the LVB is read (cmd_set_lvb); what follows stays unread.
                 return Ok(refused(E2BIG));
             }
@@ -286,7 +281,7 @@ fn c_string(field: &[u8]) -> Vec<u8> {
 /// property; panics when broken): a need is always for more than was given; a decision uses no
 /// more than was given and is the same from exactly the bytes it used; and once given what it
 /// needs, the parser decides or needs still more (it never goes back).
-pub fn check_parse(header: &Header, payload: &[u8]) {
+pub(crate) fn check_parse(header: &Header, payload: &[u8]) {
     let Some(cmd) = Cmd::from_u32(header.cmd) else {
         return;
     };
@@ -443,8 +438,8 @@ mod tests {
 
     #[test]
     fn a_killpath_field_ends_at_its_first_nul_or_its_last_byte() {
-        let h = header(Cmd::Killpath, 0, HEADER_LEN + 2 * KILLPATH_FIELD);
-        let mut bytes = vec![b'x'; 2 * KILLPATH_FIELD];
+        let h = header(Cmd::Killpath, 0, HEADER_LEN + 2 * KILLPATH_FIELD_LEN);
+        let mut bytes = vec![b'x'; 2 * KILLPATH_FIELD_LEN];
         bytes[3] = 0;
         let Parse::Done(Parsed::Call(Call::Killpath { path, args }), _) =
             parse_request(Cmd::Killpath, &h, &bytes)
@@ -452,7 +447,7 @@ mod tests {
             panic!("killpath not decided");
         };
         assert_eq!(path, b"xxx");
-        assert_eq!(args.len(), KILLPATH_FIELD - 1);
+        assert_eq!(args.len(), KILLPATH_FIELD_LEN - 1);
     }
 
     #[test]
