@@ -87,7 +87,7 @@ impl RustHost {
                                 now,
                                 name("LS"),
                                 name("R1"),
-                                0,
+                                sanlock_core::quorum::LeaseDisks::one(0),
                                 AcquireRequest::default(),
                             ),
                             Command::Release => host.release(now, name("LS"), name("R1")),

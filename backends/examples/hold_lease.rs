@@ -121,7 +121,7 @@ async fn run<S: Storage + Open>(
                         now,
                         space,
                         resource,
-                        offset,
+                        sanlock_core::quorum::LeaseDisks::one(offset),
                         AcquireRequest::default(),
                     );
                 }

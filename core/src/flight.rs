@@ -349,7 +349,7 @@ mod tests {
     fn write(id: u64, offset: u64, sectors: usize) -> IoRequest {
         IoRequest {
             id: IoId(id),
-            disk: DiskRef::Lease,
+            disk: DiskRef::LEASE,
             offset,
             op: IoOp::Write {
                 data: (0..sectors * 512).map(|i| (i / 512) as u8).collect(),

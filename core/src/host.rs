@@ -287,7 +287,7 @@ struct InFlight {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum DiskKey {
     Lockspace(Name),
-    Lease(Name, Name),
+    Lease(Name, Name, crate::quorum::LeaseDisk),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -305,9 +305,9 @@ impl WriteRange {
         let disk = match (target, request.disk) {
             (Target::Lockspace(ls), _) => DiskKey::Lockspace(*ls),
             (t, DiskRef::Lockspace) => DiskKey::Lockspace(*t.lease().expect("a lease target").0),
-            (t, DiskRef::Lease) => {
+            (t, DiskRef::Lease(d)) => {
                 let (ls, res) = t.lease().expect("a lease target");
-                DiskKey::Lease(*ls, *res)
+                DiskKey::Lease(*ls, *res, d)
             }
         };
         Some(WriteRange {
@@ -490,14 +490,14 @@ impl Host {
         self.drain(now);
     }
 
-    /// Acquires a resource lease in a joined, live lockspace. The lease's own geometry and
-    /// offset come with the request (from the RESOURCE string).
+    /// Acquires a resource lease in a joined, live lockspace. The lease's disks (where its
+    /// area starts on each) come with the request (from the RESOURCE string).
     pub fn acquire(
         &mut self,
         now: Time,
         space_name: Name,
         resource_name: Name,
-        offset: u64,
+        disks: crate::quorum::LeaseDisks,
         request: AcquireRequest,
     ) {
         self.tick(now);
@@ -525,7 +525,7 @@ impl Host {
             space_name,
             resource_name,
             geometry: ls.geometry,
-            offset,
+            disks,
             host_id: ls.delta.config().host_id,
             generation,
             timeouts: ls.timeouts,
@@ -1202,7 +1202,8 @@ impl Host {
                 space_name,
                 resource_name: *res,
                 geometry: config.geometry,
-                offset: config.offset,
+                // Requests live on the first disk only, as in 3.8.5.
+                offset: config.disks.first_offset(),
                 timeouts,
             };
             started.push((*res, Examination::start(now, &address, leader.lver)));

@@ -32,8 +32,8 @@ pub enum Input {
         space_name: Name,
         /// The resource.
         resource_name: Name,
-        /// Where its lease area starts on its disk.
-        offset: u64,
+        /// Where its lease area starts on each of its disks.
+        disks: crate::quorum::LeaseDisks,
         /// How to acquire it.
         request: AcquireRequest,
     },
@@ -165,9 +165,9 @@ impl Host {
             Input::Acquire {
                 space_name,
                 resource_name,
-                offset,
+                disks,
                 request,
-            } => self.acquire(now, space_name, resource_name, offset, request),
+            } => self.acquire(now, space_name, resource_name, disks, request),
             Input::Release {
                 space_name,
                 resource_name,
@@ -333,7 +333,7 @@ mod tests {
         r.feed(Input::Acquire {
             space_name: name("LS"),
             resource_name: name("R"),
-            offset: 0,
+            disks: crate::quorum::LeaseDisks::one(0),
             request: AcquireRequest {
                 lvb: true,
                 ..AcquireRequest::default()

@@ -1,5 +1,6 @@
 //! The host composite over in-memory disks: outputs and their times, pinned to algorithms.md §6.
 
+use crate::quorum::LeaseDisks;
 use std::time::Duration;
 
 use super::*;
@@ -107,8 +108,13 @@ impl World {
     fn holding() -> World {
         let mut w = World::new();
         w.join();
-        w.host
-            .acquire(w.now, name("LS"), name("R"), 0, AcquireRequest::default());
+        w.host.acquire(
+            w.now,
+            name("LS"),
+            name("R"),
+            LeaseDisks::one(0),
+            AcquireRequest::default(),
+        );
         w.settle();
         w.outputs();
         assert!(w.host.held(name("LS"), name("R")).is_some());
@@ -183,8 +189,13 @@ fn a_resource_is_acquired_and_released_through_the_host() {
     let mut w = World::new();
     w.join();
     w.outputs();
-    w.host
-        .acquire(w.now, name("LS"), name("R"), 0, AcquireRequest::default());
+    w.host.acquire(
+        w.now,
+        name("LS"),
+        name("R"),
+        LeaseDisks::one(0),
+        AcquireRequest::default(),
+    );
     w.settle();
     let out = w.outputs();
     assert!(matches!(
@@ -337,8 +348,13 @@ fn no_acquire_once_the_last_renewal_is_8n_old_even_before_the_timeout_is_handled
     w.outputs();
     // The last renewal was taken at 1000 s (the join); 8N later nothing may be acquired.
     w.now = t(1008);
-    w.host
-        .acquire(w.now, name("LS"), name("R"), 0, AcquireRequest::default());
+    w.host.acquire(
+        w.now,
+        name("LS"),
+        name("R"),
+        LeaseDisks::one(0),
+        AcquireRequest::default(),
+    );
     assert!(w.host.poll_io().is_none(), "no I/O for a refused acquire");
     assert_eq!(
         w.outputs_now(),
@@ -362,8 +378,13 @@ fn an_acquire_under_way_when_the_lockspace_stops_is_answered() {
     w.fail_io = true;
     w.run_until(Time::new(Duration::from_millis(1_007_700)));
     w.outputs();
-    w.host
-        .acquire(w.now, name("LS"), name("R"), 0, AcquireRequest::default());
+    w.host.acquire(
+        w.now,
+        name("LS"),
+        name("R"),
+        LeaseDisks::one(0),
+        AcquireRequest::default(),
+    );
     let (_, first) = w.host.poll_io().expect("the lease read");
     w.run_until(Time::new(Duration::from_millis(1_008_300)));
     let out: Vec<Output> = w.outputs().into_iter().map(|(_, o)| o).collect();
@@ -391,7 +412,7 @@ fn run_holding_lease_writes(w: &mut World, until: Time) -> Vec<IoRequest> {
     let mut held = Vec::new();
     loop {
         while let Some((target, req)) = w.host.poll_io() {
-            let lease = !matches!(target, Target::Lockspace(_)) && req.disk == DiskRef::Lease;
+            let lease = !matches!(target, Target::Lockspace(_)) && req.disk == DiskRef::LEASE;
             if lease && matches!(req.op, IoOp::Write { .. }) {
                 held.push(req);
                 continue;
@@ -428,8 +449,13 @@ fn a_write_waits_until_our_earlier_write_to_the_same_sector_has_completed() {
     w.join();
     w.outputs();
     let acquire = |w: &mut World| {
-        w.host
-            .acquire(w.now, name("LS"), name("R"), 0, AcquireRequest::default());
+        w.host.acquire(
+            w.now,
+            name("LS"),
+            name("R"),
+            LeaseDisks::one(0),
+            AcquireRequest::default(),
+        );
     };
     acquire(&mut w);
     let until = w.now + Duration::from_secs(2);
@@ -639,7 +665,13 @@ impl Pair {
         }
         p.run_until(p.now + Duration::from_secs(2 * N));
         p.log.clear();
-        p.hosts[0].acquire(p.now, name("LS"), name("R"), 0, AcquireRequest::default());
+        p.hosts[0].acquire(
+            p.now,
+            name("LS"),
+            name("R"),
+            LeaseDisks::one(0),
+            AcquireRequest::default(),
+        );
         p.settle();
         assert!(p.hosts[0].held(name("LS"), name("R")).is_some());
         p.log.clear();
@@ -651,7 +683,7 @@ impl Pair {
         for (i, host) in self.hosts.iter_mut().enumerate() {
             while let Some((target, req)) = host.poll_io() {
                 let disk = match target.lease() {
-                    Some(_) if req.disk == DiskRef::Lease => &mut self.lease_disk,
+                    Some(_) if req.disk == DiskRef::LEASE => &mut self.lease_disk,
                     _ => &mut self.lockspace,
                 };
                 let write = matches!(req.op, IoOp::Write { .. });

@@ -38,8 +38,13 @@ pub enum IoOp {
 pub enum DiskRef {
     /// The lockspace's disk (delta leases; a paxos acquire reads the owner's delta lease there).
     Lockspace,
-    /// The resource lease's disk.
-    Lease,
+    /// One of the resource lease's disks (the first, for a lease on one disk).
+    Lease(crate::quorum::LeaseDisk),
+}
+
+impl DiskRef {
+    /// The first (or only) disk of a resource lease.
+    pub const LEASE: DiskRef = DiskRef::Lease(crate::quorum::LeaseDisk::FIRST);
 }
 
 /// One I/O the driver should run.

@@ -23,6 +23,7 @@ pub mod messenger;
 pub mod mutants;
 pub mod ondisk;
 pub mod paxos;
+pub mod quorum;
 pub mod requests;
 pub mod rng;
 pub mod routes;

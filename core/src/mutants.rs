@@ -36,11 +36,15 @@ pub enum Mutant {
     AckBeforeDelivery,
     /// With every ack slot taken, a new ack overwrites one whose sender still waits.
     AckOverwrite,
+    /// A ballot phase on a multi-disk lease succeeds when one disk was written and read.
+    PhaseByMinority,
+    /// A multi-disk lease's leader is read from its first disk only, as if it had one.
+    LeaderFromOneDisk,
 }
 
 impl Mutant {
     /// Every mutant, in declaration order.
-    pub const ALL: [Mutant; 13] = [
+    pub const ALL: [Mutant; 15] = [
         Mutant::SkipPhase1Read,
         Mutant::NoOwnerDeadWait,
         Mutant::OwnerDeadByLocalClock,
@@ -54,6 +58,8 @@ impl Mutant {
         Mutant::StaleReadBound,
         Mutant::AckBeforeDelivery,
         Mutant::AckOverwrite,
+        Mutant::PhaseByMinority,
+        Mutant::LeaderFromOneDisk,
     ];
 
     /// A kebab-case name for command lines and reports.
@@ -72,6 +78,8 @@ impl Mutant {
             Mutant::StaleReadBound => "stale-read-bound",
             Mutant::AckBeforeDelivery => "ack-before-delivery",
             Mutant::AckOverwrite => "ack-overwrite",
+            Mutant::PhaseByMinority => "phase-by-minority",
+            Mutant::LeaderFromOneDisk => "leader-from-one-disk",
         }
     }
 }

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use crate::hosts::{HostStatus, ReadBound};
 use crate::ids::{Generation, HostId, Lver};
-use crate::io::{Completion, DiskRef, IoBook, IoError, IoId, IoOp, IoRequest, IoResult, Pending};
+use crate::io::{Completion, DiskRef, IoBook, IoError, IoId, IoOp, IoRequest, IoResult};
 use crate::mutants::{Mutant, Mutations};
 use crate::ondisk::dblock::{DBLOCK_FL_RELEASED, MBLOCK_OFFSET};
 use crate::ondisk::leader::{LEADER_RECORD_SIZE, LFL_SHORT_HOLD};
@@ -39,6 +39,7 @@ use crate::ondisk::{
     DblockSector, Geometry, LeaderKind, LeaderRecord, Lvb, Mbal, ModeBlock, Name, PaxosDblock,
     RawLeader, RecordKind, SectorNr,
 };
+use crate::quorum::{every_disk, HungDisks, LeaseDisk, LeaseDisks, Round, Slot};
 use crate::rng::Rng;
 use crate::rv::SANLK_AIO_TIMEOUT;
 use crate::time::Time;
@@ -60,8 +61,9 @@ pub struct PaxosConfig {
     pub resource_name: Name,
     /// The lease's geometry (at first the lockspace's; adopted from the leader when it differs).
     pub geometry: Geometry,
-    /// Byte offset of the lease area on its disk.
-    pub offset: u64,
+    /// Where the lease area starts on each of its disks (one to four, the same records on
+    /// each: a step succeeds on a majority of them).
+    pub disks: LeaseDisks,
     /// Our host_id in the lockspace.
     pub host_id: HostId,
     /// Our delta lease generation.
@@ -135,8 +137,8 @@ pub enum Event {
     /// Released (on disk, or left to our RELEASED dblock when another host wrote the leader).
     Released,
     /// The release failed with this result; the lease may still be ours on disk. After
-    /// SANLK_AIO_TIMEOUT the machine goes on releasing in the background (not done yet) and
-    /// ends with [`Event::ReleaseRetried`].
+    /// SANLK_AIO_TIMEOUT (and, on a lease of several disks, any I/O error) the machine goes
+    /// on releasing in the background (not done yet) and ends with [`Event::ReleaseRetried`].
     ReleaseFailed {
         /// SANLK_* or -errno.
         rv: i32,
@@ -174,6 +176,10 @@ pub struct PaxosLease {
     shared_seen: Vec<HostId>,
     /// How far ballot reads must reach, from our lockspace's last renewal (none: all).
     read_bound: Option<ReadBound>,
+    /// Lease disks with an I/O of ours past its deadline still out.
+    hung: HungDisks,
+    /// The leader an EX→SH convert could not free: freed when the shared hold is released.
+    leader_left: Option<LeaderRecord>,
     phase: Step,
     rng: Rng,
     io: IoBook,
@@ -265,7 +271,7 @@ enum AfterFree {
 enum Step {
     Idle,
     ReadLease {
-        io: Pending,
+        io: Round<Digest>,
         /// The host_ids whose dblocks the read covers, when bounded.
         hosts: Option<u64>,
     },
@@ -273,12 +279,12 @@ enum Step {
         cur: Current,
     },
     ReadOwnerDelta {
-        io: Pending,
+        io: Round<Digest>,
         cur: Current,
         wait: OwnerWait,
     },
     ReadOwnerDblock {
-        io: Pending,
+        io: Round<Digest>,
         cur: Current,
     },
     SleepOwner {
@@ -287,34 +293,27 @@ enum Step {
         until: Time,
     },
     RereadOwnerLeader {
-        io: Pending,
+        io: Round<Digest>,
         cur: Current,
         wait: OwnerWait,
     },
     RereadBeforeBallot {
-        io: Pending,
+        io: Round<Digest>,
         ballot: Ballot,
     },
-    Phase1Write {
-        io: Pending,
+    /// Ballot phase 1 on every disk: our dblock written, then (on that disk) all dblocks read.
+    Phase1 {
+        io: Round<Digest>,
         ballot: Ballot,
     },
-    Phase1Read {
-        io: Pending,
-        ballot: Ballot,
-    },
-    Phase2Write {
-        io: Pending,
-        ballot: Ballot,
-        value: PaxosDblock,
-    },
-    Phase2Read {
-        io: Pending,
+    /// Phase 2 likewise, with the value proposed.
+    Phase2 {
+        io: Round<Digest>,
         ballot: Ballot,
         value: PaxosDblock,
     },
     Commit {
-        io: Pending,
+        io: Round<Digest>,
         ballot: Ballot,
         value: PaxosDblock,
         leader: LeaderRecord,
@@ -325,7 +324,7 @@ enum Step {
     },
     /// Reading the LVB after a successful acquire that asked for it.
     ReadLvb {
-        io: Pending,
+        io: Round<Digest>,
         leader: LeaderRecord,
         dblock: PaxosDblock,
         shared: bool,
@@ -337,24 +336,24 @@ enum Step {
     },
     /// SH→EX: our sector rewritten with the ballot values and no mode block.
     ConvertExclusiveDblock {
-        io: Pending,
+        io: Round<Digest>,
         leader: LeaderRecord,
         dblock: PaxosDblock,
     },
     /// EX→SH: the LVB the holder set, then our dblock RELEASED + SHARED.
     ConvertLvb {
-        io: Pending,
+        io: Round<Digest>,
         leader: LeaderRecord,
         dblock: PaxosDblock,
     },
     ConvertSharedDblock {
-        io: Pending,
+        io: Round<Digest>,
         leader: LeaderRecord,
         dblock: PaxosDblock,
     },
     /// Writing the LVB the holder set, before the release.
     ReleaseLvb {
-        io: Pending,
+        io: Round<Digest>,
         leader: LeaderRecord,
         dblock: PaxosDblock,
     },
@@ -371,7 +370,7 @@ enum Step {
     },
     /// After a shared commit: our dblock RELEASED plus a SHARED mode block.
     SharedDblockWrite {
-        io: Pending,
+        io: Round<Digest>,
         committed: LeaderRecord,
         dblock: PaxosDblock,
     },
@@ -383,7 +382,7 @@ enum Step {
     },
     /// Reading shared holder `queue[0]`'s dblock sector.
     ReadHolder {
-        io: Pending,
+        io: Round<Digest>,
         leader: LeaderRecord,
         dblock: PaxosDblock,
         queue: Vec<(HostId, Option<HostStatus>)>,
@@ -391,7 +390,7 @@ enum Step {
     },
     /// Clearing a dead shared holder's sector.
     ClearHolder {
-        io: Pending,
+        io: Round<Digest>,
         leader: LeaderRecord,
         dblock: PaxosDblock,
         queue: Vec<(HostId, Option<HostStatus>)>,
@@ -399,41 +398,75 @@ enum Step {
     },
     /// Another host committed our value: look for shared holders before calling it ours.
     ReadModesAfterAdoption {
-        io: Pending,
+        io: Round<Digest>,
         ballot: Ballot,
         value: PaxosDblock,
         leader: LeaderRecord,
     },
     /// Undoing an acquire that failed after our value may have been accepted (§8.3).
     RetractDblock {
-        io: Pending,
+        io: Round<Digest>,
         committed: Option<LeaderRecord>,
         rv: i32,
     },
-    /// Undoing a shared acquire that failed after its commit.
+    /// Undoing a shared acquire that failed after its commit; the committed leader is freed
+    /// next (§8.3).
     UndoShared {
-        io: Pending,
+        io: Round<Digest>,
+        committed: LeaderRecord,
         rv: i32,
     },
     ReleaseDblock {
-        io: Pending,
+        io: Round<Digest>,
         leader: LeaderRecord,
         then: AfterFree,
     },
     ReleaseSharedDblock {
-        io: Pending,
+        io: Round<Digest>,
     },
     ReleaseReadLeader {
-        io: Pending,
+        io: Round<Digest>,
         leader: LeaderRecord,
         then: AfterFree,
     },
     ReleaseWriteLeader {
-        io: Pending,
+        io: Round<Digest>,
         committed: LeaderRecord,
         then: AfterFree,
     },
     Done,
+}
+
+/// Matches every step with I/O under way, its round bound to `$io`.
+macro_rules! steps_with_io {
+    ($phase:expr, $io:ident => $then:expr) => {
+        match $phase {
+            Step::ReadLease { $io, .. }
+            | Step::ReadOwnerDelta { $io, .. }
+            | Step::ReadOwnerDblock { $io, .. }
+            | Step::RereadOwnerLeader { $io, .. }
+            | Step::RereadBeforeBallot { $io, .. }
+            | Step::Phase1 { $io, .. }
+            | Step::Phase2 { $io, .. }
+            | Step::Commit { $io, .. }
+            | Step::SharedDblockWrite { $io, .. }
+            | Step::ReadHolder { $io, .. }
+            | Step::ClearHolder { $io, .. }
+            | Step::UndoShared { $io, .. }
+            | Step::RetractDblock { $io, .. }
+            | Step::ReadLvb { $io, .. }
+            | Step::ConvertExclusiveDblock { $io, .. }
+            | Step::ConvertLvb { $io, .. }
+            | Step::ConvertSharedDblock { $io, .. }
+            | Step::ReleaseLvb { $io, .. }
+            | Step::ReadModesAfterAdoption { $io, .. }
+            | Step::ReleaseDblock { $io, .. }
+            | Step::ReleaseSharedDblock { $io }
+            | Step::ReleaseReadLeader { $io, .. }
+            | Step::ReleaseWriteLeader { $io, .. } => $then,
+            _ => None,
+        }
+    };
 }
 
 impl PaxosLease {
@@ -451,6 +484,8 @@ impl PaxosLease {
             proposed: None,
             last_dblock: None,
             read_bound: None,
+            hung: HungDisks::default(),
+            leader_left: None,
             phase: Step::Idle,
             rng,
             io: IoBook::default(),
@@ -630,8 +665,7 @@ impl PaxosLease {
     /// abandoned. A held lease is left as it is on disk (as when the lockspace fails).
     pub fn abort(&mut self, now: Time) {
         self.tick(now);
-        let waiting = self.pending();
-        self.io.abandon(waiting);
+        self.abandon_round();
         if self.is_acquiring() {
             self.events.push_back(Event::AcquireFailed { rv: -201 });
         }
@@ -641,18 +675,33 @@ impl PaxosLease {
     /// Hands in the completion of request `id`; past its deadline it counts as a timeout.
     pub fn handle_io(&mut self, now: Time, id: IoId, result: IoResult) {
         self.tick(now);
-        let waiting = self.pending();
-        if let Completion::Deliver(result) = self.io.complete(now, id, waiting, result) {
-            self.io_done(now, result);
+        let found = self.round().and_then(|r| r.find(id));
+        if found.is_none() {
+            self.hung.answered(id);
+        }
+        if let Completion::Deliver(result) = self.io.complete(now, id, found.map(|f| f.1), result) {
+            let (disk, _) = found.expect("a delivered completion is one the round waits for");
+            self.disk_done(now, disk, result);
+            self.settle(now);
         }
     }
 
     /// Hands in the passing of time. Extra calls are harmless.
     pub fn handle_timeout(&mut self, now: Time) {
         self.tick(now);
-        let waiting = self.pending();
-        if self.io.expired(now, waiting) {
-            self.io_done(now, Err(IoError::TimedOut));
+        let expired: Vec<_> = self.round().map_or(Vec::new(), |r| r.in_flight().collect());
+        let mut any = false;
+        for (disk, io) in expired {
+            if self.io.expired(now, Some(io)) {
+                if !matches!(self.phase, Step::ReadOwnerDelta { .. }) {
+                    self.hung.timed_out(io.id, disk);
+                }
+                self.disk_done(now, disk, Err(IoError::TimedOut));
+                any = true;
+            }
+        }
+        if any {
+            self.settle(now);
             return;
         }
         match self.phase.clone() {
@@ -696,7 +745,7 @@ impl PaxosLease {
             | Step::RetryDelay { until, .. }
             | Step::ShRetryDelay { until }
             | Step::ReleaseRetryDelay { until, .. } => Some(*until),
-            _ => self.pending().map(|io| io.deadline),
+            _ => self.round().and_then(Round::deadline),
         }
     }
 
@@ -715,7 +764,10 @@ impl PaxosLease {
             Step::RetryDelay { until, .. }
             | Step::ShRetryDelay { until }
             | Step::ReleaseRetryDelay { until, .. } => Some(Wait::Backoff { until: *until }),
-            _ if self.is_acquiring() => self.pending().map(|io| Wait::Io { until: io.deadline }),
+            _ if self.is_acquiring() => self
+                .round()
+                .and_then(Round::deadline)
+                .map(|until| Wait::Io { until }),
             _ => None,
         }
     }
@@ -774,6 +826,7 @@ impl PaxosLease {
                 | Step::ReleaseSharedDblock { .. }
                 | Step::ReleaseReadLeader { .. }
                 | Step::ReleaseWriteLeader { .. }
+                | Step::ReleaseRetryDelay { .. }
                 | Step::Done
         )
     }
@@ -796,40 +849,43 @@ impl PaxosLease {
         self.config.geometry.sector_size().as_usize()
     }
 
-    fn pending(&self) -> Option<Pending> {
-        match &self.phase {
-            Step::ReadLease { io, .. }
-            | Step::ReadOwnerDelta { io, .. }
-            | Step::ReadOwnerDblock { io, .. }
-            | Step::RereadOwnerLeader { io, .. }
-            | Step::RereadBeforeBallot { io, .. }
-            | Step::Phase1Write { io, .. }
-            | Step::Phase1Read { io, .. }
-            | Step::Phase2Write { io, .. }
-            | Step::Phase2Read { io, .. }
-            | Step::Commit { io, .. }
-            | Step::SharedDblockWrite { io, .. }
-            | Step::ReadHolder { io, .. }
-            | Step::ClearHolder { io, .. }
-            | Step::UndoShared { io, .. }
-            | Step::RetractDblock { io, .. }
-            | Step::ReadLvb { io, .. }
-            | Step::ConvertExclusiveDblock { io, .. }
-            | Step::ConvertLvb { io, .. }
-            | Step::ConvertSharedDblock { io, .. }
-            | Step::ReleaseLvb { io, .. }
-            | Step::ReadModesAfterAdoption { io, .. }
-            | Step::ReleaseDblock { io, .. }
-            | Step::ReleaseSharedDblock { io }
-            | Step::ReleaseReadLeader { io, .. }
-            | Step::ReleaseWriteLeader { io, .. } => Some(*io),
-            _ => None,
+    /// The I/O step under way, if any.
+    fn round(&self) -> Option<&Round<Digest>> {
+        steps_with_io!(&self.phase, io => Some(io))
+    }
+
+    /// The I/O step under way, to change.
+    fn round_mut(&mut self) -> Option<&mut Round<Digest>> {
+        steps_with_io!(&mut self.phase, io => Some(io))
+    }
+
+    fn timeout(&self) -> Duration {
+        self.config.timeouts.io_timeout()
+    }
+
+    /// Gives up the I/O of the step under way still in flight (the step is decided, or the
+    /// machine stops): their completions are counted as late.
+    fn abandon_round(&mut self) {
+        let flying: Vec<_> = self
+            .round()
+            .map_or(Vec::new(), |r| r.in_flight().map(|(_, io)| io).collect());
+        for io in flying {
+            self.io.abandon(Some(io));
         }
     }
 
-    fn submit(&mut self, now: Time, disk: DiskRef, offset: u64, op: IoOp) -> Pending {
-        let timeout = self.config.timeouts.io_timeout();
-        self.io.submit(now, disk, offset, op, timeout)
+    /// The same I/O on every disk of the lease, `from_area` bytes into its area.
+    fn on_every_disk(&mut self, now: Time, from_area: u64, op: IoOp) -> Round<Digest> {
+        let timeout = self.timeout();
+        every_disk(
+            &mut self.io,
+            now,
+            &self.config.disks,
+            timeout,
+            from_area,
+            &op,
+            false,
+        )
     }
 
     /// Reads the lease: leader, request and dblocks, all of them or (with a bound from the
@@ -840,7 +896,7 @@ impl PaxosLease {
             Some(m) => (m as usize + 2) * self.ss(),
             None => self.config.geometry.area_bytes() as usize,
         };
-        let io = self.submit(now, DiskRef::Lease, self.config.offset, IoOp::Read { len });
+        let io = self.on_every_disk(now, 0, IoOp::Read { len });
         Step::ReadLease { io, hosts }
     }
 
@@ -853,20 +909,51 @@ impl PaxosLease {
         ReadBound::hosts_at(self.read_bound, now)
     }
 
-    fn read_leader(&mut self, now: Time) -> Pending {
+    fn read_leader(&mut self, now: Time) -> Round<Digest> {
         let len = self.ss();
-        self.submit(now, DiskRef::Lease, self.config.offset, IoOp::Read { len })
+        self.on_every_disk(now, 0, IoOp::Read { len })
+    }
+
+    /// One host's dblock sector on every disk.
+    fn read_host_sector(&mut self, now: Time, host: HostId) -> Round<Digest> {
+        let g = self.config.geometry;
+        let len = self.ss();
+        self.on_every_disk(
+            now,
+            g.sector_offset(g.dblock_sector(host)),
+            IoOp::Read { len },
+        )
     }
 
     fn read_owner_delta(&mut self, now: Time, cur: Current, wait: OwnerWait) -> Step {
         let g = self.config.lockspace_geometry;
         let offset = self.config.lockspace_offset + g.sector_offset(g.delta_sector(wait.owner));
         let len = g.sector_size().as_usize();
-        let io = self.submit(now, DiskRef::Lockspace, offset, IoOp::Read { len });
+        let timeout = self.timeout();
+        let io = self
+            .io
+            .submit(now, DiskRef::Lockspace, offset, IoOp::Read { len }, timeout);
+        let io = Round::new(vec![Slot::Waiting(io)]);
         Step::ReadOwnerDelta { io, cur, wait }
     }
 
-    fn write_dblock(&mut self, now: Time, dblock: &PaxosDblock, mode: ModeBlock) -> Pending {
+    /// Our dblock sector on every disk.
+    fn write_dblock(&mut self, now: Time, dblock: &PaxosDblock, mode: ModeBlock) -> Round<Digest> {
+        self.write_own_sector(now, dblock, mode, false)
+    }
+
+    /// A ballot phase: our dblock sector on every disk, each followed by that disk's read.
+    fn ballot_write(&mut self, now: Time, dblock: &PaxosDblock, mode: ModeBlock) -> Round<Digest> {
+        self.write_own_sector(now, dblock, mode, true)
+    }
+
+    fn write_own_sector(
+        &mut self,
+        now: Time,
+        dblock: &PaxosDblock,
+        mode: ModeBlock,
+        then_read: bool,
+    ) -> Round<Digest> {
         self.last_dblock = Some(*dblock);
         let sector = DblockSector {
             dblock: *dblock,
@@ -875,87 +962,135 @@ impl PaxosLease {
         let data = sector.encode(self.config.geometry.sector_size());
         debug_assert_eq!(DblockSector::decode(&data, 0).as_ref(), Ok(&sector));
         let g = self.config.geometry;
-        let offset = self.config.offset + g.sector_offset(g.dblock_sector(self.config.host_id));
-        self.submit(now, DiskRef::Lease, offset, IoOp::Write { data })
+        let at = g.sector_offset(g.dblock_sector(self.config.host_id));
+        let timeout = self.timeout();
+        every_disk(
+            &mut self.io,
+            now,
+            &self.config.disks,
+            timeout,
+            at,
+            &IoOp::Write { data },
+            then_read,
+        )
     }
 
-    fn write_leader(&mut self, now: Time, leader: &LeaderRecord) -> Pending {
+    fn write_leader(&mut self, now: Time, leader: &LeaderRecord) -> Round<Digest> {
         let mut data = vec![0u8; self.ss()];
         data[..LEADER_RECORD_SIZE].copy_from_slice(&leader.encode());
         debug_assert_eq!(
             LeaderRecord::decode(&data, LeaderKind::Paxos, 0).as_ref(),
             Ok(leader)
         );
-        self.submit(
-            now,
-            DiskRef::Lease,
-            self.config.offset,
-            IoOp::Write { data },
-        )
+        self.on_every_disk(now, 0, IoOp::Write { data })
     }
 
-    /// Reads the (n + 2) sectors a ballot phase looks at (fewer dblocks under a read bound).
-    fn read_dblocks(&mut self, now: Time, cur: &Current) -> Pending {
+    /// Reads, on one disk, the (n + 2) sectors a ballot phase looks at (fewer dblocks under a
+    /// read bound).
+    fn read_dblocks_on(&mut self, now: Time, disk: LeaseDisk, cur: &Current) -> crate::io::Pending {
         let n = cur.leader.num_hosts;
         let hosts = self.bounded_hosts(now).map_or(n, |m| m.min(n));
         let len = (hosts as usize + 2) * self.ss();
-        self.submit(now, DiskRef::Lease, self.config.offset, IoOp::Read { len })
+        let offset = self.config.disks.offset(disk);
+        let timeout = self.timeout();
+        self.io.submit(
+            now,
+            DiskRef::Lease(disk),
+            offset,
+            IoOp::Read { len },
+            timeout,
+        )
     }
 
-    fn io_done(&mut self, now: Time, result: IoResult) {
+    /// The same sectors on every disk (reading the mode blocks after another host committed
+    /// our value).
+    fn read_dblocks(&mut self, now: Time, cur: &Current) -> Round<Digest> {
+        let n = cur.leader.num_hosts;
+        let hosts = self.bounded_hosts(now).map_or(n, |m| m.min(n));
+        let len = (hosts as usize + 2) * self.ss();
+        self.on_every_disk(now, 0, IoOp::Read { len })
+    }
+
+    /// One disk's I/O of the step under way has ended: in a ballot phase a write is followed
+    /// by that disk's read; anything else is digested and kept until the step is decided.
+    fn disk_done(&mut self, now: Time, disk: usize, result: IoResult) {
+        let writing = self.round().is_some_and(|r| r.is_writing(disk));
+        let slot = if writing {
+            match result {
+                Ok(_) if self.mutants.has(Mutant::SkipPhase1Read) => {
+                    Slot::Done(Digest::Phase(Ok(PhaseRead::default())))
+                }
+                Ok(_) => {
+                    let cur = match &self.phase {
+                        Step::Phase1 { ballot, .. } | Step::Phase2 { ballot, .. } => ballot.cur,
+                        other => unreachable!("a write then read in {other:?}"),
+                    };
+                    let d = LeaseDisk::new(disk).expect("a disk of the lease");
+                    Slot::Waiting(self.read_dblocks_on(now, d, &cur))
+                }
+                Err(_) => Slot::Done(Digest::Phase(Err(PhaseFailure::Write))),
+            }
+        } else {
+            Slot::Done(self.digest(result))
+        };
+        if let Some(round) = self.round_mut() {
+            round.set(disk, slot);
+        }
+    }
+
+    /// Acts on the step under way once the disks that answered decide it; what is still in
+    /// flight is given up.
+    fn settle(&mut self, now: Time) {
+        let Some(merged) = self.decide() else {
+            return;
+        };
+        self.abandon_round();
+        self.io_done(now, merged);
+    }
+
+    /// The step under way is decided: act on it.
+    fn io_done(&mut self, now: Time, merged: Merged) {
         let phase = std::mem::replace(&mut self.phase, Step::Done);
-        self.phase = match phase {
-            Step::ReadLease { hosts, .. } => self.after_read_lease(now, hosts, result),
-            Step::ReadOwnerDelta { cur, wait, .. } => {
+        self.phase = match (phase, merged) {
+            (Step::ReadLease { .. }, Merged::Lease(read)) => self.after_read_lease(now, read),
+            (Step::ReadOwnerDelta { cur, wait, .. }, Merged::Raw(result)) => {
                 self.after_owner_delta(now, cur, wait, result)
             }
-            Step::ReadOwnerDblock { cur, .. } => match result {
-                Ok(sector) => match PaxosDblock::decode(&sector, 0) {
-                    Ok(d) if d.released() => self.start_ballot(now, cur, true),
-                    Ok(_) => self.acquire_failed_or_retry(
+            (Step::ReadOwnerDblock { cur, .. }, Merged::OwnerReleased(released)) => {
+                match released {
+                    Ok(true) => self.start_ballot(now, cur, true),
+                    Ok(false) => self.acquire_failed_or_retry(
                         now,
                         SANLK_ACQUIRE_IDLIVE,
                         cur.leader.short_hold(),
                     ),
-                    Err(_) => self.acquire_failed(SANLK_DBLOCK_CHECKSUM),
-                },
-                Err(e) => self.acquire_failed(e.rv()),
-            },
-            Step::RereadOwnerLeader { cur, wait, .. } => match self.check_leader(result) {
+                    Err(rv) => self.acquire_failed(rv),
+                }
+            }
+            (Step::RereadOwnerLeader { cur, wait, .. }, merged) => match merged.leader() {
                 Ok(leader) if leader == cur.leader => self.read_owner_delta(now, cur, wait),
                 Ok(_) => self.read_lease(now),
                 Err(rv) => self.acquire_failed(rv),
             },
-            Step::RereadBeforeBallot { ballot, .. } => match self.check_leader(result) {
+            (Step::RereadBeforeBallot { ballot, .. }, merged) => match merged.leader() {
                 Ok(tmp) => self.judge_reread(now, ballot, tmp),
                 Err(rv) => self.acquire_failed(rv),
             },
-            Step::Phase1Write { ballot, .. } => match result {
-                Ok(_) if self.mutants.has(Mutant::SkipPhase1Read) => {
-                    self.propose(now, ballot, None)
-                }
-                Ok(_) => {
-                    let io = self.read_dblocks(now, &ballot.cur);
-                    Step::Phase1Read { io, ballot }
-                }
-                Err(_) => self.acquire_failed(SANLK_DBLOCK_WRITE),
-            },
-            Step::Phase1Read { ballot, .. } => self.after_phase1(now, ballot, result),
-            Step::Phase2Write { ballot, value, .. } => match result {
-                Ok(_) => {
-                    let io = self.read_dblocks(now, &ballot.cur);
-                    Step::Phase2Read { io, ballot, value }
-                }
-                // The write may have landed: our value may be chosen; retract it (§8.3).
-                Err(_) => self.retract(now, value, None, SANLK_DBLOCK_WRITE),
-            },
-            Step::Phase2Read { ballot, value, .. } => self.after_phase2(now, ballot, value, result),
-            Step::Commit {
-                ballot,
-                value,
-                leader,
-                ..
-            } => match result {
+            (Step::Phase1 { ballot, .. }, Merged::Phase(read)) => {
+                self.after_phase1(now, ballot, read)
+            }
+            (Step::Phase2 { ballot, value, .. }, Merged::Phase(read)) => {
+                self.after_phase2(now, ballot, value, read)
+            }
+            (
+                Step::Commit {
+                    ballot,
+                    value,
+                    leader,
+                    ..
+                },
+                merged,
+            ) => match merged.written() {
                 // Ours only if it names this instance: a value of our previous incarnation
                 // (an older generation) adopted in phase 1 belongs to a dead owner, whose lease
                 // other hosts may take at once (3.8.5 compares the host_id alone).
@@ -973,7 +1108,7 @@ impl PaxosLease {
                 // The commit may have landed: retract, and free the leader if it did.
                 Err(_) => self.retract(now, value, Some(leader), SANLK_LEADER_WRITE),
             },
-            Step::RetractDblock { committed, rv, .. } => match committed {
+            (Step::RetractDblock { committed, rv, .. }, _) => match committed {
                 Some(leader) => {
                     let io = self.read_leader(now);
                     Step::ReleaseReadLeader {
@@ -984,9 +1119,12 @@ impl PaxosLease {
                 }
                 None => self.acquire_failed(rv),
             },
-            Step::SharedDblockWrite {
-                committed, dblock, ..
-            } => match result {
+            (
+                Step::SharedDblockWrite {
+                    committed, dblock, ..
+                },
+                merged,
+            ) => match merged.written() {
                 // §9.1 step 5: free the leader; the mode block says we hold it shared.
                 Ok(_) => {
                     let io = self.read_leader(now);
@@ -996,21 +1134,19 @@ impl PaxosLease {
                         then: AfterFree::HeldShared { dblock },
                     }
                 }
-                Err(_) => self.undo_shared(now, dblock, SANLK_DBLOCK_WRITE),
+                Err(_) => self.undo_shared(now, committed, dblock, SANLK_DBLOCK_WRITE),
             },
-            Step::ReadHolder {
-                leader,
-                dblock,
-                mut queue,
-                live,
-                ..
-            } => {
+            (
+                Step::ReadHolder {
+                    leader,
+                    dblock,
+                    mut queue,
+                    live,
+                    ..
+                },
+                Merged::Mode(mode),
+            ) => {
                 let (q, status) = queue.remove(0);
-                let mode = result.ok().and_then(|sector| {
-                    sector
-                        .get(MBLOCK_OFFSET..)
-                        .and_then(|m| ModeBlock::decode(m, 0).ok())
-                });
                 match mode {
                     // Unreadable: counted as alive, to be safe.
                     None => self.check_next_holder(now, leader, dblock, queue, live + 1),
@@ -1024,9 +1160,9 @@ impl PaxosLease {
                     Some(_) => {
                         // A dead holder's SH lease: clear its whole sector.
                         let g = self.config.geometry;
-                        let offset = self.config.offset + g.sector_offset(g.dblock_sector(q));
+                        let at = g.sector_offset(g.dblock_sector(q));
                         let data = vec![0u8; self.ss()];
-                        let io = self.submit(now, DiskRef::Lease, offset, IoOp::Write { data });
+                        let io = self.on_every_disk(now, at, IoOp::Write { data });
                         Step::ClearHolder {
                             io,
                             leader,
@@ -1037,24 +1173,37 @@ impl PaxosLease {
                     }
                 }
             }
-            Step::ClearHolder {
-                leader,
-                dblock,
-                queue,
-                live,
-                ..
-            } => self.check_next_holder(now, leader, dblock, queue, live),
-            Step::UndoShared { rv, .. } => self.acquire_failed(rv),
-            Step::ReadLvb {
-                leader,
-                dblock,
-                shared,
-                ..
-            } => {
-                let sector = result.unwrap_or_else(|_| bytes::Bytes::from(vec![0u8; self.ss()]));
+            (
+                Step::ClearHolder {
+                    leader,
+                    dblock,
+                    queue,
+                    live,
+                    ..
+                },
+                _,
+            ) => self.check_next_holder(now, leader, dblock, queue, live),
+            (Step::UndoShared { committed, rv, .. }, _) => {
+                let io = self.read_leader(now);
+                Step::ReleaseReadLeader {
+                    io,
+                    leader: committed,
+                    then: AfterFree::Failed { rv },
+                }
+            }
+            (
+                Step::ReadLvb {
+                    leader,
+                    dblock,
+                    shared,
+                    ..
+                },
+                Merged::Lvb(lvb),
+            ) => {
+                let lvb = lvb.unwrap_or_else(|| Lvb::from_sector(&vec![0u8; self.ss()]));
                 self.events.push_back(Event::Acquired {
                     leader,
-                    lvb: Some(Lvb::from_sector(&sector)),
+                    lvb: Some(lvb),
                 });
                 Step::Held {
                     leader,
@@ -1066,7 +1215,7 @@ impl PaxosLease {
             // our SHARED mode block. If it failed (or may land late) we stay exclusive: a stale
             // mode block can only make others wait, and our release rewrites the sector. Giving
             // the leader back here could let a host in while we still count as shared.
-            Step::ConvertExclusiveDblock { leader, dblock, .. } => {
+            (Step::ConvertExclusiveDblock { leader, dblock, .. }, _) => {
                 self.converting = None;
                 self.events.push_back(Event::Converted { shared: false });
                 Step::Held {
@@ -1076,8 +1225,10 @@ impl PaxosLease {
                 }
             }
             // A failed LVB write is only logged by sanlock; the convert goes on.
-            Step::ConvertLvb { leader, dblock, .. } => self.convert_to_shared(now, leader, dblock),
-            Step::ConvertSharedDblock { leader, dblock, .. } => match result {
+            (Step::ConvertLvb { leader, dblock, .. }, _) => {
+                self.convert_to_shared(now, leader, dblock)
+            }
+            (Step::ConvertSharedDblock { leader, dblock, .. }, merged) => match merged.written() {
                 Ok(_) => {
                     let io = self.read_leader(now);
                     Step::ReleaseReadLeader {
@@ -1096,122 +1247,84 @@ impl PaxosLease {
                 }
             },
             // A failed LVB write is only logged by sanlock; the release goes on.
-            Step::ReleaseLvb { leader, dblock, .. } => {
+            (Step::ReleaseLvb { leader, dblock, .. }, _) => {
                 self.release_dblock(now, leader, dblock, false)
             }
-            Step::ReadModesAfterAdoption {
-                ballot,
-                value,
-                leader,
-                ..
-            } => match result {
-                Ok(area) => {
-                    let g = self.config.geometry;
-                    let at = g.sector_offset(g.dblock_sector(self.config.host_id)) as usize;
-                    let ours = area
-                        .get(at..at + self.ss())
-                        .and_then(|sector| PaxosDblock::decode(sector, 0).ok());
-                    if ours.is_some_and(|d| d.released() && d.lver >= leader.lver) {
-                        // We have already told other hosts we let this version go.
-                        self.acquire_failed(SANLK_ACQUIRE_OWNED)
-                    } else {
-                        self.shared_seen = self.shared_mode_blocks(&area, &ballot.cur);
+            (Step::ReadModesAfterAdoption { value, leader, .. }, Merged::Modes(modes)) => {
+                match modes {
+                    // We have already told other hosts we let this version go.
+                    Some(m) if m.ours_released => self.acquire_failed(SANLK_ACQUIRE_OWNED),
+                    Some(m) => {
+                        self.shared_seen = m.shared;
                         self.after_commit(now, value, leader)
                     }
-                }
-                // The lease is ours on disk but we cannot tell who shares it: give it back
-                // (keeping our SHARED mode block if we are converting from shared).
-                Err(_) => {
-                    let released = released(value);
-                    let mode = self.ballot_mode();
-                    let io = self.write_dblock(now, &released, mode);
-                    Step::ReleaseDblock {
-                        io,
-                        leader,
-                        then: AfterFree::Failed {
-                            rv: SANLK_DBLOCK_READ,
-                        },
+                    // The lease is ours on disk but we cannot tell who shares it: give it back
+                    // (keeping our SHARED mode block if we are converting from shared).
+                    None => {
+                        let released = released(value);
+                        let mode = self.ballot_mode();
+                        let io = self.write_dblock(now, &released, mode);
+                        Step::ReleaseDblock {
+                            io,
+                            leader,
+                            then: AfterFree::Failed {
+                                rv: SANLK_DBLOCK_READ,
+                            },
+                        }
                     }
                 }
-            },
-            Step::ReleaseDblock { leader, then, .. } => {
+            }
+            (Step::ReleaseDblock { leader, then, .. }, _) => {
                 // An error writing our dblock is only logged by sanlock; the leader decides.
                 let io = self.read_leader(now);
                 Step::ReleaseReadLeader { io, leader, then }
             }
-            Step::ReleaseSharedDblock { .. } => match result {
-                Ok(_) => {
-                    self.events.push_back(Event::Released);
-                    Step::Done
-                }
+            (Step::ReleaseSharedDblock { .. }, merged) => match merged.written() {
+                // A leader our convert to shared left held is ours to free, now.
+                Ok(_) => match self.leader_left.take() {
+                    Some(leader) => {
+                        let io = self.read_leader(now);
+                        Step::ReleaseReadLeader {
+                            io,
+                            leader,
+                            then: AfterFree::Released,
+                        }
+                    }
+                    None => {
+                        self.events.push_back(Event::Released);
+                        Step::Done
+                    }
+                },
                 Err(e) => {
                     self.events.push_back(Event::ReleaseFailed { rv: e.rv() });
                     Step::Done
                 }
             },
-            Step::ReleaseReadLeader { leader, then, .. } => {
-                self.after_release_read(now, leader, then, result)
+            (Step::ReleaseReadLeader { leader, then, .. }, merged) => {
+                self.after_release_read(now, leader, then, merged.leader())
             }
-            Step::ReleaseWriteLeader {
-                committed, then, ..
-            } => self.after_free(
-                now,
-                then,
-                committed,
-                result.map(|_| ()).map_err(IoError::rv),
-            ),
-            other => unreachable!("completion in phase {other:?}"),
+            (
+                Step::ReleaseWriteLeader {
+                    committed, then, ..
+                },
+                merged,
+            ) => self.after_free(now, then, committed, merged.written().map_err(IoError::rv)),
+            (other, merged) => unreachable!("{merged:?} decided in phase {other:?}"),
         };
     }
 
     /// §7.1-7.2: check the leader and every dblock, then decide whether to wait for an owner.
-    fn after_read_lease(&mut self, now: Time, hosts: Option<u64>, result: IoResult) -> Step {
-        let area = match result {
-            Ok(area) => area,
-            Err(e) => return self.acquire_failed(e.rv()),
+    fn after_read_lease(&mut self, now: Time, read: Result<LeaseRead, i32>) -> Step {
+        let read = match read {
+            Ok(read) => read,
+            Err(rv) => return self.acquire_failed(rv),
         };
-        let raw = match RawLeader::parse(&area) {
-            Ok(raw) if self.mutants.has(Mutant::TrustBadChecksum) => raw.sealed(),
-            Ok(raw) => raw,
-            Err(_) => return self.acquire_failed(SANLK_LEADER_READ),
-        };
-        if let Err(rv) = raw.check_as_sanlock(
-            LeaderKind::Paxos,
-            &self.config.space_name,
-            Some(&self.config.resource_name),
-            Some(self.config.host_id),
-        ) {
-            return self.acquire_failed(rv);
-        }
-        let leader = match raw.verify(LeaderKind::Paxos) {
-            Ok(leader) => leader,
-            Err(p) => return self.acquire_failed(p.sanlk_code(RecordKind::PaxosLeader)),
-        };
-        // Adopt the lease's own sizes before looking at its dblocks (3.8.5 looks first and
-        // can run past its buffer, algorithms.md §7.1 step 4).
-        if leader.geometry != self.config.geometry {
+        let leader = read.leader;
+        let Some((max_mbal, ours_ahead)) = read.dblocks else {
+            // Adopt the lease's own sizes and read it again.
             self.config.geometry = leader.geometry;
             return self.read_lease(now);
-        }
-        let ss = self.ss();
-        let mut max_mbal = 0;
-        let mut ours_ahead = None;
-        let read = hosts.map_or(leader.num_hosts, |m| m.min(leader.num_hosts));
-        for q in 1..=read as usize {
-            let at = (q + 1) * ss;
-            let Some(sector) = area.get(at..at + ss) else {
-                return self.acquire_failed(SANLK_DBLOCK_READ);
-            };
-            match PaxosDblock::decode(sector, (self.config.offset as usize + at) as u64) {
-                Ok(d) => {
-                    max_mbal = max_mbal.max(d.mbal.0);
-                    if q as u64 == self.config.host_id.get() && d.lver > leader.lver {
-                        ours_ahead = Some(d);
-                    }
-                }
-                Err(_) => return self.acquire_failed(SANLK_DBLOCK_CHECKSUM),
-            }
-        }
+        };
         let cur = Current {
             leader,
             max_mbal,
@@ -1271,10 +1384,7 @@ impl PaxosLease {
         } else if raw.timestamp != wait.last_ts || wait.monitor_saw_change {
             if cur.leader.write_id != cur.leader.owner_id.map_or(0, HostId::get) {
                 // Another host committed the lease for the owner; the owner may have let go.
-                let g = self.config.geometry;
-                let offset = self.config.offset + g.sector_offset(g.dblock_sector(wait.owner));
-                let len = self.ss();
-                let io = self.submit(now, DiskRef::Lease, offset, IoOp::Read { len });
+                let io = self.read_host_sector(now, wait.owner);
                 return Step::ReadOwnerDblock { io, cur };
             }
             return self.acquire_failed_or_retry(
@@ -1382,32 +1492,20 @@ impl PaxosLease {
             ..ballot.carried.unwrap_or_default()
         };
         let mode = self.ballot_mode();
-        let io = self.write_dblock(now, &dblock, mode);
-        Step::Phase1Write { io, ballot }
+        let io = self.ballot_write(now, &dblock, mode);
+        Step::Phase1 { io, ballot }
     }
 
     /// Phase 1, read: abort on a later version or a larger ballot; otherwise adopt the value
     /// of the highest ballot seen, or propose ourselves.
-    fn after_phase1(&mut self, now: Time, ballot: Ballot, result: IoResult) -> Step {
-        let area = match result {
-            Ok(area) => area,
-            Err(_) => return self.acquire_failed(SANLK_DBLOCK_READ),
+    fn after_phase1(&mut self, now: Time, ballot: Ballot, read: Result<PhaseRead, i32>) -> Step {
+        let read = match read {
+            Ok(read) if read.beaten => return self.ballot_lost(now, ballot),
+            Ok(read) => read,
+            Err(rv) => return self.acquire_failed(rv),
         };
-        self.shared_seen = self.shared_mode_blocks(&area, &ballot.cur);
-        let mut best: Option<PaxosDblock> = None;
-        for bk in self.dblocks(&area, &ballot.cur) {
-            match ballot.judge(&bk, self.mutants) {
-                Seen::Older => continue,
-                Seen::Beaten => return self.ballot_lost(now, ballot),
-                Seen::Contender => {}
-            }
-            if bk.inp == 0 || bk.bal.0 == 0 {
-                continue;
-            }
-            if best.is_none_or(|b| bk.bal > b.bal) {
-                best = Some(bk);
-            }
-        }
+        self.shared_seen = read.shared;
+        let best = read.best;
         if best.is_some_and(|b| self.earlier_value_of_ours(&ballot, &b)) {
             // Whatever this version chose, it was a value of ours that we no longer hold: no
             // host holds it. Go on to the next version rather than win this one again.
@@ -1452,8 +1550,8 @@ impl PaxosLease {
         };
         let mode = self.ballot_mode();
         self.proposed = Some((ballot.next_lver, inp3));
-        let io = self.write_dblock(now, &value, mode);
-        Step::Phase2Write { io, ballot, value }
+        let io = self.ballot_write(now, &value, mode);
+        Step::Phase2 { io, ballot, value }
     }
 
     /// Phase 2, read: the value is chosen unless a later version or larger ballot appeared.
@@ -1462,18 +1560,13 @@ impl PaxosLease {
         now: Time,
         ballot: Ballot,
         value: PaxosDblock,
-        result: IoResult,
+        read: Result<PhaseRead, i32>,
     ) -> Step {
-        let area = match result {
-            Ok(area) => area,
-            Err(_) => return self.retract(now, value, None, SANLK_DBLOCK_READ),
-        };
-        if self
-            .dblocks(&area, &ballot.cur)
-            .iter()
-            .any(|bk| ballot.judge(bk, self.mutants) == Seen::Beaten)
-        {
-            return self.ballot_lost(now, ballot);
+        match read {
+            Ok(read) if read.beaten => return self.ballot_lost(now, ballot),
+            Ok(_) => {}
+            // Our value may have been accepted: retract it (§8.3).
+            Err(rv) => return self.retract(now, value, None, rv),
         }
         // §7.6: the committed leader is `cur` with the chosen value as owner.
         let mut leader = ballot.cur.leader;
@@ -1551,9 +1644,9 @@ impl PaxosLease {
         now: Time,
         committed: LeaderRecord,
         then: AfterFree,
-        result: IoResult,
+        read: Result<LeaderRecord, i32>,
     ) -> Step {
-        let leader = match self.check_leader(result) {
+        let leader = match read {
             Ok(leader) => leader,
             Err(rv) => return self.after_free(now, then, committed, Err(rv)),
         };
@@ -1601,10 +1694,10 @@ impl PaxosLease {
     }
 
     /// Writes the LVB sector (sector 2002 of the lease, whatever the geometry, as 3.8.5).
-    fn write_lvb(&mut self, now: Time, lvb: &Lvb) -> Pending {
-        let offset = self.config.offset + self.config.geometry.sector_offset(SectorNr::LVB);
+    fn write_lvb(&mut self, now: Time, lvb: &Lvb) -> Round<Digest> {
+        let at = self.config.geometry.sector_offset(SectorNr::LVB);
         let data = lvb.encode(self.config.geometry.sector_size());
-        self.submit(now, DiskRef::Lease, offset, IoOp::Write { data })
+        self.on_every_disk(now, at, IoOp::Write { data })
     }
 
     /// The mode block our ballot writes carry: SHARED while converting SH→EX.
@@ -1647,9 +1740,9 @@ impl PaxosLease {
             return Step::ConvertExclusiveDblock { io, leader, dblock };
         }
         if self.request.lvb {
-            let offset = self.config.offset + self.config.geometry.sector_offset(SectorNr::LVB);
+            let at = self.config.geometry.sector_offset(SectorNr::LVB);
             let len = self.ss();
-            let io = self.submit(now, DiskRef::Lease, offset, IoOp::Read { len });
+            let io = self.on_every_disk(now, at, IoOp::Read { len });
             return Step::ReadLvb {
                 io,
                 leader,
@@ -1678,12 +1771,10 @@ impl PaxosLease {
                 self.events.push_back(Event::Released);
                 Step::Done
             }
-            (AfterFree::Released | AfterFree::Retried, Err(SANLK_AIO_TIMEOUT)) => {
-                // The caller hears of the timeout once; the release goes on in the background.
+            (AfterFree::Released | AfterFree::Retried, Err(rv)) if self.retries_release(rv) => {
+                // The caller hears of the failure once; the release goes on in the background.
                 if then == AfterFree::Released {
-                    self.events.push_back(Event::ReleaseFailed {
-                        rv: SANLK_AIO_TIMEOUT,
-                    });
+                    self.events.push_back(Event::ReleaseFailed { rv });
                 }
                 Step::ReleaseRetryDelay {
                     until: now + self.config.timeouts.io_timeout(),
@@ -1702,8 +1793,18 @@ impl PaxosLease {
             (AfterFree::HeldShared { dblock }, Ok(())) => {
                 self.become_held(now, committed, dblock, true)
             }
-            (AfterFree::HeldShared { dblock, .. }, Err(rv)) => self.undo_shared(now, dblock, rv),
+            (AfterFree::HeldShared { dblock, .. }, Err(rv)) => {
+                self.undo_shared(now, committed, dblock, rv)
+            }
+            (AfterFree::Eagain, Err(e)) if self.converting.is_none() && self.retries_release(e) => {
+                self.fail_then_free(now, EAGAIN, committed)
+            }
             (AfterFree::Eagain, _) => self.acquire_failed(EAGAIN),
+            (AfterFree::Failed { rv }, Err(e))
+                if self.converting.is_none() && self.retries_release(e) =>
+            {
+                self.fail_then_free(now, rv, committed)
+            }
             (AfterFree::Failed { rv }, _) => self.acquire_failed(rv),
             (AfterFree::ConvertedShared { dblock }, Ok(())) => {
                 self.events.push_back(Event::Converted { shared: true });
@@ -1718,6 +1819,7 @@ impl PaxosLease {
             // shared holder let in by that late write, so we are shared now: the worst a leader
             // left held can do is keep others waiting until we release or die.
             (AfterFree::ConvertedShared { dblock }, Err(_)) => {
+                self.leader_left = Some(committed);
                 self.events.push_back(Event::Converted { shared: true });
                 Step::Held {
                     leader: committed,
@@ -1735,6 +1837,27 @@ impl PaxosLease {
                 }
             }
         }
+    }
+
+    /// An acquire that failed after the lease became ours on disk, whose leader could not be
+    /// freed for an I/O error: the caller hears of the failure now, and the leader is freed in
+    /// the background, as a release that failed (a leader left held by a live host that
+    /// holds nothing would be refused to everyone for as long as it lives).
+    fn fail_then_free(&mut self, now: Time, rv: i32, committed: LeaderRecord) -> Step {
+        self.events.push_back(Event::AcquireFailed { rv });
+        Step::ReleaseRetryDelay {
+            until: now + self.config.timeouts.io_timeout(),
+            leader: committed,
+        }
+    }
+
+    /// Whether a release that failed with `rv` is tried again: after a timeout (as 3.8.5's
+    /// resource thread does), and on a lease of several disks after any I/O error too — a
+    /// moment's failure of two disks of three must not leave the lease held for as long as
+    /// we live.
+    fn retries_release(&self, rv: i32) -> bool {
+        let io_error = (-133..0).contains(&rv) || rv == SANLK_LEADER_READ;
+        rv == SANLK_AIO_TIMEOUT || (self.config.disks.count() > 1 && io_error)
     }
 
     /// §9.1 step 4 / §9.2: what follows our own commit.
@@ -1774,10 +1897,7 @@ impl PaxosLease {
         live: u32,
     ) -> Step {
         if let Some(&(q, _)) = queue.first() {
-            let g = self.config.geometry;
-            let offset = self.config.offset + g.sector_offset(g.dblock_sector(q));
-            let len = self.ss();
-            let io = self.submit(now, DiskRef::Lease, offset, IoOp::Read { len });
+            let io = self.read_host_sector(now, q);
             return Step::ReadHolder {
                 io,
                 leader,
@@ -1853,10 +1973,16 @@ impl PaxosLease {
     }
 
     /// A shared acquire that failed after its commit: our dblock RELEASED, no mode block.
-    fn undo_shared(&mut self, now: Time, dblock: PaxosDblock, rv: i32) -> Step {
+    fn undo_shared(
+        &mut self,
+        now: Time,
+        committed: LeaderRecord,
+        dblock: PaxosDblock,
+        rv: i32,
+    ) -> Step {
         let released = released(dblock);
         let io = self.write_dblock(now, &released, ModeBlock::default());
-        Step::UndoShared { io, rv }
+        Step::UndoShared { io, committed, rv }
     }
 
     /// §9.1 step 3: a shared acquire that met a host only passing through (its leader has
@@ -1938,6 +2064,10 @@ fn released(dblock: PaxosDblock) -> PaxosDblock {
 const _: () = assert!(MBLOCK_OFFSET >= 56);
 // Sector 1 holds the request record; dblocks start at sector 2.
 const _: () = assert!(SectorNr::REQUEST.0 == 1);
+
+#[path = "paxos_disks.rs"]
+mod disks;
+use disks::{Digest, LeaseRead, Merged, PhaseFailure, PhaseRead};
 
 #[cfg(test)]
 #[path = "paxos_tests.rs"]

@@ -23,7 +23,7 @@ fn config(host: u64, generation: u64) -> PaxosConfig {
         space_name: name("LS"),
         resource_name: name("R"),
         geometry: g512(),
-        offset: 0,
+        disks: LeaseDisks::one(0),
         host_id: HostId::new(host).unwrap(),
         generation: Generation(generation),
         timeouts: Timeouts::new(N),
@@ -71,7 +71,7 @@ impl World {
             };
             self.log.push((req.disk, kind, req.offset, len));
             let disk = match req.disk {
-                DiskRef::Lease => &mut self.lease_disk,
+                DiskRef::Lease(_) => &mut self.lease_disk,
                 DiskRef::Lockspace => &mut self.lockspace,
             };
             let result = disk.apply(&req);
@@ -113,12 +113,12 @@ fn a_free_lease_is_taken_with_exactly_six_ios() {
     assert_eq!(
         w.log,
         vec![
-            (DiskRef::Lease, "read", 0, 1 << 20),
-            (DiskRef::Lease, "write", 1024, 512),
-            (DiskRef::Lease, "read", 0, phase_read),
-            (DiskRef::Lease, "write", 1024, 512),
-            (DiskRef::Lease, "read", 0, phase_read),
-            (DiskRef::Lease, "write", 0, 512),
+            (DiskRef::LEASE, "read", 0, 1 << 20),
+            (DiskRef::LEASE, "write", 1024, 512),
+            (DiskRef::LEASE, "read", 0, phase_read),
+            (DiskRef::LEASE, "write", 1024, 512),
+            (DiskRef::LEASE, "read", 0, phase_read),
+            (DiskRef::LEASE, "write", 0, 512),
         ]
     );
     let leader = w.leader();
@@ -159,12 +159,12 @@ fn under_a_read_bound_a_ballot_reads_only_the_dblocks_of_host_ids_in_use() {
     assert_eq!(
         w.log,
         vec![
-            (DiskRef::Lease, "read", 0, bounded),
-            (DiskRef::Lease, "write", 1024, 512),
-            (DiskRef::Lease, "read", 0, bounded),
-            (DiskRef::Lease, "write", 1024, 512),
-            (DiskRef::Lease, "read", 0, bounded),
-            (DiskRef::Lease, "write", 0, 512),
+            (DiskRef::LEASE, "read", 0, bounded),
+            (DiskRef::LEASE, "write", 1024, 512),
+            (DiskRef::LEASE, "read", 0, bounded),
+            (DiskRef::LEASE, "write", 1024, 512),
+            (DiskRef::LEASE, "read", 0, bounded),
+            (DiskRef::LEASE, "write", 0, 512),
         ]
     );
     assert!(matches!(w.events()[..], [Event::Acquired { .. }]));
@@ -177,8 +177,8 @@ fn under_a_read_bound_a_ballot_reads_only_the_dblocks_of_host_ids_in_use() {
     }));
     w.lease.acquire(w.now, AcquireRequest::default());
     w.run_io();
-    assert_eq!(w.log[0], (DiskRef::Lease, "read", 0, 1 << 20));
-    assert_eq!(w.log[2], (DiskRef::Lease, "read", 0, 2002 * 512));
+    assert_eq!(w.log[0], (DiskRef::LEASE, "read", 0, 1 << 20));
+    assert_eq!(w.log[2], (DiskRef::LEASE, "read", 0, 2002 * 512));
 }
 
 #[test]
@@ -197,9 +197,9 @@ fn release_writes_the_released_dblock_then_frees_the_leader() {
     assert_eq!(
         w.log,
         vec![
-            (DiskRef::Lease, "write", 1024, 512),
-            (DiskRef::Lease, "read", 0, 512),
-            (DiskRef::Lease, "write", 0, 512),
+            (DiskRef::LEASE, "write", 1024, 512),
+            (DiskRef::LEASE, "read", 0, 512),
+            (DiskRef::LEASE, "write", 0, 512),
         ]
     );
     assert_eq!(w.events(), vec![Event::Released]);
@@ -487,7 +487,7 @@ fn a_shared_acquire_commits_with_short_hold_then_frees_the_leader_behind_a_mode_
     w.log.clear();
     w.lease.release(w.now);
     w.run_io();
-    assert_eq!(w.log, vec![(DiskRef::Lease, "write", 1536, 512)]);
+    assert_eq!(w.log, vec![(DiskRef::LEASE, "write", 1536, 512)]);
     assert_eq!(w.events(), vec![Event::Released]);
     assert_eq!(w.dblock(2).mode, ModeBlock::default());
     assert_eq!(w.leader(), l);
@@ -653,7 +653,7 @@ fn a_failed_phase_2_write_retracts_our_value_with_a_released_dblock() {
             rv: SANLK_DBLOCK_WRITE
         }]
     );
-    assert_eq!(w.log.last().unwrap(), &(DiskRef::Lease, "write", 1024, 512));
+    assert_eq!(w.log.last().unwrap(), &(DiskRef::LEASE, "write", 1024, 512));
     let d = w.dblock(1).dblock;
     assert!(d.released());
     assert_eq!(
@@ -701,7 +701,7 @@ fn the_lvb_is_read_after_the_acquire_and_written_before_the_release() {
     w.run_io();
     assert_eq!(
         w.log.last().unwrap(),
-        &(DiskRef::Lease, "read", 1_025_024, 512)
+        &(DiskRef::LEASE, "read", 1_025_024, 512)
     );
     let events = w.events();
     let [Event::Acquired { lvb: Some(lvb), .. }] = &events[..] else {
@@ -713,7 +713,7 @@ fn the_lvb_is_read_after_the_acquire_and_written_before_the_release() {
     w.log.clear();
     w.lease.release(w.now);
     w.run_io();
-    assert_eq!(w.log[0], (DiskRef::Lease, "write", 1_025_024, 512));
+    assert_eq!(w.log[0], (DiskRef::LEASE, "write", 1_025_024, 512));
     assert_eq!(w.log.len(), 4, "then dblock, leader read, leader write");
     assert_eq!(
         &w.lease_disk.bytes()[1_025_024..1_025_038],

@@ -185,7 +185,7 @@ impl Request {
 
     fn submit(&mut self, now: Time, offset: u64, op: IoOp) -> Pending {
         let timeout = self.lease.timeouts.io_timeout();
-        self.io.submit(now, DiskRef::Lease, offset, op, timeout)
+        self.io.submit(now, DiskRef::LEASE, offset, op, timeout)
     }
 
     fn read_record(&mut self, now: Time, lver: Lver, owner: Option<HostId>) -> RequestStep {
@@ -345,7 +345,7 @@ impl Examination {
         let len = lease.sector_len();
         let pending = io.submit(
             now,
-            DiskRef::Lease,
+            DiskRef::LEASE,
             lease.request_offset(),
             IoOp::Read { len },
             lease.timeouts.io_timeout(),

@@ -17,7 +17,9 @@ pub const ENODEV: i32 = 19;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Routes<D> {
     lockspaces: BTreeMap<Name, D>,
-    leases: BTreeMap<(Name, Name), D>,
+    /// Each lease's disks, in the order the lease names them.
+    /// Each lease's disks, in the order the lease names them (none: one that would not open).
+    leases: BTreeMap<(Name, Name), Vec<Option<D>>>,
 }
 
 impl<D> Default for Routes<D> {
@@ -37,7 +39,13 @@ impl<D: Copy> Routes<D> {
 
     /// The lease of `resource` in `space` is on `disk`.
     pub fn set_lease(&mut self, space: Name, resource: Name, disk: D) {
-        self.leases.insert((space, resource), disk);
+        self.leases.insert((space, resource), vec![Some(disk)]);
+    }
+
+    /// The lease of `resource` in `space` is on these disks, in the lease's order; the I/O of
+    /// a disk given as `None` (it would not open) fails at once with ENODEV.
+    pub fn set_lease_disks(&mut self, space: Name, resource: Name, disks: Vec<Option<D>>) {
+        self.leases.insert((space, resource), disks);
     }
 
     /// Where an I/O of `target` goes: a delta lease's to its lockspace's disk; a lease's to
@@ -45,15 +53,16 @@ impl<D: Copy> Routes<D> {
     /// lease). `None`: nobody named that disk (the driver fails the I/O rather than guess).
     pub fn place(&self, target: &Target, disk: DiskRef) -> Option<D> {
         match (target, disk) {
-            (Target::Lockspace(ls), _) => self.lockspaces.get(ls),
-            (target, DiskRef::Lockspace) => {
-                target.lease().and_then(|(ls, _)| self.lockspaces.get(ls))
-            }
-            (target, DiskRef::Lease) => target
+            (Target::Lockspace(ls), _) => self.lockspaces.get(ls).copied(),
+            (target, DiskRef::Lockspace) => target
                 .lease()
-                .and_then(|(ls, res)| self.leases.get(&(*ls, *res))),
+                .and_then(|(ls, _)| self.lockspaces.get(ls))
+                .copied(),
+            (target, DiskRef::Lease(d)) => target
+                .lease()
+                .and_then(|(ls, res)| self.leases.get(&(*ls, *res)))
+                .and_then(|disks| disks.get(d.index()).copied().flatten()),
         }
-        .copied()
     }
 
     /// Takes every I/O `host` has queued, each with the disk it goes to; one for a disk nobody
@@ -89,11 +98,11 @@ mod tests {
         routes.set_lockspace(ls, 1);
         routes.set_lease(ls, r, 2);
         assert_eq!(
-            routes.place(&Target::Lockspace(ls), DiskRef::Lease),
+            routes.place(&Target::Lockspace(ls), DiskRef::LEASE),
             Some(1)
         );
         assert_eq!(
-            routes.place(&Target::Resource(ls, r), DiskRef::Lease),
+            routes.place(&Target::Resource(ls, r), DiskRef::LEASE),
             Some(2)
         );
         assert_eq!(
@@ -102,12 +111,12 @@ mod tests {
             "an owner's delta lease is read on the lockspace's disk"
         );
         assert_eq!(
-            routes.place(&Target::Examine(ls, r), DiskRef::Lease),
+            routes.place(&Target::Examine(ls, r), DiskRef::LEASE),
             Some(2)
         );
         let other = Name::new(b"R2").unwrap();
         assert_eq!(
-            routes.place(&Target::Request(ls, other), DiskRef::Lease),
+            routes.place(&Target::Request(ls, other), DiskRef::LEASE),
             None
         );
     }

@@ -82,7 +82,7 @@ impl World {
             space_name: name("LS"),
             resource_name: name("R0"),
             geometry: g512(),
-            offset: 0,
+            disks: sanlock_core::quorum::LeaseDisks::one(0),
             host_id: HostId::new(2).unwrap(),
             generation: Generation(1),
             timeouts: Timeouts::new(1),

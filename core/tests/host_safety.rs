@@ -292,7 +292,7 @@ impl Sim {
                         now,
                         name("LS"),
                         name(RESOURCES[r]),
-                        (r as u64) << 20,
+                        sanlock_core::quorum::LeaseDisks::one((r as u64) << 20),
                         request,
                     );
                 }

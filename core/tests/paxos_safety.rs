@@ -48,14 +48,45 @@ fn name(s: &str) -> Name {
 #[derive(Debug)]
 enum Action {
     Start,
-    Complete { flight: FlightId },
+    Complete {
+        flight: FlightId,
+    },
     Deliver(Done),
-    Tick { incarnation: u32 },
-    Release { incarnation: u32 },
-    Convert { incarnation: u32 },
+    Tick {
+        incarnation: u32,
+    },
+    Release {
+        incarnation: u32,
+    },
+    Convert {
+        incarnation: u32,
+    },
     Renew,
-    Pause { length: Duration },
+    Pause {
+        length: Duration,
+    },
     Crash,
+    /// The faulty disk is swapped for a zeroed one.
+    Replace,
+}
+
+/// What goes wrong with one disk of a multi-disk lease, from `from` for `length`.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// Every I/O completing meanwhile fails with EIO (a write lands nothing).
+    Fail,
+    /// Every I/O issued meanwhile completes only after the window, far past its deadline.
+    Hang,
+    /// At `from` the disk is replaced by a zeroed one (writes in flight land on the new one).
+    Replace,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct DiskFault {
+    disk: usize,
+    fault: Fault,
+    from: Duration,
+    length: Duration,
 }
 
 struct Host {
@@ -86,10 +117,23 @@ struct Sim {
     decided: BTreeMap<u64, (u64, u64)>,
     acquisitions: u32,
     takeovers_from_dead: u32,
+    /// How many disks the lease is on.
+    lease_disks: usize,
+    /// The one faulty disk of a lease on three or more.
+    fault: Option<DiskFault>,
+    /// Any lease I/O fails with EIO with this chance in 1000 (several disks at once, too).
+    transient_per_mille: u64,
+    failed_ios: u32,
 }
 
 impl Sim {
     fn new(seed: u64, hosts: usize) -> Sim {
+        Sim::with_disks(seed, hosts, 1)
+    }
+
+    /// A run whose lease is on `lease_disks` disks; on three or more, one of them fails, hangs
+    /// or is replaced by a zeroed one for a while, and any I/O may fail now and then.
+    fn with_disks(seed: u64, hosts: usize, lease_disks: usize) -> Sim {
         let ls = lockspace_init(g512(), name("LS"), N as u16);
         let mut lockspace = ls.area;
         lockspace[..512].copy_from_slice(&ls.commit_sector);
@@ -130,7 +174,29 @@ impl Sim {
             decided: BTreeMap::new(),
             acquisitions: 0,
             takeovers_from_dead: 0,
+            lease_disks,
+            fault: None,
+            transient_per_mille: 0,
+            failed_ios: 0,
         };
+        if lease_disks > 1 {
+            let lease = sim.disks.lease.clone();
+            sim.disks.more = vec![lease; lease_disks - 1];
+            sim.transient_per_mille = 50;
+        }
+        if lease_disks >= 3 {
+            let fault = match sim.rng.below(3) {
+                0 => Fault::Fail,
+                1 => Fault::Hang,
+                _ => Fault::Replace,
+            };
+            sim.fault = Some(DiskFault {
+                disk: sim.rng.below(lease_disks as u64) as usize,
+                fault,
+                from: millis(&mut sim.rng, 400_000),
+                length: millis(&mut sim.rng, 300_000),
+            });
+        }
         for h in 0..sim.hosts.len() {
             sim.renew_delta(h);
         }
@@ -176,12 +242,30 @@ impl Sim {
                 self.schedule(at, h, Action::Crash);
             }
         }
+        if let Some(f) = self.fault {
+            if matches!(f.fault, Fault::Replace) {
+                self.schedule(f.from, 0, Action::Replace);
+            }
+        }
         while let Some((at, (h, action))) = self.queue.pop() {
             if at > until {
                 break;
             }
             self.now = at;
             self.reset_silent_hosts();
+            if let Action::Replace = action {
+                let f = self.fault.expect("a replacement is a fault");
+                self.timeline.push(format!(
+                    "{:?} disk{} replaced by a zeroed one",
+                    self.now, f.disk
+                ));
+                let disk = match f.disk {
+                    0 => &mut self.disks.lease,
+                    d => &mut self.disks.more[d - 1],
+                };
+                disk.bytes_mut().fill(0);
+                continue;
+            }
             if !self.hosts[h].alive && !matches!(action, Action::Complete { .. }) {
                 continue;
             }
@@ -219,6 +303,7 @@ impl Sim {
                 self.schedule(self.now + Duration::from_secs(2 * N), h, Action::Renew);
                 return Ok(());
             }
+            Action::Replace => unreachable!("handled by the run loop"),
             Action::Pause { length } => {
                 self.hosts[h].paused_until = self.now + length;
                 self.timeline
@@ -241,7 +326,8 @@ impl Sim {
                     space_name: name("LS"),
                     resource_name: name("R"),
                     geometry: g512(),
-                    offset: 0,
+                    disks: sanlock_core::quorum::LeaseDisks::new(&vec![0; self.lease_disks])
+                        .expect("one to four disks"),
                     host_id: Self::host_id(h),
                     generation: Generation(self.hosts[h].generation),
                     timeouts: Timeouts::new(N),
@@ -263,7 +349,13 @@ impl Sim {
             }
             Action::Complete { flight } => {
                 // A machine that is gone hears nothing; its write has landed all the same.
-                if let Some(done) = self.disks.complete(flight) {
+                let done = if self.fails_now(flight) {
+                    self.failed_ios += 1;
+                    self.disks.fail(flight)
+                } else {
+                    self.disks.complete(flight)
+                };
+                if let Some(done) = done {
                     let at = self.now.max(self.hosts[h].paused_until);
                     self.schedule(at, h, Action::Deliver(done));
                 }
@@ -428,9 +520,29 @@ impl Sim {
         result
     }
 
-    /// Runs `request` after a random latency (some past the machine's deadline of N).
+    /// Whether flight `id`, completing now, fails: its disk is the failing one, or by chance.
+    fn fails_now(&mut self, id: FlightId) -> bool {
+        let Some(sanlock_core::io::DiskRef::Lease(d)) = self.disks.disk_of(id) else {
+            return false;
+        };
+        let failing = self.fault.is_some_and(|f| {
+            matches!(f.fault, Fault::Fail)
+                && f.disk == d.index()
+                && (f.from..f.from + f.length).contains(&self.now)
+        });
+        failing || (self.transient_per_mille > 0 && self.rng.below(1000) < self.transient_per_mille)
+    }
+
+    /// Runs `request` after a random latency (some past the machine's deadline of N); on a
+    /// hung disk, only after the hang.
     fn submit(&mut self, h: usize, request: IoRequest) {
-        let at = self.now + millis(&mut self.rng, 1200 * N);
+        let mut at = self.now + millis(&mut self.rng, 1200 * N);
+        if let (Some(f), sanlock_core::io::DiskRef::Lease(d)) = (self.fault, request.disk) {
+            let hung = (f.from..f.from + f.length).contains(&self.now);
+            if matches!(f.fault, Fault::Hang) && f.disk == d.index() && hung {
+                at = f.from + f.length + millis(&mut self.rng, 1200 * N);
+            }
+        }
         let kind = match &request.op {
             sanlock_core::io::IoOp::Read { len } => format!("read {len}"),
             sanlock_core::io::IoOp::Write { .. } => "write".to_string(),
@@ -444,6 +556,10 @@ impl Sim {
     }
 
     fn check_disk(&mut self) -> Result<(), String> {
+        if self.lease_disks > 1 {
+            // The first disk may be the one that fails or is replaced.
+            return Ok(());
+        }
         let leader = LeaderRecord::decode(&self.disks.lease.bytes()[..512], LeaderKind::Paxos, 0)
             .map_err(|e| format!("leader unreadable: {e}"))?;
         if leader.lver.0 < self.last_lver_on_disk {
@@ -459,7 +575,11 @@ impl Sim {
 }
 
 fn run_one(seed: u64, hosts: usize) -> Sim {
-    let mut sim = Sim::new(seed, hosts);
+    run_on_disks(seed, hosts, 1)
+}
+
+fn run_on_disks(seed: u64, hosts: usize, disks: usize) -> Sim {
+    let mut sim = Sim::with_disks(seed, hosts, disks);
     if let Err(violation) = sim.run(Duration::from_secs(900)) {
         support::report_violation(seed, hosts, &violation, &sim.timeline, 40);
     }
@@ -472,6 +592,36 @@ proptest! {
     #[test]
     fn never_two_exclusive_holders_and_one_owner_per_lver(seed in any::<u64>(), hosts in 2usize..=4) {
         run_one(seed, hosts);
+    }
+
+    /// The same on a lease of two to four disks, one of three or four failing, hanging or
+    /// replaced by a zeroed disk for a while, and any I/O failing now and then.
+    #[test]
+    fn on_several_disks_too_with_one_failing_hanging_or_replaced(
+        seed in any::<u64>(),
+        hosts in 2usize..=4,
+        disks in 2usize..=4,
+    ) {
+        run_on_disks(seed, hosts, disks);
+    }
+}
+
+#[test]
+fn multi_disk_leases_change_hands_despite_their_faulty_disk() {
+    let (mut acquisitions, mut failed, mut faults) = (0, 0, Vec::new());
+    for seed in 1..=24 {
+        let sim = run_on_disks(seed, 3, 3);
+        acquisitions += sim.acquisitions;
+        failed += sim.failed_ios;
+        faults.push(format!("{:?}", sim.fault.map(|f| f.fault)));
+    }
+    assert!(acquisitions > 100, "only {acquisitions} acquisitions");
+    assert!(failed > 100, "only {failed} failed I/Os");
+    for kind in ["Fail", "Hang", "Replace"] {
+        assert!(
+            faults.iter().any(|f| f.contains(kind)),
+            "no {kind} in {faults:?}"
+        );
     }
 }
 

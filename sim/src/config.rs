@@ -105,8 +105,12 @@ impl fmt::Display for FaultSet {
 pub struct SimConfig {
     /// Hosts, 1 to 2000.
     pub hosts: usize,
-    /// Resource leases, each on its own 1 MiB after the lockspace.
+    /// Resource leases, each on its own 1 MiB after the lockspace (per disk).
     pub resources: usize,
+    /// Disks each resource lease is on (1-4), each its own MiB of the shared image: on three
+    /// or four, one disk (the same of every lease) fails, hangs or is replaced by a zeroed
+    /// one from a time the seed picks to the end of the run.
+    pub lease_disks: usize,
     /// Picks every other parameter.
     pub seed: u64,
     /// Simulated seconds with faults and random work; a liveness phase follows.
@@ -142,6 +146,7 @@ impl SimConfig {
         SimConfig {
             hosts,
             resources,
+            lease_disks: 1,
             seed,
             seconds,
             clients: 4,
@@ -161,6 +166,12 @@ impl SimConfig {
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=2000).contains(&self.hosts) {
             return Err(format!("--hosts {} is outside 1..=2000", self.hosts));
+        }
+        if !(1..=4).contains(&self.lease_disks) {
+            return Err(format!(
+                "--lease-disks {} is outside 1..=4",
+                self.lease_disks
+            ));
         }
         if !(1..=64).contains(&self.resources) {
             return Err(format!("--resources {} is outside 1..=64", self.resources));

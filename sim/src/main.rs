@@ -14,7 +14,7 @@ use sanlock_sim::check::{self, Scenario};
 use sanlock_sim::{FaultSet, Outcome, SimConfig, World};
 
 const USAGE: &str = "usage:
-  sanlock-sim run   [--hosts N] [--resources N] [--clients N] [--seed S] [--faults all|none|LIST] [--seconds N] [--no-liveness] [--late-joins] [--messages] [--timeline]
+  sanlock-sim run   [--hosts N] [--resources N] [--clients N] [--seed S] [--faults all|none|LIST] [--seconds N] [--lease-disks N] [--no-liveness] [--late-joins] [--messages] [--timeline]
   sanlock-sim sweep [--hosts N] [--resources N] [--clients N] [--seeds A..B] [--faults ...] [--seconds N] [--late-joins] [--messages]
   sanlock-sim check [--hosts 2|3] [--resources 1] [--scenario NAME] [--horizon SECONDS] [--max-states N]
   sanlock-sim bench
@@ -90,6 +90,7 @@ fn config(args: &mut Args, seed: u64) -> Result<SimConfig, String> {
     let clients = args.number("--clients", 4)?;
     let mut cfg = SimConfig::new(hosts, resources, seed, seconds);
     cfg.clients = clients;
+    cfg.lease_disks = args.number("--lease-disks", 1)?;
     if let Some(f) = args.take("--faults") {
         cfg.faults = FaultSet::parse(&f)?;
     }
@@ -119,13 +120,18 @@ fn run(mut args: Args) -> Result<bool, String> {
             println!("{}", log.render(60, hosts));
             println!("VIOLATION (seed {}): {v}", cfg.seed);
             println!(
-                "replay: sanlock-sim run --hosts {} --resources {} --clients {} --seed {} --faults {} --seconds {}{}{}",
+                "replay: sanlock-sim run --hosts {} --resources {} --clients {} --seed {} --faults {} --seconds {}{}{}{}",
                 cfg.hosts,
                 cfg.resources,
                 cfg.clients,
                 cfg.seed,
                 cfg.faults,
                 cfg.seconds,
+                if cfg.lease_disks > 1 {
+                    format!(" --lease-disks {}", cfg.lease_disks)
+                } else {
+                    String::new()
+                },
                 if cfg.late_joins { " --late-joins" } else { "" },
                 if cfg.messages { " --messages" } else { "" }
             );

@@ -21,15 +21,24 @@ const SELF: u32 = u32::MAX;
 
 /// Resource `name` of `space`, its lease at `offset` on the shared disk.
 pub fn resource(space: Name, name: Name, offset: u64, flags: u32) -> WireResource {
+    resource_on(space, name, &[offset], flags)
+}
+
+/// Resource `name` of `space`, its lease on several disks: at each of `offsets` of the shared
+/// image (each region stands for a disk of its own).
+pub fn resource_on(space: Name, name: Name, offsets: &[u64], flags: u32) -> WireResource {
     WireResource {
         lockspace_name: space,
         name,
         flags,
-        num_disks: 1,
-        disks: vec![WireDisk {
-            path: DISK_PATH.to_vec(),
-            offset,
-        }],
+        num_disks: offsets.len() as u32,
+        disks: offsets
+            .iter()
+            .map(|&offset| WireDisk {
+                path: DISK_PATH.to_vec(),
+                offset,
+            })
+            .collect(),
         ..WireResource::default()
     }
 }

@@ -38,7 +38,13 @@ fn a_corrupted_leader_read_is_never_believed() {
 #[test]
 #[ignore = "a minute or more each in release: cargo test --release -p sanlock-sim --test check -- --ignored"]
 fn the_larger_scenarios_find_no_violation() {
-    for name in ["faults", "shared", "reacquire", "fence-faults"] {
+    for name in [
+        "faults",
+        "shared",
+        "reacquire",
+        "fence-faults",
+        "multi-disk",
+    ] {
         complete_and_safe(name, 2);
     }
 }

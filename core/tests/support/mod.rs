@@ -62,7 +62,10 @@ pub struct Done {
 /// or replaced by a new one) hears of none of its I/O, while its writes still land.
 pub struct SharedDisks {
     pub lockspace: MemDisk,
+    /// The lease's first disk.
     pub lease: MemDisk,
+    /// The lease's other disks, when it has several.
+    pub more: Vec<MemDisk>,
     flights: Flights<()>,
     /// Writes that landed after their machine was gone (the runs check that some do).
     pub late_writes: u32,
@@ -74,6 +77,7 @@ impl SharedDisks {
         SharedDisks {
             lockspace,
             lease,
+            more: Vec::new(),
             flights: Flights::new(hosts, 512),
             late_writes: 0,
         }
@@ -84,6 +88,24 @@ impl SharedDisks {
         self.flights
             .issue(host, request, at, ())
             .expect("a machine's io ids are unique")
+    }
+
+    /// Flight `id` fails with EIO at the disk now: a write lands nothing.
+    pub fn fail(&mut self, id: FlightId) -> Option<Done> {
+        self.flights.get(id)?;
+        self.flights.never_lands(id).expect("listed");
+        self.flights.get(id)?;
+        let result = Err(sanlock_core::io::IoError::Failed(5));
+        let delivery = self.flights.complete(id, result).expect("by the rules")?;
+        Some(Done {
+            flight: id,
+            result: delivery.result,
+        })
+    }
+
+    /// Which disk flight `id` is for, while it is in flight.
+    pub fn disk_of(&self, id: FlightId) -> Option<DiskRef> {
+        self.flights.get(id).map(|f| f.disk())
     }
 
     /// Flight `id` reaches the disk now; the completion, if its machine still waits for it.
@@ -128,7 +150,8 @@ impl SharedDisks {
     fn disk(&mut self, disk: DiskRef) -> &mut MemDisk {
         match disk {
             DiskRef::Lockspace => &mut self.lockspace,
-            DiskRef::Lease => &mut self.lease,
+            DiskRef::Lease(d) if d.index() == 0 => &mut self.lease,
+            DiskRef::Lease(d) => &mut self.more[d.index() - 1],
         }
     }
 }

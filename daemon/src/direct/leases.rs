@@ -16,6 +16,7 @@ use sanlock_core::delta::{self, DeltaConfig, DeltaLease};
 use sanlock_core::io::{DiskRef, IoError, IoId, IoRequest, IoResult};
 use sanlock_core::ondisk::{DeltaSector, Geometry, LeaderKind, Name, RawLeader, SectorSize};
 use sanlock_core::paxos::{self, AcquireRequest, PaxosConfig, PaxosLease};
+use sanlock_core::quorum::{majority, LeaseDisks, MAX_LEASE_DISKS};
 use sanlock_core::rv::SANLK_ACQUIRE_LOCKSPACE;
 use sanlock_core::{Generation, HostId, Time, Timeouts};
 
@@ -100,7 +101,7 @@ fn acquire_id(options: &Options) -> i32 {
         timeouts: Timeouts::new(io_timeout(options)),
     });
     drive(
-        &ls.path,
+        std::slice::from_ref(&ls.path),
         |now, lease: &mut DeltaLease| {
             lease.acquire(now);
         },
@@ -166,53 +167,81 @@ fn write_sector(disk: &Disk, at: u64, bytes: &[u8], ss: SectorSize) -> i32 {
     }
 }
 
-/// The resource (-r, one disk), host_id (-i) and generation (-g).
+/// The resource (-r, one to four disks), host_id (-i) and generation (-g).
 struct PaxosArgs {
     space: Name,
     name: Name,
-    path: Vec<u8>,
-    offset: u64,
+    /// Each disk's path and the lease's offset on it.
+    disks: Vec<(Vec<u8>, u64)>,
     host_id: HostId,
     generation: Generation,
 }
 
+impl PaxosArgs {
+    fn offsets(&self) -> LeaseDisks {
+        let offsets: Vec<u64> = self.disks.iter().map(|d| d.1).collect();
+        LeaseDisks::new(&offsets).expect("one to four disks, checked by paxos_args")
+    }
+}
+
 fn paxos_args(options: &Options) -> Result<PaxosArgs, i32> {
     let res = options.resources.first().ok_or(EINVAL)?;
-    let disk = res.disks.first().ok_or(EINVAL)?;
-    if res.disks.len() > 1 {
-        eprintln!("sanlock: leases on more than one disk are not supported by sanlock-rs");
+    if res.disks.is_empty() || res.disks.len() > MAX_LEASE_DISKS {
         return Err(EINVAL);
     }
     let host_id = HostId::new(options.host_id).ok_or(EINVAL)?;
     Ok(PaxosArgs {
         space: res.lockspace_name,
         name: res.name,
-        path: disk.path.clone(),
-        offset: disk.offset,
+        disks: res
+            .disks
+            .iter()
+            .map(|d| (d.path.clone(), d.offset))
+            .collect(),
         host_id,
         generation: Generation(options.host_generation),
     })
 }
 
-/// The lease of -r/-i/-g, its disk open, and its geometry (-Z/-A, else its leader's).
-fn open_lease(options: &Options) -> Result<(PaxosArgs, Disk, Geometry), i32> {
+/// Each disk of a lease, in order: open, or the error opening it.
+type OpenedDisks = Vec<Result<Disk, i32>>;
+
+/// The lease of -r/-i/-g, each of its disks opened (or why not), and its geometry (-Z/-A,
+/// else the leader of the first disk that has one). A minority of disks may fail to open.
+fn open_lease(options: &Options) -> Result<(PaxosArgs, OpenedDisks, Geometry), i32> {
     let args = paxos_args(options)?;
-    let disk = Disk::open(&args.path).map_err(|e| e.rv())?;
-    let geometry = geometry(options, &disk, args.offset)?;
-    Ok((args, disk, geometry))
+    let disks: Vec<Result<Disk, i32>> = args
+        .disks
+        .iter()
+        .map(|(path, _)| Disk::open(path).map_err(|e| e.rv()))
+        .collect();
+    let opened = disks.iter().filter(|d| d.is_ok()).count();
+    if !majority(disks.len(), opened) {
+        let first = disks.iter().find_map(|d| d.as_ref().err().copied());
+        return Err(first.unwrap_or(ENODEV));
+    }
+    let mut first_error = EINVAL;
+    for (disk, (_, offset)) in disks.iter().zip(&args.disks) {
+        let Ok(disk) = disk else { continue };
+        match geometry(options, disk, *offset) {
+            Ok(g) => return Ok((args, disks, g)),
+            Err(rv) => first_error = rv,
+        }
+    }
+    Err(first_error)
 }
 
 fn acquire(options: &Options) -> i32 {
-    let (args, disk, geometry) = match open_lease(options) {
+    let (args, disks, geometry) = match open_lease(options) {
         Ok(opened) => opened,
         Err(rv) => return rv,
     };
-    drop(disk);
+    drop(disks);
     let mut lease = PaxosLease::new(PaxosConfig {
         space_name: args.space,
         resource_name: args.name,
         geometry,
-        offset: args.offset,
+        disks: args.offsets(),
         host_id: args.host_id,
         generation: args.generation,
         timeouts: Timeouts::new(io_timeout(options)),
@@ -228,8 +257,9 @@ fn acquire(options: &Options) -> i32 {
         shared,
         ..AcquireRequest::default()
     };
+    let paths: Vec<Vec<u8>> = args.disks.iter().map(|d| d.0.clone()).collect();
     drive(
-        &args.path,
+        &paths,
         |now, lease: &mut PaxosLease| lease.acquire(now, request),
         &mut lease,
         |lease, event| match event {
@@ -245,14 +275,37 @@ fn acquire(options: &Options) -> i32 {
     )
 }
 
-/// Clears the leader's timestamp when it names (host_id, generation) as owner.
+/// Clears the leader's timestamp when it names (host_id, generation) as owner, on every disk
+/// of the lease; on several disks it succeeds when a majority did.
 fn release(options: &Options) -> i32 {
-    let (args, disk, geometry) = match open_lease(options) {
+    let (args, disks, geometry) = match open_lease(options) {
         Ok(opened) => opened,
         Err(rv) => return rv,
     };
+    let mut done = 0;
+    let mut first_error = None;
+    for (disk, (_, offset)) in disks.iter().zip(&args.disks) {
+        let rv = match disk {
+            Ok(disk) => release_on(&args, disk, *offset, geometry),
+            Err(rv) => *rv,
+        };
+        if rv == 0 {
+            done += 1;
+        } else {
+            first_error.get_or_insert(rv);
+        }
+    }
+    if majority(disks.len(), done) {
+        0
+    } else {
+        first_error.unwrap_or(EINVAL)
+    }
+}
+
+/// The release on one disk.
+fn release_on(args: &PaxosArgs, disk: &Disk, offset: u64, geometry: Geometry) -> i32 {
     let ss = geometry.sector_size();
-    let buf = match disk.read(args.offset, ss.as_usize()) {
+    let buf = match disk.read(offset, ss.as_usize()) {
         Ok(b) => b,
         Err(e) => return e.rv(),
     };
@@ -286,13 +339,13 @@ fn release(options: &Options) -> i32 {
     let leader = leader.sealed();
     let mut sector = buf.as_ref().to_vec();
     sector[..sanlock_core::ondisk::leader::LEADER_RECORD_SIZE].copy_from_slice(&leader.to_bytes());
-    write_sector(&disk, args.offset, &sector, ss)
+    write_sector(disk, offset, &sector, ss)
 }
 
 /// What both machines offer a driver.
 trait Machine {
     type Event;
-    /// Every I/O goes to the one disk (a delta lease); else only `DiskRef::Lease` does.
+    /// Every I/O goes to the one disk (a delta lease); else only the lease's disks are served.
     const ONE_DISK: bool;
     fn poll_io(&mut self) -> Option<IoRequest>;
     fn poll_event(&mut self) -> Option<Self::Event>;
@@ -328,10 +381,11 @@ macro_rules! machine {
 machine!(DeltaLease, delta::Event, true);
 machine!(PaxosLease, paxos::Event, false);
 
-/// Runs `machine` on the disk at `path` through the backends until `verdict` gives a result.
-/// I/O for any other disk (an owner's delta lease) fails with ENODEV.
+/// Runs `machine` on the disks at `paths` (a lease's, in order) through the backends until
+/// `verdict` gives a result. I/O for a disk that would not open, or any other disk (an owner's
+/// delta lease), fails with ENODEV.
 fn drive<M: Machine>(
-    path: &[u8],
+    paths: &[Vec<u8>],
     start: impl FnOnce(Time, &mut M),
     machine: &mut M,
     mut verdict: impl FnMut(&mut M, M::Event) -> Option<i32>,
@@ -345,18 +399,33 @@ fn drive<M: Machine>(
     };
     runtime.block_on(async {
         let mut storage = DaemonStorage::new();
-        let disk: DiskId = match storage.open(path) {
-            Ok(d) => d,
-            Err(e) => return e.rv(),
-        };
+        let mut disks: Vec<Option<DiskId>> = Vec::new();
+        let mut first_error = None;
+        for path in paths {
+            match storage.open(path) {
+                Ok(d) => disks.push(Some(d)),
+                Err(e) => {
+                    first_error.get_or_insert(e.rv());
+                    disks.push(None);
+                }
+            }
+        }
+        if !majority(disks.len(), disks.iter().flatten().count()) {
+            return first_error.unwrap_or(ENODEV);
+        }
         start(clock::now(), machine);
         loop {
             let mut batch = Vec::new();
             while let Some(req) = machine.poll_io() {
-                if req.disk != DiskRef::Lease && !M::ONE_DISK {
+                let disk = match req.disk {
+                    _ if M::ONE_DISK => disks[0],
+                    DiskRef::Lease(d) => disks.get(d.index()).copied().flatten(),
+                    DiskRef::Lockspace => None,
+                };
+                let Some(disk) = disk else {
                     machine.handle_io(clock::now(), req.id, Err(IoError::Failed(19)));
                     continue;
-                }
+                };
                 batch.push(Io {
                     id: req.id,
                     disk,

@@ -146,6 +146,9 @@ pub enum Job {
         todo: Vec<WireResource>,
         done: Vec<(Name, Name)>,
         flags: u32,
+        /// Disks of the resource being started that could not be opened, with the error: a
+        /// lease on several disks goes on without a minority of them.
+        unopened: Vec<(Vec<u8>, i32)>,
     },
     /// RELEASE: keys still being released, and the first error. `command`: a client's
     /// RELEASE (not a failed acquire giving back what it took), which ends with

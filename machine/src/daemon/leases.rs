@@ -3,6 +3,7 @@
 
 use sanlock_core::ondisk::Name;
 use sanlock_core::paxos::{self, AcquireRequest};
+use sanlock_core::quorum::{majority, LeaseDisks};
 use sanlock_core::Lver;
 
 use super::engine::*;
@@ -58,6 +59,7 @@ impl Engine {
             todo,
             done: Vec::new(),
             flags,
+            unopened: Vec::new(),
         });
         self.acquire_next(ci);
     }
@@ -66,7 +68,13 @@ impl Engine {
     pub(super) fn acquire_next(&mut self, ci: usize) {
         loop {
             let Some(Client {
-                job: Some(Job::Acquire { todo, flags, .. }),
+                job:
+                    Some(Job::Acquire {
+                        todo,
+                        flags,
+                        unopened,
+                        ..
+                    }),
                 ..
             }) = self.client_mut(ci)
             else {
@@ -76,17 +84,24 @@ impl Engine {
             let Some(res) = todo.pop() else {
                 return self.finish_acquire(ci, 0);
             };
-            match self.start_acquire(ci, &res, flags) {
+            let unopened = std::mem::take(unopened);
+            match self.start_acquire(ci, &res, flags, &unopened) {
                 Ok(Start::Acquiring) => return,
                 Ok(Start::Held) => {}
                 Ok(Start::NeedsDisk(path)) => {
                     // Taken up again from this resource once its disk is open.
                     if let Some(Client {
-                        job: Some(Job::Acquire { todo, .. }),
+                        job:
+                            Some(Job::Acquire {
+                                todo,
+                                unopened: kept,
+                                ..
+                            }),
                         ..
                     }) = self.client_mut(ci)
                     {
                         todo.push(res);
+                        *kept = unopened;
                     }
                     return self.open_then(path, AfterOpen::Acquire { ci });
                 }
@@ -95,12 +110,35 @@ impl Engine {
         }
     }
 
-    /// Starts client `ci`'s acquire of `res`: how it went, or the acquire's error.
+    /// A disk of client `ci`'s next resource would not open: a lease on several disks goes
+    /// on without it (whether enough are left is judged when it starts); one on a single disk
+    /// fails with the open's error.
+    pub(super) fn acquire_without(&mut self, ci: usize, path: &[u8], rv: i32) {
+        let Some(Client {
+            job: Some(Job::Acquire { todo, unopened, .. }),
+            ..
+        }) = self.client_mut(ci)
+        else {
+            return;
+        };
+        if todo.last().is_none_or(|res| res.disks.len() < 2) {
+            return self.finish_acquire(ci, rv);
+        }
+        unopened.push((path.to_vec(), rv));
+        if self.client(ci).is_some_and(|c| c.dead()) {
+            return self.finish_acquire(ci, 0);
+        }
+        self.acquire_next(ci);
+    }
+
+    /// Starts client `ci`'s acquire of `res`: how it went, or the acquire's error. `unopened`:
+    /// its disks that failed to open (a lease on several disks goes on without a minority).
     pub(super) fn start_acquire(
         &mut self,
         ci: usize,
         res: &WireResource,
         flags: u32,
+        unopened: &[(Vec<u8>, i32)],
     ) -> Result<Start, i32> {
         let key = (res.lockspace_name, res.name);
         let shared = res.flags & RES_SHARED != 0;
@@ -137,28 +175,48 @@ impl Engine {
         if flags & ACQUIRE_ORPHAN_ONLY != 0 {
             return Err(ENOENT);
         }
-        if res.disks.len() != 1 {
-            self.log(
-                Level::Err,
-                "resource leases on more than one disk are not supported by sanlock-rs",
-            );
+        let Some(offsets) =
+            LeaseDisks::new(&res.disks.iter().map(|d| d.offset).collect::<Vec<_>>())
+        else {
             return Err(EINVAL);
-        }
-        let disk = &res.disks[0];
-        let Some(id) = self.disks.get(&disk.path).copied() else {
-            return Ok(Start::NeedsDisk(disk.path.clone()));
         };
         let space_geometry = self
             .spaces
             .iter()
             .find(|s| s.ls.name == key.0)
             .and_then(|s| s.geometry);
-        if let Some(g) = space_geometry {
-            if disk.offset % g.area_bytes() != 0 {
-                return Err(EINVAL);
+        let mut placed = Vec::with_capacity(res.disks.len());
+        for disk in &res.disks {
+            if let Some(g) = space_geometry {
+                if disk.offset % g.area_bytes() != 0 {
+                    return Err(EINVAL);
+                }
+            }
+            match self.disks.get(&disk.path).copied() {
+                Some(id) => placed.push(Some(id)),
+                // Its I/O fails at once (ENODEV): one disk down of several.
+                None if unopened.iter().any(|(p, _)| *p == disk.path) => placed.push(None),
+                None => return Ok(Start::NeedsDisk(disk.path.clone())),
             }
         }
-        self.routes.set_lease(key.0, key.1, id);
+        let opened = placed.iter().flatten().count();
+        if !majority(placed.len(), opened) {
+            // Too few disks to decide anything: the first open's error, as a single disk.
+            return Err(unopened.first().map_or(EINVAL, |(_, rv)| *rv));
+        }
+        if opened < placed.len() {
+            self.log(
+                Level::Warning,
+                format!(
+                    "acquire {}:{} without {} of its {} disks",
+                    key.0,
+                    key.1,
+                    placed.len() - opened,
+                    placed.len()
+                ),
+            );
+        }
+        self.routes.set_lease_disks(key.0, key.1, placed);
         let request = AcquireRequest {
             lver: (res.flags & RES_LVER != 0).then_some(Lver(res.lver)),
             owner_nowait: flags & 8 != 0,
@@ -173,8 +231,7 @@ impl Engine {
                 lvb: request.lvb,
             },
         );
-        self.host
-            .acquire(self.now, key.0, key.1, disk.offset, request);
+        self.host.acquire(self.now, key.0, key.1, offsets, request);
         Ok(Start::Acquiring)
     }
 
@@ -447,13 +504,14 @@ impl Engine {
                 self.release_done(ci, key, rv);
             }
             (_, paxos::Event::ReleaseRetried { rv }) => {
-                // The release that timed out (its caller had -202) has ended in the background.
+                // A release that failed on I/O (its caller had the error) has ended in the
+                // background.
                 let (space, name) = key;
                 let level = if rv == 0 { Level::Warning } else { Level::Err };
                 self.log(
                     level,
                     format!(
-                        "r {}:{} release retried after a timeout: {}",
+                        "r {}:{} release retried after an I/O failure: {}",
                         String::from_utf8_lossy(space.as_bytes()),
                         String::from_utf8_lossy(name.as_bytes()),
                         if rv == 0 {

@@ -46,7 +46,7 @@ impl Engine {
                         self.acquire_next(ci);
                     }
                 }
-                (AfterOpen::Acquire { ci }, Err(rv)) => self.finish_acquire(ci, rv),
+                (AfterOpen::Acquire { ci }, Err(rv)) => self.acquire_without(ci, &path, rv),
                 (AfterOpen::Request { res, waiter }, Ok(_)) => self.request(res, waiter),
                 (AfterOpen::Request { waiter, .. }, Err(rv)) => self.answer(waiter, rv),
                 (AfterOpen::Rindex { job }, Ok(_)) => self.rindex_header_read(job),

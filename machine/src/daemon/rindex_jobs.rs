@@ -130,7 +130,7 @@ impl Engine {
             self.now,
             key.0,
             key.1,
-            header.rindex_lease_offset(),
+            sanlock_core::quorum::LeaseDisks::one(header.rindex_lease_offset()),
             request,
         );
     }

@@ -11,5 +11,5 @@ mod scenario;
 pub use explore::{explore, Report};
 pub use fingerprint::Fingerprinter;
 pub(crate) use fingerprint::{forget_interned, interned};
-pub use model::{Model, State, Step};
+pub use model::{DiskBreak, Model, State, Step};
 pub use scenario::Scenario;

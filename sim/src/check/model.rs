@@ -89,6 +89,11 @@ pub enum Step {
         /// Which.
         flight: FlightId,
     },
+    /// The lease's last disk breaks, for every host, for the rest of the run.
+    BreakDisk {
+        /// How.
+        how: DiskBreak,
+    },
     /// The host loses its disk: every I/O it has or starts hangs and never lands.
     LoseDisk {
         /// Whose.
@@ -131,6 +136,17 @@ pub enum Step {
     },
 }
 
+/// How a multi-disk lease's faulty disk breaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DiskBreak {
+    /// Every I/O on it fails with EIO; a write lands nothing.
+    Fails,
+    /// Every I/O on it hangs and never lands.
+    Hangs,
+    /// It is replaced by a zeroed disk, which then works.
+    Replaced,
+}
+
 /// An I/O as a counterexample names it.
 struct Io<'a>(&'a FlightId);
 
@@ -169,6 +185,7 @@ impl fmt::Display for Step {
             Step::Corrupt { flight } => {
                 write!(f, "{} returns a leader with a zeroed timestamp", Io(flight))
             }
+            Step::BreakDisk { how } => write!(f, "the lease's last disk {how:?}"),
             Step::LoseDisk { host } => write!(f, "host{host} loses its disk"),
             Step::Acquire { host } => write!(f, "host{host} acquires"),
             Step::Release { host } => write!(f, "host{host}'s holder releases"),
@@ -191,6 +208,8 @@ pub struct State {
     /// I/O issued and not yet landed or completed (core's one model of them).
     flights: Flights<Fate>,
     faults_left: u8,
+    /// The lease's last disk, once broken.
+    broken: Option<DiskBreak>,
     inv: Invariants,
     /// What the daemons delivered and whom fences reported done (crate::mail).
     ledger: Ledger,
@@ -267,7 +286,9 @@ impl Model {
             clear_at_s: None,
         });
         lease.resize(MIB as usize, 0);
-        image.extend(lease);
+        for _ in 0..scenario.lease_disks {
+            image.extend_from_slice(&lease);
+        }
         for sector in image.chunks(SECTOR) {
             assert!(
                 sector[RECORD..].iter().all(|&b| b == 0),
@@ -334,6 +355,7 @@ impl Model {
             disk: BTreeMap::new(),
             flights: Flights::new(self.hosts, SECTOR),
             faults_left: self.scenario.faults,
+            broken: None,
             inv: Invariants::new(1),
             ledger: Ledger::default(),
         };
@@ -366,12 +388,24 @@ impl Model {
     /// Every step possible from `state`, in a fixed order.
     pub fn steps(&self, state: &State) -> Vec<Step> {
         let mut steps = Vec::new();
+        let mut next_of_host = [false; 3];
         for (flight, f) in state.flights.iter() {
             if !f.owed() {
                 // Hung, or its host was reset: a write may still land.
                 if f.unlanded().next().is_some() {
                     steps.push(Step::LandLate { flight });
                 }
+                continue;
+            }
+            if self.scenario.in_order {
+                // Flights are listed by host and then issue order: only the oldest goes next.
+                if std::mem::replace(&mut next_of_host[flight.host], true) {
+                    continue;
+                }
+            }
+            if self.on_broken(state, f.offset(), DiskBreak::Fails) {
+                // The failed disk answers nothing else.
+                steps.push(Step::Fail { flight });
                 continue;
             }
             steps.push(Step::Complete {
@@ -402,6 +436,20 @@ impl Model {
                 if s.corrupt && !f.is_write() && self.leader_at(state, f.offset()) {
                     steps.push(Step::Corrupt { flight });
                 }
+            }
+        }
+        // The disk breaks before the hosts first touch the lease (mid-run breaks, a
+        // replacement while ballots are under way above all, are the simulator's: here they
+        // would multiply a state space already three disks wide).
+        let lease_untouched = state
+            .disk
+            .range(sector_range(MIB, MIB as usize))
+            .next()
+            .is_none()
+            && state.flights.iter().all(|(_, f)| f.offset() < MIB);
+        if self.scenario.disk_fault && state.broken.is_none() && lease_untouched {
+            for how in [DiskBreak::Fails, DiskBreak::Hangs, DiskBreak::Replaced] {
+                steps.push(Step::BreakDisk { how });
             }
         }
         for (h, hs) in state.hosts.iter().enumerate() {
@@ -534,7 +582,10 @@ impl Model {
                 self.complete(&mut s, flight, result)?;
             }
             Step::Fail { flight } => {
-                s.faults_left -= 1;
+                let offset = s.flights.get(flight).expect("listed").offset();
+                if !self.on_broken(&s, offset, DiskBreak::Fails) {
+                    s.faults_left -= 1;
+                }
                 s.hosts[flight.host].faulted |= self.on_lease(&s, flight);
                 s.flights.never_lands(flight).map_err(|e| e.to_string())?;
                 self.complete(&mut s, flight, Err(IoError::Failed(5)))?;
@@ -559,6 +610,25 @@ impl Model {
                     .map_err(|e| e.to_string())?;
             }
             Step::LandLate { flight } => self.land(&mut s, flight)?,
+            Step::BreakDisk { how } => {
+                s.broken = Some(how);
+                match how {
+                    DiskBreak::Fails => {}
+                    DiskBreak::Hangs => {
+                        for id in self.flights_on_broken(&s, how) {
+                            s.flights.never_lands(id).map_err(|e| e.to_string())?;
+                            s.flights.never_completes(id).map_err(|e| e.to_string())?;
+                        }
+                    }
+                    DiskBreak::Replaced => {
+                        let zero: Arc<[u8]> = Arc::from(vec![0u8; SECTOR]);
+                        let first = u64::from(self.scenario.lease_disks) * MIB;
+                        for sector in sector_range(first, MIB as usize) {
+                            s.disk.insert(sector, zero.clone());
+                        }
+                    }
+                }
+            }
             Step::LoseDisk { host } => {
                 s.faults_left -= 1;
                 s.hosts[host].lost_disk = true;
@@ -748,7 +818,42 @@ impl Model {
 
     /// The resource as a request names it.
     fn wire_resource(&self, flags: u32) -> WireResource {
-        requests::resource(self.space, self.resource, MIB, flags)
+        let offsets: Vec<u64> = (0..u64::from(self.scenario.lease_disks))
+            .map(|k| (k + 1) * MIB)
+            .collect();
+        requests::resource_on(self.space, self.resource, &offsets, flags)
+    }
+
+    /// Whether an I/O at `offset` is on the lease's last disk while it is broken `how`.
+    fn on_broken(&self, s: &State, offset: u64, how: DiskBreak) -> bool {
+        let last = u64::from(self.scenario.lease_disks);
+        self.scenario.disk_fault && s.broken == Some(how) && offset / MIB == last
+    }
+
+    /// The flights (any host's) on the broken disk.
+    fn flights_on_broken(&self, s: &State, how: DiskBreak) -> Vec<FlightId> {
+        s.flights
+            .iter()
+            .filter(|(_, f)| self.on_broken(s, f.offset(), how))
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// The lease's leader: valid and the same (first 152 bytes) on a majority of its disks.
+    fn lease_leader(&self, s: &State) -> Option<RawLeader> {
+        let k = usize::from(self.scenario.lease_disks);
+        let leaders: Vec<RawLeader> = (1..=k as u64)
+            .filter_map(|d| {
+                RawLeader::parse(&self.read(&s.disk, d * MIB, SECTOR))
+                    .ok()
+                    .filter(|l| l.verify(LeaderKind::Paxos).is_ok())
+            })
+            .collect();
+        let key = |l: &RawLeader| l.to_bytes()[..TIMESTAMP_OFFSET].to_vec();
+        leaders.iter().copied().find(|l| {
+            let same = leaders.iter().filter(|m| key(m) == key(l)).count();
+            sanlock_core::quorum::majority(k, same)
+        })
     }
 
     /// ADD_LOCKSPACE on a connection of its own.
@@ -791,7 +896,7 @@ impl Model {
                 // A read may take effect when issued rather than when it completes: keep the
                 // sectors of its range as they were (whole-lockspace renewal reads excepted,
                 // to keep the state space small; the random simulator covers them).
-                let issued = (!write && len <= 64 * 1024).then(|| {
+                let issued = (!write && len <= 64 * 1024 && !self.scenario.in_order).then(|| {
                     s.disk
                         .range(sector_range(request.offset, len))
                         .map(|(k, v)| (*k, v.clone()))
@@ -812,6 +917,10 @@ impl Model {
                 // A lost disk: nothing of it lands or completes.
                 if s.hosts[h].lost_disk {
                     Self::lose_all(&mut s.flights, h);
+                }
+                for id in self.flights_on_broken(s, DiskBreak::Hangs) {
+                    s.flights.never_lands(id).map_err(|e| e.to_string())?;
+                    s.flights.never_completes(id).map_err(|e| e.to_string())?;
                 }
             }
             for happened in turn.events {
@@ -907,11 +1016,10 @@ impl Model {
     /// the lease cleanly before the acquire started and has not touched it since: nobody will
     /// ever free it while that host lives.
     fn refused_by_ghost(&self, s: &State, h: usize) -> Result<(), Violation> {
-        let sector = self.read(&s.disk, MIB, SECTOR);
-        let Ok(leader) = RawLeader::parse(&sector) else {
+        let Some(leader) = self.lease_leader(s) else {
             return Ok(());
         };
-        if leader.verify(LeaderKind::Paxos).is_err() || leader.timestamp == 0 {
+        if leader.timestamp == 0 {
             return Ok(());
         }
         // A host leaving the lockspace (a RESET) forgets its leases without writing them free:

@@ -63,6 +63,16 @@ pub struct Scenario {
     pub messages: [u8; 3],
     /// Fences each host asks of host0.
     pub fences: [u8; 3],
+    /// Disks the resource lease is on (1-4), each its own MiB of the image after the
+    /// lockspace's.
+    pub lease_disks: u8,
+    /// Whether the lease's last disk may break once, at any step: fail every I/O from then
+    /// on, hang every I/O from then on, or be replaced by a zeroed disk that then works.
+    pub disk_fault: bool,
+    /// Each host's I/O completes (or fails, or hangs) in the order it was issued: the hosts'
+    /// I/O still interleave every way, each host's own does not (what keeps a lease on three
+    /// disks, three times the I/O, within reach).
+    pub in_order: bool,
     /// The window of world time (s) in which hosts may message or fence.
     pub mail_from_s: u64,
     /// End of that window.
@@ -107,6 +117,9 @@ impl Scenario {
         horizon_s: 7,
         messages: [0, 0, 0],
         fences: [0, 0, 0],
+        lease_disks: 1,
+        disk_fault: false,
+        in_order: false,
         mail_from_s: 0,
         mail_until_s: 0,
         #[cfg(feature = "mutants")]
@@ -116,8 +129,17 @@ impl Scenario {
     };
 
     /// Every scenario.
-    pub const ALL: [Scenario; 13] = [
+    pub const ALL: [Scenario; 14] = [
         Scenario::BASIC,
+        Scenario {
+            name: "multi-disk",
+            about: "the lease is on three disks, the last of which may fail, hang or be \
+                    replaced by a zeroed one",
+            lease_disks: 3,
+            disk_fault: true,
+            in_order: true,
+            ..Scenario::BASIC
+        },
         Scenario {
             name: "reacquire",
             about: "host0 acquires once, host1 twice, each releasing; no faults",

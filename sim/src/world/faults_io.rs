@@ -22,7 +22,31 @@ impl World {
         } else {
             u64::MAX
         };
+        // The faulty disk of multi-disk leases, from its time on (the whole run's rest).
+        let disk_fault = self
+            .disk_fault
+            .filter(|&(k, fault, from)| {
+                fault != DiskFault::Replace
+                    && self.now >= from
+                    && self
+                        .lease_disk_of(request.offset)
+                        .is_some_and(|(_, d)| d == k)
+            })
+            .map(|(_, fault, _)| fault);
+        let flaky = self.flaky_disk.is_some_and(|k| {
+            self.lease_disk_of(request.offset)
+                .is_some_and(|(_, d)| d == k)
+        }) && self.rng.below(10) == 0;
+        let disk_fault = disk_fault.or(flaky.then_some(DiskFault::Fail));
         let (fate, done_at, planned) = match self.nodes[n].loss {
+            _ if disk_fault == Some(DiskFault::Fail) => {
+                let at = t0 + self.millis(5);
+                (Fate::Failed { landed: false }, at, Planned::Failed)
+            }
+            _ if disk_fault == Some(DiskFault::Hang) => {
+                let at = t0 + 10 * self.host_dead();
+                (Fate::Hung { landed: false }, at, Planned::Failed)
+            }
             Some((until, fail)) if until > self.now => {
                 if fail {
                     let at = t0 + self.millis(5);
@@ -70,7 +94,8 @@ impl World {
             Fate::Corrupted => self.stats.corruptions += 1,
             _ => {}
         }
-        if !matches!(fate, Fate::Done(_)) {
+        // A lease on several disks is meant to work on without its faulty one.
+        if !matches!(fate, Fate::Done(_)) && disk_fault.is_none() {
             if let Some((_, res)) = target.lease() {
                 if let Some(r) = self.resources.iter().position(|x| x == res) {
                     self.nodes[n].faulted.insert(r, true);

@@ -14,12 +14,7 @@ impl World {
             "liveness phase: one waiting acquire per free resource".into(),
         );
         for r in 0..self.cfg.resources {
-            let offset = ((r as u64 + 1) * MIB) as usize;
-            let sector = &self.disk.bytes()[offset..offset + SECTOR];
-            let leader = RawLeader::parse(sector)
-                .ok()
-                .filter(|l| l.verify(LeaderKind::Paxos).is_ok());
-            let Some(leader) = leader else {
+            let Some(leader) = self.lease_leader(r) else {
                 self.stats.liveness_skipped += 1;
                 continue;
             };
@@ -81,19 +76,16 @@ impl World {
             .map(|(&r, &(n, _))| (r, n))
             .collect();
         if let Some(&(r, n)) = stuck.first() {
-            let offset = ((r as u64 + 1) * MIB) as usize;
-            let sector = &self.disk.bytes()[offset..offset + SECTOR];
-            let leader = RawLeader::parse(sector)
+            let found = self.lease_leader(r);
+            let leader = found
                 .map(|l| {
                     format!(
                         "lver {} owner host_id {} generation {} timestamp {} write_id {}",
                         l.lver, l.owner_id, l.owner_generation, l.timestamp, l.write_id
                     )
                 })
-                .unwrap_or_else(|e| format!("unreadable: {e}"));
-            let owner = RawLeader::parse(sector)
-                .ok()
-                .and_then(|l| (l.owner_id as usize).checked_sub(1));
+                .unwrap_or_else(|| "unreadable or not agreed on a majority of disks".into());
+            let owner = found.and_then(|l| (l.owner_id as usize).checked_sub(1));
             let mut hosts = vec![n];
             hosts.extend(owner);
             self.fail(
@@ -105,6 +97,24 @@ impl World {
                 hosts,
             );
         }
+    }
+
+    /// Resource `r`'s leader: valid and the same (first 152 bytes) on a majority of its disks.
+    fn lease_leader(&self, r: usize) -> Option<RawLeader> {
+        let k = self.cfg.lease_disks;
+        let leaders: Vec<RawLeader> = (0..k)
+            .filter_map(|d| {
+                let offset = self.lease_offset(r, d) as usize;
+                RawLeader::parse(&self.disk.bytes()[offset..offset + SECTOR])
+                    .ok()
+                    .filter(|l| l.verify(LeaderKind::Paxos).is_ok())
+            })
+            .collect();
+        let key = |l: &RawLeader| l.to_bytes()[..TIMESTAMP_OFFSET].to_vec();
+        leaders.iter().copied().find(|l| {
+            let same = leaders.iter().filter(|m| key(m) == key(l)).count();
+            sanlock_core::quorum::majority(k, same)
+        })
     }
 
     /// Called from the Acquired path during the liveness phase: remember success.

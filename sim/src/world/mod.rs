@@ -64,8 +64,22 @@ const SECTOR: usize = 512;
 /// Byte offset of the timestamp in a leader sector: what a corrupted read zeroes.
 pub const TIMESTAMP_OFFSET: usize = 152;
 
+/// What goes wrong with one disk of every multi-disk lease (three or four disks), from a time
+/// the seed picks to the end of the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskFault {
+    /// Every I/O fails at once (EIO); a write lands nothing.
+    Fail,
+    /// Every I/O hangs, answering only long after its deadline; a write lands nothing.
+    Hang,
+    /// The disk is swapped for a zeroed one, which then works (writes in flight land on it).
+    Replace,
+}
+
 #[derive(Debug)]
 enum Ev {
+    /// The faulty lease disk is swapped for a zeroed one.
+    ReplaceDisk,
     Boot {
         n: usize,
     },
@@ -314,6 +328,11 @@ pub struct World {
     /// Liveness phase: per resource, the host that must get it, and whether it did.
     waiting: BTreeMap<usize, (usize, bool)>,
     violation: Option<(Violation, Vec<usize>)>,
+    /// The faulty disk of multi-disk leases: which, what, and from when.
+    disk_fault: Option<(usize, DiskFault, Duration)>,
+    /// Another disk of multi-disk leases that fails one I/O in ten, all run long: with the
+    /// broken one, a ballot may meet two failing disks of three (and must then fail).
+    flaky_disk: Option<usize>,
     /// Per leader sector: the issue time of the newest write landed there.
     leader_writes: BTreeMap<usize, Duration>,
     /// The next client process's pid.
@@ -364,8 +383,23 @@ impl World {
                 clear_at_s: None,
             });
             lease.resize(MIB as usize, 0);
-            image.extend(lease);
+            for _ in 0..cfg.lease_disks {
+                image.extend_from_slice(&lease);
+            }
         }
+        // Drawn from a generator of its own, so that single-disk runs stay as they were.
+        let disk_fault = (cfg.lease_disks >= 3).then(|| {
+            let mut r = Rng::new(cfg.seed ^ 0x6469_736b);
+            let fault = match r.below(3) {
+                0 => DiskFault::Fail,
+                1 => DiskFault::Hang,
+                _ => DiskFault::Replace,
+            };
+            let disk = r.below(cfg.lease_disks as u64) as usize;
+            let from = Duration::from_secs(r.below(cfg.seconds.max(1)));
+            (disk, fault, from)
+        });
+        let flaky_disk = disk_fault.map(|(k, _, _)| (k + 1) % cfg.lease_disks);
         let timeouts = Timeouts::new(p.io_timeout_s);
         let window = Duration::from_secs(4 * p.io_timeout_s);
         let disk = SimDisk::new(image, SECTOR, window);
@@ -405,6 +439,7 @@ impl World {
             })
             .collect();
         let resources_len = cfg.resources;
+        let lease_disks = cfg.lease_disks;
         let cfg_hosts = cfg.hosts;
         let cfg_seed = cfg.seed;
         let timeline = Timeline::new(if cfg.keep_timeline {
@@ -432,9 +467,11 @@ impl World {
             calm_over: false,
             waiting: BTreeMap::new(),
             violation: None,
-            leader_writes: (0..resources_len)
-                .map(|r| (((r as u64 + 1) * MIB) as usize / SECTOR, Duration::ZERO))
+            leader_writes: (0..resources_len * lease_disks)
+                .map(|i| (((i as u64 + 1) * MIB) as usize / SECTOR, Duration::ZERO))
                 .collect(),
+            disk_fault,
+            flaky_disk,
             next_pid: 1000,
             next_reply: 0,
             ledger: crate::mail::Ledger::default(),
@@ -557,6 +594,9 @@ impl World {
             self.agenda.schedule(at, Ev::MailBurst);
         }
         self.agenda.schedule(end, Ev::EndFaults);
+        if let Some((_, DiskFault::Replace, from)) = self.disk_fault {
+            self.agenda.schedule(from, Ev::ReplaceDisk);
+        }
         if self.liveness {
             self.agenda.schedule(end + self.calm(), Ev::CalmOver);
             self.agenda
@@ -717,6 +757,10 @@ impl World {
                 }
             }
             Ev::MailBurst => self.mail_burst(),
+            Ev::ReplaceDisk => {
+                let (k, _, _) = self.disk_fault.expect("a replacement is the disk fault");
+                self.replace_disk(k);
+            }
             Ev::EndFaults => {
                 self.faults_on = false;
                 self.note(0, "faults stop; every host restarts".into());
@@ -903,11 +947,33 @@ impl World {
 
     /// What an I/O at `offset` is for: the lockspace in the first MiB, else that resource.
     fn target_of(&self, offset: u64) -> Target {
-        match (offset / MIB).checked_sub(1) {
-            Some(r) if (r as usize) < self.resources.len() => {
-                Target::Resource(self.space, self.resources[r as usize])
+        match self.lease_disk_of(offset) {
+            Some((r, _)) => Target::Resource(self.space, self.resources[r]),
+            None => Target::Lockspace(self.space),
+        }
+    }
+
+    /// Where resource `r`'s lease starts on its `k`th disk (each disk a MiB of the image).
+    pub(super) fn lease_offset(&self, r: usize, k: usize) -> u64 {
+        (1 + (r * self.cfg.lease_disks + k) as u64) * MIB
+    }
+
+    /// The resource and lease disk an offset is on, if it is on one.
+    pub(super) fn lease_disk_of(&self, offset: u64) -> Option<(usize, usize)> {
+        let i = (offset / MIB).checked_sub(1)? as usize;
+        let k = self.cfg.lease_disks;
+        (i < self.resources.len() * k).then_some((i / k, i % k))
+    }
+
+    /// The faulty lease disk's swap for a zeroed one.
+    fn replace_disk(&mut self, k: usize) {
+        self.note(0, format!("lease disk {k} replaced by a zeroed one"));
+        let zero = [0u8; SECTOR];
+        for r in 0..self.resources.len() {
+            let first = self.lease_offset(r, k) as usize / SECTOR;
+            for sector in first..first + MIB as usize / SECTOR {
+                self.disk.land(self.now, sector, &zero);
             }
-            _ => Target::Lockspace(self.space),
         }
     }
 

@@ -171,8 +171,10 @@ impl World {
 
     /// Resource `r` as a request names it, on the shared disk.
     fn resource(&self, r: usize, flags: u32) -> WireResource {
-        let offset = (r as u64 + 1) * MIB;
-        requests::resource(self.space, self.resources[r], offset, flags)
+        let offsets: Vec<u64> = (0..self.cfg.lease_disks)
+            .map(|k| self.lease_offset(r, k))
+            .collect();
+        requests::resource_on(self.space, self.resources[r], &offsets, flags)
     }
 
     /// Whether a request about resource `r` waits for host `n`'s reply.

@@ -1,0 +1,520 @@
+//! The paxos lease on several disks: what each disk's answer to a step comes to (its
+//! [`Digest`]), and when the answers so far decide the step ([`Merged`]). sanlock 3.8.5's rules
+//! (paxos_lease.c `run_ballot`, `_leader_read_num`, `_lease_read_num`, `write_new_leader`):
+//! a step needs a majority of disks; a leader counts when the same leader (its first 152
+//! bytes) was read on a majority (where a majority read disagrees, 3.8.5 fails with
+//! LEADER_DIFF for good; we start from the newest); a later version or larger ballot on any
+//! disk loses the ballot. Where 3.8.5 uses the first disk only (the owner's and holders' dblocks, the LVB) we
+//! read every disk, so that losing the first one loses nothing. With one disk every rule
+//! reduces to that disk's own answer.
+
+use super::{Current, PaxosLease, Seen, Step};
+use crate::ids::HostId;
+use crate::io::{IoError, IoResult};
+use crate::mutants::Mutant;
+use crate::ondisk::dblock::MBLOCK_OFFSET;
+use crate::ondisk::leader::LEADER_COMPARE_LEN;
+use crate::ondisk::{LeaderKind, LeaderRecord, Lvb, ModeBlock, PaxosDblock, RawLeader, RecordKind};
+use crate::quorum::{majority, merged_error, HungDisks, Round, Slot};
+use crate::rv::{SANLK_DBLOCK_CHECKSUM, SANLK_DBLOCK_READ, SANLK_DBLOCK_WRITE, SANLK_LEADER_READ};
+
+/// What one disk's I/O of a step came to, kept until the step is decided.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) enum Digest {
+    /// A write.
+    Written(Result<(), IoError>),
+    /// A leader sector, checked as sanlock does.
+    Leader(Result<LeaderRecord, i32>),
+    /// The whole lease, read at the start of an attempt.
+    Lease(Result<LeaseRead, i32>),
+    /// A ballot phase on this disk.
+    Phase(Result<PhaseRead, PhaseFailure>),
+    /// Another host's dblock.
+    Dblock(Result<PaxosDblock, i32>),
+    /// A shared holder's mode block (none: unreadable).
+    Mode(Option<ModeBlock>),
+    /// The lock value block (none: unreadable).
+    Lvb(Option<Lvb>),
+    /// The mode blocks after another host committed our value (none: unreadable).
+    Modes(Option<Modes>),
+    /// A sector of the lockspace (an owner's delta lease): one disk, used as read.
+    Raw(IoResult),
+}
+
+/// The lease as one disk holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) struct LeaseRead {
+    pub(super) leader: LeaderRecord,
+    /// The largest mbal and our own dblock if it is ahead of the leader; none when the
+    /// leader's sizes differ from those read with (the read is done again with its sizes).
+    pub(super) dblocks: Option<(u64, Option<PaxosDblock>)>,
+}
+
+/// What one disk's phase read showed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(super) struct PhaseRead {
+    /// A later version or a larger ballot: the ballot is lost.
+    pub(super) beaten: bool,
+    /// Phase 1: the value of the highest ballot among the contenders.
+    pub(super) best: Option<PaxosDblock>,
+    /// Phase 1: other hosts whose mode blocks say SHARED, ascending.
+    pub(super) shared: Vec<HostId>,
+}
+
+/// Where a disk's part of a phase failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum PhaseFailure {
+    Write,
+    Read,
+}
+
+/// The mode blocks, as read after another host committed our value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) struct Modes {
+    /// Our dblock already says we let this version go.
+    pub(super) ours_released: bool,
+    /// Other hosts holding it shared, ascending.
+    pub(super) shared: Vec<HostId>,
+}
+
+/// A decided step.
+#[derive(Debug)]
+pub(super) enum Merged {
+    Written(Result<(), IoError>),
+    Leader(Result<LeaderRecord, i32>),
+    Lease(Result<LeaseRead, i32>),
+    Phase(Result<PhaseRead, i32>),
+    /// Whether the owner's dblock says it released the version the leader names.
+    OwnerReleased(Result<bool, i32>),
+    Mode(Option<ModeBlock>),
+    Lvb(Option<Lvb>),
+    Modes(Option<Modes>),
+    Raw(IoResult),
+}
+
+impl Merged {
+    pub(super) fn written(self) -> Result<(), IoError> {
+        match self {
+            Merged::Written(r) => r,
+            other => unreachable!("a write step decided as {other:?}"),
+        }
+    }
+
+    pub(super) fn leader(self) -> Result<LeaderRecord, i32> {
+        match self {
+            Merged::Leader(r) => r,
+            other => unreachable!("a leader read decided as {other:?}"),
+        }
+    }
+}
+
+/// Disks that answered `Ok` in a round of digests, by `ok`.
+fn count(round: &Round<Digest>, ok: impl Fn(&Digest) -> bool) -> usize {
+    round.answers().filter(|(_, d)| ok(d)).count()
+}
+
+impl PaxosLease {
+    /// What one disk's answer means to the step under way.
+    pub(super) fn digest(&self, result: IoResult) -> Digest {
+        match &self.phase {
+            Step::ReadLease { hosts, .. } => Digest::Lease(self.lease_on_disk(*hosts, result)),
+            Step::ReadOwnerDelta { .. } => Digest::Raw(result),
+            Step::ReadOwnerDblock { .. } => Digest::Dblock(match result {
+                Ok(sector) => PaxosDblock::decode(&sector, 0).map_err(|_| SANLK_DBLOCK_CHECKSUM),
+                Err(e) => Err(e.rv()),
+            }),
+            Step::RereadOwnerLeader { .. }
+            | Step::RereadBeforeBallot { .. }
+            | Step::ReleaseReadLeader { .. } => Digest::Leader(self.check_leader(result)),
+            Step::Phase1 { ballot, .. } => Digest::Phase(match result {
+                Ok(area) => Ok(self.phase1_on_disk(&area, ballot)),
+                Err(_) => Err(PhaseFailure::Read),
+            }),
+            Step::Phase2 { ballot, .. } => Digest::Phase(match result {
+                Ok(area) => Ok(PhaseRead {
+                    beaten: self
+                        .dblocks(&area, &ballot.cur)
+                        .iter()
+                        .any(|bk| ballot.judge(bk, self.mutants) == Seen::Beaten),
+                    ..PhaseRead::default()
+                }),
+                Err(_) => Err(PhaseFailure::Read),
+            }),
+            Step::ReadHolder { .. } => Digest::Mode(result.ok().and_then(|sector| {
+                sector
+                    .get(MBLOCK_OFFSET..)
+                    .and_then(|m| ModeBlock::decode(m, 0).ok())
+            })),
+            Step::ReadLvb { .. } => Digest::Lvb(result.ok().map(|s| Lvb::from_sector(&s))),
+            Step::ReadModesAfterAdoption { ballot, leader, .. } => {
+                Digest::Modes(result.ok().map(|area| {
+                    let g = self.config.geometry;
+                    let at = g.sector_offset(g.dblock_sector(self.config.host_id)) as usize;
+                    let ours = area
+                        .get(at..at + self.ss())
+                        .and_then(|sector| PaxosDblock::decode(sector, 0).ok());
+                    Modes {
+                        ours_released: ours.is_some_and(|d| d.released() && d.lver >= leader.lver),
+                        shared: self.shared_mode_blocks(&area, &ballot.cur),
+                    }
+                }))
+            }
+            _ => Digest::Written(result.map(|_| ())),
+        }
+    }
+
+    /// §7.1 on one disk: the leader checked as sanlock does, then (at its sizes) every dblock.
+    fn lease_on_disk(&self, hosts: Option<u64>, result: IoResult) -> Result<LeaseRead, i32> {
+        let area = result.map_err(IoError::rv)?;
+        let raw = match RawLeader::parse(&area) {
+            Ok(raw) if self.mutants.has(Mutant::TrustBadChecksum) => raw.sealed(),
+            Ok(raw) => raw,
+            Err(_) => return Err(SANLK_LEADER_READ),
+        };
+        raw.check_as_sanlock(
+            LeaderKind::Paxos,
+            &self.config.space_name,
+            Some(&self.config.resource_name),
+            Some(self.config.host_id),
+        )?;
+        let leader = raw
+            .verify(LeaderKind::Paxos)
+            .map_err(|p| p.sanlk_code(RecordKind::PaxosLeader))?;
+        // The lease's own sizes come before its dblocks (3.8.5 looks first and can run past
+        // its buffer, algorithms.md §7.1 step 4).
+        if leader.geometry != self.config.geometry {
+            return Ok(LeaseRead {
+                leader,
+                dblocks: None,
+            });
+        }
+        let ss = self.ss();
+        let mut max_mbal = 0;
+        let mut ours_ahead = None;
+        let read = hosts.map_or(leader.num_hosts, |m| m.min(leader.num_hosts));
+        for q in 1..=read as usize {
+            let at = (q + 1) * ss;
+            let sector = area.get(at..at + ss).ok_or(SANLK_DBLOCK_READ)?;
+            let d = PaxosDblock::decode(sector, at as u64).map_err(|_| SANLK_DBLOCK_CHECKSUM)?;
+            max_mbal = max_mbal.max(d.mbal.0);
+            if q as u64 == self.config.host_id.get() && d.lver > leader.lver {
+                ours_ahead = Some(d);
+            }
+        }
+        Ok(LeaseRead {
+            leader,
+            dblocks: Some((max_mbal, ours_ahead)),
+        })
+    }
+
+    /// Phase 1 on one disk: beaten, or the best contender and the SHARED mode blocks.
+    fn phase1_on_disk(&self, area: &[u8], ballot: &super::Ballot) -> PhaseRead {
+        let mut read = PhaseRead {
+            shared: self.shared_mode_blocks(area, &ballot.cur),
+            ..PhaseRead::default()
+        };
+        for bk in self.dblocks(area, &ballot.cur) {
+            match ballot.judge(&bk, self.mutants) {
+                Seen::Older => continue,
+                Seen::Beaten => {
+                    read.beaten = true;
+                    return read;
+                }
+                Seen::Contender => {}
+            }
+            if bk.inp == 0 || bk.bal.0 == 0 {
+                continue;
+            }
+            if read.best.is_none_or(|b| bk.bal > b.bal) {
+                read.best = Some(bk);
+            }
+        }
+        read
+    }
+
+    /// Whether the disks that answered decide the step under way, and how. Reads wait for
+    /// every disk not known to hang (a disk that lost its contents — replaced by a zeroed one —
+    /// must never be half of the majority a decision rests on while a disk that kept them
+    /// could still answer); a later version or larger ballot, a write majority, or a majority
+    /// out of reach decide at once.
+    pub(super) fn decide(&self) -> Option<Merged> {
+        let round = self.round()?;
+        let expected = round.expected(&self.hung);
+        match &self.phase {
+            Step::ReadLease { .. } => self.decide_lease(round, expected).map(Merged::Lease),
+            Step::ReadOwnerDelta { .. } => round.answers().find_map(|(_, d)| match d {
+                Digest::Raw(r) => Some(Merged::Raw(r.clone())),
+                _ => None,
+            }),
+            Step::ReadOwnerDblock { cur, .. } => decide_owner_dblock(round, expected, cur),
+            Step::RereadOwnerLeader { .. }
+            | Step::RereadBeforeBallot { .. }
+            | Step::ReleaseReadLeader { .. } => self
+                .decide_leader(round, expected, SANLK_LEADER_READ, |d| match d {
+                    Digest::Leader(r) => r.as_ref().ok().copied(),
+                    _ => None,
+                })
+                .map(Merged::Leader),
+            Step::Phase1 { .. } | Step::Phase2 { .. } => self.decide_phase(round, expected),
+            Step::ReadHolder { .. } => decide_mode(round, expected),
+            Step::ReadLvb { .. } => decide_lvb(round, &self.hung),
+            Step::ReadModesAfterAdoption { .. } => decide_modes(round, expected),
+            _ => decide_written(round, expected),
+        }
+    }
+
+    /// The lease read: a leader agreed on by a majority, with the largest mbal and our most
+    /// advanced dblock of every disk read.
+    fn decide_lease(
+        &self,
+        round: &Round<Digest>,
+        expected: usize,
+    ) -> Option<Result<LeaseRead, i32>> {
+        let read = |d: &Digest| match d {
+            Digest::Lease(Ok(r)) => Some(*r),
+            _ => None,
+        };
+        let leader = self.decide_leader(round, expected, SANLK_DBLOCK_READ, |d| {
+            read(d).map(|r| r.leader)
+        });
+        let leader = match leader? {
+            Ok(leader) => leader,
+            Err(rv) => return Some(Err(rv)),
+        };
+        let mut max_mbal = 0;
+        let mut ours_ahead: Option<PaxosDblock> = None;
+        for (mbal, ours) in round
+            .answers()
+            .filter_map(|(_, d)| read(d))
+            .filter(|r| r.leader.geometry == leader.geometry)
+            .filter_map(|r| r.dblocks)
+        {
+            max_mbal = max_mbal.max(mbal);
+            if let Some(o) = ours {
+                if ours_ahead.is_none_or(|a| (o.lver, o.mbal) > (a.lver, a.mbal)) {
+                    ours_ahead = Some(o);
+                }
+            }
+        }
+        let dblocks = (leader.geometry == self.config.geometry).then_some((max_mbal, ours_ahead));
+        Some(Ok(LeaseRead { leader, dblocks }))
+    }
+
+    /// A leader read on a majority of disks and the same there (its first 152 bytes), taken
+    /// from the first such disk; when a majority read but none agree, the newest; `unread`
+    /// when too few disks read; with one disk (or one error everywhere) that disk's error.
+    fn decide_leader(
+        &self,
+        round: &Round<Digest>,
+        expected: usize,
+        unread: i32,
+        leader_of: impl Fn(&Digest) -> Option<LeaderRecord>,
+    ) -> Option<Result<LeaderRecord, i32>> {
+        let n = round.disks();
+        let read: Vec<LeaderRecord> = round.answers().filter_map(|(_, d)| leader_of(d)).collect();
+        if self.mutants.has(Mutant::LeaderFromOneDisk) {
+            // 3.8.5's single-disk read (_leader_read_one) on a lease of several: the first
+            // disk's answer, whatever it is.
+            return match round.slots().first() {
+                Some(Slot::Done(d)) => Some(leader_of(d).ok_or(match d {
+                    Digest::Leader(Err(rv)) | Digest::Lease(Err(rv)) => *rv,
+                    _ => unread,
+                })),
+                _ => None,
+            };
+        }
+        let key = |l: &LeaderRecord| l.encode()[..LEADER_COMPARE_LEN].to_vec();
+        let same = |l: &LeaderRecord| read.iter().filter(|m| key(m) == key(l)).count();
+        let best = read.iter().map(same).max().unwrap_or(0);
+        if expected > 0 && majority(n, best + expected) {
+            return None;
+        }
+        if let Some(agreed) = read.iter().find(|l| majority(n, same(l))) {
+            return Some(Ok(*agreed));
+        }
+        if majority(n, read.len()) {
+            // A majority read but disagreeing (a commit that reached a majority of which one
+            // disk has since failed; 3.8.5 answers LEADER_DIFF from then on, for good). Every
+            // leader written is a version's chosen value or its owner's release, and the
+            // ballot that follows reads the dblocks of a majority: the newest is as safe to
+            // start from, and our commit writes it on every disk again.
+            let newest = read.iter().max_by_key(|l| l.lver).expect("a majority read");
+            let first = read.iter().find(|l| l.lver == newest.lver).expect("one");
+            return Some(Ok(*first));
+        }
+        let errors: Vec<i32> = round
+            .answers()
+            .filter(|(_, d)| leader_of(d).is_none())
+            .map(|(_, d)| match d {
+                Digest::Leader(Err(rv)) | Digest::Lease(Err(rv)) => *rv,
+                _ => unread,
+            })
+            .collect();
+        if read.is_empty() && errors.len() == n && errors.windows(2).all(|w| w[0] == w[1]) {
+            return Some(Err(errors[0]));
+        }
+        Some(Err(unread))
+    }
+
+    /// A ballot phase: lost as soon as any disk shows a later version or larger ballot; won
+    /// with a majority of disks written and then read, once every disk has answered.
+    fn decide_phase(&self, round: &Round<Digest>, expected: usize) -> Option<Merged> {
+        let n = round.disks();
+        let reads: Vec<&PhaseRead> = round
+            .answers()
+            .filter_map(|(_, d)| match d {
+                Digest::Phase(Ok(r)) => Some(r),
+                _ => None,
+            })
+            .collect();
+        if reads.iter().any(|r| r.beaten) {
+            return Some(Merged::Phase(Ok(PhaseRead {
+                beaten: true,
+                ..PhaseRead::default()
+            })));
+        }
+        let enough = |count: usize| {
+            if self.mutants.has(Mutant::PhaseByMinority) {
+                count > 0
+            } else {
+                majority(n, count)
+            }
+        };
+        if expected > 0 && enough(reads.len() + expected) {
+            return None;
+        }
+        if enough(reads.len()) {
+            let mut merged = PhaseRead::default();
+            for r in &reads {
+                if let Some(b) = r.best {
+                    if merged.best.is_none_or(|m| b.bal > m.bal) {
+                        merged.best = Some(b);
+                    }
+                }
+                merged.shared.extend(r.shared.iter().copied());
+            }
+            merged.shared.sort_unstable();
+            merged.shared.dedup();
+            return Some(Merged::Phase(Ok(merged)));
+        }
+        let write_failed = count(round, |d| {
+            matches!(d, Digest::Phase(Err(PhaseFailure::Write)))
+        });
+        Some(Merged::Phase(Err(if majority(n, n - write_failed) {
+            SANLK_DBLOCK_READ
+        } else {
+            SANLK_DBLOCK_WRITE
+        })))
+    }
+}
+
+/// Writes: done on a majority (the host keeps our later writes to a disk behind the ones
+/// still out there), or failed when a majority can no longer be reached.
+fn decide_written(round: &Round<Digest>, expected: usize) -> Option<Merged> {
+    let n = round.disks();
+    let ok = count(round, |d| matches!(d, Digest::Written(Ok(()))));
+    if majority(n, ok) {
+        return Some(Merged::Written(Ok(())));
+    }
+    if expected > 0 && majority(n, ok + expected) {
+        return None;
+    }
+    // A hung disk's write still out is a timeout as far as the caller can tell.
+    let errors = round
+        .answers()
+        .filter_map(|(_, d)| match d {
+            Digest::Written(Err(e)) => Some(*e),
+            _ => None,
+        })
+        .chain(round.in_flight().map(|_| IoError::TimedOut));
+    Some(Merged::Written(Err(merged_error(errors))))
+}
+
+/// The owner's dblock: released if any disk shows it RELEASED for the leader's version (only
+/// the owner writes that), else not, once every disk has answered.
+fn decide_owner_dblock(round: &Round<Digest>, expected: usize, cur: &Current) -> Option<Merged> {
+    let dblocks = || {
+        round.answers().filter_map(|(_, d)| match d {
+            Digest::Dblock(r) => Some(r),
+            _ => None,
+        })
+    };
+    if dblocks().any(|r| r.is_ok_and(|d| d.released() && d.lver >= cur.leader.lver)) {
+        return Some(Merged::OwnerReleased(Ok(true)));
+    }
+    if expected > 0 {
+        return None;
+    }
+    if dblocks().any(|r| r.is_ok()) {
+        return Some(Merged::OwnerReleased(Ok(false)));
+    }
+    let first_error = dblocks().find_map(|r| r.err()).unwrap_or(SANLK_DBLOCK_READ);
+    Some(Merged::OwnerReleased(Err(first_error)))
+}
+
+/// A shared holder's mode block: SHARED on any disk counts (the holder wrote a majority, and
+/// any majority we read meets it); not shared when a majority read says so; unreadable when
+/// a majority could not be read.
+fn decide_mode(round: &Round<Digest>, expected: usize) -> Option<Merged> {
+    let n = round.disks();
+    let modes: Vec<ModeBlock> = round
+        .answers()
+        .filter_map(|(_, d)| match d {
+            Digest::Mode(m) => *m,
+            _ => None,
+        })
+        .collect();
+    if let Some(m) = modes.iter().find(|m| m.shared && m.generation.0 != 0) {
+        return Some(Merged::Mode(Some(*m)));
+    }
+    if expected > 0 {
+        return None;
+    }
+    Some(Merged::Mode(if majority(n, modes.len()) {
+        modes.first().copied()
+    } else {
+        None
+    }))
+}
+
+/// The LVB of the first disk, in the lease's order, that could be read (3.8.5 reads only
+/// the first); hung disks are passed over.
+fn decide_lvb(round: &Round<Digest>, hung: &HungDisks) -> Option<Merged> {
+    for (d, slot) in round.slots().iter().enumerate() {
+        match slot {
+            Slot::Done(Digest::Lvb(Some(lvb))) => return Some(Merged::Lvb(Some(lvb.clone()))),
+            Slot::Done(_) => continue,
+            Slot::Writing(_) | Slot::Waiting(_) if hung.has(d) => continue,
+            Slot::Writing(_) | Slot::Waiting(_) => return None,
+        }
+    }
+    Some(Merged::Lvb(None))
+}
+
+/// The mode blocks after an adoption, from every disk that answers (a majority at least).
+fn decide_modes(round: &Round<Digest>, expected: usize) -> Option<Merged> {
+    if expected > 0 {
+        return None;
+    }
+    let read: Vec<&Modes> = round
+        .answers()
+        .filter_map(|(_, d)| match d {
+            Digest::Modes(m) => m.as_ref(),
+            _ => None,
+        })
+        .collect();
+    if !majority(round.disks(), read.len()) {
+        return Some(Merged::Modes(None));
+    }
+    let mut shared: Vec<HostId> = read.iter().flat_map(|m| m.shared.iter().copied()).collect();
+    shared.sort_unstable();
+    shared.dedup();
+    Some(Merged::Modes(Some(Modes {
+        ours_released: read.iter().any(|m| m.ours_released),
+        shared,
+    })))
+}
+
+#[cfg(test)]
+#[path = "paxos_disks_tests.rs"]
+mod tests;

@@ -1,0 +1,392 @@
+//! A paxos lease on several in-memory disks, some failing or hung: each step on every disk,
+//! the same records on each, decided by a majority (sanlock 3.8.5's rules, algorithms.md §1).
+
+use std::time::Duration;
+
+use super::super::*;
+use crate::memdisk::MemDisk;
+use crate::ondisk::{lockspace_init, resource_init, ResourceInit, SectorSize};
+use crate::quorum::LeaseDisk;
+
+const N: u64 = 10;
+const AREA: usize = 1 << 20;
+/// Where the lease starts on disks 0, 1, 2, 3: each disk has its own offset.
+const OFFSETS: [u64; 4] = [0, 3 << 20, 1 << 20, 2 << 20];
+
+fn name(s: &str) -> Name {
+    Name::new(s.as_bytes()).unwrap()
+}
+
+fn g512() -> Geometry {
+    Geometry::legacy(SectorSize::Bytes512)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    None,
+    /// Every I/O fails with EIO.
+    Fail,
+    /// No I/O ever completes (until `answer_hung`).
+    Hang,
+}
+
+struct Disks {
+    disks: Vec<MemDisk>,
+    faults: Vec<Fault>,
+    lockspace: MemDisk,
+    lease: PaxosLease,
+    now: Time,
+    /// (disk, read/write, offset from the lease's start on that disk, length).
+    log: Vec<(usize, &'static str, u64, usize)>,
+    hung: Vec<IoRequest>,
+}
+
+fn fresh_area() -> Vec<u8> {
+    resource_init(&ResourceInit {
+        geometry: g512(),
+        space_name: name("LS"),
+        resource_name: name("R"),
+        num_hosts: 0,
+        clear_at_s: None,
+    })
+}
+
+impl Disks {
+    fn new(count: usize, host: u64) -> Disks {
+        let ls = lockspace_init(g512(), name("LS"), 10);
+        let mut lockspace = ls.area;
+        lockspace[..512].copy_from_slice(&ls.commit_sector);
+        let disks = OFFSETS[..count]
+            .iter()
+            .map(|&o| {
+                let mut bytes = vec![0u8; o as usize + AREA];
+                bytes[o as usize..].copy_from_slice(&fresh_area());
+                MemDisk::from_bytes(bytes)
+            })
+            .collect();
+        let config = PaxosConfig {
+            space_name: name("LS"),
+            resource_name: name("R"),
+            geometry: g512(),
+            disks: LeaseDisks::new(&OFFSETS[..count]).unwrap(),
+            host_id: HostId::new(host).unwrap(),
+            generation: Generation(1),
+            timeouts: Timeouts::new(N),
+            lockspace_geometry: g512(),
+            lockspace_offset: 0,
+            rng_seed: 7,
+        };
+        Disks {
+            disks,
+            faults: vec![Fault::None; count],
+            lockspace: MemDisk::from_bytes(lockspace),
+            lease: PaxosLease::new(config),
+            now: Time::from_secs(764),
+            log: Vec::new(),
+            hung: Vec::new(),
+        }
+    }
+
+    /// Runs every I/O asked for, in order, until the machine asks for nothing more.
+    fn run_io(&mut self) {
+        while let Some(req) = self.lease.poll_io() {
+            let DiskRef::Lease(disk) = req.disk else {
+                let result = self.lockspace.apply(&req);
+                self.lease.handle_io(self.now, req.id, result);
+                continue;
+            };
+            let d = disk.index();
+            let (kind, len) = match &req.op {
+                IoOp::Read { len } => ("read", *len),
+                IoOp::Write { data } => ("write", data.len()),
+            };
+            self.log.push((d, kind, req.offset - OFFSETS[d], len));
+            match self.faults[d] {
+                Fault::None => {
+                    let result = self.disks[d].apply(&req);
+                    self.lease.handle_io(self.now, req.id, result);
+                }
+                Fault::Fail => self
+                    .lease
+                    .handle_io(self.now, req.id, Err(IoError::Failed(5))),
+                Fault::Hang => self.hung.push(req),
+            }
+        }
+    }
+
+    /// The hung disk comes back: what it was asked is done now, late.
+    fn answer_hung(&mut self) {
+        for req in std::mem::take(&mut self.hung) {
+            let d = match req.disk {
+                DiskRef::Lease(disk) => disk.index(),
+                DiskRef::Lockspace => unreachable!("only lease disks hang here"),
+            };
+            let result = self.disks[d].apply(&req);
+            self.lease.handle_io(self.now, req.id, result);
+        }
+    }
+
+    fn events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.lease.poll_event()).collect()
+    }
+
+    /// The lease area as disk `d` holds it.
+    fn area(&self, d: usize) -> &[u8] {
+        let o = OFFSETS[d] as usize;
+        &self.disks[d].bytes()[o..o + AREA]
+    }
+
+    fn area_mut(&mut self, d: usize) -> &mut [u8] {
+        let o = OFFSETS[d] as usize;
+        &mut self.disks[d].bytes_mut()[o..o + AREA]
+    }
+
+    fn leader(&self, d: usize) -> LeaderRecord {
+        LeaderRecord::decode(&self.area(d)[..512], LeaderKind::Paxos, 0).unwrap()
+    }
+
+    fn acquire(&mut self) -> Vec<Event> {
+        self.lease.acquire(self.now, AcquireRequest::default());
+        self.run_io();
+        self.events()
+    }
+
+    fn release(&mut self) -> Vec<Event> {
+        self.lease.release(self.now);
+        self.run_io();
+        self.events()
+    }
+}
+
+fn acquired(events: &[Event]) -> LeaderRecord {
+    match events {
+        [Event::Acquired { leader, .. }] => *leader,
+        other => panic!("expected one Acquired, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_three_disk_lease_runs_every_step_on_every_disk_and_writes_the_same_records() {
+    let mut one = Disks::new(1, 1);
+    let single = acquired(&one.acquire());
+    let mut three = Disks::new(3, 1);
+    let leader = acquired(&three.acquire());
+    assert_eq!(leader, single, "the same leader as on one disk");
+    // Each of the single-disk lease's 6 I/Os, on each disk, at that disk's own offset.
+    let mut per_disk: Vec<Vec<_>> = vec![Vec::new(); 3];
+    for &(d, kind, at, len) in &three.log {
+        per_disk[d].push((kind, at, len));
+    }
+    let single_log: Vec<_> = one.log.iter().map(|&(_, k, a, l)| (k, a, l)).collect();
+    for (d, log) in per_disk.iter().enumerate() {
+        assert_eq!(log, &single_log, "disk {d}");
+    }
+    for d in 0..3 {
+        assert_eq!(
+            three.area(d),
+            one.area(0),
+            "disk {d} holds what one disk holds"
+        );
+    }
+    assert_eq!(three.release(), vec![Event::Released]);
+    one.release();
+    for d in 0..3 {
+        assert_eq!(three.area(d), one.area(0), "after the release, disk {d}");
+    }
+}
+
+#[test]
+fn whichever_disk_of_three_fails_it_is_left_alone_and_the_lease_is_taken_and_released() {
+    for bad in 0..3 {
+        let mut w = Disks::new(3, 1);
+        w.faults[bad] = Fault::Fail;
+        let before = w.area(bad).to_vec();
+        let leader = acquired(&w.acquire());
+        assert_eq!(leader.owner_id, HostId::new(1));
+        let good: Vec<usize> = (0..3).filter(|&d| d != bad).collect();
+        for &d in &good {
+            assert_eq!(w.leader(d), leader, "disk {d} while disk {bad} fails");
+        }
+        assert_eq!(w.release(), vec![Event::Released]);
+        for &d in &good {
+            assert_eq!(w.leader(d).timestamp, 0, "free on disk {d}");
+        }
+        assert_eq!(w.area(bad), &before[..], "nothing reached disk {bad}");
+    }
+}
+
+#[test]
+fn a_hung_disk_of_three_costs_one_io_timeout_and_its_late_answers_are_only_counted() {
+    let mut w = Disks::new(3, 1);
+    w.faults[0] = Fault::Hang;
+    let start = w.now;
+    assert_eq!(w.acquire(), vec![], "the lease read waits for every disk");
+    w.now = start + Duration::from_secs(N);
+    w.lease.handle_timeout(w.now);
+    w.run_io();
+    let leader = acquired(&w.events());
+    assert_eq!(w.leader(1), leader);
+    assert_eq!(
+        w.release(),
+        vec![Event::Released],
+        "no second wait: the disk hangs"
+    );
+    assert!(w.lease.is_done());
+    let hung = w.hung.len();
+    assert!(hung >= 6, "every step asked the hung disk too ({hung})");
+    w.answer_hung();
+    assert_eq!(w.lease.late_completions(), hung as u64);
+    assert_eq!(w.events(), vec![]);
+}
+
+#[test]
+fn two_failing_disks_of_three_fail_the_acquire_as_sanlock_does() {
+    // _lease_read_num: a leader agreed on by a majority is needed; one disk read → -210.
+    let mut w = Disks::new(3, 1);
+    w.faults[0] = Fault::Fail;
+    w.faults[2] = Fault::Fail;
+    assert_eq!(
+        w.acquire(),
+        vec![Event::AcquireFailed {
+            rv: SANLK_DBLOCK_READ
+        }]
+    );
+    // Two of four is not a majority either (exactly half is not enough).
+    let mut w = Disks::new(4, 1);
+    w.faults[1] = Fault::Fail;
+    w.faults[3] = Fault::Fail;
+    assert_eq!(
+        w.acquire(),
+        vec![Event::AcquireFailed {
+            rv: SANLK_DBLOCK_READ
+        }]
+    );
+    // Three of four is.
+    let mut w = Disks::new(4, 1);
+    w.faults[3] = Fault::Fail;
+    acquired(&w.acquire());
+}
+
+#[test]
+fn a_disk_replaced_with_a_zeroed_one_is_written_again_by_the_next_acquire() {
+    let mut w = Disks::new(3, 1);
+    w.area_mut(2).fill(0);
+    let leader = acquired(&w.acquire());
+    assert_eq!(w.leader(2), leader, "the commit reached the new disk");
+    let ours = DblockSector::decode(&w.area(2)[1024..1536], 0).unwrap();
+    assert_eq!(ours.dblock.lver, leader.lver, "and our dblock with it");
+    assert_eq!(w.release(), vec![Event::Released]);
+    assert_eq!(w.leader(2).timestamp, 0);
+}
+
+#[test]
+fn leaders_that_differ_on_every_disk_are_outvoted_or_healed_by_the_next_commit() {
+    // 3.8.5 answers LEADER_DIFF (-222) for good when no majority agrees; the newest is as
+    // safe a start (the ballot reads a majority), and our commit writes it everywhere.
+    let mut w = Disks::new(3, 1);
+    for d in 0..3 {
+        let mut l = w.leader(d);
+        l.lver = Lver(10 + d as u64);
+        w.area_mut(d)[..LEADER_RECORD_SIZE].copy_from_slice(&l.encode());
+    }
+    let leader = acquired(&w.acquire());
+    assert_eq!(leader.lver, Lver(13), "after the newest, 12");
+    for d in 0..3 {
+        assert_eq!(w.leader(d), leader, "disk {d} agrees again");
+    }
+    // Two alike of three are enough: the odd one is outvoted (and rewritten by the commit).
+    let mut w = Disks::new(3, 1);
+    let mut l = w.leader(1);
+    l.lver = Lver(10);
+    w.area_mut(1)[..LEADER_RECORD_SIZE].copy_from_slice(&l.encode());
+    let leader = acquired(&w.acquire());
+    assert_eq!(leader.lver, Lver(1));
+    assert_eq!(w.leader(1), leader);
+    // Three of four read, two alike: not a majority of four, so the newest again.
+    let mut w = Disks::new(4, 1);
+    w.faults[3] = Fault::Fail;
+    let mut l = w.leader(1);
+    l.lver = Lver(10);
+    w.area_mut(1)[..LEADER_RECORD_SIZE].copy_from_slice(&l.encode());
+    acquired(&w.acquire());
+}
+
+#[test]
+fn a_larger_ballot_on_a_disk_that_answers_loses_the_ballot() {
+    // run_ballot: a dblock with a larger mbal on any disk read aborts the phase. Host 2
+    // writes it on disk 0 after our lease read (which would have set our mbal above it).
+    let mut w = Disks::new(3, 1);
+    w.lease.acquire(w.now, AcquireRequest::default());
+    for _ in 0..3 {
+        let req = w.lease.poll_io().expect("the lease read on each disk");
+        let DiskRef::Lease(d) = req.disk else {
+            panic!("{req:?}")
+        };
+        let result = w.disks[d.index()].apply(&req);
+        w.lease.handle_io(w.now, req.id, result);
+    }
+    let other = PaxosDblock {
+        mbal: Mbal(1_000_002),
+        lver: Lver(1),
+        ..PaxosDblock::default()
+    };
+    let sector = DblockSector {
+        dblock: other,
+        mode: ModeBlock::default(),
+    }
+    .encode(SectorSize::Bytes512);
+    w.area_mut(0)[1536..2048].copy_from_slice(&sector);
+    w.run_io();
+    assert_eq!(w.events(), vec![]);
+    assert!(
+        matches!(w.lease.wait(), Some(crate::waits::Wait::Backoff { .. })),
+        "lost: backing off before the next ballot, {:?}",
+        w.lease.wait()
+    );
+    let leader_writes = w.log.iter().filter(|e| e.1 == "write" && e.2 == 0).count();
+    assert_eq!(leader_writes, 0, "nothing committed");
+}
+
+#[test]
+fn the_lvb_comes_from_the_first_disk_that_reads_it() {
+    let mut w = Disks::new(3, 1);
+    let lvb_at = 1_025_024;
+    w.area_mut(0)[lvb_at..lvb_at + 5].copy_from_slice(b"disk0");
+    w.area_mut(1)[lvb_at..lvb_at + 5].copy_from_slice(b"disk1");
+    w.faults[0] = Fault::Fail;
+    w.lease.acquire(
+        w.now,
+        AcquireRequest {
+            lvb: true,
+            ..AcquireRequest::default()
+        },
+    );
+    w.run_io();
+    let events = w.events();
+    let [Event::Acquired { lvb: Some(lvb), .. }] = &events[..] else {
+        panic!("{events:?}");
+    };
+    assert_eq!(&lvb.bytes()[..5], b"disk1");
+    // Written to every disk before the release.
+    w.faults[0] = Fault::None;
+    w.lease
+        .set_lvb(Lvb::new(b"new-value", SectorSize::Bytes512).unwrap());
+    assert_eq!(w.release(), vec![Event::Released]);
+    for d in 0..3 {
+        assert_eq!(&w.area(d)[lvb_at..lvb_at + 9], b"new-value", "disk {d}");
+    }
+}
+
+#[test]
+fn each_disk_is_asked_at_its_own_offset() {
+    let mut w = Disks::new(4, 2);
+    acquired(&w.acquire());
+    for (d, &o) in OFFSETS.iter().enumerate() {
+        assert_eq!(w.lease.config().disks.offset(LeaseDisk::new(d).unwrap()), o);
+    }
+    // Host 2's dblock is sector 3 of the lease on every disk.
+    for d in 0..4 {
+        let ours = DblockSector::decode(&w.area(d)[1536..2048], 0).unwrap();
+        assert_eq!(ours.dblock.inp, 2, "disk {d}");
+    }
+}

@@ -1,0 +1,217 @@
+//! A resource lease on three disks (Disk Paxos with majorities), shared by sanlock 3.8.5's
+//! daemon (host 1) and ours (host 2) in one lockspace: taken, held and released by each in
+//! turn, the same leader on every disk after each; and with one disk of three removed or
+//! truncated (failing for both), ours still takes and releases the free lease while the C host
+//! stays excluded (3.8.5 itself fails with -9 or -90 then), and a disk replaced by a zeroed one
+//! is outvoted.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::{CDaemon, Scratch};
+
+/// `client command -r RES -c /bin/true` on `d`: the acquire's result line.
+fn try_acquire(bin: &Path, d: &CDaemon, res: &str) -> String {
+    let out = Command::new(bin)
+        .args(["client", "command", "-r", res, "-c", "/bin/true"])
+        .env("SANLOCK_RUN_DIR", d.run_dir())
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    // The C tool's buffered stdout is lost at exec (wire.md §6.2): success shows as /bin/true's
+    // exit status.
+    match String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with("acquire done"))
+    {
+        Some(line) => line.to_string(),
+        None if out.status.success() => "acquire done 0".to_string(),
+        None => format!("no acquire line, exit {:?}", out.status.code()),
+    }
+}
+
+/// The (lver, owner_id, timestamp) of the leader on one disk, as the C tool reads it.
+fn leader_on(c: &Path, disk: &Path) -> (u64, u64, u64) {
+    let r = common::run(
+        c,
+        &[
+            "direct",
+            "read_leader",
+            "-r",
+            &format!("LS:R:{}:0", disk.display()),
+        ],
+        None,
+    );
+    let field = |name: &str| {
+        r.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {:?}", r.stdout))
+    };
+    (field("lver"), field("owner_id"), field("timestamp"))
+}
+
+struct Cluster {
+    c: PathBuf,
+    ours: PathBuf,
+    c_host: CDaemon,
+    our_host: CDaemon,
+    disks: [PathBuf; 3],
+    res: String,
+    _scratch: Scratch,
+}
+
+impl Cluster {
+    fn start(c: &Path, label: &str) -> Cluster {
+        let ours = common::ours();
+        let scratch = Scratch::new(label);
+        let ls = scratch.path("ls");
+        common::create_file(&ls, 1 << 20);
+        let disks = ["d1", "d2", "d3"].map(|d| scratch.path(d));
+        for d in &disks {
+            common::create_file(d, 2 << 20);
+        }
+        let ls_path = ls.display().to_string();
+        let res = format!(
+            "LS:R:{}:0:{}:0:{}:0",
+            disks[0].display(),
+            disks[1].display(),
+            disks[2].display()
+        );
+        for args in [
+            vec![
+                "direct",
+                "init",
+                "-s",
+                &format!("LS:0:{ls_path}:0"),
+                "-o",
+                "1",
+            ],
+            vec!["direct", "init", "-r", &res],
+        ] {
+            assert_eq!(common::run(c, &args, None).code, 0, "{args:?}");
+        }
+        let c_host = CDaemon::start(c, &scratch, "host1");
+        let our_host = CDaemon::start(&ours, &scratch, "host2");
+        std::thread::scope(|s| {
+            for (d, id) in [(&c_host, 1), (&our_host, 2)] {
+                let arg = format!("LS:{id}:{ls_path}:0");
+                s.spawn(move || {
+                    let r = d.client(&["add_lockspace", "-s", &arg, "-o", "1"]);
+                    assert_eq!(r.code, 0, "{r:?}");
+                });
+            }
+        });
+        Cluster {
+            c: c.to_path_buf(),
+            ours,
+            c_host,
+            our_host,
+            disks,
+            res,
+            _scratch: scratch,
+        }
+    }
+
+    /// The leader on each disk.
+    fn leaders(&self) -> Vec<(u64, u64, u64)> {
+        self.disks.iter().map(|d| leader_on(&self.c, d)).collect()
+    }
+}
+
+#[test]
+fn a_three_disk_lease_goes_back_and_forth_between_a_c_host_and_ours() {
+    let c = require_c_sanlock!();
+    let mut w = Cluster::start(&c, "multidisk-alternate");
+    let res = w.res.clone();
+    let mut last_lver = 0;
+    for round in 0..2 {
+        w.our_host.hold(&res);
+        assert_eq!(try_acquire(&w.c, &w.c_host, &res), "acquire done -243");
+        let held = w.leaders();
+        assert!(
+            held.iter().all(|l| l.1 == 2 && l.2 != 0 && l.0 > last_lver),
+            "round {round}: ours holds it on every disk: {held:?}"
+        );
+        assert!(held.windows(2).all(|p| p[0] == p[1]), "{held:?}");
+        w.our_host.release_holders(&res);
+
+        w.c_host.hold(&res);
+        assert_eq!(try_acquire(&w.ours, &w.our_host, &res), "acquire done -243");
+        let held = w.leaders();
+        assert!(
+            held.iter().all(|l| l.1 == 1 && l.2 != 0 && l.0 > last_lver),
+            "round {round}: C holds it on every disk: {held:?}"
+        );
+        assert!(held.windows(2).all(|p| p[0] == p[1]), "{held:?}");
+        last_lver = held[0].0;
+        w.c_host.release_holders(&res);
+        // 3.8.5 lists the lease as gone before its release reaches the disks.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while w.leaders().iter().any(|l| l.2 != 0) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never released on every disk: {:?}",
+                w.leaders()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn with_one_disk_of_three_gone_or_failing_ours_takes_the_lease_and_the_c_host_stays_out() {
+    let c = require_c_sanlock!();
+    let mut w = Cluster::start(&c, "multidisk-faulty");
+    let res = w.res.clone();
+    let gone = w.disks[2].with_extension("gone");
+
+    // Removed: 3.8.5 cannot even try (-9, it submits I/O on the disk it could not open).
+    std::fs::rename(&w.disks[2], &gone).unwrap();
+    assert_eq!(try_acquire(&w.c, &w.c_host, &res), "acquire done -9");
+    w.our_host.hold(&res);
+    assert_eq!(try_acquire(&w.c, &w.c_host, &res), "acquire done -9");
+    w.our_host.release_holders(&res);
+    let d1 = leader_on(&c, &w.disks[0]);
+    assert_eq!((d1.1, d1.2), (2, 0), "taken and released by ours: {d1:?}");
+
+    // Truncated to nothing (every read short): 3.8.5 fails (-90 here, -EMSGSIZE); ours goes on.
+    std::fs::rename(&gone, &w.disks[2]).unwrap();
+    let before = common::read_all(&w.disks[2]);
+    std::fs::File::options()
+        .write(true)
+        .open(&w.disks[2])
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    assert_eq!(try_acquire(&w.c, &w.c_host, &res), "acquire done -90");
+    w.our_host.hold(&res);
+    assert_eq!(try_acquire(&w.c, &w.c_host, &res), "acquire done -90");
+
+    // Back, but zeroed (a replacement disk): the C host sees ours holding it on the other two.
+    std::fs::File::options()
+        .write(true)
+        .open(&w.disks[2])
+        .unwrap()
+        .set_len(2 << 20)
+        .unwrap();
+    assert_eq!(try_acquire(&w.c, &w.c_host, &res), "acquire done -243");
+    w.our_host.release_holders(&res);
+    assert!(
+        before.iter().any(|&b| b != 0),
+        "the disk had the lease on it"
+    );
+
+    // The C host takes it over the zeroed disk (its commit writes the leader there again),
+    // and ours is refused while it holds it.
+    w.c_host.hold(&res);
+    assert_eq!(try_acquire(&w.ours, &w.our_host, &res), "acquire done -243");
+    let held = w.leaders();
+    assert!(held.iter().all(|l| l.1 == 1 && l.2 != 0), "{held:?}");
+    w.c_host.release_holders(&res);
+    w.our_host.hold(&res);
+    w.our_host.release_holders(&res);
+}
