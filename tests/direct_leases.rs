@@ -225,3 +225,83 @@ fn write_leader_prints_and_writes_what_sanlock_writes() {
         read.stdout
     );
 }
+
+/// `direct acquire` and `release` of a lease on three disks (sanlock 3.8.5's `direct init -r`
+/// wrote it): the C tool reads the same leader on every disk; with one disk gone ours still
+/// releases on the other two, where 3.8.5's acquire fails with -9.
+#[test]
+fn a_lease_on_three_disks_is_taken_and_released_directly_without_one_of_them() {
+    let c = require_c_sanlock!();
+    let ours = common::ours();
+    let scratch = Scratch::new("direct-three-disks");
+    let disks: Vec<std::path::PathBuf> =
+        ["d1", "d2", "d3"].iter().map(|d| scratch.path(d)).collect();
+    for d in &disks {
+        common::create_file(d, 2 << 20);
+    }
+    let res = format!(
+        "LS:R:{}:0:{}:0:{}:0",
+        disks[0].display(),
+        disks[1].display(),
+        disks[2].display()
+    );
+    assert_eq!(
+        common::run(&c, &["direct", "init", "-r", &res], None).code,
+        0
+    );
+    let owner = |d: &Path| {
+        let r = common::run(
+            &c,
+            &[
+                "direct",
+                "read_leader",
+                "-r",
+                &format!("LS:R:{}:0", d.display()),
+            ],
+            None,
+        );
+        let field = |k: &str| {
+            r.stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        (field("owner_id "), field("timestamp ") != "0")
+    };
+    let acquire = common::run(
+        &ours,
+        &["direct", "acquire", "-r", &res, "-i", "1", "-g", "1"],
+        None,
+    );
+    assert_eq!(acquire.stdout.trim(), "acquire done 0", "{acquire:?}");
+    for d in &disks {
+        assert_eq!(owner(d), ("1".to_string(), true), "{}", d.display());
+    }
+    let gone = disks[2].with_extension("gone");
+    std::fs::rename(&disks[2], &gone).unwrap();
+    let c_acquire = common::run(
+        &c,
+        &["direct", "acquire", "-r", &res, "-i", "2", "-g", "1"],
+        None,
+    );
+    assert_eq!(
+        c_acquire.stdout.trim(),
+        "acquire done -9",
+        "3.8.5 without one disk"
+    );
+    let release = common::run(
+        &ours,
+        &["direct", "release", "-r", &res, "-i", "1", "-g", "1"],
+        None,
+    );
+    assert_eq!(release.stdout.trim(), "release done 0", "{release:?}");
+    for d in &disks[..2] {
+        assert_eq!(
+            owner(d),
+            ("1".to_string(), false),
+            "released on {}",
+            d.display()
+        );
+    }
+}
