@@ -11,30 +11,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{CDaemon, Scratch};
+use common::{try_acquire, CDaemon, Scratch};
 
 /// host_dead_seconds for io_timeout 1.
 const HOST_DEAD_S: f64 = 68.0;
-
-/// `client command -r RES -c /bin/true` on `d`: the acquire's result line.
-fn try_acquire(bin: &Path, d: &CDaemon, res: &str) -> String {
-    let out = Command::new(bin)
-        .args(["client", "command", "-r", res, "-c", "/bin/true"])
-        .env("SANLOCK_RUN_DIR", d.run_dir())
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    // The C tool's buffered stdout is lost at exec (wire.md §6.2): success shows as /bin/true's
-    // exit status.
-    match String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| l.starts_with("acquire done"))
-    {
-        Some(line) => line.to_string(),
-        None if out.status.success() => "acquire done 0".to_string(),
-        None => format!("no acquire line, exit {:?}", out.status.code()),
-    }
-}
 
 fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);

@@ -876,6 +876,11 @@ impl PaxosLease {
 
     /// The same I/O on every disk of the lease, `from_area` bytes into its area.
     fn on_every_disk(&mut self, now: Time, from_area: u64, op: IoOp) -> Round<Digest> {
+        self.fan_out(now, from_area, op, false)
+    }
+
+    /// `op` on every disk; with `then_read`, each disk's write is followed by its phase read.
+    fn fan_out(&mut self, now: Time, from_area: u64, op: IoOp, then_read: bool) -> Round<Digest> {
         let timeout = self.timeout();
         every_disk(
             &mut self.io,
@@ -884,7 +889,7 @@ impl PaxosLease {
             timeout,
             from_area,
             &op,
-            false,
+            then_read,
         )
     }
 
@@ -963,16 +968,7 @@ impl PaxosLease {
         debug_assert_eq!(DblockSector::decode(&data, 0).as_ref(), Ok(&sector));
         let g = self.config.geometry;
         let at = g.sector_offset(g.dblock_sector(self.config.host_id));
-        let timeout = self.timeout();
-        every_disk(
-            &mut self.io,
-            now,
-            &self.config.disks,
-            timeout,
-            at,
-            &IoOp::Write { data },
-            then_read,
-        )
+        self.fan_out(now, at, IoOp::Write { data }, then_read)
     }
 
     fn write_leader(&mut self, now: Time, leader: &LeaderRecord) -> Round<Digest> {

@@ -14,7 +14,7 @@ use crate::io::{IoError, IoResult};
 use crate::mutants::Mutant;
 use crate::ondisk::dblock::MBLOCK_OFFSET;
 use crate::ondisk::leader::LEADER_COMPARE_LEN;
-use crate::ondisk::{LeaderKind, LeaderRecord, Lvb, ModeBlock, PaxosDblock, RawLeader, RecordKind};
+use crate::ondisk::{LeaderRecord, Lvb, ModeBlock, PaxosDblock};
 use crate::quorum::{majority, merged_error, HungDisks, Round, Slot};
 use crate::rv::{SANLK_DBLOCK_CHECKSUM, SANLK_DBLOCK_READ, SANLK_DBLOCK_WRITE, SANLK_LEADER_READ};
 
@@ -166,20 +166,7 @@ impl PaxosLease {
     /// §7.1 on one disk: the leader checked as sanlock does, then (at its sizes) every dblock.
     fn lease_on_disk(&self, hosts: Option<u64>, result: IoResult) -> Result<LeaseRead, i32> {
         let area = result.map_err(IoError::rv)?;
-        let raw = match RawLeader::parse(&area) {
-            Ok(raw) if self.mutants.has(Mutant::TrustBadChecksum) => raw.sealed(),
-            Ok(raw) => raw,
-            Err(_) => return Err(SANLK_LEADER_READ),
-        };
-        raw.check_as_sanlock(
-            LeaderKind::Paxos,
-            &self.config.space_name,
-            Some(&self.config.resource_name),
-            Some(self.config.host_id),
-        )?;
-        let leader = raw
-            .verify(LeaderKind::Paxos)
-            .map_err(|p| p.sanlk_code(RecordKind::PaxosLeader))?;
+        let leader = self.check_leader(Ok(area.clone()))?;
         // The lease's own sizes come before its dblocks (3.8.5 looks first and can run past
         // its buffer, algorithms.md §7.1 step 4).
         if leader.geometry != self.config.geometry {

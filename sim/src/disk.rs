@@ -129,6 +129,28 @@ impl SimDisk {
     }
 }
 
+/// A lease's leader as a reader of all its disks finds it: valid, and the same (its first 152
+/// bytes, before the timestamp) on a majority of the `sectors`, one per disk.
+pub fn agreed_leader<'a>(
+    sectors: impl Iterator<Item = &'a [u8]>,
+) -> Option<sanlock_core::ondisk::RawLeader> {
+    use sanlock_core::ondisk::{leader::LEADER_COMPARE_LEN, LeaderKind, RawLeader};
+    let mut disks = 0;
+    let leaders: Vec<RawLeader> = sectors
+        .filter_map(|s| {
+            disks += 1;
+            RawLeader::parse(s)
+                .ok()
+                .filter(|l| l.verify(LeaderKind::Paxos).is_ok())
+        })
+        .collect();
+    let key = |l: &RawLeader| l.to_bytes()[..LEADER_COMPARE_LEN].to_vec();
+    leaders.iter().copied().find(|l| {
+        let same = leaders.iter().filter(|m| key(m) == key(l)).count();
+        sanlock_core::quorum::majority(disks, same)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

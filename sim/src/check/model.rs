@@ -15,8 +15,7 @@ use sanlock_core::host::Output;
 use sanlock_core::io::{IoError, IoOp};
 use sanlock_core::ondisk::leader::{DELTA_DISK_MAGIC, PAXOS_DISK_MAGIC};
 use sanlock_core::ondisk::{
-    lockspace_init, resource_init, AlignSize, Geometry, LeaderKind, Name, RawLeader, ResourceInit,
-    SectorSize,
+    lockspace_init, resource_init, AlignSize, Geometry, Name, RawLeader, ResourceInit, SectorSize,
 };
 use sanlock_core::paxos;
 use sanlock_core::timeouts::WATCHDOG_FIRE_TIMEOUT_S;
@@ -841,19 +840,10 @@ impl Model {
 
     /// The lease's leader: valid and the same (first 152 bytes) on a majority of its disks.
     fn lease_leader(&self, s: &State) -> Option<RawLeader> {
-        let k = usize::from(self.scenario.lease_disks);
-        let leaders: Vec<RawLeader> = (1..=k as u64)
-            .filter_map(|d| {
-                RawLeader::parse(&self.read(&s.disk, d * MIB, SECTOR))
-                    .ok()
-                    .filter(|l| l.verify(LeaderKind::Paxos).is_ok())
-            })
+        let sectors: Vec<Vec<u8>> = (1..=u64::from(self.scenario.lease_disks))
+            .map(|d| self.read(&s.disk, d * MIB, SECTOR))
             .collect();
-        let key = |l: &RawLeader| l.to_bytes()[..TIMESTAMP_OFFSET].to_vec();
-        leaders.iter().copied().find(|l| {
-            let same = leaders.iter().filter(|m| key(m) == key(l)).count();
-            sanlock_core::quorum::majority(k, same)
-        })
+        crate::disk::agreed_leader(sectors.iter().map(Vec::as_slice))
     }
 
     /// ADD_LOCKSPACE on a connection of its own.

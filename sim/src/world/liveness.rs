@@ -101,20 +101,10 @@ impl World {
 
     /// Resource `r`'s leader: valid and the same (first 152 bytes) on a majority of its disks.
     fn lease_leader(&self, r: usize) -> Option<RawLeader> {
-        let k = self.cfg.lease_disks;
-        let leaders: Vec<RawLeader> = (0..k)
-            .filter_map(|d| {
-                let offset = self.lease_offset(r, d) as usize;
-                RawLeader::parse(&self.disk.bytes()[offset..offset + SECTOR])
-                    .ok()
-                    .filter(|l| l.verify(LeaderKind::Paxos).is_ok())
-            })
-            .collect();
-        let key = |l: &RawLeader| l.to_bytes()[..TIMESTAMP_OFFSET].to_vec();
-        leaders.iter().copied().find(|l| {
-            let same = leaders.iter().filter(|m| key(m) == key(l)).count();
-            sanlock_core::quorum::majority(k, same)
-        })
+        crate::disk::agreed_leader((0..self.cfg.lease_disks).map(|d| {
+            let offset = self.lease_offset(r, d) as usize;
+            &self.disk.bytes()[offset..offset + SECTOR]
+        }))
     }
 
     /// Called from the Acquired path during the liveness phase: remember success.

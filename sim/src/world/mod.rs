@@ -27,8 +27,7 @@ use sanlock_core::host::{Output, Target};
 use sanlock_core::io::{IoError, IoId, IoOp, IoRequest, IoResult};
 use sanlock_core::ondisk::leader::{DELTA_DISK_MAGIC, PAXOS_DISK_MAGIC};
 use sanlock_core::ondisk::{
-    lockspace_init, resource_init, ForceMode, Geometry, LeaderKind, Name, RawLeader, ResourceInit,
-    SectorSize,
+    lockspace_init, resource_init, ForceMode, Geometry, Name, RawLeader, ResourceInit, SectorSize,
 };
 use sanlock_core::paxos;
 use sanlock_core::rng::Rng;
