@@ -194,3 +194,33 @@ fn with_one_disk_of_three_gone_or_failing_ours_takes_the_lease_and_the_c_host_st
     w.our_host.hold(&res);
     w.our_host.release_holders(&res);
 }
+
+#[test]
+fn every_client_path_takes_a_lease_on_three_disks() {
+    let c = require_c_sanlock!();
+    let mut w = Cluster::start(&c, "multidisk-paths");
+    let res = w.res.clone();
+    w.our_host.hold(&res);
+    let pid = w.our_host.holder_pid(0).to_string();
+    // inquire names every disk; a request (which writes the first disk's request record)
+    // leaves the lease's routes whole: the converts after it run on every disk.
+    let inq = w.our_host.client(&["inquire", "-p", &pid]);
+    assert!(inq.stdout.contains(&format!("\"{res}:1\"")), "{inq:?}");
+    let req = w
+        .our_host
+        .client(&["request", "-r", &format!("{res}:2"), "-f", "0"]);
+    assert!(req.stdout.contains("request done 0"), "{req:?}");
+    for (to, shared) in [(format!("{res}:SH"), true), (res.clone(), false)] {
+        let conv = w.our_host.client(&["convert", "-r", &to, "-p", &pid]);
+        assert!(conv.stdout.contains("convert done 0"), "{conv:?}");
+        let free = w.leaders().iter().all(|l| l.2 == 0);
+        assert_eq!(
+            free,
+            shared,
+            "shared frees the leader on every disk: {:?}",
+            w.leaders()
+        );
+    }
+    w.our_host.release_holders(&res);
+    assert!(w.leaders().iter().all(|l| l.2 == 0), "{:?}", w.leaders());
+}

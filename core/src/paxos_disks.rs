@@ -246,7 +246,7 @@ impl PaxosLease {
             Step::ReadHolder { .. } => decide_mode(round, expected),
             Step::ReadLvb { .. } => decide_lvb(round, &self.hung),
             Step::ReadModesAfterAdoption { .. } => decide_modes(round, expected),
-            _ => decide_written(round, expected),
+            _ => decide_written(round, expected, &self.hung),
         }
     }
 
@@ -397,7 +397,7 @@ impl PaxosLease {
 
 /// Writes: done on a majority (the host keeps our later writes to a disk behind the ones
 /// still out there), or failed when a majority can no longer be reached.
-fn decide_written(round: &Round<Digest>, expected: usize) -> Option<Merged> {
+fn decide_written(round: &Round<Digest>, expected: usize, hung: &HungDisks) -> Option<Merged> {
     let n = round.disks();
     let ok = count(round, |d| matches!(d, Digest::Written(Ok(()))));
     if majority(n, ok) {
@@ -413,7 +413,12 @@ fn decide_written(round: &Round<Digest>, expected: usize) -> Option<Merged> {
             Digest::Written(Err(e)) => Some(*e),
             _ => None,
         })
-        .chain(round.in_flight().map(|_| IoError::TimedOut));
+        .chain(
+            round
+                .in_flight()
+                .filter(|&(d, _)| hung.has(d))
+                .map(|_| IoError::TimedOut),
+        );
     Some(Merged::Written(Err(merged_error(errors))))
 }
 

@@ -390,3 +390,16 @@ fn each_disk_is_asked_at_its_own_offset() {
         assert_eq!(ours.dblock.inp, 2, "disk {d}");
     }
 }
+
+#[test]
+fn converts_run_on_every_disk() {
+    let mut w = Disks::new(3, 1);
+    acquired(&w.acquire());
+    w.lease.convert(w.now, true);
+    w.run_io();
+    assert_eq!(w.events(), vec![Event::Converted { shared: true }]);
+    w.lease.convert(w.now, false);
+    w.run_io();
+    assert_eq!(w.events(), vec![Event::Converted { shared: false }]);
+    assert_eq!(w.release(), vec![Event::Released]);
+}

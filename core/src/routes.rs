@@ -42,6 +42,15 @@ impl<D: Copy> Routes<D> {
         self.leases.insert((space, resource), vec![Some(disk)]);
     }
 
+    /// A request or examine of `resource` in `space` goes to `disk` (its request record is on
+    /// the lease's first disk), unless the lease's disks are named already — by an acquire,
+    /// whose routes for a lease on several disks must stay whole.
+    pub fn name_lease_if_unnamed(&mut self, space: Name, resource: Name, disk: D) {
+        self.leases
+            .entry((space, resource))
+            .or_insert_with(|| vec![Some(disk)]);
+    }
+
     /// The lease of `resource` in `space` is on these disks, in the lease's order; the I/O of
     /// a disk given as `None` (it would not open) fails at once with ENODEV.
     pub fn set_lease_disks(&mut self, space: Name, resource: Name, disks: Vec<Option<D>>) {
@@ -118,6 +127,28 @@ mod tests {
         assert_eq!(
             routes.place(&Target::Request(ls, other), DiskRef::LEASE),
             None
+        );
+    }
+
+    #[test]
+    fn a_request_keeps_the_routes_an_acquire_gave_a_lease_on_several_disks() {
+        use crate::quorum::LeaseDisk;
+        let (ls, r) = (Name::new(b"LS").unwrap(), Name::new(b"R").unwrap());
+        let mut routes = Routes::default();
+        routes.set_lease_disks(ls, r, vec![Some(1), None, Some(3)]);
+        routes.name_lease_if_unnamed(ls, r, 1);
+        let on = |d| {
+            routes.place(
+                &Target::Resource(ls, r),
+                DiskRef::Lease(LeaseDisk::new(d).unwrap()),
+            )
+        };
+        assert_eq!([on(0), on(1), on(2)], [Some(1), None, Some(3)]);
+        let other = Name::new(b"R2").unwrap();
+        routes.name_lease_if_unnamed(ls, other, 7);
+        assert_eq!(
+            routes.place(&Target::Request(ls, other), DiskRef::LEASE),
+            Some(7)
         );
     }
 

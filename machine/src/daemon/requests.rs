@@ -102,7 +102,7 @@ impl Engine {
             let path = disk.path.clone();
             return self.open_then(path, AfterOpen::Request { res, waiter });
         };
-        self.routes.set_lease(key.0, key.1, id);
+        self.routes.name_lease_if_unnamed(key.0, key.1, id);
         let args = RequestArgs {
             // sanlock takes the lver field whatever the flags say.
             lver: (res.lver != 0).then_some(Lver(res.lver)),
