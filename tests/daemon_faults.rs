@@ -180,3 +180,96 @@ fn a_failed_acquire_answers_once_its_undo_is_on_disk() {
     assert!(shutdown.ends_with("shutdown done 0\n"), "{shutdown}");
     assert_eq!(daemon.join().unwrap(), 0);
 }
+
+/// A lease on three disks whose third hangs for ours (every I/O there never completes): ours
+/// acquires (one io_timeout spent on the hung disk) and releases it while a C host in the
+/// lockspace is refused meanwhile (-243) and takes it after.
+#[test]
+fn a_hung_disk_of_three_costs_ours_one_timeout_and_the_c_host_stays_excluded() {
+    let c = require_c_sanlock!();
+    let scratch = Scratch::new("daemon-faults-multidisk");
+    let run_dir = scratch.path("run");
+    let ls = scratch.path("ls");
+    common::create_file(&ls, 1 << 20);
+    let disks: Vec<std::path::PathBuf> =
+        ["d1", "d2", "d3"].iter().map(|d| scratch.path(d)).collect();
+    for d in &disks {
+        common::create_file(d, 2 << 20);
+    }
+    let res = format!(
+        "LS:R:{}:0:{}:0:{}:0",
+        disks[0].display(),
+        disks[1].display(),
+        disks[2].display()
+    );
+    let ls_path = ls.display().to_string();
+    for args in [
+        vec![
+            "direct",
+            "init",
+            "-s",
+            &format!("LS:0:{ls_path}:0"),
+            "-o",
+            "1",
+        ],
+        vec!["direct", "init", "-r", &res],
+    ] {
+        assert_eq!(common::run(&c, &args, None).code, 0, "{args:?}");
+    }
+    let (switch, daemon) = start_in_process(&run_dir, b"host2", 3);
+    let c_host = common::CDaemon::start(&c, &scratch, "host1");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let add = client(
+                &run_dir,
+                &[
+                    "add_lockspace",
+                    "-s",
+                    &format!("LS:2:{ls_path}:0"),
+                    "-o",
+                    "1",
+                ],
+            );
+            assert!(add.ends_with("done 0\n"), "{add}");
+        });
+        s.spawn(|| {
+            let add = c_host.client(&[
+                "add_lockspace",
+                "-s",
+                &format!("LS:1:{ls_path}:0"),
+                "-o",
+                "1",
+            ]);
+            assert_eq!(add.code, 0, "{add:?}");
+        });
+    });
+    switch.set(vec![PathFault {
+        path: disks[2].as_os_str().as_encoded_bytes().to_vec(),
+        range: 0..u64::MAX,
+        kind: FaultKind::Hang,
+    }]);
+    let t0 = Instant::now();
+    let mut holder = common::hold_with_script(&run_dir, &res, "exec sleep 600");
+    let took = t0.elapsed().as_secs_f64();
+    eprintln!("acquired with the third disk hung in {took:.2} s");
+    assert_eq!(
+        common::try_acquire(&c, &c_host, &res),
+        "acquire done -243",
+        "the C host is refused while ours holds it"
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let line = common::try_acquire(&c, &c_host, &res);
+        if line == "acquire done 0" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the C host never got it: {line}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    switch.set(Vec::new());
+    let shutdown = client(&run_dir, &["shutdown", "-f", "1", "-w", "1"]);
+    assert!(shutdown.ends_with("shutdown done 0\n"), "{shutdown}");
+    assert_eq!(daemon.join().unwrap(), 0);
+}
