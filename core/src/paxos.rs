@@ -1013,7 +1013,10 @@ impl PaxosLease {
         let writing = self.round().is_some_and(|r| r.is_writing(disk));
         let slot = if writing {
             match result {
-                Ok(_) if self.mutants.has(Mutant::SkipPhase1Read) => {
+                Ok(_)
+                    if self.mutants.has(Mutant::SkipPhase1Read)
+                        && matches!(self.phase, Step::Phase1 { .. }) =>
+                {
                     Slot::Done(Digest::Phase(Ok(PhaseRead::default())))
                 }
                 Ok(_) => {
