@@ -191,17 +191,7 @@ fn a_hung_disk_of_three_costs_ours_one_timeout_and_the_c_host_stays_excluded() {
     let run_dir = scratch.path("run");
     let ls = scratch.path("ls");
     common::create_file(&ls, 1 << 20);
-    let disks: Vec<std::path::PathBuf> =
-        ["d1", "d2", "d3"].iter().map(|d| scratch.path(d)).collect();
-    for d in &disks {
-        common::create_file(d, 2 << 20);
-    }
-    let res = format!(
-        "LS:R:{}:0:{}:0:{}:0",
-        disks[0].display(),
-        disks[1].display(),
-        disks[2].display()
-    );
+    let (disks, res) = common::three_disk_files(&scratch);
     let ls_path = ls.display().to_string();
     for args in [
         vec![

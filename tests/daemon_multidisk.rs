@@ -49,17 +49,8 @@ impl Cluster {
         let scratch = Scratch::new(label);
         let ls = scratch.path("ls");
         common::create_file(&ls, 1 << 20);
-        let disks = ["d1", "d2", "d3"].map(|d| scratch.path(d));
-        for d in &disks {
-            common::create_file(d, 2 << 20);
-        }
+        let (disks, res) = common::three_disk_files(&scratch);
         let ls_path = ls.display().to_string();
-        let res = format!(
-            "LS:R:{}:0:{}:0:{}:0",
-            disks[0].display(),
-            disks[1].display(),
-            disks[2].display()
-        );
         for args in [
             vec![
                 "direct",

@@ -234,17 +234,7 @@ fn a_lease_on_three_disks_is_taken_and_released_directly_without_one_of_them() {
     let c = require_c_sanlock!();
     let ours = common::ours();
     let scratch = Scratch::new("direct-three-disks");
-    let disks: Vec<std::path::PathBuf> =
-        ["d1", "d2", "d3"].iter().map(|d| scratch.path(d)).collect();
-    for d in &disks {
-        common::create_file(d, 2 << 20);
-    }
-    let res = format!(
-        "LS:R:{}:0:{}:0:{}:0",
-        disks[0].display(),
-        disks[1].display(),
-        disks[2].display()
-    );
+    let (disks, res) = common::three_disk_files(&scratch);
     assert_eq!(
         common::run(&c, &["direct", "init", "-r", &res], None).code,
         0

@@ -539,6 +539,22 @@ impl CDaemon {
     }
 }
 
+/// Three 2 MiB files under `scratch` for a lease on three disks, and the RESOURCE string
+/// `LS:R:d1:0:d2:0:d3:0` naming them.
+pub fn three_disk_files(scratch: &Scratch) -> ([PathBuf; 3], String) {
+    let disks = ["d1", "d2", "d3"].map(|d| scratch.path(d));
+    for d in &disks {
+        create_file(d, 2 << 20);
+    }
+    let res = format!(
+        "LS:R:{}:0:{}:0:{}:0",
+        disks[0].display(),
+        disks[1].display(),
+        disks[2].display()
+    );
+    (disks, res)
+}
+
 /// `client command -r RES -c /bin/true` on `d`: the acquire's result line.
 pub fn try_acquire(bin: &Path, d: &CDaemon, res: &str) -> String {
     let out = Command::new(bin)
