@@ -178,6 +178,12 @@ pub struct PaxosLease {
     read_bound: Option<ReadBound>,
     /// Lease disks with an I/O of ours past its deadline still out.
     hung: HungDisks,
+    /// Disks (bits) where the write of the ballot phase under way failed: read for what they
+    /// show, never counted toward its majority.
+    unwritten: u8,
+    /// Our dblock on disk may carry a value naming us, or the leader names us though we do
+    /// not hold the lease, and no RELEASED has followed (see `acquire_failed`).
+    exposed: bool,
     /// The leader an EX→SH convert could not free: freed when the shared hold is released.
     leader_left: Option<LeaderRecord>,
     phase: Step,
@@ -195,6 +201,11 @@ struct Current {
     /// Our own dblock, when it is for a later version than the leader: a late leader write
     /// (another host's, issued before ours) put an older version back on disk.
     ours_ahead: Option<PaxosDblock>,
+    /// The owner's sector as that read found it (none: the read did not reach it).
+    owner_sector: Option<OwnerSector>,
+    /// We go to the ballot because the owner let its version go while holding the lease
+    /// shared: it is a shared holder, whether or not the ballot's reads meet its mode block.
+    owner_shared: bool,
 }
 
 /// The owner-liveness wait (algorithms.md §7.3).
@@ -219,6 +230,9 @@ struct Ballot {
     /// A value an earlier attempt of ours wrote for this version: phase 1 keeps it in our
     /// dblock (as Disk Paxos does, where 3.8.5 zeroes it), since it may be the chosen one.
     carried: Option<PaxosDblock>,
+    /// This ballot completes a version whose value is an earlier attempt's of ours, which we
+    /// do not hold: it commits that value as released, then the acquire starts over.
+    settle: bool,
 }
 
 /// What a ballot makes of another host's dblock.
@@ -368,6 +382,15 @@ enum Step {
         until: Time,
         leader: LeaderRecord,
     },
+    /// A shared release that a disk missed: written again at `until` (`clear_mode_again`).
+    ClearModeRetry {
+        until: Time,
+        tries: u8,
+    },
+    ClearModeWrite {
+        io: Round<Digest>,
+        tries: u8,
+    },
     /// After a shared commit: our dblock RELEASED plus a SHARED mode block.
     SharedDblockWrite {
         io: Round<Digest>,
@@ -408,6 +431,11 @@ enum Step {
         io: Round<Digest>,
         committed: Option<LeaderRecord>,
         rv: i32,
+    },
+    /// A version settled as released (`Ballot::settle`): our dblock RELEASED, then the
+    /// acquire starts over.
+    Settled {
+        io: Round<Digest>,
     },
     /// Undoing a shared acquire that failed after its commit; the committed leader is freed
     /// next (§8.3).
@@ -454,6 +482,7 @@ macro_rules! steps_with_io {
             | Step::ClearHolder { $io, .. }
             | Step::UndoShared { $io, .. }
             | Step::RetractDblock { $io, .. }
+            | Step::Settled { $io }
             | Step::ReadLvb { $io, .. }
             | Step::ConvertExclusiveDblock { $io, .. }
             | Step::ConvertLvb { $io, .. }
@@ -462,6 +491,7 @@ macro_rules! steps_with_io {
             | Step::ReadModesAfterAdoption { $io, .. }
             | Step::ReleaseDblock { $io, .. }
             | Step::ReleaseSharedDblock { $io }
+            | Step::ClearModeWrite { $io, .. }
             | Step::ReleaseReadLeader { $io, .. }
             | Step::ReleaseWriteLeader { $io, .. } => $then,
             _ => None,
@@ -485,6 +515,8 @@ impl PaxosLease {
             last_dblock: None,
             read_bound: None,
             hung: HungDisks::default(),
+            unwritten: 0,
+            exposed: false,
             leader_left: None,
             phase: Step::Idle,
             rng,
@@ -712,6 +744,11 @@ impl PaxosLease {
             Step::ShRetryDelay { until } if now >= until => {
                 self.phase = self.read_lease(now);
             }
+            Step::ClearModeRetry { until, tries } if now >= until => {
+                let sector = self.last_dblock.expect("a shared release wrote our dblock");
+                let io = self.write_dblock(now, &sector, ModeBlock::default());
+                self.phase = Step::ClearModeWrite { io, tries };
+            }
             Step::ReleaseRetryDelay { until, leader } if now >= until => {
                 let io = self.read_leader(now);
                 self.phase = Step::ReleaseReadLeader {
@@ -744,7 +781,8 @@ impl PaxosLease {
             Step::SleepOwner { until, .. }
             | Step::RetryDelay { until, .. }
             | Step::ShRetryDelay { until }
-            | Step::ReleaseRetryDelay { until, .. } => Some(*until),
+            | Step::ReleaseRetryDelay { until, .. }
+            | Step::ClearModeRetry { until, .. } => Some(*until),
             _ => self.round().and_then(Round::deadline),
         }
     }
@@ -763,7 +801,8 @@ impl PaxosLease {
             | Step::RereadOwnerLeader { wait, .. } => Some(owner(wait)),
             Step::RetryDelay { until, .. }
             | Step::ShRetryDelay { until }
-            | Step::ReleaseRetryDelay { until, .. } => Some(Wait::Backoff { until: *until }),
+            | Step::ReleaseRetryDelay { until, .. }
+            | Step::ClearModeRetry { until, .. } => Some(Wait::Backoff { until: *until }),
             _ if self.is_acquiring() => self
                 .round()
                 .and_then(Round::deadline)
@@ -827,6 +866,8 @@ impl PaxosLease {
                 | Step::ReleaseReadLeader { .. }
                 | Step::ReleaseWriteLeader { .. }
                 | Step::ReleaseRetryDelay { .. }
+                | Step::ClearModeRetry { .. }
+                | Step::ClearModeWrite { .. }
                 | Step::Done
         )
     }
@@ -882,6 +923,7 @@ impl PaxosLease {
     /// `op` on every disk; with `then_read`, each disk's write is followed by its phase read.
     fn fan_out(&mut self, now: Time, from_area: u64, op: IoOp, then_read: bool) -> Round<Digest> {
         let timeout = self.timeout();
+        self.unwritten = 0;
         every_disk(
             &mut self.io,
             now,
@@ -960,6 +1002,11 @@ impl PaxosLease {
         then_read: bool,
     ) -> Round<Digest> {
         self.last_dblock = Some(*dblock);
+        let ours =
+            (dblock.inp, dblock.inp2) == (self.config.host_id.get(), self.config.generation.0);
+        // Sticky until a RELEASED write: a later write that failed on some disk leaves the
+        // value there.
+        self.exposed = (self.exposed || (ours && dblock.bal.0 != 0)) && !dblock.released();
         let sector = DblockSector {
             dblock: *dblock,
             mode,
@@ -1027,8 +1074,25 @@ impl PaxosLease {
                     let d = LeaseDisk::new(disk).expect("a disk of the lease");
                     Slot::Waiting(self.read_dblocks_on(now, d, &cur))
                 }
+                // Out of the phase's majority, but what the disk holds still counts against
+                // us: a shared holder's mode block that reached only this disk and one since
+                // replaced by a zeroed one is here alone (docs/SIMULATION.md, seed 95).
+                Err(IoError::Failed(_) | IoError::Short) if self.config.disks.count() > 1 => {
+                    let cur = match &self.phase {
+                        Step::Phase1 { ballot, .. } | Step::Phase2 { ballot, .. } => ballot.cur,
+                        other => unreachable!("a write then read in {other:?}"),
+                    };
+                    self.unwritten |= 1 << disk;
+                    let d = LeaseDisk::new(disk).expect("a disk of the lease");
+                    Slot::Waiting(self.read_dblocks_on(now, d, &cur))
+                }
                 Err(_) => Slot::Done(Digest::Phase(Err(PhaseFailure::Write))),
             }
+        } else if self.unwritten & (1 << disk) != 0 {
+            Slot::Done(match self.digest(result) {
+                Digest::Phase(read) => Digest::Unwritten(read.ok()),
+                other => unreachable!("a phase read digested as {other:?}"),
+            })
         } else {
             Slot::Done(self.digest(result))
         };
@@ -1057,23 +1121,23 @@ impl PaxosLease {
             }
             (Step::ReadOwnerDblock { cur, .. }, Merged::OwnerReleased(released)) => {
                 match released {
-                    Ok(true) => self.start_ballot(now, cur, true),
-                    Ok(false) => self.acquire_failed_or_retry(
+                    Ok(Some(o)) => self.owner_let_go(now, cur, o),
+                    Ok(None) => self.acquire_failed_or_retry(
                         now,
                         SANLK_ACQUIRE_IDLIVE,
                         cur.leader.short_hold(),
                     ),
-                    Err(rv) => self.acquire_failed(rv),
+                    Err(rv) => self.acquire_failed(now, rv),
                 }
             }
             (Step::RereadOwnerLeader { cur, wait, .. }, merged) => match merged.leader() {
                 Ok(leader) if leader == cur.leader => self.read_owner_delta(now, cur, wait),
                 Ok(_) => self.read_lease(now),
-                Err(rv) => self.acquire_failed(rv),
+                Err(rv) => self.acquire_failed(now, rv),
             },
             (Step::RereadBeforeBallot { ballot, .. }, merged) => match merged.leader() {
                 Ok(tmp) => self.judge_reread(now, ballot, tmp),
-                Err(rv) => self.acquire_failed(rv),
+                Err(rv) => self.acquire_failed(now, rv),
             },
             (Step::Phase1 { ballot, .. }, Merged::Phase(read)) => {
                 self.after_phase1(now, ballot, read)
@@ -1090,6 +1154,12 @@ impl PaxosLease {
                 },
                 merged,
             ) => match merged.written() {
+                // A version settled: our dblock says we let it go, then start over.
+                Ok(_) if ballot.settle => {
+                    let mode = self.ballot_mode();
+                    let io = self.write_dblock(now, &released(value), mode);
+                    Step::Settled { io }
+                }
                 // Ours only if it names this instance: a value of our previous incarnation
                 // (an older generation) adopted in phase 1 belongs to a dead owner, whose lease
                 // other hosts may take at once (3.8.5 compares the host_id alone).
@@ -1107,6 +1177,7 @@ impl PaxosLease {
                 // The commit may have landed: retract, and free the leader if it did.
                 Err(_) => self.retract(now, value, Some(leader), SANLK_LEADER_WRITE),
             },
+            (Step::Settled { .. }, _) => self.read_lease(now),
             (Step::RetractDblock { committed, rv, .. }, _) => match committed {
                 Some(leader) => {
                     let io = self.read_leader(now);
@@ -1116,7 +1187,7 @@ impl PaxosLease {
                         then: AfterFree::Failed { rv },
                     }
                 }
-                None => self.acquire_failed(rv),
+                None => self.acquire_failed(now, rv),
             },
             (
                 Step::SharedDblockWrite {
@@ -1146,8 +1217,17 @@ impl PaxosLease {
                 Merged::Mode(mode),
             ) => {
                 let (q, status) = queue.remove(0);
+                // Unreadable (on some disk): counted unless its host is dead by our monitor,
+                // whatever generation held it (a dead holder's mode block on a disk that
+                // answers must not keep the lease from everyone).
+                let mode = mode.or_else(|| {
+                    let generation = status.as_ref()?.owner_generation;
+                    (!self.holder_alive(status.as_ref(), generation)).then_some(ModeBlock {
+                        shared: true,
+                        generation,
+                    })
+                });
                 match mode {
-                    // Unreadable: counted as alive, to be safe.
                     None => self.check_next_holder(now, leader, dblock, queue, live + 1),
                     // No longer shared, or no generation (logged by sanlock): not counted.
                     Some(m) if !m.shared || m.generation.0 == 0 => {
@@ -1252,7 +1332,7 @@ impl PaxosLease {
             (Step::ReadModesAfterAdoption { value, leader, .. }, Merged::Modes(modes)) => {
                 match modes {
                     // We have already told other hosts we let this version go.
-                    Some(m) if m.ours_released => self.acquire_failed(SANLK_ACQUIRE_OWNED),
+                    Some(m) if m.ours_released => self.acquire_failed(now, SANLK_ACQUIRE_OWNED),
                     Some(m) => {
                         self.shared_seen = m.shared;
                         self.after_commit(now, value, leader)
@@ -1278,27 +1358,32 @@ impl PaxosLease {
                 let io = self.read_leader(now);
                 Step::ReleaseReadLeader { io, leader, then }
             }
-            (Step::ReleaseSharedDblock { .. }, merged) => match merged.written() {
-                // A leader our convert to shared left held is ours to free, now.
-                Ok(_) => match self.leader_left.take() {
-                    Some(leader) => {
-                        let io = self.read_leader(now);
-                        Step::ReleaseReadLeader {
-                            io,
-                            leader,
-                            then: AfterFree::Released,
+            (Step::ReleaseSharedDblock { .. }, Merged::Everywhere { written, missed }) => {
+                match written {
+                    // A leader our convert to shared left held is ours to free, now.
+                    Ok(_) => match self.leader_left.take() {
+                        Some(leader) => {
+                            let io = self.read_leader(now);
+                            Step::ReleaseReadLeader {
+                                io,
+                                leader,
+                                then: AfterFree::Released,
+                            }
                         }
-                    }
-                    None => {
-                        self.events.push_back(Event::Released);
+                        None => {
+                            self.events.push_back(Event::Released);
+                            self.clear_mode_again(now, missed, 1)
+                        }
+                    },
+                    Err(e) => {
+                        self.events.push_back(Event::ReleaseFailed { rv: e.rv() });
                         Step::Done
                     }
-                },
-                Err(e) => {
-                    self.events.push_back(Event::ReleaseFailed { rv: e.rv() });
-                    Step::Done
                 }
-            },
+            }
+            (Step::ClearModeWrite { tries, .. }, Merged::Everywhere { missed, .. }) => {
+                self.clear_mode_again(now, missed, tries + 1)
+            }
             (Step::ReleaseReadLeader { leader, then, .. }, merged) => {
                 self.after_release_read(now, leader, then, merged.leader())
             }
@@ -1316,21 +1401,23 @@ impl PaxosLease {
     fn after_read_lease(&mut self, now: Time, read: Result<LeaseRead, i32>) -> Step {
         let read = match read {
             Ok(read) => read,
-            Err(rv) => return self.acquire_failed(rv),
+            Err(rv) => return self.acquire_failed(now, rv),
         };
         let leader = read.leader;
-        let Some((max_mbal, ours_ahead)) = read.dblocks else {
+        let Some(seen) = read.dblocks else {
             // Adopt the lease's own sizes and read it again.
             self.config.geometry = leader.geometry;
             return self.read_lease(now);
         };
         let cur = Current {
             leader,
-            max_mbal,
-            ours_ahead,
+            max_mbal: seen.max_mbal,
+            ours_ahead: seen.ours_ahead,
+            owner_sector: seen.owner.map(|(_, o)| o),
+            owner_shared: false,
         };
         if self.request.lver.is_some_and(|l| l != leader.lver) {
-            return self.acquire_failed(SANLK_ACQUIRE_LVER);
+            return self.acquire_failed(now, SANLK_ACQUIRE_LVER);
         }
         let me = (Some(self.config.host_id), self.config.generation);
         let owner = (leader.owner_id, leader.owner_generation);
@@ -1354,16 +1441,16 @@ impl PaxosLease {
     ) -> Step {
         let sector = match result {
             Ok(sector) => sector,
-            Err(e) => return self.acquire_failed(e.rv()),
+            Err(e) => return self.acquire_failed(now, e.rv()),
         };
         let raw = match RawLeader::parse(&sector) {
             Ok(raw) => raw,
-            Err(_) => return self.acquire_failed(SANLK_LEADER_READ),
+            Err(_) => return self.acquire_failed(now, SANLK_LEADER_READ),
         };
         if let Err(rv) =
             raw.check_as_sanlock(LeaderKind::Delta, &self.config.space_name, None, None)
         {
-            return self.acquire_failed(rv);
+            return self.acquire_failed(now, rv);
         }
         // A host_id cannot become free sooner than host_dead_seconds after its last renewal,
         // and a new owner or generation means the instance that held the lease is gone.
@@ -1381,6 +1468,9 @@ impl PaxosLease {
         if wait.last_ts == 0 {
             wait.last_ts = raw.timestamp;
         } else if raw.timestamp != wait.last_ts || wait.monitor_saw_change {
+            if self.config.disks.count() > 1 {
+                return self.live_owner_on_disks(now, cur, wait.owner);
+            }
             if cur.leader.write_id != cur.leader.owner_id.map_or(0, HostId::get) {
                 // Another host committed the lease for the owner; the owner may have let go.
                 let io = self.read_host_sector(now, wait.owner);
@@ -1396,13 +1486,42 @@ impl PaxosLease {
         {
             return self.start_ballot(now, cur, true);
         } else if self.request.owner_nowait {
-            return self.acquire_failed(SANLK_ACQUIRE_OWNED_RETRY);
+            return self.acquire_failed(now, SANLK_ACQUIRE_OWNED_RETRY);
         }
         Step::SleepOwner {
             cur,
             wait,
             until: now + Duration::from_secs(1),
         }
+    }
+
+    /// §7.3 e on a lease of several disks: the owner's dblock is looked at even when the owner
+    /// wrote the leader itself (3.8.5 looks only when another host did). A write decided at a
+    /// majority may land on the last disk after we went on, so an owner's own commit can land
+    /// after its release read saw another host's copy of it, and so keep a leader it let go:
+    /// its RELEASED dblock is the one trace (docs/SIMULATION.md, seed 38). The lease read's
+    /// copy serves when it reached that dblock.
+    fn live_owner_on_disks(&mut self, now: Time, cur: Current, owner: HostId) -> Step {
+        match cur.owner_sector {
+            Some(o) if o.let_go(cur.leader.lver) => self.owner_let_go(now, cur, o),
+            Some(_) if cur.leader.write_id == owner.get() => {
+                self.acquire_failed_or_retry(now, SANLK_ACQUIRE_IDLIVE, cur.leader.short_hold())
+            }
+            // Another host committed for the owner, or the read did not reach its dblock:
+            // look now, as 3.8.5 does.
+            _ => {
+                let io = self.read_host_sector(now, owner);
+                Step::ReadOwnerDblock { io, cur }
+            }
+        }
+    }
+
+    /// §7.3 e: the owner let its version go; if it holds the lease shared it counts as a
+    /// shared holder of our ballot (on several disks its mode block may have reached only
+    /// the disk that told us so far, and our phase 1 may not read that disk).
+    fn owner_let_go(&mut self, now: Time, mut cur: Current, o: OwnerSector) -> Step {
+        cur.owner_shared = o.shared;
+        self.start_ballot(now, cur, true)
     }
 
     /// §7.4: the ballot number, then (unless the lease was free or ours) a fresh look at the
@@ -1430,11 +1549,18 @@ impl PaxosLease {
             .ours_ahead
             .filter(|d| d.lver == next_lver && d.bal.0 != 0 && d.inp != 0);
         self.shared_seen.clear();
+        // The leader names this instance but we are acquiring, so we do not hold it: our
+        // ballot's dblock hides the RELEASED that told others so, until we write it again.
+        let me = (Some(self.config.host_id), self.config.generation);
+        if cur.leader.timestamp != 0 && (cur.leader.owner_id, cur.leader.owner_generation) == me {
+            self.exposed = true;
+        }
         let ballot = Ballot {
             cur,
             next_lver,
             mbal: Mbal(mbal),
             carried,
+            settle: false,
         };
         if reread {
             let io = self.read_leader(now);
@@ -1501,19 +1627,32 @@ impl PaxosLease {
         let read = match read {
             Ok(read) if read.beaten => return self.ballot_lost(now, ballot),
             Ok(read) => read,
-            Err(rv) => return self.acquire_failed(rv),
+            Err(rv) => return self.acquire_failed(now, rv),
         };
         self.shared_seen = read.shared;
+        if let Some(owner) = ballot
+            .cur
+            .leader
+            .owner_id
+            .filter(|_| ballot.cur.owner_shared)
+        {
+            if let Err(at) = self.shared_seen.binary_search(&owner) {
+                self.shared_seen.insert(at, owner);
+            }
+        }
         let best = read.best;
         if best.is_some_and(|b| self.earlier_value_of_ours(&ballot, &b)) {
             // Whatever this version chose, it was a value of ours that we no longer hold: no
-            // host holds it. Go on to the next version rather than win this one again.
-            let next = Ballot {
-                next_lver: Lver(ballot.next_lver.0 + 1),
-                carried: None,
+            // host holds it. Never win it again (we may have told others we let it go); but
+            // do not leave the version undecided either — a ballot of ours for the next one
+            // that then failed would leave a dblock of a version past the leader's next,
+            // beating every other host's ballot for good (docs/SIMULATION.md, seed 89).
+            // Complete it, committed as released.
+            let settle = Ballot {
+                settle: true,
                 ..ballot
             };
-            return self.phase1(now, next);
+            return self.propose(now, settle, best);
         }
         self.propose(now, ballot, best)
     }
@@ -1548,7 +1687,9 @@ impl PaxosLease {
             flags: 0,
         };
         let mode = self.ballot_mode();
-        self.proposed = Some((ballot.next_lver, inp3));
+        if !ballot.settle {
+            self.proposed = Some((ballot.next_lver, inp3));
+        }
         let io = self.ballot_write(now, &value, mode);
         Step::Phase2 { io, ballot, value }
     }
@@ -1576,7 +1717,11 @@ impl PaxosLease {
         leader.write_id = self.config.host_id.get();
         leader.write_generation = self.config.generation.0;
         leader.write_timestamp = now.secs();
-        if (leader.owner_id, leader.owner_generation)
+        if ballot.settle {
+            // The released form of the value, as its owner's release would leave it.
+            leader.timestamp = 0;
+            leader.flags &= !LFL_SHORT_HOLD;
+        } else if (leader.owner_id, leader.owner_generation)
             == (Some(self.config.host_id), self.config.generation)
         {
             if self.request.shared {
@@ -1654,8 +1799,16 @@ impl PaxosLease {
             return self.after_free(now, then, committed, Ok(()));
         }
         let me = (Some(self.config.host_id), self.config.generation);
+        // Our own free write of an earlier try, read where it landed (the newest leader is
+        // read, algorithms.md §1): write it again, so that a majority holds it.
+        let freed_by_us = leader.lver == committed.lver
+            && leader.timestamp == 0
+            && (leader.owner_id, leader.owner_generation) == me
+            && self.config.disks.count() > 1;
         let rv = if leader.lver != committed.lver {
             Some(SANLK_RELEASE_LVER)
+        } else if freed_by_us {
+            None
         } else if leader.timestamp == 0
             || (leader.owner_id, leader.owner_generation) != me
             || leader != committed
@@ -1757,6 +1910,20 @@ impl PaxosLease {
         }
     }
 
+    /// A shared release done on a majority of disks but missed by another that answered: our
+    /// SHARED mode block left there would make every exclusive acquire count us a live
+    /// shared holder for as long as we live (any disk's SHARED counts, §9.2: one still in
+    /// flight must not be missed). Write it again after an io_timeout, a few times.
+    fn clear_mode_again(&mut self, now: Time, missed: bool, tries: u8) -> Step {
+        if !missed || tries > CLEAR_MODE_TRIES {
+            return Step::Done;
+        }
+        Step::ClearModeRetry {
+            until: now + self.config.timeouts.io_timeout(),
+            tries,
+        }
+    }
+
     /// Where a leader release ends, by what it was for.
     fn after_free(
         &mut self,
@@ -1798,13 +1965,13 @@ impl PaxosLease {
             (AfterFree::Eagain, Err(e)) if self.converting.is_none() && self.retries_release(e) => {
                 self.fail_then_free(now, EAGAIN, committed)
             }
-            (AfterFree::Eagain, _) => self.acquire_failed(EAGAIN),
+            (AfterFree::Eagain, _) => self.acquire_failed(now, EAGAIN),
             (AfterFree::Failed { rv }, Err(e))
                 if self.converting.is_none() && self.retries_release(e) =>
             {
                 self.fail_then_free(now, rv, committed)
             }
-            (AfterFree::Failed { rv }, _) => self.acquire_failed(rv),
+            (AfterFree::Failed { rv }, _) => self.acquire_failed(now, rv),
             (AfterFree::ConvertedShared { dblock }, Ok(())) => {
                 self.events.push_back(Event::Converted { shared: true });
                 Step::Held {
@@ -1992,10 +2159,10 @@ impl PaxosLease {
             SANLK_ACQUIRE_IDLIVE | SANLK_ACQUIRE_OWNED | SANLK_ACQUIRE_OTHER
         );
         if !(self.request.shared && passing && short_hold) {
-            return self.acquire_failed(rv);
+            return self.acquire_failed(now, rv);
         }
         if self.sh_retries_left == 0 {
-            return self.acquire_failed(SANLK_ACQUIRE_SHRETRY);
+            return self.acquire_failed(now, SANLK_ACQUIRE_SHRETRY);
         }
         self.sh_retries_left -= 1;
         let jitter = Duration::from_micros(self.rng.below(1_000_000));
@@ -2021,7 +2188,21 @@ impl PaxosLease {
             .map_err(|p| p.sanlk_code(RecordKind::PaxosLeader))
     }
 
-    fn acquire_failed(&mut self, rv: i32) -> Step {
+    /// The attempt fails with `rv`. If our dblock still carries a value naming us, another
+    /// host may yet commit it (completing our ballot); if the leader names us, our ballot's
+    /// dblock has hidden the RELEASED that said we let go: mark it RELEASED first, so a
+    /// host that finds us owner knows we do not hold it. 3.8.5 does this only after a failed
+    /// phase-2 write or read or commit; a phase 2 beaten and then a failed look at the leader
+    /// left a live host owning a lease it never held, refused to everyone
+    /// (docs/SIMULATION.md, seeds 37 and 8).
+    fn acquire_failed(&mut self, now: Time, rv: i32) -> Step {
+        match self.last_dblock {
+            Some(last) if self.exposed => self.retract(now, last, None, rv),
+            _ => self.fail_now(rv),
+        }
+    }
+
+    fn fail_now(&mut self, rv: i32) -> Step {
         if let Some((leader, dblock)) = self.converting.take().map(|held| *held) {
             // A failed SH→EX leaves the shared lease: our mode block still says SHARED.
             self.events.push_back(Event::ConvertFailed { rv });
@@ -2059,6 +2240,9 @@ fn released(dblock: PaxosDblock) -> PaxosDblock {
     }
 }
 
+/// How many times a shared release missed by a disk is written again.
+const CLEAR_MODE_TRIES: u8 = 3;
+
 // The mode block must follow the dblock within its sector (paxos_dblock.h).
 const _: () = assert!(MBLOCK_OFFSET >= 56);
 // Sector 1 holds the request record; dblocks start at sector 2.
@@ -2066,7 +2250,7 @@ const _: () = assert!(SectorNr::REQUEST.0 == 1);
 
 #[path = "paxos_disks.rs"]
 mod disks;
-use disks::{Digest, LeaseRead, Merged, PhaseFailure, PhaseRead};
+use disks::{Digest, LeaseRead, Merged, OwnerSector, PhaseFailure, PhaseRead};
 
 #[cfg(test)]
 #[path = "paxos_tests.rs"]

@@ -9,11 +9,10 @@
 //! reduces to that disk's own answer.
 
 use super::{Current, PaxosLease, Seen, Step};
-use crate::ids::HostId;
+use crate::ids::{HostId, Lver};
 use crate::io::{IoError, IoResult};
 use crate::mutants::Mutant;
 use crate::ondisk::dblock::MBLOCK_OFFSET;
-use crate::ondisk::leader::LEADER_COMPARE_LEN;
 use crate::ondisk::{LeaderRecord, Lvb, ModeBlock, PaxosDblock};
 use crate::quorum::{majority, merged_error, HungDisks, Round, Slot};
 use crate::rv::{SANLK_DBLOCK_CHECKSUM, SANLK_DBLOCK_READ, SANLK_DBLOCK_WRITE, SANLK_LEADER_READ};
@@ -29,10 +28,14 @@ pub(super) enum Digest {
     Lease(Result<LeaseRead, i32>),
     /// A ballot phase on this disk.
     Phase(Result<PhaseRead, PhaseFailure>),
-    /// Another host's dblock.
-    Dblock(Result<PaxosDblock, i32>),
-    /// A shared holder's mode block (none: unreadable).
-    Mode(Option<ModeBlock>),
+    /// A ballot phase's read on a disk where its write failed (none: the read failed too):
+    /// a later version or larger ballot, a value and the mode blocks there count against
+    /// us; the disk does not count toward the majority.
+    Unwritten(Option<PhaseRead>),
+    /// The owner's sector.
+    Dblock(Result<OwnerSector, i32>),
+    /// A shared holder's sector (none: unreadable).
+    Mode(Option<HolderSector>),
     /// The lock value block (none: unreadable).
     Lvb(Option<Lvb>),
     /// The mode blocks after another host committed our value (none: unreadable).
@@ -45,9 +48,74 @@ pub(super) enum Digest {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) struct LeaseRead {
     pub(super) leader: LeaderRecord,
-    /// The largest mbal and our own dblock if it is ahead of the leader; none when the
-    /// leader's sizes differ from those read with (the read is done again with its sizes).
-    pub(super) dblocks: Option<(u64, Option<PaxosDblock>)>,
+    /// What its dblocks show; none when the leader's sizes differ from those read with (the
+    /// read is done again with its sizes).
+    pub(super) dblocks: Option<LeaseDblocks>,
+}
+
+/// What the dblocks of a lease read show.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(super) struct LeaseDblocks {
+    /// The largest mbal.
+    pub(super) max_mbal: u64,
+    /// Our own dblock, if it is for a later version than the leader.
+    pub(super) ours_ahead: Option<PaxosDblock>,
+    /// The leader's owner's sector, if the read reached it.
+    pub(super) owner: Option<(HostId, OwnerSector)>,
+}
+
+/// A shared holder's sector as one disk holds it: its mode block, and where that sector
+/// stands among the holder's own writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) struct HolderSector {
+    /// (lver, mbal, stage): a holder's dblock only moves forward, and within one ballot it
+    /// is written without a value (phase 1, stage 0), with one (phase 2, 1), RELEASED with
+    /// SHARED (the shared hold, 2), then RELEASED without (the shared release, 3).
+    newness: (u64, u64, u8),
+    mode: ModeBlock,
+}
+
+impl HolderSector {
+    fn decode(sector: &[u8]) -> Option<HolderSector> {
+        let mode = ModeBlock::decode(sector.get(MBLOCK_OFFSET..)?, 0).ok()?;
+        let newness = PaxosDblock::decode(sector, 0).map_or((0, 0, 0), |d| {
+            let stage = match (d.released(), mode.shared) {
+                (false, _) if d.bal.0 == 0 => 0,
+                (false, _) => 1,
+                (true, true) => 2,
+                (true, false) => 3,
+            };
+            (d.lver.0, d.mbal.0, stage)
+        });
+        Some(HolderSector { newness, mode })
+    }
+
+    fn shared(&self) -> bool {
+        self.mode.shared && self.mode.generation.0 != 0
+    }
+}
+
+/// The sector of a lease's owner: its dblock, and whether its mode block says SHARED.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) struct OwnerSector {
+    pub(super) dblock: PaxosDblock,
+    pub(super) shared: bool,
+}
+
+impl OwnerSector {
+    fn decode(sector: &[u8], at: u64) -> Result<OwnerSector, i32> {
+        let dblock = PaxosDblock::decode(sector, at).map_err(|_| SANLK_DBLOCK_CHECKSUM)?;
+        let shared = sector
+            .get(MBLOCK_OFFSET..)
+            .is_some_and(|m| ModeBlock::decode(m, 0).is_ok_and(|m| m.shared));
+        Ok(OwnerSector { dblock, shared })
+    }
+
+    /// The owner's own word that it let version `lver` go: RELEASED at it or later (it
+    /// writes nothing else there). With SHARED it still holds the lease shared.
+    pub(super) fn let_go(&self, lver: Lver) -> bool {
+        self.dblock.released() && self.dblock.lver >= lver
+    }
 }
 
 /// What one disk's phase read showed.
@@ -81,11 +149,18 @@ pub(super) struct Modes {
 #[derive(Debug)]
 pub(super) enum Merged {
     Written(Result<(), IoError>),
+    /// A write waited for on every disk not known to hang: as `Written`, and whether a
+    /// disk that answered failed.
+    Everywhere {
+        written: Result<(), IoError>,
+        missed: bool,
+    },
     Leader(Result<LeaderRecord, i32>),
     Lease(Result<LeaseRead, i32>),
     Phase(Result<PhaseRead, i32>),
-    /// Whether the owner's dblock says it released the version the leader names.
-    OwnerReleased(Result<bool, i32>),
+    /// The owner's sector if it says it let the version the leader names go (none: it did
+    /// not).
+    OwnerReleased(Result<Option<OwnerSector>, i32>),
     Mode(Option<ModeBlock>),
     Lvb(Option<Lvb>),
     Modes(Option<Modes>),
@@ -120,7 +195,7 @@ impl PaxosLease {
             Step::ReadLease { hosts, .. } => Digest::Lease(self.lease_on_disk(*hosts, result)),
             Step::ReadOwnerDelta { .. } => Digest::Raw(result),
             Step::ReadOwnerDblock { .. } => Digest::Dblock(match result {
-                Ok(sector) => PaxosDblock::decode(&sector, 0).map_err(|_| SANLK_DBLOCK_CHECKSUM),
+                Ok(sector) => OwnerSector::decode(&sector, 0),
                 Err(e) => Err(e.rv()),
             }),
             Step::RereadOwnerLeader { .. }
@@ -140,11 +215,9 @@ impl PaxosLease {
                 }),
                 Err(_) => Err(PhaseFailure::Read),
             }),
-            Step::ReadHolder { .. } => Digest::Mode(result.ok().and_then(|sector| {
-                sector
-                    .get(MBLOCK_OFFSET..)
-                    .and_then(|m| ModeBlock::decode(m, 0).ok())
-            })),
+            Step::ReadHolder { .. } => {
+                Digest::Mode(result.ok().and_then(|sector| HolderSector::decode(&sector)))
+            }
             Step::ReadLvb { .. } => Digest::Lvb(result.ok().map(|s| Lvb::from_sector(&s))),
             Step::ReadModesAfterAdoption { ballot, leader, .. } => {
                 Digest::Modes(result.ok().map(|area| {
@@ -176,21 +249,24 @@ impl PaxosLease {
             });
         }
         let ss = self.ss();
-        let mut max_mbal = 0;
-        let mut ours_ahead = None;
+        let mut seen = LeaseDblocks::default();
         let read = hosts.map_or(leader.num_hosts, |m| m.min(leader.num_hosts));
         for q in 1..=read as usize {
             let at = (q + 1) * ss;
             let sector = area.get(at..at + ss).ok_or(SANLK_DBLOCK_READ)?;
-            let d = PaxosDblock::decode(sector, at as u64).map_err(|_| SANLK_DBLOCK_CHECKSUM)?;
-            max_mbal = max_mbal.max(d.mbal.0);
+            let o = OwnerSector::decode(sector, at as u64)?;
+            let d = o.dblock;
+            seen.max_mbal = seen.max_mbal.max(d.mbal.0);
             if q as u64 == self.config.host_id.get() && d.lver > leader.lver {
-                ours_ahead = Some(d);
+                seen.ours_ahead = Some(d);
+            }
+            if let Some(owner) = leader.owner_id.filter(|o| o.get() == q as u64) {
+                seen.owner = Some((owner, o));
             }
         }
         Ok(LeaseRead {
             leader,
-            dblocks: Some((max_mbal, ours_ahead)),
+            dblocks: Some(seen),
         })
     }
 
@@ -246,6 +322,9 @@ impl PaxosLease {
             Step::ReadHolder { .. } => decide_mode(round, expected),
             Step::ReadLvb { .. } => decide_lvb(round, &self.hung),
             Step::ReadModesAfterAdoption { .. } => decide_modes(round, expected),
+            Step::ReleaseSharedDblock { .. } | Step::ClearModeWrite { .. } => {
+                decide_written_everywhere(round, expected, &self.hung)
+            }
             _ => decide_written(round, expected, &self.hung),
         }
     }
@@ -268,22 +347,34 @@ impl PaxosLease {
             Ok(leader) => leader,
             Err(rv) => return Some(Err(rv)),
         };
-        let mut max_mbal = 0;
-        let mut ours_ahead: Option<PaxosDblock> = None;
-        for (mbal, ours) in round
+        let mut seen = LeaseDblocks::default();
+        for disk in round
             .answers()
             .filter_map(|(_, d)| read(d))
             .filter(|r| r.leader.geometry == leader.geometry)
             .filter_map(|r| r.dblocks)
         {
-            max_mbal = max_mbal.max(mbal);
-            if let Some(o) = ours {
-                if ours_ahead.is_none_or(|a| (o.lver, o.mbal) > (a.lver, a.mbal)) {
-                    ours_ahead = Some(o);
+            seen.max_mbal = seen.max_mbal.max(disk.max_mbal);
+            if let Some(o) = disk.ours_ahead {
+                if seen
+                    .ours_ahead
+                    .is_none_or(|a| (o.lver, o.mbal) > (a.lver, a.mbal))
+                {
+                    seen.ours_ahead = Some(o);
+                }
+            }
+            // The owner's dblock of the leader agreed on: RELEASED on any disk is the
+            // owner's own word that it let that version go (it writes nothing else there).
+            if let Some((q, o)) = disk.owner.filter(|(q, _)| Some(*q) == leader.owner_id) {
+                // A sector that says so wins; among those, one with SHARED (the owner may
+                // have reached this disk first with its shared hold, §9.1).
+                let rank = |o: &OwnerSector| (o.let_go(leader.lver), o.shared);
+                if seen.owner.is_none_or(|(_, s)| rank(&o) > rank(&s)) {
+                    seen.owner = Some((q, o));
                 }
             }
         }
-        let dblocks = (leader.geometry == self.config.geometry).then_some((max_mbal, ours_ahead));
+        let dblocks = (leader.geometry == self.config.geometry).then_some(seen);
         Some(Ok(LeaseRead { leader, dblocks }))
     }
 
@@ -310,23 +401,26 @@ impl PaxosLease {
                 _ => None,
             };
         }
-        let key = |l: &LeaderRecord| l.encode()[..LEADER_COMPARE_LEN].to_vec();
-        let same = |l: &LeaderRecord| read.iter().filter(|m| key(m) == key(l)).count();
-        let best = read.iter().map(same).max().unwrap_or(0);
-        if expected > 0 && majority(n, best + expected) {
+        if expected > 0 {
             return None;
         }
-        if let Some(agreed) = read.iter().find(|l| majority(n, same(l))) {
-            return Some(Ok(*agreed));
-        }
         if majority(n, read.len()) {
-            // A majority read but disagreeing (a commit that reached a majority of which one
-            // disk has since failed; 3.8.5 answers LEADER_DIFF from then on, for good). Every
-            // leader written is a version's chosen value or its owner's release, and the
-            // ballot that follows reads the dblocks of a majority: the newest is as safe to
-            // start from, and our commit writes it on every disk again.
-            let newest = read.iter().max_by_key(|l| l.lver).expect("a majority read");
-            let first = read.iter().find(|l| l.lver == newest.lver).expect("one");
+            // The newest leader read, where 3.8.5 wants the same one on a majority (else
+            // LEADER_DIFF, for good). Every leader written is a version's chosen value or its
+            // owner's release, so the newest is the lease's latest state; a leader write that
+            // landed late (decided at a majority, it went on without it) or a commit that
+            // reached a majority of which one disk failed since leaves older ones, and the
+            // majority of those would start a ballot for a version already past — beaten for
+            // good by a dblock of the next (docs/SIMULATION.md, seed 226). Of one version the
+            // released form is the newer: a late commit does not take a lease back.
+            let newest = read
+                .iter()
+                .max_by_key(|l| (l.lver, l.timestamp == 0))
+                .expect("a majority read");
+            let first = read
+                .iter()
+                .find(|l| (l.lver, l.timestamp == 0) == (newest.lver, newest.timestamp == 0))
+                .expect("one");
             return Some(Ok(*first));
         }
         let errors: Vec<i32> = round
@@ -354,7 +448,14 @@ impl PaxosLease {
                 _ => None,
             })
             .collect();
-        if reads.iter().any(|r| r.beaten) {
+        let seen: Vec<&PhaseRead> = round
+            .answers()
+            .filter_map(|(_, d)| match d {
+                Digest::Phase(Ok(r)) | Digest::Unwritten(Some(r)) => Some(r),
+                _ => None,
+            })
+            .collect();
+        if seen.iter().any(|r| r.beaten) {
             return Some(Merged::Phase(Ok(PhaseRead {
                 beaten: true,
                 ..PhaseRead::default()
@@ -371,8 +472,10 @@ impl PaxosLease {
             return None;
         }
         if enough(reads.len()) {
+            // The value of the highest ballot among more disks than a majority is as safe a
+            // choice: every accepted value with a ballot at or above a chosen one's is it.
             let mut merged = PhaseRead::default();
-            for r in &reads {
+            for r in &seen {
                 if let Some(b) = r.best {
                     if merged.best.is_none_or(|m| b.bal > m.bal) {
                         merged.best = Some(b);
@@ -385,13 +488,37 @@ impl PaxosLease {
             return Some(Merged::Phase(Ok(merged)));
         }
         let write_failed = count(round, |d| {
-            matches!(d, Digest::Phase(Err(PhaseFailure::Write)))
+            matches!(
+                d,
+                Digest::Phase(Err(PhaseFailure::Write)) | Digest::Unwritten(_)
+            )
         });
         Some(Merged::Phase(Err(if majority(n, n - write_failed) {
             SANLK_DBLOCK_READ
         } else {
             SANLK_DBLOCK_WRITE
         })))
+    }
+}
+
+/// A write that must reach every disk it can (a shared release): decided once every disk
+/// not known to hang answered, as `decide_written` would, noting a disk that failed.
+fn decide_written_everywhere(
+    round: &Round<Digest>,
+    expected: usize,
+    hung: &HungDisks,
+) -> Option<Merged> {
+    if expected > 0 {
+        return None;
+    }
+    // A disk that timed out is not written again: it hangs, and its reads do too.
+    let missed = count(
+        round,
+        |d| matches!(d, Digest::Written(Err(e)) if *e != IoError::TimedOut),
+    ) > 0;
+    match decide_written(round, 0, hung)? {
+        Merged::Written(written) => Some(Merged::Everywhere { written, missed }),
+        other => unreachable!("a write decided as {other:?}"),
     }
 }
 
@@ -431,42 +558,53 @@ fn decide_owner_dblock(round: &Round<Digest>, expected: usize, cur: &Current) ->
             _ => None,
         })
     };
-    if dblocks().any(|r| r.is_ok_and(|d| d.released() && d.lver >= cur.leader.lver)) {
-        return Some(Merged::OwnerReleased(Ok(true)));
+    let lver = cur.leader.lver;
+    // Wait for every disk when one says SHARED: it must not be missed (§9.1: the owner's
+    // sector may have reached one disk only so far).
+    let let_go = dblocks()
+        .filter_map(|r| r.as_ref().ok())
+        .filter(|o| o.let_go(lver))
+        .max_by_key(|o| o.shared)
+        .copied();
+    if let Some(o) = let_go {
+        if o.shared || expected == 0 {
+            return Some(Merged::OwnerReleased(Ok(Some(o))));
+        }
     }
     if expected > 0 {
         return None;
     }
     if dblocks().any(|r| r.is_ok()) {
-        return Some(Merged::OwnerReleased(Ok(false)));
+        return Some(Merged::OwnerReleased(Ok(None)));
     }
     let first_error = dblocks().find_map(|r| r.err()).unwrap_or(SANLK_DBLOCK_READ);
     Some(Merged::OwnerReleased(Err(first_error)))
 }
 
-/// A shared holder's mode block: SHARED on any disk counts (the holder wrote a majority, and
-/// any majority we read meets it); not shared when a majority read says so; unreadable when
-/// a majority could not be read.
+/// A shared holder's mode block: that of the holder's newest sector among the disks (a
+/// SHARED left on one disk by a release or later write that missed it is stale; a SHARED on
+/// one disk only may be a shared acquire's write still on its way to the others). Not
+/// shared only when every disk answered, or a majority did and the newest is no phase 2
+/// (a SHARED follows a phase 2 on a majority, which would show on one of them at least);
+/// unreadable otherwise: our phase 1 may have seen SHARED on the disk that did not answer
+/// (docs/SIMULATION.md, seeds 6, 19 and 30).
 fn decide_mode(round: &Round<Digest>, expected: usize) -> Option<Merged> {
+    if expected > 0 {
+        return None;
+    }
     let n = round.disks();
-    let modes: Vec<ModeBlock> = round
+    let sectors: Vec<HolderSector> = round
         .answers()
         .filter_map(|(_, d)| match d {
             Digest::Mode(m) => *m,
             _ => None,
         })
         .collect();
-    if let Some(m) = modes.iter().find(|m| m.shared && m.generation.0 != 0) {
-        return Some(Merged::Mode(Some(*m)));
-    }
-    if expected > 0 {
-        return None;
-    }
-    Some(Merged::Mode(if majority(n, modes.len()) {
-        modes.first().copied()
-    } else {
-        None
-    }))
+    let newest = sectors.iter().max_by_key(|s| s.newness);
+    Some(Merged::Mode(newest.and_then(|s| {
+        let settled = sectors.len() == n || (majority(n, sectors.len()) && s.newness.2 != 1);
+        (s.shared() || settled).then_some(s.mode)
+    })))
 }
 
 /// The LVB of the first disk, in the lease's order, that could be read (3.8.5 reads only

@@ -280,9 +280,12 @@ fn a_disk_replaced_with_a_zeroed_one_is_written_again_by_the_next_acquire() {
 }
 
 #[test]
-fn leaders_that_differ_on_every_disk_are_outvoted_or_healed_by_the_next_commit() {
-    // 3.8.5 answers LEADER_DIFF (-222) for good when no majority agrees; the newest is as
-    // safe a start (the ballot reads a majority), and our commit writes it everywhere.
+fn leaders_that_differ_are_read_as_the_newest_and_healed_by_the_next_commit() {
+    // 3.8.5 answers LEADER_DIFF (-222) for good when no majority agrees, and takes a
+    // majority's leader over a newer one; every leader on disk is a version's chosen value
+    // or its owner's release, so the newest is the lease's state (a majority's older one is
+    // what late writes leave, and a ballot from it is beaten for good by a later version's
+    // dblock), and our commit writes it everywhere.
     let mut w = Disks::new(3, 1);
     for d in 0..3 {
         let mut l = w.leader(d);
@@ -294,15 +297,29 @@ fn leaders_that_differ_on_every_disk_are_outvoted_or_healed_by_the_next_commit()
     for d in 0..3 {
         assert_eq!(w.leader(d), leader, "disk {d} agrees again");
     }
-    // Two alike of three are enough: the odd one is outvoted (and rewritten by the commit).
+    // Two alike of three, older than the third: the newest still (3.8.5: the two).
     let mut w = Disks::new(3, 1);
     let mut l = w.leader(1);
     l.lver = Lver(10);
     w.area_mut(1)[..LEADER_RECORD_SIZE].copy_from_slice(&l.encode());
     let leader = acquired(&w.acquire());
-    assert_eq!(leader.lver, Lver(1));
-    assert_eq!(w.leader(1), leader);
-    // Three of four read, two alike: not a majority of four, so the newest again.
+    assert_eq!(leader.lver, Lver(11));
+    for d in 0..3 {
+        assert_eq!(w.leader(d), leader, "disk {d} agrees again");
+    }
+    // Of one version, the released form is the newer: a late commit does not take it back.
+    let mut w = Disks::new(3, 1);
+    for d in 0..3 {
+        let mut l = w.leader(d);
+        l.lver = Lver(10);
+        l.owner_id = HostId::new(2);
+        l.owner_generation = Generation(1);
+        l.timestamp = if d == 2 { 0 } else { 500 };
+        w.area_mut(d)[..LEADER_RECORD_SIZE].copy_from_slice(&l.encode());
+    }
+    let leader = acquired(&w.acquire());
+    assert_eq!(leader.lver, Lver(11), "taken at once: its owner let it go");
+    // Three of four read, two alike: the newest again.
     let mut w = Disks::new(4, 1);
     w.faults[3] = Fault::Fail;
     let mut l = w.leader(1);
@@ -402,4 +419,132 @@ fn converts_run_on_every_disk() {
     w.run_io();
     assert_eq!(w.events(), vec![Event::Converted { shared: false }]);
     assert_eq!(w.release(), vec![Event::Released]);
+}
+
+/// Host `q`'s sector of the lease on disk `d`: its dblock and mode block.
+fn put_sector(w: &mut Disks, d: usize, q: usize, dblock: PaxosDblock, shared: bool) {
+    let mode = ModeBlock {
+        shared,
+        generation: Generation(if shared { 1 } else { 0 }),
+    };
+    let at = (q + 1) * 512;
+    let data = DblockSector { dblock, mode }.encode(SectorSize::Bytes512);
+    w.area_mut(d)[at..at + 512].copy_from_slice(&data);
+}
+
+/// The leader of every disk at version `lver`, free.
+fn leader_at(w: &mut Disks, lver: u64) {
+    for d in 0..w.disks.len() {
+        let mut l = w.leader(d);
+        l.lver = Lver(lver);
+        w.area_mut(d)[..LEADER_RECORD_SIZE].copy_from_slice(&l.encode());
+    }
+}
+
+/// Host 2's exclusive acquire over host 1, seen SHARED on disk 0 in phase 1: whether host 1
+/// counts as a live shared holder (no monitor status: alive if counted).
+fn exclusive_over(w: &mut Disks) -> Vec<Event> {
+    w.lease.acquire(w.now, AcquireRequest::default());
+    w.run_io();
+    let mut events = w.events();
+    if let [Event::NeedHostStatus { hosts }] = &events[..] {
+        assert_eq!(hosts, &vec![HostId::new(1).unwrap()]);
+        w.lease.host_statuses(w.now, vec![None]);
+        w.run_io();
+        events = w.events();
+    }
+    events
+}
+
+#[test]
+fn a_shared_holder_is_judged_by_its_newest_sector_among_the_disks() {
+    let held = PaxosDblock {
+        mbal: Mbal(1),
+        bal: Mbal(1),
+        inp: 1,
+        inp2: 1,
+        inp3: 100,
+        lver: Lver(1),
+        flags: DBLOCK_FL_RELEASED,
+    };
+    // SHARED on disk 0 only, a later plain ballot of host 1's on the others (its release
+    // missed disk 0): stale, the lease is ours.
+    let mut w = Disks::new(3, 2);
+    put_sector(&mut w, 0, 1, held, true);
+    let later = PaxosDblock {
+        mbal: Mbal(2001),
+        bal: Mbal(0),
+        inp: 0,
+        inp2: 0,
+        inp3: 0,
+        lver: Lver(2),
+        flags: 0,
+    };
+    for d in 1..3 {
+        put_sector(&mut w, d, 1, later, false);
+    }
+    leader_at(&mut w, 2);
+    acquired(&exclusive_over(&mut w));
+    // SHARED on disk 0, its phase 2 of the same ballot on the others: a shared acquire whose
+    // write is still on its way. Host 1 holds it shared.
+    let mut w = Disks::new(3, 2);
+    put_sector(&mut w, 0, 1, held, true);
+    for d in 1..3 {
+        let phase2 = PaxosDblock { flags: 0, ..held };
+        put_sector(&mut w, d, 1, phase2, false);
+    }
+    leader_at(&mut w, 1);
+    assert_eq!(
+        exclusive_over(&mut w).last(),
+        Some(&Event::AcquireFailed { rv: EAGAIN })
+    );
+    // The same, with disk 0 failing after our phase 1 saw it: unreadable, counted.
+    let mut w = Disks::new(3, 2);
+    put_sector(&mut w, 0, 1, held, true);
+    for d in 1..3 {
+        put_sector(&mut w, d, 1, PaxosDblock { flags: 0, ..held }, false);
+    }
+    leader_at(&mut w, 1);
+    w.lease.acquire(w.now, AcquireRequest::default());
+    w.run_io();
+    let _ = w.events();
+    w.faults[0] = Fault::Fail;
+    w.lease.host_statuses(w.now, vec![None]);
+    w.run_io();
+    assert_eq!(
+        w.events().last(),
+        Some(&Event::AcquireFailed { rv: EAGAIN })
+    );
+}
+
+#[test]
+fn a_shared_release_a_disk_missed_is_written_there_again() {
+    let mut w = Disks::new(3, 1);
+    w.lease.acquire(
+        w.now,
+        AcquireRequest {
+            shared: true,
+            ..AcquireRequest::default()
+        },
+    );
+    w.run_io();
+    acquired(&w.events());
+    let mode_on = |w: &Disks, d: usize| {
+        DblockSector::decode(&w.area(d)[1024..1536], 0)
+            .unwrap()
+            .mode
+            .shared
+    };
+    assert!((0..3).all(|d| mode_on(&w, d)), "SHARED on every disk");
+    w.faults[2] = Fault::Fail;
+    assert_eq!(w.release(), vec![Event::Released], "a majority is enough");
+    assert!(mode_on(&w, 2), "disk 2 missed it");
+    assert!(!w.lease.is_done(), "it is written again later");
+    w.faults[2] = Fault::None;
+    w.now = w.now + Duration::from_secs(N);
+    w.lease.handle_timeout(w.now);
+    w.run_io();
+    assert!(!mode_on(&w, 2), "cleared on disk 2 too");
+    assert!(w.lease.is_done());
+    assert_eq!(w.events(), vec![]);
 }

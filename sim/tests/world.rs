@@ -201,9 +201,9 @@ fn host_messages_and_fences_keep_their_properties() {
 }
 
 /// Leases on three and four disks, one of which fails, hangs or is replaced by a zeroed one
-/// for the rest of the run while another fails one I/O in thirty: no violation, the liveness
+/// for the rest of the run while another fails one I/O in ten: no violation, the liveness
 /// phase included (with sanlock's LEADER_DIFF rule a third of such runs left a lease that no
-/// host could take; seeds 37, 38, 46 and 62 of 1..=100 still do, docs/SIMULATION.md).
+/// host could take; docs/SIMULATION.md has the figures over more seeds).
 #[test]
 fn leases_on_several_disks_with_one_broken_find_no_violation() {
     let mut checked = 0;

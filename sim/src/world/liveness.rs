@@ -35,6 +35,7 @@ impl World {
                         && !d.clients().tokens.contains_key(&key)
                         && !d.host().busy(key.0, key.1)
                         && node.clean.get(&r) != Some(&false)
+                        && !node.releasing.contains(&r)
                 })
             });
             if !free {

@@ -18,7 +18,7 @@
 //!   the host 60 s after its last pet. A reset, like a crash, ends the host and its processes;
 //! - the disk: [`SimDisk`], with random latencies, failed, hung and corrupted I/O.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -302,6 +302,9 @@ struct Node {
     /// Per resource: false once an operation on it met a fault in this generation (a fault
     /// can leave a record behind that only this host's death clears).
     clean: BTreeMap<usize, bool>,
+    /// Resources whose release failed and, unless it was given up, goes on in the
+    /// background: held on disk until a retry succeeds.
+    releasing: BTreeSet<usize>,
 }
 
 /// One run of the random simulator.
@@ -434,6 +437,7 @@ impl World {
                     loss: None,
                     faulted: BTreeMap::new(),
                     clean: BTreeMap::new(),
+                    releasing: BTreeSet::new(),
                 }
             })
             .collect();
@@ -869,6 +873,7 @@ impl World {
         node.paused_until = Duration::ZERO;
         node.faulted.clear();
         node.clean.clear();
+        node.releasing.clear();
     }
 
     /// ADD_LOCKSPACE, on a connection of its own, as `sanlock client add_lockspace` sends it.

@@ -170,6 +170,7 @@ impl World {
                 self.nodes[n].failed = false;
                 // A new generation: traces left by the old one belong to a dead host.
                 self.nodes[n].clean.clear();
+                self.nodes[n].releasing.clear();
                 let host_id = self.nodes[n].host_id;
                 let others: Vec<usize> = (0..self.nodes.len())
                     .filter(|&o| o != n && self.nodes[o].host_id == host_id)
@@ -223,8 +224,18 @@ impl World {
     }
 
     fn resource_event(&mut self, n: usize, r: usize, event: paxos::Event) {
-        let clean = self.nodes[n].faulted.get(&r) != Some(&true)
-            && !matches!(event, paxos::Event::ReleaseFailed { .. });
+        let clean = self.nodes[n].faulted.get(&r) != Some(&true);
+        // A failed release leaves the leader held until its retry succeeds (every error on a
+        // lease of several disks, a timeout on one); one given up leaves it for good.
+        match event {
+            paxos::Event::ReleaseFailed { .. } => {
+                self.nodes[n].releasing.insert(r);
+            }
+            paxos::Event::ReleaseRetried { rv: 0 } => {
+                self.nodes[n].releasing.remove(&r);
+            }
+            _ => {}
+        }
         if !clean {
             // Sticky until this generation ends: a fault's traces (a leader naming us, a
             // stale mode block) outlive the operation that met it.
