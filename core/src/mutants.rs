@@ -36,7 +36,8 @@ pub enum Mutant {
     AckBeforeDelivery,
     /// With every ack slot taken, a new ack overwrites one whose sender still waits.
     AckOverwrite,
-    /// A ballot phase on a multi-disk lease succeeds when one disk was written and read.
+    /// A ballot phase on a multi-disk lease is decided by the first disk written and read,
+    /// the others not waited for.
     PhaseByMinority,
     /// A multi-disk lease's leader is read from its first disk only, as if it had one.
     LeaderFromOneDisk,
