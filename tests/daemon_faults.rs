@@ -242,6 +242,11 @@ fn a_hung_disk_of_three_costs_ours_one_timeout_and_the_c_host_stays_excluded() {
     let mut holder = common::hold_with_script(&run_dir, &res, "exec sleep 600");
     let took = t0.elapsed().as_secs_f64();
     eprintln!("acquired with the third disk hung in {took:.2} s");
+    // One io_timeout (1 s) on the hung disk, not one per read step (it was 3 s).
+    assert!(
+        took < 2.5,
+        "the hung disk cost more than one io_timeout: {took:.2} s"
+    );
     assert_eq!(
         common::try_acquire(&c, &c_host, &res),
         "acquire done -243",

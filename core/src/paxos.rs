@@ -708,8 +708,18 @@ impl PaxosLease {
     pub fn handle_io(&mut self, now: Time, id: IoId, result: IoResult) {
         self.tick(now);
         let found = self.round().and_then(|r| r.find(id));
-        if found.is_none() {
-            self.hung.answered(id);
+        match found {
+            None => self.hung.answered(id),
+            // The backends report a hung I/O as timed out at its deadline and drop its late
+            // completion: as `handle_timeout` would, later steps do not wait for that disk
+            // (else every read step paid an io_timeout), until an I/O there answers in time.
+            Some((disk, io)) if now >= io.deadline || result == Err(IoError::TimedOut) => {
+                if !matches!(self.phase, Step::ReadOwnerDelta { .. }) {
+                    self.hung.timed_out(id, disk);
+                }
+            }
+            Some((disk, _)) if result.is_ok() => self.hung.disk_answered(disk),
+            Some(_) => {}
         }
         if let Completion::Deliver(result) = self.io.complete(now, id, found.map(|f| f.1), result) {
             let (disk, _) = found.expect("a delivered completion is one the round waits for");
@@ -1611,10 +1621,22 @@ impl PaxosLease {
     /// Phase 1, write: our ballot number for the next version, no value (or the value an
     /// earlier attempt of ours wrote for it).
     fn phase1(&mut self, now: Time, ballot: Ballot) -> Step {
+        // A carried value naming this instance is an earlier attempt's, which we do not hold
+        // (`earlier_value_of_ours`): it goes out RELEASED, or this write would hide the
+        // retract that said so and a host completing the version would leave a live owner
+        // holding nothing, refused to everyone (docs/SIMULATION.md, four disks, seed 57).
+        let carried = ballot.carried.map(|c| {
+            let ours = (c.inp, c.inp2) == (self.config.host_id.get(), self.config.generation.0);
+            if ours {
+                released(c)
+            } else {
+                c
+            }
+        });
         let dblock = PaxosDblock {
             mbal: ballot.mbal,
             lver: ballot.next_lver,
-            ..ballot.carried.unwrap_or_default()
+            ..carried.unwrap_or_default()
         };
         let mode = self.ballot_mode();
         let io = self.ballot_write(now, &dblock, mode);

@@ -356,10 +356,9 @@ impl PaxosLease {
         {
             seen.max_mbal = seen.max_mbal.max(disk.max_mbal);
             if let Some(o) = disk.ours_ahead {
-                if seen
-                    .ours_ahead
-                    .is_none_or(|a| (o.lver, o.mbal) > (a.lver, a.mbal))
-                {
+                // At one ballot, a phase 2 is past its phase 1 and a retract past both.
+                let rank = |d: &PaxosDblock| (d.lver, d.mbal, d.bal, d.released());
+                if seen.ours_ahead.is_none_or(|a| rank(&o) > rank(&a)) {
                     seen.ours_ahead = Some(o);
                 }
             }

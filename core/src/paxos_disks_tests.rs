@@ -239,6 +239,29 @@ fn a_hung_disk_of_three_costs_one_io_timeout_and_its_late_answers_are_only_count
     assert_eq!(w.events(), vec![]);
 }
 
+/// The backends report a hung I/O themselves, as timed out at its deadline, and drop its
+/// late completion: that too costs one io_timeout, not one per read step (the daemon's
+/// acquire with a hung disk of three took three io_timeouts).
+#[test]
+fn a_hung_disk_the_backend_times_out_costs_one_io_timeout() {
+    let mut w = Disks::new(3, 1);
+    w.faults[0] = Fault::Hang;
+    let start = w.now;
+    assert_eq!(w.acquire(), vec![], "the lease read waits for every disk");
+    w.now = start + Duration::from_secs(N);
+    for req in std::mem::take(&mut w.hung) {
+        w.lease.handle_io(w.now, req.id, Err(IoError::TimedOut));
+    }
+    w.run_io();
+    let leader = acquired(&w.events());
+    assert_eq!(w.leader(1), leader);
+    // The disk answers again: the release's steps ask it in time and count it.
+    w.faults[0] = Fault::None;
+    assert_eq!(w.release(), vec![Event::Released]);
+    assert_eq!(w.leader(0), w.leader(1), "disk 0 was written too");
+    assert!(w.lease.is_done());
+}
+
 #[test]
 fn two_failing_disks_of_three_fail_the_acquire_as_sanlock_does() {
     // _lease_read_num: a leader agreed on by a majority is needed; one disk read → -210.
@@ -547,4 +570,86 @@ fn a_shared_release_a_disk_missed_is_written_there_again() {
     assert!(!mode_on(&w, 2), "cleared on disk 2 too");
     assert!(w.lease.is_done());
     assert_eq!(w.events(), vec![]);
+}
+
+/// Host `q`'s dblock on disk `d`.
+fn dblock_on(w: &Disks, d: usize, q: usize) -> PaxosDblock {
+    let at = (q + 1) * 512;
+    PaxosDblock::decode(&w.area(d)[at..at + 512], 0).unwrap()
+}
+
+/// Four disks, seed 57's trace: an earlier attempt's value of ours for version 2 reached disks
+/// 2 and 3 (no majority), and its retract reached them too, or neither; disk 1 kept only its
+/// phase 1 write. The next attempt's phase 1 carries that value, and must carry it RELEASED:
+/// another host may yet complete the version with it, and must then find that we let it go,
+/// or the lease is refused to everyone for as long as we live.
+#[test]
+fn a_carried_value_of_ours_goes_out_released_in_phase_1() {
+    let phase1 = PaxosDblock {
+        mbal: Mbal(2001),
+        bal: Mbal(0),
+        inp: 0,
+        inp2: 0,
+        inp3: 0,
+        lver: Lver(2),
+        flags: 0,
+    };
+    let value = PaxosDblock {
+        bal: Mbal(2001),
+        inp: 1,
+        inp2: 1,
+        inp3: 700,
+        ..phase1
+    };
+    for retract_landed in [true, false] {
+        let mut w = Disks::new(4, 1);
+        leader_at(&mut w, 1);
+        let left = if retract_landed {
+            released(value)
+        } else {
+            value
+        };
+        put_sector(&mut w, 1, 1, phase1, false);
+        put_sector(&mut w, 2, 1, left, false);
+        put_sector(&mut w, 3, 1, left, false);
+        w.faults[0] = Fault::Fail;
+        // The lease read (disk 0 failing), then phase 1's writes; then every disk fails (the
+        // retract that follows too).
+        w.lease.acquire(w.now, AcquireRequest::default());
+        let mut writes = 0;
+        while let Some(req) = w.lease.poll_io() {
+            let DiskRef::Lease(disk) = req.disk else {
+                let result = w.lockspace.apply(&req);
+                w.lease.handle_io(w.now, req.id, result);
+                continue;
+            };
+            let d = disk.index();
+            let is_write = matches!(req.op, IoOp::Write { .. });
+            let result = if w.faults[d] == Fault::Fail || writes >= 3 {
+                Err(IoError::Failed(5))
+            } else {
+                writes += usize::from(is_write);
+                w.disks[d].apply(&req)
+            };
+            w.lease.handle_io(w.now, req.id, result);
+        }
+        assert!(writes >= 3, "phase 1 was written");
+        for d in 1..4 {
+            let ours = dblock_on(&w, d, 1);
+            assert!(ours.mbal > Mbal(2001), "disk {d}: a later ballot");
+            assert_eq!(
+                (ours.lver, ours.bal, ours.inp, ours.inp3),
+                (Lver(2), Mbal(2001), 1, 700),
+                "disk {d}: the value is kept (Disk Paxos)"
+            );
+            assert!(
+                ours.released(),
+                "disk {d}: and said to be let go (retract landed: {retract_landed})"
+            );
+        }
+        assert!(matches!(
+            w.events().last(),
+            Some(Event::AcquireFailed { .. })
+        ));
+    }
 }
