@@ -710,15 +710,14 @@ impl PaxosLease {
         let found = self.round().and_then(|r| r.find(id));
         match found {
             None => self.hung.answered(id),
-            // The backends report a hung I/O as timed out at its deadline and drop its late
-            // completion: as `handle_timeout` would, later steps do not wait for that disk
-            // (else every read step paid an io_timeout), until an I/O there answers in time.
-            Some((disk, io)) if now >= io.deadline || result == Err(IoError::TimedOut) => {
+            // The backends report a hung I/O as timed out at its deadline (and drop its late
+            // completion): as after `handle_timeout`, later steps do not wait for that disk,
+            // else every read step paid an io_timeout. (A late answer is the disk answering.)
+            Some((disk, _)) if result == Err(IoError::TimedOut) => {
                 if !matches!(self.phase, Step::ReadOwnerDelta { .. }) {
                     self.hung.timed_out(id, disk);
                 }
             }
-            Some((disk, _)) if result.is_ok() => self.hung.disk_answered(disk),
             Some(_) => {}
         }
         if let Completion::Deliver(result) = self.io.complete(now, id, found.map(|f| f.1), result) {

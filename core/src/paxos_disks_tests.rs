@@ -255,7 +255,7 @@ fn a_hung_disk_the_backend_times_out_costs_one_io_timeout() {
     w.run_io();
     let leader = acquired(&w.events());
     assert_eq!(w.leader(1), leader);
-    // The disk answers again: the release's steps ask it in time and count it.
+    // The disk answers again: its writes are made and counted (its reads are not waited for).
     w.faults[0] = Fault::None;
     assert_eq!(w.release(), vec![Event::Released]);
     assert_eq!(w.leader(0), w.leader(1), "disk 0 was written too");

@@ -170,7 +170,8 @@ impl<D> Round<D> {
 
 /// Disks on which an I/O of ours passed its deadline and has not come back: a step does not
 /// wait for them (a hung disk costs one io_timeout per lease machine, not one per step),
-/// until a late completion, or an I/O there answering in time, shows the disk answers again.
+/// until the late completion shows the disk answers again (a backend that timed the I/O out
+/// itself drops it: for the rest of that machine's life).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct HungDisks {
     timed_out: Vec<(IoId, u8)>,
@@ -185,11 +186,6 @@ impl HungDisks {
     /// A late completion came: its disk answers again, if nothing else of ours hangs there.
     pub(crate) fn answered(&mut self, id: IoId) {
         self.timed_out.retain(|&(i, _)| i != id);
-    }
-
-    /// An I/O on disk `d` completed in time: the disk answers again.
-    pub(crate) fn disk_answered(&mut self, d: usize) {
-        self.timed_out.retain(|&(_, x)| usize::from(x) != d);
     }
 
     /// Whether disk `d` hangs.
