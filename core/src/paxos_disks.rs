@@ -12,7 +12,7 @@ use super::{Current, PaxosLease, Seen, Step};
 use crate::ids::{HostId, Lver};
 use crate::io::{IoError, IoResult};
 use crate::mutants::Mutant;
-use crate::ondisk::dblock::MBLOCK_OFFSET;
+use crate::ondisk::dblock::{Mbal, MBLOCK_OFFSET};
 use crate::ondisk::{LeaderRecord, Lvb, ModeBlock, PaxosDblock};
 use crate::quorum::{majority, merged_error, HungDisks, Round, Slot};
 use crate::rv::{SANLK_DBLOCK_CHECKSUM, SANLK_DBLOCK_READ, SANLK_DBLOCK_WRITE, SANLK_LEADER_READ};
@@ -115,6 +115,17 @@ impl OwnerSector {
     /// writes nothing else there). With SHARED it still holds the lease shared.
     pub(super) fn let_go(&self, lver: Lver) -> bool {
         self.dblock.released() && self.dblock.lver >= lver
+    }
+
+    /// How far along the owner's writes this sector is: version, ballot, then a phase 2 past
+    /// its phase 1, a release past both, SHARED last. Of the owner's sectors on several disks
+    /// the newest is its word, as one disk's would be: a RELEASED that an earlier attempt (a
+    /// retract, or a phase 1 carrying that attempt's value) left on a disk that missed the
+    /// owner's winning ballot is stale — taken for a release, it let a second host in beside
+    /// the holder (docs/SIMULATION.md, four disks).
+    pub(super) fn newness(&self) -> (Lver, Mbal, Mbal, bool, bool) {
+        let d = &self.dblock;
+        (d.lver, d.mbal, d.bal, d.released(), self.shared)
     }
 }
 
@@ -362,13 +373,10 @@ impl PaxosLease {
                     seen.ours_ahead = Some(o);
                 }
             }
-            // The owner's dblock of the leader agreed on: RELEASED on any disk is the
-            // owner's own word that it let that version go (it writes nothing else there).
+            // The owner's dblock of the leader agreed on: its newest sector among the disks
+            // (a release, or its shared hold, may have reached one disk only so far).
             if let Some((q, o)) = disk.owner.filter(|(q, _)| Some(*q) == leader.owner_id) {
-                // A sector that says so wins; among those, one with SHARED (the owner may
-                // have reached this disk first with its shared hold, §9.1).
-                let rank = |o: &OwnerSector| (o.let_go(leader.lver), o.shared);
-                if seen.owner.is_none_or(|(_, s)| rank(&o) > rank(&s)) {
+                if seen.owner.is_none_or(|(_, s)| o.newness() > s.newness()) {
                     seen.owner = Some((q, o));
                 }
             }
@@ -551,33 +559,27 @@ fn decide_written(round: &Round<Digest>, expected: usize, hung: &HungDisks) -> O
     Some(Merged::Written(Err(merged_error(errors))))
 }
 
-/// The owner's dblock: released if any disk shows it RELEASED for the leader's version (only
-/// the owner writes that), else not, once every disk has answered.
+/// The owner's dblock: released if its newest sector among the disks is RELEASED for the
+/// leader's version or later (only the owner writes that), once every disk has answered.
 fn decide_owner_dblock(round: &Round<Digest>, expected: usize, cur: &Current) -> Option<Merged> {
+    // Every disk not known to hang: the owner's newest sector decides (`newness`).
+    if expected > 0 {
+        return None;
+    }
     let dblocks = || {
         round.answers().filter_map(|(_, d)| match d {
             Digest::Dblock(r) => Some(r),
             _ => None,
         })
     };
-    let lver = cur.leader.lver;
-    // Wait for every disk when one says SHARED: it must not be missed (§9.1: the owner's
-    // sector may have reached one disk only so far).
-    let let_go = dblocks()
+    let newest = dblocks()
         .filter_map(|r| r.as_ref().ok())
-        .filter(|o| o.let_go(lver))
-        .max_by_key(|o| o.shared)
+        .max_by_key(|o| o.newness())
         .copied();
-    if let Some(o) = let_go {
-        if o.shared || expected == 0 {
-            return Some(Merged::OwnerReleased(Ok(Some(o))));
-        }
-    }
-    if expected > 0 {
-        return None;
-    }
-    if dblocks().any(|r| r.is_ok()) {
-        return Some(Merged::OwnerReleased(Ok(None)));
+    if let Some(o) = newest {
+        return Some(Merged::OwnerReleased(Ok(o
+            .let_go(cur.leader.lver)
+            .then_some(o))));
     }
     let first_error = dblocks().find_map(|r| r.err()).unwrap_or(SANLK_DBLOCK_READ);
     Some(Merged::OwnerReleased(Err(first_error)))

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::super::*;
 use crate::memdisk::MemDisk;
-use crate::ondisk::{lockspace_init, resource_init, ResourceInit, SectorSize};
+use crate::ondisk::{lockspace_init, resource_init, DeltaSector, ResourceInit, SectorSize};
 use crate::quorum::LeaseDisk;
 
 const N: u64 = 10;
@@ -652,4 +652,78 @@ fn a_carried_value_of_ours_goes_out_released_in_phase_1() {
             Some(Event::AcquireFailed { .. })
         ));
     }
+}
+
+/// Three disks, host 2 owning the lease and alive; host 1 acquires. Host 2's sector is RELEASED
+/// on disk 0 at `stale_mbal` and holds a later ballot of the same version on disks 1 and 2.
+fn beside_an_owner_whose_disk_0_shows_released(stale_mbal: u64) -> Vec<Event> {
+    let mut owner = Disks::new(3, 2);
+    acquired(&owner.acquire());
+    let held = dblock_on(&owner, 0, 2);
+    let later = PaxosDblock {
+        mbal: Mbal(2002),
+        bal: Mbal(2002),
+        ..held
+    };
+    let stale = PaxosDblock {
+        mbal: Mbal(stale_mbal),
+        bal: Mbal(stale_mbal),
+        flags: DBLOCK_FL_RELEASED,
+        ..held
+    };
+    put_sector(&mut owner, 0, 2, stale, false);
+    for d in 1..3 {
+        put_sector(&mut owner, d, 2, later, false);
+    }
+    let mut w = Disks::new(3, 1);
+    w.disks = owner.disks.clone();
+    // Host 2's delta lease, renewed at 990.
+    let mut s = DeltaSector::decode(&w.lockspace.bytes()[512..1024], 0).unwrap();
+    s.leader.owner_id = HostId::new(2);
+    s.leader.owner_generation = Generation(1);
+    s.leader.timestamp = 990;
+    w.lockspace.bytes_mut()[512..1024].copy_from_slice(&s.encode());
+    w.now = Time::from_secs(1000);
+    w.lease.acquire(w.now, AcquireRequest::default());
+    w.run_io();
+    assert!(matches!(w.events()[..], [Event::NeedOwnerStatus { .. }]));
+    // Our monitor saw host 2 renew in its latest scan: alive.
+    let alive = HostStatus {
+        first_check: Time::from_secs(900),
+        last_check: Time::from_secs(998),
+        last_live: Some(Time::from_secs(998)),
+        last_req: None,
+        owner_id: 2,
+        owner_generation: Generation(1),
+        timestamp: 990,
+        io_timeout: N as u16,
+        owner_name: Name::EMPTY,
+        lease_bad: 0,
+        renewal_view: Some((2, Generation(1), 990)),
+        changed_at_renewal: true,
+    };
+    w.lease.owner_status(w.now, Some(&alive));
+    w.run_io();
+    w.events()
+}
+
+/// A RELEASED the owner left on one disk from an earlier ballot of the version it holds (a
+/// retract, or a phase 1 carrying an earlier value) is not its release: its newest sector
+/// among the disks is its word, as one disk's is (four-disk runs let a second host in beside
+/// the holder when any RELEASED counted).
+#[test]
+fn the_owner_is_judged_by_its_newest_sector_among_the_disks() {
+    assert_eq!(
+        beside_an_owner_whose_disk_0_shows_released(1002),
+        vec![Event::AcquireFailed {
+            rv: SANLK_ACQUIRE_IDLIVE
+        }],
+        "a stale RELEASED: the owner holds it"
+    );
+    // Released at the held ballot itself: the owner let go, even on one disk only.
+    let events = beside_an_owner_whose_disk_0_shows_released(2002);
+    assert!(
+        matches!(events[..], [Event::Acquired { .. }]),
+        "the owner's release: {events:?}"
+    );
 }
