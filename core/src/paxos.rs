@@ -1595,10 +1595,13 @@ impl PaxosLease {
                     lver: ballot.next_lver,
                     flags: 0,
                 };
-                if self.proposed.map(|p| p.0) != Some(ballot.next_lver) {
+                if self.earlier_value_of_ours(&ballot, &value) {
                     // The value came from an earlier attempt of ours, which may have retracted
-                    // it (RELEASED) — other hosts may take this lease. Never hold it: mark it
-                    // released (in case that attempt did not) and report it owned.
+                    // it (RELEASED), or that this ballot's phase 1 carried RELEASED — other
+                    // hosts may take this lease. Never hold it: mark it released (in case
+                    // that attempt did not) and report it owned. (An earlier attempt of this
+                    // same acquire counts: judged by the version alone, a carried value
+                    // committed by another host was held while a third took it, seed 109.)
                     return self.retract(now, value, None, SANLK_ACQUIRE_OWNED);
                 }
                 let io = self.read_dblocks(now, &ballot.cur);

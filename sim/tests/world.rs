@@ -226,3 +226,22 @@ fn leases_on_several_disks_with_one_broken_find_no_violation() {
     }
     assert!(checked > 80 && acquired > 3_000, "{checked} {acquired}");
 }
+
+/// Runs on several disks that found holes (docs/SIMULATION.md, "Leases on several disks"):
+/// four disks seed 57 (a phase 1 hid our retract: a lease named a live host holding nothing),
+/// three disks seed 109 (a value our phase 1 carried RELEASED, committed by another host, was
+/// held while a third host took the lease).
+#[test]
+fn runs_on_several_disks_that_found_holes_pass() {
+    for (disks, seed) in [(4, 57), (3, 109)] {
+        let mut cfg = SimConfig::new(8, 4, seed, 900);
+        cfg.lease_disks = disks;
+        let (o, log) = World::new(cfg).run();
+        if let Some((v, involved)) = &o.violation {
+            panic!(
+                "seed {seed} ({disks} disks): {v}\n{}",
+                log.render(60, involved)
+            );
+        }
+    }
+}
