@@ -465,6 +465,19 @@ fn leader_at(w: &mut Disks, lver: u64) {
     }
 }
 
+/// A phase 1 of ballot 2001 for version 2, carrying no value.
+fn phase1_of_version_2() -> PaxosDblock {
+    PaxosDblock {
+        mbal: Mbal(2001),
+        bal: Mbal(0),
+        inp: 0,
+        inp2: 0,
+        inp3: 0,
+        lver: Lver(2),
+        flags: 0,
+    }
+}
+
 /// Host 2's exclusive acquire over host 1, seen SHARED on disk 0 in phase 1: whether host 1
 /// counts as a live shared holder (no monitor status: alive if counted).
 fn exclusive_over(w: &mut Disks) -> Vec<Event> {
@@ -495,15 +508,7 @@ fn a_shared_holder_is_judged_by_its_newest_sector_among_the_disks() {
     // missed disk 0): stale, the lease is ours.
     let mut w = Disks::new(3, 2);
     put_sector(&mut w, 0, 1, held, true);
-    let later = PaxosDblock {
-        mbal: Mbal(2001),
-        bal: Mbal(0),
-        inp: 0,
-        inp2: 0,
-        inp3: 0,
-        lver: Lver(2),
-        flags: 0,
-    };
+    let later = phase1_of_version_2();
     for d in 1..3 {
         put_sector(&mut w, d, 1, later, false);
     }
@@ -586,15 +591,7 @@ fn dblock_on(w: &Disks, d: usize, q: usize) -> PaxosDblock {
 /// or the lease is refused to everyone for as long as we live.
 #[test]
 fn a_carried_value_of_ours_goes_out_released_in_phase_1() {
-    let phase1 = PaxosDblock {
-        mbal: Mbal(2001),
-        bal: Mbal(0),
-        inp: 0,
-        inp2: 0,
-        inp3: 0,
-        lver: Lver(2),
-        flags: 0,
-    };
+    let phase1 = phase1_of_version_2();
     let value = PaxosDblock {
         bal: Mbal(2001),
         inp: 1,
