@@ -713,11 +713,7 @@ impl PaxosLease {
             // The backends report a hung I/O as timed out at its deadline (and drop its late
             // completion): as after `handle_timeout`, later steps do not wait for that disk,
             // else every read step paid an io_timeout. (A late answer is the disk answering.)
-            Some((disk, _)) if result == Err(IoError::TimedOut) => {
-                if !matches!(self.phase, Step::ReadOwnerDelta { .. }) {
-                    self.hung.timed_out(id, disk);
-                }
-            }
+            Some((disk, _)) if result == Err(IoError::TimedOut) => self.note_hung(id, disk),
             Some(_) => {}
         }
         if let Completion::Deliver(result) = self.io.complete(now, id, found.map(|f| f.1), result) {
@@ -734,9 +730,7 @@ impl PaxosLease {
         let mut any = false;
         for (disk, io) in expired {
             if self.io.expired(now, Some(io)) {
-                if !matches!(self.phase, Step::ReadOwnerDelta { .. }) {
-                    self.hung.timed_out(io.id, disk);
-                }
+                self.note_hung(io.id, disk);
                 self.disk_done(now, disk, Err(IoError::TimedOut));
                 any = true;
             }
@@ -771,6 +765,14 @@ impl PaxosLease {
                 self.phase = Step::RereadBeforeBallot { io, ballot };
             }
             _ => {}
+        }
+    }
+
+    /// I/O `id` on lease disk `disk` passed its deadline: later steps do not wait for that
+    /// disk. (The owner's delta lease is on the lockspace disk, not a lease disk.)
+    fn note_hung(&mut self, id: IoId, disk: usize) {
+        if !matches!(self.phase, Step::ReadOwnerDelta { .. }) {
+            self.hung.timed_out(id, disk);
         }
     }
 
@@ -1011,8 +1013,7 @@ impl PaxosLease {
         then_read: bool,
     ) -> Round<Digest> {
         self.last_dblock = Some(*dblock);
-        let ours =
-            (dblock.inp, dblock.inp2) == (self.config.host_id.get(), self.config.generation.0);
+        let ours = self.names_us(dblock);
         // Sticky until a RELEASED write: a later write that failed on some disk leaves the
         // value there.
         self.exposed = (self.exposed || (ours && dblock.bal.0 != 0)) && !dblock.released();
@@ -1627,14 +1628,9 @@ impl PaxosLease {
         // (`earlier_value_of_ours`): it goes out RELEASED, or this write would hide the
         // retract that said so and a host completing the version would leave a live owner
         // holding nothing, refused to everyone (docs/SIMULATION.md, four disks, seed 57).
-        let carried = ballot.carried.map(|c| {
-            let ours = (c.inp, c.inp2) == (self.config.host_id.get(), self.config.generation.0);
-            if ours {
-                released(c)
-            } else {
-                c
-            }
-        });
+        let carried = ballot
+            .carried
+            .map(|c| if self.names_us(&c) { released(c) } else { c });
         let dblock = PaxosDblock {
             mbal: ballot.mbal,
             lver: ballot.next_lver,
@@ -1681,10 +1677,15 @@ impl PaxosLease {
         self.propose(now, ballot, best)
     }
 
+    /// Whether `d`'s value names this instance (host_id and generation).
+    fn names_us(&self, d: &PaxosDblock) -> bool {
+        (d.inp, d.inp2) == (self.config.host_id.get(), self.config.generation.0)
+    }
+
     /// A value naming this instance of ours that this attempt did not propose: an earlier
     /// attempt's, which was released or retracted (we are acquiring, so we hold nothing).
     fn earlier_value_of_ours(&self, ballot: &Ballot, v: &PaxosDblock) -> bool {
-        let ours = (v.inp, v.inp2) == (self.config.host_id.get(), self.config.generation.0);
+        let ours = self.names_us(v);
         let proposed_now = self.proposed == Some((ballot.next_lver, v.inp3))
             && ballot.carried.is_none_or(|c| c.inp3 != v.inp3);
         ours && !proposed_now

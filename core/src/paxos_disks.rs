@@ -123,10 +123,15 @@ impl OwnerSector {
     /// retract, or a phase 1 carrying that attempt's value) left on a disk that missed the
     /// owner's winning ballot is stale — taken for a release, it let a second host in beside
     /// the holder (docs/SIMULATION.md, four disks).
-    pub(super) fn newness(&self) -> (Lver, Mbal, Mbal, bool, bool) {
-        let d = &self.dblock;
-        (d.lver, d.mbal, d.bal, d.released(), self.shared)
+    pub(super) fn newness(&self) -> ((Lver, Mbal, Mbal, bool), bool) {
+        (progress(&self.dblock), self.shared)
     }
+}
+
+/// How far along one host's writes a dblock of its own is: version, ballot, then at one
+/// ballot a phase 2 past its phase 1 and a RELEASED past both.
+fn progress(d: &PaxosDblock) -> (Lver, Mbal, Mbal, bool) {
+    (d.lver, d.mbal, d.bal, d.released())
 }
 
 /// What one disk's phase read showed.
@@ -367,9 +372,7 @@ impl PaxosLease {
         {
             seen.max_mbal = seen.max_mbal.max(disk.max_mbal);
             if let Some(o) = disk.ours_ahead {
-                // At one ballot, a phase 2 is past its phase 1 and a retract past both.
-                let rank = |d: &PaxosDblock| (d.lver, d.mbal, d.bal, d.released());
-                if seen.ours_ahead.is_none_or(|a| rank(&o) > rank(&a)) {
+                if seen.ours_ahead.is_none_or(|a| progress(&o) > progress(&a)) {
                     seen.ours_ahead = Some(o);
                 }
             }
