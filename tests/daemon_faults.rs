@@ -98,6 +98,19 @@ fn hung_lockspace_io_times_out_and_brings_sigterm_then_sigkill() {
     assert_eq!(daemon.join().unwrap(), 0);
 }
 
+/// `next_timeouts` of the newest record in `renewal` output (0 if there is none).
+fn timeouts_after_last(history: &str) -> u32 {
+    history
+        .lines()
+        .last()
+        .and_then(|last| {
+            last.split(' ')
+                .find_map(|kv| kv.strip_prefix("next_timeouts="))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 #[test]
 fn timed_out_renewals_are_counted_in_the_renewal_history() {
     // lockspace.c: a renewal that times out counts in next_timeouts of the last good one.
@@ -115,21 +128,36 @@ fn timed_out_renewals_are_counted_in_the_renewal_history() {
         range: 0..u64::MAX,
         kind: FaultKind::Hang,
     }]);
-    // Two renewal attempts (every 2N + 0.5 s), each timing out after N.
-    std::thread::sleep(Duration::from_secs(6));
-    let history = client(&run_dir, &["renewal", "-s", "LS"]);
-    let last = history.lines().last().unwrap_or_default().to_string();
-    let timeouts: u32 = last
-        .split(' ')
-        .find_map(|kv| kv.strip_prefix("next_timeouts="))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    assert!(timeouts >= 1, "{history}");
+    // The first attempt after the last success (at most 2N + 0.5 s later) times out after N.
+    // The fault is lifted as soon as that shows, not after a fixed sleep: a sleep near 8N
+    // raced the expiry against the attempt in flight at the lift (CI, 1fed81c).
+    let hung = Instant::now();
+    let history = loop {
+        let history = client(&run_dir, &["renewal", "-s", "LS"]);
+        if timeouts_after_last(&history) >= 1 {
+            break history;
+        }
+        assert!(
+            hung.elapsed() < Duration::from_secs(6),
+            "no timeout counted: {history}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
     switch.set(Vec::new());
-    // Once I/O flows again the next renewal is a new record with no failures after it.
-    std::thread::sleep(Duration::from_secs(3));
-    let later = client(&run_dir, &["renewal", "-s", "LS"]);
-    assert!(later.lines().count() > history.lines().count(), "{later}");
+    // Once I/O flows again the next renewal (0.5 s after the attempt in flight times out) is
+    // a new record with no failures after it.
+    let lifted = Instant::now();
+    let later = loop {
+        let later = client(&run_dir, &["renewal", "-s", "LS"]);
+        if later.lines().count() > history.lines().count() {
+            break later;
+        }
+        assert!(
+            lifted.elapsed() < Duration::from_secs(4),
+            "no renewal after the lift: {later}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(later
         .lines()
         .last()
