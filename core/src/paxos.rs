@@ -201,6 +201,8 @@ struct Current {
     /// Our own dblock, when it is for a later version than the leader: a late leader write
     /// (another host's, issued before ours) put an older version back on disk.
     ours_ahead: Option<PaxosDblock>,
+    /// Our own newest dblock says RELEASED: our word that we let its version go.
+    ours_released: bool,
     /// The owner's sector as that read found it (none: the read did not reach it).
     owner_sector: Option<OwnerSector>,
     /// We go to the ballot because the owner let its version go while holding the lease
@@ -233,6 +235,8 @@ struct Ballot {
     /// This ballot completes a version whose value is an earlier attempt's of ours, which we
     /// do not hold: it commits that value as released, then the acquire starts over.
     settle: bool,
+    /// A lost try of this ballot saw a dblock of this later version.
+    later: Option<Lver>,
 }
 
 /// What a ballot makes of another host's dblock.
@@ -1422,7 +1426,8 @@ impl PaxosLease {
         let cur = Current {
             leader,
             max_mbal: seen.max_mbal,
-            ours_ahead: seen.ours_ahead,
+            ours_ahead: seen.ours.filter(|d| d.lver > leader.lver),
+            ours_released: seen.ours.is_some_and(|d| d.released()),
             owner_sector: seen.owner.map(|(_, o)| o),
             owner_shared: false,
         };
@@ -1510,15 +1515,17 @@ impl PaxosLease {
     /// majority may land on the last disk after we went on, so an owner's own commit can land
     /// after its release read saw another host's copy of it, and so keep a leader it let go:
     /// its RELEASED dblock is the one trace (docs/SIMULATION.md, seed 38). The lease read's
-    /// copy serves when it reached that dblock.
+    /// copy may say the owner holds on; that it let go is taken only from a read made after
+    /// the leader's: one read's sectors are not one instant, and the copy may predate the
+    /// owner's winning ballot, showing the RELEASED of an earlier attempt at the same version
+    /// (three disks, seed 255: a second holder beside the first).
     fn live_owner_on_disks(&mut self, now: Time, cur: Current, owner: HostId) -> Step {
         match cur.owner_sector {
-            Some(o) if o.let_go(cur.leader.lver) => self.owner_let_go(now, cur, o),
-            Some(_) if cur.leader.write_id == owner.get() => {
+            Some(o) if !o.let_go(cur.leader.lver) && cur.leader.write_id == owner.get() => {
                 self.acquire_failed_or_retry(now, SANLK_ACQUIRE_IDLIVE, cur.leader.short_hold())
             }
-            // Another host committed for the owner, or the read did not reach its dblock:
-            // look now, as 3.8.5 does.
+            // It let go, another host committed for the owner, or the read did not reach its
+            // dblock: look now (3.8.5 looks when another host committed).
             _ => {
                 let io = self.read_host_sector(now, owner);
                 Step::ReadOwnerDblock { io, cur }
@@ -1565,12 +1572,20 @@ impl PaxosLease {
         if cur.leader.timestamp != 0 && (cur.leader.owner_id, cur.leader.owner_generation) == me {
             self.exposed = true;
         }
+        // Likewise whenever our dblock says RELEASED: our phase 1 hides that word, and a leader
+        // may yet name us at the version it let go — our value chosen for the version we now
+        // ballot for and committed by another host (four disks, seed 90), or a late commit of
+        // our released version landing over our release (four disks, seed 96).
+        if cur.ours_released {
+            self.exposed = true;
+        }
         let ballot = Ballot {
             cur,
             next_lver,
             mbal: Mbal(mbal),
             carried,
             settle: false,
+            later: None,
         };
         if reread {
             let io = self.read_leader(now);
@@ -1618,6 +1633,23 @@ impl PaxosLease {
         if tmp.lver > ballot.next_lver || tmp != ballot.cur.leader {
             return self.read_lease(now);
         }
+        if let Some(later) = ballot.later.filter(|&l| l > ballot.next_lver) {
+            // The leader is still where it was, more than one version behind a dblock: a
+            // leader write decided on a read from before two commits (a shared acquire's
+            // free) landed over them and set it back. Every ballot for the version after it
+            // loses to that dblock, for good (four disks, seed 139). A dblock of a version is
+            // written only once the version before was committed and judged takeable (free,
+            // its owner dead or let go), so ballot that one: its phase 1 finds any value
+            // already chosen for it.
+            let jumped = Ballot {
+                next_lver: later,
+                carried: None,
+                settle: false,
+                later: None,
+                ..ballot
+            };
+            return self.phase1(now, jumped);
+        }
         self.phase1(now, ballot)
     }
 
@@ -1645,7 +1677,7 @@ impl PaxosLease {
     /// of the highest ballot seen, or propose ourselves.
     fn after_phase1(&mut self, now: Time, ballot: Ballot, read: Result<PhaseRead, i32>) -> Step {
         let read = match read {
-            Ok(read) if read.beaten => return self.ballot_lost(now, ballot),
+            Ok(read) if read.beaten => return self.ballot_lost(now, ballot, read.later),
             Ok(read) => read,
             Err(rv) => return self.acquire_failed(now, rv),
         };
@@ -1728,7 +1760,7 @@ impl PaxosLease {
         read: Result<PhaseRead, i32>,
     ) -> Step {
         match read {
-            Ok(read) if read.beaten => return self.ballot_lost(now, ballot),
+            Ok(read) if read.beaten => return self.ballot_lost(now, ballot, read.later),
             Ok(_) => {}
             // Our value may have been accepted: retract it (§8.3).
             Err(rv) => return self.retract(now, value, None, rv),
@@ -1798,8 +1830,9 @@ impl PaxosLease {
 
     /// On MBAL/LVER: wait a random 0-1 s, take the next ballot number, look at the leader
     /// again (it catches the case where the winner already committed).
-    fn ballot_lost(&mut self, now: Time, mut ballot: Ballot) -> Step {
+    fn ballot_lost(&mut self, now: Time, mut ballot: Ballot, later: Option<Lver>) -> Step {
         ballot.mbal = Mbal(ballot.mbal.0 + ballot.cur.leader.max_hosts.max(1));
+        ballot.later = later;
         let jitter = Duration::from_micros(self.rng.below(1_000_000));
         Step::RetryDelay {
             ballot,

@@ -58,8 +58,8 @@ pub(super) struct LeaseRead {
 pub(super) struct LeaseDblocks {
     /// The largest mbal.
     pub(super) max_mbal: u64,
-    /// Our own dblock, if it is for a later version than the leader.
-    pub(super) ours_ahead: Option<PaxosDblock>,
+    /// Our own dblock (of several disks, the most advanced).
+    pub(super) ours: Option<PaxosDblock>,
     /// The leader's owner's sector, if the read reached it.
     pub(super) owner: Option<(HostId, OwnerSector)>,
 }
@@ -134,11 +134,18 @@ fn progress(d: &PaxosDblock) -> (Lver, Mbal, Mbal, bool) {
     (d.lver, d.mbal, d.bal, d.released())
 }
 
+/// The latest version among `dblocks` past `lver`, if any.
+fn later_version(dblocks: &[PaxosDblock], lver: Lver) -> Option<Lver> {
+    dblocks.iter().map(|d| d.lver).filter(|&l| l > lver).max()
+}
+
 /// What one disk's phase read showed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(super) struct PhaseRead {
     /// A later version or a larger ballot: the ballot is lost.
     pub(super) beaten: bool,
+    /// The latest version a dblock showed past the ballot's, if any.
+    pub(super) later: Option<Lver>,
     /// Phase 1: the value of the highest ballot among the contenders.
     pub(super) best: Option<PaxosDblock>,
     /// Phase 1: other hosts whose mode blocks say SHARED, ascending.
@@ -222,13 +229,16 @@ impl PaxosLease {
                 Err(_) => Err(PhaseFailure::Read),
             }),
             Step::Phase2 { ballot, .. } => Digest::Phase(match result {
-                Ok(area) => Ok(PhaseRead {
-                    beaten: self
-                        .dblocks(&area, &ballot.cur)
-                        .iter()
-                        .any(|bk| ballot.judge(bk, self.mutants) == Seen::Beaten),
-                    ..PhaseRead::default()
-                }),
+                Ok(area) => {
+                    let dblocks = self.dblocks(&area, &ballot.cur);
+                    Ok(PhaseRead {
+                        beaten: dblocks
+                            .iter()
+                            .any(|bk| ballot.judge(bk, self.mutants) == Seen::Beaten),
+                        later: later_version(&dblocks, ballot.next_lver),
+                        ..PhaseRead::default()
+                    })
+                }
                 Err(_) => Err(PhaseFailure::Read),
             }),
             Step::ReadHolder { .. } => {
@@ -273,8 +283,8 @@ impl PaxosLease {
             let o = OwnerSector::decode(sector, at as u64)?;
             let d = o.dblock;
             seen.max_mbal = seen.max_mbal.max(d.mbal.0);
-            if q as u64 == self.config.host_id.get() && d.lver > leader.lver {
-                seen.ours_ahead = Some(d);
+            if q as u64 == self.config.host_id.get() {
+                seen.ours = Some(d);
             }
             if let Some(owner) = leader.owner_id.filter(|o| o.get() == q as u64) {
                 seen.owner = Some((owner, o));
@@ -292,11 +302,13 @@ impl PaxosLease {
             shared: self.shared_mode_blocks(area, &ballot.cur),
             ..PhaseRead::default()
         };
-        for bk in self.dblocks(area, &ballot.cur) {
+        let dblocks = self.dblocks(area, &ballot.cur);
+        for &bk in &dblocks {
             match ballot.judge(&bk, self.mutants) {
                 Seen::Older => continue,
                 Seen::Beaten => {
                     read.beaten = true;
+                    read.later = later_version(&dblocks, ballot.next_lver);
                     return read;
                 }
                 Seen::Contender => {}
@@ -371,9 +383,9 @@ impl PaxosLease {
             .filter_map(|r| r.dblocks)
         {
             seen.max_mbal = seen.max_mbal.max(disk.max_mbal);
-            if let Some(o) = disk.ours_ahead {
-                if seen.ours_ahead.is_none_or(|a| progress(&o) > progress(&a)) {
-                    seen.ours_ahead = Some(o);
+            if let Some(o) = disk.ours {
+                if seen.ours.is_none_or(|a| progress(&o) > progress(&a)) {
+                    seen.ours = Some(o);
                 }
             }
             // The owner's dblock of the leader agreed on: its newest sector among the disks
@@ -468,6 +480,7 @@ impl PaxosLease {
         if seen.iter().any(|r| r.beaten) {
             return Some(Merged::Phase(Ok(PhaseRead {
                 beaten: true,
+                later: seen.iter().filter_map(|r| r.later).max(),
                 ..PhaseRead::default()
             })));
         }

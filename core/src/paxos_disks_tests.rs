@@ -673,6 +673,12 @@ fn beside_an_owner_whose_disk_0_shows_released(stale_mbal: u64) -> Vec<Event> {
     for d in 1..3 {
         put_sector(&mut owner, d, 2, later, false);
     }
+    beside_a_live_owner(&owner, |_| {})
+}
+
+/// Host 1 acquires the lease `owner`'s disks hold for host 2, alive; `between` runs after
+/// the lease read, before the owner's liveness is judged.
+fn beside_a_live_owner(owner: &Disks, between: impl FnOnce(&mut Disks)) -> Vec<Event> {
     let mut w = Disks::new(3, 1);
     w.disks = owner.disks.clone();
     // Host 2's delta lease, renewed at 990.
@@ -685,6 +691,7 @@ fn beside_an_owner_whose_disk_0_shows_released(stale_mbal: u64) -> Vec<Event> {
     w.lease.acquire(w.now, AcquireRequest::default());
     w.run_io();
     assert!(matches!(w.events()[..], [Event::NeedOwnerStatus { .. }]));
+    between(&mut w);
     // Our monitor saw host 2 renew in its latest scan: alive.
     let alive = HostStatus {
         first_check: Time::from_secs(900),
@@ -723,5 +730,50 @@ fn the_owner_is_judged_by_its_newest_sector_among_the_disks() {
     assert!(
         matches!(events[..], [Event::Acquired { .. }]),
         "the owner's release: {events:?}"
+    );
+}
+
+/// Three disks, seed 255: the lease read's sectors are not one instant. It showed the leader
+/// another host committed for host 2, and host 2's sector from before that ballot: the
+/// RELEASED of an earlier attempt at the same version. Host 2's winning phase 2 came after
+/// it. That it let go is taken only from a read made after the leader's, which shows it
+/// holding.
+#[test]
+fn a_release_only_the_lease_reads_copy_shows_is_looked_at_again() {
+    let mut owner = Disks::new(3, 2);
+    acquired(&owner.acquire());
+    let held = dblock_on(&owner, 0, 2);
+    let earlier_retract = PaxosDblock {
+        mbal: Mbal(2),
+        bal: Mbal(0),
+        inp: 0,
+        inp2: 0,
+        inp3: 0,
+        flags: DBLOCK_FL_RELEASED,
+        ..held
+    };
+    let winning = PaxosDblock {
+        mbal: Mbal(2002),
+        bal: Mbal(2002),
+        ..held
+    };
+    for d in 0..3 {
+        put_sector(&mut owner, d, 2, earlier_retract, false);
+        // Host 3 committed host 2's value.
+        let mut leader = owner.leader(d);
+        leader.write_id = 3;
+        let bytes = leader.encode();
+        owner.area_mut(d)[..bytes.len()].copy_from_slice(&bytes);
+    }
+    let events = beside_a_live_owner(&owner, |w| {
+        for d in 0..3 {
+            put_sector(w, d, 2, winning, false);
+        }
+    });
+    assert_eq!(
+        events,
+        vec![Event::AcquireFailed {
+            rv: SANLK_ACQUIRE_IDLIVE
+        }]
     );
 }

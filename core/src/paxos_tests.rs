@@ -923,6 +923,89 @@ fn a_value_of_ours_another_host_adopted_is_not_taken_as_won() {
 }
 
 #[test]
+fn a_ballot_that_hides_our_release_of_its_version_retracts_when_it_fails() {
+    // Four disks, seed 90: an earlier attempt's value for version 1 was chosen, and that
+    // attempt let version 1 go (RELEASED, no value). Host 2 carries the value on; our next
+    // attempt's phase 1 hides the RELEASED, then fails before any value of its own. If host
+    // 2 commits us, a host finding us owner must still read that we let go: the failure
+    // writes RELEASED again, at our phase 1's ballot.
+    let mut w = World::new(1, 1, 800);
+    w.set_dblock(
+        1,
+        PaxosDblock {
+            flags: DBLOCK_FL_RELEASED,
+            ..phase1_only(1, 1)
+        },
+    );
+    w.set_dblock(
+        2,
+        PaxosDblock {
+            mbal: Mbal(2002),
+            bal: Mbal(2002),
+            inp: 1,
+            inp2: 1,
+            inp3: 770,
+            lver: Lver(1),
+            flags: 0,
+        },
+    );
+    w.acquire_with_phase1_read_failing();
+    let d = w.dblock(1).dblock;
+    assert!(d.released(), "{d:?}");
+    assert_eq!((d.lver, d.bal), (Lver(1), Mbal(0)));
+    assert!(d.mbal > Mbal(2002), "at the failed ballot: {d:?}");
+}
+
+#[test]
+fn a_ballot_that_hides_our_release_of_the_last_version_retracts_when_it_fails() {
+    // Four disks, seed 96: we took version 1 and let it go; our next acquire's phase 1 (for
+    // version 2) hid the RELEASED and then failed. Another host, from a read made before our
+    // release, committed our value for version 1 again, over our freed leader: a live owner
+    // holding nothing, and no word on disk that it let go. The failure writes RELEASED again.
+    let mut w = World::new(1, 1, 764);
+    assert!(matches!(w.acquire_ex()[..], [Event::Acquired { .. }]));
+    w.lease.release(w.now);
+    w.run_io();
+    assert_eq!(w.events(), vec![Event::Released]);
+    w.lease = PaxosLease::new(config(1, 1));
+    w.log.clear();
+    w.acquire_with_phase1_read_failing();
+    let d = w.dblock(1).dblock;
+    assert!(d.released(), "{d:?}");
+    assert_eq!(d.lver, Lver(2), "at the failed ballot's version");
+}
+
+impl World {
+    /// An exclusive acquire whose phase 1 read (its third I/O) fails: it ends with
+    /// DBLOCK_READ after exactly two dblock writes, phase 1 and the retract.
+    fn acquire_with_phase1_read_failing(&mut self) {
+        self.lease.acquire(self.now, AcquireRequest::default());
+        let mut n = 0;
+        while let Some(req) = self.lease.poll_io() {
+            let kind = match req.op {
+                IoOp::Write { .. } => "write",
+                IoOp::Read { .. } => "read",
+            };
+            self.log.push((req.disk, kind, req.offset, 0));
+            let result = if n == 2 {
+                Err(IoError::Failed(5))
+            } else {
+                self.lease_disk.apply(&req)
+            };
+            self.lease.handle_io(self.now, req.id, result);
+            n += 1;
+        }
+        assert_eq!(
+            self.events(),
+            vec![Event::AcquireFailed {
+                rv: SANLK_DBLOCK_READ
+            }]
+        );
+        assert_eq!(self.written_dblocks(0), 2, "phase 1, then the retract");
+    }
+}
+
+#[test]
 fn a_version_another_host_won_over_our_retracted_value_is_left_to_it() {
     // Our phase 2 for version 1 failed (retracted, RELEASED) and host 2 won version 1 with a
     // larger ballot; a late write put version 0 back. Going past version 1 would take the
@@ -1194,6 +1277,60 @@ fn a_ballot_lost_then_the_lease_moved_on_meanwhile_restarts_from_the_new_leader(
     assert_eq!(
         (w.leader().lver, w.leader().owner_id),
         (Lver(3), HostId::new(1))
+    );
+}
+
+/// Our ballot for version 1 beaten by host 2's dblock of version 2 while the leader stays at
+/// version 0 (a late leader write set it back), then the retry, due now.
+fn beaten_by_a_version_past_a_leader_set_back(host2: PaxosDblock) -> World {
+    let mut w = World::new(1, 1, 764);
+    w.set_dblock(2, host2);
+    assert_eq!(w.acquire_ex(), vec![], "beaten: waiting to try again");
+    assert_eq!(w.dblock(1).dblock.lver, Lver(1));
+    w.now = w.lease.poll_timeout().expect("a retry is due");
+    w.lease.handle_timeout(w.now);
+    w.run_io();
+    w
+}
+
+#[test]
+fn a_ballot_beaten_by_a_version_past_a_set_back_leader_ballots_that_version() {
+    // Four disks, seed 139: a shared acquire's free of its leader, decided on a read from
+    // before two commits, landed over them; every ballot for the version after the leader's
+    // lost to a dblock of the one after that, for good. The retry ballots that version.
+    let mut w = beaten_by_a_version_past_a_leader_set_back(phase1_only(2002, 2));
+    assert!(matches!(w.events()[..], [Event::Acquired { .. }]));
+    assert_eq!(
+        (
+            w.leader().lver,
+            w.leader().owner_id,
+            w.dblock(1).dblock.lver
+        ),
+        (Lver(2), HostId::new(1), Lver(2))
+    );
+
+    // A value accepted for that version may be the chosen one: it is adopted and committed
+    // for its host, as for any version (the leader is no longer behind).
+    let chosen = PaxosDblock {
+        mbal: Mbal(2002),
+        bal: Mbal(2002),
+        inp: 2,
+        inp2: 1,
+        inp3: 770,
+        lver: Lver(2),
+        flags: 0,
+    };
+    let mut w = beaten_by_a_version_past_a_leader_set_back(chosen);
+    assert_eq!(
+        w.events(),
+        vec![Event::AcquireFailed {
+            rv: SANLK_ACQUIRE_OTHER
+        }]
+    );
+    let l = w.leader();
+    assert_eq!(
+        (l.lver, l.owner_id, l.timestamp),
+        (Lver(2), HostId::new(2), 770)
     );
 }
 
