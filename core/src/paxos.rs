@@ -713,6 +713,9 @@ impl PaxosLease {
         self.tick(now);
         let found = self.round().and_then(|r| r.find(id));
         match found {
+            // A timeout report is no answer: the backend's own, for an I/O our timer already
+            // gave up, leaves the disk hung (else each later read step waited for it again).
+            None if result == Err(IoError::TimedOut) => {}
             None => self.hung.answered(id),
             // The backends report a hung I/O as timed out at its deadline (and drop its late
             // completion): as after `handle_timeout`, later steps do not wait for that disk,

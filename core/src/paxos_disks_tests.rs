@@ -263,6 +263,24 @@ fn a_hung_disk_the_backend_times_out_costs_one_io_timeout() {
     assert!(w.lease.is_done());
 }
 
+/// Our timer first, then the backend's own timeout report for the same I/O: that report is
+/// no answer from the disk, which still hangs (under load the daemon's timer could come
+/// first, and each later read step waited an io_timeout again: CI, 3.04 s where 1.01 s).
+#[test]
+fn a_backend_timeout_after_our_own_leaves_the_disk_hung() {
+    let mut w = acquired_past_a_hung_disk(|w| {
+        w.lease.handle_timeout(w.now);
+        for req in std::mem::take(&mut w.hung) {
+            w.lease.handle_io(w.now, req.id, Err(IoError::TimedOut));
+        }
+    });
+    assert_eq!(
+        w.release(),
+        vec![Event::Released],
+        "no wait: the disk hangs"
+    );
+}
+
 #[test]
 fn two_failing_disks_of_three_fail_the_acquire_as_sanlock_does() {
     // _lease_read_num: a leader agreed on by a majority is needed; one disk read → -210.
