@@ -673,9 +673,7 @@ fn a_carried_value_of_ours_goes_out_released_in_phase_1() {
 /// Three disks, host 2 owning the lease and alive; host 1 acquires. Host 2's sector is RELEASED
 /// on disk 0 at `stale_mbal` and holds a later ballot of the same version on disks 1 and 2.
 fn beside_an_owner_whose_disk_0_shows_released(stale_mbal: u64) -> Vec<Event> {
-    let mut owner = Disks::new(3, 2);
-    acquired(&owner.acquire());
-    let held = dblock_on(&owner, 0, 2);
+    let (mut owner, held) = host_2_holding();
     let later = PaxosDblock {
         mbal: Mbal(2002),
         bal: Mbal(2002),
@@ -692,6 +690,14 @@ fn beside_an_owner_whose_disk_0_shows_released(stale_mbal: u64) -> Vec<Event> {
         put_sector(&mut owner, d, 2, later, false);
     }
     beside_a_live_owner(&owner, |_| {})
+}
+
+/// Three disks where host 2 took the lease, and its dblock as held.
+fn host_2_holding() -> (Disks, PaxosDblock) {
+    let mut owner = Disks::new(3, 2);
+    acquired(&owner.acquire());
+    let held = dblock_on(&owner, 0, 2);
+    (owner, held)
 }
 
 /// Host 1 acquires the lease `owner`'s disks hold for host 2, alive; `between` runs after
@@ -758,9 +764,7 @@ fn the_owner_is_judged_by_its_newest_sector_among_the_disks() {
 /// holding.
 #[test]
 fn a_release_only_the_lease_reads_copy_shows_is_looked_at_again() {
-    let mut owner = Disks::new(3, 2);
-    acquired(&owner.acquire());
-    let held = dblock_on(&owner, 0, 2);
+    let (mut owner, held) = host_2_holding();
     let earlier_retract = PaxosDblock {
         mbal: Mbal(2),
         bal: Mbal(0),

@@ -1028,17 +1028,8 @@ fn a_version_another_host_won_over_our_retracted_value_is_left_to_it() {
     );
     w.now = Time::from_secs(800);
     w.lease = PaxosLease::new(config(1, 1));
-    assert_eq!(
-        w.acquire_ex(),
-        vec![Event::AcquireFailed {
-            rv: SANLK_ACQUIRE_OTHER
-        }]
-    );
-    let l = w.leader();
-    assert_eq!(
-        (l.lver, l.owner_id, l.timestamp),
-        (Lver(1), HostId::new(2), 770)
-    );
+    let events = w.acquire_ex();
+    left_to_host_2_at(&w, events, 1);
 }
 
 #[test]
@@ -1321,8 +1312,15 @@ fn a_ballot_beaten_by_a_version_past_a_set_back_leader_ballots_that_version() {
         flags: 0,
     };
     let mut w = beaten_by_a_version_past_a_leader_set_back(chosen);
+    let events = w.events();
+    left_to_host_2_at(&w, events, 2);
+}
+
+/// The acquire failed with ACQUIRE_OTHER, having committed host 2's value (its timestamp
+/// 770) for version `lver`.
+fn left_to_host_2_at(w: &World, events: Vec<Event>, lver: u64) {
     assert_eq!(
-        w.events(),
+        events,
         vec![Event::AcquireFailed {
             rv: SANLK_ACQUIRE_OTHER
         }]
@@ -1330,7 +1328,7 @@ fn a_ballot_beaten_by_a_version_past_a_set_back_leader_ballots_that_version() {
     let l = w.leader();
     assert_eq!(
         (l.lver, l.owner_id, l.timestamp),
-        (Lver(2), HostId::new(2), 770)
+        (Lver(lver), HostId::new(2), 770)
     );
 }
 
