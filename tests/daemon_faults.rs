@@ -111,6 +111,23 @@ fn timeouts_after_last(history: &str) -> u32 {
         .unwrap_or(0)
 }
 
+/// `renewal -s LS`, asked every 100 ms until `done` holds for what it prints; fails with
+/// `what` after `within_s` seconds.
+fn renewal_until(run_dir: &Path, within_s: u64, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    loop {
+        let history = client(run_dir, &["renewal", "-s", "LS"]);
+        if done(&history) {
+            return history;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(within_s),
+            "{what}: {history}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn timed_out_renewals_are_counted_in_the_renewal_history() {
     // lockspace.c: a renewal that times out counts in next_timeouts of the last good one.
@@ -131,33 +148,15 @@ fn timed_out_renewals_are_counted_in_the_renewal_history() {
     // The first attempt after the last success (at most 2N + 0.5 s later) times out after N.
     // The fault is lifted as soon as that shows, not after a fixed sleep: a sleep near 8N
     // raced the expiry against the attempt in flight at the lift (CI, 1fed81c).
-    let hung = Instant::now();
-    let history = loop {
-        let history = client(&run_dir, &["renewal", "-s", "LS"]);
-        if timeouts_after_last(&history) >= 1 {
-            break history;
-        }
-        assert!(
-            hung.elapsed() < Duration::from_secs(6),
-            "no timeout counted: {history}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let history = renewal_until(&run_dir, 6, "no timeout counted", |h| {
+        timeouts_after_last(h) >= 1
+    });
     switch.set(Vec::new());
     // Once I/O flows again the next renewal (0.5 s after the attempt in flight times out) is
     // a new record with no failures after it.
-    let lifted = Instant::now();
-    let later = loop {
-        let later = client(&run_dir, &["renewal", "-s", "LS"]);
-        if later.lines().count() > history.lines().count() {
-            break later;
-        }
-        assert!(
-            lifted.elapsed() < Duration::from_secs(4),
-            "no renewal after the lift: {later}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let later = renewal_until(&run_dir, 4, "no renewal after the lift", |h| {
+        h.lines().count() > history.lines().count()
+    });
     assert!(later
         .lines()
         .last()

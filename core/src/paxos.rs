@@ -198,16 +198,21 @@ pub struct PaxosLease {
 struct Current {
     leader: LeaderRecord,
     max_mbal: u64,
-    /// Our own dblock, when it is for a later version than the leader: a late leader write
-    /// (another host's, issued before ours) put an older version back on disk.
-    ours_ahead: Option<PaxosDblock>,
-    /// Our own newest dblock says RELEASED: our word that we let its version go.
-    ours_released: bool,
+    /// Our own dblock (of several disks, the most advanced).
+    ours: Option<PaxosDblock>,
     /// The owner's sector as that read found it (none: the read did not reach it).
     owner_sector: Option<OwnerSector>,
     /// We go to the ballot because the owner let its version go while holding the lease
     /// shared: it is a shared holder, whether or not the ballot's reads meet its mode block.
     owner_shared: bool,
+}
+
+impl Current {
+    /// Our own dblock, when it is for a later version than the leader: a late leader write
+    /// (another host's, issued before ours) put an older version back on disk.
+    fn ours_ahead(&self) -> Option<PaxosDblock> {
+        self.ours.filter(|d| d.lver > self.leader.lver)
+    }
 }
 
 /// The owner-liveness wait (algorithms.md §7.3).
@@ -1429,8 +1434,7 @@ impl PaxosLease {
         let cur = Current {
             leader,
             max_mbal: seen.max_mbal,
-            ours_ahead: seen.ours.filter(|d| d.lver > leader.lver),
-            ours_released: seen.ours.is_some_and(|d| d.released()),
+            ours: seen.ours,
             owner_sector: seen.owner.map(|(_, o)| o),
             owner_shared: false,
         };
@@ -1561,25 +1565,23 @@ impl PaxosLease {
         // Our dblock never goes back to an earlier version: that would erase the only trace
         // of a version we may have won and let go, which a host that saw our release is
         // already past (docs/SIMULATION.md, seed 335).
-        let next_lver = match cur.ours_ahead {
+        let ahead = cur.ours_ahead();
+        let next_lver = match ahead {
             Some(d) => d.lver.max(Lver(cur.leader.lver.0 + 1)),
             None => Lver(cur.leader.lver.0 + 1),
         };
-        let carried = cur
-            .ours_ahead
-            .filter(|d| d.lver == next_lver && d.bal.0 != 0 && d.inp != 0);
+        let carried = ahead.filter(|d| d.lver == next_lver && d.bal.0 != 0 && d.inp != 0);
         self.shared_seen.clear();
-        // The leader names this instance but we are acquiring, so we do not hold it: our
-        // ballot's dblock hides the RELEASED that told others so, until we write it again.
+        // Our ballot's dblock hides the RELEASED that told others we do not hold the lease,
+        // until we write it again: when the leader names this instance (we are acquiring, so
+        // we do not hold it), and whenever our dblock says RELEASED — a leader may yet name us
+        // at the version it let go: our value chosen for the version we now ballot for and
+        // committed by another host (four disks, seed 90), or a late commit of our released
+        // version landing over our release (four disks, seed 96).
         let me = (Some(self.config.host_id), self.config.generation);
-        if cur.leader.timestamp != 0 && (cur.leader.owner_id, cur.leader.owner_generation) == me {
-            self.exposed = true;
-        }
-        // Likewise whenever our dblock says RELEASED: our phase 1 hides that word, and a leader
-        // may yet name us at the version it let go — our value chosen for the version we now
-        // ballot for and committed by another host (four disks, seed 90), or a late commit of
-        // our released version landing over our release (four disks, seed 96).
-        if cur.ours_released {
+        let named =
+            cur.leader.timestamp != 0 && (cur.leader.owner_id, cur.leader.owner_generation) == me;
+        if named || cur.ours.is_some_and(|d| d.released()) {
             self.exposed = true;
         }
         let ballot = Ballot {

@@ -624,23 +624,30 @@ fn a_shared_holder_newer_than_a_released_instance_our_monitor_saw_is_alive() {
 /// Runs a free acquire, failing the `fail_at`-th I/O (0-based) with EIO.
 fn acquire_failing_io(fail_at: usize) -> World {
     let mut w = World::new(1, 1, 764);
-    w.lease.acquire(w.now, AcquireRequest::default());
-    let mut n = 0;
-    while let Some(req) = w.lease.poll_io() {
-        let (kind, len) = match &req.op {
-            IoOp::Read { len } => ("read", *len),
-            IoOp::Write { data } => ("write", data.len()),
-        };
-        w.log.push((req.disk, kind, req.offset, len));
-        let result = if n == fail_at {
-            Err(IoError::Failed(5))
-        } else {
-            w.lease_disk.apply(&req)
-        };
-        w.lease.handle_io(w.now, req.id, result);
-        n += 1;
-    }
+    w.acquire_failing_io_at(fail_at);
     w
+}
+
+impl World {
+    /// Runs an exclusive acquire, failing its `fail_at`-th I/O (0-based) with EIO.
+    fn acquire_failing_io_at(&mut self, fail_at: usize) {
+        self.lease.acquire(self.now, AcquireRequest::default());
+        let mut n = 0;
+        while let Some(req) = self.lease.poll_io() {
+            let (kind, len) = match &req.op {
+                IoOp::Read { len } => ("read", *len),
+                IoOp::Write { data } => ("write", data.len()),
+            };
+            self.log.push((req.disk, kind, req.offset, len));
+            let result = if n == fail_at {
+                Err(IoError::Failed(5))
+            } else {
+                self.lease_disk.apply(&req)
+            };
+            self.lease.handle_io(self.now, req.id, result);
+            n += 1;
+        }
+    }
 }
 
 #[test]
@@ -979,22 +986,7 @@ impl World {
     /// An exclusive acquire whose phase 1 read (its third I/O) fails: it ends with
     /// DBLOCK_READ after exactly two dblock writes, phase 1 and the retract.
     fn acquire_with_phase1_read_failing(&mut self) {
-        self.lease.acquire(self.now, AcquireRequest::default());
-        let mut n = 0;
-        while let Some(req) = self.lease.poll_io() {
-            let kind = match req.op {
-                IoOp::Write { .. } => "write",
-                IoOp::Read { .. } => "read",
-            };
-            self.log.push((req.disk, kind, req.offset, 0));
-            let result = if n == 2 {
-                Err(IoError::Failed(5))
-            } else {
-                self.lease_disk.apply(&req)
-            };
-            self.lease.handle_io(self.now, req.id, result);
-            n += 1;
-        }
+        self.acquire_failing_io_at(2);
         assert_eq!(
             self.events(),
             vec![Event::AcquireFailed {
