@@ -1338,12 +1338,17 @@ impl PaxosLease {
                         then: AfterFree::ConvertedShared { dblock },
                     }
                 }
-                Err(e) => {
-                    self.events.push_back(Event::ConvertFailed { rv: e.rv() });
+                // Our RELEASED with SHARED may have landed anywhere, on a majority even: a host
+                // that reads it takes our leader as let go, and a shared acquirer may join. We
+                // cannot stay exclusive, so we are shared, and our release frees the leader we
+                // kept (3.8.5 reports the error and stays exclusive; three disks, seed 1235).
+                Err(_) => {
+                    self.leader_left = Some(leader);
+                    self.events.push_back(Event::Converted { shared: true });
                     Step::Held {
                         leader,
                         dblock,
-                        shared: false,
+                        shared: true,
                     }
                 }
             },

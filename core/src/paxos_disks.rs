@@ -77,6 +77,11 @@ pub(super) struct HolderSector {
 
 impl HolderSector {
     fn decode(sector: &[u8]) -> Option<HolderSector> {
+        // A holder never writes a zero sector; a host clearing a dead one does, on every disk.
+        // On one disk it is a disk replaced by a zeroed one: no word of the holder's (seed 1326).
+        if sector.iter().all(|&b| b == 0) {
+            return None;
+        }
         let mode = ModeBlock::decode(sector.get(MBLOCK_OFFSET..)?, 0).ok()?;
         let newness = PaxosDblock::decode(sector, 0).map_or((0, 0, 0), |d| {
             let stage = match (d.released(), mode.shared) {
@@ -593,9 +598,15 @@ fn decide_owner_dblock(round: &Round<Digest>, expected: usize, cur: &Current) ->
         .max_by_key(|o| o.newness())
         .copied();
     if let Some(o) = newest {
-        return Some(Merged::OwnerReleased(Ok(o
-            .let_go(cur.leader.lver)
-            .then_some(o))));
+        // A RELEASED with SHARED is an owner that goes on holding: its convert's write, which
+        // a later phase 1 must meet. On a minority it may be a convert that failed, a mode
+        // block a majority's phase 1 misses once we free the leader (three disks, seed 1235).
+        let shown = dblocks()
+            .filter_map(|r| r.as_ref().ok())
+            .filter(|s| s.shared && s.let_go(cur.leader.lver))
+            .count();
+        let let_go = o.let_go(cur.leader.lver) && (!o.shared || majority(round.disks(), shown));
+        return Some(Merged::OwnerReleased(Ok(let_go.then_some(o))));
     }
     let first_error = dblocks().find_map(|r| r.err()).unwrap_or(SANLK_DBLOCK_READ);
     Some(Merged::OwnerReleased(Err(first_error)))

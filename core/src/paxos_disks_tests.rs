@@ -463,6 +463,108 @@ fn converts_run_on_every_disk() {
     assert_eq!(w.release(), vec![Event::Released]);
 }
 
+/// Three disks, seed 1235: our convert to shared wrote RELEASED with SHARED on one disk
+/// only, and the write failed. It may have landed on more (on a majority, a shared acquirer
+/// could join), so we hold the lease shared from then on, and the leader we kept is freed by
+/// our release.
+#[test]
+fn a_convert_to_shared_whose_write_failed_holds_the_lease_shared() {
+    let mut w = Disks::new(3, 1);
+    acquired(&w.acquire());
+    w.faults[0] = Fault::Fail;
+    w.faults[1] = Fault::Fail;
+    w.lease.convert(w.now, true);
+    w.run_io();
+    assert_eq!(w.events(), vec![Event::Converted { shared: true }]);
+    let mode_on = |w: &Disks, d: usize| {
+        DblockSector::decode(&w.area(d)[1024..1536], 0)
+            .unwrap()
+            .mode
+            .shared
+    };
+    assert!(mode_on(&w, 2), "the one disk the write reached");
+    assert!(w.leader(2).timestamp != 0, "the leader is still ours");
+    w.faults = vec![Fault::None; 3];
+    assert_eq!(w.release(), vec![Event::Released]);
+    for d in 0..3 {
+        assert_eq!(w.leader(d).timestamp, 0, "disk {d}: freed by the release");
+        assert!(!mode_on(&w, d), "disk {d}: no SHARED left");
+    }
+}
+
+/// Host 2 owns the lease, alive, and wrote the leader itself; its sector shows the RELEASED
+/// with SHARED of a convert to shared on `disks`.
+fn beside_an_owner_converting_on(disks: &[usize]) -> Vec<Event> {
+    let (mut owner, held) = host_2_holding();
+    let converted = PaxosDblock {
+        flags: DBLOCK_FL_RELEASED,
+        ..held
+    };
+    for &d in disks {
+        put_sector(&mut owner, d, 2, converted, true);
+    }
+    beside_a_live_owner(&owner, |_| {})
+}
+
+/// Seed 1235: a convert's RELEASED with SHARED on one disk of three may be a convert that
+/// failed, its mode block one a majority's phase 1 misses once the leader is freed: the
+/// owner still holds the lease. On a majority it let the leader go, and holds it shared.
+#[test]
+fn an_owners_convert_to_shared_counts_from_a_majority_of_disks() {
+    assert_eq!(
+        beside_an_owner_converting_on(&[0]),
+        vec![Event::AcquireFailed {
+            rv: SANLK_ACQUIRE_IDLIVE
+        }]
+    );
+    let events = beside_an_owner_converting_on(&[0, 2]);
+    assert!(
+        matches!(events[..], [Event::NeedHostStatus { .. }]),
+        "let go, and host 2 is a shared holder to judge: {events:?}"
+    );
+}
+
+/// Seed 1326: host 1's SHARED reached disks 0 and 2 (disk 1 kept its phase 1); disk 2 was
+/// then replaced by a zeroed one, and disk 0 fails our look at host 1's sector. A zero
+/// sector is no word of host 1's: one disk is no majority, and host 1 counts.
+#[test]
+fn a_zeroed_sector_of_a_shared_holder_is_no_answer() {
+    let held = PaxosDblock {
+        mbal: Mbal(1),
+        bal: Mbal(1),
+        inp: 1,
+        inp2: 1,
+        inp3: 100,
+        lver: Lver(1),
+        flags: DBLOCK_FL_RELEASED,
+    };
+    let mut w = Disks::new(3, 2);
+    for d in [0, 2] {
+        put_sector(&mut w, d, 1, held, true);
+    }
+    let phase1 = PaxosDblock {
+        bal: Mbal(0),
+        inp: 0,
+        inp2: 0,
+        inp3: 0,
+        flags: 0,
+        ..held
+    };
+    put_sector(&mut w, 1, 1, phase1, false);
+    leader_at(&mut w, 1);
+    w.lease.acquire(w.now, AcquireRequest::default());
+    w.run_io();
+    assert!(matches!(w.events()[..], [Event::NeedHostStatus { .. }]));
+    w.area_mut(2)[1024..1536].fill(0);
+    w.faults[0] = Fault::Fail;
+    w.lease.host_statuses(w.now, vec![None]);
+    w.run_io();
+    assert_eq!(
+        w.events().last(),
+        Some(&Event::AcquireFailed { rv: EAGAIN })
+    );
+}
+
 /// Host `q`'s sector of the lease on disk `d`: its dblock and mode block.
 fn put_sector(w: &mut Disks, d: usize, q: usize, dblock: PaxosDblock, shared: bool) {
     let mode = ModeBlock {

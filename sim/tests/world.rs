@@ -232,10 +232,20 @@ fn leases_on_several_disks_with_one_broken_find_no_violation() {
 /// three disks seed 109 (a value our phase 1 carried RELEASED, committed by another host, was
 /// held while a third host took the lease), four disks seeds 90 and 96 (a phase 1 hid a
 /// RELEASED of ours, then failed without a retract) and 139 (a leader set back two versions:
-/// every ballot lost to a later dblock).
+/// every ballot lost to a later dblock); three disks seeds 1235 (a convert to shared whose
+/// write reached one disk let a second host in) and 1326 (a disk replaced by a zeroed one
+/// taken for a shared holder's word).
 #[test]
 fn runs_on_several_disks_that_found_holes_pass() {
-    for (disks, seed) in [(4, 57), (3, 109), (4, 90), (4, 96), (4, 139)] {
+    for (disks, seed) in [
+        (4, 57),
+        (3, 109),
+        (4, 90),
+        (4, 96),
+        (4, 139),
+        (3, 1235),
+        (3, 1326),
+    ] {
         let mut cfg = SimConfig::new(8, 4, seed, 900);
         cfg.lease_disks = disks;
         let (o, log) = World::new(cfg).run();
