@@ -529,15 +529,7 @@ fn an_owners_convert_to_shared_counts_from_a_majority_of_disks() {
 /// sector is no word of host 1's: one disk is no majority, and host 1 counts.
 #[test]
 fn a_zeroed_sector_of_a_shared_holder_is_no_answer() {
-    let held = PaxosDblock {
-        mbal: Mbal(1),
-        bal: Mbal(1),
-        inp: 1,
-        inp2: 1,
-        inp3: 100,
-        lver: Lver(1),
-        flags: DBLOCK_FL_RELEASED,
-    };
+    let held = shared_hold_of_version_1();
     let mut w = Disks::new(3, 2);
     for d in [0, 2] {
         put_sector(&mut w, d, 1, held, true);
@@ -552,16 +544,13 @@ fn a_zeroed_sector_of_a_shared_holder_is_no_answer() {
     };
     put_sector(&mut w, 1, 1, phase1, false);
     leader_at(&mut w, 1);
-    w.lease.acquire(w.now, AcquireRequest::default());
-    w.run_io();
-    assert!(matches!(w.events()[..], [Event::NeedHostStatus { .. }]));
-    w.area_mut(2)[1024..1536].fill(0);
-    w.faults[0] = Fault::Fail;
-    w.lease.host_statuses(w.now, vec![None]);
-    w.run_io();
+    let replaced_then_failing = |w: &mut Disks| {
+        w.area_mut(2)[1024..1536].fill(0);
+        w.faults[0] = Fault::Fail;
+    };
     assert_eq!(
-        w.events().last(),
-        Some(&Event::AcquireFailed { rv: EAGAIN })
+        exclusive_over_then(&mut w, replaced_then_failing),
+        Some(Event::AcquireFailed { rv: EAGAIN })
     );
 }
 
@@ -613,9 +602,9 @@ fn exclusive_over(w: &mut Disks) -> Vec<Event> {
     events
 }
 
-#[test]
-fn a_shared_holder_is_judged_by_its_newest_sector_among_the_disks() {
-    let held = PaxosDblock {
+/// Host 1's sector as a shared holder of version 1: RELEASED, with its ballot's value.
+fn shared_hold_of_version_1() -> PaxosDblock {
+    PaxosDblock {
         mbal: Mbal(1),
         bal: Mbal(1),
         inp: 1,
@@ -623,7 +612,24 @@ fn a_shared_holder_is_judged_by_its_newest_sector_among_the_disks() {
         inp3: 100,
         lver: Lver(1),
         flags: DBLOCK_FL_RELEASED,
-    };
+    }
+}
+
+/// Host 2's exclusive acquire over host 1 seen SHARED in phase 1; `change` runs before host
+/// 1's sector is looked at again (no monitor status: alive if counted). The last event.
+fn exclusive_over_then(w: &mut Disks, change: impl FnOnce(&mut Disks)) -> Option<Event> {
+    w.lease.acquire(w.now, AcquireRequest::default());
+    w.run_io();
+    assert!(matches!(w.events()[..], [Event::NeedHostStatus { .. }]));
+    change(w);
+    w.lease.host_statuses(w.now, vec![None]);
+    w.run_io();
+    w.events().pop()
+}
+
+#[test]
+fn a_shared_holder_is_judged_by_its_newest_sector_among_the_disks() {
+    let held = shared_hold_of_version_1();
     // SHARED on disk 0 only, a later plain ballot of host 1's on the others (its release
     // missed disk 0): stale, the lease is ours.
     let mut w = Disks::new(3, 2);
@@ -654,15 +660,9 @@ fn a_shared_holder_is_judged_by_its_newest_sector_among_the_disks() {
         put_sector(&mut w, d, 1, PaxosDblock { flags: 0, ..held }, false);
     }
     leader_at(&mut w, 1);
-    w.lease.acquire(w.now, AcquireRequest::default());
-    w.run_io();
-    let _ = w.events();
-    w.faults[0] = Fault::Fail;
-    w.lease.host_statuses(w.now, vec![None]);
-    w.run_io();
     assert_eq!(
-        w.events().last(),
-        Some(&Event::AcquireFailed { rv: EAGAIN })
+        exclusive_over_then(&mut w, |w| w.faults[0] = Fault::Fail),
+        Some(Event::AcquireFailed { rv: EAGAIN })
     );
 }
 
