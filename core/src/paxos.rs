@@ -1342,15 +1342,7 @@ impl PaxosLease {
                 // that reads it takes our leader as let go, and a shared acquirer may join. We
                 // cannot stay exclusive, so we are shared, and our release frees the leader we
                 // kept (3.8.5 reports the error and stays exclusive; three disks, seed 1235).
-                Err(_) => {
-                    self.leader_left = Some(leader);
-                    self.events.push_back(Event::Converted { shared: true });
-                    Step::Held {
-                        leader,
-                        dblock,
-                        shared: true,
-                    }
-                }
+                Err(_) => self.shared_keeping_leader(leader, dblock),
             },
             // A failed LVB write is only logged by sanlock; the release goes on.
             (Step::ReleaseLvb { leader, dblock, .. }, _) => {
@@ -1992,6 +1984,18 @@ impl PaxosLease {
         }
     }
 
+    /// A convert to shared that cannot tell what reached the disks: held shared, and the
+    /// leader it may have kept is ours to free at the release.
+    fn shared_keeping_leader(&mut self, leader: LeaderRecord, dblock: PaxosDblock) -> Step {
+        self.leader_left = Some(leader);
+        self.events.push_back(Event::Converted { shared: true });
+        Step::Held {
+            leader,
+            dblock,
+            shared: true,
+        }
+    }
+
     /// Where a leader release ends, by what it was for.
     fn after_free(
         &mut self,
@@ -2053,13 +2057,7 @@ impl PaxosLease {
             // shared holder let in by that late write, so we are shared now: the worst a leader
             // left held can do is keep others waiting until we release or die.
             (AfterFree::ConvertedShared { dblock }, Err(_)) => {
-                self.leader_left = Some(committed);
-                self.events.push_back(Event::Converted { shared: true });
-                Step::Held {
-                    leader: committed,
-                    dblock,
-                    shared: true,
-                }
+                self.shared_keeping_leader(committed, dblock)
             }
             (AfterFree::BackToShared { dblock, rv }, _) => {
                 self.converting = None;

@@ -476,19 +476,13 @@ fn a_convert_to_shared_whose_write_failed_holds_the_lease_shared() {
     w.lease.convert(w.now, true);
     w.run_io();
     assert_eq!(w.events(), vec![Event::Converted { shared: true }]);
-    let mode_on = |w: &Disks, d: usize| {
-        DblockSector::decode(&w.area(d)[1024..1536], 0)
-            .unwrap()
-            .mode
-            .shared
-    };
-    assert!(mode_on(&w, 2), "the one disk the write reached");
+    assert!(host_1_shared_on(&w, 2), "the one disk the write reached");
     assert!(w.leader(2).timestamp != 0, "the leader is still ours");
     w.faults = vec![Fault::None; 3];
     assert_eq!(w.release(), vec![Event::Released]);
     for d in 0..3 {
         assert_eq!(w.leader(d).timestamp, 0, "disk {d}: freed by the release");
-        assert!(!mode_on(&w, d), "disk {d}: no SHARED left");
+        assert!(!host_1_shared_on(&w, d), "disk {d}: no SHARED left");
     }
 }
 
@@ -552,6 +546,14 @@ fn a_zeroed_sector_of_a_shared_holder_is_no_answer() {
         exclusive_over_then(&mut w, replaced_then_failing),
         Some(Event::AcquireFailed { rv: EAGAIN })
     );
+}
+
+/// Whether host 1's mode block on disk `d` says SHARED.
+fn host_1_shared_on(w: &Disks, d: usize) -> bool {
+    DblockSector::decode(&w.area(d)[1024..1536], 0)
+        .unwrap()
+        .mode
+        .shared
 }
 
 /// Host `q`'s sector of the lease on disk `d`: its dblock and mode block.
@@ -678,22 +680,19 @@ fn a_shared_release_a_disk_missed_is_written_there_again() {
     );
     w.run_io();
     acquired(&w.events());
-    let mode_on = |w: &Disks, d: usize| {
-        DblockSector::decode(&w.area(d)[1024..1536], 0)
-            .unwrap()
-            .mode
-            .shared
-    };
-    assert!((0..3).all(|d| mode_on(&w, d)), "SHARED on every disk");
+    assert!(
+        (0..3).all(|d| host_1_shared_on(&w, d)),
+        "SHARED on every disk"
+    );
     w.faults[2] = Fault::Fail;
     assert_eq!(w.release(), vec![Event::Released], "a majority is enough");
-    assert!(mode_on(&w, 2), "disk 2 missed it");
+    assert!(host_1_shared_on(&w, 2), "disk 2 missed it");
     assert!(!w.lease.is_done(), "it is written again later");
     w.faults[2] = Fault::None;
     w.now = w.now + Duration::from_secs(N);
     w.lease.handle_timeout(w.now);
     w.run_io();
-    assert!(!mode_on(&w, 2), "cleared on disk 2 too");
+    assert!(!host_1_shared_on(&w, 2), "cleared on disk 2 too");
     assert!(w.lease.is_done());
     assert_eq!(w.events(), vec![]);
 }
